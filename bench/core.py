@@ -1,0 +1,154 @@
+"""Training-step throughput of the NumPy core, side by side with PyTorch when it is importable.
+
+    python bench/core.py [--repeats 7] [--cells lstm,gru,rnn] [--sizes 128x32x64,...]
+
+One step = forward + backward + clip + Adam over embedding 64 -> cell -> 65-way softmax,
+float32. Prints medians of the repeats, tokens/s, GFLOP/s (matrix products only), the share
+of the float32 matmul ceiling measured in this same run, and the ratio to PyTorch.
+"""
+
+import argparse
+import os
+import statistics
+import sys
+import time
+
+import numpy as np
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+
+from rnncli.nn.layers import Embedding  # noqa: E402
+from rnncli.nn.optim import Optimizer, clip_global_norm  # noqa: E402
+from rnncli.tasks.lm import LanguageModel  # noqa: E402
+
+V, E = 65, 64
+GATES = {"rnn": 1, "gru": 3, "lstm": 4}
+
+
+def matmul_ceiling(repeats=20):
+    """Median GFLOP/s of a large float32 product on this machine, now."""
+    a = np.random.rand(2048, 1024).astype(np.float32)
+    b = np.random.rand(1024, 1024).astype(np.float32)
+    a @ b
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        a @ b
+        times.append(time.perf_counter() - t)
+    return 2 * 2048 * 1024 * 1024 / statistics.median(times) / 1e9
+
+
+def step_flops(cell, H, B, T):
+    """Matrix-product FLOPs of one training step (forward 1x, backward 2x)."""
+    G = GATES[cell]
+    n = T * B
+    fwd = 2 * n * (E * G * H + H * G * H + H * V)
+    return 3 * fwd
+
+
+def time_numpy(cell, H, B, T, repeats):
+    rng = np.random.default_rng(0)
+    model = LanguageModel(V, rng, embed=E, hidden=H, cell=cell)
+    opt = Optimizer("adam", lr=1e-3)
+    ids = rng.integers(0, V, (T, B))
+    targets = rng.integers(0, V, (T, B))
+    times = []
+    for r in range(repeats + 2):
+        t = time.perf_counter()
+        loss, grads, _ = model.loss_and_grads(ids, targets)
+        clip_global_norm(grads, 5.0)
+        opt.step(model.params, grads)
+        if r >= 2:  # two warm-up steps
+            times.append(time.perf_counter() - t)
+    return statistics.median(times)
+
+
+def time_torch(cell, H, B, T, repeats):
+    import torch
+
+    torch.manual_seed(0)
+    mod = {"rnn": torch.nn.RNN, "gru": torch.nn.GRU, "lstm": torch.nn.LSTM}[cell]
+    emb, rnn, head = torch.nn.Embedding(V, E), mod(E, H), torch.nn.Linear(H, V)
+    params = list(emb.parameters()) + list(rnn.parameters()) + list(head.parameters())
+    opt = torch.optim.Adam(params, lr=1e-3)
+    ids = torch.randint(0, V, (T, B))
+    targets = torch.randint(0, V, (T, B))
+    times = []
+    for r in range(repeats + 2):
+        t = time.perf_counter()
+        out, _ = rnn(emb(ids))
+        loss = torch.nn.functional.cross_entropy(head(out).reshape(-1, V), targets.reshape(-1))
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 5.0)
+        opt.step()
+        if r >= 2:
+            times.append(time.perf_counter() - t)
+    return statistics.median(times)
+
+
+def embedding_grad_comparison(repeats=20):
+    """The scatter-add behind Embedding.backward against np.add.at, PTB-sized."""
+    rng = np.random.default_rng(0)
+    emb = Embedding(10000, 200, rng)
+    ids = rng.integers(0, 10000, (35, 64))
+    d = rng.standard_normal((35, 64, 200)).astype(np.float32)
+
+    def add_at():
+        dE = np.zeros_like(emb.params["E"])
+        np.add.at(dE, ids.reshape(-1), d.reshape(-1, 200))
+        return dE
+
+    ours, naive = [], []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        emb.backward(d, ids)
+        ours.append(time.perf_counter() - t)
+        t = time.perf_counter()
+        add_at()
+        naive.append(time.perf_counter() - t)
+    assert np.allclose(emb.backward(d, ids)["E"], add_at(), atol=1e-4)
+    return statistics.median(ours), statistics.median(naive)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--repeats", type=int, default=7)
+    ap.add_argument("--cells", default="lstm,gru,rnn")
+    ap.add_argument("--sizes", default="128x32x64,256x32x64,512x64x64", help="hidden x batch x steps")
+    ap.add_argument("--no-torch", action="store_true")
+    args = ap.parse_args()
+    try:
+        if args.no_torch:
+            raise ImportError
+        import torch
+
+        torch.set_num_threads(os.cpu_count() or 1)
+        have_torch = True
+    except ImportError:
+        have_torch = False
+    ceiling = matmul_ceiling()
+    print(f"numpy {np.__version__}; float32 matmul ceiling (2048x1024 @ 1024x1024, median): {ceiling:.0f} GFLOP/s")
+    if have_torch:
+        print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+    header = f"{'cell':5} {'H x B x T':>12} {'ours tok/s':>11} {'GFLOP/s':>8} {'% ceil':>7}"
+    if have_torch:
+        header += f" {'torch tok/s':>12} {'ratio':>6}"
+    print(header)
+    for cell in args.cells.split(","):
+        for size in args.sizes.split(","):
+            H, B, T = (int(v) for v in size.split("x"))
+            ours = time_numpy(cell, H, B, T, args.repeats)
+            gflops = step_flops(cell, H, B, T) / ours / 1e9
+            line = f"{cell:5} {size:>12} {T * B / ours:11.0f} {gflops:8.1f} {100 * gflops / ceiling:6.0f}%"
+            if have_torch:
+                theirs = time_torch(cell, H, B, T, args.repeats)
+                line += f" {T * B / theirs:12.0f} {theirs / ours:5.2f}x"
+            print(line, flush=True)
+    ours, naive = embedding_grad_comparison()
+    print(f"embedding gradient (V=10000, D=200, 2240 ids): sort+reduceat {ours * 1e3:.2f} ms, "
+          f"np.add.at {naive * 1e3:.2f} ms ({naive / ours:.1f}x)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,60 @@
+"""Embedding, Linear and inverted dropout: the non-recurrent pieces of every model."""
+
+import numpy as np
+
+from rnncli.nn.init import glorot_uniform
+
+
+class Embedding:
+    """Lookup table E (V, D): ids (...,) -> vectors (..., D)."""
+
+    def __init__(self, vocab_size, dim, rng, dtype=np.float32):
+        # N(0, 1) rows, as PyTorch's nn.Embedding; the recurrent input weights rescale them
+        self.params = {"E": rng.standard_normal((vocab_size, dim)).astype(dtype)}
+
+    def forward(self, ids):
+        return self.params["E"][ids]
+
+    def backward(self, d_out, ids):
+        """Scatter-add d_out (..., D) into the rows that ids used; returns {"E": (V, D)}.
+
+        np.add.at is unbuffered and slow; sorting the ids and summing each run with
+        np.add.reduceat does the same scatter-add with vectorised loops (bench/core.py times both).
+        """
+        E = self.params["E"]
+        flat_ids = ids.reshape(-1)
+        d = d_out.reshape(-1, E.shape[1])
+        order = np.argsort(flat_ids, kind="stable")
+        sorted_ids = flat_ids[order]
+        starts = np.flatnonzero(np.r_[True, sorted_ids[1:] != sorted_ids[:-1]])
+        dE = np.zeros_like(E)
+        if len(flat_ids):
+            dE[sorted_ids[starts]] = np.add.reduceat(d[order], starts, axis=0)
+        return {"E": dE}
+
+
+class Linear:
+    """y = x W^T + b with W (out, in), as the lecture's y<t> = W_ya a<t> + b_y."""
+
+    def __init__(self, in_size, out_size, rng, dtype=np.float32):
+        self.params = {"W": glorot_uniform(rng, (out_size, in_size), dtype), "b": np.zeros(out_size, dtype)}
+
+    def forward(self, x):
+        """x (..., in) -> (..., out)."""
+        return x @ self.params["W"].T + self.params["b"]
+
+    def backward(self, d_out, x):
+        """d_out (..., out), x (..., in) -> dx (..., in), grads."""
+        W = self.params["W"]
+        d2 = d_out.reshape(-1, W.shape[0])
+        grads = {"W": d2.T @ x.reshape(-1, W.shape[1]), "b": d2.sum(axis=0)}
+        return d_out @ W, grads
+
+
+def dropout_mask(rng, shape, rate, dtype):
+    """Inverted dropout: keep with probability 1 - rate and scale by 1 / (1 - rate),
+    so that nothing needs rescaling at evaluation time. Returns None when rate is 0."""
+    if rate <= 0.0:
+        return None
+    keep = rng.random(shape, dtype=np.float32) >= rate
+    return keep.astype(dtype) * dtype.type(1.0 / (1.0 - rate))

@@ -1,0 +1,45 @@
+"""Losses that return (loss, gradient w.r.t. the logits), computed stably from logits."""
+
+import numpy as np
+
+from rnncli.nn.functional import log_softmax, sigmoid
+
+
+def softmax_cross_entropy(logits, targets, weights=None):
+    """Mean cross-entropy over the real (weighted) positions.
+
+    logits (N, V), targets (N,) int, weights (N,) with 1 for real and 0 for padding, or None.
+    L = sum_n w_n * (log sum_j exp(z_nj) - z_n,y_n) / sum_n w_n.
+    Returns (loss as a Python float, dlogits (N, V)).
+    """
+    N = logits.shape[0]
+    logp = log_softmax(logits)
+    nll = -logp[np.arange(N), targets]  # (N,)
+    if weights is None:
+        weights = np.ones(N, logits.dtype)
+    total = float(weights.sum())
+    if total == 0:
+        return 0.0, np.zeros_like(logits)
+    loss = float((nll * weights).sum(dtype=np.float64) / total)
+    # dL/dz = w * (softmax(z) - onehot(y)) / sum(w)
+    d = np.exp(logp)
+    d[np.arange(N), targets] -= 1.0
+    d *= (weights / logits.dtype.type(total))[:, None]
+    return loss, d
+
+
+def sigmoid_binary_cross_entropy(logits, y, weights=None):
+    """L = -y log s - (1 - y) log(1 - s), s = sigma(z), averaged.
+
+    Written as max(z, 0) - z y + log(1 + e^-|z|), which never takes the log of 0 nor
+    exponentiates a large positive number. logits (N,), y (N,) in {0, 1}.
+    Returns (loss, dlogits (N,)); dL/dz = (s - y) / N.
+    """
+    N = logits.shape[0]
+    if weights is None:
+        weights = np.ones(N, logits.dtype)
+    total = float(weights.sum())
+    per = np.maximum(logits, 0) - logits * y + np.log1p(np.exp(-np.abs(logits)))
+    loss = float((per * weights).sum(dtype=np.float64) / total)
+    d = (sigmoid(logits) - y) * weights / logits.dtype.type(total)
+    return loss, d.astype(logits.dtype, copy=False)

@@ -1,0 +1,96 @@
+"""Optimizers over a {name: array} dict, global-norm clipping and learning-rate decay.
+
+Parameters are updated in place, so every layer that holds a reference sees the new values.
+Each optimizer keeps its state as {name: array} too, so a checkpoint can store and restore it.
+"""
+
+import math
+
+import numpy as np
+
+OPTIMIZERS = ("sgd", "momentum", "adagrad", "rmsprop", "adam", "adamw")
+
+
+class Optimizer:
+    """One object for the six update rules; `kind` picks the rule.
+
+    sgd       p -= lr * g
+    momentum  v = mu v + g;               p -= lr * v
+    adagrad   s += g^2;                    p -= lr * g / (sqrt(s) + eps)
+    rmsprop   s = rho s + (1 - rho) g^2;   p -= lr * g / (sqrt(s) + eps)
+    adam      m = b1 m + (1 - b1) g;  v = b2 v + (1 - b2) g^2
+              p -= lr * m_hat / (sqrt(v_hat) + eps),  m_hat = m / (1 - b1^t), v_hat = v / (1 - b2^t)
+    adamw     adam, with weight decay applied to p directly (decoupled) instead of added to g.
+    For the others weight decay is L2: g += wd * p.
+    """
+
+    def __init__(self, kind="adam", lr=2e-3, weight_decay=0.0, momentum=0.9, rho=0.95,
+                 betas=(0.9, 0.999), eps=1e-8):
+        if kind not in OPTIMIZERS:
+            raise ValueError(f"unknown optimizer {kind!r}")
+        self.kind, self.lr, self.weight_decay = kind, lr, weight_decay
+        self.momentum, self.rho, self.betas, self.eps = momentum, rho, betas, eps
+        self.t = 0
+        self.state = {}  # "m.<name>", "v.<name>": arrays shaped like the parameters
+
+    def _slot(self, key, like):
+        if key not in self.state:
+            self.state[key] = np.zeros_like(like)
+        return self.state[key]
+
+    def step(self, params, grads, lr=None):
+        lr = self.lr if lr is None else lr
+        self.t += 1
+        wd = self.weight_decay
+        b1, b2 = self.betas
+        for name, p in params.items():
+            g = grads[name]
+            if wd and self.kind != "adamw":
+                g = g + wd * p
+            if self.kind == "sgd":
+                p -= lr * g
+            elif self.kind == "momentum":
+                v = self._slot("m." + name, p)
+                v *= self.momentum
+                v += g
+                p -= lr * v
+            elif self.kind in ("adagrad", "rmsprop"):
+                s = self._slot("v." + name, p)
+                if self.kind == "adagrad":
+                    s += g * g
+                else:
+                    s *= self.rho
+                    s += (1.0 - self.rho) * (g * g)
+                p -= lr * g / (np.sqrt(s) + self.eps)
+            else:
+                m, v = self._slot("m." + name, p), self._slot("v." + name, p)
+                m *= b1
+                m += (1.0 - b1) * g
+                v *= b2
+                v += (1.0 - b2) * (g * g)
+                if self.kind == "adamw" and wd:
+                    p -= (lr * wd) * p
+                # fold both bias corrections into the step size and eps (one pass less per array)
+                step_size = lr * math.sqrt(1.0 - b2**self.t) / (1.0 - b1**self.t)
+                denom = np.sqrt(v)
+                denom += self.eps * math.sqrt(1.0 - b2**self.t)
+                p -= step_size * (m / denom)
+
+
+def clip_global_norm(grads, max_norm):
+    """Scale all gradients together so that their joint L2 norm is at most max_norm.
+
+    Clipping the global norm keeps the update's direction; clipping each array separately
+    would not. Returns the norm before clipping. max_norm <= 0 disables clipping.
+    """
+    total = math.sqrt(sum(float(np.vdot(g, g)) for g in grads.values()))
+    if max_norm > 0 and total > max_norm:
+        scale = max_norm / (total + 1e-6)
+        for g in grads.values():
+            g *= scale
+    return total
+
+
+def decayed_lr(lr, decay, epoch):
+    """Exponential decay per epoch: lr * decay^epoch (decay = 1 keeps lr constant)."""
+    return lr * decay**epoch

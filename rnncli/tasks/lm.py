@@ -1,0 +1,66 @@
+"""Language model (many-to-many, shifted by one): y<t> = softmax(W_ya a<t> + b_y) predicts x<t+1>.
+
+    ids (T, B) -> embedding (T, B, E) -> recurrent stack (T, B, H) -> dropout -> head (T, B, V)
+"""
+
+import numpy as np
+
+from rnncli.nn.layers import Embedding, Linear, dropout_mask
+from rnncli.nn.losses import softmax_cross_entropy
+from rnncli.nn.stack import RecurrentStack
+
+
+class LanguageModel:
+    def __init__(self, vocab_size, rng, embed=64, hidden=256, cell="lstm", layers=1, dropout=0.0,
+                 dtype=np.float32, activation="tanh", reset_after=True):
+        self.dtype = np.dtype(dtype)
+        self.dropout = dropout
+        self.embedding = Embedding(vocab_size, embed, rng, dtype)
+        self.rnn = RecurrentStack(cell, embed, hidden, rng, num_layers=layers, dropout=dropout,
+                                  dtype=dtype, activation=activation, reset_after=reset_after)
+        self.head = Linear(hidden, vocab_size, rng, dtype)
+        self.params = {"embedding.E": self.embedding.params["E"]}
+        self.params.update({f"rnn.{k}": v for k, v in self.rnn.params.items()})
+        self.params.update({f"head.{k}": v for k, v in self.head.params.items()})
+
+    def initial_state(self, batch):
+        return self.rnn.initial_state(batch)
+
+    def forward(self, ids, states=None, mask=None, train=False, rng=None):
+        """ids (T, B) -> logits (T, B, V), final states, cache."""
+        x = self.embedding.forward(ids)  # (T, B, E)
+        h, finals, rnn_cache = self.rnn.forward(x, states, mask, train=train, rng=rng)  # (T, B, H)
+        drop = dropout_mask(rng, h.shape, self.dropout, self.dtype) if train else None
+        h_in = h * drop if drop is not None else h
+        logits = self.head.forward(h_in)  # (T, B, V)
+        return logits, finals, (ids, rnn_cache, drop, h_in)
+
+    def loss_and_grads(self, ids, targets, states=None, mask=None, train=True, rng=None):
+        """Mean cross-entropy of predicting targets (T, B) and its gradients by parameter name.
+        Also returns the final states, for truncated BPTT to carry into the next chunk."""
+        logits, finals, (_, rnn_cache, drop, h_in) = self.forward(ids, states, mask, train, rng)
+        T, B, V = logits.shape
+        weights = None if mask is None else mask.reshape(-1).astype(self.dtype)
+        loss, d_logits = softmax_cross_entropy(logits.reshape(T * B, V), targets.reshape(-1), weights)
+        dh, head_grads = self.head.backward(d_logits.reshape(T, B, V), h_in)
+        if drop is not None:
+            dh *= drop
+        dx, _, rnn_grads = self.rnn.backward(dh, None, rnn_cache)
+        grads = {"embedding.E": self.embedding.backward(dx, ids)["E"]}
+        grads.update({f"rnn.{k}": v for k, v in rnn_grads.items()})
+        grads.update({f"head.{k}": v for k, v in head_grads.items()})
+        return loss, grads, finals
+
+    def loss(self, ids, targets, states=None, mask=None):
+        """Evaluation: (summed negative log-likelihood, token count, final states)."""
+        logits, finals, _ = self.forward(ids, states, mask)
+        T, B, V = logits.shape
+        weights = None if mask is None else mask.reshape(-1).astype(self.dtype)
+        loss, _ = softmax_cross_entropy(logits.reshape(T * B, V), targets.reshape(-1), weights)
+        count = T * B if mask is None else float(mask.sum())
+        return loss * count, count, finals
+
+    def step(self, ids_t, states):
+        """One generation step: ids_t (B,) -> logits (B, V), new states."""
+        h, states = self.rnn.step(self.embedding.params["E"][ids_t], states)
+        return self.head.forward(h), states
