@@ -1,0 +1,78 @@
+"""Saving and loading .npz files safely: atomic writes, and loads that never unpickle.
+
+Metadata travels as JSON text in a 0-d unicode array, which NumPy stores without pickle.
+"""
+
+import io
+import json
+import os
+import tempfile
+import zipfile
+
+import numpy as np
+
+from rnncli.errors import RnncliError
+
+
+def check_writable(path):
+    """Fail before a long run, not after it, if `path` cannot be written."""
+    folder = os.path.dirname(os.path.abspath(path)) or "."
+    if os.path.isdir(path):
+        raise RnncliError(f"{path}: is a directory, expected a file name")
+    if not os.path.isdir(folder):
+        raise RnncliError(f"{path}: folder {folder} does not exist")
+    if not os.access(folder, os.W_OK):
+        raise RnncliError(f"{path}: folder {folder} is not writable")
+
+
+def save_npz(path, arrays, meta):
+    """Write arrays plus a JSON `meta` atomically: temporary file in the same folder,
+    flush and fsync, then rename over the target. A crash at any moment leaves either the
+    old file or the new one, never a torn one."""
+    folder = os.path.dirname(os.path.abspath(path)) or "."
+    payload = dict(arrays)
+    payload["meta"] = np.array(json.dumps(meta, ensure_ascii=False))
+    fd, tmp = tempfile.mkstemp(prefix=".rnncli-", suffix=".npz.tmp", dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, **payload)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError as e:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise RnncliError(f"{path}: cannot write: {e.strerror or e}") from e
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def load_npz(path, what="file"):
+    """Load every array and the JSON meta; refuse pickles and damaged files with one line."""
+    if not os.path.exists(path):
+        raise RnncliError(f"{path}: no such {what}")
+    if os.path.isdir(path):
+        raise RnncliError(f"{path}: is a directory, expected a {what}")
+    try:
+        with open(path, "rb") as f:
+            raw = f.read()
+        with np.load(io.BytesIO(raw), allow_pickle=False) as z:
+            arrays = {k: z[k] for k in z.files}
+    except ValueError as e:
+        if "pickle" in str(e).lower() or "object" in str(e).lower():
+            raise RnncliError(f"{path}: holds pickled objects; refusing to load it "
+                              f"(not an rnncli {what})") from e
+        raise RnncliError(f"{path}: not a valid rnncli {what} ({e})") from e
+    except (OSError, zipfile.BadZipFile, EOFError, KeyError) as e:
+        raise RnncliError(f"{path}: not a valid rnncli {what} (damaged or truncated: {e})") from e
+    if "meta" not in arrays or arrays["meta"].dtype.kind != "U" or arrays["meta"].ndim != 0:
+        raise RnncliError(f"{path}: not an rnncli {what} (no metadata)")
+    try:
+        meta = json.loads(str(arrays.pop("meta")))
+    except json.JSONDecodeError as e:
+        raise RnncliError(f"{path}: damaged metadata ({e})") from e
+    if not isinstance(meta, dict):
+        raise RnncliError(f"{path}: damaged metadata")
+    return arrays, meta

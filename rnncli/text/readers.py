@@ -1,0 +1,135 @@
+"""Readers for the three input formats. `-` is standard input; errors name file and line.
+
+    text   plain UTF-8, for language models
+    tsv    label<TAB>text per line, for classification
+    conll  token<TAB>tag (or space-separated columns, tag last) per line, a blank line between
+           sentences, -DOCSTART- lines skipped, for tagging
+"""
+
+import os
+import sys
+
+from rnncli.errors import RnncliError, where
+
+MAX_LINE = 1 << 20  # a line longer than 1 MiB in a tsv/conll file is not data we understand
+FORMATS = ("text", "tsv", "conll")
+
+
+def read_text(path):
+    """The whole file as a str; rejects directories, binary data and invalid UTF-8."""
+    if str(path) == "-":
+        data = sys.stdin.buffer.read()
+    else:
+        if os.path.isdir(path):
+            raise RnncliError(f"{path}: is a directory, expected a file")
+        try:
+            with open(path, "rb") as f:
+                data = f.read()
+        except FileNotFoundError:
+            raise RnncliError(f"{path}: no such file") from None
+        except OSError as e:
+            raise RnncliError(f"{path}: cannot read: {e.strerror}") from None
+    if b"\x00" in data:
+        line = data[: data.index(b"\x00")].count(b"\n") + 1
+        raise RnncliError(f"{where(path, line)}: NUL byte: this looks like a binary file, not text")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = data[: e.start].count(b"\n") + 1
+        raise RnncliError(f"{where(path, line)}: invalid UTF-8 (byte 0x{data[e.start]:02x})") from None
+    if text.startswith("\ufeff"):
+        text = text[1:]
+    return text.replace("\r\n", "\n")
+
+
+def _lines(text, path):
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    for n, line in enumerate(lines, start=1):
+        if len(line) > MAX_LINE:
+            raise RnncliError(f"{where(path, n)}: line of {len(line):,} characters (limit {MAX_LINE:,})")
+    return lines
+
+
+def parse_tsv(text, path):
+    """-> (labels, texts), one pair per non-empty line."""
+    labels, texts = [], []
+    for n, line in enumerate(_lines(text, path), start=1):
+        if not line.strip():
+            continue
+        if "\t" not in line:
+            raise RnncliError(f"{where(path, n)}: expected 'label<TAB>text', found no tab")
+        label, body = line.split("\t", 1)
+        label = label.strip()
+        if not label:
+            raise RnncliError(f"{where(path, n)}: empty label")
+        labels.append(label)
+        texts.append(body)
+    if not labels:
+        raise RnncliError(f"{where(path)}: no examples (empty file?)")
+    return labels, texts
+
+
+def parse_conll(text, path):
+    """-> (sentences, tags): lists of token lists and tag lists."""
+    sentences, tags, words, ws, columns = [], [], [], [], None
+    for n, line in enumerate(_lines(text, path), start=1):
+        if not line.strip():
+            if words:
+                sentences.append(words)
+                tags.append(ws)
+                words, ws = [], []
+            continue
+        parts = line.split("\t") if "\t" in line else line.split()
+        if parts[0] == "-DOCSTART-":
+            continue
+        if len(parts) < 2:
+            raise RnncliError(f"{where(path, n)}: expected 'token<TAB>tag', found 1 column")
+        if columns is None:
+            columns = len(parts)
+        elif len(parts) != columns:
+            raise RnncliError(f"{where(path, n)}: expected {columns} columns like the first line, "
+                              f"found {len(parts)}")
+        tag = parts[-1].strip()
+        if not tag:
+            raise RnncliError(f"{where(path, n)}: empty tag")
+        words.append(parts[0])
+        ws.append(tag)
+    if words:
+        sentences.append(words)
+        tags.append(ws)
+    if not sentences:
+        raise RnncliError(f"{where(path)}: no sentences (empty file?)")
+    return sentences, tags
+
+
+def check_bio(tags, path):
+    """Tags must be O or B-/I-/E-/S- followed by a type (BIO, IOB1, IOBES)."""
+    for tag in sorted({t for sent in tags for t in sent}):
+        if tag != "O" and not (len(tag) > 2 and tag[0] in "BIES" and tag[1] in "-_"):
+            raise RnncliError(f"{where(path)}: tag {tag!r} is not a BIO/IOB tag (O, B-TYPE or I-TYPE)")
+
+
+def detect_format(text):
+    """Guess text / tsv / conll from the first 200 non-empty lines (see the module docstring)."""
+    lines = text.split("\n")[:2000]
+    nonempty = [ln for ln in lines if ln.strip()][:200]
+    if not nonempty:
+        return "text"
+    has_blank = any(not ln.strip() for ln in lines[: len(lines) - 1])
+
+    def tagish(s):
+        return s == "O" or (len(s) > 2 and s[0] in "BIES" and s[1] in "-_")
+
+    if all("\t" in ln for ln in nonempty):
+        lasts = [ln.rsplit("\t", 1)[1].strip() for ln in nonempty]
+        if all(" " not in ln.split("\t", 1)[1].strip() for ln in nonempty) and (
+            has_blank or all(tagish(t) for t in lasts)
+        ):
+            return "conll"
+        return "tsv"
+    split = [ln.split() for ln in nonempty if ln.split()[0] != "-DOCSTART-"]
+    if split and has_blank and all(2 <= len(p) <= 6 for p in split) and all(tagish(p[-1]) for p in split):
+        return "conll"
+    return "text"
