@@ -96,6 +96,139 @@ def tokenize(
                  vocab=vocab, vocab_out=vocab_out, seed=seed, force=force, json_out=json_out)
 
 
+class Cell(enum.StrEnum):
+    rnn = "rnn"
+    gru = "gru"
+    lstm = "lstm"
+
+
+class Optim(enum.StrEnum):
+    sgd = "sgd"
+    momentum = "momentum"
+    adagrad = "adagrad"
+    rmsprop = "rmsprop"
+    adam = "adam"
+    adamw = "adamw"
+
+
+class Task(enum.StrEnum):
+    lm = "lm"
+    classify = "classify"
+    tag = "tag"
+
+
+class Activation(enum.StrEnum):
+    tanh = "tanh"
+    relu = "relu"
+
+
+class Pool(enum.StrEnum):
+    last = "last"
+    mean = "mean"
+    max = "max"
+
+
+class DType(enum.StrEnum):
+    float32 = "float32"
+    float64 = "float64"
+
+
+def _v(x):
+    return x.value if isinstance(x, enum.Enum) else x
+
+
+@app.command()
+def train(
+    data: Annotated[str, typer.Option("--data", "-d", help="tokens.npz, or a raw file to tokenize.")] = "tokens.npz",
+    out: Annotated[Path, typer.Option("--out", "-o", help="The checkpoint to write.")] = Path("model.npz"),
+    config: Annotated[Path | None, typer.Option("--config", "-c", help="YAML file of options.")] = None,
+    resume: Annotated[Path | None, typer.Option(help="Continue this checkpoint's run.")] = None,
+    task: Annotated[Task | None, typer.Option(help="lm, classify or tag (from the data when omitted).")] = None,
+    cell: Annotated[Cell | None, typer.Option(help="Recurrent cell. [default: lstm]")] = None,
+    layers: Annotated[int | None, typer.Option(help="Stacked layers. [default: 2]")] = None,
+    hidden: Annotated[int | None, typer.Option(help="Hidden units per layer. [default: 256]")] = None,
+    embed: Annotated[int | None, typer.Option(help="Embedding size. [default: 64]")] = None,
+    bidirectional: Annotated[bool | None, typer.Option("--bidirectional/--no-bidirectional",
+                                                       help="[default: on for classify/tag]")] = None,
+    dropout: Annotated[float | None, typer.Option(help="Dropout between layers. [default: 0.1]")] = None,
+    activation: Annotated[Activation | None, typer.Option(help="rnn cell only. [default: tanh]")] = None,
+    reset_after: Annotated[bool | None, typer.Option("--reset-after/--no-reset-after",
+                                                     help="gru: PyTorch form or the lecture's.")] = None,
+    char_features: Annotated[bool | None, typer.Option("--char-features/--no-char-features",
+                                                       help="tag: character RNN per word.")] = None,
+    pool: Annotated[Pool | None, typer.Option(help="classify: last, mean or max.")] = None,
+    seq_len: Annotated[int | None, typer.Option(help="Truncated BPTT length. [default: 64]")] = None,
+    batch_size: Annotated[int | None, typer.Option(help="Sequences per batch. [default: 32]")] = None,
+    epochs: Annotated[int | None, typer.Option(help="[default: 10]")] = None,
+    max_steps: Annotated[int | None, typer.Option(help="Stop after this many steps.")] = None,
+    max_time: Annotated[str | None, typer.Option(help="Wall-clock budget, e.g. 90s, 10m, 1h.")] = None,
+    optimizer: Annotated[Optim | None, typer.Option(help="[default: adam]")] = None,
+    lr: Annotated[float | None, typer.Option(help="Learning rate. [default: 0.002]")] = None,
+    lr_decay: Annotated[float | None, typer.Option(help="Factor per epoch. [default: 1]")] = None,
+    clip: Annotated[float | None, typer.Option(help="Global gradient-norm clip. [default: 5]")] = None,
+    weight_decay: Annotated[float | None, typer.Option(help="[default: 0]")] = None,
+    eval_every: Annotated[int | None, typer.Option(help="Steps between validations. [default: 200]")] = None,
+    patience: Annotated[int | None, typer.Option(help="Early stop after N evaluations without gain.")] = None,
+    seed: Annotated[int | None, typer.Option(help="[default: 0]")] = None,
+    dtype: Annotated[DType | None, typer.Option(help="[default: float32]")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite --out if it exists.")] = False,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the summary as JSON on stdout.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
+):
+    """Train an RNN, GRU or LSTM on a tokenized data set.
+
+    \b
+      rnncli train --cell lstm
+      rnncli train --config configs/char-lm.yaml --max-time 10m
+      rnncli train --resume model.npz
+    """
+    from rnncli.workflows import run_train
+
+    set_quiet(quiet)
+    overrides = {k: _v(v) for k, v in dict(
+        task=task, cell=cell, layers=layers, hidden=hidden, embed=embed, bidirectional=bidirectional,
+        dropout=dropout, activation=activation, reset_after=reset_after, char_features=char_features,
+        pool=pool, seq_len=seq_len, batch_size=batch_size, epochs=epochs, max_steps=max_steps,
+        max_time=max_time, optimizer=optimizer, lr=lr, lr_decay=lr_decay, clip=clip,
+        weight_decay=weight_decay, eval_every=eval_every, patience=patience, seed=seed, dtype=dtype).items()}
+    run_train(data, out, config, overrides, resume=resume, force=force, json_out=json_out)
+
+
+@app.command()
+def sample(
+    model: Annotated[Path, typer.Option("--model", "-m", help="The checkpoint.")] = Path("model.npz"),
+    temp: Annotated[float, typer.Option("--temp", "-t", help="Temperature; 0 is greedy.")] = 1.0,
+    top_k: Annotated[int | None, typer.Option(help="Sample among the k likeliest tokens.")] = None,
+    top_p: Annotated[float | None, typer.Option(help="Nucleus sampling: smallest set with mass p.")] = None,
+    prime: Annotated[str | None, typer.Option(help="Text to start from; - reads one per line.")] = None,
+    max_len: Annotated[int, typer.Option(help="Stop after this many tokens.")] = 1000,
+    n: Annotated[int, typer.Option("-n", help="How many samples.")] = 1,
+    seed: Annotated[int | None, typer.Option(help="Seed for reproducible samples.")] = None,
+    greedy: Annotated[bool, typer.Option("--greedy", help="Always take the likeliest token.")] = False,
+):
+    """Generate text from a language model until it emits <eos>.
+
+    \b
+      rnncli sample --temp 0.8
+      rnncli sample --prime "ROMEO:" --top-k 5 -n 3 --seed 1
+      printf 'KING\nQUEEN\n' | rnncli sample --prime - --max-len 100
+    """
+    from rnncli.workflows import run_sample
+
+    run_sample(model, prime, temp, top_k, top_p, max_len, n, seed, greedy)
+
+
+@app.command()
+def inspect(
+    model: Annotated[Path, typer.Argument(help="The checkpoint.")] = Path("model.npz"),
+    json_out: Annotated[bool, typer.Option("--json", help="Print as JSON on stdout.")] = False,
+):
+    """Show a checkpoint: architecture, parameter counts, vocabulary, configuration, history."""
+    from rnncli.workflows import run_inspect
+
+    run_inspect(model, json_out)
+
+
 def main():
     """Entry point: run the app, turning errors into one line and an exit code."""
     try:

@@ -1,0 +1,71 @@
+"""Generation from a language model, one token at a time, with no recomputation of the prefix:
+the prime is read step by step into the state, then each sampled token is fed back in.
+
+Every sequence in training is followed by <eos>, so <eos> also serves as the start symbol
+when there is no prime: the model has learnt what follows it (the start of a new sequence).
+"""
+
+import numpy as np
+
+from rnncli.errors import UsageError
+from rnncli.nn.functional import softmax
+from rnncli.text.vocab import EOS, SPECIALS, UNK, encode_chars, split_words
+
+
+def check_sampling_options(temperature, top_k, top_p, max_len):
+    if temperature < 0:
+        raise UsageError(f"--temp must be >= 0 (0 means greedy), not {temperature}")
+    if top_k is not None and top_k < 1:
+        raise UsageError(f"--top-k must be at least 1, not {top_k}")
+    if top_p is not None and not 0 < top_p <= 1:
+        raise UsageError(f"--top-p must be in (0, 1], not {top_p}")
+    if max_len < 1:
+        raise UsageError(f"--max-len must be at least 1, not {max_len}")
+
+
+def next_token(logits, rng, temperature=1.0, top_k=None, top_p=None):
+    """Pick one id from logits (V,). Temperature 0 is argmax; top-k keeps the k likeliest;
+    top-p keeps the smallest set whose probability reaches p (nucleus sampling)."""
+    logits = logits.astype(np.float64)
+    logits[:len(SPECIALS)] = np.where(np.arange(len(SPECIALS)) == EOS, logits[:len(SPECIALS)], -np.inf)
+    if temperature == 0:
+        return int(np.argmax(logits))
+    logits = logits / temperature
+    if top_k is not None and top_k < len(logits):
+        cut = np.partition(logits, -top_k)[-top_k]
+        logits = np.where(logits < cut, -np.inf, logits)
+    p = softmax(logits)
+    if top_p is not None and top_p < 1:
+        order = np.argsort(-p, kind="stable")
+        cum = np.cumsum(p[order])
+        keep = order[: int(np.searchsorted(cum, top_p)) + 1]
+        mask = np.zeros_like(p)
+        mask[keep] = 1
+        p = p * mask
+        p /= p.sum()
+    return int(rng.choice(len(p), p=p))
+
+
+def encode_prime(prime, vocab, level):
+    if level == "char":
+        return encode_chars(vocab, prime)
+    return vocab.encode(split_words(prime))
+
+
+def generate(model, vocab, level, prime="", temperature=1.0, top_k=None, top_p=None, max_len=1000,
+             rng=None):
+    """Yield the text of each generated token until <eos> or max_len tokens."""
+    rng = rng or np.random.default_rng()
+    states = model.initial_state(1)
+    ids = [EOS, *encode_prime(prime, vocab, level).tolist()]
+    logits = None
+    for i in ids:  # read the prime into the state
+        logits, states = model.step(np.array([i]), states)
+    sep = "" if level == "char" else " "
+    for n in range(max_len):
+        i = next_token(logits[0], rng, temperature, top_k, top_p)
+        if i == EOS:
+            return
+        token = vocab.tokens[i] if i != UNK else "<unk>"
+        yield token if (level == "char" or (n == 0 and not prime)) else sep + token
+        logits, states = model.step(np.array([i]), states)

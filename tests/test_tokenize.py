@@ -1,0 +1,138 @@
+"""tokenize: formats, vocabulary rules, round trips, errors naming file and line."""
+
+import os
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from rnncli.errors import RnncliError
+from rnncli.text.dataset import load_dataset, save_dataset, tokenize
+from rnncli.text.readers import detect_format
+from rnncli.text.vocab import EOS, SPECIALS, UNK, Vocab, encode_chars, split_words
+
+HERE = os.path.dirname(__file__)
+SAMPLES = os.path.join(HERE, "..", "sample_data")
+
+
+def write(tmp_path, name, text, mode="w"):
+    p = tmp_path / name
+    if isinstance(text, bytes):
+        p.write_bytes(text)
+    else:
+        p.write_text(text, encoding="utf-8")
+    return str(p)
+
+
+def decode_chars(ds, split):
+    vocab = ds.vocab
+    return "".join(vocab.decode(split.ids.tolist()))
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.text(alphabet=st.characters(blacklist_characters="\x00", blacklist_categories=("Cs",)),
+               min_size=1, max_size=300))
+def test_char_round_trip_is_exact(tmp_path_factory, text):
+    path = write(tmp_path_factory.mktemp("rt"), "c.txt", text)
+    ds = tokenize([path], fmt="text", valid_frac=0)
+    expected = text.replace("\r\n", "\n")
+    expected = expected[1:] if expected.startswith("\ufeff") else expected
+    assert decode_chars(ds, ds.train) == expected
+    assert (ds.train.ids == EOS).sum() == ds.train.num_sequences
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.text(alphabet=st.characters(blacklist_categories=("Cs", "Zl", "Zp", "Cc")), max_size=40),
+                min_size=1, max_size=10))
+def test_word_round_trip_up_to_whitespace(tmp_path_factory, lines):
+    text = "\n".join(lines)
+    path = write(tmp_path_factory.mktemp("w"), "w.txt", text)
+    words = [w for line in lines for w in split_words(line)]
+    if not words:
+        with pytest.raises(RnncliError):
+            tokenize([path], fmt="text", level="word", valid_frac=0)
+        return
+    ds = tokenize([path], fmt="text", level="word", valid_frac=0)
+    decoded = ds.vocab.decode(ds.train.ids.tolist())
+    assert decoded == words
+
+
+def test_word_splitter_keeps_punctuation_and_tags():
+    assert split_words("Hello, world! It's <unk> fine.") == ["Hello", ",", "world", "!", "It's", "<unk>", "fine", "."]
+    assert split_words("moore 's film", lower=True) == ["moore", "'s", "film"]
+
+
+def test_specials_have_fixed_ids_and_ties_are_deterministic():
+    from collections import Counter
+
+    v = Vocab.build(Counter({"b": 2, "a": 2, "c": 5, "d": 1}), max_size=3)
+    assert v.tokens[:4] == list(SPECIALS)
+    assert v.tokens[4:] == ["c", "a", "b"]  # by count, ties by text; d cut by max_size
+    assert v.encode(["d", "c"]).tolist() == [UNK, 4]
+    assert Vocab.build(Counter({"x": 1, "y": 2}), min_freq=2).tokens[4:] == ["y"]
+
+
+def test_encode_chars_vectorised_matches_dict():
+    v = Vocab(list(SPECIALS) + list("abé😀"))
+    assert encode_chars(v, "aé😀zb").tolist() == [4, 6, 7, UNK, 5]
+
+
+def test_formats_detected_on_samples():
+    for name, fmt in (("corpus.txt", "text"), ("reviews.tsv", "tsv"), ("ner.conll", "conll")):
+        with open(os.path.join(SAMPLES, name), encoding="utf-8") as f:
+            assert detect_format(f.read()) == fmt
+
+
+def test_tsv_labels_and_split(tmp_path):
+    ds = tokenize([os.path.join(SAMPLES, "reviews.tsv")], valid_frac=0.1, seed=3)
+    assert ds.meta["labels"] == ["negative", "positive"]
+    assert ds.train.num_sequences + ds.valid.num_sequences == 400
+    assert ds.valid.num_sequences == 40
+    assert len(ds.train.labels) == ds.train.num_sequences
+    again = tokenize([os.path.join(SAMPLES, "reviews.tsv")], valid_frac=0.1, seed=3)
+    assert np.array_equal(again.valid.ids, ds.valid.ids)
+
+
+def test_conll_tags_chars_and_docstart(tmp_path):
+    text = "-DOCSTART- O\n\nAnna B-PER\nsings O\n\nin O\nRome B-LOC\n"
+    path = write(tmp_path, "a.conll", text)
+    ds = tokenize([path], valid_frac=0)
+    assert ds.meta["format"] == "conll" and ds.train.num_sequences == 2
+    assert [ds.meta["tags"][t] for t in ds.train.tags] == ["B-PER", "O", "O", "B-LOC"]
+    assert ds.train.char_offsets[-1] == len("Annasingsin" + "Rome")
+
+
+def test_vocab_is_built_from_the_training_part_only(tmp_path):
+    lines = [f"positive\tword{i}" for i in range(50)]
+    ds = tokenize([write(tmp_path, "t.tsv", "\n".join(lines))], valid_frac=0.2)
+    assert np.all(ds.valid.ids == UNK)
+
+
+def test_reuse_vocab_and_save_load(tmp_path):
+    ds = tokenize([os.path.join(SAMPLES, "corpus.txt")])
+    out = str(tmp_path / "tokens.npz")
+    save_dataset(out, ds)
+    back = load_dataset(out)
+    assert back.meta["vocab"] == ds.meta["vocab"]
+    assert np.array_equal(back.train.ids, ds.train.ids) and np.array_equal(back.valid.offsets, ds.valid.offsets)
+    other = tokenize([write(tmp_path, "x.txt", "MARA:\nzzz\n")], reuse=back.meta, valid_frac=0)
+    assert other.meta["vocab"] == ds.meta["vocab"]
+    assert UNK in other.train.ids.tolist()
+
+
+@pytest.mark.parametrize("name,content,fmt,message", [
+    ("bad.tsv", "positive\tok\nno tab here\n", "tsv", "bad.tsv:2: expected 'label<TAB>text', found no tab"),
+    ("bad.conll", "a\tO\nb\tc\tO\n", "conll", "bad.conll:2: expected 2 columns"),
+    ("one.conll", "a\tO\nlonely\n", "conll", "one.conll:2: expected 'token<TAB>tag', found 1 column"),
+    ("utf.txt", b"fine\nbad \xff byte\n", "text", "utf.txt:2: invalid UTF-8"),
+    ("bin.txt", b"abc\x00def", "text", "bin.txt:1: NUL byte"),
+    ("tags.conll", "a\tPERSON\n", "conll", "is not a BIO/IOB tag"),
+    ("empty.txt", "", "text", "nothing to tokenize"),
+])
+def test_bad_input_names_file_and_line(tmp_path, name, content, fmt, message):
+    path = write(tmp_path, name, content)
+    with pytest.raises(RnncliError) as e:
+        tokenize([path], fmt=fmt)
+    assert message in str(e.value)
+    assert "\n" not in str(e.value)

@@ -1,0 +1,206 @@
+"""train, resume, sample and inspect through the functions the CLI calls, plus a few real CLI runs."""
+
+import dataclasses
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from rnncli.checkpoint import load_checkpoint
+from rnncli.config import TrainConfig, make_config
+from rnncli.errors import RnncliError, UsageError
+from rnncli.nn.gradcheck import check_gradients
+from rnncli.sample import generate, next_token
+from rnncli.tasks.build import load_model
+from rnncli.tasks.lm import LanguageModel
+from rnncli.text.dataset import tokenize
+from rnncli.train import train
+
+SAMPLES = os.path.join(os.path.dirname(__file__), "..", "sample_data")
+CORPUS = os.path.join(SAMPLES, "corpus.txt")
+
+
+@pytest.fixture(scope="module")
+def corpus_ds():
+    return tokenize([CORPUS])
+
+
+def small_cfg(**kw):
+    base = dict(cell="gru", layers=1, hidden=32, embed=16, seq_len=16, batch_size=8, eval_every=10,
+                max_steps=30, dropout=0.1)
+    base.update(kw)
+    return make_config(None, base)
+
+
+@pytest.mark.parametrize("cell", ["rnn", "gru", "lstm"])
+def test_language_model_gradients_with_dropout_and_padding(cell):
+    rng = np.random.default_rng(0)
+    model = LanguageModel(7, rng, embed=3, hidden=4, cell=cell, layers=2, dropout=0.2, dtype=np.float64)
+    ids = rng.integers(0, 7, (5, 3))
+    targets = rng.integers(0, 7, (5, 3))
+    mask = np.ones((5, 3))
+    mask[3:, 2] = 0
+    states = [tuple(rng.standard_normal((3, 4)) for _ in s) for s in model.initial_state(3)]
+
+    def loss():
+        return model.loss_and_grads(ids, targets, states, mask, rng=np.random.default_rng(5))[0]
+
+    _, grads, _ = model.loss_and_grads(ids, targets, states, mask, rng=np.random.default_rng(5))
+    errors = check_gradients(loss, dict(model.params), grads)
+    assert max(errors.values()) < 1e-6, errors
+
+
+def test_training_lowers_the_validation_loss(tmp_path, corpus_ds):
+    out = str(tmp_path / "m.npz")
+    summary = train(small_cfg(max_steps=60, lr=5e-3), corpus_ds, out)
+    meta, groups = load_checkpoint(out)
+    hist = meta["history"]
+    assert hist[-1]["valid_loss"] < hist[0]["valid_loss"] - 0.5
+    assert summary["best_loss"] == min(h["valid_loss"] for h in hist)
+    assert set(groups["best"]) == set(groups["param"])
+    lines = open(str(tmp_path / "m.metrics.jsonl")).read().splitlines()
+    assert len(lines) == len(hist) and json.loads(lines[0])["step"] == 10
+
+
+def test_resume_gives_bit_identical_weights(tmp_path, corpus_ds):
+    full = str(tmp_path / "full.npz")
+    train(small_cfg(max_steps=24, eval_every=7), corpus_ds, full)
+    part = str(tmp_path / "part.npz")
+    train(small_cfg(max_steps=10, eval_every=7), corpus_ds, part)
+    meta, groups = load_checkpoint(part)
+    cfg = dataclasses.replace(TrainConfig(**meta["config"]), max_steps=24)
+    train(cfg, corpus_ds, part, resume=(meta, groups))
+    a, b = load_checkpoint(full)[1], load_checkpoint(part)[1]
+    for name in a["param"]:
+        assert np.array_equal(a["param"][name], b["param"][name]), name
+    for name in a["opt"]:
+        assert np.array_equal(a["opt"][name], b["opt"][name]), name
+
+
+def test_same_seed_same_model(tmp_path, corpus_ds):
+    p1, p2 = str(tmp_path / "a.npz"), str(tmp_path / "b.npz")
+    train(small_cfg(max_steps=5), corpus_ds, p1)
+    train(small_cfg(max_steps=5), corpus_ds, p2)
+    a, b = load_checkpoint(p1)[1]["param"], load_checkpoint(p2)[1]["param"]
+    assert all(np.array_equal(a[k], b[k]) for k in a)
+
+
+def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path, corpus_ds, monkeypatch):
+    out = str(tmp_path / "m.npz")
+    train(small_cfg(max_steps=10), corpus_ds, out)
+    before = load_checkpoint(out)[1]["param"]
+    meta, groups = load_checkpoint(out)
+    real = LanguageModel.loss_and_grads
+    calls = []
+
+    def poisoned(self, *a, **kw):
+        loss, grads, finals = real(self, *a, **kw)
+        calls.append(1)
+        return (float("nan") if len(calls) == 4 else loss), grads, finals
+
+    monkeypatch.setattr(LanguageModel, "loss_and_grads", poisoned)
+    cfg = dataclasses.replace(TrainConfig(**meta["config"]), max_steps=20, eval_every=100)
+    with pytest.raises(RnncliError, match=r"loss became nan at step 14"):
+        train(cfg, corpus_ds, out, resume=(meta, groups))
+    after = load_checkpoint(out)[1]["param"]
+    for k in before:
+        assert np.array_equal(after[k], before[k])
+
+
+def test_sampling_is_deterministic_and_stops_at_eos(tmp_path, corpus_ds):
+    out = str(tmp_path / "m.npz")
+    train(small_cfg(max_steps=40, lr=5e-3), corpus_ds, out)
+    model, meta, _ = load_model(out)
+    vocab = corpus_ds.vocab
+    a = "".join(generate(model, vocab, "char", "MARA:", 0.8, rng=np.random.default_rng(3), max_len=200))
+    b = "".join(generate(model, vocab, "char", "MARA:", 0.8, rng=np.random.default_rng(3), max_len=200))
+    assert a == b and len(a) > 0
+    greedy = list(generate(model, vocab, "char", "", 0.0, max_len=50))
+    assert 0 < len(greedy) <= 50
+
+
+def test_top_k_top_p_and_temperature():
+    logits = np.array([0, 0, 0, 0, 5.0, 4.0, 1.0, -3.0])
+    rng = np.random.default_rng(0)
+    assert next_token(logits, rng, 0.0) == 4
+    picks = {next_token(logits, rng, 1.0, top_k=2) for _ in range(200)}
+    assert picks <= {4, 5} and len(picks) == 2
+    assert {next_token(logits, rng, 1.0, top_p=0.5) for _ in range(50)} == {4}
+    # specials other than <eos> are never produced
+    assert next_token(np.array([9.0, 9, 9, 0, 0]), rng, 0.0) in (3, 4)
+
+
+def test_config_precedence_and_errors(tmp_path):
+    y = tmp_path / "c.yaml"
+    y.write_text("hidden: 64\nlayers: 3\n")
+    cfg = make_config(str(y), {"hidden": 32, "layers": None})
+    assert (cfg.hidden, cfg.layers, cfg.cell) == (32, 3, "lstm")
+    y.write_text("hiden: 64\n")
+    with pytest.raises(UsageError, match="unknown key 'hiden'"):
+        make_config(str(y))
+    y.write_text("hidden: lots\n")
+    with pytest.raises(UsageError, match="key 'hidden' should be int"):
+        make_config(str(y))
+    with pytest.raises(UsageError, match="dropout"):
+        make_config(None, {"dropout": 1.0})
+
+
+def cli(*args, cwd, stdin=None):
+    return subprocess.run([sys.executable, "-m", "rnncli", *args], cwd=cwd, capture_output=True, text=True,
+                          input=stdin, timeout=300)
+
+
+def test_cli_three_command_flow(tmp_path):
+    r = cli("tokenize", os.path.abspath(CORPUS), cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "tokens.npz").exists()
+    r = cli("train", "--cell", "lstm", "--hidden", "32", "--layers", "1", "--max-steps", "20", "--eval-every",
+            "10", "--json", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    summary = json.loads(r.stdout)
+    assert summary["steps"] == 20 and (tmp_path / "model.npz").exists()
+    r = cli("sample", "--temp", "0.8", "--seed", "1", "--max-len", "50", cwd=tmp_path)
+    assert r.returncode == 0 and r.stdout.strip(), r.stderr
+    r2 = cli("sample", "--temp", "0.8", "--seed", "1", "--max-len", "50", cwd=tmp_path)
+    assert r2.stdout == r.stdout
+    r = cli("sample", "--prime", "-", "--max-len", "20", "--seed", "0", cwd=tmp_path, stdin="MARA\nWREN\n")
+    assert r.returncode == 0 and len(r.stdout.splitlines()) == 2
+    assert r.stdout.splitlines()[1].startswith("WREN")
+    r = cli("inspect", "--json", cwd=tmp_path)
+    assert json.loads(r.stdout)["cell"] == "lstm"
+    # an existing model is not overwritten without --force
+    r = cli("train", "--max-steps", "1", cwd=tmp_path)
+    assert r.returncode == 2 and "exists" in r.stderr and "Traceback" not in r.stderr
+
+
+@pytest.mark.parametrize("args,code,message", [
+    (["sample", "--temp", "-1"], 2, "--temp must be >= 0"),
+    (["sample", "--model", "nope.npz"], 1, "nope.npz: no such model"),
+    (["train", "--data", "missing.npz"], 1, "missing.npz: no such data set"),
+    (["train", "--dropout", "1.5", "--data", "x"], 2, "--dropout must be in [0, 1)"),
+    (["train", "--hidden", "0"], 2, "--hidden must be at least 1"),
+    (["tokenize", "nothere.txt"], 1, "nothere.txt: no such file"),
+    (["sample", "--top-p", "0"], 2, "--top-p must be in (0, 1]"),
+])
+def test_cli_errors_are_one_line(tmp_path, args, code, message):
+    r = cli(*args, cwd=tmp_path)
+    assert r.returncode == code, (r.stdout, r.stderr)
+    assert message in r.stderr and "Traceback" not in r.stderr
+    assert r.stderr.strip().count("\n") == 0
+
+
+def test_checkpoint_with_pickle_is_refused(tmp_path):
+    marker = tmp_path / "pwned"
+
+    class Evil:
+        def __reduce__(self):
+            return (open, (str(marker), "w"))
+
+    path = tmp_path / "evil.npz"
+    np.savez(path, meta=np.array([Evil()], dtype=object))
+    r = cli("sample", "--model", str(path), cwd=tmp_path)
+    assert r.returncode == 1 and "refusing" in r.stderr
+    assert not marker.exists()
