@@ -251,16 +251,15 @@ def main():
     except typer.Abort:
         err.print("rnncli: aborted", markup=False)
         sys.exit(EXIT_INTERRUPTED)
-    except Exception as e:  # click's usage errors and anything unexpected
-        import click
-
-        if isinstance(e, click.exceptions.NoArgsIsHelpError):
+    except Exception as e:  # click's own errors (bad options) and anything unexpected
+        # Typer ships click (or a vendored copy of it): recognise its exceptions by their classes' names
+        names = {c.__name__ for c in type(e).__mro__}
+        if "NoArgsIsHelpError" in names:
+            print(e.format_message())
             sys.exit(0)
-        if isinstance(e, click.ClickException):
-            if _debug:
-                raise
+        if "ClickException" in names and not _debug:
             err.print(f"rnncli: error: {e.format_message()}", markup=False)
-            sys.exit(2 if isinstance(e, click.UsageError) else 1)
+            sys.exit(2 if "UsageError" in names else 1)
         if _debug:
             raise
         err.print(f"rnncli: error: unexpected {type(e).__name__}: {e} (run with --debug for the traceback)",

@@ -6,6 +6,7 @@ and wrong types are errors that name the key and the file.
 
 import dataclasses
 import re
+import typing
 from dataclasses import dataclass, fields
 
 from rnncli.errors import UsageError
@@ -94,7 +95,8 @@ def _check_type(key, value, default_type, source):
         "str": isinstance(value, str),
         "bool": isinstance(value, bool),
     }
-    base = ftype.split("|")[0].strip() if isinstance(ftype, str) else ftype.__name__
+    args = [a for a in typing.get_args(ftype) if a is not type(None)] or [ftype]
+    base = args[0].__name__
     if value is None and "None" in str(ftype):
         return value
     if base in ok and not ok[base]:

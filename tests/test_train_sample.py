@@ -135,9 +135,9 @@ def test_top_k_top_p_and_temperature():
 
 def test_config_precedence_and_errors(tmp_path):
     y = tmp_path / "c.yaml"
-    y.write_text("hidden: 64\nlayers: 3\n")
+    y.write_text("hidden: 64\nlayers: 3\nmax_time: 10m\npatience: null\n")
     cfg = make_config(str(y), {"hidden": 32, "layers": None})
-    assert (cfg.hidden, cfg.layers, cfg.cell) == (32, 3, "lstm")
+    assert (cfg.hidden, cfg.layers, cfg.cell, cfg.max_time) == (32, 3, "lstm", "10m")
     y.write_text("hiden: 64\n")
     with pytest.raises(UsageError, match="unknown key 'hiden'"):
         make_config(str(y))
@@ -184,6 +184,7 @@ def test_cli_three_command_flow(tmp_path):
     (["train", "--hidden", "0"], 2, "--hidden must be at least 1"),
     (["tokenize", "nothere.txt"], 1, "nothere.txt: no such file"),
     (["sample", "--top-p", "0"], 2, "--top-p must be in (0, 1]"),
+    (["train", "--no-such-option"], 2, "No such option"),
 ])
 def test_cli_errors_are_one_line(tmp_path, args, code, message):
     r = cli(*args, cwd=tmp_path)
