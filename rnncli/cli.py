@@ -229,6 +229,46 @@ def inspect(
     run_inspect(model, json_out)
 
 
+@app.command(name="eval")
+def eval_(
+    data: Annotated[str, typer.Argument(help="Text, TSV or CoNLL file (or a tokens.npz made with the model's "
+                                             "vocabulary); - reads standard input.")],
+    model: Annotated[Path, typer.Option("--model", "-m", help="The checkpoint.")] = Path("model.npz"),
+    json_out: Annotated[bool, typer.Option("--json", help="Print the scores as JSON on stdout.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
+):
+    """Score a model: loss/perplexity (lm), accuracy and F1 (classify), entity F1 (tag).
+
+    \b
+      rnncli eval test.txt
+      rnncli eval --model ner.npz test.conll --json
+    """
+    from rnncli.workflows import run_eval
+
+    set_quiet(quiet)
+    run_eval(model, data, json_out)
+
+
+@app.command()
+def predict(
+    source: Annotated[str, typer.Argument(help="Input file; - (the default) reads standard input.")] = "-",
+    model: Annotated[Path, typer.Option("--model", "-m", help="The checkpoint.")] = Path("model.npz"),
+    format: Annotated[Format | None, typer.Option("--format", "-f",
+                                                  help="conll: read CoNLL sentences (tagging).")] = None,
+    proba: Annotated[bool, typer.Option("--proba", help="classify: add the probability.")] = False,
+    json_out: Annotated[bool, typer.Option("--json", help="classify: one JSON object per line.")] = False,
+):
+    """Label new input, a line in and a line out: a class per line, or token<TAB>tag per word.
+
+    \b
+      echo "a warm and funny film" | rnncli predict --model sentiment.npz --proba
+      rnncli predict --model ner.npz sentences.txt > tagged.conll
+    """
+    from rnncli.workflows import run_predict
+
+    run_predict(model, source, format.value if format else None, proba, json_out)
+
+
 def main():
     """Entry point: run the app, turning errors into one line and an exit code."""
     try:

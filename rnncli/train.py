@@ -6,6 +6,9 @@ prints nothing; the command line turns it into a progress bar.
 Language models are batched as char-rnn does it: the training stream is cut into
 `batch_size` contiguous streams, each read in chunks of `seq_len` steps; the hidden state is
 carried from one chunk to the next but not back-propagated through (truncated BPTT).
+Classification and tagging use bucketed batches of whole sequences (text/batching.py).
+Every random choice (dropout, batch order) comes from generators whose state the checkpoint
+keeps, so a resumed run repeats an uninterrupted one bit for bit.
 """
 
 import dataclasses
@@ -17,11 +20,13 @@ import time
 
 import numpy as np
 
-from rnncli.checkpoint import save_checkpoint
+from rnncli.checkpoint import assign_params, save_checkpoint
 from rnncli.config import parse_duration
 from rnncli.errors import EXIT_INTERRUPTED, RnncliError
+from rnncli.evaluate import evaluate_split
 from rnncli.nn.optim import Optimizer, clip_global_norm, decayed_lr
 from rnncli.tasks.build import build_model, task_of
+from rnncli.text.batching import bucketed_batches, char_batch, pad_batch
 
 
 def lm_streams(ids, batch_size):
@@ -42,16 +47,51 @@ def lm_chunks(x, y, seq_len, start=0):
         yield k, np.ascontiguousarray(x[:, a:b].T), np.ascontiguousarray(y[:, a:b].T)
 
 
-def evaluate_lm(model, ids, batch_size, seq_len):
-    """Mean cross-entropy (nats per token) of predicting every next token of `ids`."""
-    batch_size = max(1, min(batch_size, (len(ids) - 1) // seq_len or 1))
-    x, y = lm_streams(ids, batch_size)
-    states, total, count = None, 0.0, 0
-    for _, xc, yc in lm_chunks(x, y, seq_len):
-        nll, n, states = model.loss(xc, yc, states)
-        total += nll
-        count += n
-    return total / count
+class LMBatches:
+    """Chunks of contiguous streams; the state is carried between chunks of an epoch."""
+
+    def __init__(self, split, cfg):
+        self.x, self.y = lm_streams(split.ids, cfg.batch_size)
+        self.seq_len = cfg.seq_len
+        self.per_epoch = math.ceil(self.x.shape[1] / cfg.seq_len)
+
+    def epoch(self, epoch, start):
+        for k, x, y in lm_chunks(self.x, self.y, self.seq_len, start):
+            yield k, (x, y)
+
+    @staticmethod
+    def step(model, batch, carry, rng):
+        x, y = batch
+        loss, grads, finals = model.loss_and_grads(x, y, carry, train=True, rng=rng)
+        return loss, grads, [tuple(s.copy() for s in f) for f in finals], x.size
+
+
+class SequenceBatches:
+    """Bucketed batches of whole sequences; the order of epoch e comes from seed and e alone."""
+
+    def __init__(self, split, cfg, task):
+        self.split, self.cfg, self.task = split, cfg, task
+        self.lengths = split.lengths()
+        self.per_epoch = math.ceil(split.num_sequences / cfg.batch_size)
+
+    def epoch(self, epoch, start):
+        order = bucketed_batches(self.lengths, self.cfg.batch_size, np.random.default_rng([self.cfg.seed, epoch]))
+        for k in range(start, len(order)):
+            yield k, make_batch(self.split, order[k], self.task, self.cfg.char_features)
+
+    @staticmethod
+    def step(model, batch, carry, rng):
+        loss, grads = model.loss_and_grads(*batch, rng=rng)
+        return loss, grads, None, int(batch[1].sum())
+
+
+def make_batch(split, index, task, char_features=False):
+    """The arguments of the task model's loss: (ids, mask, labels) or (ids, mask, tags, chars, char_mask)."""
+    ids, mask, tags, _, pos = pad_batch(split, index)
+    if task == "classify":
+        return ids, mask, split.labels[index]
+    chars, cmask = char_batch(split, pos, mask) if char_features else (None, None)
+    return ids, mask, tags, chars, cmask
 
 
 @dataclasses.dataclass
@@ -63,7 +103,7 @@ class Progress:
     loss: float
     lr: float
     tokens_per_s: float
-    valid_loss: float | None = None
+    metrics: dict | None = None
     event: str = "step"
 
 
@@ -79,7 +119,7 @@ class _Stopper:
         for sig in (signal.SIGINT, signal.SIGTERM):
             try:
                 self._old[sig] = signal.signal(sig, self._handle)
-            except ValueError:  # not the main thread (e.g. inside some test runners)
+            except ValueError:  # not the main thread
                 pass
         return self
 
@@ -98,6 +138,13 @@ def metrics_path(out):
     return root + ".metrics.jsonl"
 
 
+def selection_score(task, metrics):
+    """Lower is better: validation loss for language models, minus accuracy or entity F1 otherwise."""
+    if task == "lm":
+        return metrics["loss"]
+    return -(metrics["accuracy"] if task == "classify" else metrics["f1"])
+
+
 def train(cfg, ds, out, resume=None, callback=None):
     """Fit a model; writes `out` (model.npz) at every evaluation and at the end.
 
@@ -105,24 +152,16 @@ def train(cfg, ds, out, resume=None, callback=None):
     Returns a summary dict.
     """
     task = task_of(cfg, ds.meta)
-    if task != "lm":
-        from rnncli.tasks.supervised import train_supervised
-
-        return train_supervised(cfg, ds, out, resume, callback)
     callback = callback or (lambda p: None)
     model = build_model(cfg, ds.meta)
     opt = Optimizer(cfg.optimizer, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    rng = np.random.default_rng(cfg.seed + 1)  # dropout masks
-    x, y = lm_streams(ds.train.ids, cfg.batch_size)
-    chunks_per_epoch = math.ceil(x.shape[1] / cfg.seq_len)
-    st = {"step": 0, "epoch": 0, "chunk": 0, "history": [], "best_loss": None, "best_step": None,
+    rng = np.random.default_rng([cfg.seed, 1])  # dropout masks
+    batches = LMBatches(ds.train, cfg) if task == "lm" else SequenceBatches(ds.train, cfg, task)
+    st = {"step": 0, "epoch": 0, "chunk": 0, "history": [], "best_score": None, "best_step": None,
           "bad_evals": 0, "elapsed": 0.0}
-    best = None
-    carry = None
+    best, carry = None, None
     if resume is not None:
         meta, groups = resume
-        from rnncli.checkpoint import assign_params
-
         assign_params(out, model.params, groups["param"], model.dtype)
         opt.state = {k: v.astype(model.dtype) for k, v in groups["opt"].items()}
         opt.t = meta["opt_t"]
@@ -133,18 +172,13 @@ def train(cfg, ds, out, resume=None, callback=None):
             carry = [tuple(groups["carry"][f"{i}.{j}"] for j in range(len(s)))
                      for i, s in enumerate(model.initial_state(cfg.batch_size))]
     budget = parse_duration(cfg.max_time) if cfg.max_time else None
-    max_steps = cfg.max_steps or cfg.epochs * chunks_per_epoch
+    max_steps = cfg.max_steps or cfg.epochs * batches.per_epoch
     data_meta = {k: v for k, v in ds.meta.items() if k != "sources"}
 
     def checkpoint():
-        meta = {"config": dataclasses.asdict(cfg), "data": data_meta, "task": "lm", "opt_t": opt.t,
-                "rng": rng.bit_generator.state, **{k: st[k] for k in st}}
+        meta = {"config": dataclasses.asdict(cfg), "data": data_meta, "task": task, "opt_t": opt.t,
+                "rng": rng.bit_generator.state, **st}
         save_checkpoint(out, meta, model.params, best, opt.state, carry)
-
-    def validate():
-        if ds.valid is None or len(ds.valid.ids) < 2:
-            return None
-        return evaluate_lm(model, ds.valid.ids, cfg.batch_size, cfg.seq_len)
 
     log_file = open(metrics_path(out), "a", encoding="utf-8")
     t_start = time.perf_counter()
@@ -155,43 +189,46 @@ def train(cfg, ds, out, resume=None, callback=None):
                 lr = decayed_lr(cfg.lr, cfg.lr_decay, st["epoch"])
                 if st["chunk"] == 0:
                     carry = None  # each epoch starts the streams afresh
-                for k, xc, yc in lm_chunks(x, y, cfg.seq_len, st["chunk"]):
-                    loss, grads, finals = model.loss_and_grads(xc, yc, carry, train=True, rng=rng)
+                done = False
+                for k, batch in batches.epoch(st["epoch"], st["chunk"]):
+                    loss, grads, new_carry, n_tokens = batches.step(model, batch, carry, rng)
                     if not math.isfinite(loss):
                         raise RnncliError(f"loss became {loss} at step {st['step'] + 1}; stopped. "
                                           f"{out} keeps the last good checkpoint (try a lower --lr or --clip)")
                     clip_global_norm(grads, cfg.clip)
                     opt.step(model.params, grads, lr)
-                    carry = [tuple(s.copy() for s in f) for f in finals]
+                    carry = new_carry
                     st["step"] += 1
                     st["chunk"] = k + 1
                     recent.append(loss)
-                    tokens += xc.size
+                    tokens += n_tokens
                     now = time.perf_counter()
                     callback(Progress(st["step"], st["epoch"], float(np.mean(recent[-50:])), lr,
                                       tokens / max(now - t_window, 1e-9)))
-                    elapsed = st["elapsed"] + now - t_start
-                    out_of_time = budget is not None and now - t_start >= budget
-                    done = st["step"] >= max_steps or out_of_time or stopper.requested
-                    if st["step"] % cfg.eval_every == 0 or done or st["chunk"] == chunks_per_epoch:
-                        v = validate()
-                        score = v if v is not None else float(np.mean(recent[-50:]))
-                        record = {"step": st["step"], "epoch": st["epoch"], "train_loss": float(np.mean(recent)),
-                                  "valid_loss": v, "lr": lr, "elapsed": round(elapsed, 3)}
+                    out_of_time = budget is not None and st["elapsed"] + now - t_start >= budget
+                    epoch_end = st["chunk"] == batches.per_epoch
+                    done = bool(st["step"] >= max_steps or out_of_time or stopper.requested)
+                    if st["step"] % cfg.eval_every == 0 or done or epoch_end:
+                        metrics = evaluate_split(model, task, ds.valid, cfg) if ds.valid is not None else None
+                        train_loss = float(np.mean(recent))
+                        score = selection_score(task, metrics) if metrics else train_loss
+                        st["elapsed"] += now - t_start
+                        t_start = now
+                        record = {"step": st["step"], "epoch": st["epoch"], "train_loss": train_loss,
+                                  "valid": metrics, "lr": lr, "elapsed": round(st["elapsed"], 3)}
                         recent = []
                         st["history"].append(record)
                         log_file.write(json.dumps(record) + "\n")
                         log_file.flush()
-                        if st["best_loss"] is None or score < st["best_loss"]:
-                            st["best_loss"], st["best_step"], st["bad_evals"] = score, st["step"], 0
-                            best = {k2: v2.copy() for k2, v2 in model.params.items()}
+                        if st["best_score"] is None or score < st["best_score"]:
+                            st["best_score"], st["best_step"], st["bad_evals"] = score, st["step"], 0
+                            best = {name: v.copy() for name, v in model.params.items()}
                         else:
                             st["bad_evals"] += 1
-                        st["elapsed"], t_start = elapsed, now
-                        if st["chunk"] == chunks_per_epoch:
+                        if epoch_end:
                             st["epoch"], st["chunk"] = st["epoch"] + 1, 0
                         checkpoint()
-                        callback(Progress(st["step"], st["epoch"], record["train_loss"], lr, 0.0, v, "eval"))
+                        callback(Progress(st["step"], st["epoch"], train_loss, lr, 0.0, metrics, "eval"))
                         tokens, t_window = 0, time.perf_counter()
                         if cfg.patience and st["bad_evals"] >= cfg.patience:
                             stop_reason = f"early stop: no improvement in {cfg.patience} evaluations"
@@ -204,15 +241,14 @@ def train(cfg, ds, out, resume=None, callback=None):
                         stop_reason = f"time budget of {cfg.max_time} reached"
                     if done:
                         break
-                else:
-                    continue
-                break
+                if done:
+                    break
     finally:
         log_file.close()
-    if st["step"] >= max_steps and stop_reason == "finished":
-        stop_reason = "step limit reached" if cfg.max_steps else "finished"
+    if st["step"] >= max_steps and stop_reason == "finished" and cfg.max_steps:
+        stop_reason = "step limit reached"
     last = st["history"][-1] if st["history"] else {}
-    return {"task": "lm", "steps": st["step"], "epochs": st["epoch"], "stop": stop_reason,
-            "elapsed": st["elapsed"], "train_loss": last.get("train_loss"), "valid_loss": last.get("valid_loss"),
-            "best_loss": st["best_loss"], "best_step": st["best_step"], "level": ds.meta["level"],
+    return {"task": task, "steps": st["step"], "epochs": st["epoch"], "stop": stop_reason,
+            "elapsed": st["elapsed"], "train_loss": last.get("train_loss"), "valid": last.get("valid"),
+            "best_score": st["best_score"], "best_step": st["best_step"], "level": ds.meta["level"],
             "out": str(out)}

@@ -63,10 +63,10 @@ def not_found(path, what):
     raise RnncliError(f"{path}: no such {what}")
 
 
-def _load_data_for_train(data, cfg_task):
+def _load_data_for_train(data):
     from rnncli.text.dataset import load_dataset, tokenize
 
-    if not os.path.exists(data) and data != "-":
+    if data != "-" and not os.path.exists(data):
         hint = " (run `rnncli tokenize CORPUS` first)" if data == "tokens.npz" else ""
         raise RnncliError(f"{data}: no such data set{hint}")
     if data.endswith(".npz"):
@@ -87,32 +87,29 @@ def run_train(data, out, config_path, overrides, resume=None, force=False, json_
     if resume is not None:
         meta, groups = load_checkpoint(resume)
         base = TrainConfig(**meta["config"])
-        # a resumed run keeps its architecture; only the stopping limits may change
+        # a resumed run keeps its architecture and data; only the stopping limits may change
         allowed = {"epochs", "max_steps", "max_time", "eval_every", "patience"}
-        changed = {k for k, v in overrides.items() if v is not None and k not in allowed
-                   and v != getattr(base, k)}
+        changed = {k for k, v in overrides.items() if v is not None and k not in allowed and v != getattr(base, k)}
         if changed or config_path:
             raise UsageError("--resume continues a run as configured; cannot change "
                              f"{sorted(changed) or 'the config file'}")
         cfg = make_config(None, {k: overrides.get(k) for k in allowed}, base=base)
-        resumed = (meta, groups)
-        out = resume
-        ds = _load_data_for_train(data, cfg.task)
+        resumed, out = (meta, groups), resume
+        ds = _load_data_for_train(data)
         if ds.meta["vocab"] != meta["data"]["vocab"]:
             raise RnncliError(f"{data}: vocabulary differs from {resume}'s "
                               f"({len(ds.meta['vocab'])} vs {len(meta['data']['vocab'])} symbols)")
     else:
         cfg = make_config(config_path, overrides)
         _refuse_overwrite(out, force)
-        ds = _load_data_for_train(data, cfg.task)
-    console.show(console.table("configuration", ["option", "value"],
-                               [(k, v) for k, v in dataclasses.asdict(cfg).items()]))
+        ds = _load_data_for_train(data)
+    console.show(console.table("configuration", ["option", "value"], list(dataclasses.asdict(cfg).items())))
     bar = console.progress(None, "train", unit="step")
 
     def on_progress(p):
         if p.event == "eval":
-            if p.valid_loss is not None and not console.is_quiet():
-                bar.write(_eval_line(p, ds.meta["level"]), file=sys.stderr)
+            if p.metrics and not console.is_quiet():
+                bar.write(f"step {p.step}: {describe(p.metrics, ds.meta['level'])}", file=sys.stderr)
             return
         bar.update(1)
         bar.set_postfix_str(f"loss {p.loss:.3f} lr {p.lr:.2g} {p.tokens_per_s:,.0f} tok/s", refresh=False)
@@ -127,32 +124,29 @@ def run_train(data, out, config_path, overrides, resume=None, force=False, json_
     return summary
 
 
-def _eval_line(p, level):
-    import math
-
-    unit = "char" if level == "char" else "word"
-    return (f"step {p.step}: valid loss {p.valid_loss:.4f}, perplexity {math.exp(min(p.valid_loss, 50)):.2f}, "
-            f"{p.valid_loss / math.log(2):.3f} bits per {unit}")
+def describe(metrics, level="word"):
+    """One line of the headline validation figures."""
+    if "perplexity" in metrics:
+        unit = "char" if level == "char" else "word"
+        return (f"valid loss {metrics['loss']:.4f}, perplexity {metrics['perplexity']:.2f}, "
+                f"{metrics['bits_per_token']:.3f} bits per {unit}")
+    if "accuracy" in metrics:
+        return f"valid accuracy {100 * metrics['accuracy']:.2f} %, macro-F1 {100 * metrics['macro_f1']:.2f}"
+    return (f"valid entity F1 {100 * metrics['f1']:.2f} (precision {100 * metrics['precision']:.2f}, "
+            f"recall {100 * metrics['recall']:.2f})")
 
 
 def render_train_summary(s):
-    import math
-
     rows = [("steps", f"{s['steps']:,}"), ("epochs", s["epochs"]), ("stopped", s["stop"]),
             ("time", f"{s['elapsed']:.1f} s")]
     if s.get("train_loss") is not None:
         rows.append(("last train loss", f"{s['train_loss']:.4f}"))
-    if s["task"] == "lm":
-        if s.get("valid_loss") is not None:
-            v = s["valid_loss"]
-            rows += [("last valid loss", f"{v:.4f}"), ("perplexity", f"{math.exp(min(v, 50)):.2f}"),
-                     ("bits per " + ("char" if s["level"] == "char" else "word"), f"{v / math.log(2):.3f}")]
-        if s.get("best_loss") is not None:
-            rows.append(("best valid loss", f"{s['best_loss']:.4f} (step {s['best_step']})"))
-    else:
-        for k in ("valid_accuracy", "valid_f1", "best_score"):
-            if s.get(k) is not None:
-                rows.append((k.replace("_", " "), f"{s[k]:.4f}"))
+    if s.get("valid"):
+        rows.append(("last validation", describe(s["valid"], s["level"])))
+    if s.get("best_score") is not None:
+        best = s["best_score"] if s["task"] == "lm" else -100 * s["best_score"]
+        label = {"lm": "best valid loss", "classify": "best valid accuracy %", "tag": "best valid entity F1"}
+        rows.append((label[s["task"]], f"{best:.4f} (step {s['best_step']})"))
     rows.append(("checkpoint", s["out"]))
     console.show(console.table("training summary", ["", "value"], rows))
 
@@ -203,22 +197,24 @@ def run_inspect(model_path, json_out=False):
 
     meta, groups = load_checkpoint(model_path)
     params = groups["param"]
-    cfg, data = meta["config"], meta["data"]
+    cfg, data, task = meta["config"], meta["data"], meta.get("task")
     by_layer = {}
     for name, arr in params.items():
-        layer = name.rsplit(".", 1)[0]
-        by_layer.setdefault(layer, []).append((name.rsplit(".", 1)[1], arr.shape, arr.size))
+        layer, _, short = name.rpartition(".")
+        by_layer.setdefault(layer, []).append((short, arr.shape, arr.size))
     total = int(sum(a.size for a in params.values()))
-    info = {"task": meta.get("task"), "cell": cfg["cell"], "layers": cfg["layers"], "hidden": cfg["hidden"],
+    best = meta.get("best_score")
+    info = {"task": task, "cell": cfg["cell"], "layers": cfg["layers"], "hidden": cfg["hidden"],
             "parameters": total, "vocab_size": len(data["vocab"]), "level": data.get("level"),
-            "steps": meta.get("step"), "epochs": meta.get("epoch"), "best_loss": meta.get("best_loss"),
+            "steps": meta.get("step"), "epochs": meta.get("epoch"),
+            "best_score": None if best is None else (best if task == "lm" else -best),
             "best_step": meta.get("best_step"), "train_time_s": meta.get("elapsed"), "config": cfg,
             "history": meta.get("history", [])}
     if json_out:
         console.write_json(info)
         return info
-    console.show(console.table(f"{model_path}: {meta.get('task')} model, {cfg['cell']} x {cfg['layers']}, "
-                               f"{total:,} parameters", ["layer", "arrays", "parameters:"],
+    console.show(console.table(f"{model_path}: {task} model, {cfg['cell']} x {cfg['layers']}, {total:,} parameters",
+                               ["layer", "arrays", "parameters:"],
                                [(layer, ", ".join(f"{n} {tuple(s)}" for n, s, _ in rows),
                                  f"{sum(r[2] for r in rows):,}") for layer, rows in by_layer.items()]))
     vocab = data["vocab"]
@@ -229,10 +225,126 @@ def run_inspect(model_path, json_out=False):
         *[(k, ", ".join(data[k])) for k in ("labels", "tags") if k in data]]))
     console.show(console.table("configuration", ["option", "value"], list(cfg.items())))
     hist = meta.get("history", [])
-    rows = [(h["step"], h["epoch"], f"{h['train_loss']:.4f}",
-             "-" if h.get("valid_loss") is None else f"{h['valid_loss']:.4f}", f"{h['elapsed']:.0f}")
-            for h in hist[-10:]]
-    console.show(console.table(f"history (last {len(rows)} of {len(hist)} evaluations; best "
-                               f"{meta.get('best_loss') or float('nan'):.4f} at step {meta.get('best_step')})",
-                               ["step:", "epoch:", "train loss:", "valid:", "seconds:"], rows))
+    rows = [(h["step"], h["epoch"], f"{h['train_loss']:.4f}", describe(h["valid"], data.get("level"))
+             if h.get("valid") else "-", f"{h['elapsed']:.0f}") for h in hist[-10:]]
+    label = "loss" if task == "lm" else ("accuracy" if task == "classify" else "entity F1")
+    best_text = "-" if info["best_score"] is None else f"{info['best_score']:.4f}"
+    console.show(console.table(f"history (last {len(rows)} of {len(hist)} evaluations; best {label} {best_text} "
+                               f"at step {meta.get('best_step')}, {meta.get('elapsed', 0):.0f} s of training)",
+                               ["step:", "epoch:", "train loss:", "validation", "seconds:"], rows))
     return info
+
+
+def _encode_for_model(data, meta, fmt=None):
+    """A raw file encoded with the model's own vocabulary, or a tokens.npz checked against it."""
+    from rnncli.text.dataset import load_dataset, tokenize
+
+    if str(data).endswith(".npz"):
+        ds = load_dataset(data)
+        if ds.meta["vocab"] != meta["data"]["vocab"]:
+            raise RnncliError(f"{data}: tokenized with another vocabulary than the model's "
+                              f"({len(ds.meta['vocab'])} vs {len(meta['data']['vocab'])} symbols); "
+                              "tokenize it with --vocab MODEL")
+        return ds.valid if ds.valid is not None and ds.train.num_sequences == 0 else ds.train
+    ds = tokenize([data], fmt=fmt or meta["data"]["format"], valid_frac=0, reuse=meta["data"])
+    return ds.train
+
+
+def run_eval(model_path, data, json_out=False):
+    from rnncli.config import TrainConfig
+    from rnncli.evaluate import evaluate_split
+    from rnncli.tasks.build import load_model
+
+    model, meta, _ = load_model(model_path)
+    cfg, task = TrainConfig(**meta["config"]), meta["task"]
+    split = _encode_for_model(data, meta)
+    if task == "lm" and len(split.ids) < 2:
+        raise RnncliError(f"{data}: too little text to score")
+    metrics = evaluate_split(model, task, split, cfg)
+    metrics = {"task": task, "data": str(data), **metrics}
+    if json_out:
+        console.write_json(metrics)
+    render_eval(metrics, meta["data"].get("level"))
+    return metrics
+
+
+def render_eval(m, level):
+    pct = lambda v: f"{100 * v:.2f}"
+    if m["task"] == "lm":
+        unit = "char" if level == "char" else "word"
+        console.show(console.table(f"{m['data']}: language model", ["", "value:"], [
+            ("tokens", f"{m['tokens']:,}"), ("loss (nats per token)", f"{m['loss']:.4f}"),
+            ("perplexity", f"{m['perplexity']:.2f}"), (f"bits per {unit}", f"{m['bits_per_token']:.4f}")]))
+        return
+    if m["task"] == "classify":
+        rows = [(n, pct(c["precision"]), pct(c["recall"]), pct(c["f1"]), c["support"]) for n, c in m["classes"].items()]
+        rows.append(("macro", "", "", pct(m["macro_f1"]), sum(c["support"] for c in m["classes"].values())))
+        console.log(f"{m['data']}: accuracy [bold]{pct(m['accuracy'])} %[/bold], macro-F1 {pct(m['macro_f1'])}")
+        console.show(console.table("per class", ["class", "precision:", "recall:", "F1:", "support:"], rows))
+        names = m["labels"]
+        console.show(console.table("confusion (rows true, columns predicted)", ["", *[n + ":" for n in names]],
+                                   [(n, *row) for n, row in zip(names, m["confusion"], strict=True)]))
+        return
+    rows = [(n, pct(t["precision"]), pct(t["recall"]), pct(t["f1"]), t["support"]) for n, t in m["types"].items()]
+    rows.append(("overall", pct(m["precision"]), pct(m["recall"]), pct(m["f1"]), m["support"]))
+    console.log(f"{m['data']}: entity F1 [bold]{pct(m['f1'])}[/bold], token accuracy {pct(m['token_accuracy'])} %")
+    console.show(console.table("entities (conlleval rules)",
+                               ["type", "precision:", "recall:", "F1:", "entities:"], rows))
+
+
+def run_predict(model_path, source, fmt=None, proba=False, json_out=False):
+    """Stream: read a line (or a CoNLL sentence), write its prediction, flush."""
+    import json as _json
+    import sys
+
+    import numpy as np
+
+    from rnncli.tasks.build import load_model
+    from rnncli.text.readers import open_lines
+    from rnncli.text.vocab import Vocab, encode_chars, split_words
+
+    model, meta, _ = load_model(model_path)
+    task, data = meta["task"], meta["data"]
+    if task == "lm":
+        raise UsageError(f"{model_path}: a language model does not label input; use sample or eval")
+    vocab, lower = Vocab(data["vocab"]), data["lower"]
+    char_vocab = Vocab(data["chars"]) if "chars" in data else None
+    names = model.label_names
+    out = sys.stdout
+
+    def encode(words):
+        ids = vocab.encode([w.lower() for w in words] if lower else words)[:, None]
+        return ids, np.ones(ids.shape, np.float32)
+
+    def tag(words):
+        ids, mask = encode(words)
+        chars = cmask = None
+        if meta["config"].get("char_features"):
+            lengths = np.array([min(len(w), 20) for w in words])
+            Lc = max(int(lengths.max()), 1)
+            cmask = (np.arange(Lc)[:, None] < lengths[None, :]).astype(np.float32)
+            chars = np.zeros((Lc, len(words)), np.int32)
+            for j, w in enumerate(words):
+                chars[: lengths[j], j] = encode_chars(char_vocab, w[:20])
+        return [names[t] for t in model.predict(ids, mask, chars, cmask)[:, 0]]
+
+    for _, item in open_lines(source, conll=(fmt == "conll")):
+        if task == "classify":
+            words = split_words(item, lower)
+            if not words:
+                out.write("\n")
+                continue
+            ids, mask = encode(words)
+            p = model.predict_proba(ids, mask)[0]
+            k = int(p.argmax())
+            if json_out:
+                out.write(_json.dumps({"label": names[k], "probability": float(p[k]),
+                                       "probabilities": {n: float(v) for n, v in zip(names, p, strict=True)}}) + "\n")
+            else:
+                out.write(f"{names[k]}\t{p[k]:.4f}\n" if proba else names[k] + "\n")
+        else:
+            words = item if fmt == "conll" else split_words(item)
+            if not words:
+                continue
+            out.write("".join(f"{w}\t{t}\n" for w, t in zip(words, tag(words), strict=True)) + "\n")
+        out.flush()

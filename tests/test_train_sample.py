@@ -58,8 +58,8 @@ def test_training_lowers_the_validation_loss(tmp_path, corpus_ds):
     summary = train(small_cfg(max_steps=60, lr=5e-3), corpus_ds, out)
     meta, groups = load_checkpoint(out)
     hist = meta["history"]
-    assert hist[-1]["valid_loss"] < hist[0]["valid_loss"] - 0.5
-    assert summary["best_loss"] == min(h["valid_loss"] for h in hist)
+    assert hist[-1]["valid"]["loss"] < hist[0]["valid"]["loss"] - 0.5
+    assert summary["best_score"] == min(h["valid"]["loss"] for h in hist)
     assert set(groups["best"]) == set(groups["param"])
     lines = open(str(tmp_path / "m.metrics.jsonl")).read().splitlines()
     assert len(lines) == len(hist) and json.loads(lines[0])["step"] == 10

@@ -91,7 +91,7 @@ class RecurrentStack:
         return h, finals, {"layers": caches, "rev": rev, "cols": cols}
 
     def backward(self, d_out, d_finals, cache):
-        """d_out (T, B, directions * H), d_finals list like the states (or None).
+        """d_out (T, B, directions * H) or None, d_finals list like the states (or None).
         Returns dx (T, B, D), the initial states' gradients, and grads by dotted name."""
         rev, cols, H = cache["rev"], cache["cols"], self.hidden_size
         grads, d_states = {}, [None] * len(self.cells)
@@ -102,11 +102,13 @@ class RecurrentStack:
             for d, c in enumerate(self.layers[k]):
                 idx = k * self.directions + d
                 d_final = None if d_finals is None else d_finals[idx]
-                dh_d = dh[:, :, d * H : (d + 1) * H]
+                # dh is None when only the final states matter (many-to-one, pool=last)
+                dh_d = None if dh is None else dh[:, :, d * H : (d + 1) * H]
                 if d == 0:
                     dx, ds0, g = c.backward(dh_d, d_final, layer_caches[d])
                 else:
-                    dx, ds0, g = c.backward(dh_d[rev, cols], d_final, layer_caches[d])
+                    dh_d = None if dh_d is None else dh_d[rev, cols]
+                    dx, ds0, g = c.backward(dh_d, d_final, layer_caches[d])
                     dx = dx[rev, cols]
                 d_inp = dx if d_inp is None else d_inp + dx
                 d_states[idx] = ds0

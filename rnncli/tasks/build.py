@@ -30,7 +30,24 @@ def build_model(cfg, data_meta, rng=None):
         return LanguageModel(V, rng, embed=cfg.embed, hidden=cfg.hidden, cell=cfg.cell, layers=cfg.layers,
                              dropout=cfg.dropout, dtype=dtype, activation=cfg.activation,
                              reset_after=cfg.reset_after)
-    raise RnncliError(f"task {task} is not available in this version")
+    bidirectional = True if cfg.bidirectional is None else cfg.bidirectional
+    common = dict(embed=cfg.embed, hidden=cfg.hidden, cell=cfg.cell, layers=cfg.layers, bidirectional=bidirectional,
+                  dropout=cfg.dropout, dtype=dtype, activation=cfg.activation, reset_after=cfg.reset_after)
+    if task == "classify":
+        from rnncli.tasks.classify import Classifier
+
+        names = data_meta["labels"]
+        if len(names) < 2:
+            raise RnncliError(f"classification needs at least two labels; the data has {names}")
+        model = Classifier(V, len(names), rng, pool=cfg.pool, **common)
+    else:
+        from rnncli.tasks.tag import Tagger
+
+        names = data_meta["tags"]
+        chars = len(data_meta["chars"]) if cfg.char_features else None
+        model = Tagger(V, len(names), rng, char_vocab_size=chars, **common)
+    model.label_names = names
+    return model
 
 
 def load_model(path, which="best"):

@@ -133,3 +133,50 @@ def detect_format(text):
     if split and has_blank and all(2 <= len(p) <= 6 for p in split) and all(tagish(p[-1]) for p in split):
         return "conll"
     return "text"
+
+
+def open_lines(path, conll=False):
+    """Stream the input for `predict`: yields (file:line, line) one line at a time, or with
+    conll=True (file:line, [tokens]) one sentence at a time (first column; blank line ends it).
+    Reads as it goes, so a pipe gets an answer per line and memory stays flat."""
+    stream = sys.stdin.buffer if str(path) == "-" else None
+    if stream is None:
+        if os.path.isdir(path):
+            raise RnncliError(f"{path}: is a directory, expected a file")
+        try:
+            stream = open(path, "rb")  # noqa: SIM115 - closed below
+        except FileNotFoundError:
+            raise RnncliError(f"{path}: no such file") from None
+        except OSError as e:
+            raise RnncliError(f"{path}: cannot read: {e.strerror}") from None
+    words, start = [], None
+    try:
+        for n, raw in enumerate(stream, start=1):
+            if len(raw) > MAX_LINE:
+                raise RnncliError(f"{where(path, n)}: line of {len(raw):,} bytes (limit {MAX_LINE:,})")
+            if b"\x00" in raw:
+                raise RnncliError(f"{where(path, n)}: NUL byte: this looks like a binary file, not text")
+            try:
+                line = raw.decode("utf-8").rstrip("\r\n")
+            except UnicodeDecodeError:
+                raise RnncliError(f"{where(path, n)}: invalid UTF-8") from None
+            if n == 1:
+                line = line.lstrip("\ufeff")
+            if not conll:
+                yield where(path, n), line
+                continue
+            if not line.strip():
+                if words:
+                    yield where(path, start), words
+                words = []
+                continue
+            first = line.split("\t")[0] if "\t" in line else line.split()[0]
+            if first == "-DOCSTART-":
+                continue
+            start = start if words else n
+            words.append(first)
+        if conll and words:
+            yield where(path, start), words
+    finally:
+        if stream is not sys.stdin.buffer:
+            stream.close()

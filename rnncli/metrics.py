@@ -1,0 +1,97 @@
+"""Scores: accuracy, per-class precision/recall/F1 and confusion matrix for classification;
+entity-level precision/recall/F1 for tagging, with chunks found exactly as conlleval finds them.
+
+Chunk rules (conlleval, extended with IOBES as seqeval does): a chunk ends before a tag when
+the previous tag closes it (B/I followed by B, S or O; E or S followed by anything; or the type
+changes), and starts at a tag that opens one (B or S; I or E after O, E or S; or a type change).
+So an I- tag after O starts a chunk, and IOB1 files are read correctly.
+"""
+
+import numpy as np
+
+
+def _split(tag):
+    if tag in ("O", "."):
+        return tag, ""
+    return tag[0], tag[2:]
+
+
+def _ends(prev, tag, prev_type, type_):
+    if prev in ("E", "S"):
+        return True
+    if prev in ("B", "I") and tag in ("B", "S", "O"):
+        return True
+    return prev not in ("O", ".") and prev_type != type_
+
+
+def _starts(prev, tag, prev_type, type_):
+    if tag in ("B", "S"):
+        return True
+    if prev in ("E", "S", "O") and tag in ("E", "I"):
+        return True
+    return tag not in ("O", ".") and prev_type != type_
+
+
+def chunks(tags):
+    """[(type, start, end_inclusive), ...] of one sentence's tags."""
+    out, prev, prev_type, begin = [], "O", "", None
+    for i, tag in enumerate([*tags, "O"]):
+        kind, type_ = _split(tag)
+        if begin is not None and _ends(prev, kind, prev_type, type_):
+            out.append((prev_type, begin, i - 1))
+            begin = None
+        if _starts(prev, kind, prev_type, type_):
+            begin = i
+        prev, prev_type = kind, type_
+    return out
+
+
+def _prf(correct, predicted, true):
+    p = correct / predicted if predicted else 0.0
+    r = correct / true if true else 0.0
+    f = 2 * p * r / (p + r) if p + r else 0.0
+    return p, r, f
+
+
+def entity_scores(true_sents, pred_sents):
+    """Entity-level scores over sentences of tag strings: {"overall": {...}, "types": {...}}."""
+    counts = {}
+    total_c = total_p = total_t = 0
+    tok_right = tok_all = 0
+    for t_tags, p_tags in zip(true_sents, pred_sents, strict=True):
+        t_ch, p_ch = set(chunks(t_tags)), set(chunks(p_tags))
+        for ch in t_ch:
+            counts.setdefault(ch[0], [0, 0, 0])[2] += 1
+        for ch in p_ch:
+            counts.setdefault(ch[0], [0, 0, 0])[1] += 1
+        for ch in t_ch & p_ch:
+            counts[ch[0]][0] += 1
+        total_c += len(t_ch & p_ch)
+        total_p += len(p_ch)
+        total_t += len(t_ch)
+        tok_right += sum(a == b for a, b in zip(t_tags, p_tags, strict=True))
+        tok_all += len(t_tags)
+    p, r, f = _prf(total_c, total_p, total_t)
+    types = {}
+    for name in sorted(counts):
+        c, pr, tr = counts[name]
+        tp, trr, tf = _prf(c, pr, tr)
+        types[name] = {"precision": tp, "recall": trr, "f1": tf, "support": tr, "predicted": pr}
+    return {"overall": {"precision": p, "recall": r, "f1": f, "support": total_t, "predicted": total_p,
+                        "token_accuracy": tok_right / tok_all if tok_all else 0.0},
+            "types": types}
+
+
+def classification_scores(true, pred, names):
+    """Accuracy, per-class precision/recall/F1, macro-F1 and the confusion matrix (rows true)."""
+    true, pred = np.asarray(true), np.asarray(pred)
+    K = len(names)
+    confusion = np.zeros((K, K), np.int64)
+    np.add.at(confusion, (true, pred), 1)
+    per = {}
+    for k, name in enumerate(names):
+        p, r, f = _prf(int(confusion[k, k]), int(confusion[:, k].sum()), int(confusion[k].sum()))
+        per[name] = {"precision": p, "recall": r, "f1": f, "support": int(confusion[k].sum())}
+    return {"accuracy": float((true == pred).mean()) if len(true) else 0.0,
+            "macro_f1": float(np.mean([v["f1"] for v in per.values()])) if per else 0.0,
+            "classes": per, "confusion": confusion.tolist(), "labels": list(names)}

@@ -1,0 +1,97 @@
+"""Many-to-one: sentiment classification.
+
+    ids (T, B) -> embedding -> recurrent stack (bidirectional by default) -> pool -> y_hat
+pool = last: the state after each sequence's last real token (bidirectional: the forward
+direction's last state and the backward direction's state at the first token, concatenated);
+mean or max: over the real time steps. Two classes use one sigmoid output and binary
+cross-entropy; more classes a softmax.
+"""
+
+import numpy as np
+
+from rnncli.nn.layers import Embedding, Linear, dropout_mask
+from rnncli.nn.losses import sigmoid_binary_cross_entropy, softmax_cross_entropy
+from rnncli.nn.stack import RecurrentStack
+
+
+class Classifier:
+    def __init__(self, vocab_size, num_classes, rng, embed=100, hidden=128, cell="lstm", layers=1,
+                 bidirectional=True, dropout=0.0, pool="last", dtype=np.float32, activation="tanh",
+                 reset_after=True):
+        if num_classes < 2:
+            raise ValueError("a classifier needs at least two classes")
+        self.dtype, self.dropout, self.pool, self.num_classes = np.dtype(dtype), dropout, pool, num_classes
+        self.embedding = Embedding(vocab_size, embed, rng, dtype)
+        self.rnn = RecurrentStack(cell, embed, hidden, rng, num_layers=layers, bidirectional=bidirectional,
+                                  dropout=dropout, dtype=dtype, activation=activation, reset_after=reset_after)
+        self.head = Linear(self.rnn.output_size, 1 if num_classes == 2 else num_classes, rng, dtype)
+        self.params = {"embedding.E": self.embedding.params["E"]}
+        self.params.update({f"rnn.{k}": v for k, v in self.rnn.params.items()})
+        self.params.update({f"head.{k}": v for k, v in self.head.params.items()})
+
+    def _pool(self, h, finals, mask):
+        """h (T, B, F), mask (T, B) -> (B, F) and what backward needs."""
+        if self.pool == "last":
+            top = finals[-self.rnn.directions :]
+            return np.concatenate([s[0] for s in top], axis=-1), None
+        m = mask[:, :, None]
+        if self.pool == "mean":
+            lengths = m.sum(axis=0)  # (B, 1)
+            return (h * m).sum(axis=0) / lengths, lengths
+        masked = np.where(m > 0, h, -np.inf)
+        arg = masked.argmax(axis=0)  # (B, F)
+        return np.take_along_axis(h, arg[None], axis=0)[0], arg
+
+    def _unpool(self, d_pooled, h, finals, mask, aux):
+        """-> (d_h (T, B, F) or None, d_finals list or None)."""
+        if self.pool == "last":
+            H, dirs = self.rnn.hidden_size, self.rnn.directions
+            d_finals = [tuple(np.zeros_like(a) for a in s) for s in finals]
+            for d in range(dirs):
+                k = len(finals) - dirs + d
+                d_finals[k] = (d_pooled[:, d * H : (d + 1) * H], *d_finals[k][1:])
+            return None, d_finals
+        if self.pool == "mean":
+            return (d_pooled / aux)[None] * mask[:, :, None], None
+        d_h = np.zeros_like(h)
+        np.put_along_axis(d_h, aux[None], d_pooled[None], axis=0)
+        return d_h, None
+
+    def forward(self, ids, mask, train=False, rng=None):
+        """ids (T, B), mask (T, B) -> logits (B,) for two classes, else (B, K); and a cache."""
+        x = self.embedding.forward(ids)
+        h, finals, rnn_cache = self.rnn.forward(x, None, mask, train=train, rng=rng)
+        pooled, aux = self._pool(h, finals, mask)
+        drop = dropout_mask(rng, pooled.shape, self.dropout, self.dtype) if train else None
+        feats = pooled * drop if drop is not None else pooled
+        logits = self.head.forward(feats)
+        if self.num_classes == 2:
+            logits = logits[:, 0]
+        return logits, (ids, mask, h, finals, rnn_cache, aux, drop, feats)
+
+    def loss_and_grads(self, ids, mask, labels, train=True, rng=None):
+        logits, (ids, mask, h, finals, rnn_cache, aux, drop, feats) = self.forward(ids, mask, train, rng)
+        if self.num_classes == 2:
+            loss, d_logits = sigmoid_binary_cross_entropy(logits, labels.astype(self.dtype))
+            d_logits = d_logits[:, None]
+        else:
+            loss, d_logits = softmax_cross_entropy(logits, labels)
+        d_feats, head_grads = self.head.backward(d_logits, feats)
+        if drop is not None:
+            d_feats *= drop
+        d_h, d_finals = self._unpool(d_feats, h, finals, mask, aux)
+        dx, _, rnn_grads = self.rnn.backward(d_h, d_finals, rnn_cache)
+        grads = {"embedding.E": self.embedding.backward(dx, ids)["E"]}
+        grads.update({f"rnn.{k}": v for k, v in rnn_grads.items()})
+        grads.update({f"head.{k}": v for k, v in head_grads.items()})
+        return loss, grads
+
+    def predict_proba(self, ids, mask):
+        """(B, K) class probabilities."""
+        from rnncli.nn.functional import sigmoid, softmax
+
+        logits, _ = self.forward(ids, mask)
+        if self.num_classes == 2:
+            p1 = sigmoid(logits.astype(np.float64))
+            return np.stack([1 - p1, p1], axis=1)
+        return softmax(logits.astype(np.float64))
