@@ -13,7 +13,7 @@ from typing import Annotated
 import typer
 
 from rnncli import __version__
-from rnncli.console import err, set_quiet
+from rnncli.console import set_quiet
 from rnncli.errors import EXIT_INTERRUPTED, RnncliError, UsageError
 
 app = typer.Typer(
@@ -269,6 +269,11 @@ def predict(
     run_predict(model, source, format.value if format else None, proba, json_out)
 
 
+def _say(message):
+    """One plain line on stderr: never wrapped, never styled, whatever the terminal."""
+    print(message, file=sys.stderr, flush=True)
+
+
 def main():
     """Entry point: run the app, turning errors into one line and an exit code."""
     try:
@@ -276,10 +281,10 @@ def main():
     except RnncliError as e:
         if _debug:
             raise
-        err.print(f"rnncli: error: {e}", markup=False, highlight=False)
+        _say(f"rnncli: error: {e}")
         sys.exit(e.exit_code)
     except KeyboardInterrupt:
-        err.print("rnncli: interrupted", markup=False)
+        _say("rnncli: interrupted")
         sys.exit(EXIT_INTERRUPTED)
     except BrokenPipeError:
         # the reader went away (`| head`): not an error; silence the flush at exit too
@@ -289,7 +294,7 @@ def main():
     except typer.Exit as e:
         sys.exit(e.exit_code)
     except typer.Abort:
-        err.print("rnncli: aborted", markup=False)
+        _say("rnncli: aborted")
         sys.exit(EXIT_INTERRUPTED)
     except Exception as e:  # click's own errors (bad options) and anything unexpected
         # Typer ships click (or a vendored copy of it): recognise its exceptions by their classes' names
@@ -298,12 +303,11 @@ def main():
             print(e.format_message())
             sys.exit(0)
         if "ClickException" in names and not _debug:
-            err.print(f"rnncli: error: {e.format_message()}", markup=False)
+            _say(f"rnncli: error: {e.format_message()}")
             sys.exit(2 if "UsageError" in names else 1)
         if _debug:
             raise
-        err.print(f"rnncli: error: unexpected {type(e).__name__}: {e} (run with --debug for the traceback)",
-                  markup=False)
+        _say(f"rnncli: error: unexpected {type(e).__name__}: {e} (run with --debug for the traceback)")
         sys.exit(1)
 
 

@@ -41,7 +41,7 @@ def test_classifier_gradients(cell, pool, classes):
 def test_tagger_gradients(cell, char_features):
     rng = np.random.default_rng(1)
     model = Tagger(9, 4, rng, embed=3, hidden=4, cell=cell, layers=1, dropout=0.1,
-                   char_vocab_size=7 if char_features else None, dtype=np.float64)
+                   char_vocab_size=7 if char_features else None, dtype=np.float64, char_embed=3, char_hidden=2)
     ids, mask = batch(rng)
     tags = rng.integers(0, 4, ids.shape)
     chars = cmask = None

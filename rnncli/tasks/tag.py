@@ -13,25 +13,23 @@ from rnncli.nn.layers import Embedding, Linear, dropout_mask
 from rnncli.nn.losses import softmax_cross_entropy
 from rnncli.nn.stack import RecurrentStack
 
-CHAR_EMBED, CHAR_HIDDEN = 24, 32
-
 
 class Tagger:
     def __init__(self, vocab_size, num_tags, rng, embed=100, hidden=128, cell="lstm", layers=1,
                  bidirectional=True, dropout=0.0, char_vocab_size=None, dtype=np.float32, activation="tanh",
-                 reset_after=True):
+                 reset_after=True, char_embed=24, char_hidden=32):
         self.dtype, self.dropout = np.dtype(dtype), dropout
         self.embedding = Embedding(vocab_size, embed, rng, dtype)
         self.params = {"embedding.E": self.embedding.params["E"]}
         in_size = embed
         self.char_rnn = None
         if char_vocab_size:
-            self.char_embedding = Embedding(char_vocab_size, CHAR_EMBED, rng, dtype)
-            self.char_rnn = RecurrentStack(cell, CHAR_EMBED, CHAR_HIDDEN, rng, bidirectional=True, dtype=dtype,
+            self.char_embedding = Embedding(char_vocab_size, char_embed, rng, dtype)
+            self.char_rnn = RecurrentStack(cell, char_embed, char_hidden, rng, bidirectional=True, dtype=dtype,
                                            activation=activation, reset_after=reset_after)
             self.params["char_embedding.E"] = self.char_embedding.params["E"]
             self.params.update({f"char_rnn.{k}": v for k, v in self.char_rnn.params.items()})
-            in_size += 2 * CHAR_HIDDEN
+            in_size += 2 * char_hidden
         self.rnn = RecurrentStack(cell, in_size, hidden, rng, num_layers=layers, bidirectional=bidirectional,
                                   dropout=dropout, dtype=dtype, activation=activation, reset_after=reset_after)
         self.head = Linear(self.rnn.output_size, num_tags, rng, dtype)
@@ -73,7 +71,7 @@ class Tagger:
         if char_cache is not None:
             chars, finals, c_cache = char_cache
             d_feats = dx[:, :, E:].reshape(T * B, -1)
-            Hc = CHAR_HIDDEN
+            Hc = self.char_rnn.hidden_size
             d_finals = [(d_feats[:, :Hc], *[np.zeros_like(a) for a in finals[0][1:]]),
                         (d_feats[:, Hc:], *[np.zeros_like(a) for a in finals[1][1:]])]
             dcx, _, c_grads = self.char_rnn.backward(None, d_finals, c_cache)

@@ -1,0 +1,76 @@
+"""Sentiment and NER through the command line: train, eval, predict on sample_data."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+SAMPLES = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "sample_data"))
+
+
+def cli(*args, cwd, stdin=None):
+    return subprocess.run([sys.executable, "-m", "rnncli", *args], cwd=cwd, capture_output=True, text=True,
+                          input=stdin, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def sentiment(tmp_path_factory):
+    d = tmp_path_factory.mktemp("sent")
+    assert cli("tokenize", f"{SAMPLES}/reviews.tsv", "-o", "rev.npz", cwd=d).returncode == 0
+    r = cli("train", "-d", "rev.npz", "-o", "m.npz", "--epochs", "6", "--hidden", "16", "--embed", "16",
+            "--seed", "1", "--json", cwd=d)
+    assert r.returncode == 0, r.stderr
+    return d, json.loads(r.stdout)
+
+
+@pytest.fixture(scope="module")
+def ner(tmp_path_factory):
+    d = tmp_path_factory.mktemp("ner")
+    assert cli("tokenize", f"{SAMPLES}/ner.conll", "-o", "ner.npz", cwd=d).returncode == 0
+    r = cli("train", "-d", "ner.npz", "-o", "m.npz", "--epochs", "25", "--hidden", "24", "--embed", "16",
+            "--lr", "0.01", "--char-features", "--json", cwd=d)
+    assert r.returncode == 0, r.stderr
+    return d, json.loads(r.stdout)
+
+
+def test_sentiment_learns_and_predicts(sentiment):
+    d, summary = sentiment
+    assert summary["task"] == "classify" and summary["valid"]["accuracy"] >= 0.9
+    r = cli("eval", "-m", "m.npz", f"{SAMPLES}/reviews.tsv", "--json", cwd=d)
+    scores = json.loads(r.stdout)
+    assert scores["accuracy"] >= 0.9 and len(scores["confusion"]) == 2
+    r = cli("predict", "-m", "m.npz", "--proba", cwd=d, stdin="a warm and funny film\nthe plot makes no sense\n")
+    lines = r.stdout.splitlines()
+    assert [ln.split("\t")[0] for ln in lines] == ["positive", "negative"]
+    assert all(0.5 <= float(ln.split("\t")[1]) <= 1 for ln in lines)
+    r = cli("predict", "-m", "m.npz", "--json", cwd=d, stdin="i loved every minute\n")
+    assert json.loads(r.stdout)["label"] == "positive"
+
+
+def test_eval_refuses_labels_the_model_never_saw(sentiment, tmp_path):
+    d, _ = sentiment
+    bad = tmp_path / "bad.tsv"
+    bad.write_text("positive\tgood film\nneutral\tso so\n")
+    r = cli("eval", "-m", "m.npz", str(bad), cwd=d)
+    assert r.returncode == 1 and "label 'neutral' is not one the model" in r.stderr
+
+
+def test_ner_learns_entities_and_tags_a_stream(ner):
+    d, summary = ner
+    assert summary["task"] == "tag" and summary["valid"]["f1"] >= 0.8, summary["valid"]
+    r = cli("predict", "-m", "m.npz", cwd=d, stdin="Wren moved to Velmora .\n")
+    rows = [ln.split("\t") for ln in r.stdout.splitlines() if ln]
+    assert [w for w, _ in rows] == ["Wren", "moved", "to", "Velmora", "."]
+    assert rows[0][1] == "B-PER" and rows[3][1] == "B-LOC"
+    r = cli("predict", "-m", "m.npz", "--format", "conll", f"{SAMPLES}/ner.conll", cwd=d)
+    assert r.returncode == 0 and r.stdout.count("\n\n") == 300
+    r = cli("eval", "-m", "m.npz", f"{SAMPLES}/ner.conll", "--json", cwd=d)
+    assert json.loads(r.stdout)["f1"] >= 0.8
+
+
+def test_sample_refuses_a_classifier(sentiment):
+    d, _ = sentiment
+    r = cli("sample", "-m", "m.npz", cwd=d)
+    assert r.returncode == 2 and "use predict" in r.stderr
