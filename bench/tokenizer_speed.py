@@ -1,6 +1,6 @@
 """Tokenizer speed and memory on the shared data sets (../shared/data).
 
-    python bench/tokenize.py [--repeats 5]
+    python bench/tokenizer_speed.py [--repeats 5]
 
 Prints the median wall time of `tokenize` (read, split, vocabulary, encode) per corpus, its
 throughput, and the peak Python heap during one run relative to the corpus size (tracemalloc).
