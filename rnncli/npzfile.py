@@ -58,6 +58,8 @@ def load_npz(path, what="file"):
     try:
         with open(path, "rb") as f:
             raw = f.read()
+        if not raw.startswith(b"PK"):
+            raise RnncliError(f"{path}: not a valid rnncli {what} (not an .npz archive)")
         with np.load(io.BytesIO(raw), allow_pickle=False) as z:
             arrays = {k: z[k] for k in z.files}
     except ValueError as e:

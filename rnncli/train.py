@@ -105,6 +105,7 @@ class Progress:
     tokens_per_s: float
     metrics: dict | None = None
     event: str = "step"
+    total: int | None = None  # the step limit, for an ETA
 
 
 class _Stopper:
@@ -204,7 +205,7 @@ def train(cfg, ds, out, resume=None, callback=None):
                     tokens += n_tokens
                     now = time.perf_counter()
                     callback(Progress(st["step"], st["epoch"], float(np.mean(recent[-50:])), lr,
-                                      tokens / max(now - t_window, 1e-9)))
+                                      tokens / max(now - t_window, 1e-9), total=max_steps))
                     out_of_time = budget is not None and st["elapsed"] + now - t_start >= budget
                     epoch_end = st["chunk"] == batches.per_epoch
                     done = bool(st["step"] >= max_steps or out_of_time or stopper.requested)

@@ -111,6 +111,8 @@ def run_train(data, out, config_path, overrides, resume=None, force=False, json_
             if p.metrics and not console.is_quiet():
                 bar.write(f"step {p.step}: {describe(p.metrics, ds.meta['level'])}", file=sys.stderr)
             return
+        if bar.total is None:
+            bar.total, bar.n = p.total, p.step - 1  # a resumed run starts part-way
         bar.update(1)
         bar.set_postfix_str(f"loss {p.loss:.3f} lr {p.lr:.2g} {p.tokens_per_s:,.0f} tok/s", refresh=False)
 

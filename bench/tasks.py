@@ -1,0 +1,137 @@
+"""Sentiment (SST-2) and NER (WikiANN English) quality, beside the usual non-neural peers.
+
+    python bench/tasks.py [--only sst2|wikiann] [--budget-scale 1.0]
+
+rnncli trains with configs/sentiment.yaml (SST-2 train.tsv, selected and scored on valid.tsv,
+as GLUE's test labels are not public) and configs/ner.yaml (WikiANN train.conll, selected on
+valid.conll, scored on test.conll); each config sets its own wall-clock budget.
+Peers, when the optional `bench` extra is installed (pip install -e '.[bench]'):
+  fastText supervised, word bigrams, on the same SST-2 files;
+  a CRF (python-crfsuite) with word, affix and shape features in a +-2 window on WikiANN.
+Entity F1 is computed by rnncli.metrics for everyone (tests check it equals seqeval's).
+"""
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+
+ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
+sys.path.insert(0, ROOT)
+
+from rnncli.config import make_config, parse_duration  # noqa: E402
+from rnncli.evaluate import evaluate_split  # noqa: E402
+from rnncli.metrics import entity_scores  # noqa: E402
+from rnncli.tasks.build import load_model  # noqa: E402
+from rnncli.text.dataset import tokenize  # noqa: E402
+from rnncli.text.readers import parse_conll, parse_tsv, read_text  # noqa: E402
+from rnncli.train import train  # noqa: E402
+
+DATA = os.path.join(ROOT, "..", "shared", "data")
+
+
+def ours(train_file, valid_file, test_file, config, scale):
+    ds = tokenize([train_file], valid_path=valid_file)
+    cfg = make_config(config)
+    if scale != 1.0:
+        cfg = make_config(None, {"max_time": f"{parse_duration(cfg.max_time) * scale:.0f}s"}, base=cfg)
+    with tempfile.TemporaryDirectory() as tmp:
+        out = os.path.join(tmp, "model.npz")
+        t = time.perf_counter()
+        summary = train(cfg, ds, out)
+        seconds = time.perf_counter() - t
+        model, meta, _ = load_model(out)
+        test = tokenize([test_file], valid_frac=0, reuse=meta["data"]).train
+        scores = evaluate_split(model, summary["task"], test, cfg)
+    return scores, seconds, summary["steps"]
+
+
+def fasttext_sst(train_file, valid_file):
+    import fasttext
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "train.ft")
+        labels, texts = parse_tsv(read_text(train_file), train_file)
+        with open(path, "w", encoding="utf-8") as f:
+            for lab, text in zip(labels, texts, strict=True):
+                f.write(f"__label__{lab} {text}\n")
+        t = time.perf_counter()
+        model = fasttext.train_supervised(path, wordNgrams=2, epoch=5, lr=0.5, verbose=0)
+        seconds = time.perf_counter() - t
+    labels, texts = parse_tsv(read_text(valid_file), valid_file)
+    right = sum(model.predict(text)[0][0] == f"__label__{lab}" for lab, text in zip(labels, texts, strict=True))
+    return right / len(labels), seconds
+
+
+def word_features(sent, i):
+    def feats(w, prefix):
+        shape = "".join("X" if c.isupper() else "x" if c.islower() else "d" if c.isdigit() else c for c in w)
+        return {f"{prefix}w": w.lower(), f"{prefix}s3": w[-3:].lower(), f"{prefix}p3": w[:3].lower(),
+                f"{prefix}shape": shape[:6], f"{prefix}title": str(w.istitle()), f"{prefix}upper": str(w.isupper())}
+
+    out = {"bias": "1"}
+    for off in (-2, -1, 0, 1, 2):
+        j = i + off
+        if 0 <= j < len(sent):
+            out.update(feats(sent[j], f"{off}:"))
+        else:
+            out[f"{off}:pad"] = "1"
+    return [f"{k}={v}" for k, v in out.items()]
+
+
+def crf_ner(train_file, test_file):
+    import pycrfsuite
+
+    sents, tags = parse_conll(read_text(train_file), train_file)
+    trainer = pycrfsuite.Trainer(verbose=False)
+    for s, t in zip(sents, tags, strict=True):
+        trainer.append([word_features(s, i) for i in range(len(s))], t)
+    trainer.set_params({"c1": 0.1, "c2": 0.01, "max_iterations": 100})
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "crf.model")
+        t = time.perf_counter()
+        trainer.train(path)
+        seconds = time.perf_counter() - t
+        tagger = pycrfsuite.Tagger()
+        tagger.open(path)
+        sents, tags = parse_conll(read_text(test_file), test_file)
+        pred = [tagger.tag([word_features(s, i) for i in range(len(s))]) for s in sents]
+    return entity_scores(tags, pred)["overall"]["f1"], seconds
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--only", choices=["sst2", "wikiann"])
+    ap.add_argument("--budget-scale", type=float, default=1.0, help="multiply the configs' time budgets")
+    args = ap.parse_args()
+    if not os.path.isdir(DATA):
+        sys.exit(f"no data at {DATA}")
+    if args.only in (None, "sst2"):
+        d = os.path.join(DATA, "sst2")
+        print("SST-2 sentiment, accuracy on valid.tsv (872 sentences)", flush=True)
+        scores, secs, steps = ours(f"{d}/train.tsv", f"{d}/valid.tsv", f"{d}/valid.tsv",
+                                   os.path.join(ROOT, "configs", "sentiment.yaml"), args.budget_scale)
+        print(f"  rnncli (configs/sentiment.yaml): {100 * scores['accuracy']:.2f} %  ({steps} steps, {secs:.0f} s)",
+              flush=True)
+        try:
+            acc, secs = fasttext_sst(f"{d}/train.tsv", f"{d}/valid.tsv")
+            print(f"  fastText supervised, bigrams:    {100 * acc:.2f} %  ({secs:.1f} s)", flush=True)
+        except ImportError:
+            print("  fastText: not installed (pip install -e '.[bench]')")
+    if args.only in (None, "wikiann"):
+        d = os.path.join(DATA, "wikiann-en")
+        print("WikiANN English NER, entity F1 on test.conll (10,000 sentences)", flush=True)
+        scores, secs, steps = ours(f"{d}/train.conll", f"{d}/valid.conll", f"{d}/test.conll",
+                                   os.path.join(ROOT, "configs", "ner.yaml"), args.budget_scale)
+        print(f"  rnncli (configs/ner.yaml):       {100 * scores['f1']:.2f}  (P {100 * scores['precision']:.2f}, "
+              f"R {100 * scores['recall']:.2f}; {steps} steps, {secs:.0f} s)", flush=True)
+        try:
+            f1, secs = crf_ner(f"{d}/train.conll", f"{d}/test.conll")
+            print(f"  CRF (python-crfsuite), features: {100 * f1:.2f}  ({secs:.1f} s)", flush=True)
+        except ImportError:
+            print("  CRF: not installed (pip install -e '.[bench]')")
+
+
+if __name__ == "__main__":
+    main()

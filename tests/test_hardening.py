@@ -1,0 +1,263 @@
+"""Bad input, damaged checkpoints, interrupted runs: a clean one-line error or a correct result."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from rnncli.checkpoint import load_checkpoint
+from rnncli.errors import RnncliError
+from rnncli.text.dataset import tokenize
+
+SAMPLES = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "sample_data"))
+
+
+def cli(*args, cwd, stdin=None, timeout=300):
+    return subprocess.run([sys.executable, "-m", "rnncli", *args], cwd=cwd, capture_output=True, text=True,
+                          input=stdin, timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory):
+    """A folder with data, a tiny LM and a tiny classifier, and a zoo of bad files."""
+    d = tmp_path_factory.mktemp("hard")
+    assert cli("tokenize", f"{SAMPLES}/corpus.txt", cwd=d).returncode == 0
+    assert cli("train", "--max-steps", "4", "--hidden", "8", "--layers", "1", "--embed", "4", cwd=d).returncode == 0
+    assert cli("tokenize", f"{SAMPLES}/reviews.tsv", "-o", "rev.npz", cwd=d).returncode == 0
+    assert cli("train", "-d", "rev.npz", "-o", "cls.npz", "--max-steps", "3", "--hidden", "8", "--embed", "4",
+               cwd=d).returncode == 0
+    (d / "empty.txt").write_text("")
+    (d / "bad_utf8.txt").write_bytes(b"ok\n\xc3\x28 broken\n")
+    (d / "binary.bin").write_bytes(bytes(range(256)) * 4)
+    (d / "huge.tsv").write_text("positive\t" + "x" * (3 << 20) + "\n")
+    (d / "notab.tsv").write_text("positive\tfine\nno tab\n")
+    (d / "cols.conll").write_text("a\tO\nb\tc\tO\n")
+    (d / "tags.conll").write_text("Anna\tPERSON\n")
+    (d / "neutral.tsv").write_text("neutral\tmeh\n")
+    (d / "folder").mkdir()
+    (d / "ro").mkdir()
+    os.chmod(d / "ro", 0o500)
+    from rnncli.text.dataset import save_dataset
+
+    save_dataset(str(d / "other.npz"), tokenize([f"{SAMPLES}/reviews.tsv"], max_size=10))
+    return d
+
+
+CASES = [
+    # (command line, exit code, part of the one-line message)
+    (["tokenize", "missing.txt"], 1, "missing.txt: no such file"),
+    (["tokenize", "folder"], 1, "folder: is a directory"),
+    (["tokenize", "empty.txt", "-o", "e.npz"], 1, "empty.txt: nothing to tokenize"),
+    (["tokenize", "bad_utf8.txt", "-o", "e.npz"], 1, "bad_utf8.txt:2: invalid UTF-8"),
+    (["tokenize", "binary.bin", "-o", "e.npz"], 1, "binary.bin:1: NUL byte"),
+    (["tokenize", "huge.tsv", "-f", "tsv", "-o", "e.npz"], 1, "huge.tsv:1: line of 3,145,737 characters"),
+    (["tokenize", "notab.tsv", "-f", "tsv", "-o", "e.npz"], 1, "notab.tsv:2: expected 'label<TAB>text'"),
+    (["tokenize", "cols.conll", "-f", "conll", "-o", "e.npz"], 1, "cols.conll:2: expected 2 columns"),
+    (["tokenize", "tags.conll", "-f", "conll", "-o", "e.npz"], 1, "is not a BIO/IOB tag"),
+    (["tokenize", f"{SAMPLES}/corpus.txt", "-o", "ro/t.npz"], 1, "is not writable"),
+    (["tokenize", f"{SAMPLES}/corpus.txt"], 2, "tokens.npz: exists; pass --force"),
+    (["tokenize", f"{SAMPLES}/corpus.txt", "-o", "e.npz", "--max-size", "0"], 2, "--max-size must be at least 1"),
+    (["tokenize", f"{SAMPLES}/corpus.txt", "-o", "e.npz", "--valid-frac", "1"], 2, "--valid-frac must be in"),
+    (["train", "-d", "missing.npz"], 1, "missing.npz: no such data set"),
+    (["train", "-d", "folder", "-o", "x.npz"], 1, "folder: is a directory"),
+    (["train", "-d", "binary.bin", "-o", "x.npz"], 1, "binary.bin:1: NUL byte"),
+    (["train", "-o", "x.npz", "--hidden", "0"], 2, "--hidden must be at least 1"),
+    (["train", "-o", "x.npz", "--layers", "-1"], 2, "--layers must be at least 1"),
+    (["train", "-o", "x.npz", "--dropout", "1"], 2, "--dropout must be in [0, 1)"),
+    (["train", "-o", "x.npz", "--lr", "0"], 2, "--lr must be positive"),
+    (["train", "-o", "x.npz", "--max-time", "soon"], 2, "--max-time: cannot read 'soon'"),
+    (["train", "-o", "ro/x.npz"], 1, "is not writable"),
+    (["train"], 2, "model.npz: exists; pass --force"),
+    (["train", "--resume", "model.npz", "-d", "rev.npz"], 1, "vocabulary differs"),
+    (["train", "--resume", "model.npz", "--hidden", "99"], 2, "cannot change ['hidden']"),
+    (["sample", "--temp", "-0.5"], 2, "--temp must be >= 0"),
+    (["sample", "--top-p", "1.5"], 2, "--top-p must be in (0, 1]"),
+    (["sample", "--top-k", "0"], 2, "--top-k must be at least 1"),
+    (["sample", "-m", "missing.npz"], 1, "missing.npz: no such model"),
+    (["sample", "-m", "tokens.npz"], 1, "tokens.npz: not an rnncli model"),
+    (["sample", "-m", "binary.bin"], 1, "binary.bin: not a valid rnncli model"),
+    (["sample", "-m", "folder"], 1, "folder: is a directory"),
+    (["eval", "missing.txt"], 1, "missing.txt: no such file"),
+    (["eval", "empty.txt"], 1, "empty.txt: nothing to tokenize"),
+    (["eval", "-m", "cls.npz", "neutral.tsv"], 1, "label 'neutral' is not one the model"),
+    (["eval", "-m", "cls.npz", "other.npz"], 1, "tokenized with another vocabulary than the model's"),
+    (["eval", "-m", "cls.npz", "notab.tsv"], 1, "notab.tsv:2: expected 'label<TAB>text'"),
+    (["predict", "-m", "cls.npz", "missing.txt"], 1, "missing.txt: no such file"),
+    (["predict", "-m", "cls.npz", "bad_utf8.txt"], 1, "bad_utf8.txt:2: invalid UTF-8"),
+    (["predict", "-m", "cls.npz", "binary.bin"], 1, "binary.bin:1: NUL byte"),
+    (["predict", "-m", "cls.npz", "huge.tsv"], 1, "huge.tsv:1: line of"),
+    (["predict", "-m", "model.npz"], 2, "a language model does not label input"),
+]
+
+
+@pytest.mark.parametrize("args,code,message", CASES, ids=[" ".join(c[0])[:60] for c in CASES])
+def test_bad_input_gives_one_clean_line(workdir, args, code, message):
+    before = {p.name: p.stat().st_mtime_ns for p in workdir.iterdir() if p.is_file()}
+    r = cli(*args, cwd=workdir, stdin="")
+    assert r.returncode == code, (r.returncode, r.stderr)
+    assert message in r.stderr, r.stderr
+    assert "Traceback" not in r.stderr and r.stderr.count("\n") == 1, r.stderr
+    after = {p.name: p.stat().st_mtime_ns for p in workdir.iterdir() if p.is_file()}
+    assert after == before, "a failed run changed or left files behind"
+
+
+def test_full_disk_is_a_clean_error(tmp_path, monkeypatch):
+    from rnncli import npzfile
+
+    def no_space(*a, **kw):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(npzfile.np, "savez", no_space)
+    target = tmp_path / "t.npz"
+    target.write_bytes(b"previous")
+    with pytest.raises(RnncliError, match="t.npz: cannot write: No space left on device"):
+        npzfile.save_npz(str(target), {"a": np.zeros(3)}, {})
+    assert target.read_bytes() == b"previous"
+    assert os.listdir(tmp_path) == ["t.npz"]
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.one_of(
+    st.binary(max_size=400),
+    st.lists(st.sampled_from(["positive\tgood film", "negative\tbad", "word\tO", "Anna\tB-PER", "x\tI-LOC",
+                              "", "no tab", "a b c", "\t", "a\tb\tc", "-DOCSTART- O", "é\t😀", "\x00"]),
+             max_size=12).map(lambda ls: "\n".join(ls).encode("utf-8"))),
+    fmt=st.sampled_from([None, "text", "tsv", "conll"]))
+def test_readers_return_data_or_a_clean_error(tmp_path, data, fmt):
+    path = tmp_path / "in.dat"
+    path.write_bytes(data)
+    try:
+        ds = tokenize([str(path)], fmt=fmt, valid_frac=0.2)
+    except RnncliError as e:
+        assert "\n" not in str(e) and str(e)
+        return
+    assert len(ds.train.ids) == ds.train.offsets[-1]
+    assert ds.train.ids.min() >= 0 and ds.train.ids.max() < len(ds.meta["vocab"])
+
+
+# ---------------------------------------------------------------- checkpoints are data
+
+
+def crafted(tmp_path, name, workdir, change):
+    """Copy the trained model's arrays, apply `change(arrays, meta)`, save as a new .npz."""
+    with np.load(workdir / "model.npz", allow_pickle=False) as z:
+        arrays = {k: z[k] for k in z.files}
+    meta = json.loads(str(arrays.pop("meta")))
+    change(arrays, meta)
+    path = tmp_path / name
+    np.savez(path, meta=np.array(json.dumps(meta)), **arrays)
+    return path
+
+
+def _set(key, value):
+    def change(arrays, meta):
+        arrays[key] = value
+    return change
+
+
+@pytest.mark.parametrize("name,change,message", [
+    ("newer.npz", lambda a, m: m.update(format_version=99), "model format 99 is newer"),
+    ("nan.npz", lambda a, m: a["best.head.b"].__setitem__(0, np.nan), "holds NaN or infinite values"),
+    ("shape.npz", lambda a, m: a.__setitem__("best.head.W", np.zeros((3, 3), np.float32)), "has shape (3, 3)"),
+    ("missing.npz", lambda a, m: [a.pop(k) for k in list(a) if k.endswith("head.b")], "do not fit"),
+    ("strings.npz", lambda a, m: a.__setitem__("param.x", np.array(["a"])), "expected numbers"),
+    ("noconfig.npz", lambda a, m: m.pop("config"), "damaged model (no config)"),
+])
+def test_damaged_checkpoints_are_refused(workdir, tmp_path, name, change, message):
+    path = crafted(tmp_path, name, workdir, change)
+    r = cli("sample", "-m", str(path), cwd=tmp_path)
+    assert r.returncode == 1 and message in r.stderr, r.stderr
+    assert "Traceback" not in r.stderr
+
+
+def test_truncated_checkpoint_is_refused(workdir, tmp_path):
+    raw = (workdir / "model.npz").read_bytes()
+    path = tmp_path / "cut.npz"
+    path.write_bytes(raw[: len(raw) // 2])
+    r = cli("sample", "-m", str(path), cwd=tmp_path)
+    assert r.returncode == 1 and "cut.npz: not a valid rnncli model" in r.stderr
+
+
+def test_pickle_payload_never_runs(tmp_path):
+    marker = tmp_path / "ran"
+
+    class Payload:
+        def __reduce__(self):
+            return (os.system, (f"touch {marker}",))
+
+    path = tmp_path / "evil.npz"
+    np.savez(path, meta=np.array(json.dumps({"kind": "rnncli-model"})), **{"param.x": np.array([Payload()])})
+    for command in (["sample", "-m", str(path)], ["predict", "-m", str(path)], ["inspect", str(path)],
+                    ["train", "--resume", str(path)], ["eval", "-m", str(path), "x.txt"]):
+        r = cli(*command, cwd=tmp_path, stdin="")
+        assert r.returncode == 1 and "refusing" in r.stderr, r.stderr
+    assert not marker.exists()
+
+
+# ---------------------------------------------------------------- interrupted runs
+
+
+def _params(path):
+    return load_checkpoint(str(path))[1]["param"]
+
+
+def _train_args(out):
+    return ["train", "-o", str(out), "--hidden", "24", "--layers", "2", "--embed", "8", "--seq-len", "16",
+            "--batch-size", "8", "--max-steps", "60", "--eval-every", "5", "--dropout", "0.2"]
+
+
+@pytest.fixture(scope="module")
+def reference_run(workdir):
+    r = cli(*_train_args("ref.npz"), cwd=workdir)
+    assert r.returncode == 0, r.stderr
+    return _params(workdir / "ref.npz")
+
+
+def test_sigterm_saves_a_resumable_checkpoint(workdir, reference_run):
+    out = workdir / "term.npz"
+    proc = subprocess.Popen([sys.executable, "-m", "rnncli", *_train_args(out)], cwd=workdir,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while not out.exists() and time.time() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    if proc.returncode == 0:
+        pytest.skip("training finished before the signal arrived")
+    assert proc.returncode == 130 and "sigterm received: saved a resumable checkpoint" in err, err
+    r = cli("train", "--resume", str(out), cwd=workdir)
+    assert r.returncode == 0, r.stderr
+    resumed = _params(out)
+    for name, arr in reference_run.items():
+        assert np.array_equal(arr, resumed[name]), name
+
+
+def test_sigkill_at_random_moments_then_resume_is_bit_exact(workdir, reference_run):
+    rng = np.random.default_rng(0)
+    out = workdir / "kill.npz"
+    kills = 0
+    for attempt in range(12):
+        args = ["train", "--resume", str(out)] if out.exists() else _train_args(out) + ["--force"]
+        proc = subprocess.Popen([sys.executable, "-m", "rnncli", *args], cwd=workdir,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        if attempt < 4:
+            time.sleep(float(rng.uniform(0.8, 2.5)))
+            if proc.poll() is None:
+                proc.kill()
+                kills += 1
+        proc.wait(timeout=300)
+        if out.exists():
+            load_checkpoint(str(out))  # whatever moment the kill came, the checkpoint loads
+        if proc.returncode == 0:
+            break
+    assert proc.returncode == 0 and kills >= 1
+    final = _params(out)
+    for name, arr in reference_run.items():
+        assert np.array_equal(arr, final[name]), name
