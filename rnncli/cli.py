@@ -231,8 +231,9 @@ def inspect(
 
 @app.command(name="eval")
 def eval_(
-    data: Annotated[str, typer.Argument(help="Text, TSV or CoNLL file (or a tokens.npz made with the model's "
-                                             "vocabulary); - reads standard input.")],
+    data: Annotated[str, typer.Argument(help="Text, TSV or CoNLL file, encoded with the model's vocabulary "
+                                             "(- reads standard input); or a tokens.npz made with it, whose "
+                                             "validation split is scored (its training split if it has none).")],
     model: Annotated[Path, typer.Option("--model", "-m", help="The checkpoint.")] = Path("model.npz"),
     json_out: Annotated[bool, typer.Option("--json", help="Print the scores as JSON on stdout.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,

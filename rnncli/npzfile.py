@@ -15,14 +15,18 @@ from rnncli.errors import RnncliError
 
 
 def check_writable(path):
-    """Fail before a long run, not after it, if `path` cannot be written."""
+    """Fail before a long run, not after it, if `path` cannot be written: try it, as root
+    passes permission checks that a real write may still fail (read-only mounts, /proc)."""
     folder = os.path.dirname(os.path.abspath(path)) or "."
     if os.path.isdir(path):
         raise RnncliError(f"{path}: is a directory, expected a file name")
     if not os.path.isdir(folder):
         raise RnncliError(f"{path}: folder {folder} does not exist")
-    if not os.access(folder, os.W_OK):
-        raise RnncliError(f"{path}: folder {folder} is not writable")
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as e:
+        raise RnncliError(f"{path}: folder {folder} is not writable ({e.strerror})") from None
 
 
 def save_npz(path, arrays, meta):
@@ -32,19 +36,20 @@ def save_npz(path, arrays, meta):
     folder = os.path.dirname(os.path.abspath(path)) or "."
     payload = dict(arrays)
     payload["meta"] = np.array(json.dumps(meta, ensure_ascii=False))
-    fd, tmp = tempfile.mkstemp(prefix=".rnncli-", suffix=".npz.tmp", dir=folder)
+    tmp = None
     try:
+        fd, tmp = tempfile.mkstemp(prefix=".rnncli-", suffix=".npz.tmp", dir=folder)
         with os.fdopen(fd, "wb") as f:
             np.savez(f, **payload)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except OSError as e:
-        if os.path.exists(tmp):
+        if tmp and os.path.exists(tmp):
             os.unlink(tmp)
         raise RnncliError(f"{path}: cannot write: {e.strerror or e}") from e
     except BaseException:
-        if os.path.exists(tmp):
+        if tmp and os.path.exists(tmp):
             os.unlink(tmp)
         raise
 

@@ -24,6 +24,11 @@ def run_tokenize(inputs, out, fmt=None, level=None, lower=False, max_size=None, 
                  json_out=False):
     from rnncli.text.dataset import dataset_stats, load_vocab_source, save_dataset, tokenize, vocab_json
 
+    for path in inputs:  # a missing input is the first thing to hear about
+        if path != "-" and not os.path.exists(path):
+            raise RnncliError(f"{path}: no such file")
+        if os.path.isdir(path):
+            raise RnncliError(f"{path}: is a directory, expected a file")
     _refuse_overwrite(out, force)
     if vocab_out is not None:
         _refuse_overwrite(vocab_out, force)
@@ -71,8 +76,9 @@ def _load_data_for_train(data):
         raise RnncliError(f"{data}: no such data set{hint}")
     if data.endswith(".npz"):
         return load_dataset(data)
-    console.log(f"[dim]{data}: not a .npz data set; tokenizing it with the defaults[/dim]")
-    return tokenize([data])
+    ds = tokenize([data])
+    console.log(f"[dim]{data}: not a .npz data set; tokenized it with the defaults[/dim]")
+    return ds
 
 
 def run_train(data, out, config_path, overrides, resume=None, force=False, json_out=False):
@@ -101,6 +107,8 @@ def run_train(data, out, config_path, overrides, resume=None, force=False, json_
                               f"({len(ds.meta['vocab'])} vs {len(meta['data']['vocab'])} symbols)")
     else:
         cfg = make_config(config_path, overrides)
+        if data != "-" and not os.path.exists(data):
+            _load_data_for_train(data)  # says which file is missing before anything else
         _refuse_overwrite(out, force)
         ds = _load_data_for_train(data)
     console.show(console.table("configuration", ["option", "value"], list(dataclasses.asdict(cfg).items())))
@@ -247,7 +255,7 @@ def _encode_for_model(data, meta, fmt=None):
             raise RnncliError(f"{data}: tokenized with another vocabulary than the model's "
                               f"({len(ds.meta['vocab'])} vs {len(meta['data']['vocab'])} symbols); "
                               "tokenize it with --vocab MODEL")
-        return ds.valid if ds.valid is not None and ds.train.num_sequences == 0 else ds.train
+        return ds.valid if ds.valid is not None else ds.train
     ds = tokenize([data], fmt=fmt or meta["data"]["format"], valid_frac=0, reuse=meta["data"])
     return ds.train
 

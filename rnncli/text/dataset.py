@@ -151,9 +151,11 @@ def _split_units(units, fmt, frac, seed):
 
 def _build_meta_vocab(meta, fmt, level, units, max_size, min_freq):
     counts = Counter()
-    if fmt == "text":
+    if fmt == "text" and level == "char":
+        counts = char_counts("".join(units))
+    elif fmt == "text":
         for u in units:
-            counts.update(char_counts(u) if level == "char" else u)
+            counts.update(u)
     elif fmt == "tsv":
         for _, words in units:
             counts.update(words)
