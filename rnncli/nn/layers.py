@@ -40,15 +40,18 @@ class Linear:
         self.params = {"W": glorot_uniform(rng, (out_size, in_size), dtype), "b": np.zeros(out_size, dtype)}
 
     def forward(self, x):
-        """x (..., in) -> (..., out)."""
-        return x @ self.params["W"].T + self.params["b"]
+        """x (..., in) -> (..., out), as one matrix product over all leading positions."""
+        W = self.params["W"]
+        y = x.reshape(-1, W.shape[1]) @ W.T
+        y += self.params["b"]
+        return y.reshape(*x.shape[:-1], W.shape[0])
 
     def backward(self, d_out, x):
         """d_out (..., out), x (..., in) -> dx (..., in), grads."""
         W = self.params["W"]
         d2 = d_out.reshape(-1, W.shape[0])
         grads = {"W": d2.T @ x.reshape(-1, W.shape[1]), "b": d2.sum(axis=0)}
-        return d_out @ W, grads
+        return (d2 @ W).reshape(*d_out.shape[:-1], W.shape[1]), grads
 
 
 def dropout_mask(rng, shape, rate, dtype):

@@ -99,19 +99,19 @@ class _Recurrent:
         d_out = np.zeros((T, H, B), self.dtype) if d_out is None else d_out.transpose(0, 2, 1)
         d_final = [np.zeros((H, B), self.dtype) if d_final is None else d.T for d in
                    (d_final or [None] * self.n_states)]
-        dP, d_state0, grads = self._backward_loop(d_out, d_final, cache)
+        dP, d_state0, grads, recurrent = self._backward_loop(d_out, d_final, cache)
         # (T, G*H, B) -> (G*H, T*B): moves whole rows of B, cheap; then one product per gradient
-        dPg = dP.transpose(1, 0, 2).reshape(-1, T * B)
+        dPg = _columns(dP)
         X2 = x.reshape(T * B, D)
         grads["W_ax"] = dPg @ X2
         grads["b"] = dPg.sum(axis=1)
         dx = (dPg.T @ self.params["W_ax"]).reshape(T, B, D)
+        # dW_aa = sum over t of d(recurrent pre-activation)<t> @ a_prev<t>^T, block by block;
+        # a block given as a slice reuses the rows of dPg instead of rearranging dP again
+        blocks = [(dPg[src] if isinstance(src, slice) else _columns(src)) @ _columns(prev).T
+                  for src, prev in recurrent]
+        grads["W_aa"] = blocks[0] if len(blocks) == 1 else np.concatenate(blocks, axis=0)
         return dx, tuple(d.T for d in d_state0), grads
-
-    def _weight_grad(self, dP, A_prev):
-        """sum over t of dP[t] @ A_prev[t]^T: dP (T, K, B), A_prev (T, H, B) -> (K, H)."""
-        T, K, B = dP.shape
-        return dP.transpose(1, 0, 2).reshape(K, T * B) @ A_prev.transpose(1, 0, 2).reshape(-1, T * B).T
 
     @staticmethod
     def _mask_split(d, m_t):
@@ -120,6 +120,12 @@ class _Recurrent:
             return d, None
         d_new = d * m_t
         return d_new, d - d_new
+
+
+def _columns(arr):
+    """(T, K, B) -> (K, T*B): the per-step slabs side by side, one column per (t, b)."""
+    T, K, B = arr.shape
+    return arr.transpose(1, 0, 2).reshape(K, T * B)
 
 
 def _keep_padded(new, prev, m_t):
@@ -178,7 +184,7 @@ class RNN(_Recurrent):
             da = W_aaT @ dP[t]
             if da_carry is not None:
                 da += da_carry
-        return dP, (da,), {"W_aa": self._weight_grad(dP, A[:-1])}
+        return dP, (da,), {}, [(slice(None), A[:-1])]
 
     def step(self, x_t, state):
         """One step for generation: x_t (B, D), state (a,) -> new state (a,), each (B, H)."""
@@ -286,7 +292,7 @@ class LSTM(_Recurrent):
             if m is not None:
                 da += da_carry
                 dc += dc_carry
-        return dP, (da, dc), {"W_aa": self._weight_grad(dP, A[:-1])}
+        return dP, (da, dc), {}, [(slice(None), A[:-1])]
 
     def step(self, x_t, state):
         """One step: x_t (B, D), state (a, c) -> (a, c), each (B, H)."""
@@ -398,11 +404,8 @@ class GRU(_Recurrent):
                 da_prev += da_carry
             da = da_prev
         if self.reset_after:
-            grads = {"W_aa": self._weight_grad(dR, A[:-1]), "b_an": dR[:, 2 * H :].sum(axis=(0, 2))}
-        else:
-            grads = {"W_aa": np.concatenate([self._weight_grad(dP[:, : 2 * H], A[:-1]),
-                                             self._weight_grad(dP[:, 2 * H :], saved)], axis=0)}
-        return dP, (da,), grads
+            return dP, (da,), {"b_an": dR[:, 2 * H :].sum(axis=(0, 2))}, [(dR, A[:-1])]
+        return dP, (da,), {}, [(slice(0, 2 * H), A[:-1]), (slice(2 * H, 3 * H), saved)]
 
     def step(self, x_t, state):
         """One step: x_t (B, D), state (a,) -> (a,), each (B, H)."""
