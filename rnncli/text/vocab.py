@@ -5,8 +5,10 @@
     <bos> = 2   start of a sequence (primes generation when no prime text is given)
     <eos> = 3   end of a sentence, line or paragraph; `sample` stops when it is produced
 
-Order after the specials: most frequent first, ties broken by the token's text, so the same
-corpus always gives the same ids (never the arbitrary order of a set).
+The four special strings, when they occur as words in the input (PTB writes <unk>), are read
+as the special tokens themselves. Order after the specials: most frequent first, ties broken
+by the token's text, so the same corpus always gives the same ids (never the arbitrary order
+of a set).
 """
 
 import re
@@ -54,8 +56,9 @@ class Vocab:
         return np.fromiter((get(t, UNK) for t in tokens), dtype=np.int32, count=len(tokens))
 
     def decode(self, ids, keep_specials=False):
+        """ids -> tokens; <pad>, <bos> and <eos> are structure and dropped, <unk> stays visible."""
         toks = self.tokens
-        return [toks[i] for i in ids if keep_specials or i >= len(SPECIALS)]
+        return [toks[i] for i in ids if keep_specials or i >= len(SPECIALS) or i == UNK]
 
 
 def _code_points(text):
