@@ -157,6 +157,7 @@ def train(
     char_features: Annotated[bool | None, typer.Option("--char-features/--no-char-features",
                                                        help="tag: character RNN per word.")] = None,
     pool: Annotated[Pool | None, typer.Option(help="classify: last, mean or max.")] = None,
+    word_dropout: Annotated[float | None, typer.Option(help="classify/tag: share of words read as <unk>.")] = None,
     seq_len: Annotated[int | None, typer.Option(help="Truncated BPTT length. [default: 64]")] = None,
     batch_size: Annotated[int | None, typer.Option(help="Sequences per batch. [default: 32]")] = None,
     epochs: Annotated[int | None, typer.Option(help="[default: 10]")] = None,
@@ -188,7 +189,8 @@ def train(
     overrides = {k: _v(v) for k, v in dict(
         task=task, cell=cell, layers=layers, hidden=hidden, embed=embed, bidirectional=bidirectional,
         dropout=dropout, activation=activation, reset_after=reset_after, char_features=char_features,
-        pool=pool, seq_len=seq_len, batch_size=batch_size, epochs=epochs, max_steps=max_steps,
+        pool=pool, word_dropout=word_dropout, seq_len=seq_len, batch_size=batch_size, epochs=epochs,
+        max_steps=max_steps,
         max_time=max_time, optimizer=optimizer, lr=lr, lr_decay=lr_decay, clip=clip,
         weight_decay=weight_decay, eval_every=eval_every, patience=patience, seed=seed, dtype=dtype).items()}
     run_train(data, out, config, overrides, resume=resume, force=force, json_out=json_out)

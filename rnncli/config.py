@@ -24,6 +24,7 @@ class TrainConfig:
     activation: str = "tanh"  # rnn only; relu trains faster but explodes more easily
     reset_after: bool = True  # gru: the cuDNN/PyTorch form, so weights exchange directly
     char_features: bool = False  # tag: a character RNN per word, for unknown words
+    word_dropout: float = 0.0  # classify/tag: share of words read as <unk> in training, so <unk> is learnt
     pool: str = "last"  # classify: last, mean or max over time
     seq_len: int = 64  # truncated BPTT length: long enough for words and short phrases
     batch_size: int = 32  # the three-size benchmark's middle size; 32 streams fill a CPU well
@@ -76,6 +77,8 @@ def validate(cfg):
             raise UsageError(f"--{key.replace('_', '-')} must be at least 1")
     if not 0.0 <= cfg.dropout < 1.0:
         raise UsageError(f"--dropout must be in [0, 1), not {cfg.dropout}")
+    if not 0.0 <= cfg.word_dropout < 1.0:
+        raise UsageError(f"--word-dropout must be in [0, 1), not {cfg.word_dropout}")
     if cfg.lr <= 0:
         raise UsageError(f"--lr must be positive, not {cfg.lr}")
     if not 0 < cfg.lr_decay <= 1:

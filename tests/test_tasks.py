@@ -68,3 +68,25 @@ def test_classifier_padding_invariance(pool):
         L = int(mask[:, b].sum())
         alone = model.predict_proba(ids[:L, b : b + 1], np.ones((L, 1)))
         np.testing.assert_allclose(p[b], alone[0], atol=1e-12)
+
+
+def test_constrained_decode_finds_the_best_valid_sequence_by_brute_force():
+    import itertools
+
+    from rnncli.tasks.tag import bio_transitions, constrained_decode
+
+    tags = ["B-LOC", "B-PER", "I-LOC", "I-PER", "O"]
+    start, trans = bio_transitions(tags)
+    rng = np.random.default_rng(0)
+    T, B = 4, 6
+    logp = np.log(rng.dirichlet(np.ones(5), size=(T, B)))
+    mask = np.ones((T, B))
+    mask[2:, 1] = 0
+    best = constrained_decode(logp, mask, start, trans)
+    for b in range(B):
+        L = int(mask[:, b].sum())
+        valid = [seq for seq in itertools.product(range(5), repeat=L)
+                 if start[seq[0]] and all(trans[a, c] for a, c in zip(seq, seq[1:], strict=False))]
+        want = max(valid, key=lambda seq: sum(logp[t, b, k] for t, k in enumerate(seq)))
+        assert tuple(best[:L, b]) == want
+    assert not trans[tags.index("O"), tags.index("I-PER")] and trans[tags.index("B-PER"), tags.index("I-PER")]

@@ -39,13 +39,15 @@ def build_model(cfg, data_meta, rng=None):
         names = data_meta["labels"]
         if len(names) < 2:
             raise RnncliError(f"classification needs at least two labels; the data has {names}")
-        model = Classifier(V, len(names), rng, pool=cfg.pool, **common)
+        model = Classifier(V, len(names), rng, pool=cfg.pool, word_dropout=cfg.word_dropout, **common)
     else:
-        from rnncli.tasks.tag import Tagger
+        from rnncli.tasks.tag import Tagger, bio_transitions
 
         names = data_meta["tags"]
         chars = len(data_meta["chars"]) if cfg.char_features else None
-        model = Tagger(V, len(names), rng, char_vocab_size=chars, **common)
+        allowed = bio_transitions(names) if data_meta.get("tag_scheme") == "iob2" else None
+        model = Tagger(V, len(names), rng, char_vocab_size=chars, word_dropout=cfg.word_dropout, allowed=allowed,
+                       **common)
     model.label_names = names
     return model
 

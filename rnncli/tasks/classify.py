@@ -9,7 +9,7 @@ cross-entropy; more classes a softmax.
 
 import numpy as np
 
-from rnncli.nn.layers import Embedding, Linear, dropout_mask
+from rnncli.nn.layers import Embedding, Linear, dropout_mask, word_dropout
 from rnncli.nn.losses import sigmoid_binary_cross_entropy, softmax_cross_entropy
 from rnncli.nn.stack import RecurrentStack
 
@@ -17,10 +17,11 @@ from rnncli.nn.stack import RecurrentStack
 class Classifier:
     def __init__(self, vocab_size, num_classes, rng, embed=100, hidden=128, cell="lstm", layers=1,
                  bidirectional=True, dropout=0.0, pool="last", dtype=np.float32, activation="tanh",
-                 reset_after=True):
+                 reset_after=True, word_dropout=0.0):
         if num_classes < 2:
             raise ValueError("a classifier needs at least two classes")
         self.dtype, self.dropout, self.pool, self.num_classes = np.dtype(dtype), dropout, pool, num_classes
+        self.word_dropout = word_dropout
         self.embedding = Embedding(vocab_size, embed, rng, dtype)
         self.rnn = RecurrentStack(cell, embed, hidden, rng, num_layers=layers, bidirectional=bidirectional,
                                   dropout=dropout, dtype=dtype, activation=activation, reset_after=reset_after)
@@ -59,6 +60,8 @@ class Classifier:
 
     def forward(self, ids, mask, train=False, rng=None):
         """ids (T, B), mask (T, B) -> logits (B,) for two classes, else (B, K); and a cache."""
+        if train:
+            ids = word_dropout(rng, ids, self.word_dropout)
         x = self.embedding.forward(ids)
         h, finals, rnn_cache = self.rnn.forward(x, None, mask, train=train, rng=rng)
         pooled, aux = self._pool(h, finals, mask)

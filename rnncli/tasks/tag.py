@@ -9,7 +9,8 @@ vocabulary has never seen (capitals, suffixes, digits), which is most of what NE
 
 import numpy as np
 
-from rnncli.nn.layers import Embedding, Linear, dropout_mask
+from rnncli.nn.functional import log_softmax
+from rnncli.nn.layers import Embedding, Linear, dropout_mask, word_dropout
 from rnncli.nn.losses import softmax_cross_entropy
 from rnncli.nn.stack import RecurrentStack
 
@@ -17,8 +18,9 @@ from rnncli.nn.stack import RecurrentStack
 class Tagger:
     def __init__(self, vocab_size, num_tags, rng, embed=100, hidden=128, cell="lstm", layers=1,
                  bidirectional=True, dropout=0.0, char_vocab_size=None, dtype=np.float32, activation="tanh",
-                 reset_after=True, char_embed=24, char_hidden=32):
-        self.dtype, self.dropout = np.dtype(dtype), dropout
+                 reset_after=True, char_embed=24, char_hidden=32, word_dropout=0.0, allowed=None):
+        self.dtype, self.dropout, self.word_dropout = np.dtype(dtype), dropout, word_dropout
+        self.allowed = allowed  # (start (K,), transitions (K, K)) booleans for constrained decoding, or None
         self.embedding = Embedding(vocab_size, embed, rng, dtype)
         self.params = {"embedding.E": self.embedding.params["E"]}
         in_size = embed
@@ -39,6 +41,8 @@ class Tagger:
     def forward(self, ids, mask, chars=None, char_mask=None, train=False, rng=None):
         """ids (T, B), mask (T, B), chars (Lc, T*B) -> logits (T, B, K), cache."""
         T, B = ids.shape
+        if train:
+            ids = word_dropout(rng, ids, self.word_dropout)
         x = self.embedding.forward(ids)  # (T, B, E)
         char_cache = None
         if self.char_rnn is not None:
@@ -82,6 +86,44 @@ class Tagger:
         return loss, grads
 
     def predict(self, ids, mask, chars=None, char_mask=None):
-        """(T, B) most likely tag ids."""
+        """(T, B) tag ids: the best *valid* sequence when `allowed` is set (no I-X after O or
+        after another type in IOB2 data), else the most likely tag of each token."""
         logits, _ = self.forward(ids, mask, chars, char_mask)
-        return logits.argmax(axis=-1)
+        if self.allowed is None:
+            return logits.argmax(axis=-1)
+        return constrained_decode(log_softmax(logits.astype(np.float64)), mask, *self.allowed)
+
+
+def bio_transitions(tags):
+    """For IOB2 tag names: which tags may start a sentence, and which may follow which."""
+    K = len(tags)
+    start = np.array([not t.startswith("I-") for t in tags])
+    trans = np.ones((K, K), bool)
+    for j, cur in enumerate(tags):
+        if cur.startswith("I-"):
+            for i, prev in enumerate(tags):
+                trans[i, j] = prev in ("B-" + cur[2:], "I-" + cur[2:])
+    return start, trans
+
+
+def constrained_decode(logp, mask, start, trans):
+    """Viterbi over per-token log-probabilities with forbidden transitions.
+
+    logp (T, B, K), mask (T, B) -> (T, B) tag ids maximising the summed log-probability
+    among sequences that obey `start` (K,) and `trans` (K, K). Padded steps carry the scores."""
+    T, B, K = logp.shape
+    penalty = np.where(trans, 0.0, -np.inf)  # (K, K)
+    score = np.where(start, logp[0], -np.inf)  # (B, K)
+    back = np.zeros((T, B, K), np.int64)
+    for t in range(1, T):
+        cand = score[:, :, None] + penalty[None]  # (B, K prev, K cur)
+        back[t] = cand.argmax(axis=1)
+        new = cand.max(axis=1) + logp[t]
+        real = mask[t][:, None] > 0
+        score = np.where(real, new, score)
+        back[t] = np.where(real, back[t], np.arange(K)[None, :])
+    best = np.zeros((T, B), np.int64)
+    best[-1] = score.argmax(axis=1)
+    for t in range(T - 1, 0, -1):
+        best[t - 1] = back[t][np.arange(B), best[t]]
+    return best

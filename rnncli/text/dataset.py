@@ -168,7 +168,18 @@ def _build_meta_vocab(meta, fmt, level, units, max_size, min_freq):
             chars.update(ch for w in words for ch in w)
         meta["tags"] = sorted(names)
         meta["chars"] = Vocab.build(chars, None, 1).tokens
+        meta["tag_scheme"] = "iob2" if all(_is_iob2(tags) for _, tags in units) else "other"
     meta["vocab"] = Vocab.build(counts, max_size, min_freq).tokens
+
+
+def _is_iob2(tags):
+    """Every I-X follows B-X or I-X (IOB2); IOB1 and looser files say otherwise."""
+    prev = "O"
+    for tag in tags:
+        if tag.startswith("I-") and prev[2:] != tag[2:]:
+            return False
+        prev = tag
+    return True
 
 
 def _encode_units(meta, fmt, level, units, origin):
@@ -318,7 +329,7 @@ def load_vocab_source(path):
 
 
 def vocab_json(meta):
-    keep = ("format", "level", "lower", "vocab", "labels", "tags", "chars")
+    keep = ("format", "level", "lower", "vocab", "labels", "tags", "chars", "tag_scheme")
     return {k: meta[k] for k in keep if k in meta}
 
 
