@@ -13,6 +13,7 @@ from typing import Annotated
 import typer
 
 from rnncli import __version__
+from rnncli.config import CHOICES
 from rnncli.console import set_quiet
 from rnncli.errors import EXIT_INTERRUPTED, RnncliError, UsageError
 
@@ -96,41 +97,17 @@ def tokenize(
                  vocab=vocab, vocab_out=vocab_out, seed=seed, force=force, json_out=json_out)
 
 
-class Cell(enum.StrEnum):
-    rnn = "rnn"
-    gru = "gru"
-    lstm = "lstm"
+def _choices(name, key):
+    """A StrEnum of the values config.py allows, so that --help lists them and they live in one place."""
+    return enum.StrEnum(name, {v: v for v in CHOICES[key] if v is not None})
 
 
-class Optim(enum.StrEnum):
-    sgd = "sgd"
-    momentum = "momentum"
-    adagrad = "adagrad"
-    rmsprop = "rmsprop"
-    adam = "adam"
-    adamw = "adamw"
-
-
-class Task(enum.StrEnum):
-    lm = "lm"
-    classify = "classify"
-    tag = "tag"
-
-
-class Activation(enum.StrEnum):
-    tanh = "tanh"
-    relu = "relu"
-
-
-class Pool(enum.StrEnum):
-    last = "last"
-    mean = "mean"
-    max = "max"
-
-
-class DType(enum.StrEnum):
-    float32 = "float32"
-    float64 = "float64"
+Cell = _choices("Cell", "cell")
+Optim = _choices("Optim", "optimizer")
+Task = _choices("Task", "task")
+Activation = _choices("Activation", "activation")
+Pool = _choices("Pool", "pool")
+DType = _choices("DType", "dtype")
 
 
 def _v(x):
