@@ -64,9 +64,6 @@ def render_tokenize_report(s):
     console.show(console.table(f"tokenized -> {s['out']}", ["", "value"], rows))
 
 
-def not_found(path, what):
-    raise RnncliError(f"{path}: no such {what}")
-
 
 def _load_data_for_train(data):
     from rnncli.text.dataset import load_dataset, tokenize

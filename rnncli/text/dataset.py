@@ -44,32 +44,6 @@ class Split:
     def lengths(self):
         return np.diff(self.offsets)
 
-    def subset(self, index):
-        """The sequences `index` (array of sequence numbers), as a new Split."""
-        index = np.asarray(index, dtype=np.int64)
-        starts, ends = self.offsets[index], self.offsets[index + 1]
-        lengths = ends - starts
-        take = _ranges(starts, lengths)
-        new = Split(self.ids[take], np.r_[0, np.cumsum(lengths)].astype(np.int64))
-        if self.labels is not None:
-            new.labels = self.labels[index]
-        if self.tags is not None:
-            new.tags = self.tags[take]
-        if self.chars is not None:
-            c_start, c_len = self.char_offsets[take], np.diff(self.char_offsets)[take]
-            new.chars = self.chars[_ranges(c_start, c_len)]
-            new.char_offsets = np.r_[0, np.cumsum(c_len)].astype(np.int64)
-        return new
-
-
-def _ranges(starts, lengths):
-    """Concatenated aranges [s, s + l) for each (s, l), without a Python loop."""
-    total = int(lengths.sum())
-    if total == 0:
-        return np.zeros(0, np.int64)
-    reps = np.repeat(starts - np.r_[0, np.cumsum(lengths)[:-1]], lengths)
-    return np.arange(total, dtype=np.int64) + reps
-
 
 @dataclass
 class Dataset:
