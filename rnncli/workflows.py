@@ -23,12 +23,10 @@ def run_tokenize(inputs, out, fmt=None, level=None, lower=False, max_size=None, 
                  valid_frac=0.05, valid=None, vocab=None, vocab_out=None, seed=0, force=False,
                  json_out=False):
     from rnncli.text.dataset import dataset_stats, load_vocab_source, save_dataset, tokenize, vocab_json
+    from rnncli.text.readers import require_file
 
     for path in inputs:  # a missing input is the first thing to hear about
-        if path != "-" and not os.path.exists(path):
-            raise RnncliError(f"{path}: no such file")
-        if os.path.isdir(path):
-            raise RnncliError(f"{path}: is a directory, expected a file")
+        require_file(path)
     _refuse_overwrite(out, force)
     if vocab_out is not None:
         _refuse_overwrite(vocab_out, force)
@@ -65,12 +63,16 @@ def render_tokenize_report(s):
 
 
 
-def _load_data_for_train(data):
-    from rnncli.text.dataset import load_dataset, tokenize
-
+def _require_data(data):
     if data != "-" and not os.path.exists(data):
         hint = " (run `rnncli tokenize CORPUS` first)" if data == "tokens.npz" else ""
         raise RnncliError(f"{data}: no such data set{hint}")
+
+
+def _load_data_for_train(data):
+    from rnncli.text.dataset import load_dataset, tokenize
+
+    _require_data(data)
     if data.endswith(".npz"):
         return load_dataset(data)
     ds = tokenize([data])
@@ -104,8 +106,7 @@ def run_train(data, out, config_path, overrides, resume=None, force=False, json_
                               f"({len(ds.meta['vocab'])} vs {len(meta['data']['vocab'])} symbols)")
     else:
         cfg = make_config(config_path, overrides)
-        if data != "-" and not os.path.exists(data):
-            _load_data_for_train(data)  # says which file is missing before anything else
+        _require_data(data)  # a missing input is the first thing to hear about
         _refuse_overwrite(out, force)
         ds = _load_data_for_train(data)
     console.show(console.table("configuration", ["option", "value"], list(dataclasses.asdict(cfg).items())))

@@ -15,18 +15,25 @@ MAX_LINE = 1 << 20  # a line longer than 1 MiB in a tsv/conll file is not data w
 FORMATS = ("text", "tsv", "conll")
 
 
+def require_file(path):
+    """One-line errors for an input that is missing or a folder (`-`, standard input, always exists)."""
+    if str(path) == "-":
+        return
+    if os.path.isdir(path):
+        raise RnncliError(f"{path}: is a directory, expected a file")
+    if not os.path.exists(path):
+        raise RnncliError(f"{path}: no such file")
+
+
 def read_text(path):
     """The whole file as a str; rejects directories, binary data and invalid UTF-8."""
     if str(path) == "-":
         data = sys.stdin.buffer.read()
     else:
-        if os.path.isdir(path):
-            raise RnncliError(f"{path}: is a directory, expected a file")
+        require_file(path)
         try:
             with open(path, "rb") as f:
                 data = f.read()
-        except FileNotFoundError:
-            raise RnncliError(f"{path}: no such file") from None
         except OSError as e:
             raise RnncliError(f"{path}: cannot read: {e.strerror}") from None
     if b"\x00" in data:
@@ -141,12 +148,9 @@ def open_lines(path, conll=False):
     Reads as it goes, so a pipe gets an answer per line and memory stays flat."""
     stream = sys.stdin.buffer if str(path) == "-" else None
     if stream is None:
-        if os.path.isdir(path):
-            raise RnncliError(f"{path}: is a directory, expected a file")
+        require_file(path)
         try:
             stream = open(path, "rb")  # noqa: SIM115 - closed below
-        except FileNotFoundError:
-            raise RnncliError(f"{path}: no such file") from None
         except OSError as e:
             raise RnncliError(f"{path}: cannot read: {e.strerror}") from None
     words, start = [], None
