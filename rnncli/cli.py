@@ -133,6 +133,7 @@ def train(
                                                      help="gru: PyTorch form or the lecture's.")] = None,
     char_features: Annotated[bool | None, typer.Option("--char-features/--no-char-features",
                                                        help="tag: character RNN per word.")] = None,
+    crf: Annotated[bool | None, typer.Option("--crf/--no-crf", help="tag: CRF output layer over the tags.")] = None,
     pool: Annotated[Pool | None, typer.Option(help="classify: last, mean or max.")] = None,
     word_dropout: Annotated[float | None, typer.Option(help="classify/tag: share of words read as <unk>.")] = None,
     seq_len: Annotated[int | None, typer.Option(help="Truncated BPTT length. [default: 64]")] = None,
@@ -166,7 +167,7 @@ def train(
     overrides = {k: _v(v) for k, v in dict(
         task=task, cell=cell, layers=layers, hidden=hidden, embed=embed, bidirectional=bidirectional,
         dropout=dropout, activation=activation, reset_after=reset_after, char_features=char_features,
-        pool=pool, word_dropout=word_dropout, seq_len=seq_len, batch_size=batch_size, epochs=epochs,
+        crf=crf, pool=pool, word_dropout=word_dropout, seq_len=seq_len, batch_size=batch_size, epochs=epochs,
         max_steps=max_steps,
         max_time=max_time, optimizer=optimizer, lr=lr, lr_decay=lr_decay, clip=clip,
         weight_decay=weight_decay, eval_every=eval_every, patience=patience, seed=seed, dtype=dtype).items()}

@@ -24,6 +24,7 @@ class TrainConfig:
     activation: str = "tanh"  # rnn only; relu trains faster but explodes more easily
     reset_after: bool = True  # gru: the cuDNN/PyTorch form, so weights exchange directly
     char_features: bool = False  # tag: a character RNN per word, for unknown words
+    crf: bool = False  # tag: score whole tag sequences with a CRF instead of one softmax per token
     word_dropout: float = 0.0  # classify/tag: share of words read as <unk> in training, so <unk> is learnt
     pool: str = "last"  # classify: last, mean or max over time
     seq_len: int = 64  # truncated BPTT length: long enough for words and short phrases

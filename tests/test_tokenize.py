@@ -105,6 +105,17 @@ def test_conll_tags_chars_and_docstart(tmp_path):
     assert ds.train.char_offsets[-1] == len("Annasingsin" + "Rome")
 
 
+def test_conll_lower_folds_word_ids_but_characters_keep_their_case(tmp_path):
+    from rnncli.text.vocab import Vocab, encode_chars
+
+    path = write(tmp_path, "a.conll", "Rome B-LOC\nin O\nrome B-LOC\n")
+    ds = tokenize([path], fmt="conll", valid_frac=0, lower=True)
+    assert ds.meta["vocab"][4:] == ["rome", "in"]
+    assert ds.train.ids.tolist() == [4, 5, 4]
+    chars = Vocab(ds.meta["chars"])
+    assert ds.train.chars.tolist() == encode_chars(chars, "Romeinrome").tolist()
+
+
 def test_vocab_is_built_from_the_training_part_only(tmp_path):
     lines = [f"positive\tword{i}" for i in range(50)]
     ds = tokenize([write(tmp_path, "t.tsv", "\n".join(lines))], valid_frac=0.2)

@@ -5,10 +5,14 @@
 Character features: a small bidirectional recurrent layer reads each word's characters; its two
 final states are concatenated to the word's embedding. They carry the signal for words the
 vocabulary has never seen (capitals, suffixes, digits), which is most of what NER gets wrong.
+
+Output: a softmax per token (cross-entropy), or with crf=True a linear-chain CRF over the same
+scores (nn/crf.py), which learns that I-ORG follows B-ORG and scores the tag sequence as a whole.
 """
 
 import numpy as np
 
+from rnncli.nn.crf import crf_nll, viterbi
 from rnncli.nn.functional import log_softmax
 from rnncli.nn.layers import Embedding, Linear, dropout_mask, word_dropout
 from rnncli.nn.losses import softmax_cross_entropy
@@ -18,9 +22,10 @@ from rnncli.nn.stack import RecurrentStack
 class Tagger:
     def __init__(self, vocab_size, num_tags, rng, embed=100, hidden=128, cell="lstm", layers=1,
                  bidirectional=True, dropout=0.0, char_vocab_size=None, dtype=np.float32, activation="tanh",
-                 reset_after=True, char_embed=24, char_hidden=32, word_dropout=0.0, allowed=None):
+                 reset_after=True, char_embed=24, char_hidden=32, word_dropout=0.0, allowed=None, crf=False):
         self.dtype, self.dropout, self.word_dropout = np.dtype(dtype), dropout, word_dropout
         self.allowed = allowed  # (start (K,), transitions (K, K)) booleans for constrained decoding, or None
+        self.crf = crf
         self.embedding = Embedding(vocab_size, embed, rng, dtype)
         self.params = {"embedding.E": self.embedding.params["E"]}
         in_size = embed
@@ -37,6 +42,17 @@ class Tagger:
         self.head = Linear(self.rnn.output_size, num_tags, rng, dtype)
         self.params.update({f"rnn.{k}": v for k, v in self.rnn.params.items()})
         self.params.update({f"head.{k}": v for k, v in self.head.params.items()})
+        if crf:
+            # zero scores: the CRF starts as the softmax tagger and learns transitions from the data
+            for name, shape in (("start", (num_tags,)), ("trans", (num_tags, num_tags)), ("end", (num_tags,))):
+                self.params[f"crf.{name}"] = np.zeros(shape, self.dtype)
+
+    def _penalties(self):
+        """(start (K,), transitions (K, K)): 0 where allowed, -inf where the tag scheme forbids."""
+        if self.allowed is None:
+            return 0.0, None
+        start, trans = self.allowed
+        return np.where(start, 0.0, -np.inf), np.where(trans, 0.0, -np.inf)
 
     def forward(self, ids, mask, chars=None, char_mask=None, train=False, rng=None):
         """ids (T, B), mask (T, B), chars (Lc, T*B) -> logits (T, B, K), cache."""
@@ -62,8 +78,15 @@ class Tagger:
         logits, (ids, char_cache, drop_in, rnn_cache, drop, h_in) = self.forward(ids, mask, chars, char_mask,
                                                                                 train, rng)
         T, B, K = logits.shape
-        loss, d_logits = softmax_cross_entropy(logits.reshape(T * B, K), tags.reshape(-1),
-                                               mask.reshape(-1).astype(self.dtype))
+        if self.crf:
+            start_penalty, penalty = self._penalties()
+            p = self.params
+            loss, d_logits, crf_grads = crf_nll(logits, tags, mask, p["crf.start"] + start_penalty, p["crf.trans"],
+                                                p["crf.end"], penalty)
+        else:
+            loss, d_logits = softmax_cross_entropy(logits.reshape(T * B, K), tags.reshape(-1),
+                                                   mask.reshape(-1).astype(self.dtype))
+            crf_grads = {}
         dh, head_grads = self.head.backward(d_logits.reshape(T, B, K), h_in)
         if drop is not None:
             dh *= drop
@@ -83,15 +106,24 @@ class Tagger:
             grads.update({f"char_rnn.{k}": v for k, v in c_grads.items()})
         grads.update({f"rnn.{k}": v for k, v in rnn_grads.items()})
         grads.update({f"head.{k}": v for k, v in head_grads.items()})
+        grads.update({f"crf.{k}": v for k, v in crf_grads.items()})
         return loss, grads
 
     def predict(self, ids, mask, chars=None, char_mask=None):
-        """(T, B) tag ids: the best *valid* sequence when `allowed` is set (no I-X after O or
-        after another type in IOB2 data), else the most likely tag of each token."""
+        """(T, B) tag ids: with a CRF its best sequence; else the best *valid* sequence when
+        `allowed` is set (no I-X after O or after another type in IOB2 data), else the most
+        likely tag of each token."""
         logits, _ = self.forward(ids, mask, chars, char_mask)
+        if self.crf:
+            start_penalty, penalty = self._penalties()
+            p = {k: v.astype(np.float64) for k, v in self.params.items() if k.startswith("crf.")}
+            trans = p["crf.trans"] + (0.0 if penalty is None else penalty)
+            return viterbi(logits.astype(np.float64), mask, p["crf.start"] + start_penalty, trans, p["crf.end"])
         if self.allowed is None:
             return logits.argmax(axis=-1)
-        return constrained_decode(log_softmax(logits.astype(np.float64)), mask, *self.allowed)
+        start, trans = self._penalties()
+        K = logits.shape[-1]
+        return viterbi(log_softmax(logits.astype(np.float64)), mask, start + np.zeros(K), trans, np.zeros(K))
 
 
 def bio_transitions(tags):
@@ -104,26 +136,3 @@ def bio_transitions(tags):
             for i, prev in enumerate(tags):
                 trans[i, j] = prev in ("B-" + cur[2:], "I-" + cur[2:])
     return start, trans
-
-
-def constrained_decode(logp, mask, start, trans):
-    """Viterbi over per-token log-probabilities with forbidden transitions.
-
-    logp (T, B, K), mask (T, B) -> (T, B) tag ids maximising the summed log-probability
-    among sequences that obey `start` (K,) and `trans` (K, K). Padded steps carry the scores."""
-    T, B, K = logp.shape
-    penalty = np.where(trans, 0.0, -np.inf)  # (K, K)
-    score = np.where(start, logp[0], -np.inf)  # (B, K)
-    back = np.zeros((T, B, K), np.int64)
-    for t in range(1, T):
-        cand = score[:, :, None] + penalty[None]  # (B, K prev, K cur)
-        back[t] = cand.argmax(axis=1)
-        new = cand.max(axis=1) + logp[t]
-        real = mask[t][:, None] > 0
-        score = np.where(real, new, score)
-        back[t] = np.where(real, back[t], np.arange(K)[None, :])
-    best = np.zeros((T, B), np.int64)
-    best[-1] = score.argmax(axis=1)
-    for t in range(T - 1, 0, -1):
-        best[t - 1] = back[t][np.arange(B), best[t]]
-    return best

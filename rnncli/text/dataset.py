@@ -100,7 +100,9 @@ def _units(fmt, texts, level, lower):
         else:
             sents, tags = parse_conll(t, path)
             check_bio(tags, path)
-            new = [([w.lower() for w in s] if lower else s, tt) for s, tt in zip(sents, tags, strict=True)]
+            # words keep their case here: the character features read it even when --lower
+            # folds the word vocabulary (_build_meta_vocab and _encode_units lowercase for the ids)
+            new = list(zip(sents, tags, strict=True))
         units.extend(new)
         origin.extend([path] * len(new))
     return units, origin
@@ -137,7 +139,7 @@ def _build_meta_vocab(meta, fmt, level, units, max_size, min_freq):
     else:
         names, chars = set(), Counter()
         for words, tags in units:
-            counts.update(words)
+            counts.update([w.lower() for w in words] if meta["lower"] else words)
             names.update(tags)
             chars.update(ch for w in words for ch in w)
         meta["tags"] = sorted(names)
@@ -172,7 +174,8 @@ def _encode_units(meta, fmt, level, units, origin):
     words_of = [u[1] for u in units] if fmt == "tsv" else [u[0] for u in units]
     flat = [w for ws in words_of for w in ws]
     offsets = np.r_[0, np.cumsum([len(ws) for ws in words_of])].astype(np.int64)
-    split = Split(vocab.encode(flat), offsets)
+    folded = [w.lower() for w in flat] if fmt == "conll" and meta["lower"] else flat
+    split = Split(vocab.encode(folded), offsets)
     if fmt == "tsv":
         split.labels = _encode_names(meta["labels"], [u[0] for u in units], origin, "label")
     else:
