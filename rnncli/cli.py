@@ -107,6 +107,7 @@ Optim = _choices("Optim", "optimizer")
 Task = _choices("Task", "task")
 Activation = _choices("Activation", "activation")
 Pool = _choices("Pool", "pool")
+CharEncoder = _choices("CharEncoder", "char_encoder")
 DType = _choices("DType", "dtype")
 
 
@@ -133,6 +134,8 @@ def train(
                                                      help="gru: PyTorch form or the lecture's.")] = None,
     char_features: Annotated[bool | None, typer.Option("--char-features/--no-char-features",
                                                        help="tag: character RNN per word.")] = None,
+    char_encoder: Annotated[CharEncoder | None, typer.Option(
+        help="tag: char features by a BiRNN or a CNN. [default: rnn]")] = None,
     crf: Annotated[bool | None, typer.Option("--crf/--no-crf", help="tag: CRF output layer over the tags.")] = None,
     pool: Annotated[Pool | None, typer.Option(help="classify: last, mean or max.")] = None,
     word_dropout: Annotated[float | None, typer.Option(help="classify/tag: share of words read as <unk>.")] = None,
@@ -167,10 +170,10 @@ def train(
     overrides = {k: _v(v) for k, v in dict(
         task=task, cell=cell, layers=layers, hidden=hidden, embed=embed, bidirectional=bidirectional,
         dropout=dropout, activation=activation, reset_after=reset_after, char_features=char_features,
-        crf=crf, pool=pool, word_dropout=word_dropout, seq_len=seq_len, batch_size=batch_size, epochs=epochs,
-        max_steps=max_steps,
-        max_time=max_time, optimizer=optimizer, lr=lr, lr_decay=lr_decay, clip=clip,
-        weight_decay=weight_decay, eval_every=eval_every, patience=patience, seed=seed, dtype=dtype).items()}
+        char_encoder=char_encoder, crf=crf, pool=pool, word_dropout=word_dropout, seq_len=seq_len,
+        batch_size=batch_size, epochs=epochs, max_steps=max_steps, max_time=max_time, optimizer=optimizer,
+        lr=lr, lr_decay=lr_decay, clip=clip, weight_decay=weight_decay, eval_every=eval_every,
+        patience=patience, seed=seed, dtype=dtype).items()}
     run_train(data, out, config, overrides, resume=resume, force=force, json_out=json_out)
 
 

@@ -24,6 +24,7 @@ class TrainConfig:
     activation: str = "tanh"  # rnn only; relu trains faster but explodes more easily
     reset_after: bool = True  # gru: the cuDNN/PyTorch form, so weights exchange directly
     char_features: bool = False  # tag: a character RNN per word, for unknown words
+    char_encoder: str = "rnn"  # tag: how char features read a word: a BiRNN of `cell`, or a CNN (faster)
     crf: bool = False  # tag: score whole tag sequences with a CRF instead of one softmax per token
     word_dropout: float = 0.0  # classify/tag: share of words read as <unk> in training, so <unk> is learnt
     pool: str = "last"  # classify: last, mean or max over time
@@ -52,6 +53,7 @@ CHOICES = {
     "cell": ("rnn", "gru", "lstm"),
     "activation": ("tanh", "relu"),
     "pool": ("last", "mean", "max"),
+    "char_encoder": ("rnn", "cnn"),
     "optimizer": ("sgd", "momentum", "adagrad", "rmsprop", "adam", "adamw"),
     "dtype": ("float32", "float64"),
 }

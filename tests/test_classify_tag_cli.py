@@ -25,12 +25,12 @@ def sentiment(tmp_path_factory):
     return d, json.loads(r.stdout)
 
 
-@pytest.fixture(scope="module", params=["--no-crf", "--crf"])
+@pytest.fixture(scope="module", params=[("--no-crf", "rnn"), ("--crf", "cnn")], ids=["softmax-rnn", "crf-cnn"])
 def ner(tmp_path_factory, request):
     d = tmp_path_factory.mktemp("ner")
     assert cli("tokenize", f"{SAMPLES}/ner.conll", "-o", "ner.npz", cwd=d).returncode == 0
     r = cli("train", "-d", "ner.npz", "-o", "m.npz", "--epochs", "25", "--hidden", "24", "--embed", "16",
-            "--lr", "0.01", "--char-features", request.param, "--json", cwd=d)
+            "--lr", "0.01", "--char-features", request.param[0], "--char-encoder", request.param[1], "--json", cwd=d)
     assert r.returncode == 0, r.stderr
     return d, json.loads(r.stdout)
 

@@ -49,14 +49,16 @@ def valid_tags(rng, shape):
 
 
 @pytest.mark.parametrize("cell", ["gru", "lstm"])
-@pytest.mark.parametrize("char_features,crf", [(False, False), (True, False), (False, True), (True, True)])
+@pytest.mark.parametrize("char_features,crf", [(False, False), ("rnn", False), (False, True), ("rnn", True),
+                                               ("cnn", False), ("cnn", True)])
 def test_tagger_gradients(cell, char_features, crf):
     from rnncli.tasks.tag import bio_transitions
 
     rng = np.random.default_rng(1)
     model = Tagger(9, 4, rng, embed=3, hidden=4, cell=cell, layers=1, dropout=0.1,
                    char_vocab_size=7 if char_features else None, dtype=np.float64, char_embed=3, char_hidden=2,
-                   crf=crf, allowed=bio_transitions(TAG_NAMES) if crf and char_features else None)
+                   crf=crf, allowed=bio_transitions(TAG_NAMES) if crf and char_features else None,
+                   char_encoder=char_features or "rnn")
     if crf:  # nonzero transition scores, so their gradients flow through every path
         for k in ("crf.start", "crf.trans", "crf.end"):
             model.params[k][...] = rng.normal(size=model.params[k].shape)
