@@ -149,6 +149,8 @@ def train(
     lr_decay: Annotated[float | None, typer.Option(help="Factor per epoch. [default: 1]")] = None,
     clip: Annotated[float | None, typer.Option(help="Global gradient-norm clip. [default: 5]")] = None,
     weight_decay: Annotated[float | None, typer.Option(help="[default: 0]")] = None,
+    average: Annotated[float | None, typer.Option(
+        help="Evaluate and keep a moving average of the weights with this decay, e.g. 0.999. [default: off]")] = None,
     eval_every: Annotated[int | None, typer.Option(help="Steps between validations. [default: 200]")] = None,
     patience: Annotated[int | None, typer.Option(help="Early stop after N evaluations without gain.")] = None,
     seed: Annotated[int | None, typer.Option(help="[default: 0]")] = None,
@@ -172,7 +174,7 @@ def train(
         dropout=dropout, activation=activation, reset_after=reset_after, char_features=char_features,
         char_encoder=char_encoder, crf=crf, pool=pool, word_dropout=word_dropout, seq_len=seq_len,
         batch_size=batch_size, epochs=epochs, max_steps=max_steps, max_time=max_time, optimizer=optimizer,
-        lr=lr, lr_decay=lr_decay, clip=clip, weight_decay=weight_decay, eval_every=eval_every,
+        lr=lr, lr_decay=lr_decay, clip=clip, weight_decay=weight_decay, average=average, eval_every=eval_every,
         patience=patience, seed=seed, dtype=dtype).items()}
     run_train(data, out, config, overrides, resume=resume, force=force, json_out=json_out)
 

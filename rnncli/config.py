@@ -38,6 +38,7 @@ class TrainConfig:
     lr_decay: float = 1.0  # multiplied in once per epoch
     clip: float = 5.0  # global-norm clipping against exploding gradients
     weight_decay: float = 0.0
+    average: float = 0.0  # >0: evaluate and save a moving average of the weights with this decay (0.999)
     eval_every: int = 200  # steps between validations (and checkpoints)
     patience: int | None = None  # stop after this many evaluations without improvement
     seed: int = 0
@@ -84,6 +85,8 @@ def validate(cfg):
         raise UsageError(f"--word-dropout must be in [0, 1), not {cfg.word_dropout}")
     if cfg.lr <= 0:
         raise UsageError(f"--lr must be positive, not {cfg.lr}")
+    if not 0 <= cfg.average < 1:
+        raise UsageError(f"--average must be in [0, 1), not {cfg.average}")
     if not 0 < cfg.lr_decay <= 1:
         raise UsageError(f"--lr-decay must be in (0, 1], not {cfg.lr_decay}")
     if cfg.clip < 0 or cfg.weight_decay < 0:

@@ -146,6 +146,14 @@ def selection_score(task, metrics):
     return -(metrics["accuracy"] if task == "classify" else metrics["f1"])
 
 
+def _swap_in(params, new):
+    """Copy `new` into the model's arrays in place; returns copies of what they held."""
+    old = {name: p.copy() for name, p in params.items()}
+    for name, p in params.items():
+        p[...] = new[name]
+    return old
+
+
 def train(cfg, ds, out, resume=None, callback=None):
     """Fit a model; writes `out` (model.npz) at every evaluation and at the end.
 
@@ -155,7 +163,7 @@ def train(cfg, ds, out, resume=None, callback=None):
     task = task_of(cfg, ds.meta)
     callback = callback or (lambda p: None)
     model = build_model(cfg, ds.meta)
-    opt = Optimizer(cfg.optimizer, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    opt = Optimizer(cfg.optimizer, lr=cfg.lr, weight_decay=cfg.weight_decay, average=cfg.average)
     rng = np.random.default_rng([cfg.seed, 1])  # dropout masks
     batches = LMBatches(ds.train, cfg) if task == "lm" else SequenceBatches(ds.train, cfg, task)
     st = {"step": 0, "epoch": 0, "chunk": 0, "history": [], "best_score": None, "best_step": None,
@@ -210,6 +218,7 @@ def train(cfg, ds, out, resume=None, callback=None):
                     epoch_end = st["chunk"] == batches.per_epoch
                     done = bool(st["step"] >= max_steps or out_of_time or stopper.requested)
                     if st["step"] % cfg.eval_every == 0 or done or epoch_end:
+                        live = _swap_in(model.params, opt.averaged(model.params)) if cfg.average else None
                         metrics = evaluate_split(model, task, ds.valid, cfg) if ds.valid is not None else None
                         train_loss = float(np.mean(recent))
                         score = selection_score(task, metrics) if metrics else train_loss
@@ -226,6 +235,8 @@ def train(cfg, ds, out, resume=None, callback=None):
                             best = {name: v.copy() for name, v in model.params.items()}
                         else:
                             st["bad_evals"] += 1
+                        if live is not None:  # back to the live weights, which training continues from
+                            _swap_in(model.params, live)
                         if epoch_end:
                             st["epoch"], st["chunk"] = st["epoch"] + 1, 0
                         checkpoint()

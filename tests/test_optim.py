@@ -83,3 +83,18 @@ def test_decay_and_orthogonal_init():
     assert decayed_lr(1.0, 0.5, 3) == 0.125
     q = orthogonal(np.random.default_rng(0), (6, 6), np.float64)
     np.testing.assert_allclose(q @ q.T, np.eye(6), atol=1e-12)
+
+
+def test_weight_average_follows_the_trajectory_by_hand():
+    p = {"w": np.array([1.0, 2.0])}
+    opt = Optimizer("sgd", lr=0.1, average=0.9)
+    assert opt.averaged(p)["w"] is p["w"]  # nothing to average before the first step
+    trajectory = []
+    for g in GRADS:
+        opt.step(p, {"w": g.copy()})
+        trajectory.append(p["w"].copy())
+    w1, w2, w3 = trajectory
+    # the average starts at the first updated point, then p_avg = 0.9 p_avg + 0.1 p
+    want = 0.9 * (0.9 * w1 + 0.1 * w2) + 0.1 * w3
+    np.testing.assert_allclose(opt.averaged(p)["w"], want, rtol=1e-15)
+    np.testing.assert_array_equal(p["w"], w3)  # the live weights are untouched

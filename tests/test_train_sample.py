@@ -80,6 +80,28 @@ def test_resume_gives_bit_identical_weights(tmp_path, corpus_ds):
         assert np.array_equal(a["opt"][name], b["opt"][name]), name
 
 
+def test_weight_average_is_what_is_evaluated_saved_and_resumed(tmp_path, corpus_ds):
+    full = str(tmp_path / "full.npz")
+    summary = train(small_cfg(max_steps=24, eval_every=6, average=0.9), corpus_ds, full)
+    best = load_checkpoint(full)[1]["best"]
+    # the best model is the average as it stood at the best evaluation, not the live weights then
+    upto = str(tmp_path / "upto.npz")
+    train(small_cfg(max_steps=summary["best_step"], eval_every=6, average=0.9), corpus_ds, upto)
+    _, groups = load_checkpoint(upto)
+    for name, live in groups["param"].items():
+        np.testing.assert_array_equal(best[name], groups["opt"][f"avg.{name}"])
+        assert not np.array_equal(best[name], live)
+    # the average lives in the optimizer state, so resuming continues it bit for bit
+    part = str(tmp_path / "part.npz")
+    train(small_cfg(max_steps=12, eval_every=6, average=0.9), corpus_ds, part)
+    meta, groups = load_checkpoint(part)
+    train(dataclasses.replace(TrainConfig(**meta["config"]), max_steps=24), corpus_ds, part, resume=(meta, groups))
+    a, b = load_checkpoint(full)[1], load_checkpoint(part)[1]
+    for group in ("param", "opt", "best"):
+        for name in a[group]:
+            assert np.array_equal(a[group][name], b[group][name]), (group, name)
+
+
 def test_same_seed_same_model(tmp_path, corpus_ds):
     p1, p2 = str(tmp_path / "a.npz"), str(tmp_path / "b.npz")
     train(small_cfg(max_steps=5), corpus_ds, p1)
