@@ -136,16 +136,17 @@ class Tagger:
         `allowed` is set (no I-X after O or after another type in IOB2 data), else the most
         likely tag of each token."""
         logits, _ = self.forward(ids, mask, chars, char_mask)
-        if self.crf:
-            start_penalty, penalty = self._penalties()
-            p = {k: v.astype(np.float64) for k, v in self.params.items() if k.startswith("crf.")}
-            trans = p["crf.trans"] + (0.0 if penalty is None else penalty)
-            return viterbi(logits.astype(np.float64), mask, p["crf.start"] + start_penalty, trans, p["crf.end"])
-        if self.allowed is None:
+        if not self.crf and self.allowed is None:
             return logits.argmax(axis=-1)
-        start, trans = self._penalties()
         K = logits.shape[-1]
-        return viterbi(log_softmax(logits.astype(np.float64)), mask, start + np.zeros(K), trans, np.zeros(K))
+        if self.crf:
+            scores = logits.astype(np.float64)
+            start, trans, end = (self.params[f"crf.{k}"].astype(np.float64) for k in ("start", "trans", "end"))
+        else:  # the softmax's log-probabilities, with no preference between allowed moves
+            scores = log_softmax(logits.astype(np.float64))
+            start, trans, end = np.zeros(K), np.zeros((K, K)), np.zeros(K)
+        start_penalty, penalty = self._penalties()
+        return viterbi(scores, mask, start + start_penalty, trans + (0.0 if penalty is None else penalty), end)
 
 
 def bio_transitions(tags):
