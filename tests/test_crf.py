@@ -54,7 +54,7 @@ def test_loss_and_decoding_equal_enumeration_of_all_sequences(constrained):
     s = p["start"] + s_pen
     A = p["trans"] + (0.0 if penalty is None else penalty)
     tags = _valid_tags(np.random.default_rng(2), E.shape[0], E.shape[1])
-    loss, _, _ = crf_nll(E, tags, mask, s, p["trans"], p["end"], penalty)
+    loss, _, _ = crf_nll(E, tags, mask, s, A, p["end"])
     best = viterbi(E, mask, s, A, p["end"])
     total = 0.0
     for b, n in enumerate(lengths):
@@ -71,13 +71,13 @@ def test_loss_and_decoding_equal_enumeration_of_all_sequences(constrained):
 @pytest.mark.parametrize("lengths", [[5, 5, 5], [5, 3, 1, 4]])
 def test_gradients_match_central_differences(constrained, lengths):
     E, mask, p = _problem(3, lengths)
-    start_pen, penalty = _penalty(bio_transitions(TAGS)) if constrained else (0.0, None)
+    start_pen, penalty = _penalty(bio_transitions(TAGS)) if constrained else (0.0, 0.0)
     tags = _valid_tags(np.random.default_rng(4), E.shape[0], E.shape[1])
 
     def loss():
-        return crf_nll(E, tags, mask, p["start"] + start_pen, p["trans"], p["end"], penalty)[0]
+        return crf_nll(E, tags, mask, p["start"] + start_pen, p["trans"] + penalty, p["end"])[0]
 
-    _, d_E, grads = crf_nll(E, tags, mask, p["start"] + start_pen, p["trans"], p["end"], penalty)
+    _, d_E, grads = crf_nll(E, tags, mask, p["start"] + start_pen, p["trans"] + penalty, p["end"])
     errors = check_gradients(loss, {"E": E, **p}, {"E": d_E, **grads})
     assert max(errors.values()) < 1e-7, errors
     # padded positions get no gradient at all

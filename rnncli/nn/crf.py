@@ -18,9 +18,10 @@ gold counts": d log Z / d E<t>[j] is the marginal p(y_t = j), d log Z / d trans[
 pair marginals p(y_{t-1} = i, y_t = j), both from forward (alpha) and backward (beta) scores.
 
 Padding: masks are prefixes (real tokens first), and a padded step carries alpha and beta
-unchanged, so a sentence's scores never depend on the batch it sits in. Forbidden transitions
-(I-PER after O in IOB2 data) enter as -inf in `penalty`: they drop out of Z and of decoding, so
-the model spends no probability on sequences that cannot be read as entities.
+unchanged, so a sentence's scores never depend on the batch it sits in. Forbidden moves (I-PER
+after O in IOB2 data) are given as -inf scores in `start` and `trans`: they drop out of Z and of
+decoding, so the model spends no probability on sequences that cannot be read as entities (their
+gradients are 0: no sequence that uses them has any probability).
 All sums run in float64 (T K^2 numbers per sentence, cheap) and gradients come back in the
 parameters' dtype.
 """
@@ -35,16 +36,16 @@ def _logsumexp(x, axis):
     return np.log(np.exp(x - top).sum(axis=axis)) + np.squeeze(top, axis=axis)
 
 
-def crf_nll(emissions, tags, mask, start, trans, end, penalty=None):
+def crf_nll(emissions, tags, mask, start, trans, end):
     """Negative log-likelihood of the gold tag sequences, per real token.
 
     emissions (T, B, K), tags (T, B) int, mask (T, B) 1/0 with real tokens first,
-    start (K,), trans (K, K), end (K,), penalty (K, K) of 0 / -inf or None.
+    start (K,), trans (K, K), end (K,) scores (-inf where forbidden).
     Returns (loss float, d_emissions (T, B, K), {"start", "trans", "end"} gradients).
     """
     T, B, K = emissions.shape
     E = emissions.astype(np.float64)
-    A = trans.astype(np.float64) + (0.0 if penalty is None else penalty)  # (K, K)
+    A = trans.astype(np.float64)  # (K, K)
     s, e = start.astype(np.float64), end.astype(np.float64)
     real = mask > 0  # (T, B)
     lengths = real.sum(axis=0)  # (B,)

@@ -4,8 +4,9 @@
 
 Character features: a small bidirectional recurrent layer (char_encoder="rnn") or a convolution
 with max-pooling (char_encoder="cnn", nn/conv.py: no loop over characters, several times faster)
-reads each word's characters; the result is concatenated to the word's embedding. They carry the signal for words the
-vocabulary has never seen (capitals, suffixes, digits), which is most of what NER gets wrong.
+reads each word's characters; the result is concatenated to the word's embedding. They carry the
+signal for words the vocabulary has never seen (capitals, suffixes, digits), which is most of
+what NER gets wrong.
 
 Output: a softmax per token (cross-entropy), or with crf=True a linear-chain CRF over the same
 scores (nn/crf.py), which learns that I-ORG follows B-ORG and scores the tag sequence as a whole.
@@ -53,12 +54,12 @@ class Tagger:
             for name, shape in (("start", (num_tags,)), ("trans", (num_tags, num_tags)), ("end", (num_tags,))):
                 self.params[f"crf.{name}"] = np.zeros(shape, self.dtype)
 
-    def _penalties(self):
-        """(start (K,), transitions (K, K)): 0 where allowed, -inf where the tag scheme forbids."""
+    def _constrained(self, start, trans, end):
+        """Start (K,), transition (K, K) and end (K,) scores with -inf where the tag scheme forbids."""
         if self.allowed is None:
-            return 0.0, None
-        start, trans = self.allowed
-        return np.where(start, 0.0, -np.inf), np.where(trans, 0.0, -np.inf)
+            return start, trans, end
+        may_start, may_follow = self.allowed
+        return np.where(may_start, start, -np.inf), np.where(may_follow, trans, -np.inf), end
 
     def _char_features(self, chars, char_mask):
         """chars (Lc, N), char_mask (Lc, N) -> one feature vector per word (N, 2 Hc), cache.
@@ -108,10 +109,9 @@ class Tagger:
                                                                                 train, rng)
         T, B, K = logits.shape
         if self.crf:
-            start_penalty, penalty = self._penalties()
             p = self.params
-            loss, d_logits, crf_grads = crf_nll(logits, tags, mask, p["crf.start"] + start_penalty, p["crf.trans"],
-                                                p["crf.end"], penalty)
+            loss, d_logits, crf_grads = crf_nll(logits, tags, mask,
+                                                *self._constrained(p["crf.start"], p["crf.trans"], p["crf.end"]))
         else:
             loss, d_logits = softmax_cross_entropy(logits.reshape(T * B, K), tags.reshape(-1),
                                                    mask.reshape(-1).astype(self.dtype))
@@ -145,8 +145,7 @@ class Tagger:
         else:  # the softmax's log-probabilities, with no preference between allowed moves
             scores = log_softmax(logits.astype(np.float64))
             start, trans, end = np.zeros(K), np.zeros((K, K)), np.zeros(K)
-        start_penalty, penalty = self._penalties()
-        return viterbi(scores, mask, start + start_penalty, trans + (0.0 if penalty is None else penalty), end)
+        return viterbi(scores, mask, *self._constrained(start, trans, end))
 
 
 def bio_transitions(tags):
