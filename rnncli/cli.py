@@ -136,6 +136,9 @@ def train(
                                                        help="tag: character RNN per word.")] = None,
     char_encoder: Annotated[CharEncoder | None, typer.Option(
         help="tag: char features by a BiRNN or a CNN. [default: rnn]")] = None,
+    char_embed: Annotated[int | None, typer.Option(help="tag: character embedding size. [default: 24]")] = None,
+    char_hidden: Annotated[int | None, typer.Option(
+        help="tag: char RNN units per direction (CNN: half its filters). [default: 32]")] = None,
     crf: Annotated[bool | None, typer.Option("--crf/--no-crf", help="tag: CRF output layer over the tags.")] = None,
     pool: Annotated[Pool | None, typer.Option(help="classify: last, mean or max.")] = None,
     word_dropout: Annotated[float | None, typer.Option(help="classify/tag: share of words read as <unk>.")] = None,
@@ -172,7 +175,8 @@ def train(
     overrides = {k: _v(v) for k, v in dict(
         task=task, cell=cell, layers=layers, hidden=hidden, embed=embed, bidirectional=bidirectional,
         dropout=dropout, activation=activation, reset_after=reset_after, char_features=char_features,
-        char_encoder=char_encoder, crf=crf, pool=pool, word_dropout=word_dropout, seq_len=seq_len,
+        char_encoder=char_encoder, char_embed=char_embed, char_hidden=char_hidden, crf=crf, pool=pool,
+        word_dropout=word_dropout, seq_len=seq_len,
         batch_size=batch_size, epochs=epochs, max_steps=max_steps, max_time=max_time, optimizer=optimizer,
         lr=lr, lr_decay=lr_decay, clip=clip, weight_decay=weight_decay, average=average, eval_every=eval_every,
         patience=patience, seed=seed, dtype=dtype).items()}

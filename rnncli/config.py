@@ -25,6 +25,8 @@ class TrainConfig:
     reset_after: bool = True  # gru: the cuDNN/PyTorch form, so weights exchange directly
     char_features: bool = False  # tag: a character RNN per word, for unknown words
     char_encoder: str = "rnn"  # tag: how char features read a word: a BiRNN of `cell`, or a CNN (faster)
+    char_embed: int = 24  # tag: size of a character's embedding (a few dozen symbols need little)
+    char_hidden: int = 32  # tag: char RNN state per direction; the CNN has twice as many filters
     crf: bool = False  # tag: score whole tag sequences with a CRF instead of one softmax per token
     word_dropout: float = 0.0  # classify/tag: share of words read as <unk> in training, so <unk> is learnt
     pool: str = "last"  # classify: last, mean or max over time
@@ -73,7 +75,8 @@ def validate(cfg):
         if getattr(cfg, key) not in allowed:
             raise UsageError(f"--{key.replace('_', '-')}: {getattr(cfg, key)!r} is not one of "
                              f"{', '.join(a for a in allowed if a)}")
-    for key in ("layers", "hidden", "embed", "seq_len", "batch_size", "epochs", "eval_every"):
+    for key in ("layers", "hidden", "embed", "char_embed", "char_hidden", "seq_len", "batch_size", "epochs",
+                "eval_every"):
         if getattr(cfg, key) < 1:
             raise UsageError(f"--{key.replace('_', '-')} must be at least 1, not {getattr(cfg, key)}")
     for key in ("max_steps", "patience"):

@@ -5,6 +5,7 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 SAMPLES = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "sample_data"))
@@ -25,14 +26,17 @@ def sentiment(tmp_path_factory):
     return d, json.loads(r.stdout)
 
 
-@pytest.fixture(scope="module", params=[("--no-crf", "rnn"), ("--crf", "cnn")], ids=["softmax-rnn", "crf-cnn"])
+@pytest.fixture(scope="module", params=[("--no-crf", "rnn", "32"), ("--crf", "cnn", "20")],
+                ids=["softmax-rnn", "crf-cnn"])
 def ner(tmp_path_factory, request):
     d = tmp_path_factory.mktemp("ner")
+    crf, encoder, char_hidden = request.param
     assert cli("tokenize", f"{SAMPLES}/ner.conll", "-o", "ner.npz", cwd=d).returncode == 0
     r = cli("train", "-d", "ner.npz", "-o", "m.npz", "--epochs", "25", "--hidden", "24", "--embed", "16",
-            "--lr", "0.01", "--char-features", request.param[0], "--char-encoder", request.param[1], "--json", cwd=d)
+            "--lr", "0.01", "--char-features", crf, "--char-encoder", encoder, "--char-hidden", char_hidden,
+            "--char-embed", "12", "--json", cwd=d)
     assert r.returncode == 0, r.stderr
-    return d, json.loads(r.stdout)
+    return d, json.loads(r.stdout), (encoder, int(char_hidden))
 
 
 def test_sentiment_learns_and_predicts(sentiment):
@@ -58,8 +62,14 @@ def test_eval_refuses_labels_the_model_never_saw(sentiment, tmp_path):
 
 
 def test_ner_learns_entities_and_tags_a_stream(ner):
-    d, summary = ner
+    d, summary, (encoder, char_hidden) = ner
     assert summary["task"] == "tag" and summary["valid"]["f1"] >= 0.8, summary["valid"]
+    with np.load(d / "m.npz", allow_pickle=False) as z:  # the character sizes asked for are the ones built
+        assert z["param.char_embedding.E"].shape[1] == 12
+        if encoder == "cnn":
+            assert z["param.char_cnn.W"].shape == (2 * char_hidden, 3 * 12)
+        else:
+            assert z["param.char_rnn.l0.W_aa"].shape == (4 * char_hidden, char_hidden)
     r = cli("predict", "-m", "m.npz", cwd=d, stdin="Wren moved to Velmora .\n")
     rows = [ln.split("\t") for ln in r.stdout.splitlines() if ln]
     assert [w for w, _ in rows] == ["Wren", "moved", "to", "Velmora", "."]

@@ -47,7 +47,8 @@ def build_model(cfg, data_meta, rng=None):
         chars = len(data_meta["chars"]) if cfg.char_features else None
         allowed = bio_transitions(names) if data_meta.get("tag_scheme") == "iob2" else None
         model = Tagger(V, len(names), rng, char_vocab_size=chars, word_dropout=cfg.word_dropout, allowed=allowed,
-                       crf=cfg.crf, char_encoder=cfg.char_encoder, **common)
+                       crf=cfg.crf, char_encoder=cfg.char_encoder, char_embed=cfg.char_embed,
+                       char_hidden=cfg.char_hidden, **common)
     model.label_names = names
     return model
 
