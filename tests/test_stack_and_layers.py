@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from rnncli.nn.gradcheck import check_gradients, numerical_gradient, relative_error
-from rnncli.nn.layers import Embedding, Linear
+from rnncli.nn.layers import Embedding, Linear, word_dropout
 from rnncli.nn.losses import sigmoid_binary_cross_entropy, softmax_cross_entropy
 from rnncli.nn.stack import RecurrentStack, reverse_index
 
@@ -126,6 +126,17 @@ def test_embedding_gradient_matches_add_at_and_numeric():
     np.testing.assert_allclose(dE, expected, atol=1e-12)
     numeric = numerical_gradient(lambda: float((emb.forward(ids) * d).sum()), emb.params["E"])
     assert relative_error(dE, numeric) < 1e-8
+
+
+def test_word_dropout_replaces_a_share_of_regular_words():
+    rng = np.random.default_rng(0)
+    ids = rng.integers(0, 10, size=(400, 50))  # ids 0-3 are <pad> <unk> <bos> <eos>
+    out = word_dropout(rng, ids, 0.3)
+    assert np.array_equal(out[ids < 4], ids[ids < 4])  # specials are never replaced
+    regular = ids >= 4
+    assert set(np.unique(out[regular & (out != ids)])) == {1}
+    assert abs(np.mean(out[regular] == 1) - 0.3) < 0.01
+    assert word_dropout(rng, ids, 0.3) is not ids and word_dropout(None, ids, 0.3) is ids
 
 
 def test_linear_gradients():
