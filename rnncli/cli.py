@@ -68,7 +68,8 @@ def tokenize(
     format: Annotated[Format | None, typer.Option("--format", "-f",
                                                   help="Input format (detected when omitted).")] = None,
     level: Annotated[Level | None, typer.Option(help="Token level: char (text default) or word.")] = None,
-    lower: Annotated[bool, typer.Option("--lower", help="Lower-case everything.")] = False,
+    lower: Annotated[bool, typer.Option(
+        "--lower", help="Lower-case the text (CoNLL: the words; character features keep the case).")] = False,
     max_size: Annotated[int | None, typer.Option(help="Keep the N most common tokens.")] = None,
     min_freq: Annotated[int, typer.Option(help="Drop tokens seen fewer times.")] = 1,
     valid_frac: Annotated[float, typer.Option(help="Share held out for validation.")] = 0.05,
@@ -223,7 +224,8 @@ def eval_(
     data: Annotated[str, typer.Argument(help="Text, TSV or CoNLL file, encoded with the model's vocabulary "
                                              "(- reads standard input); or a tokens.npz made with it, whose "
                                              "validation split is scored (its training split if it has none).")],
-    model: Annotated[Path, typer.Option("--model", "-m", help="The checkpoint.")] = Path("model.npz"),
+    model: Annotated[list[Path] | None, typer.Option(
+        "--model", "-m", help="The checkpoint [default: model.npz]; repeat it to score an ensemble.")] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print the scores as JSON on stdout.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
 ):
@@ -232,17 +234,19 @@ def eval_(
     \b
       rnncli eval test.txt
       rnncli eval --model ner.npz test.conll --json
+      rnncli eval -m ner1.npz -m ner2.npz test.conll      # an ensemble of two taggers
     """
     from rnncli.workflows import run_eval
 
     set_quiet(quiet)
-    run_eval(model, data, json_out)
+    run_eval(model or [Path("model.npz")], data, json_out)
 
 
 @app.command()
 def predict(
     source: Annotated[str, typer.Argument(help="Input file; - (the default) reads standard input.")] = "-",
-    model: Annotated[Path, typer.Option("--model", "-m", help="The checkpoint.")] = Path("model.npz"),
+    model: Annotated[list[Path] | None, typer.Option(
+        "--model", "-m", help="The checkpoint [default: model.npz]; repeat it to use an ensemble.")] = None,
     format: Annotated[Format | None, typer.Option("--format", "-f",
                                                   help="conll: read CoNLL sentences (tagging).")] = None,
     proba: Annotated[bool, typer.Option("--proba", help="classify: add the probability.")] = False,
@@ -253,10 +257,11 @@ def predict(
     \b
       echo "a warm and funny film" | rnncli predict --model sentiment.npz --proba
       rnncli predict --model ner.npz sentences.txt > tagged.conll
+      rnncli predict -m ner1.npz -m ner2.npz sentences.txt   # an ensemble of two taggers
     """
     from rnncli.workflows import run_predict
 
-    run_predict(model, source, format.value if format else None, proba, json_out)
+    run_predict(model or [Path("model.npz")], source, format.value if format else None, proba, json_out)
 
 
 def _say(message):

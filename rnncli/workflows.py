@@ -258,18 +258,20 @@ def _encode_for_model(data, meta, fmt=None):
     return ds.train
 
 
-def run_eval(model_path, data, json_out=False):
+def run_eval(model_paths, data, json_out=False):
     from rnncli.config import TrainConfig
+    from rnncli.ensemble import load_models
     from rnncli.evaluate import evaluate_split
-    from rnncli.tasks.build import load_model
 
-    model, meta, _ = load_model(model_path)
+    model, meta = load_models(model_paths)
     cfg, task = TrainConfig(**meta["config"]), meta["task"]
     split = _encode_for_model(data, meta)
     if task == "lm" and len(split.ids) < 2:
         raise RnncliError(f"{data}: too little text to score")
     metrics = evaluate_split(model, task, split, cfg)
-    metrics = {"task": task, "data": str(data), **metrics}
+    metrics = {"task": task, "data": str(data), "models": [str(p) for p in model_paths], **metrics}
+    if len(model_paths) > 1:
+        console.log(f"ensemble of {len(model_paths)} models: {', '.join(map(str, model_paths))}")
     if json_out:
         console.write_json(metrics)
     render_eval(metrics, meta["data"].get("level"))
@@ -300,21 +302,21 @@ def render_eval(m, level):
                                ["type", "precision:", "recall:", "F1:", "entities:"], rows))
 
 
-def run_predict(model_path, source, fmt=None, proba=False, json_out=False):
+def run_predict(model_paths, source, fmt=None, proba=False, json_out=False):
     """Stream: read a line (or a CoNLL sentence), write its prediction, flush."""
     import json as _json
     import sys
 
     import numpy as np
 
-    from rnncli.tasks.build import load_model
+    from rnncli.ensemble import load_models
     from rnncli.text.readers import open_lines
     from rnncli.text.vocab import Vocab, encode_chars, split_words
 
-    model, meta, _ = load_model(model_path)
+    model, meta = load_models(model_paths)
     task, data = meta["task"], meta["data"]
     if task == "lm":
-        raise UsageError(f"{model_path}: a language model does not label input; use sample or eval")
+        raise UsageError(f"{model_paths[0]}: a language model does not label input; use sample or eval")
     vocab, lower = Vocab(data["vocab"]), data["lower"]
     char_vocab = Vocab(data["chars"]) if "chars" in data else None
     names = model.label_names

@@ -131,21 +131,30 @@ class Tagger:
         grads.update({f"crf.{k}": v for k, v in crf_grads.items()})
         return loss, grads
 
-    def predict(self, ids, mask, chars=None, char_mask=None):
-        """(T, B) tag ids: with a CRF its best sequence; else the best *valid* sequence when
-        `allowed` is set (no I-X after O or after another type in IOB2 data), else the most
-        likely tag of each token."""
+    def decoding_scores(self, ids, mask, chars=None, char_mask=None):
+        """What Viterbi maximises, in float64: per-token scores (T, B, K) and start (K,),
+        transition (K, K) and end (K,) scores, -inf where the tag scheme forbids a move. With a CRF
+        its emissions and learnt scores; else the softmax's log-probabilities and no preference
+        between allowed moves. Ensembles average these (a product of the members' distributions)."""
         logits, _ = self.forward(ids, mask, chars, char_mask)
-        if not self.crf and self.allowed is None:
-            return logits.argmax(axis=-1)
         K = logits.shape[-1]
         if self.crf:
             scores = logits.astype(np.float64)
             start, trans, end = (self.params[f"crf.{k}"].astype(np.float64) for k in ("start", "trans", "end"))
-        else:  # the softmax's log-probabilities, with no preference between allowed moves
+        else:
             scores = log_softmax(logits.astype(np.float64))
             start, trans, end = np.zeros(K), np.zeros((K, K)), np.zeros(K)
-        return viterbi(scores, mask, *self._constrained(start, trans, end))
+        return scores, *self._constrained(start, trans, end)
+
+    def predict(self, ids, mask, chars=None, char_mask=None):
+        """(T, B) tag ids: with a CRF its best sequence; else the best *valid* sequence when
+        `allowed` is set (no I-X after O or after another type in IOB2 data), else the most
+        likely tag of each token."""
+        if not self.crf and self.allowed is None:
+            logits, _ = self.forward(ids, mask, chars, char_mask)
+            return logits.argmax(axis=-1)
+        scores, start, trans, end = self.decoding_scores(ids, mask, chars, char_mask)
+        return viterbi(scores, mask, start, trans, end)
 
 
 def bio_transitions(tags):
