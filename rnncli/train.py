@@ -89,7 +89,7 @@ def make_batch(split, index, task, char_features=False):
     """The arguments of the task model's loss: (ids, mask, labels) or (ids, mask, tags, chars, char_mask)."""
     ids, mask, tags, _, pos = pad_batch(split, index)
     if task == "classify":
-        return ids, mask, split.labels[index]
+        return ids, mask, None if split.labels is None else split.labels[index]
     chars, cmask = char_batch(split, pos, mask) if char_features else (None, None)
     return ids, mask, tags, chars, cmask
 

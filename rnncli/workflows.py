@@ -303,58 +303,49 @@ def render_eval(m, level):
 
 
 def run_predict(model_paths, source, fmt=None, proba=False, json_out=False):
-    """Stream: read a line (or a CoNLL sentence), write its prediction, flush."""
+    """Stream: label each group of lines (or CoNLL sentences) as soon as it has arrived, in
+    batches, and flush: a pipe gets an answer per line, a file goes through at batch speed."""
     import json as _json
     import sys
 
-    import numpy as np
-
     from rnncli.ensemble import load_models
-    from rnncli.text.readers import open_lines
-    from rnncli.text.vocab import Vocab, encode_chars, split_words
+    from rnncli.evaluate import predict_split
+    from rnncli.text.dataset import encode_words
+    from rnncli.text.readers import read_groups
+    from rnncli.text.vocab import split_words
 
     model, meta = load_models(model_paths)
     task, data = meta["task"], meta["data"]
     if task == "lm":
         raise UsageError(f"{model_paths[0]}: a language model does not label input; use sample or eval")
-    vocab, lower = Vocab(data["vocab"]), data["lower"]
-    char_vocab = Vocab(data["chars"]) if "chars" in data else None
-    names = model.label_names
-    out = sys.stdout
+    names, out = model.label_names, sys.stdout
 
-    def encode(words):
-        ids = vocab.encode([w.lower() for w in words] if lower else words)[:, None]
-        return ids, np.ones(ids.shape, np.float32)
+    def label(sentences):
+        """Word lists -> one prediction each (class id and probabilities, or tag ids)."""
+        kept = [k for k, ws in enumerate(sentences) if ws]
+        answers = [None] * len(sentences)
+        if kept:
+            split = encode_words(data, [sentences[k] for k in kept])
+            pred, probs = predict_split(model, task, split, char_features=meta["config"].get("char_features"))
+            for j, k in enumerate(kept):
+                answers[k] = (int(pred[j]), probs[j]) if task == "classify" else pred[j]
+        return answers
 
-    def tag(words):
-        ids, mask = encode(words)
-        chars = cmask = None
-        if meta["config"].get("char_features"):
-            lengths = np.array([min(len(w), 20) for w in words])
-            Lc = max(int(lengths.max()), 1)
-            cmask = (np.arange(Lc)[:, None] < lengths[None, :]).astype(np.float32)
-            chars = np.zeros((Lc, len(words)), np.int32)
-            for j, w in enumerate(words):
-                chars[: lengths[j], j] = encode_chars(char_vocab, w[:20])
-        return [names[t] for t in model.predict(ids, mask, chars, cmask)[:, 0]]
-
-    for _, item in open_lines(source, conll=(fmt == "conll")):
+    for group in read_groups(source, conll=(fmt == "conll")):
         if task == "classify":
-            words = split_words(item, lower)
-            if not words:
-                out.write("\n")
-                continue
-            ids, mask = encode(words)
-            p = model.predict_proba(ids, mask)[0]
-            k = int(p.argmax())
-            if json_out:
-                out.write(_json.dumps({"label": names[k], "probability": float(p[k]),
-                                       "probabilities": {n: float(v) for n, v in zip(names, p, strict=True)}}) + "\n")
-            else:
-                out.write(f"{names[k]}\t{p[k]:.4f}\n" if proba else names[k] + "\n")
+            for answer in label([split_words(line, data["lower"]) for _, line in group]):
+                if answer is None:  # an empty line in, an empty line out: the lines stay aligned
+                    out.write("\n")
+                    continue
+                k, p = answer
+                if json_out:
+                    out.write(_json.dumps({"label": names[k], "probability": float(p[k]), "probabilities":
+                                           {n: float(v) for n, v in zip(names, p, strict=True)}}) + "\n")
+                else:
+                    out.write(f"{names[k]}\t{p[k]:.4f}\n" if proba else names[k] + "\n")
         else:
-            words = item if fmt == "conll" else split_words(item)
-            if not words:
-                continue
-            out.write("".join(f"{w}\t{t}\n" for w, t in zip(words, tag(words), strict=True)) + "\n")
+            sentences = [item if fmt == "conll" else split_words(item) for _, item in group]
+            for words, tags in zip(sentences, label(sentences), strict=True):
+                if words:
+                    out.write("".join(f"{w}\t{names[t]}\n" for w, t in zip(words, tags, strict=True)) + "\n")
         out.flush()

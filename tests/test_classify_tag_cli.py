@@ -2,6 +2,7 @@
 
 import json
 import os
+import select
 import subprocess
 import sys
 
@@ -78,6 +79,56 @@ def test_ner_learns_entities_and_tags_a_stream(ner):
     assert r.returncode == 0 and r.stdout.count("\n\n") == 300
     r = cli("eval", "-m", "m.npz", f"{SAMPLES}/ner.conll", "--json", cwd=d)
     assert json.loads(r.stdout)["f1"] >= 0.8
+
+
+def _one_at_a_time(d, lines, answer_ends, *args):
+    """Write each line to a running `predict` and read its whole answer before writing the next:
+    the pipe must answer while the input stays open, and every answer comes from a batch of one."""
+    proc = subprocess.Popen([sys.executable, "-m", "rnncli", "predict", "-m", "m.npz", *args], cwd=d,
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, bufsize=0)
+    answers = []
+    try:
+        for line in lines:
+            proc.stdin.write((line + "\n").encode())
+            answer = b""
+            while not answer_ends(answer.decode()):
+                # raw reads of the pipe: a buffered readline could hide the rest of an answer from select
+                if not select.select([proc.stdout], [], [], 60)[0]:
+                    raise AssertionError(f"no answer to {line!r} while the input is still open")
+                answer += os.read(proc.stdout.fileno(), 1 << 16)
+            answers.append(answer.decode())
+    finally:
+        proc.stdin.close()
+        proc.wait(timeout=60)
+    assert proc.returncode == 0, proc.stderr.read().decode()
+    return "".join(answers)
+
+
+def test_predict_answers_a_pipe_line_by_line_as_a_file_in_batches(sentiment, tmp_path):
+    d, _ = sentiment
+    with open(f"{SAMPLES}/reviews.tsv") as f:
+        lines = [ln.split("\t")[1].rstrip("\n") for ln in f][:60]
+    lines[5:5] = ["", "zzz unknown qqq words", "a " * 40 + "film"]  # empty, unknown, long: alignment kept
+    (tmp_path / "in.txt").write_text("\n".join(lines) + "\n")
+    batched = cli("predict", "-m", "m.npz", "--proba", str(tmp_path / "in.txt"), cwd=d)
+    assert batched.returncode == 0, batched.stderr
+    alone = _one_at_a_time(d, lines, lambda a: a.endswith("\n"), "--proba")
+    rows = [[ln.split("\t") for ln in out.split("\n")[:-1]] for out in (batched.stdout, alone)]
+    assert len(rows[0]) == len(rows[1]) == len(lines) and rows[0][5] == rows[1][5] == [""]
+    for b, a in zip(*rows, strict=True):
+        assert b[0] == a[0] and (b == a == [""] or abs(float(b[1]) - float(a[1])) <= 2e-4), (b, a)
+
+
+def test_tagger_answers_a_pipe_sentence_by_sentence_as_a_file_in_batches(ner, tmp_path):
+    d, _, _ = ner
+    with open(f"{SAMPLES}/ner.conll") as f:
+        sentences = [" ".join(ln.split("\t")[0] for ln in block.splitlines()) for block in f.read().split("\n\n")]
+    sentences = [s for s in sentences if s][:80]
+    (tmp_path / "in.txt").write_text("\n".join(sentences) + "\n")
+    batched = cli("predict", "-m", "m.npz", str(tmp_path / "in.txt"), cwd=d)
+    assert batched.returncode == 0, batched.stderr
+    alone = _one_at_a_time(d, sentences, lambda a: a.endswith("\n\n"))
+    assert batched.stdout == alone and batched.stdout.count("\n\n") == len(sentences)
 
 
 def test_sample_refuses_a_classifier(sentiment):

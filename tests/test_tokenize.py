@@ -172,3 +172,37 @@ def load_vocab_json(path):
     from rnncli.text.dataset import load_vocab_source
 
     return load_vocab_source(str(path))
+
+
+class Trickle:
+    """A stream whose reads return a few bytes at a time, like a slow pipe."""
+
+    def __init__(self, data, size):
+        self.data, self.size = data, size
+
+    def read1(self, _n):
+        chunk, self.data = self.data[: self.size], self.data[self.size :]
+        return chunk
+
+
+@pytest.mark.parametrize("size", [1, 3, 7, 1 << 16])
+def test_predict_reader_rebuilds_lines_cut_across_reads(size):
+    from rnncli.text.readers import line_groups
+
+    data = "\ufeffprémier\r\nsecond line\n\nthird, no newline".encode()
+    groups = list(line_groups(Trickle(data, size), "in.txt"))
+    assert [line for g in groups for line in g] == [(1, "prémier"), (2, "second line"), (3, ""),
+                                                     (4, "third, no newline")]
+    if size > len(data):  # one read brings every complete line: one batch (the last line waits for the end)
+        assert [len(g) for g in groups] == [3, 1]
+    assert list(line_groups(Trickle(b"", size), "in.txt")) == []
+    with pytest.raises(RnncliError, match=r"in.txt:2: invalid UTF-8"):
+        list(line_groups(Trickle(b"ok\n\xff\xfe\n", size), "in.txt"))
+
+
+def test_predict_reader_yields_conll_sentences_whole(tmp_path):
+    from rnncli.text.readers import read_groups
+
+    path = write(tmp_path, "s.conll", "-DOCSTART- O\n\nA\tB-PER\nb\tO\n\n\nC x O\n")
+    assert [s for g in read_groups(path, conll=True) for s in g] == [(f"{path}:3", ["A", "b"]),
+                                                                      (f"{path}:7", ["C"])]

@@ -171,16 +171,22 @@ def _encode_units(meta, fmt, level, units, origin):
         flat = [w for words in units for w in (*words, SPECIALS[EOS])]
         lengths = np.array([len(w) + 1 for w in units], np.int64)
         return Split(vocab.encode(flat), np.r_[0, np.cumsum(lengths)].astype(np.int64))
-    words_of = [u[1] for u in units] if fmt == "tsv" else [u[0] for u in units]
-    flat = [w for ws in words_of for w in ws]
-    offsets = np.r_[0, np.cumsum([len(ws) for ws in words_of])].astype(np.int64)
-    folded = [w.lower() for w in flat] if fmt == "conll" and meta["lower"] else flat
-    split = Split(vocab.encode(folded), offsets)
+    split = encode_words(meta, [u[1] for u in units] if fmt == "tsv" else [u[0] for u in units])
     if fmt == "tsv":
         split.labels = _encode_names(meta["labels"], [u[0] for u in units], origin, "label")
     else:
         split.tags = _encode_names(meta["tags"], [t for u in units for t in u[1]],
                                    [o for u, o in zip(units, origin, strict=True) for _ in u[1]], "tag")
+    return split
+
+
+def encode_words(meta, sentences):
+    """Word lists -> a Split with their ids (lower-cased first when the vocabulary is) and, for
+    tagging data, the characters of every word (with their case: the character features read it)."""
+    flat = [w for ws in sentences for w in ws]
+    offsets = np.r_[0, np.cumsum([len(ws) for ws in sentences])].astype(np.int64)
+    split = Split(Vocab(meta["vocab"]).encode([w.lower() for w in flat] if meta["lower"] else flat), offsets)
+    if "chars" in meta:
         split.chars = encode_chars(Vocab(meta["chars"]), "".join(flat))
         split.char_offsets = np.r_[0, np.cumsum([len(w) for w in flat])].astype(np.int64)
     return split

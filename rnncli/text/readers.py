@@ -142,10 +142,46 @@ def detect_format(text):
     return "text"
 
 
-def open_lines(path, conll=False):
-    """Stream the input for `predict`: yields (file:line, line) one line at a time, or with
-    conll=True (file:line, [tokens]) one sentence at a time (first column; blank line ends it).
-    Reads as it goes, so a pipe gets an answer per line and memory stays flat."""
+CHUNK = 1 << 16
+
+
+def line_groups(stream, path):
+    """Lists of (line number, line) with every complete line that one read brings: what a pipe's
+    writer has sent so far, or the next 64 KiB of a file. So `predict` answers a pipe line by line
+    and still works through a file in batches. Checks each line as the other readers do."""
+    pending, n = bytearray(), 0
+    while True:
+        chunk = stream.read1(CHUNK)
+        pending += chunk
+        if chunk:
+            *raws, rest = pending.split(b"\n")
+        else:  # end of input: a last line without a newline is a line too
+            raws, rest = ([pending] if pending else []), b""
+        group = []
+        for raw in raws:
+            n += 1
+            if len(raw) > MAX_LINE:
+                raise RnncliError(f"{where(path, n)}: line of {len(raw):,} bytes (limit {MAX_LINE:,})")
+            if b"\x00" in raw:
+                raise RnncliError(f"{where(path, n)}: NUL byte: this looks like a binary file, not text")
+            try:
+                line = raw.decode("utf-8").rstrip("\r")
+            except UnicodeDecodeError:
+                raise RnncliError(f"{where(path, n)}: invalid UTF-8") from None
+            group.append((n, line.lstrip("\ufeff") if n == 1 else line))
+        if len(rest) > MAX_LINE:  # a line without end in sight: stop before holding all of it
+            raise RnncliError(f"{where(path, n + 1)}: line of more than {MAX_LINE:,} bytes")
+        pending = bytearray(rest)
+        if group:
+            yield group
+        if not chunk:
+            return
+
+
+def read_groups(path, conll=False):
+    """Stream the input for `predict`: yields lists of (file:line, line), or with conll=True of
+    (file:line, [tokens]) sentences (first column; a blank line ends one), as soon as they are
+    complete. Memory stays flat however long the input."""
     stream = sys.stdin.buffer if str(path) == "-" else None
     if stream is None:
         require_file(path)
@@ -155,32 +191,26 @@ def open_lines(path, conll=False):
             raise RnncliError(f"{path}: cannot read: {e.strerror}") from None
     words, start = [], None
     try:
-        for n, raw in enumerate(stream, start=1):
-            if len(raw) > MAX_LINE:
-                raise RnncliError(f"{where(path, n)}: line of {len(raw):,} bytes (limit {MAX_LINE:,})")
-            if b"\x00" in raw:
-                raise RnncliError(f"{where(path, n)}: NUL byte: this looks like a binary file, not text")
-            try:
-                line = raw.decode("utf-8").rstrip("\r\n")
-            except UnicodeDecodeError:
-                raise RnncliError(f"{where(path, n)}: invalid UTF-8") from None
-            if n == 1:
-                line = line.lstrip("\ufeff")
+        for lines in line_groups(stream, path):
             if not conll:
-                yield where(path, n), line
+                yield [(where(path, n), line) for n, line in lines]
                 continue
-            if not line.strip():
-                if words:
-                    yield where(path, start), words
-                words = []
-                continue
-            first = line.split("\t")[0] if "\t" in line else line.split()[0]
-            if first == "-DOCSTART-":
-                continue
-            start = start if words else n
-            words.append(first)
+            sentences = []
+            for n, line in lines:
+                if not line.strip():
+                    if words:
+                        sentences.append((where(path, start), words))
+                    words = []
+                    continue
+                first = line.split("\t")[0] if "\t" in line else line.split()[0]
+                if first == "-DOCSTART-":
+                    continue
+                start = start if words else n
+                words.append(first)
+            if sentences:
+                yield sentences
         if conll and words:
-            yield where(path, start), words
+            yield [(where(path, start), words)]
     finally:
         if stream is not sys.stdin.buffer:
             stream.close()
