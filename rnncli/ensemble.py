@@ -1,7 +1,7 @@
 """Several trained classifiers or taggers used as one model (`eval` and `predict` with -m twice).
 
 Networks trained from different seeds make partly different mistakes; averaging what they
-decide from removes some of them (on WikiANN two taggers together gain ~0.6 F1).
+decide from removes some of them (on WikiANN's test set two taggers score 77.7 alone, 78.8 together).
 
     classifier: p(y | x) = mean over members of p_m(y | x)
     tagger:     score(y_1..T) = mean over members of score_m(y_1..T), best sequence by Viterbi
