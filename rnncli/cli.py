@@ -156,7 +156,7 @@ def train(
     average: Annotated[float | None, typer.Option(
         help="Evaluate and keep a moving average of the weights with this decay, e.g. 0.999. [default: off]")] = None,
     eval_every: Annotated[int | None, typer.Option(help="Steps between validations. [default: 200]")] = None,
-    patience: Annotated[int | None, typer.Option(help="Early stop after N evaluations without gain.")] = None,
+    patience: Annotated[int | None, typer.Option(help="Early stop after N x eval-every steps without gain.")] = None,
     seed: Annotated[int | None, typer.Option(help="[default: 0]")] = None,
     dtype: Annotated[DType | None, typer.Option(help="[default: float32]")] = None,
     force: Annotated[bool, typer.Option("--force", help="Overwrite --out if it exists.")] = False,

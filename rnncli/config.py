@@ -42,7 +42,7 @@ class TrainConfig:
     weight_decay: float = 0.0
     average: float = 0.0  # >0: evaluate and save a moving average of the weights with this decay (0.999)
     eval_every: int = 200  # steps between validations (and checkpoints)
-    patience: int | None = None  # stop after this many evaluations without improvement
+    patience: int | None = None  # stop after patience * eval_every steps without improvement
     seed: int = 0
     dtype: str = "float32"  # twice the speed of float64 and plenty for training
 

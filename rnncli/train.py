@@ -167,7 +167,7 @@ def train(cfg, ds, out, resume=None, callback=None):
     rng = np.random.default_rng([cfg.seed, 1])  # dropout masks
     batches = LMBatches(ds.train, cfg) if task == "lm" else SequenceBatches(ds.train, cfg, task)
     st = {"step": 0, "epoch": 0, "chunk": 0, "history": [], "best_score": None, "best_step": None,
-          "bad_evals": 0, "elapsed": 0.0}
+          "elapsed": 0.0}
     best, carry = None, None
     if resume is not None:
         meta, groups = resume
@@ -231,10 +231,8 @@ def train(cfg, ds, out, resume=None, callback=None):
                         log_file.write(json.dumps(record) + "\n")
                         log_file.flush()
                         if st["best_score"] is None or score < st["best_score"]:
-                            st["best_score"], st["best_step"], st["bad_evals"] = score, st["step"], 0
+                            st["best_score"], st["best_step"] = score, st["step"]
                             best = {name: v.copy() for name, v in model.params.items()}
-                        else:
-                            st["bad_evals"] += 1
                         if live is not None:  # back to the live weights, which training continues from
                             _swap_in(model.params, live)
                         if epoch_end:
@@ -242,8 +240,11 @@ def train(cfg, ds, out, resume=None, callback=None):
                         checkpoint()
                         callback(Progress(st["step"], st["epoch"], train_loss, lr, 0.0, metrics, "eval"))
                         tokens, t_window = 0, time.perf_counter()
-                        if cfg.patience and st["bad_evals"] >= cfg.patience:
-                            stop_reason = f"early stop: no improvement in {cfg.patience} evaluations"
+                        # patience counts eval_every-step intervals, not evaluations: the extra ones
+                        # at epoch ends would otherwise cut the wait short on small data sets
+                        if cfg.patience and st["step"] - st["best_step"] >= cfg.patience * cfg.eval_every:
+                            stop_reason = (f"early stop: no improvement in {st['step'] - st['best_step']} steps "
+                                           f"(patience {cfg.patience} x {cfg.eval_every})")
                             done = True
                     if stopper.requested:
                         raise RnncliError(f"{stopper.requested.lower()} received: saved a resumable checkpoint "

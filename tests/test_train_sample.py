@@ -102,6 +102,17 @@ def test_weight_average_is_what_is_evaluated_saved_and_resumed(tmp_path, corpus_
             assert np.array_equal(a[group][name], b[group][name]), (group, name)
 
 
+def test_patience_counts_steps_not_the_extra_evaluations_at_epoch_ends(tmp_path):
+    ds = tokenize([os.path.join(SAMPLES, "reviews.tsv")], valid_frac=0.2)  # 320 lines: 5 batches an epoch
+    cfg = make_config(None, dict(task="classify", hidden=8, embed=8, batch_size=64, epochs=100,
+                                 lr=1e-12, eval_every=20, patience=2))  # too small a step to change any answer
+    summary = train(cfg, ds, str(tmp_path / "m.npz"))
+    # evaluations at every epoch end (steps 5, 10, 15, ...): the first stays the best, and the run
+    # waits 2 x 20 steps after it, not 2 evaluations
+    assert summary["best_step"] == 5 and summary["steps"] == 45, summary
+    assert summary["stop"].startswith("early stop: no improvement in 40 steps")
+
+
 def test_same_seed_same_model(tmp_path, corpus_ds):
     p1, p2 = str(tmp_path / "a.npz"), str(tmp_path / "b.npz")
     train(small_cfg(max_steps=5), corpus_ds, p1)
