@@ -1,15 +1,15 @@
-"""Sentiment (SST-2) and NER (WikiANN English) quality, beside the usual non-neural peers.
+"""Sentiment (SST-2) and NER (WikiANN English, WNUT-17) quality, beside the usual non-neural peers.
 
-    python bench/tasks.py [--only sst2|wikiann] [--budget-scale 1.0]
+    python bench/tasks.py [--only sst2|wikiann|wnut17] [--budget-scale 1.0]
 
 rnncli trains with configs/sentiment.yaml (SST-2 train.tsv, selected and scored on valid.tsv,
-as GLUE's test labels are not public) and configs/ner.yaml (WikiANN train.conll, selected on
-valid.conll, scored on test.conll); each config sets its own wall-clock budget. For WikiANN two
-taggers (seeds 0 and 1) train at the same time, one per core, and are scored alone and as an
-ensemble (eval -m a.npz -m b.npz).
+as GLUE's test labels are not public) and configs/ner.yaml (train.conll, selected on valid.conll,
+scored on test.conll; the same config for both NER sets); each config sets its own wall-clock
+budget. For NER two taggers (seeds 0 and 1) train at the same time, one per core, and are scored
+alone and as an ensemble (eval -m a.npz -m b.npz).
 Peers, when the optional `bench` extra is installed (pip install -e '.[bench]'):
   fastText supervised, word bigrams, on the same SST-2 files;
-  a CRF (python-crfsuite) with word, affix and shape features in a +-2 window on WikiANN.
+  a CRF (python-crfsuite) with word, affix and shape features in a +-2 window on the NER sets.
 Entity F1 is computed by rnncli.metrics for everyone (tests check it equals seqeval's).
 """
 
@@ -140,7 +140,7 @@ def crf_ner(train_file, test_file):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--only", choices=["sst2", "wikiann"])
+    ap.add_argument("--only", choices=["sst2", "wikiann", "wnut17"])
     ap.add_argument("--budget-scale", type=float, default=1.0, help="multiply the configs' time budgets")
     args = ap.parse_args()
     if not os.path.isdir(DATA):
@@ -158,23 +158,29 @@ def main():
         except ImportError:
             print("  fastText: not installed (pip install -e '.[bench]')")
     if args.only in (None, "wikiann"):
-        d = os.path.join(DATA, "wikiann-en")
-        print("WikiANN English NER, entity F1 on test.conll (10,000 sentences)", flush=True)
-        # tokenized as configs/ner.yaml's header says: words seen once are left to the characters
-        members, ens, secs = ours_ensemble(f"{d}/train.conll", f"{d}/valid.conll", f"{d}/test.conll",
-                                           os.path.join(ROOT, "configs", "ner.yaml"), args.budget_scale, min_freq=2)
-        def prf(s):
-            return f"{100 * s['f1']:.2f}  (P {100 * s['precision']:.2f}, R {100 * s['recall']:.2f}"
+        ner_report("WikiANN English NER, entity F1 on test.conll (10,000 sentences)",
+                   os.path.join(DATA, "wikiann-en"), args.budget_scale)
+    if args.only in (None, "wnut17"):  # the same config on other NER data: noisy user text, 6 types
+        ner_report("WNUT-17 emerging entities, entity F1 on test.conll (1,287 sentences)",
+                   os.path.join(DATA, "wnut17"), args.budget_scale)
 
-        for k, (scores, steps) in enumerate(members):
-            print(f"  rnncli (configs/ner.yaml), seed {k}: {prf(scores)}; {steps} steps)", flush=True)
-        print(f"  rnncli, ensemble of both:         {prf(ens)}; both trained at once in {secs:.0f} s)", flush=True)
-        try:
-            f1, secs = crf_ner(f"{d}/train.conll", f"{d}/test.conll")
-            print(f"  CRF (python-crfsuite), features: {100 * f1:.2f}  ({secs:.1f} s)", flush=True)
-        except ImportError:
-            print("  CRF: not installed (pip install -e '.[bench]')")
 
+def ner_report(title, d, scale):
+    def prf(s):
+        return f"{100 * s['f1']:.2f}  (P {100 * s['precision']:.2f}, R {100 * s['recall']:.2f}"
+
+    print(title, flush=True)
+    # tokenized as configs/ner.yaml's header says: words seen once are left to the characters
+    members, ens, secs = ours_ensemble(f"{d}/train.conll", f"{d}/valid.conll", f"{d}/test.conll",
+                                       os.path.join(ROOT, "configs", "ner.yaml"), scale, min_freq=2)
+    for k, (scores, steps) in enumerate(members):
+        print(f"  rnncli (configs/ner.yaml), seed {k}: {prf(scores)}; {steps} steps)", flush=True)
+    print(f"  rnncli, ensemble of both:         {prf(ens)}; both trained at once in {secs:.0f} s)", flush=True)
+    try:
+        f1, secs = crf_ner(f"{d}/train.conll", f"{d}/test.conll")
+        print(f"  CRF (python-crfsuite), features: {100 * f1:.2f}  ({secs:.1f} s)", flush=True)
+    except ImportError:
+        print("  CRF: not installed (pip install -e '.[bench]')")
 
 if __name__ == "__main__":
     main()
