@@ -8,13 +8,10 @@ import sys
 
 import numpy as np
 import pytest
+from cli_runner import cli
 
 SAMPLES = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "sample_data"))
 
-
-def cli(*args, cwd, stdin=None):
-    return subprocess.run([sys.executable, "-m", "rnncli", *args], cwd=cwd, capture_output=True, text=True,
-                          input=stdin, timeout=300)
 
 
 @pytest.fixture(scope="module")

@@ -3,11 +3,10 @@
 import itertools
 import json
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
+from cli_runner import cli
 
 from rnncli.ensemble import Ensemble
 from rnncli.nn.functional import log_softmax
@@ -79,10 +78,6 @@ def test_classifier_ensemble_averages_probabilities():
                        rtol=0, atol=1e-15)
     assert np.allclose(p.sum(axis=1), 1.0)
 
-
-def cli(*args, cwd, stdin=None):
-    return subprocess.run([sys.executable, "-m", "rnncli", *args], cwd=cwd, capture_output=True, text=True,
-                          input=stdin, timeout=300)
 
 
 @pytest.fixture(scope="module")

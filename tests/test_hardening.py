@@ -9,6 +9,7 @@ import time
 
 import numpy as np
 import pytest
+from cli_runner import cli
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -18,10 +19,6 @@ from rnncli.text.dataset import tokenize
 
 SAMPLES = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "sample_data"))
 
-
-def cli(*args, cwd, stdin=None, timeout=300):
-    return subprocess.run([sys.executable, "-m", "rnncli", *args], cwd=cwd, capture_output=True, text=True,
-                          input=stdin, timeout=timeout)
 
 
 @pytest.fixture(scope="module")

@@ -3,11 +3,10 @@
 import dataclasses
 import json
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
+from cli_runner import cli
 
 from rnncli.checkpoint import load_checkpoint
 from rnncli.config import TrainConfig, make_config
@@ -180,10 +179,6 @@ def test_config_precedence_and_errors(tmp_path):
     with pytest.raises(UsageError, match="dropout"):
         make_config(None, {"dropout": 1.0})
 
-
-def cli(*args, cwd, stdin=None):
-    return subprocess.run([sys.executable, "-m", "rnncli", *args], cwd=cwd, capture_output=True, text=True,
-                          input=stdin, timeout=300)
 
 
 def test_cli_three_command_flow(tmp_path):
