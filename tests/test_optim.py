@@ -94,7 +94,19 @@ def test_weight_average_follows_the_trajectory_by_hand():
         opt.step(p, {"w": g.copy()})
         trajectory.append(p["w"].copy())
     w1, w2, w3 = trajectory
-    # the average starts at the first updated point, then p_avg = 0.9 p_avg + 0.1 p
-    want = 0.9 * (0.9 * w1 + 0.1 * w2) + 0.1 * w3
+    # the average starts at the first updated point, then p_avg = d_t p_avg + (1 - d_t) p with a
+    # warming-up decay d_t = min(0.9, (1 + t) / (10 + t)): 3/12 at step 2, 4/13 at step 3
+    d2, d3 = 3 / 12, 4 / 13
+    want = d3 * (d2 * w1 + (1 - d2) * w2) + (1 - d3) * w3
     np.testing.assert_allclose(opt.averaged(p)["w"], want, rtol=1e-15)
     np.testing.assert_array_equal(p["w"], w3)  # the live weights are untouched
+
+
+def test_weight_average_decay_reaches_its_setting_and_stays():
+    p = {"w": np.zeros(1)}
+    opt = Optimizer("sgd", lr=1.0, average=0.9)
+    for _ in range(200):  # (1 + t) / (10 + t) passes 0.9 at t = 80
+        opt.step(p, {"w": np.ones(1)})  # p = -t after step t
+    before = opt.averaged(p)["w"].copy()
+    opt.step(p, {"w": np.ones(1)})
+    np.testing.assert_allclose(opt.averaged(p)["w"], 0.9 * before + 0.1 * p["w"], rtol=1e-15)
