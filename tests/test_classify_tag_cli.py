@@ -13,7 +13,6 @@ from cli_runner import cli
 SAMPLES = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "sample_data"))
 
 
-
 @pytest.fixture(scope="module")
 def sentiment(tmp_path_factory):
     d = tmp_path_factory.mktemp("sent")

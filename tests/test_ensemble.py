@@ -79,7 +79,6 @@ def test_classifier_ensemble_averages_probabilities():
     assert np.allclose(p.sum(axis=1), 1.0)
 
 
-
 @pytest.fixture(scope="module")
 def two_taggers(tmp_path_factory):
     d = tmp_path_factory.mktemp("ens")

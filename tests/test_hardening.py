@@ -20,7 +20,6 @@ from rnncli.text.dataset import tokenize
 SAMPLES = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "sample_data"))
 
 
-
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory):
     """A folder with data, a tiny LM and a tiny classifier, and a zoo of bad files."""

@@ -180,7 +180,6 @@ def test_config_precedence_and_errors(tmp_path):
         make_config(None, {"dropout": 1.0})
 
 
-
 def test_cli_three_command_flow(tmp_path):
     r = cli("tokenize", os.path.abspath(CORPUS), cwd=tmp_path)
     assert r.returncode == 0, r.stderr
