@@ -50,3 +50,16 @@ def test_features_do_not_depend_on_padding_or_batch_neighbours():
 def test_even_width_is_refused():
     with pytest.raises(ValueError, match="odd"):
         CharConv(3, 4, np.random.default_rng(0), width=2)
+
+
+def test_tied_positions_share_the_gradient():
+    # width 1 over a word of one repeated character: every position gives every filter the same
+    # response, so the max is tied four ways; the gradient it passes back must still total d_out
+    rng = np.random.default_rng(2)
+    conv = CharConv(3, 4, rng, width=1, dtype=np.float64)
+    x = np.tile(rng.normal(size=(1, 1, 3)), (4, 1, 1))  # (L=4, N=1, C=3)
+    out, cache = conv.forward(x, np.ones((4, 1)))
+    d_out = rng.normal(size=(1, 4))
+    dx, grads = conv.backward(d_out, cache)
+    np.testing.assert_allclose(grads["b"], d_out[0] * (1 - out[0] ** 2), rtol=1e-12)
+    np.testing.assert_allclose(dx, np.tile(dx[:1], (4, 1, 1)), rtol=1e-12)  # shared equally

@@ -38,26 +38,28 @@ class CharConv:
     def forward(self, x, mask):
         """x (L, N, C) character embeddings, mask (L, N) 1 for real characters ->
         features (N, F) (zeros for a word without characters, i.e. a padded position) and a cache."""
+        L, N, _ = x.shape
         real = mask > 0
-        X = self._windows(np.where(real[:, :, None], x, 0))  # (L, N, wC)
-        Z = X @ self.params["W"].T + self.params["b"]  # (L, N, F)
-        Z = np.where(real[:, :, None], Z, -np.inf)
-        arg = Z.argmax(axis=0)  # (N, F) position of each filter's strongest response
+        X = self._windows(np.where(real[:, :, None], x, 0)).reshape(L * N, -1)  # (L N, wC)
+        Z = (X @ self.params["W"].T + self.params["b"]).reshape(L, N, -1)  # (L, N, F)
+        Z += np.where(real, 0, -np.inf).astype(self.dtype)[:, :, None]  # past a word's end never wins
+        top = Z.max(axis=0)  # (N, F) each filter's strongest response
         has_chars = real.any(axis=0)[:, None]  # (N, 1)
-        out = np.where(has_chars, np.tanh(np.take_along_axis(Z, arg[None], axis=0)[0]), 0).astype(self.dtype)
-        return out, (X, real, arg, has_chars, out)
+        out = np.where(has_chars, np.tanh(top), 0).astype(self.dtype)
+        return out, (X, real, Z, top, has_chars, out)
 
     def backward(self, d_out, cache):
         """d_out (N, F) -> dx (L, N, C), {"W", "b"}."""
-        X, real, arg, has_chars, out = cache
-        L, N, wC = X.shape
-        # through tanh, then only the winning position of each filter receives gradient
+        X, real, Z, top, has_chars, out = cache
+        L, N, F = Z.shape
+        # through tanh, then only the winning position of each filter receives gradient; when a
+        # word repeats an n-gram (the "iss" of "Mississippi") the tied positions share it equally
         d_max = np.where(has_chars, d_out * (1 - out * out), 0)  # (N, F)
-        dZ = np.zeros((L, N, self.filters), self.dtype)
-        np.put_along_axis(dZ, arg[None], d_max[None], axis=0)
-        dZ2 = dZ.reshape(L * N, -1)
-        grads = {"W": dZ2.T @ X.reshape(L * N, wC), "b": dZ2.sum(axis=0)}
-        dX = (dZ2 @ self.params["W"]).reshape(L, N, self.width, -1)  # (L, N, w, C)
+        wins = Z == top  # (L, N, F)
+        share = (d_max / np.maximum(wins.sum(axis=0), 1)).astype(self.dtype)  # (N, F)
+        dZ = (wins * share).reshape(L * N, F)
+        grads = {"W": dZ.T @ X, "b": dZ.sum(axis=0)}
+        dX = (dZ @ self.params["W"]).reshape(L, N, self.width, -1)  # (L, N, w, C)
         # each window slot k read x<l + k - half>: add its gradient back at that position
         half = self.width // 2
         d_padded = np.zeros((L + 2 * half, N, dX.shape[-1]), self.dtype)
