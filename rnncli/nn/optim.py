@@ -39,11 +39,19 @@ class Optimizer:
         self.momentum, self.rho, self.betas, self.eps = momentum, rho, betas, eps
         self.t = 0
         self.state = {}  # "m.<name>", "v.<name>": arrays shaped like the parameters
+        self._work = {}
 
     def _slot(self, key, like):
         if key not in self.state:
             self.state[key] = np.zeros_like(like)
         return self.state[key]
+
+    def _scratch(self, like):
+        """A work array shaped like `like`, kept between steps (not part of the state)."""
+        key = (like.shape, like.dtype)
+        if key not in self._work:
+            self._work[key] = np.empty_like(like)
+        return self._work[key]
 
     def step(self, params, grads, lr=None):
         lr = self.lr if lr is None else lr
@@ -71,25 +79,31 @@ class Optimizer:
                     s += (1.0 - self.rho) * (g * g)
                 p -= lr * g / (np.sqrt(s) + self.eps)
             else:
-                m, v = self._slot("m." + name, p), self._slot("v." + name, p)
+                # every product goes into one scratch array: no temporaries of the parameter's
+                # size, which for an embedding matrix cost more than the arithmetic
+                m, v, tmp = self._slot("m." + name, p), self._slot("v." + name, p), self._scratch(p)
                 m *= b1
-                m += (1.0 - b1) * g
+                m += np.multiply(g, 1.0 - b1, out=tmp)
                 v *= b2
-                v += (1.0 - b2) * (g * g)
+                np.multiply(g, g, out=tmp)
+                tmp *= 1.0 - b2
+                v += tmp
                 if self.kind == "adamw" and wd:
                     p -= (lr * wd) * p
                 # fold both bias corrections into the step size and eps (one pass less per array)
                 step_size = lr * math.sqrt(1.0 - b2**self.t) / (1.0 - b1**self.t)
-                denom = np.sqrt(v)
+                denom = np.sqrt(v, out=tmp)
                 denom += self.eps * math.sqrt(1.0 - b2**self.t)
-                p -= step_size * (m / denom)
+                update = np.divide(m, denom, out=tmp)
+                update *= step_size
+                p -= update
             if self.average:
                 avg = self.state.get("avg." + name)
                 if avg is None:
                     self.state["avg." + name] = p.copy()
                 else:
                     avg *= decay
-                    avg += (1.0 - decay) * p
+                    avg += np.multiply(p, 1.0 - decay, out=self._scratch(p))
 
     def averaged(self, params):
         """{name: averaged weights} (the live weights where no average exists yet)."""
