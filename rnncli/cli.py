@@ -249,8 +249,10 @@ def predict(
         "--model", "-m", help="The checkpoint [default: model.npz]; repeat it to use an ensemble.")] = None,
     format: Annotated[Format | None, typer.Option("--format", "-f",
                                                   help="conll: read CoNLL sentences (tagging).")] = None,
-    proba: Annotated[bool, typer.Option("--proba", help="classify: add the probability.")] = False,
-    json_out: Annotated[bool, typer.Option("--json", help="classify: one JSON object per line.")] = False,
+    proba: Annotated[bool, typer.Option(
+        "--proba", help="Add the label's probability (tagging: each tag's, given the sentence).")] = False,
+    json_out: Annotated[bool, typer.Option(
+        "--json", help="One JSON object per input line (tagging: per sentence).")] = False,
 ):
     """Label new input, a line in and a line out: a class per line, or token<TAB>tag per word.
 

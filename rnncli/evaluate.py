@@ -23,9 +23,10 @@ def evaluate_lm(model, ids, batch_size, seq_len):
             "tokens": int(count)}
 
 
-def predict_split(model, task, split, batch_size=64, char_features=False):
-    """Predictions for every sequence, in the split's order: class ids (S,) and probabilities,
-    or a list of tag-id arrays."""
+def predict_split(model, task, split, batch_size=64, char_features=False, proba=False):
+    """Predictions for every sequence, in the split's order: class ids (S,) and probabilities
+    (S, C), or a list of tag-id arrays and, with proba, a list of each tag's marginal probability
+    p(y_t = tag | sentence) (else None)."""
     from rnncli.text.batching import bucketed_batches
     from rnncli.train import make_batch
 
@@ -37,12 +38,18 @@ def predict_split(model, task, split, batch_size=64, char_features=False):
             probs[index] = model.predict_proba(ids, mask)
         return probs.argmax(axis=1), probs
     out = [None] * split.num_sequences
+    probs = [None] * split.num_sequences if proba else None
     for index in order:
         ids, mask, _, chars, cmask = make_batch(split, index, task, char_features)
         pred = model.predict(ids, mask, chars, cmask)
+        if proba:
+            p_pred = np.take_along_axis(model.marginals(ids, mask, chars, cmask), pred[:, :, None], axis=2)[:, :, 0]
         for j, s in enumerate(index):
-            out[s] = pred[: int(mask[:, j].sum()), j]
-    return out, None
+            n = int(mask[:, j].sum())
+            out[s] = pred[:n, j]
+            if proba:
+                probs[s] = p_pred[:n, j]
+    return out, probs
 
 
 def evaluate_split(model, task, split, cfg, names=None):

@@ -321,14 +321,15 @@ def run_predict(model_paths, source, fmt=None, proba=False, json_out=False):
     names, out = model.label_names, sys.stdout
 
     def label(sentences):
-        """Word lists -> one prediction each (class id and probabilities, or tag ids)."""
+        """Word lists -> one (class id or tag ids, probabilities or None) each; None for no words."""
         kept = [k for k, ws in enumerate(sentences) if ws]
         answers = [None] * len(sentences)
         if kept:
             split = encode_words(data, [sentences[k] for k in kept])
-            pred, probs = predict_split(model, task, split, char_features=meta["config"].get("char_features"))
+            pred, probs = predict_split(model, task, split, char_features=meta["config"].get("char_features"),
+                                        proba=proba or json_out)
             for j, k in enumerate(kept):
-                answers[k] = (int(pred[j]), probs[j]) if task == "classify" else pred[j]
+                answers[k] = (int(pred[j]) if task == "classify" else pred[j], None if probs is None else probs[j])
         return answers
 
     for group in read_groups(source, conll=(fmt == "conll")):
@@ -345,7 +346,15 @@ def run_predict(model_paths, source, fmt=None, proba=False, json_out=False):
                     out.write(f"{names[k]}\t{p[k]:.4f}\n" if proba else names[k] + "\n")
         else:
             sentences = [item if fmt == "conll" else split_words(item) for _, item in group]
-            for words, tags in zip(sentences, label(sentences), strict=True):
-                if words:
-                    out.write("".join(f"{w}\t{names[t]}\n" for w, t in zip(words, tags, strict=True)) + "\n")
+            for words, answer in zip(sentences, label(sentences), strict=True):
+                if json_out:  # one object per sentence; an empty line in gives an empty sentence out
+                    tags, p = answer or ([], [])
+                    out.write(_json.dumps({"tokens": words, "tags": [names[t] for t in tags],
+                                           "probabilities": [round(float(v), 6) for v in p]}) + "\n")
+                elif words:
+                    tags, p = answer
+                    cols = [f"{w}\t{names[t]}" for w, t in zip(words, tags, strict=True)]
+                    if proba:  # the marginal probability of each chosen tag, given the whole sentence
+                        cols = [f"{c}\t{v:.4f}" for c, v in zip(cols, p, strict=True)]
+                    out.write("".join(c + "\n" for c in cols) + "\n")
         out.flush()

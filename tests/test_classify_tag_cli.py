@@ -77,6 +77,21 @@ def test_ner_learns_entities_and_tags_a_stream(ner):
     assert json.loads(r.stdout)["f1"] >= 0.8
 
 
+def test_ner_predict_gives_each_tag_its_probability(ner):
+    d = ner[0]
+    text = "Wren moved to Velmora .\n\nOdal met Brask in Tull .\n"
+    plain = [ln.split("\t") for ln in cli("predict", "-m", "m.npz", cwd=d, stdin=text).stdout.splitlines() if ln]
+    r = cli("predict", "-m", "m.npz", "--proba", cwd=d, stdin=text)
+    rows = [ln.split("\t") for ln in r.stdout.splitlines() if ln]
+    assert r.returncode == 0 and [row[:2] for row in rows] == plain  # the same tags, one column more
+    assert all(0 < float(p) <= 1 for _, _, p in rows)
+    r = cli("predict", "-m", "m.npz", "--json", cwd=d, stdin=text)
+    objs = [json.loads(ln) for ln in r.stdout.splitlines()]
+    assert [len(o["tokens"]) for o in objs] == [5, 0, 6]  # one object per line in, the empty one too
+    assert [[w, t] for o in objs for w, t in zip(o["tokens"], o["tags"], strict=True)] == plain
+    assert [p for o in objs for p in o["probabilities"]] == pytest.approx([float(p) for *_, p in rows], abs=1e-4)
+
+
 def _one_at_a_time(d, lines, answer_ends, *args):
     """Write each line to a running `predict` and read its whole answer before writing the next:
     the pipe must answer while the input stays open, and every answer comes from a batch of one."""

@@ -6,7 +6,7 @@ import itertools
 import numpy as np
 import pytest
 
-from rnncli.nn.crf import crf_nll, viterbi
+from rnncli.nn.crf import crf_marginals, crf_nll, viterbi
 from rnncli.nn.gradcheck import check_gradients
 from rnncli.tasks.tag import bio_transitions
 
@@ -65,6 +65,25 @@ def test_loss_and_decoding_equal_enumeration_of_all_sequences(constrained):
         assert tuple(best[:n, b]) == max(scores, key=scores.get)
         assert (best[n:, b] == 0).all()
     assert loss == pytest.approx(total / sum(lengths), rel=1e-12)
+
+
+@pytest.mark.parametrize("constrained", [False, True])
+def test_marginals_equal_enumeration_of_all_sequences(constrained):
+    lengths = [4, 2, 1]
+    E, mask, p = _problem(8, lengths)
+    K = E.shape[2]
+    s_pen, penalty = _penalty(bio_transitions(TAGS)) if constrained else (np.zeros(K), 0.0)
+    s, A = p["start"] + s_pen, p["trans"] + penalty
+    marg = crf_marginals(E, mask, s, A, p["end"])
+    for b, n in enumerate(lengths):
+        want = np.zeros((n, K))
+        for path in itertools.product(range(K), repeat=n):
+            weight = np.exp(_path_score(E, b, path, s, A, p["end"]))
+            want[np.arange(n), path] += weight
+        np.testing.assert_allclose(marg[:n, b], want / want[0].sum(), rtol=1e-12, atol=1e-300)
+        assert not marg[n:, b].any()  # padded steps
+    if constrained:  # no probability on a sentence opening with I-
+        assert not marg[0][:, [TAGS.index("I-LOC"), TAGS.index("I-PER")]].any()
 
 
 @pytest.mark.parametrize("constrained", [False, True])

@@ -35,21 +35,24 @@ def padded_batch(rng):
     return ids, mask
 
 
-def sequence_score(member, ids_col, tags):
-    """A member's score of one whole tag sequence, written out from its definition:
+def sequence_scores(member, ids_col, T):
+    """A member's score of every tag sequence of length T, written out from its definition:
     CRF: start + emissions + transitions + end; softmax: the sum of log-probabilities;
-    -inf for a sequence the BIO scheme forbids."""
-    T = len(tags)
+    -inf for a sequence the BIO scheme forbids. -> {tags: score} over all K**T sequences."""
     logits, _ = member.forward(ids_col[:T, None], np.ones((T, 1)))
     e = logits[:, 0, :]
     may_start, may_follow = member.allowed
-    if not may_start[tags[0]] or not all(may_follow[a, b] for a, b in itertools.pairwise(tags)):
-        return -np.inf
-    if not member.crf:
-        return sum(log_softmax(e[t])[tags[t]] for t in range(T))
     p = member.params
-    return (p["crf.start"][tags[0]] + sum(e[t, tags[t]] for t in range(T))
-            + sum(p["crf.trans"][a, b] for a, b in itertools.pairwise(tags)) + p["crf.end"][tags[-1]])
+    scores = {}
+    for tags in itertools.product(range(len(TAGS)), repeat=T):
+        if not may_start[tags[0]] or not all(may_follow[a, b] for a, b in itertools.pairwise(tags)):
+            scores[tags] = -np.inf
+        elif not member.crf:
+            scores[tags] = sum(log_softmax(e[t])[tags[t]] for t in range(T))
+        else:
+            scores[tags] = (p["crf.start"][tags[0]] + sum(e[t, tags[t]] for t in range(T))
+                            + sum(p["crf.trans"][a, b] for a, b in itertools.pairwise(tags)) + p["crf.end"][tags[-1]])
+    return scores
 
 
 def test_tagger_ensemble_decodes_the_best_mean_sequence_score():
@@ -60,13 +63,38 @@ def test_tagger_ensemble_decodes_the_best_mean_sequence_score():
     pred = Ensemble(members).predict(ids, mask)
     for j in range(ids.shape[1]):
         T = int(mask[:, j].sum())
-        best = max(itertools.product(range(len(TAGS)), repeat=T),
-                   key=lambda tags: np.mean([sequence_score(m, ids[:, j], tags) for m in members]))
+        scored = [sequence_scores(m, ids[:, j], T) for m in members]
+        best = max(scored[0], key=lambda tags: np.mean([s[tags] for s in scored]))
         assert list(pred[:T, j]) == list(best)
     # a member alone, or twice, decodes as that member does
     for m in members:
         assert np.array_equal(Ensemble([m]).predict(ids, mask) * mask, m.predict(ids, mask) * mask)
         assert np.array_equal(Ensemble([m, m]).predict(ids, mask) * mask, m.predict(ids, mask) * mask)
+
+
+def test_tagger_marginals_equal_enumeration_of_every_sequence():
+    """p(y_t = k | x) of each member (CRF or softmax, BIO-constrained) and of the ensemble, against
+    the members' distributions over whole tag sequences written out; padded steps get nothing."""
+    rng = np.random.default_rng(4)
+    members = [tagger(1, crf=True), tagger(2, crf=False), tagger(5, crf=True)]
+    ids, mask = padded_batch(rng)
+    got = [m.marginals(ids, mask) for m in members]
+    ensemble = Ensemble(members).marginals(ids, mask)
+    K = len(TAGS)
+    for j in range(ids.shape[1]):
+        T = int(mask[:, j].sum())
+        want = []
+        for m in members:
+            scored = sequence_scores(m, ids[:, j], T)
+            weights = np.exp(list(scored.values()))
+            marg = np.zeros((T, K))
+            for tags, w in zip(scored, weights / weights.sum(), strict=True):
+                marg[np.arange(T), tags] += w
+            want.append(marg)
+        for g, w in zip(got, want, strict=True):
+            np.testing.assert_allclose(g[:T, j], w, rtol=1e-9, atol=1e-15)
+            assert not g[T:, j].any()
+        np.testing.assert_allclose(ensemble[:T, j], np.mean(want, axis=0), rtol=1e-9, atol=1e-15)
 
 
 def test_classifier_ensemble_averages_probabilities():

@@ -36,6 +36,36 @@ def _logsumexp(x, axis):
     return np.log(np.exp(x - top).sum(axis=axis)) + np.squeeze(top, axis=axis)
 
 
+def _forward_backward(E, A, s, e, real):
+    """alpha, beta (T, B, K) and log Z (B,) in float64 for emissions E (T, B, K), transitions
+    A (K, K), start s and end e (K,) and real (T, B) booleans."""
+    T, B, K = E.shape
+    alpha = np.empty((T, B, K))
+    alpha[0] = s + E[0]
+    for t in range(1, T):
+        # alpha<t>[j] = logsumexp_i(alpha<t-1>[i] + trans[i, j]) + E<t>[j]
+        step = _logsumexp(alpha[t - 1][:, :, None] + A[None], axis=1) + E[t]  # (B, K)
+        alpha[t] = np.where(real[t][:, None], step, alpha[t - 1])
+    log_z = _logsumexp(alpha[-1] + e, axis=1)  # (B,)
+
+    beta = np.empty((T, B, K))
+    beta[-1] = e
+    for t in range(T - 2, -1, -1):
+        # beta<t>[i] = logsumexp_j(trans[i, j] + E<t+1>[j] + beta<t+1>[j]); end after the last real token
+        step = _logsumexp(A[None] + (E[t + 1] + beta[t + 1])[:, None, :], axis=2)  # (B, K)
+        beta[t] = np.where(real[t + 1][:, None], step, beta[t + 1])
+    return alpha, beta, log_z
+
+
+def crf_marginals(emissions, mask, start, trans, end):
+    """p(y_t = k | x) under the chain's scores: emissions (T, B, K), mask (T, B), start (K,),
+    trans (K, K), end (K,) -> (T, B, K) float64, each real token's row summing to 1, padded rows 0."""
+    real = mask > 0
+    alpha, beta, log_z = _forward_backward(emissions.astype(np.float64), trans.astype(np.float64),
+                                           start.astype(np.float64), end.astype(np.float64), real)
+    return np.exp(np.where(real[:, :, None], alpha + beta - log_z[None, :, None], -np.inf))
+
+
 def crf_nll(emissions, tags, mask, start, trans, end):
     """Negative log-likelihood of the gold tag sequences, per real token.
 
@@ -51,21 +81,7 @@ def crf_nll(emissions, tags, mask, start, trans, end):
     lengths = real.sum(axis=0)  # (B,)
     n = max(int(lengths.sum()), 1)
     rows = np.arange(B)
-
-    alpha = np.empty((T, B, K))
-    alpha[0] = s + E[0]
-    for t in range(1, T):
-        # alpha<t>[j] = logsumexp_i(alpha<t-1>[i] + trans[i, j]) + E<t>[j]
-        step = _logsumexp(alpha[t - 1][:, :, None] + A[None], axis=1) + E[t]  # (B, K)
-        alpha[t] = np.where(real[t][:, None], step, alpha[t - 1])
-    log_z = _logsumexp(alpha[-1] + e, axis=1)  # (B,)
-
-    beta = np.empty((T, B, K))
-    beta[-1] = e
-    for t in range(T - 2, -1, -1):
-        # beta<t>[i] = logsumexp_j(trans[i, j] + E<t+1>[j] + beta<t+1>[j]); end after the last real token
-        step = _logsumexp(A[None] + (E[t + 1] + beta[t + 1])[:, None, :], axis=2)  # (B, K)
-        beta[t] = np.where(real[t + 1][:, None], step, beta[t + 1])
+    alpha, beta, log_z = _forward_backward(E, A, s, e, real)
 
     # score of the gold path, and the counts it uses
     last = tags[np.maximum(lengths - 1, 0), rows]  # (B,)

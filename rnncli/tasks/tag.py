@@ -15,7 +15,7 @@ scores (nn/crf.py), which learns that I-ORG follows B-ORG and scores the tag seq
 import numpy as np
 
 from rnncli.nn.conv import CharConv
-from rnncli.nn.crf import crf_nll, viterbi
+from rnncli.nn.crf import crf_marginals, crf_nll, viterbi
 from rnncli.nn.functional import log_softmax
 from rnncli.nn.layers import Embedding, Linear, dropout_mask, word_dropout
 from rnncli.nn.losses import softmax_cross_entropy
@@ -145,6 +145,12 @@ class Tagger:
             scores = log_softmax(logits.astype(np.float64))
             start, trans, end = np.zeros(K), np.zeros((K, K)), np.zeros(K)
         return scores, *self._constrained(start, trans, end)
+
+    def marginals(self, ids, mask, chars=None, char_mask=None):
+        """(T, B, K) p(y_t = k | x) under the same scores as decoding (forward-backward; for a
+        softmax tagger without tag constraints, its per-token softmax), padded rows 0."""
+        scores, start, trans, end = self.decoding_scores(ids, mask, chars, char_mask)
+        return crf_marginals(scores, mask, start, trans, end)
 
     def predict(self, ids, mask, chars=None, char_mask=None):
         """(T, B) tag ids: with a CRF its best sequence; else the best *valid* sequence when
