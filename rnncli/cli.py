@@ -260,6 +260,7 @@ def predict(
       echo "a warm and funny film" | rnncli predict --model sentiment.npz --proba
       rnncli predict --model ner.npz sentences.txt > tagged.conll
       rnncli predict -m ner1.npz -m ner2.npz sentences.txt   # an ensemble of two taggers
+      rnncli predict -m ner.npz --proba sentences.txt        # token<TAB>tag<TAB>p(tag | sentence)
     """
     from rnncli.workflows import run_predict
 
