@@ -19,7 +19,7 @@ F1), so the marginals only give `predict --proba` its per-token confidence.
 import numpy as np
 
 from rnncli.errors import RnncliError
-from rnncli.nn.crf import viterbi
+from rnncli.nn.crf import crf_marginals, viterbi
 
 # what the members must share: they read the same ids and their outputs are averaged
 SHARED = {"format": "data format", "level": "token level", "lower": "case folding", "vocab": "vocabulary",
@@ -38,13 +38,20 @@ class Ensemble:
 
     def predict(self, ids, mask, chars=None, char_mask=None):
         """ids (T, B) -> (T, B) tag ids: the best sequence under the members' mean scores."""
-        parts = [m.decoding_scores(ids, mask, chars, char_mask) for m in self.members]
-        scores, start, trans, end = (np.mean(group, axis=0) for group in zip(*parts, strict=True))
-        return viterbi(scores, mask, start, trans, end)
+        return _best_mean_sequence([m.decoding_scores(ids, mask, chars, char_mask) for m in self.members], mask)
 
-    def marginals(self, ids, mask, chars=None, char_mask=None):
-        """(T, B, K) the members' mean p(y_t = k | x)."""
-        return np.mean([m.marginals(ids, mask, chars, char_mask) for m in self.members], axis=0)
+    def predict_with_marginals(self, ids, mask, chars=None, char_mask=None):
+        """predict's (T, B) tag ids and (T, B, K) the members' mean p(y_t = k | x), each member
+        run once for both."""
+        parts = [m.decoding_scores(ids, mask, chars, char_mask) for m in self.members]
+        probs = np.mean([crf_marginals(scores, mask, *chain) for scores, *chain in parts], axis=0)
+        return _best_mean_sequence(parts, mask), probs
+
+
+def _best_mean_sequence(parts, mask):
+    """Viterbi under the mean of the members' (scores, start, trans, end)."""
+    scores, start, trans, end = (np.mean(group, axis=0) for group in zip(*parts, strict=True))
+    return viterbi(scores, mask, start, trans, end)
 
 
 def load_models(paths):

@@ -41,9 +41,11 @@ def predict_split(model, task, split, batch_size=64, char_features=False, proba=
     probs = [None] * split.num_sequences if proba else None
     for index in order:
         ids, mask, _, chars, cmask = make_batch(split, index, task, char_features)
-        pred = model.predict(ids, mask, chars, cmask)
         if proba:
-            p_pred = np.take_along_axis(model.marginals(ids, mask, chars, cmask), pred[:, :, None], axis=2)[:, :, 0]
+            pred, marginals = model.predict_with_marginals(ids, mask, chars, cmask)
+            p_pred = np.take_along_axis(marginals, pred[:, :, None], axis=2)[:, :, 0]
+        else:
+            pred = model.predict(ids, mask, chars, cmask)
         for j, s in enumerate(index):
             n = int(mask[:, j].sum())
             out[s] = pred[:n, j]

@@ -78,8 +78,8 @@ def test_tagger_marginals_equal_enumeration_of_every_sequence():
     rng = np.random.default_rng(4)
     members = [tagger(1, crf=True), tagger(2, crf=False), tagger(5, crf=True)]
     ids, mask = padded_batch(rng)
-    got = [m.marginals(ids, mask) for m in members]
-    ensemble = Ensemble(members).marginals(ids, mask)
+    got = [m.predict_with_marginals(ids, mask)[1] for m in members]
+    ensemble = Ensemble(members).predict_with_marginals(ids, mask)[1]
     K = len(TAGS)
     for j in range(ids.shape[1]):
         T = int(mask[:, j].sum())

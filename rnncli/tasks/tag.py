@@ -146,11 +146,12 @@ class Tagger:
             start, trans, end = np.zeros(K), np.zeros((K, K)), np.zeros(K)
         return scores, *self._constrained(start, trans, end)
 
-    def marginals(self, ids, mask, chars=None, char_mask=None):
-        """(T, B, K) p(y_t = k | x) under the same scores as decoding (forward-backward; for a
-        softmax tagger without tag constraints, its per-token softmax), padded rows 0."""
+    def predict_with_marginals(self, ids, mask, chars=None, char_mask=None):
+        """predict's (T, B) tag ids and (T, B, K) p(y_t = k | x) under the same scores
+        (forward-backward; for a softmax tagger without tag constraints, its per-token softmax),
+        padded rows 0, from one forward pass."""
         scores, start, trans, end = self.decoding_scores(ids, mask, chars, char_mask)
-        return crf_marginals(scores, mask, start, trans, end)
+        return viterbi(scores, mask, start, trans, end), crf_marginals(scores, mask, start, trans, end)
 
     def predict(self, ids, mask, chars=None, char_mask=None):
         """(T, B) tag ids: with a CRF its best sequence; else the best *valid* sequence when
