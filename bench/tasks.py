@@ -157,17 +157,10 @@ def main():
     if args.only in (None, "sst2"):
         d = os.path.join(DATA, "sst2")
         print("SST-2 sentiment, accuracy on valid.tsv (872 sentences)", flush=True)
-        members, pair, pair_secs, ens, secs = ours_ensemble(
+        result = ours_ensemble(
             f"{d}/train.tsv", f"{d}/valid.tsv", f"{d}/valid.tsv", os.path.join(ROOT, "configs", "sentiment.yaml"),
             args.budget_scale, seeds=tuple(range(args.members)))
-        for k, (scores, steps) in enumerate(members):
-            print(f"  rnncli (configs/sentiment.yaml), seed {k}: {100 * scores['accuracy']:.2f} %  ({steps} steps)",
-                  flush=True)
-        print(f"  rnncli, ensemble of seeds 0, 1:   {100 * pair['accuracy']:.2f} %  (trained side by side in "
-              f"{pair_secs:.0f} s)", flush=True)
-        if len(members) > 2:
-            print(f"  rnncli, ensemble of all {len(members)}:      {100 * ens['accuracy']:.2f} %  (two at a time, "
-                  f"{secs:.0f} s in all)", flush=True)
+        print_ours("configs/sentiment.yaml", result, lambda s: (f"{100 * s['accuracy']:.2f} %", []))
         try:
             acc, secs = fasttext_sst(f"{d}/train.tsv", f"{d}/valid.tsv")
             print(f"  fastText supervised, bigrams:    {100 * acc:.2f} %  ({secs:.1f} s)", flush=True)
@@ -196,10 +189,23 @@ def fold_in_valid(d, tmp, held_out):
     return train_file, held_file
 
 
-def ner_report(title, d, scale, n_members, held_out=0, keep=None):
-    def prf(s):
-        return f"{100 * s['f1']:.2f}  (P {100 * s['precision']:.2f}, R {100 * s['recall']:.2f}"
+def print_ours(config, result, show):
+    """Print ours_ensemble's result: each member, the first pair and all members, with show(scores)
+    -> (main figure, [details])."""
+    members, pair, pair_secs, ens, secs = result
 
+    def line(label, scores, note):
+        figure, details = show(scores)
+        print(f"  {label:<42}{figure}  ({', '.join([*details, note])})", flush=True)
+
+    for k, (scores, steps) in enumerate(members):
+        line(f"rnncli ({config}), seed {k}:", scores, f"{steps} steps")
+    line("rnncli, ensemble of seeds 0, 1:", pair, f"trained side by side in {pair_secs:.0f} s")
+    if len(members) > 2:
+        line(f"rnncli, ensemble of all {len(members)}:", ens, f"two at a time, {secs:.0f} s in all")
+
+
+def ner_report(title, d, scale, n_members, held_out=0, keep=None):
     print(title, flush=True)
     keep = keep and os.path.join(keep, os.path.basename(d) + ("+valid" if held_out else ""))
     with workdir(keep) as tmp:
@@ -207,16 +213,11 @@ def ner_report(title, d, scale, n_members, held_out=0, keep=None):
         if held_out:
             train_file, valid_file = fold_in_valid(d, tmp, held_out)
         # tokenized as configs/ner.yaml's header says: words seen once are left to the characters
-        members, pair, pair_secs, ens, secs = ours_ensemble(
+        result = ours_ensemble(
             train_file, valid_file, f"{d}/test.conll", os.path.join(ROOT, "configs", "ner.yaml"), scale,
             seeds=tuple(range(n_members)), min_freq=2, keep=keep)
-        for k, (scores, steps) in enumerate(members):
-            print(f"  rnncli (configs/ner.yaml), seed {k}: {prf(scores)}; {steps} steps)", flush=True)
-        print(f"  rnncli, ensemble of seeds 0, 1:   {prf(pair)}; trained side by side in {pair_secs:.0f} s)",
-              flush=True)
-        if len(members) > 2:
-            print(f"  rnncli, ensemble of all {len(members)}:      {prf(ens)}; two at a time, {secs:.0f} s in all)",
-                  flush=True)
+        print_ours("configs/ner.yaml", result, lambda s: (
+            f"{100 * s['f1']:.2f}", [f"P {100 * s['precision']:.2f}", f"R {100 * s['recall']:.2f}"]))
         try:
             f1, secs = crf_ner(train_file, f"{d}/test.conll")
             print(f"  CRF (python-crfsuite), features: {100 * f1:.2f}  ({secs:.1f} s)", flush=True)
