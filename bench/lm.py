@@ -28,7 +28,7 @@ sys.path.insert(0, ROOT)
 from rnncli.config import make_config  # noqa: E402
 from rnncli.sample import generate  # noqa: E402
 from rnncli.tasks.lm import LanguageModel  # noqa: E402
-from rnncli.text.dataset import tokenize  # noqa: E402
+from rnncli.text.encode import tokenize  # noqa: E402
 from rnncli.text.vocab import EOS, Vocab  # noqa: E402
 from rnncli.train import lm_chunks, lm_streams, train  # noqa: E402
 

@@ -17,7 +17,7 @@ sys.path.insert(0, ROOT)
 
 from rnncli.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
 from rnncli.config import make_config  # noqa: E402
-from rnncli.text.dataset import tokenize  # noqa: E402
+from rnncli.text.encode import tokenize  # noqa: E402
 from rnncli.text.vocab import EOS  # noqa: E402
 from rnncli.train import train  # noqa: E402
 

@@ -31,10 +31,10 @@ import time
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 sys.path.insert(0, ROOT)
 
-from rnncli.config import TrainConfig, make_config, parse_duration  # noqa: E402
+from rnncli.config import make_config, parse_duration  # noqa: E402
 from rnncli.evaluate import evaluate_split  # noqa: E402
 from rnncli.metrics import entity_scores  # noqa: E402
-from rnncli.text.dataset import tokenize  # noqa: E402
+from rnncli.text.encode import tokenize  # noqa: E402
 from rnncli.text.readers import parse_conll, parse_tsv, read_text  # noqa: E402
 
 DATA = os.path.join(ROOT, "..", "shared", "data")
@@ -55,7 +55,7 @@ def ours_ensemble(train_file, valid_file, test_file, config, scale, seeds=(0, 1,
     ensemble of the first `cores` (trained side by side) and the ensemble of all.
     Returns ([(scores, steps)] per member, first-wave ensemble scores, first-wave seconds,
     all-member ensemble scores, total seconds)."""
-    from rnncli.ensemble import load_models
+    from rnncli.models import load_models
 
     env = {**os.environ, "PYTHONPATH": ROOT,
            "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
@@ -84,7 +84,8 @@ def ours_ensemble(train_file, valid_file, test_file, config, scale, seeds=(0, 1,
         def score(members):
             model, meta = load_models(members)
             test = tokenize([test_file], valid_frac=0, reuse=meta["data"]).train
-            return evaluate_split(model, meta["task"], test, TrainConfig(**meta["config"]))
+            return evaluate_split(model, meta["task"], test, meta["data"]["format"],
+                                  meta["config"].get("char_features"))
 
         members = [(score([p]), s["steps"]) for p, s in zip(paths, summaries, strict=True)]
         return members, score(paths[:cores]), wave_seconds[0], score(paths), sum(wave_seconds)

@@ -15,7 +15,7 @@ import tracemalloc
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
-from rnncli.text.dataset import tokenize  # noqa: E402
+from rnncli.text.encode import tokenize  # noqa: E402
 
 DATA = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data")
 CORPORA = [("tinyshakespeare/input.txt", "char"), ("sst2/train.tsv", "word"), ("wikiann-en/train.conll", "word"),

@@ -1,10 +1,10 @@
-"""The command line: one short function per verb, options -> one workflow call -> render.
-
-No math and no file formats here; heavy modules are imported inside the commands so that
-`rnncli --help` stays instant.
+"""The command line: one short function per verb: options -> one command call (commands/)
+-> render (render.py). No math and no file formats here; heavy modules are imported inside
+the commands so that `rnncli --help` stays instant.
 """
 
 import enum
+import math
 import os
 import sys
 from pathlib import Path
@@ -13,7 +13,7 @@ from typing import Annotated
 import typer
 
 from rnncli import __version__
-from rnncli.config import CHOICES
+from rnncli.config import CHOICES, help_text
 from rnncli.console import set_quiet
 from rnncli.errors import EXIT_INTERRUPTED, RnncliError, UsageError
 
@@ -22,7 +22,9 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
     no_args_is_help=True,
+    # \b keeps Click from re-wrapping the example lines into one paragraph
     help="Recurrent neural networks (RNN, GRU, LSTM) from scratch in NumPy.\n\n"
+    "\b\n"
     "  rnncli tokenize corpus.txt\n"
     "  rnncli train --cell lstm\n"
     "  rnncli sample --temp 0.8",
@@ -46,6 +48,13 @@ def _version(value: bool):
     if value:
         print(f"rnncli {__version__}")
         raise typer.Exit()
+
+
+def _finite(value):
+    """Every float option: NaN and infinity are usage errors naming the option."""
+    if value is not None and not math.isfinite(value):
+        raise typer.BadParameter(f"must be a finite number, not {value}")
+    return value
 
 
 @app.callback()
@@ -72,10 +81,11 @@ def tokenize(
         "--lower", help="Lower-case the text (CoNLL: the words; character features keep the case).")] = False,
     max_size: Annotated[int | None, typer.Option(help="Keep the N most common tokens.")] = None,
     min_freq: Annotated[int, typer.Option(help="Drop tokens seen fewer times.")] = 1,
-    valid_frac: Annotated[float, typer.Option(help="Share held out for validation.")] = 0.05,
+    valid_frac: Annotated[float | None, typer.Option(
+        help="Share held out for validation. [default: 0.05; 0 with --vocab]", callback=_finite)] = None,
     valid: Annotated[str | None, typer.Option("--valid", help="Validation file instead.")] = None,
-    vocab: Annotated[str | None, typer.Option("--vocab", help="Reuse the vocabulary of a tokens.npz, "
-                                                              "model.npz or vocab.json.")] = None,
+    vocab: Annotated[str | None, typer.Option(
+        "--vocab", help="Reuse the vocabulary of a tokens.npz, model.npz or vocab.json (to encode for it).")] = None,
     vocab_out: Annotated[Path | None, typer.Option(help="Also write the vocabulary as JSON.")] = None,
     seed: Annotated[int, typer.Option(help="Seed of the validation split.")] = 0,
     force: Annotated[bool, typer.Option("--force", help="Overwrite --out if it exists.")] = False,
@@ -88,19 +98,27 @@ def tokenize(
       rnncli tokenize corpus.txt
       rnncli tokenize --level word --max-size 10000 train.txt --valid valid.txt
       rnncli tokenize reviews.tsv -o sst.npz --json
+      rnncli tokenize test.tsv --vocab sst.npz -o test.npz   # encode a test set for a model
       cat corpus.txt | rnncli tokenize -
     """
-    from rnncli.workflows import run_tokenize
+    from rnncli import console, render
+    from rnncli.commands.tokenize import tokenize_files
 
     set_quiet(quiet)
-    run_tokenize(inputs, out, fmt=format.value if format else None, level=level.value if level else None,
-                 lower=lower, max_size=max_size, min_freq=min_freq, valid_frac=valid_frac, valid=valid,
-                 vocab=vocab, vocab_out=vocab_out, seed=seed, force=force, json_out=json_out)
+    stats = tokenize_files(inputs, out, fmt=format.value if format else None, level=level.value if level else None,
+                           lower=lower, max_size=max_size, min_freq=min_freq, valid_frac=valid_frac, valid=valid,
+                           vocab=vocab, vocab_out=vocab_out, seed=seed, force=force)
+    if json_out:
+        console.write_json(stats)
+    render.tokenize_report(stats)
+
+
+# ---------------------------------------------------------------- train
 
 
 def _choices(name, key):
     """A StrEnum of the values config.py allows, so that --help lists them and they live in one place."""
-    return enum.StrEnum(name, {v: v for v in CHOICES[key] if v is not None})
+    return enum.StrEnum(name, {v: v for v in CHOICES[key]})
 
 
 Cell = _choices("Cell", "cell")
@@ -110,6 +128,15 @@ Activation = _choices("Activation", "activation")
 Pool = _choices("Pool", "pool")
 CharEncoder = _choices("CharEncoder", "char_encoder")
 DType = _choices("DType", "dtype")
+
+
+def _opt(name, *flags, **kw):
+    """A training option whose help and default come from TrainConfig (rnncli/config.py)."""
+    return typer.Option(*flags, help=help_text(name), **kw)
+
+
+def _float(name):
+    return _opt(name, callback=_finite)
 
 
 def _v(x):
@@ -122,43 +149,37 @@ def train(
     out: Annotated[Path, typer.Option("--out", "-o", help="The checkpoint to write.")] = Path("model.npz"),
     config: Annotated[Path | None, typer.Option("--config", "-c", help="YAML file of options.")] = None,
     resume: Annotated[Path | None, typer.Option(help="Continue this checkpoint's run.")] = None,
-    task: Annotated[Task | None, typer.Option(help="lm, classify or tag (from the data when omitted).")] = None,
-    cell: Annotated[Cell | None, typer.Option(help="Recurrent cell. [default: lstm]")] = None,
-    layers: Annotated[int | None, typer.Option(help="Stacked layers. [default: 2]")] = None,
-    hidden: Annotated[int | None, typer.Option(help="Hidden units per layer. [default: 256]")] = None,
-    embed: Annotated[int | None, typer.Option(help="Embedding size. [default: 64]")] = None,
-    bidirectional: Annotated[bool | None, typer.Option("--bidirectional/--no-bidirectional",
-                                                       help="[default: on for classify/tag]")] = None,
-    dropout: Annotated[float | None, typer.Option(help="Dropout between layers. [default: 0.1]")] = None,
-    activation: Annotated[Activation | None, typer.Option(help="rnn cell only. [default: tanh]")] = None,
-    reset_after: Annotated[bool | None, typer.Option("--reset-after/--no-reset-after",
-                                                     help="gru: PyTorch form or the lecture's.")] = None,
-    char_features: Annotated[bool | None, typer.Option("--char-features/--no-char-features",
-                                                       help="tag: character RNN per word.")] = None,
-    char_encoder: Annotated[CharEncoder | None, typer.Option(
-        help="tag: char features by a BiRNN or a CNN. [default: rnn]")] = None,
-    char_embed: Annotated[int | None, typer.Option(help="tag: character embedding size. [default: 24]")] = None,
-    char_hidden: Annotated[int | None, typer.Option(
-        help="tag: char RNN units per direction (CNN: half its filters). [default: 32]")] = None,
-    crf: Annotated[bool | None, typer.Option("--crf/--no-crf", help="tag: CRF output layer over the tags.")] = None,
-    pool: Annotated[Pool | None, typer.Option(help="classify: last, mean or max.")] = None,
-    word_dropout: Annotated[float | None, typer.Option(help="classify/tag: share of words read as <unk>.")] = None,
-    seq_len: Annotated[int | None, typer.Option(help="Truncated BPTT length. [default: 64]")] = None,
-    batch_size: Annotated[int | None, typer.Option(help="Sequences per batch. [default: 32]")] = None,
-    epochs: Annotated[int | None, typer.Option(help="[default: 10]")] = None,
-    max_steps: Annotated[int | None, typer.Option(help="Stop after this many steps.")] = None,
-    max_time: Annotated[str | None, typer.Option(help="Wall-clock budget, e.g. 90s, 10m, 1h.")] = None,
-    optimizer: Annotated[Optim | None, typer.Option(help="[default: adam]")] = None,
-    lr: Annotated[float | None, typer.Option(help="Learning rate. [default: 0.002]")] = None,
-    lr_decay: Annotated[float | None, typer.Option(help="Factor per epoch. [default: 1]")] = None,
-    clip: Annotated[float | None, typer.Option(help="Global gradient-norm clip. [default: 5]")] = None,
-    weight_decay: Annotated[float | None, typer.Option(help="[default: 0]")] = None,
-    average: Annotated[float | None, typer.Option(
-        help="Evaluate and keep a moving average of the weights with this decay, e.g. 0.999. [default: off]")] = None,
-    eval_every: Annotated[int | None, typer.Option(help="Steps between validations. [default: 200]")] = None,
-    patience: Annotated[int | None, typer.Option(help="Early stop after N x eval-every steps without gain.")] = None,
-    seed: Annotated[int | None, typer.Option(help="[default: 0]")] = None,
-    dtype: Annotated[DType | None, typer.Option(help="[default: float32]")] = None,
+    task: Annotated[Task | None, _opt("task")] = None,
+    cell: Annotated[Cell | None, _opt("cell")] = None,
+    layers: Annotated[int | None, _opt("layers")] = None,
+    hidden: Annotated[int | None, _opt("hidden")] = None,
+    embed: Annotated[int | None, _opt("embed")] = None,
+    bidirectional: Annotated[bool | None, _opt("bidirectional", "--bidirectional/--no-bidirectional")] = None,
+    dropout: Annotated[float | None, _float("dropout")] = None,
+    activation: Annotated[Activation | None, _opt("activation")] = None,
+    reset_after: Annotated[bool | None, _opt("reset_after", "--reset-after/--no-reset-after")] = None,
+    char_features: Annotated[bool | None, _opt("char_features", "--char-features/--no-char-features")] = None,
+    char_encoder: Annotated[CharEncoder | None, _opt("char_encoder")] = None,
+    char_embed: Annotated[int | None, _opt("char_embed")] = None,
+    char_hidden: Annotated[int | None, _opt("char_hidden")] = None,
+    crf: Annotated[bool | None, _opt("crf", "--crf/--no-crf")] = None,
+    pool: Annotated[Pool | None, _opt("pool")] = None,
+    word_dropout: Annotated[float | None, _float("word_dropout")] = None,
+    seq_len: Annotated[int | None, _opt("seq_len")] = None,
+    batch_size: Annotated[int | None, _opt("batch_size")] = None,
+    epochs: Annotated[int | None, _opt("epochs")] = None,
+    max_steps: Annotated[int | None, _opt("max_steps")] = None,
+    max_time: Annotated[str | None, _opt("max_time")] = None,
+    optimizer: Annotated[Optim | None, _opt("optimizer")] = None,
+    lr: Annotated[float | None, _float("lr")] = None,
+    lr_decay: Annotated[float | None, _float("lr_decay")] = None,
+    clip: Annotated[float | None, _float("clip")] = None,
+    weight_decay: Annotated[float | None, _float("weight_decay")] = None,
+    average: Annotated[float | None, _float("average")] = None,
+    eval_every: Annotated[int | None, _opt("eval_every")] = None,
+    patience: Annotated[int | None, _opt("patience")] = None,
+    seed: Annotated[int | None, _opt("seed")] = None,
+    dtype: Annotated[DType | None, _opt("dtype")] = None,
     force: Annotated[bool, typer.Option("--force", help="Overwrite --out if it exists.")] = False,
     json_out: Annotated[bool, typer.Option("--json", help="Print the summary as JSON on stdout.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
@@ -170,26 +191,41 @@ def train(
       rnncli train --config configs/char-lm.yaml --max-time 10m
       rnncli train --resume model.npz
     """
-    from rnncli.workflows import run_train
+    import dataclasses
+
+    from rnncli import console, render
+    from rnncli.commands.train import prepare_training
 
     set_quiet(quiet)
-    overrides = {k: _v(v) for k, v in dict(
-        task=task, cell=cell, layers=layers, hidden=hidden, embed=embed, bidirectional=bidirectional,
-        dropout=dropout, activation=activation, reset_after=reset_after, char_features=char_features,
-        char_encoder=char_encoder, char_embed=char_embed, char_hidden=char_hidden, crf=crf, pool=pool,
-        word_dropout=word_dropout, seq_len=seq_len,
-        batch_size=batch_size, epochs=epochs, max_steps=max_steps, max_time=max_time, optimizer=optimizer,
-        lr=lr, lr_decay=lr_decay, clip=clip, weight_decay=weight_decay, average=average, eval_every=eval_every,
-        patience=patience, seed=seed, dtype=dtype).items()}
-    run_train(data, out, config, overrides, resume=resume, force=force, json_out=json_out)
+    options = dict(locals())
+    overrides = {k: _v(options[k]) for k in _train_fields()}
+    job, notes = prepare_training(data, out, config, overrides, resume=resume, force=force)
+    for note in notes:
+        console.log(f"[dim]{note}[/dim]")
+    render.config_table(dataclasses.asdict(job.cfg))
+    with render.TrainProgress(job.ds.meta["level"]) as progress:
+        summary = job.run(progress)
+    if json_out:
+        console.write_json(summary)
+    render.train_summary(summary)
+
+
+def _train_fields():
+    from rnncli.config import TrainConfig
+
+    return TrainConfig.field_names()
+
+
+# ---------------------------------------------------------------- sample, inspect
 
 
 @app.command()
 def sample(
     model: Annotated[Path, typer.Option("--model", "-m", help="The checkpoint.")] = Path("model.npz"),
-    temp: Annotated[float, typer.Option("--temp", "-t", help="Temperature; 0 is greedy.")] = 1.0,
+    temp: Annotated[float, typer.Option("--temp", "-t", help="Temperature; 0 is greedy.", callback=_finite)] = 1.0,
     top_k: Annotated[int | None, typer.Option(help="Sample among the k likeliest tokens.")] = None,
-    top_p: Annotated[float | None, typer.Option(help="Nucleus sampling: smallest set with mass p.")] = None,
+    top_p: Annotated[float | None, typer.Option(help="Nucleus sampling: smallest set with mass p.",
+                                                callback=_finite)] = None,
     prime: Annotated[str | None, typer.Option(help="Text to start from; - reads one per line.")] = None,
     max_len: Annotated[int, typer.Option(help="Stop after this many tokens.")] = 1000,
     n: Annotated[int, typer.Option("-n", help="How many samples.")] = 1,
@@ -201,11 +237,20 @@ def sample(
     \b
       rnncli sample --temp 0.8
       rnncli sample --prime "ROMEO:" --top-k 5 -n 3 --seed 1
-      printf 'KING\nQUEEN\n' | rnncli sample --prime - --max-len 100
+      printf 'KING\\nQUEEN\\n' | rnncli sample --prime - --max-len 100
     """
-    from rnncli.workflows import run_sample
+    from rnncli.commands.sample import sample_texts
 
-    run_sample(model, prime, temp, top_k, top_p, max_len, n, seed, greedy)
+    if n < 1:
+        raise UsageError(f"-n must be at least 1, not {n}")
+    if prime == "-":
+        primes, one_line = (line.rstrip("\n") for line in sys.stdin), True
+    else:
+        primes, one_line = [prime or ""] * n, False
+    for piece in sample_texts(model, primes, 0.0 if greedy else temp, top_k, top_p, max_len, seed, one_line):
+        sys.stdout.write(piece)
+        if not one_line or piece == "\n":
+            sys.stdout.flush()
 
 
 @app.command()
@@ -214,16 +259,24 @@ def inspect(
     json_out: Annotated[bool, typer.Option("--json", help="Print as JSON on stdout.")] = False,
 ):
     """Show a checkpoint: architecture, parameter counts, vocabulary, configuration, history."""
-    from rnncli.workflows import run_inspect
+    from rnncli import console, render
+    from rnncli.commands.inspect import inspect_model
 
-    run_inspect(model, json_out)
+    info = inspect_model(model)
+    if json_out:
+        console.write_json(info)
+        return
+    render.inspect_report(info)
+
+
+# ---------------------------------------------------------------- eval, predict
 
 
 @app.command(name="eval")
 def eval_(
     data: Annotated[str, typer.Argument(help="Text, TSV or CoNLL file, encoded with the model's vocabulary "
                                              "(- reads standard input); or a tokens.npz made with it, whose "
-                                             "validation split is scored (its training split if it has none).")],
+                                             "validation split is scored (all of it if it has none).")],
     model: Annotated[list[Path] | None, typer.Option(
         "--model", "-m", help="The checkpoint [default: model.npz]; repeat it to score an ensemble.")] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print the scores as JSON on stdout.")] = False,
@@ -236,10 +289,15 @@ def eval_(
       rnncli eval --model ner.npz test.conll --json
       rnncli eval -m ner1.npz -m ner2.npz test.conll      # an ensemble of two taggers
     """
-    from rnncli.workflows import run_eval
+    from rnncli import console, render
+    from rnncli.commands.evaluate import evaluate_models
 
     set_quiet(quiet)
-    run_eval(model or [Path("model.npz")], data, json_out)
+    paths = model or [Path("model.npz")]
+    metrics = evaluate_models(paths, data)
+    if json_out:
+        console.write_json(metrics)
+    render.eval_report(metrics)
 
 
 @app.command()
@@ -262,9 +320,14 @@ def predict(
       rnncli predict -m ner1.npz -m ner2.npz sentences.txt   # an ensemble of two taggers
       rnncli predict -m ner.npz --proba sentences.txt        # token<TAB>tag<TAB>p(tag | sentence)
     """
-    from rnncli.workflows import run_predict
+    from rnncli import render
+    from rnncli.commands.predict import open_predictor, predictions
 
-    run_predict(model or [Path("model.npz")], source, format.value if format else None, proba, json_out)
+    predictor, meta = open_predictor(model or [Path("model.npz")])
+    names = predictor.label_names
+    for records in predictions(predictor, meta, source, conll=(format == Format.conll), proba=proba or json_out):
+        sys.stdout.write("".join(render.prediction_text(r, meta["task"], names, proba, json_out) for r in records))
+        sys.stdout.flush()
 
 
 def _say(message):

@@ -1,65 +1,108 @@
-"""Training configuration: one default per field, with the reason for it.
+"""Training configuration: one default per field, with the reason for it, its help text and
+its allowed values, in one place. The command line's help and choices, the YAML checks and
+`validate` all read them from here.
 
 Precedence: these defaults < a YAML file (--config) < command-line flags. Unknown YAML keys
 and wrong types are errors that name the key and the file.
 """
 
 import dataclasses
+import math
 import re
 import typing
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 
-from rnncli.errors import UsageError
+from rnncli.errors import RnncliError, UsageError
+
+
+def option(default, help, choices=None, at_least=None, low=None, high=None, low_open=False, high_open=False):
+    """A config field: its default, help text, and what values it allows (choices, an integer
+    minimum, or a float range [low, high] whose ends may be open)."""
+    return field(default=default, metadata={"help": help, "choices": choices, "at_least": at_least,
+                                            "range": None if low is None else (low, high, low_open, high_open)})
 
 
 @dataclass
 class TrainConfig:
-    task: str | None = None  # lm, classify or tag; None = from the data set's format
-    cell: str = "lstm"  # the gated cells learn long dependencies that a vanilla RNN forgets
-    layers: int = 2  # two layers beat one at equal parameters on character text (char-rnn's finding)
-    hidden: int = 256  # large enough for Shakespeare-like text, fast enough on a laptop CPU
-    embed: int = 64  # characters need little; words get more from tasks' configs
-    bidirectional: bool | None = None  # None: on for tagging and classification, off for lm
-    dropout: float = 0.1  # light regularisation between layers; small corpora overfit quickly
-    activation: str = "tanh"  # rnn only; relu trains faster but explodes more easily
-    reset_after: bool = True  # gru: the cuDNN/PyTorch form, so weights exchange directly
-    char_features: bool = False  # tag: a character RNN per word, for unknown words
-    char_encoder: str = "rnn"  # tag: how char features read a word: a BiRNN of `cell`, or a CNN (faster)
-    char_embed: int = 24  # tag: size of a character's embedding (a few dozen symbols need little)
-    char_hidden: int = 32  # tag: char RNN state per direction; the CNN has twice as many filters
-    crf: bool = False  # tag: score whole tag sequences with a CRF instead of one softmax per token
-    word_dropout: float = 0.0  # classify/tag: share of words read as <unk> in training, so <unk> is learnt
-    pool: str = "last"  # classify: last, mean or max over time
-    seq_len: int = 64  # truncated BPTT length: long enough for words and short phrases
-    batch_size: int = 32  # the three-size benchmark's middle size; 32 streams fill a CPU well
-    epochs: int = 10
-    max_steps: int | None = None
-    max_time: str | None = None  # wall-clock budget such as 90s, 10m or 1h
-    optimizer: str = "adam"  # robust to the learning rate; the usual choice for RNNs
-    lr: float = 2e-3  # char-rnn's default for Adam/RMSprop
-    lr_decay: float = 1.0  # multiplied in once per epoch
-    clip: float = 5.0  # global-norm clipping against exploding gradients
-    weight_decay: float = 0.0
-    average: float = 0.0  # >0: evaluate and save a moving average of the weights with this decay (0.999)
-    eval_every: int = 200  # steps between validations (and checkpoints)
-    patience: int | None = None  # stop after patience * eval_every steps without improvement
-    seed: int = 0
-    dtype: str = "float32"  # twice the speed of float64 and plenty for training
+    # lm, classify or tag; None = from the data set's format
+    task: str | None = option(None, "lm, classify or tag (from the data when omitted).",
+                              choices=("lm", "classify", "tag"))
+    # the gated cells learn long dependencies that a vanilla RNN forgets
+    cell: str = option("lstm", "Recurrent cell.", choices=("rnn", "gru", "lstm"))
+    # two layers beat one at equal parameters on character text (char-rnn's finding)
+    layers: int = option(2, "Stacked layers.", at_least=1)
+    # large enough for Shakespeare-like text, fast enough on a laptop CPU
+    hidden: int = option(256, "Hidden units per layer.", at_least=1)
+    # characters need little; words get more from tasks' configs
+    embed: int = option(64, "Embedding size.", at_least=1)
+    # None: on for tagging and classification, off for lm (which must not see the future)
+    bidirectional: bool | None = option(None, "Read each sequence both ways (classify/tag; on by default there).")
+    # light regularisation between layers; small corpora overfit quickly
+    dropout: float = option(0.1, "Dropout between layers.", low=0.0, high=1.0, high_open=True)
+    # rnn only; relu trains faster but explodes more easily
+    activation: str = option("tanh", "rnn cell only: the nonlinearity.", choices=("tanh", "relu"))
+    # gru: the cuDNN/PyTorch form, so weights exchange directly
+    reset_after: bool = option(True, "gru: reset gate after the recurrent product (PyTorch) or before (lecture).")
+    # tag: a character encoder per word, for unknown words
+    char_features: bool = option(False, "tag: character features per word.")
+    # tag: a BiRNN of `cell`, or a CNN (no loop over characters, faster)
+    char_encoder: str = option("rnn", "tag: char features by a BiRNN or a CNN.", choices=("rnn", "cnn"))
+    # a few dozen symbols need little
+    char_embed: int = option(24, "tag: character embedding size.", at_least=1)
+    # the CNN has twice as many filters, so both give the same feature size
+    char_hidden: int = option(32, "tag: char RNN units per direction (CNN: half its filters).", at_least=1)
+    # tag: score whole tag sequences instead of one softmax per token
+    crf: bool = option(False, "tag: CRF output layer over the tags.")
+    # so that the <unk> embedding is learnt
+    word_dropout: float = option(0.0, "classify/tag: share of words read as <unk> in training.",
+                                 low=0.0, high=1.0, high_open=True)
+    pool: str = option("last", "classify: pool the states by last, mean or max.", choices=("last", "mean", "max"))
+    # long enough for words and short phrases
+    seq_len: int = option(64, "Truncated BPTT length (lm).", at_least=1)
+    # 32 streams fill a CPU well
+    batch_size: int = option(32, "Sequences per batch.", at_least=1)
+    # None: no limit (a given --max-steps alone lifts this default)
+    epochs: int | None = option(10, "Passes over the data (unlimited when --max-steps is given alone).", at_least=1)
+    max_steps: int | None = option(None, "Stop after this many steps.", at_least=1)
+    max_time: str | None = option(None, "Wall-clock budget, e.g. 90s, 10m, 1h.")
+    # robust to the learning rate; the usual choice for RNNs
+    optimizer: str = option("adam", "Update rule.", choices=("sgd", "momentum", "adagrad", "rmsprop", "adam", "adamw"))
+    # char-rnn's default for Adam/RMSprop
+    lr: float = option(2e-3, "Learning rate.", low=0.0, low_open=True)
+    lr_decay: float = option(1.0, "Learning-rate factor per epoch.", low=0.0, high=1.0, low_open=True)
+    # against exploding gradients
+    clip: float = option(5.0, "Global gradient-norm clip (0: none).", low=0.0)
+    weight_decay: float = option(0.0, "Weight decay (L2; decoupled for adamw).", low=0.0)
+    # >0: evaluate and save a moving average of the weights, e.g. 0.999
+    average: float = option(0.0, "Evaluate and keep a moving average of the weights with this decay, e.g. 0.999.",
+                            low=0.0, high=1.0, high_open=True)
+    eval_every: int = option(200, "Steps between validations (and checkpoints).", at_least=1)
+    patience: int | None = option(None, "Early stop after N x eval-every steps without gain.", at_least=1)
+    seed: int = option(0, "Seed of initialisation, dropout and batch order.")
+    # twice the speed of float64 and plenty for training
+    dtype: str = option("float32", "Floating-point type of the weights.", choices=("float32", "float64"))
 
     @classmethod
     def field_names(cls):
         return [f.name for f in fields(cls)]
 
 
-CHOICES = {
-    "task": (None, "lm", "classify", "tag"),
-    "cell": ("rnn", "gru", "lstm"),
-    "activation": ("tanh", "relu"),
-    "pool": ("last", "mean", "max"),
-    "char_encoder": ("rnn", "cnn"),
-    "optimizer": ("sgd", "momentum", "adagrad", "rmsprop", "adam", "adamw"),
-    "dtype": ("float32", "float64"),
-}
+FIELDS = {f.name: f for f in fields(TrainConfig)}
+CHOICES = {name: f.metadata["choices"] for name, f in FIELDS.items() if f.metadata["choices"]}
+
+
+def flag(name):
+    return "--" + name.replace("_", "-")
+
+
+def help_text(name):
+    """A field's help with its default, as --help shows it."""
+    f = FIELDS[name]
+    default = f.default
+    shown = "off" if default is None or default is False else ("on" if default is True else default)
+    if name == "bidirectional":
+        shown = "on for classify/tag"
+    return f"{f.metadata['help']} [default: {shown}]"
 
 
 def parse_duration(text):
@@ -70,63 +113,64 @@ def parse_duration(text):
     return float(m.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600}[m.group(2)]
 
 
+def _range_words(low, high, low_open, high_open):
+    if high is None:
+        return "positive" if low_open else "non-negative"
+    return f"in {'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
+
+
 def validate(cfg):
-    for key, allowed in CHOICES.items():
-        if getattr(cfg, key) not in allowed:
-            raise UsageError(f"--{key.replace('_', '-')}: {getattr(cfg, key)!r} is not one of "
-                             f"{', '.join(a for a in allowed if a)}")
-    for key in ("layers", "hidden", "embed", "char_embed", "char_hidden", "seq_len", "batch_size", "epochs",
-                "eval_every"):
-        if getattr(cfg, key) < 1:
-            raise UsageError(f"--{key.replace('_', '-')} must be at least 1, not {getattr(cfg, key)}")
-    for key in ("max_steps", "patience"):
-        if getattr(cfg, key) is not None and getattr(cfg, key) < 1:
-            raise UsageError(f"--{key.replace('_', '-')} must be at least 1")
-    if not 0.0 <= cfg.dropout < 1.0:
-        raise UsageError(f"--dropout must be in [0, 1), not {cfg.dropout}")
-    if not 0.0 <= cfg.word_dropout < 1.0:
-        raise UsageError(f"--word-dropout must be in [0, 1), not {cfg.word_dropout}")
-    if cfg.lr <= 0:
-        raise UsageError(f"--lr must be positive, not {cfg.lr}")
-    if not 0 <= cfg.average < 1:
-        raise UsageError(f"--average must be in [0, 1), not {cfg.average}")
-    if not 0 < cfg.lr_decay <= 1:
-        raise UsageError(f"--lr-decay must be in (0, 1], not {cfg.lr_decay}")
-    if cfg.clip < 0 or cfg.weight_decay < 0:
-        raise UsageError("--clip and --weight-decay cannot be negative")
+    """Every field against its metadata; one UsageError naming the option."""
+    for name, f in FIELDS.items():
+        value, meta = getattr(cfg, name), f.metadata
+        if value is None:
+            continue
+        if meta["choices"] and value not in meta["choices"]:
+            raise UsageError(f"{flag(name)}: {value!r} is not one of {', '.join(meta['choices'])}")
+        if meta["at_least"] is not None and value < meta["at_least"]:
+            raise UsageError(f"{flag(name)} must be at least {meta['at_least']}, not {value}")
+        if isinstance(value, float) and not math.isfinite(value):
+            raise UsageError(f"{flag(name)} must be a finite number, not {value}")
+        if meta["range"]:
+            low, high, low_open, high_open = meta["range"]
+            if (value < low or (low_open and value == low) or
+                    (high is not None and (value > high or (high_open and value == high)))):
+                words = _range_words(low, high, low_open, high_open)
+                raise UsageError(f"{flag(name)} must be {words}, not {value:g}")
     if cfg.max_time is not None:
         parse_duration(cfg.max_time)
+    if cfg.epochs is None and cfg.max_steps is None and cfg.max_time is None:
+        raise UsageError("with no --epochs limit, give --max-steps or --max-time")
     return cfg
 
 
-def _check_type(key, value, default_type, source):
-    ftype = {f.name: f.type for f in fields(TrainConfig)}[key]
+def _check_type(key, value, source):
+    ftype = FIELDS[key].type
+    args = [a for a in typing.get_args(ftype) if a is not type(None)] or [ftype]
+    base = args[0] if isinstance(args[0], str) else args[0].__name__
+    if value is None and "None" in str(ftype):
+        return value
     ok = {
         "int": isinstance(value, int) and not isinstance(value, bool),
         "float": isinstance(value, (int, float)) and not isinstance(value, bool),
         "str": isinstance(value, str),
         "bool": isinstance(value, bool),
     }
-    args = [a for a in typing.get_args(ftype) if a is not type(None)] or [ftype]
-    base = args[0].__name__
-    if value is None and "None" in str(ftype):
-        return value
     if base in ok and not ok[base]:
         raise UsageError(f"{source}: key '{key}' should be {base}, found {value!r}")
     return float(value) if base == "float" else value
 
 
-def load_yaml(path):
-    import yaml
+def read_yaml(path):
+    """A YAML file's data, with numbers read as YAML 1.2 reads them (yamlfile.py)."""
+    from rnncli.yamlfile import load_yaml
 
-    try:
-        with open(path, encoding="utf-8") as f:
-            data = yaml.safe_load(f) or {}
-    except FileNotFoundError:
-        raise UsageError(f"{path}: no such config file") from None
-    except yaml.YAMLError as e:
-        line = getattr(getattr(e, "problem_mark", None), "line", None)
-        raise UsageError(f"{path}{'' if line is None else f':{line + 1}'}: not valid YAML") from None
+    return load_yaml(path)
+
+
+def load_config_file(path):
+    """A --config file as {field: value}, every key known and every value of its field's type."""
+    data = read_yaml(path)
     if not isinstance(data, dict):
         raise UsageError(f"{path}: expected a mapping of option: value")
     names = TrainConfig.field_names()
@@ -135,14 +179,33 @@ def load_yaml(path):
         k = str(key).replace("-", "_")
         if k not in names:
             raise UsageError(f"{path}: unknown key '{key}' (known: {', '.join(names)})")
-        out[k] = _check_type(k, value, None, path)
+        out[k] = _check_type(k, value, path)
     return out
 
 
 def make_config(yaml_path=None, overrides=None, base=None):
-    """defaults (or `base`, e.g. a resumed run's config) < YAML < overrides (None = not given)."""
+    """defaults (or `base`, e.g. a resumed run's config) < YAML < overrides (None = not given).
+
+    A --max-steps given without --epochs runs until that step: the default epoch limit is lifted."""
     values = dataclasses.asdict(base) if base is not None else {}
+    given = {k: v for k, v in (overrides or {}).items() if v is not None}
     if yaml_path:
-        values.update(load_yaml(yaml_path))
-    values.update({k: v for k, v in (overrides or {}).items() if v is not None})
+        given = {**load_config_file(yaml_path), **given}
+    values.update(given)
+    if given.get("max_steps") is not None and "epochs" not in given:
+        values["epochs"] = None
     return validate(TrainConfig(**values))
+
+
+def config_from_meta(path, saved):
+    """The TrainConfig stored in a checkpoint, or one line saying why it cannot be read."""
+    if not isinstance(saved, dict):
+        raise RnncliError(f"{path}: damaged model (no configuration)")
+    unknown = sorted(set(saved) - set(FIELDS))
+    if unknown:
+        raise RnncliError(f"{path}: made by another rnncli version (unknown options {', '.join(unknown[:4])}); "
+                          "upgrade rnncli")
+    try:
+        return validate(TrainConfig(**{k: _check_type(k, v, path) for k, v in saved.items()}))
+    except UsageError as e:
+        raise RnncliError(f"{path}: damaged model configuration ({e})") from None

@@ -18,7 +18,6 @@ F1), so the marginals only give `predict --proba` its per-token confidence.
 
 import numpy as np
 
-from rnncli.errors import RnncliError
 from rnncli.nn.crf import crf_marginals, viterbi
 
 # what the members must share: they read the same ids and their outputs are averaged
@@ -52,27 +51,3 @@ def _best_mean_sequence(parts, mask):
     """Viterbi under the mean of the members' (scores, start, trans, end)."""
     scores, start, trans, end = (np.mean(group, axis=0) for group in zip(*parts, strict=True))
     return viterbi(scores, mask, start, trans, end)
-
-
-def load_models(paths):
-    """One checkpoint -> (model, meta); several -> (Ensemble, meta of the first, with
-    char_features on when any member reads characters, so the batches carry them)."""
-    from rnncli.tasks.build import load_model
-
-    loaded = [load_model(p)[:2] for p in paths]
-    if len(loaded) == 1:
-        return loaded[0]
-    first_path, (_, first) = paths[0], loaded[0]
-    if first["task"] == "lm":
-        raise RnncliError(f"{first_path}: a language model cannot be part of an ensemble "
-                          "(ensembles are for classifiers and taggers)")
-    for path, (_, meta) in zip(paths[1:], loaded[1:], strict=True):
-        if meta["task"] != first["task"]:
-            raise RnncliError(f"{path}: a {meta['task']} model cannot join {first_path}, a {first['task']} model")
-        for key, what in SHARED.items():
-            if meta["data"].get(key) != first["data"].get(key):
-                raise RnncliError(f"{path}: another {what} than {first_path}; the members of an ensemble "
-                                  "must be trained on data tokenized alike (tokenize with --vocab)")
-    char_features = any(meta["config"].get("char_features") for _, meta in loaded)
-    meta = {**first, "config": {**first["config"], "char_features": char_features}}
-    return Ensemble([model for model, _ in loaded]), meta

@@ -5,31 +5,34 @@ import math
 import numpy as np
 
 from rnncli.metrics import classification_scores, entity_scores
+from rnncli.text.batching import bucketed_batches, make_batch, stream_ids
+from rnncli.text.vocab import EOS
 
 
-def evaluate_lm(model, ids, batch_size, seq_len):
-    """Loss (nats per token), perplexity and bits per token of predicting every next token of `ids`."""
-    from rnncli.train import lm_chunks, lm_streams
+def evaluate_lm(model, ids, chunk=256):
+    """Loss (nats per token), perplexity and bits per token of one pass over the stream `ids`.
 
-    batch_size = max(1, min(batch_size, (len(ids) - 1) // seq_len or 1))
-    x, y = lm_streams(ids, batch_size)
-    states, total, count = None, 0.0, 0
-    for _, xc, yc in lm_chunks(x, y, seq_len):
-        nll, n, states = model.loss(xc, yc, states)
+    The framing: the model starts from a zero state, reads <eos> (the start symbol, as in
+    generation) and then the text in order, carrying its state across the whole text; every
+    token, the first included, is predicted once from all the tokens before it. So the figure
+    does not depend on the batch size or the BPTT length of training. Chunks of `chunk` steps
+    only bound the memory; the state flows through them unchanged.
+    """
+    inputs = np.r_[EOS, ids[:-1]].astype(np.int32)
+    states, total = None, 0.0
+    for a in range(0, len(ids), chunk):
+        x, y = inputs[a : a + chunk, None], ids[a : a + chunk, None]  # (T, 1)
+        nll, _, states = model.loss(x, y, states)
         total += nll
-        count += n
-    loss = total / count
+    loss = total / len(ids)
     return {"loss": loss, "perplexity": math.exp(min(loss, 50)), "bits_per_token": loss / math.log(2),
-            "tokens": int(count)}
+            "tokens": int(len(ids))}
 
 
 def predict_split(model, task, split, batch_size=64, char_features=False, proba=False):
     """Predictions for every sequence, in the split's order: class ids (S,) and probabilities
     (S, C), or a list of tag-id arrays and, with proba, a list of each tag's marginal probability
     p(y_t = tag | sentence) (else None)."""
-    from rnncli.text.batching import bucketed_batches
-    from rnncli.train import make_batch
-
     order = bucketed_batches(split.lengths(), batch_size)
     if task == "classify":
         probs = np.zeros((split.num_sequences, model.num_classes))
@@ -54,20 +57,20 @@ def predict_split(model, task, split, batch_size=64, char_features=False, proba=
     return out, probs
 
 
-def evaluate_split(model, task, split, cfg, names=None):
-    """The validation metrics of one split as a dict."""
+def evaluate_split(model, task, split, fmt, char_features=False, names=None):
+    """The metrics of one split as a dict (None for no split); fmt is the data's format."""
     if split is None or split.num_sequences == 0:
         return None
     if task == "lm":
-        return evaluate_lm(model, split.ids, cfg.batch_size, cfg.seq_len)
+        return evaluate_lm(model, stream_ids(split, fmt))
     names = names or model.label_names
     if task == "classify":
-        pred, probs = predict_split(model, task, split, char_features=cfg.char_features)
+        pred, probs = predict_split(model, task, split, char_features=char_features)
         scores = classification_scores(split.labels, pred, names)
         p_true = probs[np.arange(len(pred)), split.labels]
         scores["loss"] = float(-np.mean(np.log(np.maximum(p_true, 1e-300))))
         return scores
-    pred, _ = predict_split(model, task, split, char_features=cfg.char_features)
+    pred, _ = predict_split(model, task, split, char_features=char_features)
     true_tags = [[names[t] for t in split.tags[split.offsets[s] : split.offsets[s + 1]]]
                  for s in range(split.num_sequences)]
     pred_tags = [[names[t] for t in p] for p in pred]

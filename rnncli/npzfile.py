@@ -1,4 +1,5 @@
-"""Saving and loading .npz files safely: atomic writes, and loads that never unpickle.
+"""Writing and loading files safely: atomic writes that never replace a device node, and
+.npz loads that never unpickle.
 
 Metadata travels as JSON text in a 0-d unicode array, which NumPy stores without pickle.
 """
@@ -6,6 +7,7 @@ Metadata travels as JSON text in a 0-d unicode array, which NumPy stores without
 import io
 import json
 import os
+import stat
 import tempfile
 import zipfile
 
@@ -14,14 +16,28 @@ import numpy as np
 from rnncli.errors import RnncliError
 
 
+def _target(path):
+    """What a write to `path` really changes: a symlink's final target (the link itself stays),
+    and whether that is a regular file (or will be one: a new name)."""
+    real = os.path.realpath(path)
+    try:
+        regular = stat.S_ISREG(os.stat(real).st_mode)
+    except FileNotFoundError:
+        regular = True
+    return real, regular
+
+
 def check_writable(path):
     """Fail before a long run, not after it, if `path` cannot be written: try it, as root
     passes permission checks that a real write may still fail (read-only mounts, /proc)."""
-    folder = os.path.dirname(os.path.abspath(path)) or "."
     if os.path.isdir(path):
         raise RnncliError(f"{path}: is a directory, expected a file name")
+    real, regular = _target(path)
+    if not regular:  # a device or a FIFO is written in place; opening a FIFO here would block
+        return
+    folder = os.path.dirname(real) or "."
     if not os.path.isdir(folder):
-        raise RnncliError(f"{path}: folder {folder} does not exist")
+        raise RnncliError(f"{path}: folder {os.path.dirname(os.path.abspath(path))} does not exist")
     try:
         with tempfile.TemporaryFile(dir=folder):
             pass
@@ -29,21 +45,30 @@ def check_writable(path):
         raise RnncliError(f"{path}: folder {folder} is not writable ({e.strerror})") from None
 
 
-def save_npz(path, arrays, meta):
-    """Write arrays plus a JSON `meta` atomically: temporary file in the same folder,
-    flush and fsync, then rename over the target. A crash at any moment leaves either the
-    old file or the new one, never a torn one."""
-    folder = os.path.dirname(os.path.abspath(path)) or "."
-    payload = dict(arrays)
-    payload["meta"] = np.array(json.dumps(meta, ensure_ascii=False))
+def write_file(path, write):
+    """Call write(binary file) to produce `path`'s new content, safely.
+
+    A regular file (or a new name) is written atomically: a temporary file in the same folder,
+    flush and fsync, then rename over the target, so a crash at any moment leaves either the
+    old file or the new one, never a torn one. A symlink is followed and its target replaced
+    (the link survives). Anything else that exists (a device such as /dev/null, a FIFO, a
+    socket) is written directly, in place: renaming over it would destroy the device node."""
+    real, regular = _target(path)
+    if not regular:
+        try:
+            with open(real, "wb") as f:
+                write(f)
+        except OSError as e:
+            raise RnncliError(f"{path}: cannot write: {e.strerror or e}") from e
+        return
     tmp = None
     try:
-        fd, tmp = tempfile.mkstemp(prefix=".rnncli-", suffix=".npz.tmp", dir=folder)
+        fd, tmp = tempfile.mkstemp(prefix=".rnncli-", suffix=".tmp", dir=os.path.dirname(real) or ".")
         with os.fdopen(fd, "wb") as f:
-            np.savez(f, **payload)
+            write(f)
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, path)
+        os.replace(tmp, real)
     except OSError as e:
         if tmp and os.path.exists(tmp):
             os.unlink(tmp)
@@ -52,6 +77,18 @@ def save_npz(path, arrays, meta):
         if tmp and os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def write_text(path, text):
+    """write_file for UTF-8 text."""
+    write_file(path, lambda f: f.write(text.encode("utf-8")))
+
+
+def save_npz(path, arrays, meta):
+    """Write arrays plus a JSON `meta` (a 0-d unicode array, stored without pickle) safely."""
+    payload = dict(arrays)
+    payload["meta"] = np.array(json.dumps(meta, ensure_ascii=False))
+    write_file(path, lambda f: np.savez(f, **payload))
 
 
 def load_npz(path, what="file"):

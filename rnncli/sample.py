@@ -13,6 +13,9 @@ from rnncli.text.vocab import EOS, SPECIALS, UNK, encode_chars, split_words
 
 
 def check_sampling_options(temperature, top_k, top_p, max_len):
+    for name, value in (("--temp", temperature), ("--top-p", top_p)):
+        if value is not None and not np.isfinite(value):
+            raise UsageError(f"{name} must be a finite number, not {value}")
     if temperature < 0:
         raise UsageError(f"--temp must be >= 0 (0 means greedy), not {temperature}")
     if top_k is not None and top_k < 1:
@@ -46,18 +49,20 @@ def next_token(logits, rng, temperature=1.0, top_k=None, top_p=None):
     return int(rng.choice(len(p), p=p))
 
 
-def encode_prime(prime, vocab, level):
+def encode_prime(prime, vocab, level, lower=False):
+    """The prime's ids, normalised as the model's training text was (--lower)."""
     if level == "char":
-        return encode_chars(vocab, prime)
-    return vocab.encode(split_words(prime))
+        return encode_chars(vocab, prime.lower() if lower else prime)
+    return vocab.encode(split_words(prime, lower))
 
 
 def generate(model, vocab, level, prime="", temperature=1.0, top_k=None, top_p=None, max_len=1000,
-             rng=None):
-    """Yield the text of each generated token until <eos> or max_len tokens."""
+             rng=None, lower=False):
+    """Yield the text of each generated token until <eos> or max_len tokens.
+    lower: the model was trained on lower-cased text, so the prime is read lower-cased."""
     rng = rng or np.random.default_rng()
     states = model.initial_state(1)
-    ids = [EOS, *encode_prime(prime, vocab, level).tolist()]
+    ids = [EOS, *encode_prime(prime, vocab, level, lower).tolist()]
     logits = None
     for i in ids:  # read the prime into the state
         logits, states = model.step(np.array([i]), states)

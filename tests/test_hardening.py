@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from rnncli.checkpoint import load_checkpoint
 from rnncli.errors import RnncliError
-from rnncli.text.dataset import tokenize
+from rnncli.text.encode import tokenize
 
 SAMPLES = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "sample_data"))
 
@@ -38,7 +38,7 @@ def workdir(tmp_path_factory):
     (d / "tags.conll").write_text("Anna\tPERSON\n")
     (d / "neutral.tsv").write_text("neutral\tmeh\n")
     (d / "folder").mkdir()
-    from rnncli.text.dataset import save_dataset
+    from rnncli.text.store import save_dataset
 
     save_dataset(str(d / "other.npz"), tokenize([f"{SAMPLES}/reviews.tsv"], max_size=10))
     return d

@@ -4,9 +4,10 @@ import numpy as np
 import pytest
 
 from rnncli.nn.gradcheck import check_gradients, numerical_gradient, relative_error
-from rnncli.nn.layers import Embedding, Linear, word_dropout
+from rnncli.nn.layers import Embedding, Linear
 from rnncli.nn.losses import sigmoid_binary_cross_entropy, softmax_cross_entropy
 from rnncli.nn.stack import RecurrentStack, reverse_index
+from rnncli.tasks.word_dropout import word_dropout
 
 T, B, D, H = 5, 3, 4, 3
 CELLS = [("rnn", True), ("gru", True), ("gru", False), ("lstm", True)]

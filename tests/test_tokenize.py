@@ -8,8 +8,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rnncli.errors import RnncliError
-from rnncli.text.dataset import load_dataset, save_dataset, tokenize
+from rnncli.text.encode import tokenize
 from rnncli.text.readers import detect_format
+from rnncli.text.store import load_dataset, save_dataset
 from rnncli.text.vocab import EOS, SPECIALS, UNK, Vocab, encode_chars, split_words
 
 HERE = os.path.dirname(__file__)
@@ -169,7 +170,7 @@ def test_cli_stdin_vocab_out_and_json(tmp_path):
 
 
 def load_vocab_json(path):
-    from rnncli.text.dataset import load_vocab_source
+    from rnncli.text.store import load_vocab_source
 
     return load_vocab_source(str(path))
 

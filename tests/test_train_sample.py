@@ -11,11 +11,11 @@ from cli_runner import cli
 from rnncli.checkpoint import load_checkpoint
 from rnncli.config import TrainConfig, make_config
 from rnncli.errors import RnncliError, UsageError
+from rnncli.models import load_model
 from rnncli.nn.gradcheck import check_gradients
 from rnncli.sample import generate, next_token
-from rnncli.tasks.build import load_model
 from rnncli.tasks.lm import LanguageModel
-from rnncli.text.dataset import tokenize
+from rnncli.text.encode import tokenize
 from rnncli.train import train
 
 SAMPLES = os.path.join(os.path.dirname(__file__), "..", "sample_data")

@@ -1,4 +1,5 @@
-"""Embedding, Linear and inverted dropout: the non-recurrent pieces of every model."""
+"""Embedding, Linear and inverted dropout: the non-recurrent pieces of every model.
+(Word dropout, which knows the vocabulary's special ids, is in tasks/word_dropout.py.)"""
 
 import numpy as np
 
@@ -61,14 +62,3 @@ def dropout_mask(rng, shape, rate, dtype):
         return None
     keep = rng.random(shape, dtype=np.float32) >= rate
     return keep.astype(dtype) * dtype.type(1.0 / (1.0 - rate))
-
-
-def word_dropout(rng, ids, rate, unk_id=1, first_regular_id=4):
-    """Replace a share `rate` of the regular tokens by <unk> (training only).
-
-    A vocabulary built from the training data has no <unk> in it, so without this the <unk>
-    embedding is never trained and every unseen word at test time reads as noise."""
-    if rate <= 0.0 or rng is None:
-        return ids
-    drop = (rng.random(ids.shape) < rate) & (ids >= first_regular_id)
-    return np.where(drop, unk_id, ids)

@@ -1,19 +1,23 @@
-"""Build the model a configuration and a data set describe, fresh or from a checkpoint."""
+"""Build the model a configuration and a data set describe (checkpoints: models.py)."""
 
 import numpy as np
 
-from rnncli.checkpoint import assign_params, load_checkpoint
-from rnncli.config import TrainConfig
-from rnncli.errors import RnncliError
+from rnncli.errors import RnncliError, UsageError
 
-TASK_OF_FORMAT = {"text": "lm", "tsv": "classify", "conll": "tag"}
+# the tasks each data format can train, the detected one first: the words of labelled or
+# tagged sentences also make a word-level language model
+TASKS_OF_FORMAT = {"text": ("lm",), "tsv": ("classify", "lm"), "conll": ("tag", "lm")}
+NEEDS = {"classify": "one label per example (label<TAB>text lines)",
+         "tag": "a tag per token (CoNLL token<TAB>tag lines)"}
 
 
 def task_of(cfg, data_meta):
-    task = cfg.task or TASK_OF_FORMAT[data_meta["format"]]
-    if task != TASK_OF_FORMAT[data_meta["format"]]:
-        raise RnncliError(f"--task {task} needs {[f for f, t in TASK_OF_FORMAT.items() if t == task][0]} "
-                          f"data, but the data set is {data_meta['format']}")
+    """cfg.task (--task) where the data can train it, else the task the data's format implies."""
+    fmt = data_meta["format"]
+    task = cfg.task or TASKS_OF_FORMAT[fmt][0]
+    if task not in TASKS_OF_FORMAT[fmt]:
+        raise UsageError(f"--task {task} needs {NEEDS[task]}, but the data set is {fmt}; "
+                         f"{fmt} data trains {' or '.join(TASKS_OF_FORMAT[fmt])}")
     return task
 
 
@@ -51,16 +55,3 @@ def build_model(cfg, data_meta, rng=None):
                        char_hidden=cfg.char_hidden, **common)
     model.label_names = names
     return model
-
-
-def load_model(path, which="best"):
-    """-> (model, meta, groups): parameters from `best` when present, else the latest."""
-    meta, groups = load_checkpoint(path)
-    try:
-        cfg = TrainConfig(**meta["config"])
-    except TypeError as e:
-        raise RnncliError(f"{path}: damaged model configuration ({e})") from None
-    model = build_model(cfg, meta["data"])
-    params = groups["best"] if which == "best" and groups["best"] else groups["param"]
-    assign_params(path, model.params, params, model.dtype)
-    return model, meta, groups

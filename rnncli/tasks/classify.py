@@ -9,9 +9,10 @@ cross-entropy; more classes a softmax.
 
 import numpy as np
 
-from rnncli.nn.layers import Embedding, Linear, dropout_mask, word_dropout
+from rnncli.nn.layers import Embedding, Linear, dropout_mask
 from rnncli.nn.losses import sigmoid_binary_cross_entropy, softmax_cross_entropy
 from rnncli.nn.stack import RecurrentStack
+from rnncli.tasks.word_dropout import word_dropout
 
 
 class Classifier:
@@ -37,7 +38,8 @@ class Classifier:
             return np.concatenate([s[0] for s in top], axis=-1), None
         m = mask[:, :, None]
         if self.pool == "mean":
-            lengths = m.sum(axis=0)  # (B, 1)
+            # a sequence with no real step (never made by tokenize) pools to zeros, not 0/0
+            lengths = np.maximum(m.sum(axis=0), 1)  # (B, 1)
             return (h * m).sum(axis=0) / lengths, lengths
         masked = np.where(m > 0, h, -np.inf)
         arg = masked.argmax(axis=0)  # (B, F)

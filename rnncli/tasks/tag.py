@@ -17,9 +17,10 @@ import numpy as np
 from rnncli.nn.conv import CharConv
 from rnncli.nn.crf import crf_marginals, crf_nll, viterbi
 from rnncli.nn.functional import log_softmax
-from rnncli.nn.layers import Embedding, Linear, dropout_mask, word_dropout
+from rnncli.nn.layers import Embedding, Linear, dropout_mask
 from rnncli.nn.losses import softmax_cross_entropy
 from rnncli.nn.stack import RecurrentStack
+from rnncli.tasks.word_dropout import word_dropout
 
 
 class Tagger:

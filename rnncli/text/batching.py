@@ -1,8 +1,87 @@
-"""Batches of variable-length sequences: bucketing, padding, masks. Time-major (T, B)."""
+"""Batches, time-major (T, B), for the two ways a model reads data.
+
+Language models read one long stream (text/dataset.py: every sequence ends with <eos>), cut
+as char-rnn does it into `batch_size` contiguous streams, each read in chunks of `seq_len`
+steps; the hidden state is carried from one chunk to the next (truncated BPTT).
+Classifiers and taggers read whole sequences, bucketed by length, padded and masked.
+"""
+
+import math
 
 import numpy as np
 
-from rnncli.text.vocab import PAD
+from rnncli.errors import RnncliError
+from rnncli.text.vocab import EOS, PAD
+
+# ---------------------------------------------------------------- language models: one stream
+
+
+def stream_ids(split, fmt):
+    """The split as one stream of ids (N,): plain text already ends every sequence with <eos>;
+    tsv/conll sequences (a language model over their words) get one appended."""
+    if fmt == "text":
+        return split.ids
+    return np.insert(split.ids, split.offsets[1:], EOS).astype(np.int32)
+
+
+def lm_streams(ids, batch_size):
+    """ids (N,) -> inputs and targets (B, n): B contiguous streams, targets shifted by one."""
+    n = (len(ids) - 1) // batch_size
+    if n < 1:
+        raise RnncliError(f"the data ({len(ids)} tokens) is too small for --batch-size {batch_size}")
+    x = ids[: n * batch_size].reshape(batch_size, n)
+    y = ids[1 : n * batch_size + 1].reshape(batch_size, n)
+    return x, y
+
+
+def lm_chunks(x, y, seq_len, start=0):
+    """Yield (chunk number, inputs (T, B), targets (T, B)), time-major, from chunk `start` on."""
+    n = x.shape[1]
+    for k in range(start, math.ceil(n / seq_len)):
+        a, b = k * seq_len, min((k + 1) * seq_len, n)
+        yield k, np.ascontiguousarray(x[:, a:b].T), np.ascontiguousarray(y[:, a:b].T)
+
+
+class StreamBatches:
+    """An epoch of language-model chunks; the state is carried between the chunks of an epoch."""
+
+    def __init__(self, ids, batch_size, seq_len):
+        self.x, self.y = lm_streams(ids, batch_size)
+        self.seq_len = seq_len
+        self.per_epoch = math.ceil(self.x.shape[1] / seq_len)
+
+    def epoch(self, epoch, start):
+        """Yield (chunk number, (inputs (T, B), targets (T, B))) from chunk `start` on."""
+        for k, x, y in lm_chunks(self.x, self.y, self.seq_len, start):
+            yield k, (x, y)
+
+
+# ---------------------------------------------------------------- whole sequences: buckets
+
+
+class SequenceBatches:
+    """Bucketed batches of whole sequences; the order of epoch e comes from seed and e alone."""
+
+    def __init__(self, split, batch_size, seed, task, char_features=False):
+        self.split, self.batch_size, self.seed = split, batch_size, seed
+        self.task, self.char_features = task, char_features
+        self.lengths = split.lengths()
+        self.per_epoch = math.ceil(split.num_sequences / batch_size)
+
+    def epoch(self, epoch, start):
+        """Yield (batch number, the task model's loss arguments) from batch `start` on."""
+        order = bucketed_batches(self.lengths, self.batch_size, np.random.default_rng([self.seed, epoch]))
+        for k in range(start, len(order)):
+            yield k, make_batch(self.split, order[k], self.task, self.char_features)
+
+
+def make_batch(split, index, task, char_features=False):
+    """The arguments of the task model's loss: (ids, mask, labels) or (ids, mask, tags, chars, char_mask)."""
+    ids, mask, tags, _, pos = pad_batch(split, index)
+    if task == "classify":
+        return ids, mask, None if split.labels is None else split.labels[index]
+    chars, cmask = char_batch(split, pos, mask) if char_features else (None, None)
+    return ids, mask, tags, chars, cmask
 
 
 def bucketed_batches(lengths, batch_size, rng=None):

@@ -59,9 +59,10 @@ def _lines(text, path):
     return lines
 
 
-def parse_tsv(text, path):
-    """-> (labels, texts), one pair per non-empty line."""
-    labels, texts = [], []
+def tsv_records(text, path):
+    """-> list of (line number, label, text), one per non-empty line; an empty label or text
+    is an error naming the line (an example with no words has nothing to classify)."""
+    records = []
     for n, line in enumerate(_lines(text, path), start=1):
         if not line.strip():
             continue
@@ -71,21 +72,27 @@ def parse_tsv(text, path):
         label = label.strip()
         if not label:
             raise RnncliError(f"{where(path, n)}: empty label")
-        labels.append(label)
-        texts.append(body)
-    if not labels:
+        if not body.strip():
+            raise RnncliError(f"{where(path, n)}: empty text")
+        records.append((n, label, body))
+    if not records:
         raise RnncliError(f"{where(path)}: no examples (empty file?)")
-    return labels, texts
+    return records
 
 
-def parse_conll(text, path):
-    """-> (sentences, tags): lists of token lists and tag lists."""
-    sentences, tags, words, ws, columns = [], [], [], [], None
+def parse_tsv(text, path):
+    """-> (labels, texts), one pair per non-empty line."""
+    records = tsv_records(text, path)
+    return [r[1] for r in records], [r[2] for r in records]
+
+
+def conll_records(text, path):
+    """-> list of (line number of the first token, tokens, tags), one per sentence."""
+    records, words, ws, start, columns = [], [], [], None, None
     for n, line in enumerate(_lines(text, path), start=1):
         if not line.strip():
             if words:
-                sentences.append(words)
-                tags.append(ws)
+                records.append((start, words, ws))
                 words, ws = [], []
             continue
         parts = line.split("\t") if "\t" in line else line.split()
@@ -101,14 +108,21 @@ def parse_conll(text, path):
         tag = parts[-1].strip()
         if not tag:
             raise RnncliError(f"{where(path, n)}: empty tag")
+        if not words:
+            start = n
         words.append(parts[0])
         ws.append(tag)
     if words:
-        sentences.append(words)
-        tags.append(ws)
-    if not sentences:
+        records.append((start, words, ws))
+    if not records:
         raise RnncliError(f"{where(path)}: no sentences (empty file?)")
-    return sentences, tags
+    return records
+
+
+def parse_conll(text, path):
+    """-> (sentences, tags): lists of token lists and tag lists."""
+    records = conll_records(text, path)
+    return [r[1] for r in records], [r[2] for r in records]
 
 
 def check_bio(tags, path):

@@ -1,0 +1,36 @@
+"""rnncli eval: score one model or an ensemble on a file or an encoded data set."""
+
+from rnncli.errors import RnncliError
+from rnncli.evaluate import evaluate_split
+from rnncli.models import load_models
+
+
+def encode_for_model(data, meta):
+    """-> (split, what was scored): a raw file encoded with the model's own vocabulary (all of
+    it), or a tokens.npz checked against it (its validation split, or all of it if it has none)."""
+    from rnncli.text.encode import tokenize
+    from rnncli.text.store import load_dataset
+
+    if str(data).endswith(".npz"):
+        ds = load_dataset(data)
+        if ds.meta["vocab"] != meta["data"]["vocab"]:
+            raise RnncliError(f"{data}: tokenized with another vocabulary than the model's "
+                              f"({len(ds.meta['vocab'])} vs {len(meta['data']['vocab'])} symbols); "
+                              "tokenize it with --vocab MODEL")
+        if ds.valid is not None:
+            return ds.valid, "its validation split"
+        return ds.train, "all of it (it has no validation split)"
+    ds = tokenize([data], fmt=meta["data"]["format"], valid_frac=0, reuse=meta["data"])
+    return ds.train, "all of it"
+
+
+def evaluate_models(model_paths, data):
+    """The metrics dict `eval` reports, with what was scored and how many examples."""
+    model, meta = load_models(model_paths)
+    task = meta["task"]
+    split, part = encode_for_model(data, meta)
+    metrics = evaluate_split(model, task, split, meta["data"]["format"], meta["config"].get("char_features"))
+    if metrics is None:
+        raise RnncliError(f"{data}: nothing to score")
+    return {"task": task, "data": str(data), "models": [str(p) for p in model_paths], "scored": part,
+            "examples": int(split.num_sequences), "level": meta["data"].get("level"), **metrics}

@@ -1,0 +1,24 @@
+"""rnncli inspect: what a checkpoint holds, as data."""
+
+from rnncli.checkpoint import load_checkpoint
+
+
+def inspect_model(model_path):
+    """-> info dict: task, architecture, parameter arrays by layer, data, config, history."""
+    meta, groups = load_checkpoint(model_path)
+    params = groups["param"]
+    cfg, data, task = meta["config"], meta["data"], meta.get("task")
+    layers = {}
+    for name, arr in params.items():
+        layer, _, short = name.rpartition(".")
+        layers.setdefault(layer, []).append([short, list(arr.shape), int(arr.size)])
+    best = meta.get("best_score")
+    return {"path": str(model_path), "task": task, "cell": cfg.get("cell"), "layers": cfg.get("layers"),
+            "hidden": cfg.get("hidden"), "parameters": int(sum(a.size for a in params.values())),
+            "arrays": layers, "vocab_size": len(data["vocab"]), "level": data.get("level"),
+            "format": data.get("format"), "vocab_preview": data["vocab"][4:24],
+            "names": {k: data[k] for k in ("labels", "tags") if k in data},
+            "steps": meta.get("step"), "epochs": meta.get("epoch"),
+            "best_score": None if best is None else (best if task == "lm" else -best),
+            "best_step": meta.get("best_step"), "train_time_s": meta.get("elapsed"), "config": cfg,
+            "history": meta.get("history", [])}

@@ -1,0 +1,42 @@
+"""From a checkpoint to a ready model: the configuration it stores, the model that
+configuration describes (tasks/build.py), the saved weights copied in. Several checkpoints
+make an ensemble (ensemble.py) after checking that they read the same data alike."""
+
+from rnncli.checkpoint import assign_params, load_checkpoint
+from rnncli.config import config_from_meta
+from rnncli.errors import RnncliError
+from rnncli.tasks.build import build_model
+
+
+def load_model(path, which="best"):
+    """-> (model, meta, groups): parameters from `best` when present, else the latest."""
+    meta, groups = load_checkpoint(path)
+    cfg = config_from_meta(path, meta["config"])
+    model = build_model(cfg, meta["data"])
+    params = groups["best"] if which == "best" and groups["best"] else groups["param"]
+    assign_params(path, model.params, params, model.dtype)
+    return model, meta, groups
+
+
+def load_models(paths):
+    """One checkpoint -> (model, meta); several -> (Ensemble, meta of the first, with
+    char_features on when any member reads characters, so the batches carry them)."""
+    from rnncli.ensemble import SHARED, Ensemble
+
+    loaded = [load_model(p)[:2] for p in paths]
+    if len(loaded) == 1:
+        return loaded[0]
+    first_path, (_, first) = paths[0], loaded[0]
+    if first["task"] == "lm":
+        raise RnncliError(f"{first_path}: a language model cannot be part of an ensemble "
+                          "(ensembles are for classifiers and taggers)")
+    for path, (_, meta) in zip(paths[1:], loaded[1:], strict=True):
+        if meta["task"] != first["task"]:
+            raise RnncliError(f"{path}: a {meta['task']} model cannot join {first_path}, a {first['task']} model")
+        for key, what in SHARED.items():
+            if meta["data"].get(key) != first["data"].get(key):
+                raise RnncliError(f"{path}: another {what} than {first_path}; the members of an ensemble "
+                                  "must be trained on data tokenized alike (tokenize with --vocab)")
+    char_features = any(meta["config"].get("char_features") for _, meta in loaded)
+    meta = {**first, "config": {**first["config"], "char_features": char_features}}
+    return Ensemble([model for model, _ in loaded]), meta

@@ -1,0 +1,191 @@
+"""How results are shown: Rich tables and the progress bar for people (stderr), lines and JSON
+for scripts (stdout). The commands (commands/) return data; nothing here computes."""
+
+import json
+import sys
+
+from rnncli import console
+
+
+def pct(v):
+    return f"{100 * v:.2f}"
+
+
+def show_char(token):
+    return repr(token)[1:-1] if len(token) == 1 else token
+
+
+# ---------------------------------------------------------------- tokenize
+
+
+def tokenize_report(s):
+    rows = [("format / level", f"{s['format']} / {s['level']}"),
+            ("train sequences", f"{s['train']['sequences']:,}"),
+            ("train tokens", f"{s['train']['tokens']:,}")]
+    if "valid" in s:
+        rows += [("valid sequences", f"{s['valid']['sequences']:,}"),
+                 ("valid tokens", f"{s['valid']['tokens']:,}")]
+    rows += [("validation", s["validation"]),
+             ("vocabulary", f"{s['vocab_size']:,} (with 4 specials)"),
+             ("coverage", f"{100 * s['coverage']:.2f} %"),
+             ("unknown rate", ", ".join(f"{k} {100 * v:.2f} %" for k, v in s["unk_rate"].items())),
+             ("most common", "  ".join(f"{show_char(t)} {c:,}" for t, c in s["top_tokens"]))]
+    for key in ("labels", "tags"):
+        if key in s:
+            rows.append((key, "  ".join(f"{n} {c:,}" for n, c in s[key].items())))
+    warnings(s["warnings"])
+    console.show(console.table(f"tokenized -> {s['out']}", ["", "value"], rows))
+
+
+def warnings(messages):
+    for m in messages:
+        console.log(f"[yellow]warning:[/yellow] {m}")
+
+
+# ---------------------------------------------------------------- train
+
+
+def config_table(cfg_dict):
+    console.show(console.table("configuration", ["option", "value"], list(cfg_dict.items())))
+
+
+def describe(metrics, level="word"):
+    """One line of the headline validation figures."""
+    if "perplexity" in metrics:
+        unit = "char" if level == "char" else "word"
+        return (f"valid loss {metrics['loss']:.4f}, perplexity {metrics['perplexity']:.2f}, "
+                f"{metrics['bits_per_token']:.3f} bits per {unit}")
+    if "accuracy" in metrics:
+        return f"valid accuracy {100 * metrics['accuracy']:.2f} %, macro-F1 {100 * metrics['macro_f1']:.2f}"
+    return (f"valid entity F1 {100 * metrics['f1']:.2f} (precision {100 * metrics['precision']:.2f}, "
+            f"recall {100 * metrics['recall']:.2f})")
+
+
+class TrainProgress:
+    """The training callback: a tqdm bar with loss, learning rate and tokens/s, and a line per
+    evaluation. Use as a context manager so the bar is closed whatever happens."""
+
+    def __init__(self, level):
+        self.level = level
+        self.bar = console.progress(None, "train", unit="step")
+
+    def __call__(self, p):
+        if p.event == "eval":
+            if p.metrics and not console.is_quiet():
+                self.bar.write(f"step {p.step}: {describe(p.metrics, self.level)}", file=sys.stderr)
+            return
+        if self.bar.total is None and p.total is not None:
+            self.bar.total, self.bar.n = p.total, p.step - 1  # a resumed run starts part-way
+        self.bar.update(1)
+        self.bar.set_postfix_str(f"loss {p.loss:.3f} lr {p.lr:.2g} {p.tokens_per_s:,.0f} tok/s", refresh=False)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.bar.close()
+
+
+def train_summary(s):
+    rows = [("steps", f"{s['steps']:,}"), ("epochs", s["epochs"]), ("stopped", s["stop"]),
+            ("time", f"{s['elapsed']:.1f} s")]
+    if s.get("train_loss") is not None:
+        rows.append(("last train loss", f"{s['train_loss']:.4f}"))
+    if s.get("valid"):
+        rows.append(("last validation", describe(s["valid"], s["level"])))
+    rows.append(("validation data", s["validation"]))
+    if s.get("best_score") is not None:
+        label = {"lm": "loss", "classify": "accuracy %", "tag": "entity F1"}[s["task"]]
+        best = s["best_score"] if s["task"] == "lm" else -100 * s["best_score"]
+        if s["selected_on"] != "validation":
+            label = "train loss"
+            best = s["best_score"]
+        rows.append((f"best {'valid ' if s['selected_on'] == 'validation' else ''}{label}",
+                     f"{best:.4f} (step {s['best_step']})"))
+    rows.append(("checkpoint", s["out"]))
+    if s["selected_on"] != "validation":
+        warnings(["no validation data: the best model was chosen on the training loss"])
+    console.show(console.table("training summary", ["", "value"], rows))
+
+
+# ---------------------------------------------------------------- eval
+
+
+def eval_report(m):
+    if len(m["models"]) > 1:
+        console.log(f"ensemble of {len(m['models'])} models: {', '.join(m['models'])}")
+    console.log(f"{m['data']}: scored {m['scored']}, {m['examples']:,} "
+                f"{'sequences' if m['task'] == 'lm' else 'examples'}")
+    if m["task"] == "lm":
+        unit = "char" if m["level"] == "char" else "word"
+        console.show(console.table(f"{m['data']}: language model", ["", "value:"], [
+            ("tokens", f"{m['tokens']:,}"), ("loss (nats per token)", f"{m['loss']:.4f}"),
+            ("perplexity", f"{m['perplexity']:.2f}"), (f"bits per {unit}", f"{m['bits_per_token']:.4f}")]))
+        return
+    if m["task"] == "classify":
+        rows = [(n, pct(c["precision"]), pct(c["recall"]), pct(c["f1"]), c["support"]) for n, c in m["classes"].items()]
+        rows.append(("macro", "", "", pct(m["macro_f1"]), sum(c["support"] for c in m["classes"].values())))
+        console.log(f"{m['data']}: accuracy [bold]{pct(m['accuracy'])} %[/bold], macro-F1 {pct(m['macro_f1'])}")
+        console.show(console.table("per class", ["class", "precision:", "recall:", "F1:", "support:"], rows))
+        names = m["labels"]
+        console.show(console.table("confusion (rows true, columns predicted)", ["", *[n + ":" for n in names]],
+                                   [(n, *row) for n, row in zip(names, m["confusion"], strict=True)]))
+        return
+    rows = [(n, pct(t["precision"]), pct(t["recall"]), pct(t["f1"]), t["support"]) for n, t in m["types"].items()]
+    rows.append(("overall", pct(m["precision"]), pct(m["recall"]), pct(m["f1"]), m["support"]))
+    console.log(f"{m['data']}: entity F1 [bold]{pct(m['f1'])}[/bold], token accuracy {pct(m['token_accuracy'])} %")
+    console.show(console.table("entities (conlleval rules)",
+                               ["type", "precision:", "recall:", "F1:", "entities:"], rows))
+
+
+# ---------------------------------------------------------------- predict (stdout)
+
+
+def prediction_text(record, task, names, proba=False, as_json=False):
+    """One record of commands.predict as the text written to stdout."""
+    words, p = record["tokens"], record.get("probabilities")
+    if task == "classify":
+        if not words:  # an empty line in, an empty line out: the lines stay aligned
+            return "\n"
+        k = record["label"]
+        if as_json:
+            return json.dumps({"label": names[k], "probability": float(p[k]), "probabilities":
+                               {n: float(v) for n, v in zip(names, p, strict=True)}}) + "\n"
+        return f"{names[k]}\t{p[k]:.4f}\n" if proba else names[k] + "\n"
+    tags = record.get("tags", [])
+    if as_json:  # one object per sentence; an empty line in gives an empty sentence out
+        return json.dumps({"tokens": words, "tags": [names[t] for t in tags],
+                           "probabilities": [round(float(v), 6) for v in (p if p is not None else [])]}) + "\n"
+    if not words:
+        return ""
+    cols = [f"{w}\t{names[t]}" for w, t in zip(words, tags, strict=True)]
+    if proba:  # the marginal probability of each chosen tag, given the whole sentence
+        cols = [f"{c}\t{v:.4f}" for c, v in zip(cols, p, strict=True)]
+    return "".join(c + "\n" for c in cols) + "\n"
+
+
+# ---------------------------------------------------------------- inspect
+
+
+def inspect_report(info):
+    cfg, task, total = info["config"], info["task"], info["parameters"]
+    console.show(console.table(
+        f"{info['path']}: {task} model, {info['cell']} x {info['layers']}, {total:,} parameters",
+        ["layer", "arrays", "parameters:"],
+        [(layer, ", ".join(f"{n} {tuple(s)}" for n, s, _ in rows), f"{sum(r[2] for r in rows):,}")
+         for layer, rows in info["arrays"].items()]))
+    shown = ", ".join(show_char(t) if len(t) == 1 else t for t in info["vocab_preview"])
+    more = " ..." if info["vocab_size"] > 4 + len(info["vocab_preview"]) else ""
+    console.show(console.table("data", ["", "value"], [
+        ("format / level", f"{info['format']} / {info['level']}"),
+        ("vocabulary", f"{info['vocab_size']:,}: {shown}{more}"),
+        *[(k, ", ".join(v)) for k, v in info["names"].items()]]))
+    config_table(cfg)
+    hist = info["history"]
+    rows = [(h["step"], h["epoch"], f"{h['train_loss']:.4f}", describe(h["valid"], info["level"])
+             if h.get("valid") else "-", f"{h['elapsed']:.0f}") for h in hist[-10:]]
+    label = "loss" if task == "lm" else ("accuracy" if task == "classify" else "entity F1")
+    best_text = "-" if info["best_score"] is None else f"{info['best_score']:.4f}"
+    console.show(console.table(f"history (last {len(rows)} of {len(hist)} evaluations; best {label} {best_text} "
+                               f"at step {info['best_step']}, {info['train_time_s'] or 0:.0f} s of training)",
+                               ["step:", "epoch:", "train loss:", "validation", "seconds:"], rows))

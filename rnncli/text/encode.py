@@ -1,0 +1,277 @@
+"""The tokenize pipeline: read files, cut them into examples, hold some out for validation,
+build (or reuse) the vocabularies, encode everything into Splits (text/dataset.py).
+
+Examples ("units") are what a split may not cut through:
+    text, char level: paragraphs (cut after every run of two or more newlines), so that a
+                      sample is one paragraph; decode(encode(text)) == text exactly
+    text, word level: lines
+    tsv:  one example per line;  conll: one sentence per blank-line-separated block
+Every unit remembers where it came from (file, line), so that errors name the line.
+
+Validation: text keeps its order and holds out its end (a language model reads a stream);
+tsv/conll hold out a random share (fixed seed). The vocabulary comes from the training part
+only; the label and tag sets, which the user defines, come from all the data given.
+"""
+
+import re
+from collections import Counter
+
+import numpy as np
+
+from rnncli.errors import RnncliError, UsageError, where
+from rnncli.text.dataset import FORMAT_VERSION, Dataset, Split
+from rnncli.text.readers import conll_records, detect_format, read_text, tsv_records
+from rnncli.text.vocab import EOS, SPECIALS, Vocab, char_counts, encode_chars, split_words
+
+
+def _read(paths, fmt):
+    texts = [(p, read_text(p)) for p in paths]
+    if fmt is None:
+        found = {detect_format(t) for _, t in texts}
+        if len(found) > 1:
+            raise UsageError(f"input files look like different formats ({', '.join(sorted(found))}); "
+                             "pass --format")
+        fmt = found.pop()
+    return fmt, texts
+
+
+def _paragraphs(text):
+    """(paragraph, its first line number) for each paragraph: text up to and including a run of
+    two or more newlines."""
+    ends = [m.end() for m in re.finditer(r"\n{2,}", text)]
+    if not ends or ends[-1] != len(text):
+        ends.append(len(text))
+    out, start, line = [], 0, 1
+    for end in ends:
+        out.append((text[start:end], line))
+        line += text.count("\n", start, end)
+        start = end
+    return out
+
+
+def read_units(fmt, texts, level, lower):
+    """The input as units and their origins (path, line): paragraphs (str) or word lists for
+    text; (label, words) for tsv; (words, tags) for conll, whose words keep their case (the
+    character features read it even when --lower folds the word vocabulary)."""
+    units, origin = [], []
+    for path, t in texts:
+        if fmt == "text" and level == "char":
+            new = _paragraphs(t.lower() if lower else t) if t else []
+        elif fmt == "text":
+            new = [(w, n) for n, line in enumerate(t.split("\n"), start=1) if (w := split_words(line, lower))]
+        elif fmt == "tsv":
+            new = [((label, split_words(body, lower)), n) for n, label, body in tsv_records(t, path)]
+        else:
+            new = []
+            for n, words, tags in conll_records(t, path):
+                _check_bio(tags, path, n)
+                new.append(((words, tags), n))
+        units.extend(u for u, _ in new)
+        origin.extend((path, n) for _, n in new)
+    return units, origin
+
+
+def _check_bio(tags, path, line):
+    """Tags must be O or B-/I-/E-/S- followed by a type (BIO, IOB1, IOBES)."""
+    for k, tag in enumerate(tags):
+        if tag != "O" and not (len(tag) > 2 and tag[0] in "BIES" and tag[1] in "-_"):
+            raise RnncliError(f"{where(path, line + k)}: tag {tag!r} is not a BIO/IOB tag (O, B-TYPE or I-TYPE)")
+
+
+def _cut_point(unit, offset, level):
+    """Where to cut one unit near `offset` (1 <= cut < len): after a newline, else at a space."""
+    if level == "char":
+        for sep in ("\n", " "):
+            spots = [m.end() for m in re.finditer(re.escape(sep), unit) if 0 < m.end() < len(unit)]
+            if spots:
+                return min(spots, key=lambda s: abs(s - offset))
+    return min(max(offset, 1), len(unit) - 1)
+
+
+def split_stream(units, origin, frac, level):
+    """Text: hold out the last `frac` of the tokens. Cut between paragraphs (or lines) when one
+    lies near the target; otherwise inside the unit there, at a line boundary (char level), so
+    that a corpus without blank lines still gets its validation part.
+    -> (train units, train origins, valid units, valid origins, description)."""
+    what = "paragraphs" if level == "char" else "lines"
+    sizes = np.array([len(u) for u in units], np.int64)
+    total = int(sizes.sum())
+    if frac <= 0 or total < 2:
+        return units, origin, None, None, "none"
+    target = total * (1 - frac)
+    cum = np.cumsum(sizes)
+    inner = cum[:-1]
+    if len(inner):
+        j = int(np.argmin(np.abs(inner - target)))
+        if abs(inner[j] - target) <= 0.5 * frac * total:
+            k = j + 1
+            share = 1 - inner[j] / total
+            return (units[:k], origin[:k], units[k:], origin[k:],
+                    f"the last {len(units) - k:,} of {len(units):,} {what} ({100 * share:.1f} % of the tokens)")
+    k = int(np.searchsorted(cum, target, side="right"))
+    k = min(k, len(units) - 1)
+    unit = units[k]
+    if len(unit) < 2:  # no room inside: fall back to the nearest boundary
+        k = min(max(k, 1), len(units) - 1)
+        return units[:k], origin[:k], units[k:], origin[k:], f"the last {len(units) - k:,} {what}"
+    cut = _cut_point(unit, int(round(target - (cum[k] - sizes[k]))), level)
+    path, line = origin[k]
+    line_b = line + (unit[:cut].count("\n") if level == "char" else 0)
+    train_u, train_o = units[:k] + [unit[:cut]], origin[:k] + [(path, line)]
+    valid_u, valid_o = [unit[cut:]] + units[k + 1 :], [(path, line_b)] + origin[k + 1 :]
+    share = sum(len(u) for u in valid_u) / total
+    return (train_u, train_o, valid_u, valid_o,
+            f"the last {100 * share:.1f} % of the tokens, from {where(path, line_b)} on")
+
+
+def _split_examples(units, origin, frac, seed):
+    """tsv/conll: a random share of the examples, the rest in their order."""
+    S = len(units)
+    if frac <= 0 or S < 2:
+        return units, origin, None, None, "none"
+    k = min(max(1, int(round(S * frac))), S - 1)
+    order = np.random.default_rng(seed).permutation(S)
+    tr, va = np.sort(order[k:]), np.sort(order[:k])
+    return ([units[i] for i in tr], [origin[i] for i in tr], [units[i] for i in va], [origin[i] for i in va],
+            f"a random {k:,} of {S:,} examples (seed {seed})")
+
+
+def _is_iob2(tags):
+    """Every I-X follows B-X or I-X (IOB2); IOB1 and looser files say otherwise."""
+    prev = "O"
+    for tag in tags:
+        if tag.startswith("I-") and prev[2:] != tag[2:]:
+            return False
+        prev = tag
+    return True
+
+
+def build_vocabularies(meta, fmt, level, train_units, all_units, max_size, min_freq):
+    """The token vocabulary (and for tagging the character set) from the training units; the
+    label or tag set from all units. Returns warnings for names with no training example."""
+    counts = Counter()
+    warnings = []
+    if fmt == "text" and level == "char":
+        counts = char_counts("".join(train_units))
+    elif fmt == "text":
+        for u in train_units:
+            counts.update(u)
+    elif fmt == "tsv":
+        for _, words in train_units:
+            counts.update(words)
+        meta["labels"] = sorted({label for label, _ in all_units})
+        seen = {label for label, _ in train_units}
+        warnings += [f"label {n!r} has no training example" for n in meta["labels"] if n not in seen]
+    else:
+        chars = Counter()
+        for words, _ in train_units:
+            counts.update([w.lower() for w in words] if meta["lower"] else words)
+            chars.update(ch for w in words for ch in w)
+        meta["tags"] = sorted({t for _, tags in all_units for t in tags})
+        seen = {t for _, tags in train_units for t in tags}
+        warnings += [f"tag {n!r} has no training example" for n in meta["tags"] if n not in seen]
+        meta["chars"] = Vocab.build(chars, None, 1).tokens
+        meta["tag_scheme"] = "iob2" if all(_is_iob2(tags) for _, tags in all_units) else "other"
+    meta["vocab"] = Vocab.build(counts, max_size, min_freq).tokens
+    return warnings
+
+
+def encode_units(meta, fmt, level, units, origin):
+    vocab = Vocab(meta["vocab"])
+    if fmt == "text" and level == "char":
+        text = "".join(units)
+        ids = encode_chars(vocab, text)
+        ends = np.cumsum([len(u) for u in units]).astype(np.int64)
+        # one <eos> after every paragraph
+        ids = np.insert(ids, ends, EOS).astype(np.int32)
+        return Split(ids, np.r_[0, ends + np.arange(1, len(ends) + 1)].astype(np.int64))
+    if fmt == "text":
+        flat = [w for words in units for w in (*words, SPECIALS[EOS])]
+        lengths = np.array([len(w) + 1 for w in units], np.int64)
+        return Split(vocab.encode(flat), np.r_[0, np.cumsum(lengths)].astype(np.int64))
+    split = encode_words(meta, [u[1] for u in units] if fmt == "tsv" else [u[0] for u in units])
+    if fmt == "tsv":
+        split.labels = _encode_names(meta["labels"], [u[0] for u in units], origin, "label")
+    else:  # each tag's own line: its sentence's first line plus its position
+        tag_origin = [(path, line + k) for u, (path, line) in zip(units, origin, strict=True)
+                      for k in range(len(u[1]))]
+        split.tags = _encode_names(meta["tags"], [t for u in units for t in u[1]], tag_origin, "tag")
+    return split
+
+
+def encode_words(meta, sentences):
+    """Word lists -> a Split with their ids (lower-cased first when the vocabulary is) and, for
+    tagging data, the characters of every word (with their case: the character features read it)."""
+    flat = [w for ws in sentences for w in ws]
+    offsets = np.r_[0, np.cumsum([len(ws) for ws in sentences])].astype(np.int64)
+    split = Split(Vocab(meta["vocab"]).encode([w.lower() for w in flat] if meta["lower"] else flat), offsets)
+    if "chars" in meta:
+        split.chars = encode_chars(Vocab(meta["chars"]), "".join(flat))
+        split.char_offsets = np.r_[0, np.cumsum([len(w) for w in flat])].astype(np.int64)
+    return split
+
+
+def _encode_names(names, values, origin, what):
+    index = {n: i for i, n in enumerate(names)}
+    out = np.fromiter((index.get(v, -1) for v in values), np.int32, count=len(values))
+    bad = np.flatnonzero(out < 0)
+    if len(bad):
+        v = values[bad[0]]
+        raise RnncliError(f"{where(*origin[bad[0]])}: {what} {v!r} is not one the model or vocabulary knows "
+                          f"(known: {', '.join(names[:12])})")
+    return out
+
+
+def tokenize(paths, fmt=None, level=None, lower=False, max_size=None, min_freq=1,
+             valid_frac=None, valid_path=None, seed=0, reuse=None):
+    """Read, split, build (or reuse) the vocabularies, encode. Returns a Dataset.
+
+    reuse: a meta dict whose vocabularies are used as they are (--vocab: encoding data for an
+    existing model). valid_frac None means 0.05, or 0 with `reuse`, so that a test set encoded
+    for a model is scored whole.
+    """
+    if valid_frac is None:
+        valid_frac = 0.0 if reuse is not None else 0.05
+    if max_size is not None and max_size < 1:
+        raise UsageError("--max-size must be at least 1")
+    if min_freq < 1:
+        raise UsageError("--min-freq must be at least 1")
+    if not 0 <= valid_frac < 1:
+        raise UsageError("--valid-frac must be in [0, 1)")
+    if reuse is not None:
+        fmt = fmt or reuse["format"]
+        if fmt != reuse["format"]:
+            raise UsageError(f"--vocab was built for {reuse['format']} data, not {fmt}")
+        level, lower = reuse["level"], reuse["lower"]
+    fmt, texts = _read(paths, fmt)
+    if level is None:
+        level = "char" if fmt == "text" else "word"
+    if fmt != "text" and level == "char":
+        raise UsageError(f"--level char applies to text; {fmt} data is tokenized by words")
+    meta = {"format_version": FORMAT_VERSION, "format": fmt, "level": level, "lower": bool(lower),
+            "options": {"max_size": max_size, "min_freq": min_freq, "valid_frac": valid_frac,
+                        "seed": seed, "valid_file": valid_path},
+            "sources": [str(p) for p in paths]}
+    units, origin = read_units(fmt, texts, level, lower)
+    if not units:
+        raise RnncliError(f"{where(paths[0])}: nothing to tokenize (empty file?)")
+    warnings = []
+    if valid_path is not None:
+        v_units, v_origin = read_units(fmt, _read([valid_path], fmt)[1], level, lower)
+        t_units, t_origin, how = units, origin, f"the file {valid_path}"
+    elif fmt == "text":
+        t_units, t_origin, v_units, v_origin, how = split_stream(units, origin, valid_frac, level)
+    else:
+        t_units, t_origin, v_units, v_origin, how = _split_examples(units, origin, valid_frac, seed)
+    if valid_frac > 0 and valid_path is None and v_units is None:
+        warnings.append("too little data to hold any out for validation; training will select on its own loss")
+    meta["validation"] = how
+    if reuse is None:
+        warnings += build_vocabularies(meta, fmt, level, t_units, units + (v_units or []), max_size, min_freq)
+    else:
+        for key in ("vocab", "labels", "tags", "chars", "tag_scheme"):
+            if key in reuse:
+                meta[key] = reuse[key]
+    train = encode_units(meta, fmt, level, t_units, t_origin)
+    valid = encode_units(meta, fmt, level, v_units, v_origin) if v_units else None
+    return Dataset(meta, train, valid, warnings)

@@ -1,0 +1,102 @@
+"""tokens.npz on disk: save and load an encoded data set, and read a vocabulary to reuse.
+
+Arrays are named <split>_<field> (train_ids, valid_offsets, ...), the meta is JSON (npzfile.py).
+Loading checks every id against the vocabulary it indexes, so a damaged or hand-made file
+is refused with one line instead of failing deep inside training.
+"""
+
+import json
+
+import numpy as np
+
+from rnncli.errors import RnncliError
+from rnncli.npzfile import load_npz, save_npz
+from rnncli.text.dataset import FORMAT_VERSION, KINDS, Dataset, Split
+
+FIELDS = ("ids", "offsets", "labels", "tags", "chars", "char_offsets")
+
+
+def save_dataset(path, ds):
+    arrays = {}
+    for name, split in (("train", ds.train), ("valid", ds.valid)):
+        if split is None:
+            continue
+        for field in FIELDS:
+            value = getattr(split, field)
+            if value is not None:
+                arrays[f"{name}_{field}"] = value
+    save_npz(path, arrays, ds.meta)
+
+
+def _in_range(arr, size):
+    return arr is None or len(arr) == 0 or (arr.dtype.kind in "iu" and arr.min() >= 0 and arr.max() < size)
+
+
+def _offsets_fit(offsets, total):
+    return (offsets is not None and offsets.dtype.kind in "iu" and len(offsets) >= 1 and offsets[0] == 0
+            and offsets[-1] == total and bool(np.all(np.diff(offsets) >= 0)))
+
+
+def _check_split(path, name, split, meta):
+    """Every id indexes its vocabulary, every offset array fits, labels/tags have the right length."""
+    problem = None
+    if split.ids is None or not _offsets_fit(split.offsets, len(split.ids)):
+        problem = "offsets do not fit the ids"
+    elif not _in_range(split.ids, len(meta["vocab"])):
+        problem = "ids do not fit the vocabulary"
+    elif meta["format"] == "tsv" and (split.labels is None or len(split.labels) != split.num_sequences
+                                      or not _in_range(split.labels, len(meta.get("labels", [])))):
+        problem = "labels do not fit the label set"
+    elif meta["format"] == "conll" and (split.tags is None or len(split.tags) != len(split.ids)
+                                        or not _in_range(split.tags, len(meta.get("tags", [])))):
+        problem = "tags do not fit the tag set"
+    elif split.chars is not None and (not _offsets_fit(split.char_offsets, len(split.chars))
+                                      or len(split.char_offsets) != len(split.ids) + 1
+                                      or not _in_range(split.chars, len(meta.get("chars", [])))):
+        problem = "characters do not fit the character set"
+    if problem:
+        raise RnncliError(f"{path}: damaged data set ({name} {problem})")
+
+
+def load_dataset(path):
+    arrays, meta = load_npz(path, "data set")
+    if meta.get("format") not in KINDS or not isinstance(meta.get("vocab"), list):
+        raise RnncliError(f"{path}: not an rnncli data set (no vocabulary); is it a model?")
+    if meta.get("format_version", 0) > FORMAT_VERSION:
+        raise RnncliError(f"{path}: data set format {meta['format_version']} is newer than this rnncli "
+                          f"reads ({FORMAT_VERSION}); upgrade rnncli")
+    splits = {}
+    for name in ("train", "valid"):
+        if f"{name}_ids" not in arrays:
+            splits[name] = None
+            continue
+        split = Split(**{f: arrays.get(f"{name}_{f}") for f in FIELDS})
+        _check_split(path, name, split, meta)
+        splits[name] = split
+    if splits["train"] is None:
+        raise RnncliError(f"{path}: damaged data set (no training split)")
+    return Dataset(meta, splits["train"], splits["valid"])
+
+
+def load_vocab_source(path):
+    """--vocab FILE: a tokens.npz, a model.npz or a vocab.json; returns a meta dict."""
+    if str(path).endswith(".json"):
+        try:
+            with open(path, encoding="utf-8") as f:
+                meta = json.load(f)
+        except FileNotFoundError:
+            raise RnncliError(f"{path}: no such file") from None
+        except (OSError, ValueError) as e:
+            raise RnncliError(f"{path}: not a vocabulary file ({e})") from None
+    else:
+        _, meta = load_npz(path, "data set or model")
+        meta = meta.get("data", meta)  # a model keeps its data set's meta under "data"
+    if not isinstance(meta, dict) or not isinstance(meta.get("vocab"), list) or meta.get("format") not in KINDS:
+        raise RnncliError(f"{path}: holds no rnncli vocabulary")
+    return meta
+
+
+def vocab_json(meta):
+    """The part of a data set's meta that `--vocab vocab.json` needs, as JSON text."""
+    keep = ("format", "level", "lower", "vocab", "labels", "tags", "chars", "tag_scheme")
+    return json.dumps({k: meta[k] for k in keep if k in meta}, ensure_ascii=False, indent=1) + "\n"
