@@ -55,9 +55,13 @@ def write_file(path, write):
     socket) is written directly, in place: renaming over it would destroy the device node."""
     real, regular = _target(path)
     if not regular:
+        # build the content first: zip writers seek, and a device or FIFO cannot (/dev/null
+        # pretends it can, which corrupts the archive's offsets)
+        buffer = io.BytesIO()
+        write(buffer)
         try:
             with open(real, "wb") as f:
-                write(f)
+                f.write(buffer.getvalue())
         except OSError as e:
             raise RnncliError(f"{path}: cannot write: {e.strerror or e}") from e
         return

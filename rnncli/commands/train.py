@@ -10,6 +10,7 @@ from rnncli.checkpoint import load_checkpoint
 from rnncli.commands.common import refuse_overwrite, require_data
 from rnncli.config import config_from_meta, make_config
 from rnncli.errors import RnncliError, UsageError
+from rnncli.tasks.build import task_of
 from rnncli.train import train
 
 # what `--resume` may change: when to stop, not what is trained
@@ -47,6 +48,7 @@ def prepare_training(data, out, config_path=None, overrides=None, resume=None, f
         require_data(data)  # a missing input is the first thing to hear about
         refuse_overwrite(out, force)
         ds, note = load_training_data(data)
+        task_of(cfg, ds.meta)  # a task the data cannot train is refused before anything is shown
         return TrainingJob(cfg, ds, str(out)), [note] if note else []
     meta, groups = load_checkpoint(resume)
     base = config_from_meta(resume, meta["config"])

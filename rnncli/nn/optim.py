@@ -117,7 +117,7 @@ def clip_global_norm(grads, max_norm):
     would not. Returns the norm before clipping. max_norm <= 0 disables clipping.
     """
     total = math.sqrt(sum(float(np.vdot(g, g)) for g in grads.values()))
-    if max_norm > 0 and total > max_norm:
+    if max_norm > 0 and math.isfinite(total) and total > max_norm:  # a non-finite norm is the caller's to refuse
         scale = max_norm / (total + 1e-6)
         for g in grads.values():
             g *= scale
