@@ -16,6 +16,7 @@ from rnncli.nn.gradcheck import check_gradients
 from rnncli.sample import generate, next_token
 from rnncli.tasks.lm import LanguageModel
 from rnncli.text.encode import tokenize
+from rnncli.text.vocab import EOS
 from rnncli.train import train
 
 SAMPLES = os.path.join(os.path.dirname(__file__), "..", "sample_data")
@@ -150,8 +151,22 @@ def test_sampling_is_deterministic_and_stops_at_eos(tmp_path, corpus_ds):
     a = "".join(generate(model, vocab, "char", "MARA:", 0.8, rng=np.random.default_rng(3), max_len=200))
     b = "".join(generate(model, vocab, "char", "MARA:", 0.8, rng=np.random.default_rng(3), max_len=200))
     assert a == b and len(a) > 0
-    greedy = list(generate(model, vocab, "char", "", 0.0, max_len=50))
-    assert 0 < len(greedy) <= 50
+    # greedy decoding, followed by hand through step(): generation ends exactly where <eos> wins
+    model.params["head.b"][EOS] = 0.0
+    for boost in (0.0, 2.0, 4.0, 1e3):
+        model.params["head.b"][EOS] = boost
+        states, ids, expected = model.initial_state(1), [EOS], []
+        for _ in range(60):
+            logits, states = model.step(np.array([ids[-1]]), states)
+            ids.append(int(np.argmax(np.where(np.arange(len(vocab)) < 3, -np.inf, logits[0]))))
+            if ids[-1] == EOS:
+                break
+            expected.append(vocab.tokens[ids[-1]])
+        got = list(generate(model, vocab, "char", "", 0.0, max_len=60))
+        assert got == expected
+        if ids[-1] == EOS:
+            assert len(got) < 60  # it stopped at <eos>, not at max_len
+    assert got == []  # an overwhelming <eos> ends the sample before its first token
 
 
 def test_top_k_top_p_and_temperature():
@@ -190,7 +205,11 @@ def test_cli_three_command_flow(tmp_path):
     summary = json.loads(r.stdout)
     assert summary["steps"] == 20 and (tmp_path / "model.npz").exists()
     r = cli("sample", "--temp", "0.8", "--seed", "1", "--max-len", "50", cwd=tmp_path)
-    assert r.returncode == 0 and r.stdout.strip(), r.stderr
+    assert r.returncode == 0, r.stderr
+    # at most --max-len characters, each one the corpus has, and a newline to end the sample
+    text = r.stdout[:-1] if r.stdout.endswith("\n") else r.stdout
+    assert 1 <= len(text) <= 50 and r.stdout.endswith("\n")
+    assert set(text) <= set(open(CORPUS, encoding="utf-8").read())
     r2 = cli("sample", "--temp", "0.8", "--seed", "1", "--max-len", "50", cwd=tmp_path)
     assert r2.stdout == r.stdout
     r = cli("sample", "--prime", "-", "--max-len", "20", "--seed", "0", cwd=tmp_path, stdin="MARA\nWREN\n")

@@ -2,7 +2,8 @@
 
     <pad> = 0   padding in batches of unequal lengths (never predicted, masked out)
     <unk> = 1   any token outside the vocabulary
-    <bos> = 2   start of a sequence (primes generation when no prime text is given)
+    <bos> = 2   reserved for a start symbol; never produced (generation starts from <eos>,
+                which every training sequence ends with, so the model has learnt what follows it)
     <eos> = 3   end of a sentence, line or paragraph; `sample` stops when it is produced
 
 The four special strings, when they occur as words in the input (PTB writes <unk>), are read
