@@ -97,7 +97,7 @@ def test_meta_keys_are_the_documented_ones(checkpoints):
 
 
 def test_array_groups_and_optimizer_slots_are_documented(checkpoints):
-    for name, (cfg, _, (meta, groups)) in checkpoints.items():
+    for name, (cfg, _, (_, groups)) in checkpoints.items():
         params = set(groups["param"])
         assert set(groups["best"]) == params
         slots = {k.split(".", 1)[0] for k in groups["opt"]}

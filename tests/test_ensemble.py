@@ -135,7 +135,7 @@ def test_ensemble_through_eval_and_predict(two_taggers):
         split = tokenize([f"{SAMPLES}/ner.conll"], valid_frac=0, reuse=meta["data"]).train
         pred, _ = predict_split(model, "tag", split, char_features=meta["config"].get("char_features"))
         names = meta["data"]["tags"]
-        true = [[names[t] for t in split.tags[a:b]] for a, b in zip(split.offsets[:-1], split.offsets[1:])]
+        true = [[names[t] for t in split.tags[a:b]] for a, b in zip(split.offsets[:-1], split.offsets[1:], strict=True)]
         assert s["f1"] == pytest.approx(f1_score(true, [[names[t] for t in p] for p in pred]), abs=1e-12)
     text = "Wren moved to Velmora .\nOdal met Brask in Tull .\n"
     r = cli("predict", "-m", "m1.npz", "-m", "m2.npz", cwd=d, stdin=text)
