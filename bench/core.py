@@ -1,6 +1,7 @@
 """Training-step throughput of the NumPy core, side by side with PyTorch when it is importable.
 
     python bench/core.py [--repeats 7] [--cells lstm,gru,rnn] [--sizes 128x32x64,...]
+    python bench/core.py --against ../before     # A/B: this tree against another rnncli checkout
 
 One step = forward + backward + clip + Adam over embedding 64 -> cell -> 65-way softmax,
 float32. Prints medians of the repeats, tokens/s, GFLOP/s (matrix products only), the share
@@ -46,21 +47,66 @@ def step_flops(cell, H, B, T):
     return 3 * fwd
 
 
-def time_numpy(cell, H, B, T, repeats):
+def numpy_step(cell, H, B, T, modules=None):
+    """A function running one training step of a fresh model; `modules` = (LanguageModel,
+    Optimizer, clip_global_norm) of another rnncli tree (--against), else this one's."""
+    lm, optimizer, clip = modules or (LanguageModel, Optimizer, clip_global_norm)
     rng = np.random.default_rng(0)
-    model = LanguageModel(V, rng, embed=E, hidden=H, cell=cell)
-    opt = Optimizer("adam", lr=1e-3)
+    model = lm(V, rng, embed=E, hidden=H, cell=cell)
+    opt = optimizer("adam", lr=1e-3)
     ids = rng.integers(0, V, (T, B))
     targets = rng.integers(0, V, (T, B))
+
+    def step():
+        loss, grads, _ = model.loss_and_grads(ids, targets)
+        clip(grads, 5.0)
+        opt.step(model.params, grads)
+
+    return step
+
+
+def time_numpy(cell, H, B, T, repeats):
+    step = numpy_step(cell, H, B, T)
     times = []
     for r in range(repeats + 2):
         t = time.perf_counter()
-        loss, grads, _ = model.loss_and_grads(ids, targets)
-        clip_global_norm(grads, 5.0)
-        opt.step(model.params, grads)
+        step()
         if r >= 2:  # two warm-up steps
             times.append(time.perf_counter() - t)
     return statistics.median(times)
+
+
+def load_other_tree(path):
+    """(LanguageModel, Optimizer, clip_global_norm) from the rnncli checkout at `path`, loaded
+    beside this tree's modules (sys.modules is swapped around the import)."""
+    ours = {k: v for k, v in sys.modules.items() if k == "rnncli" or k.startswith("rnncli.")}
+    for k in ours:
+        del sys.modules[k]
+    sys.path.insert(0, os.path.abspath(path))
+    try:
+        from rnncli.nn.optim import Optimizer as other_opt
+        from rnncli.nn.optim import clip_global_norm as other_clip
+        from rnncli.tasks.lm import LanguageModel as other_lm
+    finally:
+        sys.path.pop(0)
+        for k in [k for k in sys.modules if k == "rnncli" or k.startswith("rnncli.")]:
+            del sys.modules[k]
+        sys.modules.update(ours)
+    return other_lm, other_opt, other_clip
+
+
+def time_against(cell, H, B, T, repeats, other):
+    """Median step times (this tree, the other), the two timed alternately in one process so
+    that the machine's noise falls on both alike."""
+    steps = (numpy_step(cell, H, B, T), numpy_step(cell, H, B, T, other))
+    times = ([], [])
+    for r in range(repeats + 2):
+        for k in (0, 1) if r % 2 == 0 else (1, 0):
+            t = time.perf_counter()
+            steps[k]()
+            if r >= 2:
+                times[k].append(time.perf_counter() - t)
+    return statistics.median(times[0]), statistics.median(times[1])
 
 
 def time_torch(cell, H, B, T, repeats):
@@ -117,7 +163,11 @@ def main():
     ap.add_argument("--cells", default="lstm,gru,rnn")
     ap.add_argument("--sizes", default="128x32x64,256x32x64,512x64x64", help="hidden x batch x steps")
     ap.add_argument("--no-torch", action="store_true")
+    ap.add_argument("--against", metavar="DIR", help="another rnncli checkout to time side by side (A/B)")
     args = ap.parse_args()
+    if args.against:
+        main_against(args)
+        return
     try:
         if args.no_torch:
             raise ImportError
@@ -148,6 +198,17 @@ def main():
     ours, naive = embedding_grad_comparison()
     print(f"embedding gradient (V=10000, D=200, 2240 ids): sort+reduceat {ours * 1e3:.2f} ms, "
           f"np.add.at {naive * 1e3:.2f} ms ({naive / ours:.1f}x)")
+
+
+def main_against(args):
+    other = load_other_tree(args.against)
+    print(f"numpy {np.__version__}; this tree against {args.against}, steps alternated in one process")
+    print(f"{'cell':5} {'H x B x T':>12} {'this tok/s':>11} {'other tok/s':>12} {'this/other':>11}")
+    for cell in args.cells.split(","):
+        for size in args.sizes.split(","):
+            H, B, T = (int(v) for v in size.split("x"))
+            ours, theirs = time_against(cell, H, B, T, args.repeats, other)
+            print(f"{cell:5} {size:>12} {T * B / ours:11.0f} {T * B / theirs:12.0f} {theirs / ours:10.3f}x", flush=True)
 
 
 if __name__ == "__main__":

@@ -93,33 +93,37 @@ class _Recurrent:
         d_final: tuple of (B, H) gradients w.r.t. the final state (None for zeros).
         Returns dx (T, B, D), d_state0 (tuple of (B, H)), grads {name: array like params}.
         """
-        x = cache["x"]
-        T, B, D = x.shape
+        T, B, _ = cache["x"].shape
         H = self.hidden_size
         d_out = np.zeros((T, H, B), self.dtype) if d_out is None else d_out.transpose(0, 2, 1)
-        d_final = [np.zeros((H, B), self.dtype) if d_final is None else d.T for d in
-                   (d_final or [None] * self.n_states)]
-        dP, d_state0, grads, recurrent = self._backward_loop(d_out, d_final, cache)
-        # (T, G*H, B) -> (G*H, T*B): moves whole rows of B, cheap; then one product per gradient
-        dPg = _columns(dP)
-        X2 = x.reshape(T * B, D)
-        grads["W_ax"] = dPg @ X2
-        grads["b"] = dPg.sum(axis=1)
-        dx = (dPg.T @ self.params["W_ax"]).reshape(T, B, D)
-        # dW_aa = sum over t of d(recurrent pre-activation)<t> @ a_prev<t>^T, block by block;
-        # a block given as a slice reuses the rows of dPg instead of rearranging dP again
-        blocks = [(dPg[src] if isinstance(src, slice) else _columns(src)) @ _columns(prev).T
-                  for src, prev in recurrent]
-        grads["W_aa"] = blocks[0] if len(blocks) == 1 else np.concatenate(blocks, axis=0)
+        d_final = [np.zeros((H, B), self.dtype) if d is None else d.T for d in (d_final or [None] * self.n_states)]
+        dx, d_state0, grads = self._backward_loop(d_out, d_final, cache)
         return dx, tuple(d.T for d in d_state0), grads
 
+    def _input_side(self, dP, x, grads):
+        """The gradients of the input projection W_ax x<t> + b from the pre-activations' dP
+        (T, G*H, B): one product each over all T*B columns, after the time loop.
+        Fills grads["W_ax"], grads["b"]; returns dx (T, B, D) and dP as columns (G*H, T*B)."""
+        T, B, D = x.shape
+        dPg = _columns(dP)  # (G*H, T*B): moves whole rows of B, cheap
+        grads["W_ax"] = dPg @ x.reshape(T * B, D)
+        grads["b"] = dPg.sum(axis=1)
+        return (dPg.T @ self.params["W_ax"]).reshape(T, B, D), dPg
+
+    def _mask_buffers(self, shape, m):
+        """Buffers for splitting a state gradient at padded steps (None without a mask)."""
+        return (np.empty(shape, self.dtype), np.empty(shape, self.dtype)) if m is not None else None
+
     @staticmethod
-    def _mask_split(d, m_t):
-        """Split a state gradient into the part reaching the new value and the carried part."""
+    def _mask_split(d, m_t, buffers):
+        """Split a state gradient into the part reaching the new value and the part carried
+        past a padded step: d_new = m * d, d_carry = d - d_new (into `buffers`)."""
         if m_t is None:
             return d, None
-        d_new = d * m_t
-        return d_new, d - d_new
+        d_new, d_carry = buffers
+        np.multiply(d, m_t, out=d_new)
+        np.subtract(d, d_new, out=d_carry)
+        return d_new, d_carry
 
 
 def _columns(arr):
@@ -168,23 +172,30 @@ class RNN(_Recurrent):
     def _backward_loop(self, d_out, d_final, cache):
         A, act, m = cache["states"][0], cache["act"], cache["m"]
         T, H, B = act.shape
-        W_aaT = self.params["W_aa"].T
+        W_aaT = np.ascontiguousarray(self.params["W_aa"].T)  # a contiguous W_aa^T: faster products with out=
         dP = np.empty_like(act)
         da = d_final[0].astype(self.dtype, copy=True)
+        split = self._mask_buffers((H, B), m)
+        positive = np.empty((H, B), bool) if self.activation == "relu" else None
         for t in reversed(range(T)):
             da += d_out[t]
-            da_new, da_carry = self._mask_split(da, None if m is None else m[t])
-            # d pre-activation = da * g'(pre), with g' read from the saved output
+            da_new, da_carry = self._mask_split(da, None if m is None else m[t], split)
+            # d pre-activation = da * g'(pre), with g' read from the saved output a<t>
             if self.activation == "tanh":
                 np.multiply(act[t], act[t], out=dP[t])
                 np.subtract(1.0, dP[t], out=dP[t])
                 dP[t] *= da_new
             else:
-                np.multiply(da_new, act[t] > 0, out=dP[t])
-            da = W_aaT @ dP[t]
+                np.greater(act[t], 0, out=positive)
+                np.multiply(da_new, positive, out=dP[t])
+            # a<t> = g(W_aa a<t-1> + ...)  =>  da<t-1> = W_aa^T d pre-activation
+            np.matmul(W_aaT, dP[t], out=da)
             if da_carry is not None:
                 da += da_carry
-        return dP, (da,), {}, [(slice(None), A[:-1])]
+        grads = {}
+        dx, dPg = self._input_side(dP, cache["x"], grads)
+        grads["W_aa"] = dPg @ _columns(A[:-1]).T  # sum over t of dP<t> a<t-1>^T
+        return dx, (da,), grads
 
     def step(self, x_t, state):
         """One step for generation: x_t (B, D), state (a,) -> new state (a,), each (B, H)."""
@@ -193,6 +204,43 @@ class RNN(_Recurrent):
         z += p["b"]
         z += state[0] @ p["W_aa"].T
         return (self._g(z),)
+
+
+class OneTanhGates:
+    """The LSTM's gate activation [sigma, sigma, tanh, sigma] over the blocks [i, f, g, o] of
+    (4H, B) pre-activations, with one tanh call for all four.
+
+    sigma(x) = 1/2 + 1/2 tanh(x / 2). So the sigmoid blocks' pre-activations are halved first
+    (`prescale` halves their rows of W_ax, W_aa and b, exact in binary), then y = scale *
+    tanh(z) + shift with (scale, shift) = (1/2, 1/2) on the sigmoid rows and (1, 0) on g's.
+    Its derivative with respect to the unscaled pre-activation, read from the output y:
+    y (1 - y) on the sigmoid rows, 1 - y^2 on the candidate's.
+    """
+
+    def __init__(self, H, dtype):
+        self.H = H
+        self.scale = np.full((4 * H, 1), 0.5, dtype)
+        self.scale[2 * H : 3 * H] = 1.0
+        self.shift = np.where(self.scale == 0.5, 0.5, 0.0).astype(dtype)
+
+    def prescale(self, rows):
+        """W (4H, ...) or b (4H,) -> a copy with the sigmoid gates' rows halved."""
+        return rows * (self.scale if rows.ndim == 2 else self.scale[:, 0])
+
+    def activate(self, z):
+        """In place: prescaled pre-activations z (4H, B) -> gate outputs [i, f, g, o]."""
+        np.tanh(z, out=z)
+        z *= self.scale
+        z += self.shift
+
+    def derivative(self, y, out):
+        """out (4H, B) = d gate output / d pre-activation, from the outputs y (4H, B)."""
+        H = self.H
+        np.subtract(1.0, y, out=out)
+        out *= y  # sigma' = s (1 - s)
+        g, dg = y[2 * H : 3 * H], out[2 * H : 3 * H]
+        np.multiply(g, g, out=dg)
+        np.subtract(1.0, dg, out=dg)  # tanh' = 1 - g^2
 
 
 class LSTM(_Recurrent):
@@ -210,24 +258,14 @@ class LSTM(_Recurrent):
         super().__init__(input_size, hidden_size, rng, dtype)
         H = hidden_size
         self.params["b"][H : 2 * H] = 1.0
-        # sigma(x) = 1/2 + 1/2 tanh(x / 2): with the sigmoid gates' rows of the weights halved
-        # (exact in binary), one tanh call followed by one multiply-add activates all four gates.
-        self._scale = np.full((4 * H, 1), 0.5, self.dtype)
-        self._scale[2 * H : 3 * H] = 1.0
-        self._shift = np.where(self._scale == 0.5, 0.5, 0.0).astype(self.dtype)
-
-    def _activate_gates(self, z):
-        """z (4H, B) holds pre-activations already multiplied by _scale -> [i, f, g, o] in place."""
-        np.tanh(z, out=z)
-        z *= self._scale
-        z += self._shift
+        self.gates = OneTanhGates(H, self.dtype)
 
     def _forward_loop(self, x, state, m):
-        p, s = self.params, self._scale
-        P = self._project(x, p["W_ax"] * s, p["b"] * s[:, 0])  # (T, 4H, B), pre-scaled
+        p, gates = self.params, self.gates
+        P = self._project(x, gates.prescale(p["W_ax"]), gates.prescale(p["b"]))  # (T, 4H, B), prescaled
         T, G4, B = P.shape
         H = self.hidden_size
-        W_aa = p["W_aa"] * s
+        W_aa = gates.prescale(p["W_aa"])
         A = np.empty((T + 1, H, B), self.dtype)
         C = np.empty((T + 1, H, B), self.dtype)
         A[0], C[0] = state
@@ -239,7 +277,7 @@ class LSTM(_Recurrent):
             z = P[t]
             np.matmul(W_aa, A[t], out=tmp)
             z += tmp
-            self._activate_gates(z)
+            gates.activate(z)
             i, f, g, o = z[:H], z[H : 2 * H], z[2 * H : 3 * H], z[3 * H :]
             # c<t> = Gf * c<t-1> + Gi * c~<t>
             np.multiply(f, C[t], out=C_new[t])
@@ -258,41 +296,44 @@ class LSTM(_Recurrent):
         (A, C), gates, tanh_c, m = cache["states"], cache["gates"], cache["tanh_c"], cache["m"]
         T, G4, B = gates.shape
         H = self.hidden_size
-        W_aaT = self.params["W_aa"].T
+        W_aaT = np.ascontiguousarray(self.params["W_aa"].T)  # a contiguous W_aa^T: faster products with out=
         dP = np.empty_like(gates)
         da = d_final[0].astype(self.dtype, copy=True)
         dc = d_final[1].astype(self.dtype, copy=True)
-        tmp = np.empty((H, B), self.dtype)
+        # every temporary of the loop, allocated once
+        tmp, deriv = np.empty((H, B), self.dtype), np.empty((G4, B), self.dtype)
+        split_a, split_c = self._mask_buffers((H, B), m), self._mask_buffers((H, B), m)
         for t in reversed(range(T)):
             z, dz, tc = gates[t], dP[t], tanh_c[t]
             i, f, g, o = z[:H], z[H : 2 * H], z[2 * H : 3 * H], z[3 * H :]
-            da += d_out[t]
             m_t = None if m is None else m[t]
-            da_new, da_carry = self._mask_split(da, m_t)
-            dc_new, dc_carry = self._mask_split(dc, m_t)
+            da += d_out[t]
+            da_new, da_carry = self._mask_split(da, m_t, split_a)
+            dc_new, dc_carry = self._mask_split(dc, m_t, split_c)
             # a = o * tanh(c)  =>  dc += da * o * (1 - tanh(c)^2)
             np.multiply(tc, tc, out=tmp)
             np.subtract(1.0, tmp, out=tmp)
             tmp *= o
             tmp *= da_new
-            dc_new = dc_new + tmp
+            dc_new += tmp
             # d(gate output), block by block: c = f * c_prev + i * g, a = o * tanh(c)
             np.multiply(dc_new, g, out=dz[:H])
             np.multiply(dc_new, C[t], out=dz[H : 2 * H])
             np.multiply(dc_new, i, out=dz[2 * H : 3 * H])
             np.multiply(da_new, tc, out=dz[3 * H :])
-            # through the nonlinearities, from the saved outputs: s (1 - s) for i, f, o; 1 - g^2 for g
-            deriv = 1.0 - z
-            deriv *= z
-            np.multiply(g, g, out=deriv[2 * H : 3 * H])
-            np.subtract(1.0, deriv[2 * H : 3 * H], out=deriv[2 * H : 3 * H])
+            # through the gate activation, from the saved outputs
+            self.gates.derivative(z, deriv)
             dz *= deriv
-            dc = dc_new * f
-            da = W_aaT @ dz
+            # c<t-1> reaches c<t> through f; a<t-1> reaches every gate through W_aa
+            np.multiply(dc_new, f, out=dc)
+            np.matmul(W_aaT, dz, out=da)
             if m is not None:
                 da += da_carry
                 dc += dc_carry
-        return dP, (da, dc), {}, [(slice(None), A[:-1])]
+        grads = {}
+        dx, dPg = self._input_side(dP, cache["x"], grads)
+        grads["W_aa"] = dPg @ _columns(A[:-1]).T
+        return dx, (da, dc), grads
 
     def step(self, x_t, state):
         """One step: x_t (B, D), state (a, c) -> (a, c), each (B, H)."""
@@ -375,37 +416,73 @@ class GRU(_Recurrent):
         T, G3, B = gates.shape
         H = self.hidden_size
         W_aa = self.params["W_aa"]
+        # contiguous transposes, made once (only those this formulation uses): the per-step
+        # products with out= run faster on them
+        if self.reset_after:
+            W_aaT = np.ascontiguousarray(W_aa.T)
+        else:
+            W_ruT, W_nT = np.ascontiguousarray(W_aa[: 2 * H].T), np.ascontiguousarray(W_aa[2 * H :].T)
         dP = np.empty_like(gates)  # gradients of the input-side pre-activations
         # reset_after: the recurrent product sees the n block scaled by Gr, so it needs its own array
         dR = np.empty_like(gates) if self.reset_after else None
-        W_aaT, W_ruT, W_nT = W_aa.T, W_aa[: 2 * H].T, W_aa[2 * H :].T
         da = d_final[0].astype(self.dtype, copy=True)
+        # every temporary of the loop, allocated once; da and da_prev swap roles each step
+        da_prev, tmp, gate_slope, h_tmp = (np.empty((H, B), self.dtype) for _ in range(4))
+        split = self._mask_buffers((H, B), m)
         for t in reversed(range(T)):
             z, dz, a_prev = gates[t], dP[t], A[t]
             r, u, n = z[:H], z[H : 2 * H], z[2 * H :]
             da += d_out[t]
-            da_new, da_carry = self._mask_split(da, None if m is None else m[t])
-            # a = a_prev + u * (n - a_prev)
-            np.multiply(da_new * (n - a_prev), u * (1.0 - u), out=dz[H : 2 * H])  # du, pre-activation
-            np.multiply(da_new * u, 1.0 - n * n, out=dz[2 * H :])  # dn, pre-activation
-            da_prev = da_new * (1.0 - u)
+            da_new, da_carry = self._mask_split(da, None if m is None else m[t], split)
+            # a = a_prev + u * (n - a_prev): du = da (n - a_prev), times sigma' = u (1 - u)
+            np.subtract(n, a_prev, out=tmp)
+            tmp *= da_new
+            np.subtract(1.0, u, out=gate_slope)
+            gate_slope *= u
+            np.multiply(tmp, gate_slope, out=dz[H : 2 * H])
+            # dn = da u, times tanh' = 1 - n^2
+            np.multiply(n, n, out=tmp)
+            np.subtract(1.0, tmp, out=tmp)
+            tmp *= u
+            np.multiply(tmp, da_new, out=dz[2 * H :])
+            # the direct path: da_prev = da (1 - u)
+            np.subtract(1.0, u, out=da_prev)
+            da_prev *= da_new
+            np.subtract(1.0, r, out=gate_slope)
+            gate_slope *= r  # sigma'(r) = r (1 - r)
             if self.reset_after:
-                dr = dz[2 * H :] * saved[t]
-                np.multiply(dr, r * (1.0 - r), out=dz[:H])
+                # c~ = tanh(... + Gr * (W_aa_n a + b_an)): dGr = dn * saved, saved = W_aa_n a + b_an
+                np.multiply(dz[2 * H :], saved[t], out=tmp)
+                np.multiply(tmp, gate_slope, out=dz[:H])
                 dR[t, : 2 * H] = dz[: 2 * H]
                 np.multiply(dz[2 * H :], r, out=dR[t, 2 * H :])
-                da_prev += W_aaT @ dR[t]
+                np.matmul(W_aaT, dR[t], out=h_tmp)
+                da_prev += h_tmp
             else:
-                d_ra = W_nT @ dz[2 * H :]  # gradient of Gr * a_prev
-                np.multiply(d_ra * a_prev, r * (1.0 - r), out=dz[:H])
-                da_prev += d_ra * r
-                da_prev += W_ruT @ dz[: 2 * H]
+                # c~ = tanh(... + W_aa_n (Gr * a)): the gradient of Gr * a_prev first
+                np.matmul(W_nT, dz[2 * H :], out=h_tmp)
+                np.multiply(h_tmp, a_prev, out=tmp)
+                np.multiply(tmp, gate_slope, out=dz[:H])
+                h_tmp *= r
+                da_prev += h_tmp
+                np.matmul(W_ruT, dz[: 2 * H], out=h_tmp)
+                da_prev += h_tmp
             if da_carry is not None:
                 da_prev += da_carry
-            da = da_prev
+            da, da_prev = da_prev, da
+        grads = {}
+        dx, dPg = self._input_side(dP, cache["x"], grads)
+        A_prev = _columns(A[:-1]).T  # (T*B, H)
         if self.reset_after:
-            return dP, (da,), {"b_an": dR[:, 2 * H :].sum(axis=(0, 2))}, [(dR, A[:-1])]
-        return dP, (da,), {}, [(slice(0, 2 * H), A[:-1]), (slice(2 * H, 3 * H), saved)]
+            dRg = _columns(dR)
+            grads["W_aa"] = dRg @ A_prev
+            grads["b_an"] = dRg[2 * H :].sum(axis=1)
+        else:  # r and u read a_prev; the candidate reads Gr * a_prev
+            dW_aa = np.empty_like(W_aa)
+            np.matmul(dPg[: 2 * H], A_prev, out=dW_aa[: 2 * H])
+            np.matmul(dPg[2 * H :], _columns(saved).T, out=dW_aa[2 * H :])
+            grads["W_aa"] = dW_aa
+        return dx, (da,), grads
 
     def step(self, x_t, state):
         """One step: x_t (B, D), state (a,) -> (a,), each (B, H)."""
