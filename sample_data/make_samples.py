@@ -8,27 +8,56 @@ import os
 import random
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-rng = random.Random(7)
+rng = random.Random()  # each writer seeds it, so that each file can be remade alone
 
-NAMES = ["Mara", "Tobin", "Ilse", "Corin", "Wren", "Osric", "Lena", "Pell"]
-PLACES = ["the harbour", "the old mill", "the north road", "the market", "the river bank", "the tower"]
-VERBS = ["walked to", "waited by", "sang near", "slept at", "looked for the lamp at", "counted boats at"]
-TIMES = ["at dawn", "before supper", "in the rain", "under the moon", "after the bells", "all day"]
-THINGS = ["a letter", "the key", "bread and salt", "a blue coat", "the last candle", "an old map"]
+NAMES = ["Mara", "Tobin", "Ilse", "Corin", "Wren", "Osric", "Lena", "Pell", "Bram", "Edda", "Fenn", "Isolde",
+         "Jory", "Katrin", "Lio", "Marek", "Nessa", "Orrin", "Petra", "Quill", "Rowan", "Sable", "Tamsin", "Ulric"]
+PLACES = ["the harbour", "the old mill", "the north road", "the market", "the river bank", "the tower",
+          "the chapel", "the bakery", "the east gate", "the orchard", "the ferry", "the lighthouse", "the inn",
+          "the stables", "the bridge", "the well", "the schoolhouse", "the quarry", "the salt marsh", "the hill fort"]
+VERBS = ["walked to", "waited by", "sang near", "slept at", "looked for the lamp at", "counted boats at",
+         "ran past", "hid behind", "painted", "swept", "guarded", "left a note at", "played the fiddle at",
+         "mended nets at", "read aloud at", "lost a glove at", "argued near", "fed the geese at"]
+TIMES = ["at dawn", "before supper", "in the rain", "under the moon", "after the bells", "all day",
+         "at noon", "in the fog", "on market day", "before the storm", "at low tide", "late at night",
+         "in the first snow", "while the kettle boiled"]
+ADJECTIVES = ["blue", "heavy", "cracked", "silver", "tiny", "borrowed", "muddy", "warm", "crooked", "painted",
+              "folded", "forgotten", "bright", "wet", "sealed"]
+THINGS = ["letter", "key", "loaf", "coat", "candle", "map", "lantern", "basket", "ribbon", "kettle", "rope",
+          "bell", "compass", "scarf", "knife", "ledger", "cup", "drum", "shawl", "oar"]
+FEELINGS = ["laughed", "sighed", "frowned", "shrugged", "smiled", "whispered", "shouted", "nodded", "hummed"]
+REASONS = ["because the tide was turning", "because nobody else would", "for the sake of the old days",
+           "since the road was closed", "though the wind was cold", "as the fire went out", "while the dogs barked",
+           "before anyone could stop them", "as if nothing had happened"]
+
+
+def thing():
+    return f"the {rng.choice(ADJECTIVES)} {rng.choice(THINGS)}"
 
 
 def line():
+    """One line of the play: every kind has four or more free slots, so the corpus holds a sliver
+    of the lines its grammar can make, and a model that writes new lines is not copying."""
     kind = rng.random()
-    if kind < 0.4:
-        return f"{rng.choice(NAMES)} {rng.choice(VERBS)} {rng.choice(PLACES)} {rng.choice(TIMES)}."
-    if kind < 0.7:
-        return f"{rng.choice(NAMES)} gave {rng.choice(THINGS)} to {rng.choice(NAMES)}."
-    return f"Where is {rng.choice(THINGS)}? asked {rng.choice(NAMES)}."
+    if kind < 0.3:
+        text = f"{rng.choice(NAMES)} {rng.choice(VERBS)} {rng.choice(PLACES)} {rng.choice(TIMES)}"
+    elif kind < 0.5:
+        text = f"{rng.choice(NAMES)} gave {thing()} to {rng.choice(NAMES)} at {rng.choice(PLACES)}"
+    elif kind < 0.65:
+        return f"Where is {thing()}? asked {rng.choice(NAMES)}, and {rng.choice(FEELINGS)}."
+    elif kind < 0.8:
+        text = f"{rng.choice(NAMES)} {rng.choice(FEELINGS)} and {rng.choice(VERBS)} {rng.choice(PLACES)}"
+    else:
+        return f"I left {thing()} at {rng.choice(PLACES)} {rng.choice(TIMES)}, said {rng.choice(NAMES)}."
+    if rng.random() < 0.35:
+        text += " " + rng.choice(REASONS)
+    return text + "."
 
 
 def write_corpus():
+    rng.seed(7)
     paragraphs = []
-    for _ in range(300):
+    for _ in range(450):
         speaker = rng.choice(NAMES).upper()
         body = "\n".join(line() for _ in range(rng.randint(1, 4)))
         paragraphs.append(f"{speaker}:\n{body}\n")
@@ -44,6 +73,7 @@ GLUE = ["", "honestly , ", "overall , ", "in the end , "]
 
 
 def write_reviews():
+    rng.seed(8)
     rows = []
     for _ in range(400):
         label = rng.choice(["positive", "negative"])
@@ -58,9 +88,10 @@ ORGS = ["Halden Bank", "the Tern Society", "Corvid Labs"]
 
 
 def write_ner():
+    rng.seed(9)
     sents = []
     for _ in range(300):
-        person = rng.choice(NAMES)
+        person = rng.choice(NAMES[:8])
         city = rng.choice(CITIES).split()
         org = rng.choice(ORGS).split()
         pattern = rng.random()
