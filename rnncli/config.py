@@ -25,7 +25,7 @@ def option(default, help, choices=None, at_least=None, low=None, high=None, low_
 @dataclass
 class TrainConfig:
     # lm, classify or tag; None = from the data set's format
-    task: str | None = option(None, "lm, classify or tag (from the data when omitted).",
+    task: str | None = option(None, "What to train: a language model, a classifier or a tagger.",
                               choices=("lm", "classify", "tag"))
     # the gated cells learn long dependencies that a vanilla RNN forgets
     cell: str = option("lstm", "Recurrent cell.", choices=("rnn", "gru", "lstm"))
@@ -100,8 +100,7 @@ def help_text(name):
     f = FIELDS[name]
     default = f.default
     shown = "off" if default is None or default is False else ("on" if default is True else default)
-    if name == "bidirectional":
-        shown = "on for classify/tag"
+    shown = {"bidirectional": "on for classify/tag", "task": "from the data's format"}.get(name, shown)
     return f"{f.metadata['help']} [default: {shown}]"
 
 

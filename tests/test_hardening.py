@@ -37,6 +37,9 @@ def workdir(tmp_path_factory):
     (d / "cols.conll").write_text("a\tO\nb\tc\tO\n")
     (d / "tags.conll").write_text("Anna\tPERSON\n")
     (d / "neutral.tsv").write_text("neutral\tmeh\n")
+    (d / "emptytext.tsv").write_text("positive\tgood\nnegative\t  \n")
+    (d / "nan.yaml").write_text("lr: .nan\n")
+    (d / "noepochs.yaml").write_text("epochs: null\n")
     (d / "folder").mkdir()
     from rnncli.text.store import save_dataset
 
@@ -89,6 +92,17 @@ CASES = [
     (["predict", "-m", "cls.npz", "binary.bin"], 1, "binary.bin:1: NUL byte"),
     (["predict", "-m", "cls.npz", "huge.tsv"], 1, "huge.tsv:1: line of"),
     (["predict", "-m", "model.npz"], 2, "a language model does not label input"),
+    # added with issue 14
+    (["tokenize", "emptytext.tsv", "-f", "tsv", "-o", "e.npz"], 1, "emptytext.tsv:2: empty text"),
+    (["tokenize", "neutral.tsv", "--vocab", "cls.npz", "-o", "e.npz"], 1, "neutral.tsv:1: label 'neutral' is not one"),
+    (["tokenize", f"{SAMPLES}/corpus.txt", "-o", "e.npz", "--valid-frac", "nan"], 2, "'--valid-frac': must be"),
+    (["train", "-d", "rev.npz", "-o", "x.npz", "--task", "tag"], 2, "--task tag needs a tag per token"),
+    (["train", "-o", "x.npz", "--task", "classify"], 2, "--task classify needs one label per example"),
+    (["train", "-o", "x.npz", "--lr", "inf"], 2, "'--lr': must be a finite number"),
+    (["train", "-o", "x.npz", "--config", "nan.yaml"], 2, "--lr must be a finite number, not nan"),
+    (["train", "-o", "x.npz", "--config", "noepochs.yaml"], 2, "with no --epochs limit, give --max-steps"),
+    (["sample", "--temp", "nan"], 2, "'--temp' / '-t': must be a finite number"),
+    (["sample", "--top-p", "inf"], 2, "'--top-p': must be a finite number"),
 ]
 
 

@@ -125,13 +125,6 @@ def parse_conll(text, path):
     return [r[1] for r in records], [r[2] for r in records]
 
 
-def check_bio(tags, path):
-    """Tags must be O or B-/I-/E-/S- followed by a type (BIO, IOB1, IOBES)."""
-    for tag in sorted({t for sent in tags for t in sent}):
-        if tag != "O" and not (len(tag) > 2 and tag[0] in "BIES" and tag[1] in "-_"):
-            raise RnncliError(f"{where(path)}: tag {tag!r} is not a BIO/IOB tag (O, B-TYPE or I-TYPE)")
-
-
 def detect_format(text):
     """Guess text / tsv / conll from the first 200 non-empty lines (see the module docstring)."""
     lines = text.split("\n")[:2000]
