@@ -73,7 +73,8 @@ def _main(
 @app.command()
 def tokenize(
     inputs: Annotated[list[str], typer.Argument(help="Input files; - reads standard input.")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="The encoded data set.")] = Path("tokens.npz"),
+    out: Annotated[Path, typer.Option("--out", "-o", help="The encoded data set.",
+                                      readable=False)] = Path("tokens.npz"),
     format: Annotated[Format | None, typer.Option("--format", "-f",
                                                   help="Input format (detected when omitted).")] = None,
     level: Annotated[Level | None, typer.Option(help="Token level: char (text default) or word.")] = None,
@@ -86,7 +87,7 @@ def tokenize(
     valid: Annotated[str | None, typer.Option("--valid", help="Validation file instead.")] = None,
     vocab: Annotated[str | None, typer.Option(
         "--vocab", help="Reuse the vocabulary of a tokens.npz, model.npz or vocab.json (to encode for it).")] = None,
-    vocab_out: Annotated[Path | None, typer.Option(help="Also write the vocabulary as JSON.")] = None,
+    vocab_out: Annotated[Path | None, typer.Option(help="Also write the vocabulary as JSON.", readable=False)] = None,
     seed: Annotated[int, typer.Option(help="Seed of the validation split.")] = 0,
     force: Annotated[bool, typer.Option("--force", help="Overwrite --out if it exists.")] = False,
     json_out: Annotated[bool, typer.Option("--json", help="Print the report as JSON on stdout.")] = False,
@@ -146,7 +147,8 @@ def _v(x):
 @app.command()
 def train(
     data: Annotated[str, typer.Option("--data", "-d", help="tokens.npz, or a raw file to tokenize.")] = "tokens.npz",
-    out: Annotated[Path, typer.Option("--out", "-o", help="The checkpoint to write.")] = Path("model.npz"),
+    out: Annotated[Path, typer.Option("--out", "-o", help="The checkpoint to write.",
+                                      readable=False)] = Path("model.npz"),
     config: Annotated[Path | None, typer.Option("--config", "-c", help="YAML file of options.")] = None,
     resume: Annotated[Path | None, typer.Option(help="Continue this checkpoint's run.")] = None,
     task: Annotated[Task | None, _opt("task")] = None,

@@ -27,6 +27,17 @@ def _target(path):
     return real, regular
 
 
+def _mode_for(real):
+    """The permissions a new version of `real` gets: those of the file it replaces, or for a
+    new file what the umask allows (as open() would give it)."""
+    try:
+        return stat.S_IMODE(os.stat(real).st_mode)
+    except FileNotFoundError:
+        umask = os.umask(0)
+        os.umask(umask)
+        return 0o666 & ~umask
+
+
 def check_writable(path):
     """Fail before a long run, not after it, if `path` cannot be written: try it, as root
     passes permission checks that a real write may still fail (read-only mounts, /proc)."""
@@ -68,6 +79,8 @@ def write_file(path, write):
     tmp = None
     try:
         fd, tmp = tempfile.mkstemp(prefix=".rnncli-", suffix=".tmp", dir=os.path.dirname(real) or ".")
+        # mkstemp makes the file private (0600); give it the replaced file's mode, or the umask's
+        os.fchmod(fd, _mode_for(real))
         with os.fdopen(fd, "wb") as f:
             write(f)
             f.flush()

@@ -4,10 +4,13 @@ after what the user expects. Most go through the command line, as the user did."
 import json
 import math
 import os
+import shutil
 import stat
 import subprocess
 import sys
+import tempfile
 import threading
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -288,31 +291,26 @@ def test_lm_evaluation_is_one_continuous_pass_over_every_token(cell):
 # 13 ------------------------------------------------------------------------------------------
 
 
-def _as_user(uid):
-    return {"user": uid} if uid is not None else {}
-
-
-def _nobody_can_run_python():
-    try:
-        r = subprocess.run([sys.executable, "-c", "import rnncli"], user=65534, capture_output=True, timeout=60)
-    except (OSError, subprocess.SubprocessError):
-        return False
-    return r.returncode == 0
+# A normal user: uid/gid nobody. The interpreter may live where only root can look (/root), so
+# the process keeps one capability, reading and searching any folder; writing stays a normal
+# user's (no CAP_DAC_OVERRIDE), which is what this test is about.
+AS_NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+             "--inh-caps=+dac_read_search", "--ambient-caps=+dac_read_search"]
 
 
 @pytest.mark.parametrize("who", ["root", "user"])
 def test_an_output_that_is_not_a_regular_file_is_written_in_place(tmp_path, who):
-    uid = None
+    prefix = []
     if who == "root" and os.geteuid() != 0:
         pytest.skip("not root here; the 'user' case runs as this user")
     if who == "user" and os.geteuid() == 0:
-        if not _nobody_can_run_python():
-            pytest.skip("user 'nobody' cannot run this Python (its folder is private to root)")
-        uid = 65534
-    folder = tmp_path / "out"
-    folder.mkdir()
-    os.chmod(tmp_path, 0o755)
+        if shutil.which("setpriv") is None:
+            pytest.skip("no setpriv to run as a normal user")
+        prefix = AS_NOBODY
+    # a folder anyone may enter and write (pytest's own are private to the user running it)
+    folder = Path(tempfile.mkdtemp(prefix="rnncli-out-", dir="/tmp"))
     os.chmod(folder, 0o777)
+    root_only = Path(tempfile.mkdtemp(prefix="rnncli-root-", dir="/tmp"))  # 0o700
     fifo = folder / "pipe"
     os.mkfifo(fifo)
     os.chmod(fifo, 0o666)
@@ -325,8 +323,8 @@ def test_an_output_that_is_not_a_regular_file_is_written_in_place(tmp_path, who)
     reader = threading.Thread(target=read_fifo, daemon=True)
     reader.start()
     env = {**os.environ, "HOME": str(folder)}
-    r = subprocess.run([sys.executable, "-m", "rnncli", "tokenize", CORPUS, "-o", str(fifo), "--force"],
-                       cwd=folder, capture_output=True, text=True, timeout=120, env=env, **_as_user(uid))
+    r = subprocess.run([*prefix, sys.executable, "-m", "rnncli", "tokenize", CORPUS, "-o", str(fifo), "--force"],
+                       cwd=folder, capture_output=True, text=True, timeout=120, env=env)
     if reader.is_alive():  # the run never opened the FIFO: let the reader go
         os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
     reader.join(timeout=60)
@@ -338,10 +336,17 @@ def test_an_output_that_is_not_a_regular_file_is_written_in_place(tmp_path, who)
     os.chmod(target, 0o666)
     link = folder / "link.npz"
     os.symlink(target, link)
-    r = subprocess.run([sys.executable, "-m", "rnncli", "tokenize", CORPUS, "-o", str(link), "--force"],
-                       cwd=folder, capture_output=True, text=True, timeout=120, env=env, **_as_user(uid))
+    r = subprocess.run([*prefix, sys.executable, "-m", "rnncli", "tokenize", CORPUS, "-o", str(link), "--force"],
+                       cwd=folder, capture_output=True, text=True, timeout=120, env=env)
+    if prefix:  # and it really ran as a normal user: it could not write where root alone may
+        r2 = subprocess.run([*prefix, sys.executable, "-m", "rnncli", "tokenize", CORPUS, "-o",
+                             str(root_only / "t.npz")], cwd=folder, capture_output=True, text=True, timeout=120)
+        assert r2.returncode == 1 and "is not writable" in r2.stderr, r2.stderr
     assert r.returncode == 0, r.stderr
     assert os.path.islink(link) and target.read_bytes().startswith(b"PK")
+    assert stat.S_IMODE(os.stat(target).st_mode) == 0o666  # the file keeps its permissions
+    shutil.rmtree(folder)
+    shutil.rmtree(root_only)
 
 
 def test_dev_null_discards_and_dev_full_fails_cleanly(tmp_path):
