@@ -199,6 +199,7 @@ def train(
     from rnncli.commands.train import prepare_training
 
     set_quiet(quiet)
+    # every TrainConfig field is a parameter of this function by the same name: read them all
     options = dict(locals())
     overrides = {k: _v(options[k]) for k in _train_fields()}
     job, notes = prepare_training(data, out, config, overrides, resume=resume, force=force)

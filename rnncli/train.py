@@ -57,10 +57,10 @@ def train(cfg, ds, out, resume=None, callback=None):
             lr = decayed_lr(cfg.lr, cfg.lr_decay, run.st["epoch"])
             for k, batch in run.batches_from_here():
                 # forward, backward (through time), clip the global norm, update
-                loss, n_tokens = run.step(batch, lr)
+                run.step(batch, lr)
                 run.st["step"] += 1
                 run.st["chunk"] = k + 1
-                callback(run.progress(loss, lr, n_tokens))
+                callback(run.progress(lr))
                 run.check_limits(stopper)
                 if run.time_to_evaluate():
                     metrics = run.evaluate_and_save(lr, log)
@@ -127,7 +127,7 @@ class _Run:
         return self.batches.epoch(self.st["epoch"], self.st["chunk"])
 
     def step(self, batch, lr):
-        """One update; returns the batch's loss and its number of tokens."""
+        """One update: forward, backward, clip, optimizer step; the loss joins the running mean."""
         if self.task == "lm":
             x, y = batch
             loss, grads, finals = self.model.loss_and_grads(x, y, self.carry, train=True, rng=self.rng)
@@ -145,9 +145,8 @@ class _Run:
             self.carry = [tuple(s.copy() for s in f) for f in finals]
         self.recent.append(loss)
         self.tokens += n_tokens
-        return loss, n_tokens
 
-    def progress(self, loss, lr, n_tokens):
+    def progress(self, lr):
         now = time.perf_counter()
         return Progress(self.st["step"], self.st["epoch"], float(np.mean(self.recent[-50:])), lr,
                         self.tokens / max(now - self.t_window, 1e-9), total=self.max_steps)
