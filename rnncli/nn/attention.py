@@ -1,0 +1,110 @@
+"""Attention over a source sequence (Luong et al. 2015, "global attention"), forward and
+backward side by side.
+
+For every decoder output h<t> (the query) and every encoder output m<s> (the memory):
+
+    score     e<t,s> = h<t> . m<s>                        dot      (needs equal sizes)
+                     = h<t> . (W_a m<s>)                  general
+                     = v . tanh(W_q h<t> + W_k m<s>)      additive (Bahdanau's score)
+    weights   alpha<t,s> = exp(e<t,s>) / sum_s' exp(e<t,s'>)    over the real source steps only
+    context   c<t> = sum_s alpha<t,s> m<s>
+    output    h~<t> = tanh(W_c [c<t>; h<t>] + b_c)
+
+Padding of the source gets a score of -inf, so it never receives weight. The decoder's RNN
+runs first and attention reads its outputs (Luong's placement, not Bahdanau's context fed back
+into the RNN), so a whole target sequence is attended in a few batched products, not step by step.
+
+Shapes: query (T, B, Hd), memory (S, B, He), source mask (S, B); inside, batch-major
+(B, T, ·) and (B, S, ·) so that every product is one batched matmul.
+Parameters (plain matrices, PyTorch nn.Linear layout (out, in)):
+    general:  W_a (Hd, He)         additive: W_q (Hd, Hd), W_k (Hd, He), v (Hd,)
+    all:      W_c (Hd, He + Hd), b_c (Hd,)
+"""
+
+import numpy as np
+
+from rnncli.nn.init import glorot_uniform
+
+KINDS = ("dot", "general", "additive")
+
+
+class Attention:
+    def __init__(self, kind, query_size, memory_size, rng, dtype=np.float32):
+        if kind not in KINDS:
+            raise ValueError(f"attention must be one of {', '.join(KINDS)}, not {kind!r}")
+        if kind == "dot" and query_size != memory_size:
+            raise ValueError(f"dot attention needs equal sizes; the decoder has {query_size}, the encoder "
+                             f"outputs {memory_size} (use general or additive)")
+        self.kind, self.dtype = kind, np.dtype(dtype)
+        Hd, He = query_size, memory_size
+        self.params = {}
+        if kind == "general":
+            self.params["W_a"] = glorot_uniform(rng, (Hd, He), self.dtype)
+        elif kind == "additive":
+            self.params["W_q"] = glorot_uniform(rng, (Hd, Hd), self.dtype)
+            self.params["W_k"] = glorot_uniform(rng, (Hd, He), self.dtype)
+            self.params["v"] = glorot_uniform(rng, (1, Hd), self.dtype)[0]
+        self.params["W_c"] = glorot_uniform(rng, (Hd, He + Hd), self.dtype)
+        self.params["b_c"] = np.zeros(Hd, self.dtype)
+
+    def forward(self, query, memory, source_mask):
+        """query (T, B, Hd), memory (S, B, He), source_mask (S, B) -> h~ (T, B, Hd), weights
+        alpha (B, T, S), cache."""
+        p = self.params
+        Q = np.ascontiguousarray(query.transpose(1, 0, 2))  # (B, T, Hd)
+        M = np.ascontiguousarray(memory.transpose(1, 0, 2))  # (B, S, He)
+        if self.kind == "dot":
+            keys = M
+            e = Q @ M.transpose(0, 2, 1)  # (B, T, S)
+        elif self.kind == "general":
+            keys = M @ p["W_a"].T  # W_a m<s>: (B, S, Hd)
+            e = Q @ keys.transpose(0, 2, 1)
+        else:
+            keys = M @ p["W_k"].T  # (B, S, Hd)
+            U = np.tanh((Q @ p["W_q"].T)[:, :, None, :] + keys[:, None, :, :])  # (B, T, S, Hd)
+            e = U @ p["v"]  # (B, T, S)
+        real = source_mask.T.astype(bool)[:, None, :]  # (B, 1, S)
+        e = np.where(real, e, -np.inf)
+        alpha = np.exp(e - e.max(axis=-1, keepdims=True))  # softmax over the source, max-shifted
+        alpha /= alpha.sum(axis=-1, keepdims=True)
+        context = alpha @ M  # (B, T, He)
+        joined = np.concatenate([context, Q], axis=-1)  # [c<t>; h<t>]: (B, T, He + Hd)
+        out = np.tanh(joined @ p["W_c"].T + p["b_c"])  # (B, T, Hd)
+        cache = (Q, M, keys, alpha, joined, out, U if self.kind == "additive" else None)
+        return out.transpose(1, 0, 2), alpha, cache
+
+    def backward(self, d_out, cache):
+        """d_out (T, B, Hd) -> d_query (T, B, Hd), d_memory (S, B, He), grads."""
+        p = self.params
+        Q, M, keys, alpha, joined, out, U = cache
+        He = M.shape[2]
+        grads = {}
+        # h~ = tanh(W_c [c; h] + b_c)
+        dz = d_out.transpose(1, 0, 2) * (1.0 - out * out)  # (B, T, Hd)
+        grads["W_c"] = np.einsum("btk,btj->kj", dz, joined)
+        grads["b_c"] = dz.sum(axis=(0, 1))
+        d_joined = dz @ p["W_c"]
+        d_context, dQ = d_joined[..., :He], d_joined[..., He:].copy()
+        # c = alpha M
+        d_alpha = d_context @ M.transpose(0, 2, 1)  # (B, T, S)
+        dM = alpha.transpose(0, 2, 1) @ d_context  # (B, S, He)
+        # softmax: de = alpha * (d_alpha - sum_s alpha d_alpha); padded steps have alpha = 0
+        de = alpha * (d_alpha - (alpha * d_alpha).sum(axis=-1, keepdims=True))
+        if self.kind == "dot":
+            dQ += de @ M
+            dM += de.transpose(0, 2, 1) @ Q
+        elif self.kind == "general":
+            dQ += de @ keys
+            d_keys = de.transpose(0, 2, 1) @ Q  # (B, S, Hd)
+            grads["W_a"] = np.einsum("bsk,bsj->kj", d_keys, M)
+            dM += d_keys @ p["W_a"]
+        else:
+            # e = v . tanh(pre), pre = W_q h<t> + W_k m<s>
+            grads["v"] = np.einsum("bts,btsk->k", de, U)
+            d_pre = de[..., None] * p["v"] * (1.0 - U * U)  # (B, T, S, Hd)
+            dQp, d_keys = d_pre.sum(axis=2), d_pre.sum(axis=1)  # (B, T, Hd), (B, S, Hd)
+            grads["W_q"] = np.einsum("btk,btj->kj", dQp, Q)
+            grads["W_k"] = np.einsum("bsk,bsj->kj", d_keys, M)
+            dQ += dQp @ p["W_q"]
+            dM += d_keys @ p["W_k"]
+        return dQ.transpose(1, 0, 2), dM.transpose(1, 0, 2), grads
