@@ -6,6 +6,8 @@ A split holds all its sequences back to back:
     labels   (S,) int32     classification only
     tags     (N,) int32     tagging only, aligned with ids
     chars    (M,) int32 and char_offsets (N+1,) int64: tagging only, the characters of each token
+    targets  (N',) int32 and target_offsets (S+1,) int64: pairs only, each example's target side
+             (ids in the target vocabulary, without <bos>/<eos>: batching frames them)
 The JSON meta holds the vocabularies, the options used and how the validation part was made.
 text/encode.py builds these from files, text/store.py saves and loads them.
 """
@@ -17,7 +19,7 @@ import numpy as np
 from rnncli.text.vocab import EOS, SPECIALS, UNK, Vocab
 
 FORMAT_VERSION = 1
-KINDS = {"text": "lm", "tsv": "classify", "conll": "tag"}
+KINDS = {"text": "lm", "tsv": "classify", "conll": "tag", "pairs": "seq2seq"}
 
 
 @dataclass
@@ -28,6 +30,8 @@ class Split:
     tags: np.ndarray | None = None
     chars: np.ndarray | None = None
     char_offsets: np.ndarray | None = None
+    targets: np.ndarray | None = None
+    target_offsets: np.ndarray | None = None
 
     @property
     def num_sequences(self):
@@ -75,6 +79,10 @@ def dataset_stats(ds, top=10):
         "validation": ds.meta.get("validation", "none"),
         "warnings": list(ds.warnings),
     }
+    if "target_vocab" in ds.meta:
+        stats["target_level"] = ds.meta["target_level"]
+        stats["target_vocab_size"] = len(ds.meta["target_vocab"])
+        stats["train"]["target_tokens"] = int(len(tr.targets))
     if ds.valid is not None:
         stats["valid"] = {"sequences": ds.valid.num_sequences, "tokens": int(len(ds.valid.ids))}
         stats["unk_rate"]["valid"] = _unk_rate(ds.valid)

@@ -20,7 +20,7 @@ import numpy as np
 
 from rnncli.errors import RnncliError, UsageError, where
 from rnncli.text.dataset import FORMAT_VERSION, Dataset, Split
-from rnncli.text.readers import conll_records, detect_format, read_text, tsv_records
+from rnncli.text.readers import conll_records, detect_format, pair_records, read_text, tsv_records
 from rnncli.text.split import split_examples, split_stream
 from rnncli.text.vocab import EOS, SPECIALS, Vocab, char_counts, encode_chars, split_words
 
@@ -50,7 +50,14 @@ def _paragraphs(text):
     return out
 
 
-def read_units(fmt, texts, level, lower):
+def side_tokens(text, level, lower):
+    """One side of a pair as tokens: its characters (char level) or its words."""
+    if level == "char":
+        return list(text.lower() if lower else text)
+    return split_words(text, lower)
+
+
+def read_units(fmt, texts, level, lower, target_level=None):
     """The input as units and their origins (path, line): paragraphs (str) or word lists for
     text; (label, words) for tsv; (words, tags) for conll, whose words keep their case (the
     character features read it even when --lower folds the word vocabulary)."""
@@ -62,6 +69,9 @@ def read_units(fmt, texts, level, lower):
             new = [(w, n) for n, line in enumerate(t.split("\n"), start=1) if (w := split_words(line, lower))]
         elif fmt == "tsv":
             new = [((label, split_words(body, lower)), n) for n, label, body in tsv_records(t, path)]
+        elif fmt == "pairs":
+            new = [((side_tokens(a, level, lower), side_tokens(b, target_level or level, lower)), n)
+                   for n, a, b in pair_records(t, path)]
         else:
             new = []
             for n, words, tags in conll_records(t, path):
@@ -99,6 +109,12 @@ def build_vocabularies(meta, fmt, level, train_units, all_units, max_size, min_f
     elif fmt == "text":
         for u in train_units:
             counts.update(u)
+    elif fmt == "pairs":
+        targets = Counter()
+        for source, target in train_units:
+            counts.update(source)
+            targets.update(target)
+        meta["target_vocab"] = Vocab.build(targets, max_size, min_freq).tokens
     elif fmt == "tsv":
         for _, words in train_units:
             counts.update(words)
@@ -132,6 +148,8 @@ def encode_units(meta, fmt, level, units, origin):
         flat = [w for words in units for w in (*words, SPECIALS[EOS])]
         lengths = np.array([len(w) + 1 for w in units], np.int64)
         return Split(vocab.encode(flat), np.r_[0, np.cumsum(lengths)].astype(np.int64))
+    if fmt == "pairs":
+        return encode_pairs(meta, [u[0] for u in units], [u[1] for u in units])
     split = encode_words(meta, [u[1] for u in units] if fmt == "tsv" else [u[0] for u in units])
     if fmt == "tsv":
         split.labels = _encode_names(meta["labels"], [u[0] for u in units], origin, "label")
@@ -154,6 +172,18 @@ def encode_words(meta, sentences):
     return split
 
 
+def encode_pairs(meta, sources, targets=None):
+    """Token lists of each side -> a Split: sources as ids/offsets, targets (if given) as
+    targets/target_offsets, each in its own vocabulary."""
+    flat = [t for ts in sources for t in ts]
+    split = Split(Vocab(meta["vocab"]).encode(flat), np.r_[0, np.cumsum([len(ts) for ts in sources])].astype(np.int64))
+    if targets is not None:
+        flat = [t for ts in targets for t in ts]
+        split.targets = Vocab(meta["target_vocab"]).encode(flat)
+        split.target_offsets = np.r_[0, np.cumsum([len(ts) for ts in targets])].astype(np.int64)
+    return split
+
+
 def _encode_names(names, values, origin, what):
     index = {n: i for i, n in enumerate(names)}
     out = np.fromiter((index.get(v, -1) for v in values), np.int32, count=len(values))
@@ -166,7 +196,7 @@ def _encode_names(names, values, origin, what):
 
 
 def tokenize(paths, fmt=None, level=None, lower=False, max_size=None, min_freq=1,
-             valid_frac=None, valid_path=None, seed=0, reuse=None):
+             valid_frac=None, valid_path=None, seed=0, reuse=None, target_level=None):
     """Read, split, build (or reuse) the vocabularies, encode. Returns a Dataset.
 
     reuse: a meta dict whose vocabularies are used as they are (--vocab: encoding data for an
@@ -185,22 +215,28 @@ def tokenize(paths, fmt=None, level=None, lower=False, max_size=None, min_freq=1
         fmt = fmt or reuse["format"]
         if fmt != reuse["format"]:
             raise UsageError(f"--vocab was built for {reuse['format']} data, not {fmt}")
-        level, lower = reuse["level"], reuse["lower"]
+        level, lower, target_level = reuse["level"], reuse["lower"], reuse.get("target_level")
     fmt, texts = _read(paths, fmt)
     if level is None:
         level = "char" if fmt == "text" else "word"
-    if fmt != "text" and level == "char":
-        raise UsageError(f"--level char applies to text; {fmt} data is tokenized by words")
+    if fmt not in ("text", "pairs") and level == "char":
+        raise UsageError(f"--level char applies to text and pairs; {fmt} data is tokenized by words")
+    if target_level is not None and fmt != "pairs":
+        raise UsageError(f"--target-level applies to source<TAB>target pairs, not {fmt} data")
+    if fmt == "pairs":
+        target_level = target_level or level
     meta = {"format_version": FORMAT_VERSION, "format": fmt, "level": level, "lower": bool(lower),
             "options": {"max_size": max_size, "min_freq": min_freq, "valid_frac": valid_frac,
                         "seed": seed, "valid_file": valid_path},
             "sources": [str(p) for p in paths]}
-    units, origin = read_units(fmt, texts, level, lower)
+    if fmt == "pairs":
+        meta["target_level"] = target_level
+    units, origin = read_units(fmt, texts, level, lower, target_level)
     if not units:
         raise RnncliError(f"{where(paths[0])}: nothing to tokenize (empty file?)")
     warnings = []
     if valid_path is not None:
-        v_units, v_origin = read_units(fmt, _read([valid_path], fmt)[1], level, lower)
+        v_units, v_origin = read_units(fmt, _read([valid_path], fmt)[1], level, lower, target_level)
         t_units, t_origin, how = units, origin, f"the file {valid_path}"
     elif fmt == "text":
         t_units, t_origin, v_units, v_origin, how = split_stream(units, origin, valid_frac, level)
@@ -212,7 +248,7 @@ def tokenize(paths, fmt=None, level=None, lower=False, max_size=None, min_freq=1
     if reuse is None:
         warnings += build_vocabularies(meta, fmt, level, t_units, units + (v_units or []), max_size, min_freq)
     else:
-        for key in ("vocab", "labels", "tags", "chars", "tag_scheme"):
+        for key in ("vocab", "labels", "tags", "chars", "tag_scheme", "target_vocab"):
             if key in reuse:
                 meta[key] = reuse[key]
     train = encode_units(meta, fmt, level, t_units, t_origin)

@@ -2,6 +2,8 @@
 
     text   plain UTF-8, for language models
     tsv    label<TAB>text per line, for classification
+    pairs  source<TAB>target per line, for encoder-decoders (translation); told from tsv by its
+           first column, which a label set does not fill: see `looks_like_pairs`
     conll  token<TAB>tag (or space-separated columns, tag last) per line, a blank line between
            sentences, -DOCSTART- lines skipped, for tagging
 """
@@ -12,7 +14,8 @@ import sys
 from rnncli.errors import RnncliError, where
 
 MAX_LINE = 1 << 20  # a line longer than 1 MiB in a tsv/conll file is not data we understand
-FORMATS = ("text", "tsv", "conll")
+FORMATS = ("text", "tsv", "conll", "pairs")
+DISTINCT_PAIRS = 50  # more distinct first columns than this in the sample: sentences, not labels
 
 
 def require_file(path):
@@ -80,6 +83,35 @@ def tsv_records(text, path):
     return records
 
 
+def pair_records(text, path):
+    """-> list of (line number, source, target), one per non-empty line; an empty side is an
+    error naming the line."""
+    records = []
+    for n, line in enumerate(_lines(text, path), start=1):
+        if not line.strip():
+            continue
+        if "\t" not in line:
+            raise RnncliError(f"{where(path, n)}: expected 'source<TAB>target', found no tab")
+        source, target = line.split("\t", 1)
+        if not source.strip():
+            raise RnncliError(f"{where(path, n)}: empty source")
+        if not target.strip():
+            raise RnncliError(f"{where(path, n)}: empty target")
+        records.append((n, source, target))
+    if not records:
+        raise RnncliError(f"{where(path)}: no pairs (empty file?)")
+    return records
+
+
+def looks_like_pairs(lines):
+    """A two-column TSV holds pairs, not labelled text, when its first column takes more than
+    DISTINCT_PAIRS distinct values in the lines sampled (a label set is small) or when most of
+    its first columns hold a space (labels are single words)."""
+    firsts = [ln.split("\t", 1)[0].strip() for ln in lines]
+    spaced = sum(" " in f for f in firsts)
+    return len(set(firsts)) > DISTINCT_PAIRS or spaced > len(firsts) / 2
+
+
 def parse_tsv(text, path):
     """-> (labels, texts), one pair per non-empty line."""
     records = tsv_records(text, path)
@@ -126,7 +158,7 @@ def parse_conll(text, path):
 
 
 def detect_format(text):
-    """Guess text / tsv / conll from the first 200 non-empty lines (see the module docstring)."""
+    """Guess text / tsv / conll / pairs from the first lines (see the module docstring)."""
     lines = text.split("\n")[:2000]
     nonempty = [ln for ln in lines if ln.strip()][:200]
     if not nonempty:
@@ -142,7 +174,8 @@ def detect_format(text):
             has_blank or all(tagish(t) for t in lasts)
         ):
             return "conll"
-        return "tsv"
+        sample = [ln for ln in lines if ln.strip()][:2000]
+        return "pairs" if looks_like_pairs(sample) else "tsv"
     split = [ln.split() for ln in nonempty if ln.split()[0] != "-DOCSTART-"]
     if split and has_blank and all(2 <= len(p) <= 6 for p in split) and all(tagish(p[-1]) for p in split):
         return "conll"

@@ -13,7 +13,7 @@ from rnncli.errors import RnncliError
 from rnncli.npzfile import load_npz, save_npz
 from rnncli.text.dataset import FORMAT_VERSION, KINDS, Dataset, Split
 
-FIELDS = ("ids", "offsets", "labels", "tags", "chars", "char_offsets")
+FIELDS = ("ids", "offsets", "labels", "tags", "chars", "char_offsets", "targets", "target_offsets")
 
 
 def save_dataset(path, ds):
@@ -54,6 +54,11 @@ def _check_split(path, name, split, meta):
                                       or len(split.char_offsets) != len(split.ids) + 1
                                       or not _in_range(split.chars, len(meta.get("chars", [])))):
         problem = "characters do not fit the character set"
+    elif meta["format"] == "pairs" and (split.targets is None or not _offsets_fit(split.target_offsets,
+                                                                                  len(split.targets))
+                                        or len(split.target_offsets) != len(split.offsets)
+                                        or not _in_range(split.targets, len(meta.get("target_vocab", [])))):
+        problem = "targets do not fit the target vocabulary"
     if problem:
         raise RnncliError(f"{path}: damaged data set ({name} {problem})")
 
@@ -98,5 +103,6 @@ def load_vocab_source(path):
 
 def vocab_json(meta):
     """The part of a data set's meta that `--vocab vocab.json` needs, as JSON text."""
-    keep = ("format", "level", "lower", "vocab", "labels", "tags", "chars", "tag_scheme")
+    keep = ("format", "level", "lower", "vocab", "labels", "tags", "chars", "tag_scheme", "target_level",
+            "target_vocab")
     return json.dumps({k: meta[k] for k in keep if k in meta}, ensure_ascii=False, indent=1) + "\n"

@@ -1,0 +1,153 @@
+"""Encoder-decoder (many-to-many with Tx != Ty): the lecture's translation model.
+
+    source ids (S, B) -> embedding -> encoder stack (bi/unidirectional) -> outputs m<1..S>, final states
+    final states -> bridge -> the decoder's initial states
+    target inputs <bos> y<1..T-1> (T, B) -> embedding -> decoder stack -> h<1..T>
+    [attention over m<1..S> (nn/attention.py): h~<t> = tanh(W_c [c<t>; h<t>] + b_c)]
+    -> dropout -> head -> softmax over the target vocabulary, predicting y<1..T-1> <eos>
+
+Training feeds the true previous token (teacher forcing); decode.py feeds the model's own.
+The bridge: a unidirectional encoder hands each layer's final state to the same decoder layer
+as it is (the lecture's encoder-decoder). A bidirectional encoder has two final states per
+layer, [forward; backward], which a learned map brings to the decoder's size:
+a<0> = tanh(W [a_fwd; a_bwd] + b), and for an LSTM c<0> = W' [c_fwd; c_bwd] + b' (a cell needs no squashing).
+"""
+
+import numpy as np
+
+from rnncli.nn.attention import Attention
+from rnncli.nn.layers import Embedding, Linear, dropout_mask
+from rnncli.nn.losses import softmax_cross_entropy
+from rnncli.nn.stack import RecurrentStack
+
+
+class Seq2Seq:
+    def __init__(self, source_vocab_size, target_vocab_size, rng, embed=64, hidden=256, cell="lstm", layers=1,
+                 bidirectional=False, dropout=0.0, attention=None, dtype=np.float32, activation="tanh",
+                 reset_after=True):
+        self.dtype, self.dropout = np.dtype(dtype), dropout
+        self.source_embedding = Embedding(source_vocab_size, embed, rng, dtype)
+        self.target_embedding = Embedding(target_vocab_size, embed, rng, dtype)
+        common = dict(num_layers=layers, dropout=dropout, dtype=dtype, activation=activation, reset_after=reset_after)
+        self.encoder = RecurrentStack(cell, embed, hidden, rng, bidirectional=bidirectional, **common)
+        self.decoder = RecurrentStack(cell, embed, hidden, rng, bidirectional=False, **common)
+        self.n_states = len(self.decoder.initial_state(1)[0])
+        self.bridge = {}  # (layer, state) -> Linear, for a bidirectional encoder only
+        if bidirectional:
+            for k in range(layers):
+                for j in range(self.n_states):
+                    self.bridge[k, j] = Linear(2 * hidden, hidden, rng, dtype)
+        self.attention = Attention(attention, hidden, self.encoder.output_size, rng, dtype) if attention else None
+        self.head = Linear(hidden, target_vocab_size, rng, dtype)
+        self.params = {"source_embedding.E": self.source_embedding.params["E"],
+                       "target_embedding.E": self.target_embedding.params["E"]}
+        self.params.update({f"encoder.{k}": v for k, v in self.encoder.params.items()})
+        self.params.update({f"decoder.{k}": v for k, v in self.decoder.params.items()})
+        for (k, j), lin in self.bridge.items():
+            self.params.update({f"bridge.l{k}.{'ac'[j]}.{n}": v for n, v in lin.params.items()})
+        if self.attention:
+            self.params.update({f"attention.{k}": v for k, v in self.attention.params.items()})
+        self.params.update({f"head.{k}": v for k, v in self.head.params.items()})
+
+    # ------------------------------------------------------------ the bridge
+
+    def _bridge(self, finals):
+        """Encoder final states (one tuple per layer and direction) -> decoder initial states
+        (one tuple per layer), and what the backward pass needs."""
+        if not self.bridge:
+            return [tuple(s) for s in finals], None
+        init, cache = [], {}
+        for k in range(self.decoder.num_layers):
+            state = []
+            for j in range(self.n_states):
+                joined = np.concatenate([finals[2 * k][j], finals[2 * k + 1][j]], axis=-1)  # (B, 2H)
+                z = self.bridge[k, j].forward(joined)
+                if j == 0:
+                    np.tanh(z, out=z)
+                cache[k, j] = (joined, z)
+                state.append(z)
+            init.append(tuple(state))
+        return init, cache
+
+    def _bridge_backward(self, d_init, cache):
+        """d_init (one tuple per decoder layer) -> d of the encoder finals, bridge grads."""
+        if cache is None:
+            return d_init, {}
+        H = self.decoder.hidden_size
+        d_finals, grads = [None] * (2 * self.decoder.num_layers), {}
+        for k in range(self.decoder.num_layers):
+            fwd, bwd = [], []
+            for j in range(self.n_states):
+                joined, z = cache[k, j]
+                dz = d_init[k][j] * (1.0 - z * z) if j == 0 else d_init[k][j]
+                d_joined, g = self.bridge[k, j].backward(dz, joined)
+                grads.update({f"bridge.l{k}.{'ac'[j]}.{n}": v for n, v in g.items()})
+                fwd.append(d_joined[:, :H])
+                bwd.append(d_joined[:, H:])
+            d_finals[2 * k], d_finals[2 * k + 1] = tuple(fwd), tuple(bwd)
+        return d_finals, grads
+
+    # ------------------------------------------------------------ teacher-forced training
+
+    def forward(self, source, source_mask, target_in, target_mask, train=False, rng=None):
+        """source (S, B), target_in (T, B), masks alike -> logits (T, B, V_target), cache."""
+        x = self.source_embedding.forward(source)  # (S, B, E)
+        memory, finals, enc_cache = self.encoder.forward(x, None, source_mask, train=train, rng=rng)
+        init, bridge_cache = self._bridge(finals)
+        y = self.target_embedding.forward(target_in)  # (T, B, E)
+        h, _, dec_cache = self.decoder.forward(y, init, target_mask, train=train, rng=rng)  # (T, B, H)
+        att_cache = None
+        if self.attention:
+            h, _, att_cache = self.attention.forward(h, memory, source_mask)
+        drop = dropout_mask(rng, h.shape, self.dropout, self.dtype) if train else None
+        h_in = h * drop if drop is not None else h
+        logits = self.head.forward(h_in)
+        return logits, (enc_cache, bridge_cache, dec_cache, att_cache, drop, h_in)
+
+    def loss_and_grads(self, source, source_mask, target_in, target_out, target_mask, train=True, rng=None):
+        """Mean cross-entropy over the real target tokens and its gradients by parameter name."""
+        logits, (enc_cache, bridge_cache, dec_cache, att_cache, drop, h_in) = self.forward(
+            source, source_mask, target_in, target_mask, train, rng)
+        T, B, V = logits.shape
+        loss, d_logits = softmax_cross_entropy(logits.reshape(T * B, V), target_out.reshape(-1),
+                                               target_mask.reshape(-1).astype(self.dtype))
+        dh, grads = self.head.backward(d_logits.reshape(T, B, V), h_in)
+        grads = {f"head.{k}": v for k, v in grads.items()}
+        if drop is not None:
+            dh *= drop
+        d_memory = None
+        if self.attention:
+            dh, d_memory, att_grads = self.attention.backward(dh, att_cache)
+            grads.update({f"attention.{k}": v for k, v in att_grads.items()})
+        dy, d_init, dec_grads = self.decoder.backward(dh, None, dec_cache)
+        d_finals, bridge_grads = self._bridge_backward(d_init, bridge_cache)
+        dx, _, enc_grads = self.encoder.backward(d_memory, d_finals, enc_cache)
+        grads.update(bridge_grads)
+        grads.update({f"decoder.{k}": v for k, v in dec_grads.items()})
+        grads.update({f"encoder.{k}": v for k, v in enc_grads.items()})
+        grads["target_embedding.E"] = self.target_embedding.backward(dy, target_in)["E"]
+        grads["source_embedding.E"] = self.source_embedding.backward(dx, source)["E"]
+        return loss, grads
+
+    def loss(self, source, source_mask, target_in, target_out, target_mask):
+        """Evaluation: (summed negative log-likelihood, number of target tokens)."""
+        logits, _ = self.forward(source, source_mask, target_in, target_mask)
+        T, B, V = logits.shape
+        count = float(target_mask.sum())
+        loss, _ = softmax_cross_entropy(logits.reshape(T * B, V), target_out.reshape(-1),
+                                        target_mask.reshape(-1).astype(self.dtype))
+        return loss * count, count
+
+    # ------------------------------------------------------------ step by step (decode.py)
+
+    def start(self, source, source_mask):
+        """Encode a batch of sources: -> memory (S, B, He) and the decoder's initial states."""
+        memory, finals, _ = self.encoder.forward(self.source_embedding.forward(source), None, source_mask)
+        return memory, self._bridge(finals)[0]
+
+    def step(self, ids_t, states, memory, source_mask):
+        """One decoder step: previous tokens (N,), states -> logits (N, V_target), new states."""
+        h, states = self.decoder.step(self.target_embedding.params["E"][ids_t], states)
+        if self.attention:
+            h = self.attention.forward(h[None], memory, source_mask)[0][0]
+        return self.head.forward(h), states
