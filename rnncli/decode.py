@@ -1,0 +1,122 @@
+"""Decoding an encoder-decoder: greedy, sampling and beam search over a batch of sources at once.
+
+Every method starts from the encoded sources (model.start) and feeds the model its own previous
+token (model.step), beginning with <bos>, until it emits <eos> or reaches the length limit
+max_len(S) = 2 S + 10 tokens for a source of S tokens. <pad>, <unk> and <bos> are never produced.
+
+Beam search keeps the K best prefixes of each source (B sources -> B*K rows, one batched step
+each), scores hypotheses by their total log-probability divided by length^alpha (alpha =
+--length-penalty; 0 is the raw score), and finishes a source when it holds max(K, n_best)
+finished hypotheses. The greedy hypothesis is always among the candidates, so beam search never
+returns a lower model score than greedy; beam 1 is greedy exactly.
+"""
+
+import numpy as np
+
+from rnncli.nn.functional import log_softmax
+from rnncli.text.vocab import BOS, EOS, SPECIALS
+
+NEVER = [i for i in range(len(SPECIALS)) if i != EOS]  # ids a decoder may not produce
+
+
+def max_lengths(source_mask):
+    """(B,) the longest output allowed for each source."""
+    return 2 * source_mask.sum(axis=0).astype(np.int64) + 10
+
+
+def _log_probs(logits):
+    logp = log_softmax(logits.astype(np.float64))
+    logp[:, NEVER] = -np.inf
+    return logp
+
+
+def greedy(model, source, source_mask, temperature=0.0, top_k=None, top_p=None, rng=None):
+    """-> list of B token-id lists (without <eos>) and their log-probabilities (B,).
+    temperature 0 takes the likeliest token; above 0 it samples (with optional top-k / top-p)."""
+    from rnncli.sample import next_token
+
+    memory, states = model.start(source, source_mask)
+    B = source.shape[1]
+    limit = max_lengths(source_mask)
+    prev = np.full(B, BOS, np.int64)
+    done = np.zeros(B, bool)
+    out, score = [[] for _ in range(B)], np.zeros(B)
+    for t in range(int(limit.max())):
+        logits, states = model.step(prev, states, memory, source_mask)
+        logp = _log_probs(logits)
+        if temperature == 0:
+            choice = logp.argmax(axis=1)
+        else:
+            choice = np.array([next_token(logits[b], rng, temperature, top_k, top_p) for b in range(B)])
+        live = ~done
+        score[live] += logp[np.arange(B), choice][live]
+        for b in np.flatnonzero(live & (choice != EOS) & (t < limit)):
+            out[b].append(int(choice[b]))
+        done |= (choice == EOS) | (t + 1 >= limit)
+        if done.all():
+            break
+        prev = np.where(done, EOS, choice)
+    return out, score
+
+
+def beam_search(model, source, source_mask, beam=5, length_penalty=0.0, n_best=1):
+    """-> for each of the B sources, a list of up to n_best (tokens, normalised score, log-prob),
+    best first."""
+    B = source.shape[1]
+    K = beam
+    keep = max(K, n_best)
+    memory, states = model.start(source, source_mask)
+    # every source's rows side by side: source b owns rows b*K .. b*K+K-1
+    memory = np.repeat(memory, K, axis=1)
+    mask = np.repeat(source_mask, K, axis=1)
+    states = [tuple(np.repeat(s, K, axis=0) for s in layer) for layer in states]
+    limit = max_lengths(source_mask)
+    scores = np.full((B, K), -np.inf)
+    scores[:, 0] = 0.0  # one live prefix at first, so the first step does not pick K copies of it
+    prefixes = np.zeros((B, K, 0), np.int64)
+    prev = np.full(B * K, BOS, np.int64)
+    finished = [[] for _ in range(B)]
+    active = np.ones(B, bool)
+    rows = np.arange(B)[:, None]
+    for t in range(int(limit.max())):
+        logits, states = model.step(prev, states, memory, mask)
+        V = logits.shape[1]
+        candidates = (scores[:, :, None] + _log_probs(logits).reshape(B, K, V)).reshape(B, K * V)
+        # the 2K best of each source: at most K of them end in <eos>, so K others stay alive
+        top = np.argpartition(-candidates, 2 * K - 1, axis=1)[:, : 2 * K] if K * V > 2 * K else \
+            np.broadcast_to(np.arange(K * V), (B, K * V))
+        top = np.take_along_axis(top, np.argsort(-np.take_along_axis(candidates, top, 1), 1, kind="stable"), 1)
+        top_scores = np.take_along_axis(candidates, top, 1)
+        from_beam, token = top // V, top % V
+        ends = (token == EOS) & np.isfinite(top_scores)
+        length = t + 1
+        # an <eos> finishes a hypothesis when it ranks among the K best (so beam 1 is greedy)
+        finishing = ends & (np.arange(2 * K if K * V > 2 * K else K * V) < K)[None, :] & active[:, None]
+        for b, j in zip(*np.nonzero(finishing), strict=True):
+            finished[b].append((prefixes[b, from_beam[b, j]].tolist(), top_scores[b, j] / length ** length_penalty,
+                                top_scores[b, j]))
+        # the K best that go on: non-<eos> candidates in score order
+        order = np.argsort(ends, axis=1, kind="stable")[:, :K]
+        from_beam = np.take_along_axis(from_beam, order, 1)
+        token = np.take_along_axis(token, order, 1)
+        scores = np.take_along_axis(top_scores, order, 1)
+        prefixes = np.concatenate([prefixes[rows, from_beam], token[:, :, None]], axis=2)
+        pick = (np.arange(B)[:, None] * K + from_beam).reshape(-1)
+        states = [tuple(s[pick] for s in layer) for layer in states]
+        prev = token.reshape(-1)
+        over = t + 1 >= limit
+        for b in np.flatnonzero(active & over):  # out of room: the live prefixes count as they are
+            for j in range(K):
+                if np.isfinite(scores[b, j]):
+                    finished[b].append((prefixes[b, j].tolist(), scores[b, j] / length ** length_penalty, scores[b, j]))
+        active &= ~over & np.array([len(f) < keep for f in finished])
+        if not active.any():
+            break
+        scores[~active] = -np.inf
+    # the greedy hypothesis joins the candidates (a beam can prune the path greedy takes)
+    tokens, logp = greedy(model, source, source_mask)
+    for b in range(B):
+        n = len(tokens[b]) + (1 if len(tokens[b]) < limit[b] else 0)  # <eos> counts as a token
+        if all(f[0] != tokens[b] for f in finished[b]):
+            finished[b].append((tokens[b], logp[b] / max(n, 1) ** length_penalty, logp[b]))
+    return [sorted(f, key=lambda h: -h[1])[:n_best] for f in finished]
