@@ -37,6 +37,7 @@ class Format(enum.StrEnum):
     text = "text"
     tsv = "tsv"
     conll = "conll"
+    pairs = "pairs"
 
 
 class Level(enum.StrEnum):
@@ -77,7 +78,10 @@ def tokenize(
                                       readable=False)] = Path("tokens.npz"),
     format: Annotated[Format | None, typer.Option("--format", "-f",
                                                   help="Input format (detected when omitted).")] = None,
-    level: Annotated[Level | None, typer.Option(help="Token level: char (text default) or word.")] = None,
+    level: Annotated[Level | None, typer.Option(
+        help="Token level: char (text default) or word; for pairs, the source side's.")] = None,
+    target_level: Annotated[Level | None, typer.Option(
+        help="pairs: the target side's token level. [default: as --level]")] = None,
     lower: Annotated[bool, typer.Option(
         "--lower", help="Lower-case the text (CoNLL: the words; character features keep the case).")] = False,
     max_size: Annotated[int | None, typer.Option(help="Keep the N most common tokens.")] = None,
@@ -100,13 +104,14 @@ def tokenize(
       rnncli tokenize --level word --max-size 10000 train.txt --valid valid.txt
       rnncli tokenize reviews.tsv -o sst.npz --json
       rnncli tokenize test.tsv --vocab sst.npz -o test.npz   # encode a test set for a model
+      rnncli tokenize dates.tsv --level char -o dates.npz    # source<TAB>target pairs
       cat corpus.txt | rnncli tokenize -
     """
     from rnncli import console, render
     from rnncli.commands.tokenize import tokenize_files
 
     set_quiet(quiet)
-    stats = tokenize_files(inputs, out, fmt=format.value if format else None, level=level.value if level else None,
+    stats = tokenize_files(inputs, out, fmt=_v(format), level=_v(level), target_level=_v(target_level),
                            lower=lower, max_size=max_size, min_freq=min_freq, valid_frac=valid_frac, valid=valid,
                            vocab=vocab, vocab_out=vocab_out, seed=seed, force=force)
     if json_out:
@@ -127,6 +132,7 @@ Optim = _choices("Optim", "optimizer")
 Task = _choices("Task", "task")
 Activation = _choices("Activation", "activation")
 Pool = _choices("Pool", "pool")
+AttentionKind = _choices("AttentionKind", "attention")
 CharEncoder = _choices("CharEncoder", "char_encoder")
 DType = _choices("DType", "dtype")
 
@@ -166,6 +172,7 @@ def train(
     char_hidden: Annotated[int | None, _opt("char_hidden")] = None,
     crf: Annotated[bool | None, _opt("crf", "--crf/--no-crf")] = None,
     pool: Annotated[Pool | None, _opt("pool")] = None,
+    attention: Annotated[AttentionKind | None, _opt("attention")] = None,
     word_dropout: Annotated[float | None, _float("word_dropout")] = None,
     seq_len: Annotated[int | None, _opt("seq_len")] = None,
     batch_size: Annotated[int | None, _opt("batch_size")] = None,
@@ -282,22 +289,27 @@ def eval_(
                                              "validation split is scored (all of it if it has none).")],
     model: Annotated[list[Path] | None, typer.Option(
         "--model", "-m", help="The checkpoint [default: model.npz]; repeat it to score an ensemble.")] = None,
+    beam: Annotated[int, typer.Option(help="seq2seq: decode with a beam of this width (0: greedy).")] = 0,
     json_out: Annotated[bool, typer.Option("--json", help="Print the scores as JSON on stdout.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
 ):
-    """Score a model: loss/perplexity (lm), accuracy and F1 (classify), entity F1 (tag).
+    """Score a model: loss/perplexity (lm), accuracy and F1 (classify), entity F1 (tag), BLEU,
+    chrF and exact match (seq2seq).
 
     \b
       rnncli eval test.txt
       rnncli eval --model ner.npz test.conll --json
       rnncli eval -m ner1.npz -m ner2.npz test.conll      # an ensemble of two taggers
+      rnncli eval -m mt.npz test.tsv --beam 5             # BLEU, chrF, exact match
     """
     from rnncli import console, render
     from rnncli.commands.evaluate import evaluate_models
 
     set_quiet(quiet)
     paths = model or [Path("model.npz")]
-    metrics = evaluate_models(paths, data)
+    if beam < 0:
+        raise UsageError(f"--beam must be 0 (greedy) or more, not {beam}")
+    metrics = evaluate_models(paths, data, beam=beam)
     if json_out:
         console.write_json(metrics)
     render.eval_report(metrics)
@@ -314,6 +326,16 @@ def predict(
         "--proba", help="Add the label's probability (tagging: each tag's, given the sentence).")] = False,
     json_out: Annotated[bool, typer.Option(
         "--json", help="One JSON object per input line (tagging: per sentence).")] = False,
+    beam: Annotated[int, typer.Option(help="seq2seq: beam width (0: greedy, the default).")] = 0,
+    length_penalty: Annotated[float, typer.Option(
+        help="seq2seq: rank beam hypotheses by log-probability / length^alpha.", callback=_finite)] = 0.0,
+    n_best: Annotated[int, typer.Option(help="seq2seq: hypotheses per line under --json.")] = 1,
+    greedy: Annotated[bool, typer.Option("--greedy", help="seq2seq: the likeliest token each step.")] = False,
+    temp: Annotated[float, typer.Option("--temp", help="seq2seq: sample with this temperature (0: greedy).",
+                                        callback=_finite)] = 0.0,
+    top_k: Annotated[int | None, typer.Option(help="seq2seq sampling: among the k likeliest tokens.")] = None,
+    top_p: Annotated[float | None, typer.Option(help="seq2seq sampling: nucleus of mass p.", callback=_finite)] = None,
+    seed: Annotated[int | None, typer.Option(help="seq2seq sampling: seed.")] = None,
 ):
     """Label new input, a line in and a line out: a class per line, or token<TAB>tag per word.
 
@@ -322,11 +344,26 @@ def predict(
       rnncli predict --model ner.npz sentences.txt > tagged.conll
       rnncli predict -m ner1.npz -m ner2.npz sentences.txt   # an ensemble of two taggers
       rnncli predict -m ner.npz --proba sentences.txt        # token<TAB>tag<TAB>p(tag | sentence)
+      echo "i am cold ." | rnncli predict -m mt.npz --beam 5  # one translation per line
     """
     from rnncli import render
-    from rnncli.commands.predict import open_predictor, predictions
+    from rnncli.commands.predict import open_predictor, predictions, translations
 
     predictor, meta = open_predictor(model or [Path("model.npz")])
+    if meta["task"] == "seq2seq":
+        from rnncli.sample import check_sampling_options
+
+        check_sampling_options(temp, top_k, top_p, 1)
+        if beam < 0 or n_best < 1 or (n_best > 1 and n_best > beam):
+            raise UsageError("--beam must be 0 or more and --n-best at least 1 and at most --beam")
+        if beam and temp:
+            raise UsageError("--beam and --temp exclude each other (beam search is not sampling)")
+        stream = translations(predictor, meta, source, beam=beam, length_penalty=length_penalty, n_best=n_best,
+                              temperature=0.0 if greedy else temp, top_k=top_k, top_p=top_p, seed=seed)
+        for records in stream:
+            sys.stdout.write("".join(render.translation_text(r, json_out) for r in records))
+            sys.stdout.flush()
+        return
     names = predictor.label_names
     for records in predictions(predictor, meta, source, conll=(format == Format.conll), proba=proba or json_out):
         sys.stdout.write("".join(render.prediction_text(r, meta["task"], names, proba, json_out) for r in records))

@@ -25,8 +25,8 @@ def option(default, help, choices=None, at_least=None, low=None, high=None, low_
 @dataclass
 class TrainConfig:
     # lm, classify or tag; None = from the data set's format
-    task: str | None = option(None, "What to train: a language model, a classifier or a tagger.",
-                              choices=("lm", "classify", "tag"))
+    task: str | None = option(None, "What to train: a language model, a classifier, a tagger or an encoder-decoder.",
+                              choices=("lm", "classify", "tag", "seq2seq"))
     # the gated cells learn long dependencies that a vanilla RNN forgets
     cell: str = option("lstm", "Recurrent cell.", choices=("rnn", "gru", "lstm"))
     # two layers beat one at equal parameters on character text (char-rnn's finding)
@@ -35,8 +35,8 @@ class TrainConfig:
     hidden: int = option(256, "Hidden units per layer.", at_least=1)
     # characters need little; words get more from tasks' configs
     embed: int = option(64, "Embedding size.", at_least=1)
-    # None: on for tagging and classification, off for lm (which must not see the future)
-    bidirectional: bool | None = option(None, "Read each sequence both ways (classify/tag; on by default there).")
+    # None: on for tagging, classification and a seq2seq encoder; off for lm (which must not see the future)
+    bidirectional: bool | None = option(None, "Read each sequence both ways (classify, tag, the seq2seq encoder).")
     # light regularisation between layers; small corpora overfit quickly
     dropout: float = option(0.1, "Dropout between layers.", low=0.0, high=1.0, high_open=True)
     # rnn only; relu trains faster but explodes more easily
@@ -57,6 +57,9 @@ class TrainConfig:
     word_dropout: float = option(0.0, "classify/tag: share of words read as <unk> in training.",
                                  low=0.0, high=1.0, high_open=True)
     pool: str = option("last", "classify: pool the states by last, mean or max.", choices=("last", "mean", "max"))
+    # seq2seq: none is the lecture's plain encoder-decoder; attention lets long sources through
+    attention: str | None = option(None, "seq2seq: attention over the encoder's outputs.",
+                                   choices=("none", "dot", "general", "additive"))
     # long enough for words and short phrases
     seq_len: int = option(64, "Truncated BPTT length (lm).", at_least=1)
     # 32 streams fill a CPU well
@@ -100,7 +103,8 @@ def help_text(name):
     f = FIELDS[name]
     default = f.default
     shown = "off" if default is None or default is False else ("on" if default is True else default)
-    shown = {"bidirectional": "on for classify/tag", "task": "from the data's format"}.get(name, shown)
+    shown = {"bidirectional": "on for classify/tag/seq2seq", "task": "from the data's format",
+             "attention": "none"}.get(name, shown)
     return f"{f.metadata['help']} [default: {shown}]"
 
 

@@ -4,9 +4,10 @@ import math
 
 import numpy as np
 
+from rnncli.bleu import corpus_bleu, corpus_chrf
 from rnncli.metrics import classification_scores, entity_scores
-from rnncli.text.batching import bucketed_batches, make_batch, stream_ids
-from rnncli.text.vocab import EOS
+from rnncli.text.batching import bucketed_batches, make_batch, pad_batch, stream_ids
+from rnncli.text.vocab import EOS, join_tokens
 
 
 def evaluate_lm(model, ids, chunk=256):
@@ -57,12 +58,55 @@ def predict_split(model, task, split, batch_size=64, char_features=False, proba=
     return out, probs
 
 
-def evaluate_split(model, task, split, fmt, char_features=False, names=None):
+def translate_split(model, split, batch_size=64, beam=0, length_penalty=0.0, n_best=1, temperature=0.0,
+                    top_k=None, top_p=None, rng=None):
+    """Decode every source of the split, in its order: a list with, per source, the n-best
+    list of (target tokens as strings, normalised score, log-probability). beam 0 is greedy, or
+    sampling with temperature > 0."""
+    from rnncli.decode import beam_search, greedy
+
+    out = [None] * split.num_sequences
+    for index in bucketed_batches(split.lengths(), batch_size):
+        source, mask, *_ = pad_batch(split, index)
+        if beam:
+            results = beam_search(model, source, mask, beam, length_penalty, n_best)
+        else:
+            tokens, logp = greedy(model, source, mask, temperature, top_k, top_p, rng)
+            results = [[(t, lp, lp)] for t, lp in zip(tokens, logp, strict=True)]
+        for s, hyps in zip(index, results, strict=True):
+            out[s] = [([model.target_tokens[i] for i in t], score, lp) for t, score, lp in hyps]
+    return out
+
+
+def evaluate_seq2seq(model, split, references=None, beam=0, length_penalty=0.0):
+    """Token loss and perplexity (teacher forced), and BLEU, chrF and exact match of the decoded
+    outputs against `references`: the raw target lines where the split was read from a file,
+    else its target ids written out as text (<unk> where the vocabulary lacks a word)."""
+    total = count = 0.0
+    for index in bucketed_batches(split.lengths(), 64):
+        nll, n = model.loss(*make_batch(split, index, "seq2seq"))
+        total, count = total + nll, count + n
+    level = model.target_level
+    decoded = translate_split(model, split, beam=beam, length_penalty=length_penalty)
+    hyps = [join_tokens(h[0][0], level) for h in decoded]
+    if references is None:
+        references = [join_tokens([model.target_tokens[i] for i in split.targets[a:b]], level)
+                      for a, b in zip(split.target_offsets[:-1], split.target_offsets[1:], strict=True)]
+    loss = total / count
+    return {"loss": loss, "perplexity": math.exp(min(loss, 50)), "tokens": int(count),
+            "bleu": corpus_bleu(hyps, references)["bleu"], "chrf": corpus_chrf(hyps, references),
+            "exact_match": float(np.mean([h == r for h, r in zip(hyps, references, strict=True)])),
+            "decoding": f"beam {beam}" if beam else "greedy"}
+
+
+def evaluate_split(model, task, split, fmt, char_features=False, names=None, references=None):
     """The metrics of one split as a dict (None for no split); fmt is the data's format."""
     if split is None or split.num_sequences == 0:
         return None
     if task == "lm":
         return evaluate_lm(model, stream_ids(split, fmt))
+    if task == "seq2seq":
+        return evaluate_seq2seq(model, split, references if references is not None else split.target_texts)
     names = names or model.label_names
     if task == "classify":
         pred, probs = predict_split(model, task, split, char_features=char_features)

@@ -25,14 +25,19 @@ def tokenize_report(s):
     if "valid" in s:
         rows += [("valid sequences", f"{s['valid']['sequences']:,}"),
                  ("valid tokens", f"{s['valid']['tokens']:,}")]
+    side = " for the source" if "target_level" in s else ""
     rows += [("validation", s["validation"]),
-             ("vocabulary", f"{s['vocab_size']:,} (with 4 specials)"),
+             ("vocabulary", f"{s['vocab_size']:,} (with 4 specials){side}"),
              ("coverage", f"{100 * s['coverage']:.2f} %"),
              ("unknown rate", ", ".join(f"{k} {100 * v:.2f} %" for k, v in s["unk_rate"].items())),
              ("most common", "  ".join(f"{show_char(t)} {c:,}" for t, c in s["top_tokens"]))]
     for key in ("labels", "tags"):
         if key in s:
             rows.append((key, "  ".join(f"{n} {c:,}" for n, c in s[key].items())))
+    if "target_level" in s:
+        rows.insert(1, ("task", "seq2seq: source<TAB>target pairs"))
+        rows += [("target level", s["target_level"]), ("target vocabulary", f"{s['target_vocab_size']:,}"),
+                 ("train target tokens", f"{s['train']['target_tokens']:,}")]
     warnings(s["warnings"])
     console.show(console.table(f"tokenized -> {s['out']}", ["", "value"], rows))
 
@@ -51,10 +56,13 @@ def config_table(cfg_dict):
 
 def describe(metrics, level="word"):
     """One line of the headline validation figures."""
-    if "perplexity" in metrics:
+    if "perplexity" in metrics and "bleu" not in metrics:
         unit = "char" if level == "char" else "word"
         return (f"valid loss {metrics['loss']:.4f}, perplexity {metrics['perplexity']:.2f}, "
                 f"{metrics['bits_per_token']:.3f} bits per {unit}")
+    if "bleu" in metrics:
+        return (f"valid loss {metrics['loss']:.4f}, exact match {100 * metrics['exact_match']:.2f} %, "
+                f"BLEU {metrics['bleu']:.2f}, chrF {metrics['chrf']:.2f}")
     if "accuracy" in metrics:
         return f"valid accuracy {100 * metrics['accuracy']:.2f} %, macro-F1 {100 * metrics['macro_f1']:.2f}"
     return (f"valid entity F1 {100 * metrics['f1']:.2f} (precision {100 * metrics['precision']:.2f}, "
@@ -95,8 +103,8 @@ def train_summary(s):
         rows.append(("last validation", describe(s["valid"], s["level"])))
     rows.append(("validation data", s["validation"]))
     if s.get("best_score") is not None:
-        label = {"lm": "loss", "classify": "accuracy %", "tag": "entity F1"}[s["task"]]
-        best = s["best_score"] if s["task"] == "lm" else -100 * s["best_score"]
+        label = {"lm": "loss", "seq2seq": "loss", "classify": "accuracy %", "tag": "entity F1"}[s["task"]]
+        best = s["best_score"] if s["task"] in ("lm", "seq2seq") else -100 * s["best_score"]
         if s["selected_on"] != "validation":
             label = "train loss"
             best = s["best_score"]
@@ -121,6 +129,12 @@ def eval_report(m):
         console.show(console.table(f"{m['data']}: language model", ["", "value:"], [
             ("tokens", f"{m['tokens']:,}"), ("loss (nats per token)", f"{m['loss']:.4f}"),
             ("perplexity", f"{m['perplexity']:.2f}"), (f"bits per {unit}", f"{m['bits_per_token']:.4f}")]))
+        return
+    if m["task"] == "seq2seq":
+        console.show(console.table(f"{m['data']}: encoder-decoder ({m['decoding']})", ["", "value:"], [
+            ("BLEU (sacreBLEU 13a)", f"{m['bleu']:.2f}"), ("chrF", f"{m['chrf']:.2f}"),
+            ("exact match", f"{pct(m['exact_match'])} %"), ("target tokens", f"{m['tokens']:,}"),
+            ("loss (nats per token)", f"{m['loss']:.4f}"), ("perplexity", f"{m['perplexity']:.2f}")]))
         return
     if m["task"] == "classify":
         rows = [(n, pct(c["precision"]), pct(c["recall"]), pct(c["f1"]), c["support"]) for n, c in m["classes"].items()]
@@ -164,6 +178,17 @@ def prediction_text(record, task, names, proba=False, as_json=False):
     return "".join(c + "\n" for c in cols) + "\n"
 
 
+def translation_text(record, as_json=False):
+    """One record of commands.predict.translations as the line written to stdout."""
+    hyps = record["hypotheses"]
+    if as_json:
+        best = hyps[0] if hyps else ("", None, None)
+        return json.dumps({"source": record["source"], "translation": best[0], "score": best[1],
+                           "log_prob": best[2], "n_best": [{"translation": t, "score": s, "log_prob": lp}
+                                                           for t, s, lp in hyps]}, ensure_ascii=False) + "\n"
+    return (hyps[0][0] if hyps else "") + "\n"
+
+
 # ---------------------------------------------------------------- inspect
 
 
@@ -179,12 +204,16 @@ def inspect_report(info):
     console.show(console.table("data", ["", "value"], [
         ("format / level", f"{info['format']} / {info['level']}"),
         ("vocabulary", f"{info['vocab_size']:,}: {shown}{more}"),
-        *[(k, ", ".join(v)) for k, v in info["names"].items()]]))
+        *[(k, ", ".join(v)) for k, v in info["names"].items()],
+        *([("target level", info["target"]["level"]),
+           ("target vocabulary", f"{info['target']['vocab_size']:,}: "
+                                 + ", ".join(show_char(t) for t in info["target"]["vocab_preview"]))]
+          if info.get("target") else [])]))
     config_table(cfg)
     hist = info["history"]
     rows = [(h["step"], h["epoch"], f"{h['train_loss']:.4f}", describe(h["valid"], info["level"])
              if h.get("valid") else "-", f"{h['elapsed']:.0f}") for h in hist[-10:]]
-    label = "loss" if task == "lm" else ("accuracy" if task == "classify" else "entity F1")
+    label = {"lm": "loss", "seq2seq": "loss", "classify": "accuracy"}.get(task, "entity F1")
     best_text = "-" if info["best_score"] is None else f"{info['best_score']:.4f}"
     console.show(console.table(f"history (last {len(rows)} of {len(hist)} evaluations; best {label} {best_text} "
                                f"at step {info['best_step']}, {info['train_time_s'] or 0:.0f} s of training)",

@@ -134,7 +134,8 @@ class _Run:
             n_tokens = x.size
         else:
             loss, grads = self.model.loss_and_grads(*batch, rng=self.rng)
-            finals, n_tokens = None, int(batch[1].sum())
+            # tokens read: the words of a sentence, or the target tokens of a translation
+            finals, n_tokens = None, int(batch[-1 if self.task == "seq2seq" else 1].sum())
         norm = clip_global_norm(grads, self.cfg.clip)
         if not (math.isfinite(loss) and math.isfinite(norm)):
             what = f"loss became {loss}" if not math.isfinite(loss) else f"gradient norm became {norm}"
@@ -258,8 +259,9 @@ def metrics_path(out):
 
 
 def selection_score(task, metrics):
-    """Lower is better: validation loss for language models, minus accuracy or entity F1 otherwise."""
-    if task == "lm":
+    """Lower is better: validation loss for language models and encoder-decoders, minus accuracy
+    or entity F1 otherwise."""
+    if task in ("lm", "seq2seq"):
         return metrics["loss"]
     return -(metrics["accuracy"] if task == "classify" else metrics["f1"])
 

@@ -40,8 +40,16 @@ def workdir(tmp_path_factory):
     (d / "emptytext.tsv").write_text("positive\tgood\nnegative\t  \n")
     (d / "nan.yaml").write_text("lr: .nan\n")
     (d / "noepochs.yaml").write_text("epochs: null\n")
+    (d / "pairs_notab.tsv").write_text("hello there\tbonjour\nno tab here\n")
+    (d / "pairs_nosource.tsv").write_text("hello there\tbonjour\n \tvide\n")
+    (d / "pairs_notarget.tsv").write_text("hello there\tbonjour\nempty target\t\n")
+    (d / "pairs.tsv").write_text("".join(f"sentence number {i}\tphrase {i}\n" for i in range(60)))
     (d / "folder").mkdir()
     from rnncli.text.store import save_dataset
+
+    assert cli("tokenize", "pairs.tsv", "-o", "pairs.npz", cwd=d).returncode == 0
+    assert cli("train", "-d", "pairs.npz", "-o", "s2s.npz", "--max-steps", "2", "--hidden", "8", "--embed", "4",
+               "--attention", "general", cwd=d).returncode == 0
 
     save_dataset(str(d / "other.npz"), tokenize([f"{SAMPLES}/reviews.tsv"], max_size=10))
     return d
@@ -103,6 +111,22 @@ CASES = [
     (["train", "-o", "x.npz", "--config", "noepochs.yaml"], 2, "with no --epochs limit, give --max-steps"),
     (["sample", "--temp", "nan"], 2, "'--temp' / '-t': must be a finite number"),
     (["sample", "--top-p", "inf"], 2, "'--top-p': must be a finite number"),
+    # encoder-decoder input and options
+    (["tokenize", "pairs_notab.tsv", "-f", "pairs", "-o", "e.npz"], 1, "pairs_notab.tsv:2: expected 'source<TAB>"),
+    (["tokenize", "pairs_nosource.tsv", "-f", "pairs", "-o", "e.npz"], 1, "pairs_nosource.tsv:2: empty source"),
+    (["tokenize", "pairs_notarget.tsv", "-f", "pairs", "-o", "e.npz"], 1, "pairs_notarget.tsv:2: empty target"),
+    (["tokenize", "neutral.tsv", "--target-level", "char", "-o", "e.npz"], 2, "--target-level applies to"),
+    (["tokenize", f"{SAMPLES}/reviews.tsv", "-f", "pairs", "--level", "word", "--target-level", "chars",
+      "-o", "e.npz"], 2, "'--target-level'"),
+    (["train", "-d", "pairs.tsv", "-o", "x.npz", "--attention", "dot"], 2, "--attention dot needs equal sizes"),
+    (["train", "-d", "pairs.tsv", "-o", "x.npz", "--task", "classify"], 2, "--task classify needs one label"),
+    (["train", "-d", "rev.npz", "-o", "x.npz", "--task", "seq2seq"], 2, "--task seq2seq needs source<TAB>target"),
+    (["predict", "-m", "s2s.npz", "--beam", "2", "--n-best", "3"], 2, "at most --beam"),
+    (["predict", "-m", "s2s.npz", "--beam", "2", "--temp", "0.5"], 2, "--beam and --temp exclude each other"),
+    (["predict", "-m", "s2s.npz", "--temp", "nan"], 2, "'--temp': must be a finite number"),
+    (["eval", "-m", "s2s.npz", "pairs.tsv", "--beam", "-1"], 2, "--beam must be 0 (greedy) or more"),
+    (["eval", "-m", "s2s.npz", "pairs_notarget.tsv"], 1, "pairs_notarget.tsv:2: empty target"),
+    (["sample", "-m", "s2s.npz"], 2, "a seq2seq model does not generate text"),
 ]
 
 

@@ -24,12 +24,17 @@ def encode_for_model(data, meta):
     return ds.train, "all of it"
 
 
-def evaluate_models(model_paths, data):
+def evaluate_models(model_paths, data, beam=0):
     """The metrics dict `eval` reports, with what was scored and how many examples."""
     model, meta = load_models(model_paths)
     task = meta["task"]
     split, part = encode_for_model(data, meta)
-    metrics = evaluate_split(model, task, split, meta["data"]["format"], meta["config"].get("char_features"))
+    if task == "seq2seq":
+        from rnncli.evaluate import evaluate_seq2seq
+
+        metrics = evaluate_seq2seq(model, split, split.target_texts, beam=beam)
+    else:
+        metrics = evaluate_split(model, task, split, meta["data"]["format"], meta["config"].get("char_features"))
     if metrics is None:
         raise RnncliError(f"{data}: nothing to score")
     return {"task": task, "data": str(data), "models": [str(p) for p in model_paths], "scored": part,

@@ -18,7 +18,10 @@ def inspect_model(model_path):
             "arrays": layers, "vocab_size": len(data["vocab"]), "level": data.get("level"),
             "format": data.get("format"), "vocab_preview": data["vocab"][4:24],
             "names": {k: data[k] for k in ("labels", "tags") if k in data},
+            "target": None if "target_vocab" not in data else {"level": data["target_level"],
+                                                               "vocab_size": len(data["target_vocab"]),
+                                                               "vocab_preview": data["target_vocab"][4:24]},
             "steps": meta.get("step"), "epochs": meta.get("epoch"),
-            "best_score": None if best is None else (best if task == "lm" else -best),
+            "best_score": None if best is None else (best if task in ("lm", "seq2seq") else -best),
             "best_step": meta.get("best_step"), "train_time_s": meta.get("elapsed"), "config": cfg,
             "history": meta.get("history", [])}

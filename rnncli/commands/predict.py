@@ -1,4 +1,5 @@
-"""rnncli predict: label input as it arrives, one answer per line (classify) or per sentence (tag).
+"""rnncli predict: label input as it arrives, one answer per line (classify), per sentence (tag),
+or one translation per line (seq2seq).
 
 Whatever input has already arrived is labelled in length-sorted batches, then answered: a pipe
 gets an answer per line, a file goes through at batch speed.
@@ -18,6 +19,32 @@ def open_predictor(model_paths):
     if meta["task"] == "lm":
         raise UsageError(f"{model_paths[0]}: a language model does not label input; use sample or eval")
     return model, meta
+
+
+def translations(model, meta, source, beam=0, length_penalty=0.0, n_best=1, temperature=0.0, top_k=None,
+                 top_p=None, seed=None):
+    """Yield, for each group of input lines that has arrived, one record per line:
+    {"source": line, "hypotheses": [(text, normalised score, log-probability), ...] best first};
+    an empty line gets no hypotheses (and an empty output line)."""
+    import numpy as np
+
+    from rnncli.evaluate import translate_split
+    from rnncli.text.encode import encode_pairs, side_tokens
+    from rnncli.text.vocab import join_tokens
+
+    data, rng = meta["data"], np.random.default_rng(seed)
+    for group in read_groups(source):
+        sources = [side_tokens(line, data["level"], data["lower"]) for _, line in group]
+        records = [{"source": line, "hypotheses": []} for _, line in group]
+        kept = [k for k, tokens in enumerate(sources) if tokens]
+        if kept:
+            split = encode_pairs(data, [sources[k] for k in kept])
+            decoded = translate_split(model, split, beam=beam, length_penalty=length_penalty, n_best=n_best,
+                                      temperature=temperature, top_k=top_k, top_p=top_p, rng=rng)
+            for k, hyps in zip(kept, decoded, strict=True):
+                records[k]["hypotheses"] = [(join_tokens(t, data["target_level"]), float(score), float(logp))
+                                            for t, score, logp in hyps]
+        yield records
 
 
 def predictions(model, meta, source, conll=False, proba=False):

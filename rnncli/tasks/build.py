@@ -6,18 +6,23 @@ from rnncli.errors import RnncliError, UsageError
 
 # the tasks each data format can train, the detected one first: the words of labelled or
 # tagged sentences also make a word-level language model
-TASKS_OF_FORMAT = {"text": ("lm",), "tsv": ("classify", "lm"), "conll": ("tag", "lm")}
+TASKS_OF_FORMAT = {"text": ("lm",), "tsv": ("classify", "lm"), "conll": ("tag", "lm"), "pairs": ("seq2seq",)}
 NEEDS = {"classify": "one label per example (label<TAB>text lines)",
-         "tag": "a tag per token (CoNLL token<TAB>tag lines)"}
+         "tag": "a tag per token (CoNLL token<TAB>tag lines)",
+         "lm": "text", "seq2seq": "source<TAB>target pairs (tokenize --format pairs)"}
 
 
 def task_of(cfg, data_meta):
-    """cfg.task (--task) where the data can train it, else the task the data's format implies."""
+    """cfg.task (--task) where the data can train it, else the task the data's format implies;
+    options the task cannot build are refused here too, before anything is shown."""
     fmt = data_meta["format"]
     task = cfg.task or TASKS_OF_FORMAT[fmt][0]
     if task not in TASKS_OF_FORMAT[fmt]:
         raise UsageError(f"--task {task} needs {NEEDS[task]}, but the data set is {fmt}; "
                          f"{fmt} data trains {' or '.join(TASKS_OF_FORMAT[fmt])}")
+    if task == "seq2seq" and cfg.attention == "dot" and cfg.bidirectional is not False:
+        raise UsageError("--attention dot needs equal sizes, and a bidirectional encoder's outputs are twice the "
+                         "decoder's: use general or additive, or --no-bidirectional")
     return task
 
 
@@ -35,6 +40,16 @@ def build_model(cfg, data_meta, rng=None):
                              dropout=cfg.dropout, dtype=dtype, activation=cfg.activation,
                              reset_after=cfg.reset_after)
     bidirectional = True if cfg.bidirectional is None else cfg.bidirectional
+    if task == "seq2seq":
+        from rnncli.tasks.seq2seq import Seq2Seq
+
+        attention = None if cfg.attention in (None, "none") else cfg.attention
+        model = Seq2Seq(V, len(data_meta["target_vocab"]), rng, embed=cfg.embed, hidden=cfg.hidden, cell=cfg.cell,
+                        layers=cfg.layers, bidirectional=bidirectional, dropout=cfg.dropout, attention=attention,
+                        dtype=dtype, activation=cfg.activation, reset_after=cfg.reset_after)
+        model.target_tokens, model.target_level = data_meta["target_vocab"], data_meta["target_level"]
+        model.label_names = None
+        return model
     common = dict(embed=cfg.embed, hidden=cfg.hidden, cell=cfg.cell, layers=cfg.layers, bidirectional=bidirectional,
                   dropout=cfg.dropout, dtype=dtype, activation=cfg.activation, reset_after=cfg.reset_after)
     if task == "classify":

@@ -11,7 +11,7 @@ import math
 import numpy as np
 
 from rnncli.errors import RnncliError
-from rnncli.text.vocab import EOS, PAD
+from rnncli.text.vocab import BOS, EOS, PAD
 
 # ---------------------------------------------------------------- language models: one stream
 
@@ -76,8 +76,11 @@ class SequenceBatches:
 
 
 def make_batch(split, index, task, char_features=False):
-    """The arguments of the task model's loss: (ids, mask, labels) or (ids, mask, tags, chars, char_mask)."""
+    """The arguments of the task model's loss: (ids, mask, labels), (ids, mask, tags, chars, char_mask)
+    or (source, source mask, target in, target out, target mask)."""
     ids, mask, tags, _, pos = pad_batch(split, index)
+    if task == "seq2seq":
+        return (ids, mask, *pad_targets(split, index))
     if task == "classify":
         return ids, mask, None if split.labels is None else split.labels[index]
     chars, cmask = char_batch(split, pos, mask) if char_features else (None, None)
@@ -115,6 +118,23 @@ def pad_batch(split, index, max_len=None):
     ids = np.where(mask, split.ids[pos], PAD).astype(np.int32)
     tags = None if split.tags is None else np.where(mask, split.tags[pos], 0).astype(np.int32)
     return ids, mask.astype(np.float32), tags, lengths, pos
+
+
+def pad_targets(split, index):
+    """Target sides framed for teacher forcing: inputs <bos> y1..yn, outputs y1..yn <eos>,
+    each (T, B) with T = the longest n + 1, and their mask (T, B)."""
+    starts, ends = split.target_offsets[index], split.target_offsets[index + 1]
+    lengths = ends - starts + 1
+    T = int(lengths.max())
+    t = np.arange(T)[:, None]
+    mask = t < lengths[None, :]
+    inside = t < (lengths - 1)[None, :]  # a real target token at this position
+    tokens = np.where(inside, split.targets[np.where(inside, starts[None, :] + t, 0)], PAD)
+    target_out = np.where(inside, tokens, np.where(mask, EOS, PAD)).astype(np.int32)
+    target_in = np.full((T, len(index)), PAD, np.int32)
+    target_in[0] = BOS
+    target_in[1:] = np.where(mask[1:], tokens[:-1], PAD)
+    return target_in, target_out, mask.astype(np.float32)
 
 
 def char_batch(split, pos, mask, max_chars=20):

@@ -32,6 +32,7 @@ class Split:
     char_offsets: np.ndarray | None = None
     targets: np.ndarray | None = None
     target_offsets: np.ndarray | None = None
+    target_texts: list | None = None  # pairs read from a file: the raw target lines (not saved)
 
     @property
     def num_sequences(self):

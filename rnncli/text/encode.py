@@ -70,7 +70,8 @@ def read_units(fmt, texts, level, lower, target_level=None):
         elif fmt == "tsv":
             new = [((label, split_words(body, lower)), n) for n, label, body in tsv_records(t, path)]
         elif fmt == "pairs":
-            new = [((side_tokens(a, level, lower), side_tokens(b, target_level or level, lower)), n)
+            # the raw target text stays beside its tokens: BLEU is scored against it
+            new = [((side_tokens(a, level, lower), side_tokens(b, target_level or level, lower), b), n)
                    for n, a, b in pair_records(t, path)]
         else:
             new = []
@@ -111,7 +112,7 @@ def build_vocabularies(meta, fmt, level, train_units, all_units, max_size, min_f
             counts.update(u)
     elif fmt == "pairs":
         targets = Counter()
-        for source, target in train_units:
+        for source, target, _ in train_units:
             counts.update(source)
             targets.update(target)
         meta["target_vocab"] = Vocab.build(targets, max_size, min_freq).tokens
@@ -149,7 +150,9 @@ def encode_units(meta, fmt, level, units, origin):
         lengths = np.array([len(w) + 1 for w in units], np.int64)
         return Split(vocab.encode(flat), np.r_[0, np.cumsum(lengths)].astype(np.int64))
     if fmt == "pairs":
-        return encode_pairs(meta, [u[0] for u in units], [u[1] for u in units])
+        split = encode_pairs(meta, [u[0] for u in units], [u[1] for u in units])
+        split.target_texts = [u[2] for u in units]
+        return split
     split = encode_words(meta, [u[1] for u in units] if fmt == "tsv" else [u[0] for u in units])
     if fmt == "tsv":
         split.labels = _encode_names(meta["labels"], [u[0] for u in units], origin, "label")

@@ -75,7 +75,7 @@ def load_dataset(path):
         if f"{name}_ids" not in arrays:
             splits[name] = None
             continue
-        split = Split(**{f: arrays.get(f"{name}_{f}") for f in FIELDS})
+        split = Split(**{f: arrays.get(f"{name}_{f}") for f in FIELDS})  # target_texts stay unsaved
         _check_split(path, name, split, meta)
         splits[name] = split
     if splits["train"] is None:

@@ -62,6 +62,14 @@ class Vocab:
         return [toks[i] for i in ids if keep_specials or i >= len(SPECIALS) or i == UNK]
 
 
+def join_tokens(tokens, level):
+    """Generated tokens -> text: characters are joined as they are; words with spaces, except
+    before the closing punctuation that split_words cut off (".", ",", ")")."""
+    if level == "char":
+        return "".join(tokens)
+    return re.sub(r" ([.,)])", r"\1", " ".join(tokens))
+
+
 def _code_points(text):
     return np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
 
