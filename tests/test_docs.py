@@ -37,6 +37,12 @@ CASES = {  # name: (data file, options); every optional parameter appears in at 
                                      bidirectional=False, optimizer="momentum")),
     "tag-rnn-crf": ("ner.conll", dict(cell="gru", layers=2, hidden=6, embed=5, max_steps=2, char_features=True,
                                       crf=True, char_hidden=4, char_embed=3)),
+    "seq2seq-lstm-general": ("dates.tsv", dict(cell="lstm", layers=2, hidden=6, embed=5, max_steps=2,
+                                                attention="general")),
+    "seq2seq-gru-additive": ("dates.tsv", dict(cell="gru", layers=1, hidden=6, embed=5, max_steps=2,
+                                                attention="additive")),
+    "seq2seq-rnn-dot": ("dates.tsv", dict(cell="rnn", layers=1, hidden=6, embed=5, max_steps=2, attention="dot",
+                                          bidirectional=False)),
     "tag-cnn": ("ner.conll", dict(cell="lstm", layers=1, hidden=6, embed=5, max_steps=2, char_features=True,
                                   char_encoder="cnn", char_hidden=4, char_embed=3, optimizer="rmsprop")),
 }
@@ -49,7 +55,7 @@ def checkpoints(tmp_path_factory):
     out = {}
     for name, (data, options) in CASES.items():
         path = str(d / data) if data == "three.tsv" else os.path.join(SAMPLES, data)
-        ds = tokenize([path], valid_frac=0.2)
+        ds = tokenize([path], valid_frac=0.2, level="char" if data == "dates.tsv" else None)
         cfg = make_config(None, {"eval_every": 1, **options})
         train(cfg, ds, str(d / f"{name}.npz"))
         out[name] = (cfg, ds, load_checkpoint(str(d / f"{name}.npz")))
@@ -58,12 +64,15 @@ def checkpoints(tmp_path_factory):
 
 def symbols(cfg, ds, task, layer):
     dirs = 1 if task == "lm" or cfg.bidirectional is False else 2
+    Vt = len(ds.meta.get("target_vocab", []))
     K = len(ds.meta.get("labels") or ds.meta.get("tags") or [])
     E0 = cfg.embed + (2 * cfg.char_hidden if task == "tag" and cfg.char_features else 0)
     return {"V": len(ds.meta["vocab"]), "E": cfg.embed, "H": cfg.hidden, "dirs": dirs,
             "G": {"rnn": 1, "gru": 3, "lstm": 4}[cfg.cell], "K": K, "C": len(ds.meta.get("chars", [])),
             "Ce": cfg.char_embed, "Hc": cfg.char_hidden, "D": E0 if layer == 0 else dirs * cfg.hidden,
-            "O": len(ds.meta["vocab"]) if task == "lm" else (1 if K == 2 and task == "classify" else K)}
+            "O": {"lm": len(ds.meta["vocab"]), "seq2seq": Vt}.get(task, 1 if K == 2 and task == "classify" else K),
+            "Vt": Vt, "Hh": cfg.hidden if task in ("lm", "seq2seq") else dirs * cfg.hidden,
+            "Dd": cfg.embed if layer == 0 else cfg.hidden}
 
 
 def documented_shape(row_shape, values):
