@@ -62,45 +62,33 @@ def _lines(text, path):
     return lines
 
 
-def tsv_records(text, path):
-    """-> list of (line number, label, text), one per non-empty line; an empty label or text
-    is an error naming the line (an example with no words has nothing to classify)."""
+def _two_columns(text, path, first, second, nothing):
+    """-> list of (line number, first column, second column), one per non-empty line; a line
+    without a tab or with an empty column is an error naming the line."""
     records = []
     for n, line in enumerate(_lines(text, path), start=1):
         if not line.strip():
             continue
         if "\t" not in line:
-            raise RnncliError(f"{where(path, n)}: expected 'label<TAB>text', found no tab")
-        label, body = line.split("\t", 1)
-        label = label.strip()
-        if not label:
-            raise RnncliError(f"{where(path, n)}: empty label")
-        if not body.strip():
-            raise RnncliError(f"{where(path, n)}: empty text")
-        records.append((n, label, body))
+            raise RnncliError(f"{where(path, n)}: expected '{first}<TAB>{second}', found no tab")
+        a, b = line.split("\t", 1)
+        for value, name in ((a, first), (b, second)):
+            if not value.strip():
+                raise RnncliError(f"{where(path, n)}: empty {name}")
+        records.append((n, a, b))
     if not records:
-        raise RnncliError(f"{where(path)}: no examples (empty file?)")
+        raise RnncliError(f"{where(path)}: no {nothing} (empty file?)")
     return records
+
+
+def tsv_records(text, path):
+    """-> list of (line number, label, text); an example with no words has nothing to classify."""
+    return [(n, label.strip(), body) for n, label, body in _two_columns(text, path, "label", "text", "examples")]
 
 
 def pair_records(text, path):
-    """-> list of (line number, source, target), one per non-empty line; an empty side is an
-    error naming the line."""
-    records = []
-    for n, line in enumerate(_lines(text, path), start=1):
-        if not line.strip():
-            continue
-        if "\t" not in line:
-            raise RnncliError(f"{where(path, n)}: expected 'source<TAB>target', found no tab")
-        source, target = line.split("\t", 1)
-        if not source.strip():
-            raise RnncliError(f"{where(path, n)}: empty source")
-        if not target.strip():
-            raise RnncliError(f"{where(path, n)}: empty target")
-        records.append((n, source, target))
-    if not records:
-        raise RnncliError(f"{where(path)}: no pairs (empty file?)")
-    return records
+    """-> list of (line number, source, target) for source<TAB>target pairs."""
+    return _two_columns(text, path, "source", "target", "pairs")
 
 
 def looks_like_pairs(lines):
