@@ -3,6 +3,7 @@ model of the same architecture trained for the same wall time on the same batche
 dates task (sample_data/) to 99 % exact match.
 
     python bench/seq2seq.py [--budget 1200] [--only enfr|dates] [--limit-valid N]
+    python bench/seq2seq.py --against DIR     # eng-fra training steps: this tree vs another checkout
 
 eng-fra: tokenized as configs/translate.yaml's header says (word level, lower-cased, min-freq 2);
 both models: bidirectional GRU encoder 256, bridge, GRU decoder 256 with general attention,
@@ -14,6 +15,7 @@ sacreBLEU, 13a, cased) against the raw French lines of valid.tsv. PyTorch is opt
 """
 
 import argparse
+import contextlib
 import os
 import sys
 import time
@@ -240,13 +242,69 @@ def run_dates(args):
           f"{reached.get('seconds', float('nan')):.0f} s (exact match {100 * reached.get('exact', 0):.2f} %)")
 
 
+@contextlib.contextmanager
+def other_tree(path):
+    """Inside: `import rnncli...` (also the lazy imports inside its functions) reads the rnncli
+    checkout at `path`; outside again this tree's modules."""
+    ours = {k: v for k, v in sys.modules.items() if k == "rnncli" or k.startswith("rnncli.")}
+    for k in ours:
+        del sys.modules[k]
+    sys.path.insert(0, os.path.abspath(path))
+    try:
+        yield
+    finally:
+        sys.path.pop(0)
+        for k in [k for k in sys.modules if k == "rnncli" or k.startswith("rnncli.")]:
+            del sys.modules[k]
+        sys.modules.update(ours)
+
+
+def _side(cfg_path, meta):
+    """A model, its optimizer and the clipping function, from whatever rnncli is importable now."""
+    from rnncli.config import make_config
+    from rnncli.nn.optim import Optimizer, clip_global_norm
+    from rnncli.tasks.build import build_model
+
+    cfg = make_config(cfg_path)
+    return build_model(cfg, meta), Optimizer("adam", lr=cfg.lr), clip_global_norm, np.random.default_rng(0), []
+
+
+def run_against(args, steps=30):
+    """Median training-step time on the same eng-fra batches, the two trees alternating."""
+    import statistics
+
+    folder = os.path.join(DATA, "eng-fra")
+    ds = tokenize([os.path.join(folder, "train.tsv")], lower=True, min_freq=2, valid_frac=0)
+    config = os.path.join(ROOT, "configs", "translate.yaml")
+    epoch = SequenceBatches(ds.train, 64, 0, "seq2seq").epoch(0, 0)
+    batches = [next(epoch)[1] for _ in range(steps + 2)]
+    sides = [_side(config, ds.meta)]
+    with other_tree(args.against):
+        sides.append(_side(config, ds.meta))
+    for k, batch in enumerate(batches):
+        for model, opt, clip, rng, times in sides if k % 2 == 0 else sides[::-1]:
+            t = time.perf_counter()
+            loss, grads = model.loss_and_grads(*batch, rng=rng)
+            clip(grads, 5.0)
+            opt.step(model.params, grads)
+            if k >= 2:
+                times.append(time.perf_counter() - t)
+    ours, theirs = (statistics.median(side[4]) for side in sides)
+    print(f"eng-fra training step (batch 64, configs/translate.yaml), median of {steps}: this tree "
+          f"{1e3 * ours:.0f} ms, {args.against} {1e3 * theirs:.0f} ms: {theirs / ours:.2f}x")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--budget", type=float, default=1200, help="seconds of training per model (eng-fra)")
     ap.add_argument("--only", choices=["enfr", "dates"])
     ap.add_argument("--limit-valid", type=int, default=0, help="score only the first N valid pairs (a quick look)")
     ap.add_argument("--keep", help="a folder for the checkpoints")
+    ap.add_argument("--against", metavar="DIR", help="time eng-fra training steps against another checkout")
     args = ap.parse_args()
+    if args.against:
+        run_against(args)
+        return
     if args.only in (None, "dates"):
         run_dates(args)
     if args.only in (None, "enfr"):

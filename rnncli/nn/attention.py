@@ -81,7 +81,7 @@ class Attention:
         grads = {}
         # h~ = tanh(W_c [c; h] + b_c)
         dz = d_out.transpose(1, 0, 2) * (1.0 - out * out)  # (B, T, Hd)
-        grads["W_c"] = np.einsum("btk,btj->kj", dz, joined)
+        grads["W_c"] = _flat(dz).T @ _flat(joined)  # sum over (b, t) of dz<t> [c<t>; h<t>]^T
         grads["b_c"] = dz.sum(axis=(0, 1))
         d_joined = dz @ p["W_c"]
         d_context, dQ = d_joined[..., :He], d_joined[..., He:].copy()
@@ -96,15 +96,20 @@ class Attention:
         elif self.kind == "general":
             dQ += de @ keys
             d_keys = de.transpose(0, 2, 1) @ Q  # (B, S, Hd)
-            grads["W_a"] = np.einsum("bsk,bsj->kj", d_keys, M)
+            grads["W_a"] = _flat(d_keys).T @ _flat(M)
             dM += d_keys @ p["W_a"]
         else:
             # e = v . tanh(pre), pre = W_q h<t> + W_k m<s>
-            grads["v"] = np.einsum("bts,btsk->k", de, U)
+            grads["v"] = de.reshape(-1) @ U.reshape(-1, U.shape[-1])
             d_pre = de[..., None] * p["v"] * (1.0 - U * U)  # (B, T, S, Hd)
             dQp, d_keys = d_pre.sum(axis=2), d_pre.sum(axis=1)  # (B, T, Hd), (B, S, Hd)
-            grads["W_q"] = np.einsum("btk,btj->kj", dQp, Q)
-            grads["W_k"] = np.einsum("bsk,bsj->kj", d_keys, M)
+            grads["W_q"] = _flat(dQp).T @ _flat(Q)
+            grads["W_k"] = _flat(d_keys).T @ _flat(M)
             dQ += dQp @ p["W_q"]
             dM += d_keys @ p["W_k"]
         return dQ.transpose(1, 0, 2), dM.transpose(1, 0, 2), grads
+
+
+def _flat(a):
+    """(B, T, K) -> (B*T, K): one row per position, so a sum over positions is one matmul."""
+    return a.reshape(-1, a.shape[-1])

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from rnncli.nn.functional import log_softmax, sigmoid
+from rnncli.nn.functional import sigmoid
 
 
 def softmax_cross_entropy(logits, targets, weights=None):
@@ -13,18 +13,24 @@ def softmax_cross_entropy(logits, targets, weights=None):
     Returns (loss as a Python float, dlogits (N, V)).
     """
     N = logits.shape[0]
-    logp = log_softmax(logits)
-    nll = -logp[np.arange(N), targets]  # (N,)
     if weights is None:
         weights = np.ones(N, logits.dtype)
     total = float(weights.sum())
     if total == 0:
         return 0.0, np.zeros_like(logits)
-    loss = float((nll * weights).sum(dtype=np.float64) / total)
+    rows = np.arange(N)
+    # one array of N x V, reused: shifted logits z - max, then their exponentials, then the
+    # gradient; for a large vocabulary the passes over it cost more than the arithmetic
+    d = logits - logits.max(axis=-1, keepdims=True)
+    target_z = d[rows, targets].astype(np.float64)
+    np.exp(d, out=d)
+    sums = d.sum(axis=-1)
+    # nll = log sum_j exp(z_j - max) - (z_y - max)
+    nll = np.log(sums.astype(np.float64)) - target_z
+    loss = float((nll * weights).sum() / total)
     # dL/dz = w * (softmax(z) - onehot(y)) / sum(w)
-    d = np.exp(logp)
-    d[np.arange(N), targets] -= 1.0
-    d *= (weights / logits.dtype.type(total))[:, None]
+    d *= (weights / logits.dtype.type(total) / sums)[:, None]
+    d[rows, targets] -= weights / logits.dtype.type(total)
     return loss, d
 
 
