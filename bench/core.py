@@ -18,6 +18,8 @@ import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
+from ab import alternate, other_tree  # noqa: E402
+
 from rnncli.nn.layers import Embedding  # noqa: E402
 from rnncli.nn.optim import Optimizer, clip_global_norm  # noqa: E402
 from rnncli.tasks.lm import LanguageModel  # noqa: E402
@@ -77,36 +79,17 @@ def time_numpy(cell, H, B, T, repeats):
 
 
 def load_other_tree(path):
-    """(LanguageModel, Optimizer, clip_global_norm) from the rnncli checkout at `path`, loaded
-    beside this tree's modules (sys.modules is swapped around the import)."""
-    ours = {k: v for k, v in sys.modules.items() if k == "rnncli" or k.startswith("rnncli.")}
-    for k in ours:
-        del sys.modules[k]
-    sys.path.insert(0, os.path.abspath(path))
-    try:
+    """(LanguageModel, Optimizer, clip_global_norm) of the rnncli checkout at `path`."""
+    with other_tree(path):
         from rnncli.nn.optim import Optimizer as other_opt
         from rnncli.nn.optim import clip_global_norm as other_clip
         from rnncli.tasks.lm import LanguageModel as other_lm
-    finally:
-        sys.path.pop(0)
-        for k in [k for k in sys.modules if k == "rnncli" or k.startswith("rnncli.")]:
-            del sys.modules[k]
-        sys.modules.update(ours)
     return other_lm, other_opt, other_clip
 
 
 def time_against(cell, H, B, T, repeats, other):
-    """Median step times (this tree, the other), the two timed alternately in one process so
-    that the machine's noise falls on both alike."""
-    steps = (numpy_step(cell, H, B, T), numpy_step(cell, H, B, T, other))
-    times = ([], [])
-    for r in range(repeats + 2):
-        for k in (0, 1) if r % 2 == 0 else (1, 0):
-            t = time.perf_counter()
-            steps[k]()
-            if r >= 2:
-                times[k].append(time.perf_counter() - t)
-    return statistics.median(times[0]), statistics.median(times[1])
+    """Median step times (this tree, the other), alternating in one process (bench/ab.py)."""
+    return alternate([numpy_step(cell, H, B, T), numpy_step(cell, H, B, T, other)], repeats)
 
 
 def time_torch(cell, H, B, T, repeats):

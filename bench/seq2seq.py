@@ -15,7 +15,6 @@ sacreBLEU, 13a, cased) against the raw French lines of valid.tsv. PyTorch is opt
 """
 
 import argparse
-import contextlib
 import os
 import sys
 import time
@@ -23,6 +22,8 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+
+from ab import alternate, other_tree  # noqa: E402
 
 from rnncli.bleu import corpus_bleu, corpus_chrf  # noqa: E402
 from rnncli.config import make_config  # noqa: E402
@@ -242,23 +243,6 @@ def run_dates(args):
           f"{reached.get('seconds', float('nan')):.0f} s (exact match {100 * reached.get('exact', 0):.2f} %)")
 
 
-@contextlib.contextmanager
-def other_tree(path):
-    """Inside: `import rnncli...` (also the lazy imports inside its functions) reads the rnncli
-    checkout at `path`; outside again this tree's modules."""
-    ours = {k: v for k, v in sys.modules.items() if k == "rnncli" or k.startswith("rnncli.")}
-    for k in ours:
-        del sys.modules[k]
-    sys.path.insert(0, os.path.abspath(path))
-    try:
-        yield
-    finally:
-        sys.path.pop(0)
-        for k in [k for k in sys.modules if k == "rnncli" or k.startswith("rnncli.")]:
-            del sys.modules[k]
-        sys.modules.update(ours)
-
-
 def _side(cfg_path, meta):
     """A model, its optimizer and the clipping function, from whatever rnncli is importable now."""
     from rnncli.config import make_config
@@ -266,13 +250,12 @@ def _side(cfg_path, meta):
     from rnncli.tasks.build import build_model
 
     cfg = make_config(cfg_path)
-    return build_model(cfg, meta), Optimizer("adam", lr=cfg.lr), clip_global_norm, np.random.default_rng(0), []
+    model, opt, rng = build_model(cfg, meta), Optimizer("adam", lr=cfg.lr), np.random.default_rng(0)
+    return model, opt, clip_global_norm, rng
 
 
 def run_against(args, steps=30):
     """Median training-step time on the same eng-fra batches, the two trees alternating."""
-    import statistics
-
     folder = os.path.join(DATA, "eng-fra")
     ds = tokenize([os.path.join(folder, "train.tsv")], lower=True, min_freq=2, valid_frac=0)
     config = os.path.join(ROOT, "configs", "translate.yaml")
@@ -281,15 +264,18 @@ def run_against(args, steps=30):
     sides = [_side(config, ds.meta)]
     with other_tree(args.against):
         sides.append(_side(config, ds.meta))
-    for k, batch in enumerate(batches):
-        for model, opt, clip, rng, times in sides if k % 2 == 0 else sides[::-1]:
-            t = time.perf_counter()
-            loss, grads = model.loss_and_grads(*batch, rng=rng)
+
+    def stepper(side):
+        """Each side steps through its own copy of the same batch sequence."""
+        (model, opt, clip, rng), own = side, iter(batches)
+
+        def step():
+            loss, grads = model.loss_and_grads(*next(own), rng=rng)
             clip(grads, 5.0)
             opt.step(model.params, grads)
-            if k >= 2:
-                times.append(time.perf_counter() - t)
-    ours, theirs = (statistics.median(side[4]) for side in sides)
+        return step
+
+    ours, theirs = alternate([stepper(side) for side in sides], steps)
     print(f"eng-fra training step (batch 64, configs/translate.yaml), median of {steps}: this tree "
           f"{1e3 * ours:.0f} ms, {args.against} {1e3 * theirs:.0f} ms: {theirs / ours:.2f}x")
 
