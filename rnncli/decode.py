@@ -91,7 +91,7 @@ def beam_search(model, source, source_mask, beam=5, length_penalty=0.0, n_best=1
         ends = (token == EOS) & np.isfinite(top_scores)
         length = t + 1
         # an <eos> finishes a hypothesis when it ranks among the K best (so beam 1 is greedy)
-        finishing = ends & (np.arange(2 * K if K * V > 2 * K else K * V) < K)[None, :] & active[:, None]
+        finishing = ends & (np.arange(top.shape[1]) < K)[None, :] & active[:, None]
         for b, j in zip(*np.nonzero(finishing), strict=True):
             finished[b].append((prefixes[b, from_beam[b, j]].tolist(), top_scores[b, j] / length ** length_penalty,
                                 top_scores[b, j]))

@@ -22,8 +22,8 @@ class MetricsLog:
             return self
         kept = []
         if self.resume_step is not None and os.path.exists(self.path):
-            kept = [line for line in _read_lines(self.path) if _step(line) is not None
-                    and _step(line) <= self.resume_step]
+            kept = [line for line in _read_lines(self.path)
+                    if (step := _step(line)) is not None and step <= self.resume_step]
         write_text(self.path, "".join(line + "\n" for line in kept))
         try:
             self.file = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - closed in __exit__

@@ -434,11 +434,12 @@ class GRU(_Recurrent):
             r, u, n = z[:H], z[H : 2 * H], z[2 * H :]
             da += d_out[t]
             da_new, da_carry = self._mask_split(da, None if m is None else m[t], split)
-            # a = a_prev + u * (n - a_prev): du = da (n - a_prev), times sigma' = u (1 - u)
+            # a = a_prev + u * (n - a_prev): du = da (n - a_prev), times sigma' = u (1 - u);
+            # 1 - u, computed once, also carries da straight to a_prev below
+            np.subtract(1.0, u, out=da_prev)
+            np.multiply(da_prev, u, out=gate_slope)
             np.subtract(n, a_prev, out=tmp)
             tmp *= da_new
-            np.subtract(1.0, u, out=gate_slope)
-            gate_slope *= u
             np.multiply(tmp, gate_slope, out=dz[H : 2 * H])
             # dn = da u, times tanh' = 1 - n^2
             np.multiply(n, n, out=tmp)
@@ -446,7 +447,6 @@ class GRU(_Recurrent):
             tmp *= u
             np.multiply(tmp, da_new, out=dz[2 * H :])
             # the direct path: da_prev = da (1 - u)
-            np.subtract(1.0, u, out=da_prev)
             da_prev *= da_new
             np.subtract(1.0, r, out=gate_slope)
             gate_slope *= r  # sigma'(r) = r (1 - r)
