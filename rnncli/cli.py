@@ -82,6 +82,9 @@ def tokenize(
         help="Token level: char (text default) or word; for pairs, the source side's.")] = None,
     target_level: Annotated[Level | None, typer.Option(
         help="pairs: the target side's token level. [default: as --level]")] = None,
+    max_target_ratio: Annotated[float | None, typer.Option(
+        help="pairs: a decoder writes at most floor(R x source length) + 10 tokens; longer targets are "
+             "refused. [default: 2]", callback=_finite)] = None,
     lower: Annotated[bool, typer.Option(
         "--lower", help="Lower-case the text (CoNLL: the words; character features keep the case).")] = False,
     max_size: Annotated[int | None, typer.Option(help="Keep the N most common tokens.")] = None,
@@ -112,7 +115,7 @@ def tokenize(
 
     set_quiet(quiet)
     stats = tokenize_files(inputs, out, fmt=_v(format), level=_v(level), target_level=_v(target_level),
-                           lower=lower, max_size=max_size, min_freq=min_freq, valid_frac=valid_frac, valid=valid,
+                           max_target_ratio=max_target_ratio, lower=lower, max_size=max_size, min_freq=min_freq, valid_frac=valid_frac, valid=valid,
                            vocab=vocab, vocab_out=vocab_out, seed=seed, force=force)
     if json_out:
         console.write_json(stats)

@@ -23,9 +23,9 @@ def is_quiet():
 
 
 def log(message):
-    """A line for people, on stderr."""
+    """A line for people, on stderr: one line however long (the terminal wraps it, a log keeps it whole)."""
     if not _quiet:
-        err.print(message)
+        err.print(message, soft_wrap=True)
 
 
 def show(renderable):

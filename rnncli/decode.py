@@ -2,7 +2,8 @@
 
 Every method starts from the encoded sources (model.start) and feeds the model its own previous
 token (model.step), beginning with <bos>, until it emits <eos> or reaches the length limit
-max_len(S) = 2 S + 10 tokens for a source of S tokens. <pad>, <unk> and <bos> are never produced.
+max_len(S) = floor(R S) + 10 tokens for a source of S tokens (text/targets.py; R = 2 unless
+`tokenize --max-target-ratio` said otherwise). <pad>, <unk> and <bos> are never produced.
 
 Beam search keeps the K best prefixes of each source (B sources -> B*K rows, one batched step
 each), scores hypotheses by their total log-probability divided by length^alpha (alpha =
@@ -14,14 +15,15 @@ returns a lower model score than greedy; beam 1 is greedy exactly.
 import numpy as np
 
 from rnncli.nn.functional import log_softmax
+from rnncli.text.targets import DEFAULT_TARGET_RATIO, target_limit
 from rnncli.text.vocab import BOS, EOS, SPECIALS
 
 NEVER = [i for i in range(len(SPECIALS)) if i != EOS]  # ids a decoder may not produce
 
 
-def max_lengths(source_mask):
+def max_lengths(model, source_mask):
     """(B,) the longest output allowed for each source."""
-    return 2 * source_mask.sum(axis=0).astype(np.int64) + 10
+    return target_limit(source_mask.sum(axis=0), getattr(model, "max_target_ratio", DEFAULT_TARGET_RATIO))
 
 
 def _log_probs(logits):
@@ -37,7 +39,7 @@ def greedy(model, source, source_mask, temperature=0.0, top_k=None, top_p=None, 
 
     memory, states = model.start(source, source_mask)
     B = source.shape[1]
-    limit = max_lengths(source_mask)
+    limit = max_lengths(model, source_mask)
     prev = np.full(B, BOS, np.int64)
     done = np.zeros(B, bool)
     out, score = [[] for _ in range(B)], np.zeros(B)
@@ -70,7 +72,7 @@ def beam_search(model, source, source_mask, beam=5, length_penalty=0.0, n_best=1
     memory = np.repeat(memory, K, axis=1)
     mask = np.repeat(source_mask, K, axis=1)
     states = [tuple(np.repeat(s, K, axis=0) for s in layer) for layer in states]
-    limit = max_lengths(source_mask)
+    limit = max_lengths(model, source_mask)
     scores = np.full((B, K), -np.inf)
     scores[:, 0] = 0.0  # one live prefix at first, so the first step does not pick K copies of it
     prefixes = np.zeros((B, K, 0), np.int64)

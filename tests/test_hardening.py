@@ -44,12 +44,17 @@ def workdir(tmp_path_factory):
     (d / "pairs_nosource.tsv").write_text("hello there\tbonjour\n \tvide\n")
     (d / "pairs_notarget.tsv").write_text("hello there\tbonjour\nempty target\t\n")
     (d / "pairs.tsv").write_text("".join(f"sentence number {i}\tphrase {i}\n" for i in range(60)))
+    (d / "pairs_unkchar.tsv").write_text("sentence number 1\tphrase 1\nzebra number 2\tphrase 2\n")
+    (d / "pairs_long.tsv").write_text("sentence number 1\tphrase 1\nshort\t" + "very " * 13 + "long\n")
     (d / "folder").mkdir()
     from rnncli.text.store import save_dataset
 
     assert cli("tokenize", "pairs.tsv", "-o", "pairs.npz", cwd=d).returncode == 0
     assert cli("train", "-d", "pairs.npz", "-o", "s2s.npz", "--max-steps", "2", "--hidden", "8", "--embed", "4",
                "--attention", "general", cwd=d).returncode == 0
+    assert cli("tokenize", "pairs.tsv", "--level", "char", "-o", "cpairs.npz", cwd=d).returncode == 0
+    assert cli("train", "-d", "cpairs.npz", "-o", "cs2s.npz", "--max-steps", "1", "--hidden", "8", "--embed", "4",
+               cwd=d).returncode == 0
 
     save_dataset(str(d / "other.npz"), tokenize([f"{SAMPLES}/reviews.tsv"], max_size=10))
     return d
@@ -127,6 +132,18 @@ CASES = [
     (["eval", "-m", "s2s.npz", "pairs.tsv", "--beam", "-1"], 2, "--beam must be 0 (greedy) or more"),
     (["eval", "-m", "s2s.npz", "pairs_notarget.tsv"], 1, "pairs_notarget.tsv:2: empty target"),
     (["sample", "-m", "s2s.npz"], 2, "a seq2seq model does not generate text"),
+    (["tokenize", "pairs_unkchar.tsv", "--vocab", "cpairs.npz", "-o", "e.npz"], 1,
+     "pairs_unkchar.tsv:2: source character 'z' is not in the model's vocabulary"),
+    (["eval", "-m", "cs2s.npz", "pairs_unkchar.tsv"], 1, "pairs_unkchar.tsv:2: source character 'z'"),
+    (["tokenize", "pairs_long.tsv", "-f", "pairs", "-o", "e.npz"], 1,
+     "pairs_long.tsv:2: the target has 14 tokens, more than a decoder writes for a 1-token source (12 = 2 x 1 + 10;"),
+    (["tokenize", "pairs_long.tsv", "--vocab", "pairs.npz", "-o", "e.npz"], 1, "the model's limit, set when"),
+    (["eval", "-m", "s2s.npz", "pairs_long.tsv"], 1, "pairs_long.tsv:2: the target has 14 tokens"),
+    (["tokenize", "pairs.tsv", "--max-target-ratio", "0", "-o", "e.npz"], 2, "--max-target-ratio must be a positive"),
+    (["tokenize", "pairs.tsv", "--max-target-ratio", "inf", "-o", "e.npz"], 2, "'--max-target-ratio': must be a fin"),
+    (["tokenize", "neutral.tsv", "--max-target-ratio", "3", "-o", "e.npz"], 2, "--max-target-ratio applies to"),
+    (["tokenize", "pairs.tsv", "--vocab", "pairs.npz", "--max-target-ratio", "3", "-o", "e.npz"], 2,
+     "drop it with --vocab"),
 ]
 
 

@@ -71,3 +71,40 @@ def test_inspect_shows_both_vocabularies(dates):
     info = json.loads(cli("inspect", "m.npz", "--json", cwd=d).stdout)
     assert info["task"] == "seq2seq" and info["target"]["level"] == "char"
     assert {"encoder.l0", "decoder.l0", "attention", "bridge.l0.a", "bridge.l0.c", "head"} <= set(info["arrays"])
+
+
+def test_unknown_characters_are_refused_for_eval_and_warned_once_in_predict(dates):
+    """The dates model's vocabulary holds every training character, so it never learnt <unk>."""
+    d, _ = dates
+    (d / "greek.tsv").write_text("3 march 1998\t1998-03-03\n3 μαρτίου 1998\t1998-03-03\n")
+    r = cli("eval", "-m", "m.npz", "greek.tsv", cwd=d)
+    assert r.returncode == 1 and "greek.tsv:2: source character 'μ'" in r.stderr
+    r = cli("predict", "-m", "m.npz", cwd=d, stdin="3 μαρτίου 1998\n4 μαρτίου 1998\n")
+    assert r.returncode == 0 and len(r.stdout.splitlines()) == 2  # every line still answered
+    assert r.stderr.count("'μ' is not in the model's vocabulary") == 1
+
+
+def test_word_level_unknowns_are_counted_and_the_target_limit_travels_with_the_model(tmp_path):
+    """Words cut by --min-freq teach <unk>: unseen words at --vocab are a warning, not an error.
+    --max-target-ratio admits longer targets, and the trained model decodes up to that limit."""
+    from rnncli.decode import max_lengths
+    from rnncli.models import load_model
+
+    import numpy as np
+
+    lines = [f"go {i % 7}\t{' '.join(['la'] * (12 + i % 4))}\n" for i in range(40)]
+    (tmp_path / "long.tsv").write_text("".join(lines))
+    r = cli("tokenize", "long.tsv", "-f", "pairs", "-o", "a.npz", cwd=tmp_path)
+    assert r.returncode == 1 and "raise --max-target-ratio" in r.stderr and not (tmp_path / "a.npz").exists()
+    r = cli("tokenize", "long.tsv", "-f", "pairs", "--max-target-ratio", "4", "--min-freq", "6", "-o", "a.npz",
+            "--json", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert cli("train", "-d", "a.npz", "-o", "m.npz", "--max-steps", "1", "--hidden", "8", "--embed", "4",
+               cwd=tmp_path).returncode == 0
+    model, _, _ = load_model(str(tmp_path / "m.npz"))
+    assert model.max_target_ratio == 4.0
+    assert list(max_lengths(model, np.array([[1, 1], [1, 0], [1, 0]], np.float32))) == [22, 14]
+    (tmp_path / "test.tsv").write_text("go 3\tla la\nrun 3\tla\n")
+    r = cli("tokenize", "test.tsv", "--vocab", "m.npz", "-o", "t.npz", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "1 source tokens are not in the vocabulary and read as <unk> (first: 'run' at test.tsv:2)" in r.stderr

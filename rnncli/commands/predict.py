@@ -32,9 +32,19 @@ def translations(model, meta, source, beam=0, length_penalty=0.0, n_best=1, temp
     from rnncli.text.encode import encode_pairs, side_tokens
     from rnncli.text.vocab import join_tokens
 
+    from rnncli import console
+
     data, rng = meta["data"], np.random.default_rng(seed)
+    known, warned = set(data["vocab"]), False
     for group in read_groups(source):
         sources = [side_tokens(line, data["level"], data["lower"]) for _, line in group]
+        if not warned and data["level"] == "char" and not data.get("source_unk_trained", True):
+            # tokenize --vocab refuses this; a stream of lines to translate gets a warning and goes on
+            unknown = next((t for tokens in sources for t in tokens if t not in known), None)
+            if unknown is not None:
+                console.log(f"[yellow]warning:[/yellow] character {unknown!r} is not in the model's vocabulary; "
+                            "read as <unk>, which the model never learnt (said once)")
+                warned = True
         records = [{"source": line, "hypotheses": []} for _, line in group]
         kept = [k for k, tokens in enumerate(sources) if tokens]
         if kept:

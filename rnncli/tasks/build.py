@@ -41,6 +41,7 @@ def build_model(cfg, data_meta, rng=None):
                              reset_after=cfg.reset_after)
     bidirectional = True if cfg.bidirectional is None else cfg.bidirectional
     if task == "seq2seq":
+        from rnncli.text.targets import DEFAULT_TARGET_RATIO
         from rnncli.tasks.seq2seq import Seq2Seq
 
         attention = None if cfg.attention in (None, "none") else cfg.attention
@@ -48,6 +49,7 @@ def build_model(cfg, data_meta, rng=None):
                         layers=cfg.layers, bidirectional=bidirectional, dropout=cfg.dropout, attention=attention,
                         dtype=dtype, activation=cfg.activation, reset_after=cfg.reset_after)
         model.target_tokens, model.target_level = data_meta["target_vocab"], data_meta["target_level"]
+        model.max_target_ratio = data_meta.get("max_target_ratio", DEFAULT_TARGET_RATIO)
         model.label_names = None
         return model
     common = dict(embed=cfg.embed, hidden=cfg.hidden, cell=cfg.cell, layers=cfg.layers, bidirectional=bidirectional,

@@ -22,6 +22,7 @@ from rnncli.errors import RnncliError, UsageError, where
 from rnncli.text.dataset import FORMAT_VERSION, Dataset, Split
 from rnncli.text.readers import conll_records, detect_format, pair_records, read_text, tsv_records
 from rnncli.text.split import split_examples, split_stream
+from rnncli.text.targets import DEFAULT_TARGET_RATIO, target_limit
 from rnncli.text.vocab import EOS, SPECIALS, Vocab, char_counts, encode_chars, split_words
 
 
@@ -83,6 +84,35 @@ def read_units(fmt, texts, level, lower, target_level=None):
     return units, origin
 
 
+def _check_target_lengths(meta, units, origin, fixed):
+    """Every target must fit the decoder's length limit for its source (text/targets.py).
+    fixed: the limit is an existing model's (--vocab), which the user cannot raise here."""
+    ratio = meta["max_target_ratio"]
+    hint = "the model's limit, set when its training data was tokenized" if fixed else "raise --max-target-ratio"
+    for (source, target, _), (path, line) in zip(units, origin, strict=True):
+        limit = int(target_limit(len(source), ratio))
+        if len(target) > limit:
+            raise RnncliError(f"{where(path, line)}: the target has {len(target)} tokens, more than a decoder "
+                              f"writes for a {len(source)}-token source ({limit} = {ratio:g} x {len(source)} + 10; {hint})")
+
+
+def _check_known_sources(meta, units, origin):
+    """Encoding for an existing model (--vocab, eval): a char-level model that never met <unk>
+    in training (every training character is in its vocabulary) cannot read an unknown character,
+    so that is an error; unknown words, which a model trained with --min-freq/--max-size has
+    learnt to read as <unk>, are only counted (a warning)."""
+    known = set(meta["vocab"])
+    unknown = [(t, o) for (source, _, _), o in zip(units, origin, strict=True) for t in source if t not in known]
+    if not unknown:
+        return []
+    token, (path, line) = unknown[0]
+    if meta["level"] == "char" and not meta.get("source_unk_trained", True):
+        raise RnncliError(f"{where(path, line)}: source character {token!r} is not in the model's vocabulary "
+                          "(which holds every character it was trained on, so it never learnt <unk>)")
+    return [f"{len(unknown)} source tokens are not in the vocabulary and read as <unk> (first: {token!r} "
+            f"at {where(path, line)})"]
+
+
 def _check_bio(tags, path, line):
     """Tags must be O or B-/I-/E-/S- followed by a type (BIO, IOB1, IOBES)."""
     for k, tag in enumerate(tags):
@@ -116,6 +146,9 @@ def build_vocabularies(meta, fmt, level, train_units, all_units, max_size, min_f
             counts.update(source)
             targets.update(target)
         meta["target_vocab"] = Vocab.build(targets, max_size, min_freq).tokens
+        kept = set(Vocab.build(counts, max_size, min_freq).tokens)
+        # did --min-freq/--max-size cut any training source token? Then <unk> was trained on.
+        meta["source_unk_trained"] = any(t not in kept for t in counts)
     elif fmt == "tsv":
         for _, words in train_units:
             counts.update(words)
@@ -199,12 +232,13 @@ def _encode_names(names, values, origin, what):
 
 
 def tokenize(paths, fmt=None, level=None, lower=False, max_size=None, min_freq=1,
-             valid_frac=None, valid_path=None, seed=0, reuse=None, target_level=None):
+             valid_frac=None, valid_path=None, seed=0, reuse=None, target_level=None, max_target_ratio=None):
     """Read, split, build (or reuse) the vocabularies, encode. Returns a Dataset.
 
     reuse: a meta dict whose vocabularies are used as they are (--vocab: encoding data for an
     existing model). valid_frac None means 0.05, or 0 with `reuse`, so that a test set encoded
-    for a model is scored whole.
+    for a model is scored whole. max_target_ratio (pairs): targets may be at most
+    floor(ratio * source length) + 10 tokens long (text/targets.py); None means 2, or the model's.
     """
     if valid_frac is None:
         valid_frac = 0.0 if reuse is not None else 0.05
@@ -224,16 +258,24 @@ def tokenize(paths, fmt=None, level=None, lower=False, max_size=None, min_freq=1
         level = "char" if fmt == "text" else "word"
     if fmt not in ("text", "pairs") and level == "char":
         raise UsageError(f"--level char applies to text and pairs; {fmt} data is tokenized by words")
-    if target_level is not None and fmt != "pairs":
-        raise UsageError(f"--target-level applies to source<TAB>target pairs, not {fmt} data")
+    for name, value in (("--target-level", target_level), ("--max-target-ratio", max_target_ratio)):
+        if value is not None and fmt != "pairs":
+            raise UsageError(f"{name} applies to source<TAB>target pairs, not {fmt} data")
+    if max_target_ratio is not None and reuse is not None:
+        raise UsageError("--max-target-ratio is the model's (set when its data was tokenized); drop it with --vocab")
+    if max_target_ratio is not None and not (0 < max_target_ratio < float("inf")):
+        raise UsageError("--max-target-ratio must be a positive number")
     if fmt == "pairs":
         target_level = target_level or level
+        if reuse is not None:
+            max_target_ratio = reuse.get("max_target_ratio", DEFAULT_TARGET_RATIO)
+        max_target_ratio = DEFAULT_TARGET_RATIO if max_target_ratio is None else float(max_target_ratio)
     meta = {"format_version": FORMAT_VERSION, "format": fmt, "level": level, "lower": bool(lower),
             "options": {"max_size": max_size, "min_freq": min_freq, "valid_frac": valid_frac,
                         "seed": seed, "valid_file": valid_path},
             "sources": [str(p) for p in paths]}
     if fmt == "pairs":
-        meta["target_level"] = target_level
+        meta["target_level"], meta["max_target_ratio"] = target_level, max_target_ratio
     units, origin = read_units(fmt, texts, level, lower, target_level)
     if not units:
         raise RnncliError(f"{where(paths[0])}: nothing to tokenize (empty file?)")
@@ -251,9 +293,14 @@ def tokenize(paths, fmt=None, level=None, lower=False, max_size=None, min_freq=1
     if reuse is None:
         warnings += build_vocabularies(meta, fmt, level, t_units, units + (v_units or []), max_size, min_freq)
     else:
-        for key in ("vocab", "labels", "tags", "chars", "tag_scheme", "target_vocab"):
+        for key in ("vocab", "labels", "tags", "chars", "tag_scheme", "target_vocab", "source_unk_trained"):
             if key in reuse:
                 meta[key] = reuse[key]
+        if fmt == "pairs":
+            warnings += _check_known_sources(meta, t_units, t_origin)
+    if fmt == "pairs":
+        for u, o in ((t_units, t_origin), (v_units or [], v_origin or [])):
+            _check_target_lengths(meta, u, o, fixed=reuse is not None)
     train = encode_units(meta, fmt, level, t_units, t_origin)
     valid = encode_units(meta, fmt, level, v_units, v_origin) if v_units else None
     return Dataset(meta, train, valid, warnings)

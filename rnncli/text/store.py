@@ -104,5 +104,5 @@ def load_vocab_source(path):
 def vocab_json(meta):
     """The part of a data set's meta that `--vocab vocab.json` needs, as JSON text."""
     keep = ("format", "level", "lower", "vocab", "labels", "tags", "chars", "tag_scheme", "target_level",
-            "target_vocab")
+            "target_vocab", "max_target_ratio", "source_unk_trained")
     return json.dumps({k: meta[k] for k in keep if k in meta}, ensure_ascii=False, indent=1) + "\n"

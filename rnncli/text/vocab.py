@@ -2,8 +2,9 @@
 
     <pad> = 0   padding in batches of unequal lengths (never predicted, masked out)
     <unk> = 1   any token outside the vocabulary
-    <bos> = 2   reserved for a start symbol; never produced (generation starts from <eos>,
-                which every training sequence ends with, so the model has learnt what follows it)
+    <bos> = 2   an encoder-decoder's first decoder input (its targets are framed <bos> ... <eos>);
+                never produced. A language model starts generating from <eos> instead, which every
+                training sequence ends with, so the model has learnt what follows it
     <eos> = 3   end of a sentence, line or paragraph; `sample` stops when it is produced
 
 The four special strings, when they occur as words in the input (PTB writes <unk>), are read
