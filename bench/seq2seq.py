@@ -5,7 +5,7 @@ dates task (sample_data/) to 99 % exact match.
     python bench/seq2seq.py [--budget 1200] [--only enfr|dates] [--limit-valid N]
     python bench/seq2seq.py --against DIR     # eng-fra training steps: this tree vs another checkout
 
-eng-fra: tokenized as configs/translate.yaml's header says (word level, lower-cased, min-freq 2);
+eng-fra: tokenized as configs/translate.yaml's header says (word level, cased, min-freq 2);
 both models: bidirectional GRU encoder 256, bridge, GRU decoder 256 with general attention,
 embeddings 128, dropout 0.1 before the output layer, Adam 2e-3, batch 64, clip 5, the same batch
 order. Both are decoded by rnncli's decode.py (the PyTorch model through a step adapter), so the
@@ -164,8 +164,7 @@ def twin_loss(twin, split):
 
 def run_enfr(args):
     folder = os.path.join(DATA, "eng-fra")
-    ds = tokenize([os.path.join(folder, "train.tsv")], valid_path=os.path.join(folder, "valid.tsv"), lower=True,
-                  min_freq=2)
+    ds = tokenize([os.path.join(folder, "train.tsv")], valid_path=os.path.join(folder, "valid.tsv"), min_freq=2)
     valid = ds.valid
     if args.limit_valid:
         keep = np.arange(min(args.limit_valid, valid.num_sequences))
@@ -257,7 +256,7 @@ def _side(cfg_path, meta):
 def run_against(args, steps=30):
     """Median training-step time on the same eng-fra batches, the two trees alternating."""
     folder = os.path.join(DATA, "eng-fra")
-    ds = tokenize([os.path.join(folder, "train.tsv")], lower=True, min_freq=2, valid_frac=0)
+    ds = tokenize([os.path.join(folder, "train.tsv")], min_freq=2, valid_frac=0)
     config = os.path.join(ROOT, "configs", "translate.yaml")
     epoch = SequenceBatches(ds.train, 64, 0, "seq2seq").epoch(0, 0)
     batches = [next(epoch)[1] for _ in range(steps + 2)]

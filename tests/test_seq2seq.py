@@ -4,7 +4,7 @@ and without the bridge, padded), and padding that never changes the loss."""
 import numpy as np
 import pytest
 
-from rnncli.nn.gradcheck import check_gradients
+from rnncli.nn.gradcheck import check_gradients, numerical_gradient
 from rnncli.tasks.seq2seq import Seq2Seq
 
 
@@ -44,7 +44,11 @@ def test_seq2seq_gradients(cell, attention, bidirectional, layers):
     # eps 1e-4: through two layers and additive attention some gradients are ~1e-5 in norm, where
     # eps 1e-6's rounding noise (~1e-10 absolute) alone would be a 1e-5 relative error
     errors = check_gradients(lambda: run()[0], dict(model.params), grads, eps=1e-4)
-    assert max(errors.values()) < 1e-6, errors
+    for name in [n for n, e in errors.items() if e >= 1e-6]:
+        # a gradient near zero (||g|| ~ 1e-7: W_q behind a saturated additive score) has no meaningful
+        # relative error; there the difference itself must be at rounding level
+        numeric = numerical_gradient(lambda: run()[0], model.params[name], eps=1e-4)
+        assert np.linalg.norm(grads[name]) < 1e-6 and np.abs(numeric - grads[name]).max() < 1e-10, (name, errors)
 
 
 @pytest.mark.parametrize("cell,attention,bidirectional,layers", CASES[:6])

@@ -23,7 +23,7 @@ Parameters (plain matrices, PyTorch nn.Linear layout (out, in)):
 
 import numpy as np
 
-from rnncli.nn.init import glorot_uniform
+from rnncli.nn.init import fan_in_uniform
 
 KINDS = ("dot", "general", "additive")
 
@@ -38,14 +38,15 @@ class Attention:
         self.kind, self.dtype = kind, np.dtype(dtype)
         Hd, He = query_size, memory_size
         self.params = {}
+        # every matrix ~ U(+-1/sqrt(its input size)), as the nn.Linear layers of a PyTorch twin
         if kind == "general":
-            self.params["W_a"] = glorot_uniform(rng, (Hd, He), self.dtype)
+            self.params["W_a"] = fan_in_uniform(rng, (Hd, He), He, self.dtype)
         elif kind == "additive":
-            self.params["W_q"] = glorot_uniform(rng, (Hd, Hd), self.dtype)
-            self.params["W_k"] = glorot_uniform(rng, (Hd, He), self.dtype)
-            self.params["v"] = glorot_uniform(rng, (1, Hd), self.dtype)[0]
-        self.params["W_c"] = glorot_uniform(rng, (Hd, He + Hd), self.dtype)
-        self.params["b_c"] = np.zeros(Hd, self.dtype)
+            self.params["W_q"] = fan_in_uniform(rng, (Hd, Hd), Hd, self.dtype)
+            self.params["W_k"] = fan_in_uniform(rng, (Hd, He), He, self.dtype)
+            self.params["v"] = fan_in_uniform(rng, (Hd,), Hd, self.dtype)
+        self.params["W_c"] = fan_in_uniform(rng, (Hd, He + Hd), He + Hd, self.dtype)
+        self.params["b_c"] = fan_in_uniform(rng, (Hd,), He + Hd, self.dtype)
 
     def forward(self, query, memory, source_mask):
         """query (T, B, Hd), memory (S, B, He), source_mask (S, B) -> h~ (T, B, Hd), weights

@@ -3,7 +3,7 @@
 
 import numpy as np
 
-from rnncli.nn.init import glorot_uniform
+from rnncli.nn.init import fan_in_uniform, glorot_uniform
 
 
 class Embedding:
@@ -37,8 +37,14 @@ class Embedding:
 class Linear:
     """y = x W^T + b with W (out, in), as the lecture's y<t> = W_ya a<t> + b_y."""
 
-    def __init__(self, in_size, out_size, rng, dtype=np.float32):
-        self.params = {"W": glorot_uniform(rng, (out_size, in_size), dtype), "b": np.zeros(out_size, dtype)}
+    def __init__(self, in_size, out_size, rng, dtype=np.float32, init="glorot"):
+        """init "glorot": W ~ Glorot uniform, b = 0; "fan_in": W and b ~ U(+-1/sqrt(in)), as PyTorch's
+        nn.Linear starts (nn/init.py: the encoder-decoder learns much faster from it)."""
+        if init == "glorot":
+            self.params = {"W": glorot_uniform(rng, (out_size, in_size), dtype), "b": np.zeros(out_size, dtype)}
+        else:
+            self.params = {"W": fan_in_uniform(rng, (out_size, in_size), in_size, dtype),
+                           "b": fan_in_uniform(rng, (out_size,), in_size, dtype)}
 
     def forward(self, x):
         """x (..., in) -> (..., out), as one matrix product over all leading positions."""

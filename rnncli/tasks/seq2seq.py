@@ -36,9 +36,10 @@ class Seq2Seq:
         if bidirectional:
             for k in range(layers):
                 for j in range(self.n_states):
-                    self.bridge[k, j] = Linear(2 * hidden, hidden, rng, dtype)
+                    self.bridge[k, j] = Linear(2 * hidden, hidden, rng, dtype, init="fan_in")
         self.attention = Attention(attention, hidden, self.encoder.output_size, rng, dtype) if attention else None
-        self.head = Linear(hidden, target_vocab_size, rng, dtype)
+        # fan-in init (nn/init.py): from Glorot's, 3x smaller for 15,000 words, it learnt far less per step
+        self.head = Linear(hidden, target_vocab_size, rng, dtype, init="fan_in")
         self.params = {"source_embedding.E": self.source_embedding.params["E"],
                        "target_embedding.E": self.target_embedding.params["E"]}
         self.params.update({f"encoder.{k}": v for k, v in self.encoder.params.items()})
