@@ -40,6 +40,14 @@ class Format(enum.StrEnum):
     pairs = "pairs"
 
 
+class InputFormat(enum.StrEnum):  # tokenize also reads JSON lines
+    text = "text"
+    tsv = "tsv"
+    conll = "conll"
+    pairs = "pairs"
+    jsonl = "jsonl"
+
+
 class Level(enum.StrEnum):
     char = "char"
     word = "word"
@@ -76,8 +84,9 @@ def tokenize(
     inputs: Annotated[list[str], typer.Argument(help="Input files; - reads standard input.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="The encoded data set.",
                                       readable=False)] = Path("tokens.npz"),
-    format: Annotated[Format | None, typer.Option("--format", "-f",
-                                                  help="Input format (detected when omitted).")] = None,
+    format: Annotated[InputFormat | None, typer.Option(
+        "--format", "-f", help="Input format (detected when omitted; *.jsonl and lines of JSON objects "
+                               "are jsonl).")] = None,
     level: Annotated[Level | None, typer.Option(
         help="Token level: char (text default) or word; for pairs, the source side's.")] = None,
     target_level: Annotated[Level | None, typer.Option(
@@ -136,6 +145,7 @@ Task = _choices("Task", "task")
 Activation = _choices("Activation", "activation")
 Pool = _choices("Pool", "pool")
 AttentionKind = _choices("AttentionKind", "attention")
+Condition = _choices("Condition", "condition")
 CharEncoder = _choices("CharEncoder", "char_encoder")
 DType = _choices("DType", "dtype")
 
@@ -176,6 +186,7 @@ def train(
     crf: Annotated[bool | None, _opt("crf", "--crf/--no-crf")] = None,
     pool: Annotated[Pool | None, _opt("pool")] = None,
     attention: Annotated[AttentionKind | None, _opt("attention")] = None,
+    condition: Annotated[Condition | None, _opt("condition")] = None,
     word_dropout: Annotated[float | None, _float("word_dropout")] = None,
     seq_len: Annotated[int | None, _opt("seq_len")] = None,
     batch_size: Annotated[int | None, _opt("batch_size")] = None,
@@ -240,29 +251,58 @@ def sample(
     top_p: Annotated[float | None, typer.Option(help="Nucleus sampling: smallest set with mass p.",
                                                 callback=_finite)] = None,
     prime: Annotated[str | None, typer.Option(help="Text to start from; - reads one per line.")] = None,
+    label: Annotated[list[str] | None, typer.Option(
+        "--label", help="A conditional model's label (repeatable; -n samples each); '*' draws labels as "
+                        "often as training saw them.")] = None,
     max_len: Annotated[int, typer.Option(help="Stop after this many tokens.")] = 1000,
-    n: Annotated[int, typer.Option("-n", help="How many samples.")] = 1,
+    n: Annotated[int, typer.Option("-n", help="How many samples (per label).")] = 1,
     seed: Annotated[int | None, typer.Option(help="Seed for reproducible samples.")] = None,
     greedy: Annotated[bool, typer.Option("--greedy", help="Always take the likeliest token.")] = False,
+    json_out: Annotated[bool, typer.Option(
+        "--json", help='One JSON object per sample on stdout: {"label", "prime", "text"}.')] = False,
 ):
     """Generate text from a language model until it emits <eos>.
+
+    Plain output streams each sample as it is written; a character-level model's samples (which
+    span lines) are separated by a blank line. With --prime -, each sample is one line.
 
     \b
       rnncli sample --temp 0.8
       rnncli sample --prime "ROMEO:" --top-k 5 -n 3 --seed 1
       printf 'KING\\nQUEEN\\n' | rnncli sample --prime - --max-len 100
+      rnncli sample -m tunes_model.npz --label waltz -n 3 --temp 0.8 > waltzes.abc
     """
-    from rnncli.commands.sample import sample_texts
+    import numpy as np
+
+    from rnncli import console
+    from rnncli.commands.sample import label_name, open_sampler, resolve_labels, sample_pieces
 
     if n < 1:
         raise UsageError(f"-n must be at least 1, not {n}")
-    if prime == "-":
-        primes, one_line = (line.rstrip("\n") for line in sys.stdin), True
-    else:
-        primes, one_line = [prime or ""] * n, False
-    for piece in sample_texts(model, primes, 0.0 if greedy else temp, top_k, top_p, max_len, seed, one_line):
-        sys.stdout.write(piece)
-        if not one_line or piece == "\n":
+    temperature = 0.0 if greedy else temp
+    net, meta = open_sampler(model, temperature, top_k, top_p, max_len)
+    rng = np.random.default_rng(seed)
+    one_line = prime == "-"
+    labels = resolve_labels(model, meta, label, 1 if one_line else n, rng)
+    primes = (line.rstrip("\n") for line in sys.stdin) if one_line else [prime or ""]
+    blank = meta["data"]["level"] == "char" and not one_line
+    first = True
+    for p in primes:
+        for lab in labels:
+            pieces = sample_pieces(net, meta, p, lab, temperature, top_k, top_p, max_len, rng, one_line)
+            if json_out:
+                console.write_json_line({"label": label_name(meta, lab), "prime": p, "text": "".join(pieces)})
+                continue
+            if blank and not first:
+                sys.stdout.write("\n")
+            first, last = False, ""
+            for piece in pieces:
+                sys.stdout.write(piece)
+                last = piece
+                if not one_line:
+                    sys.stdout.flush()
+            if one_line or not last.endswith("\n"):
+                sys.stdout.write("\n")
             sys.stdout.flush()
 
 

@@ -60,6 +60,9 @@ class TrainConfig:
     # seq2seq: none is the lecture's plain encoder-decoder; attention lets long sources through
     attention: str | None = option(None, "seq2seq: attention over the encoder's outputs.",
                                    choices=("none", "dot", "general", "additive"))
+    # lm on labelled data: the lecture's one-to-many draws the label into a<0>; input also feeds it at every step
+    condition: str = option("state", "lm on label+text data: the label sets a<0> (state), joins every input, both, "
+                            "or none (labels ignored).", choices=("none", "state", "input", "both"))
     # long enough for words and short phrases
     seq_len: int = option(64, "Truncated BPTT length (lm).", at_least=1)
     # 32 streams fill a CPU well

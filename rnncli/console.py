@@ -40,6 +40,12 @@ def write_json(obj):
     sys.stdout.flush()
 
 
+def write_json_line(obj):
+    """One record of a stream for scripts (JSON lines), on stdout, flushed at once."""
+    sys.stdout.write(json.dumps(obj, ensure_ascii=False) + "\n")
+    sys.stdout.flush()
+
+
 def table(title, columns, rows):
     """A Rich table; columns are names, a trailing ':' right-aligns the column."""
     t = Table(title=title, title_justify="left", header_style="bold")

@@ -99,12 +99,34 @@ def evaluate_seq2seq(model, split, references=None, beam=0, length_penalty=0.0):
             "decoding": f"beam {beam}" if beam else "greedy"}
 
 
+def evaluate_clm(model, split, batch_size=32):
+    """A conditional language model: loss (nats per token), perplexity and bits per token, overall
+    and per label. Each text is read on its own from its label's state, <eos> first, and every
+    token of it and its closing <eos> is predicted once (text/batching.py: framed_texts)."""
+    per_label = np.zeros((len(model.label_names), 2))  # summed nll, tokens
+    for index in bucketed_batches(split.lengths(), batch_size):
+        inputs, mask, labels, targets = make_batch(split, index, "clm")
+        nll = model.token_nll(inputs, mask, labels, targets).sum(axis=0)  # (B,)
+        np.add.at(per_label, labels, np.stack([nll, mask.sum(axis=0)], axis=1))
+
+    def scores(total, count):
+        loss = total / count
+        return {"loss": loss, "perplexity": math.exp(min(loss, 50)), "bits_per_token": loss / math.log(2),
+                "tokens": int(count)}
+
+    out = scores(*per_label.sum(axis=0))
+    out["labels"] = {name: scores(*per_label[k]) for k, name in enumerate(model.label_names) if per_label[k, 1]}
+    return out
+
+
 def evaluate_split(model, task, split, fmt, char_features=False, names=None, references=None):
     """The metrics of one split as a dict (None for no split); fmt is the data's format."""
     if split is None or split.num_sequences == 0:
         return None
     if task == "lm":
         return evaluate_lm(model, stream_ids(split, fmt))
+    if task == "clm":
+        return evaluate_clm(model, split)
     if task == "seq2seq":
         return evaluate_seq2seq(model, split, references if references is not None else split.target_texts)
     names = names or model.label_names

@@ -19,7 +19,8 @@ def show_char(token):
 
 
 def tokenize_report(s):
-    rows = [("format / level", f"{s['format']} / {s['level']}"),
+    kind = f"{s['format']} (JSON lines: {s['fields']})" if s.get("input") == "jsonl" else s["format"]
+    rows = [("format / level", f"{kind} / {s['level']}"),
             ("train sequences", f"{s['train']['sequences']:,}"),
             ("train tokens", f"{s['train']['tokens']:,}")]
     if "valid" in s:
@@ -103,8 +104,8 @@ def train_summary(s):
         rows.append(("last validation", describe(s["valid"], s["level"])))
     rows.append(("validation data", s["validation"]))
     if s.get("best_score") is not None:
-        label = {"lm": "loss", "seq2seq": "loss", "classify": "accuracy %", "tag": "entity F1"}[s["task"]]
-        best = s["best_score"] if s["task"] in ("lm", "seq2seq") else -100 * s["best_score"]
+        label = {"lm": "loss", "clm": "loss", "seq2seq": "loss", "classify": "accuracy %", "tag": "entity F1"}[s["task"]]
+        best = s["best_score"] if s["task"] in ("lm", "clm", "seq2seq") else -100 * s["best_score"]
         if s["selected_on"] != "validation":
             label = "train loss"
             best = s["best_score"]
@@ -123,12 +124,21 @@ def eval_report(m):
     if len(m["models"]) > 1:
         console.log(f"ensemble of {len(m['models'])} models: {', '.join(m['models'])}")
     console.log(f"{m['data']}: scored {m['scored']}, {m['examples']:,} "
-                f"{'sequences' if m['task'] == 'lm' else 'examples'}")
+                f"{'sequences' if m['task'] in ('lm', 'clm') else 'examples'}")
     if m["task"] == "lm":
         unit = "char" if m["level"] == "char" else "word"
         console.show(console.table(f"{m['data']}: language model", ["", "value:"], [
             ("tokens", f"{m['tokens']:,}"), ("loss (nats per token)", f"{m['loss']:.4f}"),
             ("perplexity", f"{m['perplexity']:.2f}"), (f"bits per {unit}", f"{m['bits_per_token']:.4f}")]))
+        return
+    if m["task"] == "clm":
+        unit = "char" if m["level"] == "char" else "word"
+        rows = [(name, f"{x['tokens']:,}", f"{x['loss']:.4f}", f"{x['perplexity']:.2f}", f"{x['bits_per_token']:.4f}")
+                for name, x in m["labels"].items()]
+        rows.append(("all", f"{m['tokens']:,}", f"{m['loss']:.4f}", f"{m['perplexity']:.2f}",
+                     f"{m['bits_per_token']:.4f}"))
+        console.show(console.table(f"{m['data']}: language model conditioned on the label",
+                                   ["label", "tokens:", "loss (nats):", "perplexity:", f"bits per {unit}:"], rows))
         return
     if m["task"] == "seq2seq":
         console.show(console.table(f"{m['data']}: encoder-decoder ({m['decoding']})", ["", "value:"], [
@@ -194,8 +204,9 @@ def translation_text(record, as_json=False):
 
 def inspect_report(info):
     cfg, task, total = info["config"], info["task"], info["parameters"]
+    shown_task = f"language model conditioned on the label ({cfg.get('condition')})" if task == "clm" else f"{task} model"
     console.show(console.table(
-        f"{info['path']}: {task} model, {info['cell']} x {info['layers']}, {total:,} parameters",
+        f"{info['path']}: {shown_task}, {info['cell']} x {info['layers']}, {total:,} parameters",
         ["layer", "arrays", "parameters:"],
         [(layer, ", ".join(f"{n} {tuple(s)}" for n, s, _ in rows), f"{sum(r[2] for r in rows):,}")
          for layer, rows in info["arrays"].items()]))
@@ -213,7 +224,7 @@ def inspect_report(info):
     hist = info["history"]
     rows = [(h["step"], h["epoch"], f"{h['train_loss']:.4f}", describe(h["valid"], info["level"])
              if h.get("valid") else "-", f"{h['elapsed']:.0f}") for h in hist[-10:]]
-    label = {"lm": "loss", "seq2seq": "loss", "classify": "accuracy"}.get(task, "entity F1")
+    label = {"lm": "loss", "clm": "loss", "seq2seq": "loss", "classify": "accuracy"}.get(task, "entity F1")
     best_text = "-" if info["best_score"] is None else f"{info['best_score']:.4f}"
     console.show(console.table(f"history (last {len(rows)} of {len(hist)} evaluations; best {label} {best_text} "
                                f"at step {info['best_step']}, {info['train_time_s'] or 0:.0f} s of training)",

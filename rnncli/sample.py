@@ -57,15 +57,22 @@ def encode_prime(prime, vocab, level, lower=False):
 
 
 def generate(model, vocab, level, prime="", temperature=1.0, top_k=None, top_p=None, max_len=1000,
-             rng=None, lower=False):
+             rng=None, lower=False, label=None):
     """Yield the text of each generated token until <eos> or max_len tokens.
-    lower: the model was trained on lower-cased text, so the prime is read lower-cased."""
+    lower: the model was trained on lower-cased text, so the prime is read lower-cased.
+    label: a conditional model's label id, whose state the text starts from (tasks/conditional_lm.py)."""
     rng = rng or np.random.default_rng()
-    states = model.initial_state(1)
+    if label is None:
+        states, step = model.initial_state(1), model.step
+    else:
+        states, l = model.start(np.array([label]))
+
+        def step(ids, s):
+            return model.step(ids, s, l)
     ids = [EOS, *encode_prime(prime, vocab, level, lower).tolist()]
     logits = None
     for i in ids:  # read the prime into the state
-        logits, states = model.step(np.array([i]), states)
+        logits, states = step(np.array([i]), states)
     sep = "" if level == "char" else " "
     for n in range(max_len):
         i = next_token(logits[0], rng, temperature, top_k, top_p)
@@ -73,4 +80,35 @@ def generate(model, vocab, level, prime="", temperature=1.0, top_k=None, top_p=N
             return
         token = vocab.tokens[i] if i != UNK else "<unk>"
         yield token if (level == "char" or (n == 0 and not prime)) else sep + token
-        logits, states = model.step(np.array([i]), states)
+        logits, states = step(np.array([i]), states)
+
+
+def sample_batch(model, count, labels=None, temperature=1.0, max_len=1000, rng=None):
+    """count samples at once, each from <eos> (and its label's state, for a conditional model):
+    one batched step per position instead of one model call per token. -> list of id lists
+    (without the closing <eos>). Temperature 0 is greedy; used where many samples are scored."""
+    rng = rng or np.random.default_rng()
+    if labels is None:
+        states, step = model.initial_state(count), model.step
+    else:
+        states, l = model.start(np.asarray(labels))
+
+        def step(ids, s):
+            return model.step(ids, s, l)
+    prev = np.full(count, EOS, np.int64)
+    out, done = [[] for _ in range(count)], np.zeros(count, bool)
+    for _ in range(max_len):
+        logits, states = step(prev, states)
+        logits = logits.astype(np.float64)
+        logits[:, [i for i in range(len(SPECIALS)) if i != EOS]] = -np.inf
+        if temperature == 0:
+            choice = logits.argmax(axis=1)
+        else:  # the Gumbel-max trick: argmax(z / T + g) is a draw from softmax(z / T)
+            choice = (logits / temperature + rng.gumbel(size=logits.shape)).argmax(axis=1)
+        for b in np.flatnonzero(~done & (choice != EOS)):
+            out[b].append(int(choice[b]))
+        done |= choice == EOS
+        if done.all():
+            break
+        prev = np.where(done, EOS, choice)
+    return out

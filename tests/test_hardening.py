@@ -46,12 +46,25 @@ def workdir(tmp_path_factory):
     (d / "pairs.tsv").write_text("".join(f"sentence number {i}\tphrase {i}\n" for i in range(60)))
     (d / "pairs_unkchar.tsv").write_text("sentence number 1\tphrase 1\nzebra number 2\tphrase 2\n")
     (d / "pairs_long.tsv").write_text("sentence number 1\tphrase 1\nshort\t" + "very " * 13 + "long\n")
+    (d / "bad.jsonl").write_text('{"label": "pos", "text": "good"}\n{"label": "neg", "text": "bad"\n')
+    (d / "nofield.jsonl").write_text('{"label": "pos", "text": "good"}\n{"label": "neg", "txt": "bad"}\n')
+    (d / "type.jsonl").write_text('{"label": "pos", "text": "good"}\n{"label": "neg", "text": 7}\n')
+    (d / "tagtype.jsonl").write_text('{"tokens": ["a", "b"], "tags": ["O", 1]}\n')
+    (d / "tagcount.jsonl").write_text('{"tokens": ["a", "b"], "tags": ["O"]}\n')
+    (d / "array.jsonl").write_text('["pos", "good"]\n')
+    (d / "unknown.jsonl").write_text('{"sentence": "good", "idx": 1}\n')
+    (d / "emptyfield.jsonl").write_text('{"source": "a b", "target": "c"}\n{"source": " ", "target": "c"}\n')
+    (d / "huge.jsonl").write_text('{"text": "' + "x" * (3 << 20) + '"}\n')
+    (d / "mixed.jsonl").write_text('{"text": "one"}\n')
+    (d / "pair.jsonl").write_text('{"source": "one", "target": "un"}\n')
     (d / "folder").mkdir()
     from rnncli.text.store import save_dataset
 
     assert cli("tokenize", "pairs.tsv", "-o", "pairs.npz", cwd=d).returncode == 0
     assert cli("train", "-d", "pairs.npz", "-o", "s2s.npz", "--max-steps", "2", "--hidden", "8", "--embed", "4",
                "--attention", "general", cwd=d).returncode == 0
+    assert cli("train", "-d", "rev.npz", "-o", "clm.npz", "--task", "lm", "--max-steps", "1", "--hidden", "8",
+               "--embed", "4", "--layers", "1", cwd=d).returncode == 0
     assert cli("tokenize", "pairs.tsv", "--level", "char", "-o", "cpairs.npz", cwd=d).returncode == 0
     assert cli("train", "-d", "cpairs.npz", "-o", "cs2s.npz", "--max-steps", "1", "--hidden", "8", "--embed", "4",
                cwd=d).returncode == 0
@@ -132,6 +145,26 @@ CASES = [
     (["eval", "-m", "s2s.npz", "pairs.tsv", "--beam", "-1"], 2, "--beam must be 0 (greedy) or more"),
     (["eval", "-m", "s2s.npz", "pairs_notarget.tsv"], 1, "pairs_notarget.tsv:2: empty target"),
     (["sample", "-m", "s2s.npz"], 2, "a seq2seq model does not generate text"),
+    # JSON lines, and the conditional language model
+    (["tokenize", "bad.jsonl", "-o", "e.npz"], 1, "bad.jsonl:2: invalid JSON ("),
+    (["tokenize", "nofield.jsonl", "-o", "e.npz"], 1, "nofield.jsonl:2: missing field 'text'"),
+    (["tokenize", "type.jsonl", "-o", "e.npz"], 1, "type.jsonl:2: field 'text' must be a string, found int"),
+    (["tokenize", "tagtype.jsonl", "-o", "e.npz"], 1, "tagtype.jsonl:1: field 'tags' must be a list of strings"),
+    (["tokenize", "tagcount.jsonl", "-o", "e.npz"], 1, "tagcount.jsonl:1: 2 tokens but 1 tags"),
+    (["tokenize", "array.jsonl", "-o", "e.npz"], 1, "array.jsonl:1: expected a JSON object"),
+    (["tokenize", "unknown.jsonl", "-o", "e.npz"], 1, "unknown.jsonl:1: expected the fields text, label + text"),
+    (["tokenize", "emptyfield.jsonl", "-o", "e.npz"], 1, "emptyfield.jsonl:2: field 'source' is empty"),
+    (["tokenize", "huge.jsonl", "-o", "e.npz"], 1, "huge.jsonl:1: line of 3,145,740 characters"),
+    (["tokenize", "bad.jsonl", "nofield.jsonl", "mixed.jsonl", "-o", "e.npz"], 1, "bad.jsonl:2: invalid JSON"),
+    (["tokenize", "mixed.jsonl", "--valid", "bad.jsonl", "-o", "e.npz"], 1, "bad.jsonl:2: invalid JSON"),
+    (["tokenize", "mixed.jsonl", "--valid", "pair.jsonl", "-o", "e.npz"], 2, "pair.jsonl: holds pairs records, but"),
+    (["tokenize", "mixed.jsonl", "--valid", "pairs.tsv", "-o", "e.npz"], 1, "pairs.tsv:1: invalid JSON"),
+    (["tokenize", "neutral.tsv", "-f", "jsonl", "-o", "e.npz"], 1, "neutral.tsv:1: invalid JSON"),
+    (["sample", "-m", "clm.npz", "--label", "meh"], 2, "unknown --label 'meh'; clm.npz knows: negative, positive"),
+    (["sample", "-m", "clm.npz"], 2, "clm.npz is conditional: choose --label (negative, positive)"),
+    (["sample", "--label", "positive"], 2, "--label needs a conditional language model"),
+    (["predict", "-m", "clm.npz"], 2, "clm.npz: a language model does not label input"),
+    (["train", "-d", "rev.npz", "-o", "x.npz", "--task", "lm", "--condition", "sometimes"], 2, "'--condition'"),
     (["tokenize", "pairs_unkchar.tsv", "--vocab", "cpairs.npz", "-o", "e.npz"], 1,
      "pairs_unkchar.tsv:2: source character 'z' is not in the model's vocabulary"),
     (["eval", "-m", "cs2s.npz", "pairs_unkchar.tsv"], 1, "pairs_unkchar.tsv:2: source character 'z'"),

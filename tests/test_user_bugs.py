@@ -146,9 +146,10 @@ def test_a_test_set_encoded_with_vocab_is_scored_whole(tmp_path):
 
 
 def test_task_lm_trains_a_word_language_model_on_tsv_and_conll(tmp_path):
+    """--condition none: the labels are ignored (without it, labelled texts train a conditional LM)."""
     ok(cli("tokenize", f"{SAMPLES}/reviews.tsv", "-o", "r.npz", cwd=tmp_path))
-    summary = json.loads(ok(cli("train", "-d", "r.npz", "--task", "lm", "--max-steps", "10", *TINY, "--json",
-                                cwd=tmp_path)).stdout)
+    summary = json.loads(ok(cli("train", "-d", "r.npz", "--task", "lm", "--condition", "none", "--max-steps", "10",
+                                *TINY, "--json", cwd=tmp_path)).stdout)
     assert summary["task"] == "lm" and summary["valid"]["perplexity"] > 1
     words = ok(cli("sample", "--seed", "1", "--max-len", "12", cwd=tmp_path)).stdout.split()
     assert 1 <= len(words) <= 12

@@ -22,6 +22,6 @@ def inspect_model(model_path):
                                                                "vocab_size": len(data["target_vocab"]),
                                                                "vocab_preview": data["target_vocab"][4:24]},
             "steps": meta.get("step"), "epochs": meta.get("epoch"),
-            "best_score": None if best is None else (best if task in ("lm", "seq2seq") else -best),
+            "best_score": None if best is None else (best if task in ("lm", "clm", "seq2seq") else -best),
             "best_step": meta.get("best_step"), "train_time_s": meta.get("elapsed"), "config": cfg,
             "history": meta.get("history", [])}

@@ -16,7 +16,7 @@ from rnncli.text.vocab import split_words
 def open_predictor(model_paths):
     """-> (model, meta); a language model is refused."""
     model, meta = load_models(model_paths)
-    if meta["task"] == "lm":
+    if meta["task"] in ("lm", "clm"):
         raise UsageError(f"{model_paths[0]}: a language model does not label input; use sample or eval")
     return model, meta
 

@@ -1,4 +1,4 @@
-"""rnncli sample: text from a language model, as pieces to write as they come."""
+"""rnncli sample: texts from a language model (conditional or not), as pieces to write as they come."""
 
 import numpy as np
 
@@ -7,26 +7,55 @@ from rnncli.models import load_model
 from rnncli.sample import check_sampling_options, generate
 from rnncli.text.vocab import Vocab
 
+ANY_LABEL = "*"  # --label '*': draw each sample's label as often as training saw it
 
-def sample_texts(model_path, primes, temperature=1.0, top_k=None, top_p=None, max_len=1000, seed=None,
-                 one_line=False):
-    """Yield text pieces: for each prime, the prime and then each generated token, then a
-    newline to end the sample. one_line (one prime per input line): newlines inside a
-    sample become spaces, so each sample is one output line."""
+
+def open_sampler(model_path, temperature=1.0, top_k=None, top_p=None, max_len=1000):
+    """-> (model, meta): a model that generates text, with the options checked first."""
     check_sampling_options(temperature, top_k, top_p, max_len)
     model, meta, _ = load_model(model_path)
-    if meta.get("task") != "lm":
+    if meta.get("task") not in ("lm", "clm"):
         raise UsageError(f"{model_path}: a {meta.get('task')} model does not generate text; use predict")
+    return model, meta
+
+
+def resolve_labels(model_path, meta, labels, n, rng):
+    """--label names (repeatable, n samples each) -> label ids, one per sample; None entries for
+    an unconditional model. A conditional model needs --label: a label it was not trained on is
+    a usage error listing the known ones; '*' draws from the training data's label frequencies."""
+    if meta["task"] != "clm":
+        if labels:
+            raise UsageError(f"{model_path}: --label needs a conditional language model (trained with --task lm "
+                             "on label+text data); this one was trained without labels")
+        return [None] * n
+    names = meta["data"]["labels"]
+    if not labels:
+        raise UsageError(f"{model_path} is conditional: choose --label ({', '.join(names)}), or --label '*' "
+                         "to draw labels as often as training saw them")
+    counts = np.array([meta["data"].get("label_counts", {}).get(name, 1) for name in names], np.float64)
+    out = []
+    for name in labels:
+        if name == ANY_LABEL:
+            out += [int(k) for k in rng.choice(len(names), size=n, p=counts / counts.sum())]
+        elif name in names:
+            out += [names.index(name)] * n
+        else:
+            raise UsageError(f"unknown --label {name!r}; {model_path} knows: {', '.join(names)}")
+    return out
+
+
+def sample_pieces(model, meta, prime, label, temperature, top_k, top_p, max_len, rng, one_line=False):
+    """Yield the pieces of one sample: the prime, then each generated token (no final newline).
+    one_line: newlines inside the sample become spaces."""
     data = meta["data"]
     vocab, level, lower = Vocab(data["vocab"]), data["level"], bool(data.get("lower"))
-    rng = np.random.default_rng(seed)
     flat = (lambda s: s.replace("\n", " ")) if one_line else (lambda s: s)
-    for prime in primes:
-        last = prime
-        if prime:
-            yield flat(prime)
-        for token in generate(model, vocab, level, prime, temperature, top_k, top_p, max_len, rng, lower=lower):
-            yield flat(token)
-            last = token
-        if one_line or not last.endswith("\n"):
-            yield "\n"
+    if prime:
+        yield flat(prime)
+    for token in generate(model, vocab, level, prime, temperature, top_k, top_p, max_len, rng, lower=lower,
+                          label=label):
+        yield flat(token)
+
+
+def label_name(meta, label):
+    return None if label is None else meta["data"]["labels"][label]

@@ -14,12 +14,15 @@ NEEDS = {"classify": "one label per example (label<TAB>text lines)",
 
 def task_of(cfg, data_meta):
     """cfg.task (--task) where the data can train it, else the task the data's format implies;
-    options the task cannot build are refused here too, before anything is shown."""
+    options the task cannot build are refused here too, before anything is shown. `--task lm` on
+    label+text data is the conditional language model, "clm" inside (unless --condition none)."""
     fmt = data_meta["format"]
     task = cfg.task or TASKS_OF_FORMAT[fmt][0]
     if task not in TASKS_OF_FORMAT[fmt]:
         raise UsageError(f"--task {task} needs {NEEDS[task]}, but the data set is {fmt}; "
                          f"{fmt} data trains {' or '.join(TASKS_OF_FORMAT[fmt])}")
+    if task == "lm" and fmt == "tsv" and cfg.condition != "none":
+        task = "clm"  # a language model of labelled texts: conditional on the label
     if task == "seq2seq" and cfg.attention == "dot" and cfg.bidirectional is not False:
         raise UsageError("--attention dot needs equal sizes, and a bidirectional encoder's outputs are twice the "
                          "decoder's: use general or additive, or --no-bidirectional")
@@ -31,6 +34,14 @@ def build_model(cfg, data_meta, rng=None):
     dtype = np.dtype(cfg.dtype)
     task = task_of(cfg, data_meta)
     V = len(data_meta["vocab"])
+    if task == "clm":
+        from rnncli.tasks.conditional_lm import ConditionalLM
+
+        model = ConditionalLM(V, len(data_meta["labels"]), rng, embed=cfg.embed, hidden=cfg.hidden, cell=cfg.cell,
+                              layers=cfg.layers, dropout=cfg.dropout, condition=cfg.condition, dtype=dtype,
+                              activation=cfg.activation, reset_after=cfg.reset_after)
+        model.label_names = data_meta["labels"]
+        return model
     if task == "lm":
         from rnncli.tasks.lm import LanguageModel
 

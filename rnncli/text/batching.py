@@ -78,6 +78,8 @@ class SequenceBatches:
 def make_batch(split, index, task, char_features=False):
     """The arguments of the task model's loss: (ids, mask, labels), (ids, mask, tags, chars, char_mask)
     or (source, source mask, target in, target out, target mask)."""
+    if task == "clm":
+        return framed_texts(split, index)
     ids, mask, tags, _, pos = pad_batch(split, index)
     if task == "seq2seq":
         return (ids, mask, *pad_targets(split, index))
@@ -118,6 +120,24 @@ def pad_batch(split, index, max_len=None):
     ids = np.where(mask, split.ids[pos], PAD).astype(np.int32)
     tags = None if split.tags is None else np.where(mask, split.tags[pos], 0).astype(np.int32)
     return ids, mask.astype(np.float32), tags, lengths, pos
+
+
+def framed_texts(split, index):
+    """Texts for a conditional language model, each read on its own: inputs <eos> x1..xn,
+    targets x1..xn <eos> (T = the longest n + 1), their mask, and the labels (B,):
+    (inputs, mask, labels, targets), the model's loss arguments."""
+    starts, ends = split.offsets[index], split.offsets[index + 1]
+    lengths = ends - starts + 1
+    T = int(lengths.max())
+    t = np.arange(T)[:, None]
+    mask = t < lengths[None, :]
+    inside = t < (lengths - 1)[None, :]
+    tokens = np.where(inside, split.ids[np.where(inside, starts[None, :] + t, 0)], PAD)
+    targets = np.where(inside, tokens, np.where(mask, EOS, PAD)).astype(np.int32)
+    inputs = np.full((T, len(index)), PAD, np.int32)
+    inputs[0] = EOS
+    inputs[1:] = np.where(mask[1:], tokens[:-1], PAD)
+    return inputs, mask.astype(np.float32), split.labels[index], targets
 
 
 def pad_targets(split, index):

@@ -80,6 +80,11 @@ def dataset_stats(ds, top=10):
         "validation": ds.meta.get("validation", "none"),
         "warnings": list(ds.warnings),
     }
+    if ds.meta.get("input") == "jsonl":
+        from rnncli.text.readers import JSONL_KINDS
+
+        stats["input"] = "jsonl"
+        stats["fields"] = " + ".join(next(keys for keys, kind in JSONL_KINDS if kind == ds.meta["format"]))
     if "target_vocab" in ds.meta:
         stats["target_level"] = ds.meta["target_level"]
         stats["target_vocab_size"] = len(ds.meta["target_vocab"])

@@ -20,21 +20,32 @@ import numpy as np
 
 from rnncli.errors import RnncliError, UsageError, where
 from rnncli.text.dataset import FORMAT_VERSION, Dataset, Split
-from rnncli.text.readers import conll_records, detect_format, pair_records, read_text, tsv_records
+from rnncli.text.readers import (conll_records, detect_format, jsonl_records, looks_like_jsonl, pair_records,
+                                 read_text, tsv_records)
 from rnncli.text.split import split_examples, split_stream
 from rnncli.text.targets import DEFAULT_TARGET_RATIO, target_limit
 from rnncli.text.vocab import EOS, SPECIALS, Vocab, char_counts, encode_chars, split_words
 
 
-def _read(paths, fmt):
+def _read(paths, fmt, known=None):
+    """-> (format, [(path, text)], jsonl): the files' text, or for JSON lines their records
+    (readers.jsonl_records), and the format they hold. fmt: given by the user (or "jsonl"); known:
+    the format of the vocabulary being reused, which a file that is not JSON lines is read as."""
     texts = [(p, read_text(p)) for p in paths]
+    if fmt == "jsonl" or (fmt is None and all(looks_like_jsonl(t, p) for p, t in texts)):
+        parsed = [(p, jsonl_records(t, p)) for p, t in texts]
+        kinds = {kind for _, (kind, _) in parsed}
+        if len(kinds) > 1:
+            raise UsageError(f"the JSON lines files hold different records ({', '.join(sorted(kinds))})")
+        return kinds.pop(), [(p, records) for p, (_, records) in parsed], True
+    fmt = fmt or known
     if fmt is None:
         found = {detect_format(t) for _, t in texts}
         if len(found) > 1:
             raise UsageError(f"input files look like different formats ({', '.join(sorted(found))}); "
                              "pass --format")
         fmt = found.pop()
-    return fmt, texts
+    return fmt, texts, False
 
 
 def _paragraphs(text):
@@ -58,25 +69,42 @@ def side_tokens(text, level, lower):
     return split_words(text, lower)
 
 
-def read_units(fmt, texts, level, lower, target_level=None):
+def _multiline(texts):
+    """Do the texts of label+text JSON records hold newlines?"""
+    return any("\n" in body for _, records in texts for _, _, body in records)
+
+
+def _records(fmt, path, t, jsonl):
+    """A file's records in its format's shape (readers.py), from its text or its JSON lines."""
+    if jsonl:
+        return t
+    return {"tsv": tsv_records, "pairs": pair_records, "conll": conll_records}[fmt](t, path)
+
+
+def read_units(fmt, texts, level, lower, target_level=None, jsonl=False):
     """The input as units and their origins (path, line): paragraphs (str) or word lists for
-    text; (label, words) for tsv; (words, tags) for conll, whose words keep their case (the
-    character features read it even when --lower folds the word vocabulary)."""
+    text (with JSON lines: each record's text); (label, tokens) for tsv; (words, tags) for conll,
+    whose words keep their case (the character features read it even when --lower folds the word
+    vocabulary); (source tokens, target tokens, raw target) for pairs."""
     units, origin = [], []
     for path, t in texts:
-        if fmt == "text" and level == "char":
+        if fmt == "text" and jsonl:
+            new = [((body.lower() if lower else body) if level == "char" else split_words(body, lower), n)
+                   for n, body in t]
+            new = [(u, n) for u, n in new if u]
+        elif fmt == "text" and level == "char":
             new = _paragraphs(t.lower() if lower else t) if t else []
         elif fmt == "text":
             new = [(w, n) for n, line in enumerate(t.split("\n"), start=1) if (w := split_words(line, lower))]
         elif fmt == "tsv":
-            new = [((label, split_words(body, lower)), n) for n, label, body in tsv_records(t, path)]
+            new = [((label, side_tokens(body, level, lower)), n) for n, label, body in _records(fmt, path, t, jsonl)]
         elif fmt == "pairs":
             # the raw target text stays beside its tokens: BLEU is scored against it
             new = [((side_tokens(a, level, lower), side_tokens(b, target_level or level, lower), b), n)
-                   for n, a, b in pair_records(t, path)]
+                   for n, a, b in _records(fmt, path, t, jsonl)]
         else:
             new = []
-            for n, words, tags in conll_records(t, path):
+            for n, words, tags in _records(fmt, path, t, jsonl):
                 _check_bio(tags, path, n)
                 new.append(((words, tags), n))
         units.extend(u for u, _ in new)
@@ -153,7 +181,8 @@ def build_vocabularies(meta, fmt, level, train_units, all_units, max_size, min_f
         for _, words in train_units:
             counts.update(words)
         meta["labels"] = sorted({label for label, _ in all_units})
-        seen = {label for label, _ in train_units}
+        seen = Counter(label for label, _ in train_units)
+        meta["label_counts"] = {n: seen[n] for n in meta["labels"]}  # a conditional LM's --label '*' draws by these
         warnings += [f"label {n!r} has no training example" for n in meta["labels"] if n not in seen]
     else:
         chars = Counter()
@@ -248,16 +277,17 @@ def tokenize(paths, fmt=None, level=None, lower=False, max_size=None, min_freq=1
         raise UsageError("--min-freq must be at least 1")
     if not 0 <= valid_frac < 1:
         raise UsageError("--valid-frac must be in [0, 1)")
+    fmt, texts, jsonl = _read(paths, fmt, known=reuse["format"] if reuse is not None else None)
     if reuse is not None:
-        fmt = fmt or reuse["format"]
         if fmt != reuse["format"]:
             raise UsageError(f"--vocab was built for {reuse['format']} data, not {fmt}")
         level, lower, target_level = reuse["level"], reuse["lower"], reuse.get("target_level")
-    fmt, texts = _read(paths, fmt)
     if level is None:
-        level = "char" if fmt == "text" else "word"
-    if fmt not in ("text", "pairs") and level == "char":
-        raise UsageError(f"--level char applies to text and pairs; {fmt} data is tokenized by words")
+        # texts that span lines (JSON lines: tunes, documents) are read by characters, as plain text is
+        level = "char" if fmt == "text" or (jsonl and fmt == "tsv" and _multiline(texts)) else "word"
+    if fmt == "conll" and level == "char":
+        raise UsageError("--level char applies to text, label<TAB>text and pairs; tagging data is tokenized "
+                         "by words (--char-features reads their characters)")
     for name, value in (("--target-level", target_level), ("--max-target-ratio", max_target_ratio)):
         if value is not None and fmt != "pairs":
             raise UsageError(f"{name} applies to source<TAB>target pairs, not {fmt} data")
@@ -276,12 +306,17 @@ def tokenize(paths, fmt=None, level=None, lower=False, max_size=None, min_freq=1
             "sources": [str(p) for p in paths]}
     if fmt == "pairs":
         meta["target_level"], meta["max_target_ratio"] = target_level, max_target_ratio
-    units, origin = read_units(fmt, texts, level, lower, target_level)
+    if jsonl:
+        meta["input"] = "jsonl"
+    units, origin = read_units(fmt, texts, level, lower, target_level, jsonl)
     if not units:
         raise RnncliError(f"{where(paths[0])}: nothing to tokenize (empty file?)")
     warnings = []
     if valid_path is not None:
-        v_units, v_origin = read_units(fmt, _read([valid_path], fmt)[1], level, lower, target_level)
+        v_fmt, v_texts, v_jsonl = _read([valid_path], "jsonl" if jsonl else fmt)
+        if v_fmt != fmt:
+            raise UsageError(f"{valid_path}: holds {v_fmt} records, but the training data is {fmt}")
+        v_units, v_origin = read_units(fmt, v_texts, level, lower, target_level, v_jsonl)
         t_units, t_origin, how = units, origin, f"the file {valid_path}"
     elif fmt == "text":
         t_units, t_origin, v_units, v_origin, how = split_stream(units, origin, valid_frac, level)

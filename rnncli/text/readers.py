@@ -6,8 +6,12 @@
            first column, which a label set does not fill: see `looks_like_pairs`
     conll  token<TAB>tag (or space-separated columns, tag last) per line, a blank line between
            sentences, -DOCSTART- lines skipped, for tagging
+    jsonl  one JSON object per line, whose fields say which of the four it stands for (JSONL_KINDS):
+           {"text"}, {"label", "text"}, {"tokens", "tags"} or {"source", "target"}; the only
+           sane way to hold texts with newlines in them (tunes, documents). Other fields are ignored.
 """
 
+import json
 import os
 import sys
 
@@ -15,6 +19,9 @@ from rnncli.errors import RnncliError, where
 
 MAX_LINE = 1 << 20  # a line longer than 1 MiB in a tsv/conll file is not data we understand
 FORMATS = ("text", "tsv", "conll", "pairs")
+# JSON lines: the fields that make each record kind, most specific first, and the format it stands for
+JSONL_KINDS = ((("label", "text"), "tsv"), (("tokens", "tags"), "conll"), (("source", "target"), "pairs"),
+               (("text",), "text"))
 DISTINCT_PAIRS = 50  # more distinct first columns than this in the sample: sentences, not labels
 
 
@@ -143,6 +150,89 @@ def parse_conll(text, path):
     """-> (sentences, tags): lists of token lists and tag lists."""
     records = conll_records(text, path)
     return [r[1] for r in records], [r[2] for r in records]
+
+
+def _jsonl_string(obj, key, path, n, allow_int=False):
+    value = obj[key]
+    if allow_int and isinstance(value, int) and not isinstance(value, bool):
+        return str(value)  # labels shipped as 0/1
+    if not isinstance(value, str):
+        raise RnncliError(f"{where(path, n)}: field {key!r} must be a string, found {type(value).__name__}")
+    return value
+
+
+def _jsonl_list(obj, key, path, n):
+    value = obj[key]
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise RnncliError(f"{where(path, n)}: field {key!r} must be a list of strings")
+    return value
+
+
+def jsonl_kind(obj):
+    """The format a JSON record stands for, from its fields (None if none fits)."""
+    return next((kind for keys, kind in JSONL_KINDS if all(k in obj for k in keys)), None)
+
+
+def jsonl_records(text, path, kind=None):
+    """-> (kind, records): records shaped as the kind's own reader gives them:
+    text  (line, text)               tsv    (line, label, text)
+    conll (line, tokens, tags)       pairs  (line, source, target)
+    The first record decides the kind (unless given); every line must then have its fields,
+    of the right type and not empty. Blank lines are skipped."""
+    records = []
+    for n, line in enumerate(_lines(text, path), start=1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except ValueError as e:
+            raise RnncliError(f"{where(path, n)}: invalid JSON ({e.msg}, column {e.colno})") from None
+        if not isinstance(obj, dict):
+            raise RnncliError(f"{where(path, n)}: expected a JSON object {{...}}, found {type(obj).__name__}")
+        if kind is None:
+            kind = jsonl_kind(obj)
+            if kind is None:
+                raise RnncliError(f"{where(path, n)}: expected the fields text, label + text, tokens + tags or "
+                                  f"source + target; found {', '.join(map(repr, obj)) or 'none'}")
+        keys = next(k for k, v in JSONL_KINDS if v == kind)
+        for key in keys:
+            if key not in obj:
+                raise RnncliError(f"{where(path, n)}: missing field {key!r} (this file's records have "
+                                  f"{' and '.join(keys)})")
+        if kind == "conll":
+            tokens, tags = _jsonl_list(obj, "tokens", path, n), _jsonl_list(obj, "tags", path, n)
+            if len(tokens) != len(tags):
+                raise RnncliError(f"{where(path, n)}: {len(tokens)} tokens but {len(tags)} tags")
+            if not tokens:
+                raise RnncliError(f"{where(path, n)}: field 'tokens' is empty")
+            bad = next((t for t in tokens if not t.strip() or any(c.isspace() for c in t)), None)
+            if bad is not None:
+                raise RnncliError(f"{where(path, n)}: field 'tokens' holds {bad!r}: a token is one word without spaces")
+            records.append((n, tokens, [t.strip() for t in tags]))
+            continue
+        values = [_jsonl_string(obj, key, path, n, allow_int=key == "label") for key in keys]
+        for key, value in zip(keys, values, strict=True):
+            if not value.strip():
+                raise RnncliError(f"{where(path, n)}: field {key!r} is empty")
+        if kind == "tsv":
+            values[0] = values[0].strip()
+        records.append((n, *values))
+    if not records:
+        raise RnncliError(f"{where(path)}: no records (empty file?)")
+    return kind, records
+
+
+def looks_like_jsonl(text, path):
+    """A .jsonl file, or one whose first non-blank line is a JSON object."""
+    if str(path).endswith(".jsonl"):
+        return True
+    first = next((ln for ln in text.split("\n", 50)[:50] if ln.strip()), "")
+    if not first.lstrip().startswith("{"):
+        return False
+    try:
+        return isinstance(json.loads(first), dict)
+    except ValueError:
+        return False
 
 
 def detect_format(text):

@@ -1,0 +1,137 @@
+"""Conditional language model (one-to-many): a label in, a sequence out. The lectures' music example.
+
+    label c (B,) -> label embedding l = L[c] (B, Dl)
+    condition "state": every layer k starts from a<0>_k = tanh(W_k l + b_k)
+                       (an LSTM's cell from c<0>_k = W'_k l + b'_k: a cell needs no squashing)
+    condition "input": l is fed at every step beside the token, x<t> = [E[y<t-1>]; l]
+    condition "both":  the two together
+    inputs <eos> y<1..n-1> (T, B) -> embedding -> recurrent stack -> dropout -> head -> softmax,
+    predicting y<1..n> <eos>: each text is read on its own, from its label's state, and ends with
+    <eos> (the same framing the unconditional model learns from its stream of texts).
+
+Sampling starts from the label's state and <eos> and feeds the model its own tokens (sample.py).
+"""
+
+import numpy as np
+
+from rnncli.nn.layers import Embedding, Linear, dropout_mask
+from rnncli.nn.losses import softmax_cross_entropy
+from rnncli.nn.stack import RecurrentStack
+
+CONDITIONS = ("state", "input", "both")
+
+
+class ConditionalLM:
+    def __init__(self, vocab_size, num_labels, rng, embed=64, hidden=256, cell="lstm", layers=1, dropout=0.0,
+                 condition="state", label_embed=None, dtype=np.float32, activation="tanh", reset_after=True):
+        if condition not in CONDITIONS:
+            raise ValueError(f"condition must be one of {CONDITIONS}")
+        self.dtype, self.dropout, self.condition = np.dtype(dtype), dropout, condition
+        self.by_state, self.by_input = condition in ("state", "both"), condition in ("input", "both")
+        Dl = label_embed or embed
+        self.embedding = Embedding(vocab_size, embed, rng, dtype)
+        self.label_embedding = Embedding(num_labels, Dl, rng, dtype)
+        self.rnn = RecurrentStack(cell, embed + (Dl if self.by_input else 0), hidden, rng, num_layers=layers,
+                                  dropout=dropout, dtype=dtype, activation=activation, reset_after=reset_after)
+        self.n_states = len(self.rnn.initial_state(1)[0])
+        # (layer, state) -> Linear(Dl, H): a<0> (j = 0) and an LSTM's c<0> (j = 1) of each layer
+        self.init = {(k, j): Linear(Dl, hidden, rng, dtype)
+                     for k in range(layers) for j in range(self.n_states)} if self.by_state else {}
+        self.head = Linear(hidden, vocab_size, rng, dtype)
+        self.params = {"embedding.E": self.embedding.params["E"], "label_embedding.E": self.label_embedding.params["E"]}
+        self.params.update({f"rnn.{k}": v for k, v in self.rnn.params.items()})
+        for (k, j), lin in self.init.items():
+            self.params.update({f"init.l{k}.{'ac'[j]}.{n}": v for n, v in lin.params.items()})
+        self.params.update({f"head.{k}": v for k, v in self.head.params.items()})
+
+    # ------------------------------------------------------------ the label's initial state
+
+    def _initial(self, l):
+        """l (B, Dl) -> one state tuple per layer, and what the backward pass needs."""
+        if not self.by_state:
+            return None, None
+        states, cache = [], {}
+        for k in range(self.rnn.num_layers):
+            state = []
+            for j in range(self.n_states):
+                z = self.init[k, j].forward(l)  # (B, H)
+                if j == 0:
+                    np.tanh(z, out=z)
+                cache[k, j] = z
+                state.append(z)
+            states.append(tuple(state))
+        return states, cache
+
+    def _initial_backward(self, d_init, l, cache):
+        """d of the initial states -> d l (B, Dl) and the projections' gradients."""
+        dl, grads = np.zeros_like(l), {}
+        for (k, j), z in cache.items():
+            dz = d_init[k][j] * (1.0 - z * z) if j == 0 else d_init[k][j]
+            d_in, g = self.init[k, j].backward(dz, l)
+            dl += d_in
+            grads.update({f"init.l{k}.{'ac'[j]}.{n}": v for n, v in g.items()})
+        return dl, grads
+
+    def _inputs(self, ids, l):
+        x = self.embedding.forward(ids)  # (T, B, E)
+        if self.by_input:
+            x = np.concatenate([x, np.broadcast_to(l, (ids.shape[0], *l.shape))], axis=-1)
+        return x
+
+    # ------------------------------------------------------------ training
+
+    def forward(self, ids, mask, labels, train=False, rng=None):
+        """ids (T, B) inputs, mask (T, B), labels (B,) -> logits (T, B, V), cache."""
+        l = self.label_embedding.forward(labels)  # (B, Dl)
+        init, init_cache = self._initial(l)
+        h, _, rnn_cache = self.rnn.forward(self._inputs(ids, l), init, mask, train=train, rng=rng)
+        drop = dropout_mask(rng, h.shape, self.dropout, self.dtype) if train else None
+        h_in = h * drop if drop is not None else h
+        return self.head.forward(h_in), (l, init_cache, rnn_cache, drop, h_in)
+
+    def loss_and_grads(self, ids, mask, labels, targets, train=True, rng=None):
+        """Mean cross-entropy of predicting targets (T, B) over the real positions, and its gradients."""
+        logits, (l, init_cache, rnn_cache, drop, h_in) = self.forward(ids, mask, labels, train, rng)
+        T, B, V = logits.shape
+        loss, d_logits = softmax_cross_entropy(logits.reshape(T * B, V), targets.reshape(-1),
+                                               mask.reshape(-1).astype(self.dtype))
+        dh, head_grads = self.head.backward(d_logits.reshape(T, B, V), h_in)
+        if drop is not None:
+            dh *= drop
+        dx, d_init, rnn_grads = self.rnn.backward(dh, None, rnn_cache)
+        E = self.embedding.params["E"].shape[1]
+        grads = {"embedding.E": self.embedding.backward(dx[..., :E], ids)["E"]}
+        dl = dx[..., E:].sum(axis=0) if self.by_input else np.zeros_like(l)
+        if self.by_state:
+            d_l, init_grads = self._initial_backward(d_init, l, init_cache)
+            dl += d_l
+            grads.update(init_grads)
+        grads["label_embedding.E"] = self.label_embedding.backward(dl, labels)["E"]
+        grads.update({f"rnn.{k}": v for k, v in rnn_grads.items()})
+        grads.update({f"head.{k}": v for k, v in head_grads.items()})
+        return loss, grads
+
+    def token_nll(self, ids, mask, labels, targets):
+        """Evaluation: the negative log-likelihood of every target (T, B), 0 at padding."""
+        from rnncli.nn.functional import log_softmax
+
+        logits, _ = self.forward(ids, mask, labels)
+        logp = log_softmax(logits.astype(np.float64))
+        nll = -np.take_along_axis(logp, targets[..., None].astype(np.int64), axis=-1)[..., 0]
+        return nll * mask
+
+    # ------------------------------------------------------------ generation
+
+    def start(self, labels):
+        """labels (B,) -> the initial states and the label embeddings the steps read."""
+        l = self.label_embedding.forward(np.asarray(labels))
+        init, _ = self._initial(l)
+        return (init if init is not None else self.rnn.initial_state(len(l))), l
+
+    def step(self, ids_t, states, l):
+        """One generation step: ids_t (B,) -> logits (B, V), new states."""
+        x = self.embedding.params["E"][ids_t]
+        if self.by_input:
+            x = np.concatenate([x, l], axis=-1)
+        h, states = self.rnn.step(x, states)
+        return self.head.forward(h), states

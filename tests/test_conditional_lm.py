@@ -1,0 +1,139 @@
+"""The conditional language model: gradient checks (every cell and condition, padded, one and two
+layers), padding that never changes a text's loss, step-by-step generation equal to teacher
+forcing, and a naive twin that writes the lecture's one-to-many out by hand, one text at a time."""
+
+import numpy as np
+import pytest
+
+from rnncli.nn.functional import log_softmax
+from rnncli.nn.gradcheck import check_gradients
+from rnncli.tasks.conditional_lm import ConditionalLM
+
+
+def batch(rng, T=5, B=3, V=8, C=3):
+    ids = rng.integers(4, V, (T, B))
+    ids[0] = 3  # every text is read from <eos>
+    targets = rng.integers(3, V, (T, B))
+    mask = np.ones((T, B))
+    mask[3:, 1] = 0
+    mask[2:, 2] = 0
+    ids[mask == 0] = 0
+    targets[mask == 0] = 0
+    return ids, mask, rng.integers(0, C, B), targets
+
+
+CASES = [(cell, condition, layers) for cell in ("rnn", "gru", "lstm") for condition in ("state", "input", "both")
+         for layers in (1, 2) if (cell, layers) != ("rnn", 2)]
+
+
+@pytest.mark.parametrize("cell,condition,layers", CASES)
+def test_gradients(cell, condition, layers):
+    rng = np.random.default_rng(0)
+    model = ConditionalLM(8, 3, rng, embed=3, hidden=4, cell=cell, layers=layers, dropout=0.2,
+                          condition=condition, label_embed=2, dtype=np.float64)
+    data = batch(rng)
+
+    def run():
+        return model.loss_and_grads(*data, rng=np.random.default_rng(5))
+
+    _, grads = run()
+    assert set(grads) == set(model.params)
+    errors = check_gradients(lambda: run()[0], dict(model.params), grads, eps=1e-5)
+    assert max(errors.values()) < 1e-6, errors
+
+
+@pytest.mark.parametrize("cell,condition", [("lstm", "both"), ("gru", "state"), ("rnn", "input")])
+def test_padding_never_changes_a_texts_loss(cell, condition):
+    rng = np.random.default_rng(1)
+    model = ConditionalLM(8, 3, rng, embed=3, hidden=4, cell=cell, layers=2, condition=condition,
+                          dtype=np.float64)
+    ids, mask, labels, targets = batch(rng)
+    together = model.token_nll(ids, mask, labels, targets).sum(axis=0)
+    for b in range(ids.shape[1]):
+        n = int(mask[:, b].sum())
+        alone = model.token_nll(ids[:n, b : b + 1], mask[:n, b : b + 1], labels[b : b + 1], targets[:n, b : b + 1])
+        assert abs(alone.sum() - together[b]) < 1e-12
+
+
+def naive_nll(model, ids, labels, targets):
+    """One text at a time, one step at a time, every equation written out (LSTM, two layers)."""
+    P = model.params
+    sigmoid = lambda z: 1 / (1 + np.exp(-z))  # noqa: E731
+    H = model.rnn.hidden_size
+    total = 0.0
+    for b in range(ids.shape[1]):
+        l = P["label_embedding.E"][labels[b]]
+        a = [np.zeros(H), np.zeros(H)]
+        c = [np.zeros(H), np.zeros(H)]
+        if model.by_state:
+            for k in range(2):
+                a[k] = np.tanh(P[f"init.l{k}.a.W"] @ l + P[f"init.l{k}.a.b"])
+                c[k] = P[f"init.l{k}.c.W"] @ l + P[f"init.l{k}.c.b"]
+        for t in range(ids.shape[0]):
+            x = P["embedding.E"][ids[t, b]]
+            if model.by_input:
+                x = np.concatenate([x, l])
+            for k in range(2):
+                z = P[f"rnn.l{k}.W_ax"] @ x + P[f"rnn.l{k}.W_aa"] @ a[k] + P[f"rnn.l{k}.b"]
+                i, f, g, o = sigmoid(z[:H]), sigmoid(z[H : 2 * H]), np.tanh(z[2 * H : 3 * H]), sigmoid(z[3 * H :])
+                c[k] = f * c[k] + i * g
+                a[k] = o * np.tanh(c[k])
+                x = a[k]
+            y = P["head.W"] @ a[1] + P["head.b"]
+            total -= log_softmax(y[None])[0, targets[t, b]]
+    return total
+
+
+@pytest.mark.parametrize("condition", ["state", "input", "both"])
+def test_equals_the_naive_twin(condition):
+    rng = np.random.default_rng(2)
+    model = ConditionalLM(8, 3, rng, embed=3, hidden=4, cell="lstm", layers=2, condition=condition,
+                          label_embed=2, dtype=np.float64)
+    ids, _, labels, targets = batch(rng)
+    full = np.ones(ids.shape)
+    ids = np.where(ids == 0, 5, ids)
+    fast = model.token_nll(ids, full, labels, targets).sum()
+    assert abs(fast - naive_nll(model, ids, labels, targets)) < 1e-10
+
+
+def test_generation_steps_equal_teacher_forcing():
+    rng = np.random.default_rng(3)
+    model = ConditionalLM(8, 3, rng, embed=3, hidden=4, cell="gru", layers=2, condition="both", dtype=np.float64)
+    ids, _, labels, _ = batch(rng)
+    full = np.ones(ids.shape)
+    logits, _ = model.forward(ids, full, labels)
+    states, l = model.start(labels)
+    for t in range(ids.shape[0]):
+        step_logits, states = model.step(ids[t], states, l)
+        np.testing.assert_allclose(step_logits, logits[t], rtol=0, atol=1e-12)
+
+
+def test_the_label_changes_the_prediction():
+    rng = np.random.default_rng(4)
+    for condition in ("state", "input"):
+        model = ConditionalLM(8, 3, rng, embed=3, hidden=4, cell="lstm", condition=condition, dtype=np.float64)
+        ids = np.full((1, 2), 3)
+        logits, _ = model.forward(ids, np.ones((1, 2)), np.array([0, 1]))
+        assert np.abs(logits[0, 0] - logits[0, 1]).max() > 1e-3
+
+
+def test_batched_sampling_draws_from_the_same_distribution():
+    """sample_batch's Gumbel-max draws against the one-at-a-time sampler's: the first token's
+    frequencies over many draws agree with softmax(logits / T)."""
+    from rnncli.nn.functional import softmax
+    from rnncli.sample import sample_batch
+
+    rng = np.random.default_rng(5)
+    model = ConditionalLM(8, 2, rng, embed=3, hidden=4, cell="gru", condition="state", dtype=np.float64)
+    n = 20000
+    firsts = [s[0] if s else 3 for s in sample_batch(model, n, labels=np.ones(n, int), temperature=0.7,
+                                                      max_len=1, rng=np.random.default_rng(6))]
+    states, l = model.start(np.array([1]))
+    logits, _ = model.step(np.array([3]), states, l)
+    z = logits[0] / 0.7
+    z[[0, 1, 2]] = -np.inf
+    expected = softmax(z)
+    observed = np.bincount(firsts, minlength=8) / n
+    assert np.abs(observed - expected).max() < 0.015, (observed, expected)
+    greedy = sample_batch(model, 3, labels=np.array([0, 1, 1]), temperature=0, max_len=5)
+    assert greedy[1] == greedy[2]
