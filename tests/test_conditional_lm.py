@@ -137,3 +137,18 @@ def test_batched_sampling_draws_from_the_same_distribution():
     assert np.abs(observed - expected).max() < 0.015, (observed, expected)
     greedy = sample_batch(model, 3, labels=np.array([0, 1, 1]), temperature=0, max_len=5)
     assert greedy[1] == greedy[2]
+
+
+def test_texts_are_framed_from_eos_to_eos():
+    from rnncli.text.batching import framed_texts, pad_targets
+    from rnncli.text.dataset import Split
+
+    split = Split(np.array([5, 6, 7, 8, 9], np.int32), np.array([0, 3, 5]), labels=np.array([1, 0], np.int32),
+                  targets=np.array([4, 4, 5], np.int32), target_offsets=np.array([0, 1, 3]))
+    inputs, mask, labels, targets = framed_texts(split, np.array([1, 0]))
+    assert inputs.T.tolist() == [[3, 8, 9, 0], [3, 5, 6, 7]]
+    assert targets.T.tolist() == [[8, 9, 3, 0], [5, 6, 7, 3]]
+    assert mask.T.tolist() == [[1, 1, 1, 0], [1, 1, 1, 1]] and labels.tolist() == [0, 1]
+    target_in, target_out, target_mask = pad_targets(split, np.array([0, 1]))
+    assert target_in.T.tolist() == [[2, 4, 0], [2, 4, 5]] and target_out.T.tolist() == [[4, 3, 0], [4, 5, 3]]
+    assert target_mask.T.tolist() == [[1, 1, 0], [1, 1, 1]]

@@ -122,39 +122,33 @@ def pad_batch(split, index, max_len=None):
     return ids, mask.astype(np.float32), tags, lengths, pos
 
 
-def framed_texts(split, index):
-    """Texts for a conditional language model, each read on its own: inputs <eos> x1..xn,
-    targets x1..xn <eos> (T = the longest n + 1), their mask, and the labels (B,):
-    (inputs, mask, labels, targets), the model's loss arguments."""
-    starts, ends = split.offsets[index], split.offsets[index + 1]
+def _framed(flat, starts, ends, first):
+    """Sequences flat[starts[b]:ends[b]] framed for teacher forcing: inputs `first` y1..yn,
+    outputs y1..yn <eos>, each (T, B) with T = the longest n + 1, and their mask (T, B) float32."""
     lengths = ends - starts + 1
     T = int(lengths.max())
     t = np.arange(T)[:, None]
     mask = t < lengths[None, :]
-    inside = t < (lengths - 1)[None, :]
-    tokens = np.where(inside, split.ids[np.where(inside, starts[None, :] + t, 0)], PAD)
-    targets = np.where(inside, tokens, np.where(mask, EOS, PAD)).astype(np.int32)
-    inputs = np.full((T, len(index)), PAD, np.int32)
-    inputs[0] = EOS
+    inside = t < (lengths - 1)[None, :]  # a real token at this position
+    tokens = np.where(inside, flat[np.where(inside, starts[None, :] + t, 0)], PAD)
+    outputs = np.where(inside, tokens, np.where(mask, EOS, PAD)).astype(np.int32)
+    inputs = np.full((T, len(starts)), PAD, np.int32)
+    inputs[0] = first
     inputs[1:] = np.where(mask[1:], tokens[:-1], PAD)
-    return inputs, mask.astype(np.float32), split.labels[index], targets
+    return inputs, outputs, mask.astype(np.float32)
+
+
+def framed_texts(split, index):
+    """Texts for a conditional language model, each read on its own: inputs <eos> x1..xn,
+    targets x1..xn <eos>, as (inputs, mask, labels (B,), targets): the model's loss arguments."""
+    inputs, targets, mask = _framed(split.ids, split.offsets[index], split.offsets[index + 1], EOS)
+    return inputs, mask, split.labels[index], targets
 
 
 def pad_targets(split, index):
     """Target sides framed for teacher forcing: inputs <bos> y1..yn, outputs y1..yn <eos>,
     each (T, B) with T = the longest n + 1, and their mask (T, B)."""
-    starts, ends = split.target_offsets[index], split.target_offsets[index + 1]
-    lengths = ends - starts + 1
-    T = int(lengths.max())
-    t = np.arange(T)[:, None]
-    mask = t < lengths[None, :]
-    inside = t < (lengths - 1)[None, :]  # a real target token at this position
-    tokens = np.where(inside, split.targets[np.where(inside, starts[None, :] + t, 0)], PAD)
-    target_out = np.where(inside, tokens, np.where(mask, EOS, PAD)).astype(np.int32)
-    target_in = np.full((T, len(index)), PAD, np.int32)
-    target_in[0] = BOS
-    target_in[1:] = np.where(mask[1:], tokens[:-1], PAD)
-    return target_in, target_out, mask.astype(np.float32)
+    return _framed(split.targets, split.target_offsets[index], split.target_offsets[index + 1], BOS)
 
 
 def char_batch(split, pos, mask, max_chars=20):
