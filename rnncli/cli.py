@@ -124,7 +124,8 @@ def tokenize(
 
     set_quiet(quiet)
     stats = tokenize_files(inputs, out, fmt=_v(format), level=_v(level), target_level=_v(target_level),
-                           max_target_ratio=max_target_ratio, lower=lower, max_size=max_size, min_freq=min_freq, valid_frac=valid_frac, valid=valid,
+                           max_target_ratio=max_target_ratio, lower=lower, max_size=max_size, min_freq=min_freq,
+                           valid_frac=valid_frac, valid=valid,
                            vocab=vocab, vocab_out=vocab_out, seed=seed, force=force)
     if json_out:
         console.write_json(stats)

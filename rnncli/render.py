@@ -104,7 +104,8 @@ def train_summary(s):
         rows.append(("last validation", describe(s["valid"], s["level"])))
     rows.append(("validation data", s["validation"]))
     if s.get("best_score") is not None:
-        label = {"lm": "loss", "clm": "loss", "seq2seq": "loss", "classify": "accuracy %", "tag": "entity F1"}[s["task"]]
+        label = {"lm": "loss", "clm": "loss", "seq2seq": "loss", "classify": "accuracy %",
+                 "tag": "entity F1"}[s["task"]]
         best = s["best_score"] if s["task"] in ("lm", "clm", "seq2seq") else -100 * s["best_score"]
         if s["selected_on"] != "validation":
             label = "train loss"
@@ -204,7 +205,8 @@ def translation_text(record, as_json=False):
 
 def inspect_report(info):
     cfg, task, total = info["config"], info["task"], info["parameters"]
-    shown_task = f"language model conditioned on the label ({cfg.get('condition')})" if task == "clm" else f"{task} model"
+    shown_task = (f"language model conditioned on the label ({cfg.get('condition')})" if task == "clm"
+                  else f"{task} model")
     console.show(console.table(
         f"{info['path']}: {shown_task}, {info['cell']} x {info['layers']}, {total:,} parameters",
         ["layer", "arrays", "parameters:"],

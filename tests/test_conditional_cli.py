@@ -29,7 +29,7 @@ def tunes(tmp_path_factory):
     assert r.returncode == 0, r.stderr
     report = json.loads(r.stdout)
     assert report["level"] == "char" and report["input"] == "jsonl"  # texts with newlines: characters
-    r = cli("train", "-d", "tunes.npz", "-o", "m.npz", "--task", "lm", "--condition", "state", "--hidden", "48",
+    r = cli("train", "-d", "tunes.npz", "-o", "m.npz", "--task", "lm", "--condition", "both", "--hidden", "48",
             "--embed", "16", "--layers", "1", "--batch-size", "16", "--max-steps", "250", "--lr", "0.01",
             "--eval-every", "250", "--json", cwd=d)
     assert r.returncode == 0, r.stderr

@@ -87,10 +87,10 @@ def test_unknown_characters_are_refused_for_eval_and_warned_once_in_predict(date
 def test_word_level_unknowns_are_counted_and_the_target_limit_travels_with_the_model(tmp_path):
     """Words cut by --min-freq teach <unk>: unseen words at --vocab are a warning, not an error.
     --max-target-ratio admits longer targets, and the trained model decodes up to that limit."""
+    import numpy as np
+
     from rnncli.decode import max_lengths
     from rnncli.models import load_model
-
-    import numpy as np
 
     lines = [f"go {i % 7}\t{' '.join(['la'] * (12 + i % 4))}\n" for i in range(40)]
     (tmp_path / "long.tsv").write_text("".join(lines))

@@ -20,7 +20,8 @@ def encode_for_model(data, meta):
         if ds.valid is not None:
             return ds.valid, "its validation split"
         return ds.train, "all of it (it has no validation split)"
-    ds = tokenize([data], fmt=meta["data"]["format"], valid_frac=0, reuse=meta["data"])
+    # JSON lines are detected; any other file is read in the model's format
+    ds = tokenize([data], valid_frac=0, reuse=meta["data"])
     return ds.train, "all of it"
 
 

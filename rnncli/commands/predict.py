@@ -28,11 +28,10 @@ def translations(model, meta, source, beam=0, length_penalty=0.0, n_best=1, temp
     an empty line gets no hypotheses (and an empty output line)."""
     import numpy as np
 
+    from rnncli import console
     from rnncli.evaluate import translate_split
     from rnncli.text.encode import encode_pairs, side_tokens
     from rnncli.text.vocab import join_tokens
-
-    from rnncli import console
 
     data, rng = meta["data"], np.random.default_rng(seed)
     known, warned = set(data["vocab"]), False

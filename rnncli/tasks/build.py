@@ -52,8 +52,8 @@ def build_model(cfg, data_meta, rng=None):
                              reset_after=cfg.reset_after)
     bidirectional = True if cfg.bidirectional is None else cfg.bidirectional
     if task == "seq2seq":
-        from rnncli.text.targets import DEFAULT_TARGET_RATIO
         from rnncli.tasks.seq2seq import Seq2Seq
+        from rnncli.text.targets import DEFAULT_TARGET_RATIO
 
         attention = None if cfg.attention in (None, "none") else cfg.attention
         model = Seq2Seq(V, len(data_meta["target_vocab"]), rng, embed=cfg.embed, hidden=cfg.hidden, cell=cfg.cell,

@@ -20,8 +20,15 @@ import numpy as np
 
 from rnncli.errors import RnncliError, UsageError, where
 from rnncli.text.dataset import FORMAT_VERSION, Dataset, Split
-from rnncli.text.readers import (conll_records, detect_format, jsonl_records, looks_like_jsonl, pair_records,
-                                 read_text, tsv_records)
+from rnncli.text.readers import (
+    conll_records,
+    detect_format,
+    jsonl_records,
+    looks_like_jsonl,
+    pair_records,
+    read_text,
+    tsv_records,
+)
 from rnncli.text.split import split_examples, split_stream
 from rnncli.text.targets import DEFAULT_TARGET_RATIO, target_limit
 from rnncli.text.vocab import EOS, SPECIALS, Vocab, char_counts, encode_chars, split_words
@@ -121,7 +128,8 @@ def _check_target_lengths(meta, units, origin, fixed):
         limit = int(target_limit(len(source), ratio))
         if len(target) > limit:
             raise RnncliError(f"{where(path, line)}: the target has {len(target)} tokens, more than a decoder "
-                              f"writes for a {len(source)}-token source ({limit} = {ratio:g} x {len(source)} + 10; {hint})")
+                              f"writes for a {len(source)}-token source "
+                              f"({limit} = {ratio:g} x {len(source)} + 10; {hint})")
 
 
 def _check_known_sources(meta, units, origin):
