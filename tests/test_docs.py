@@ -32,6 +32,8 @@ META_KEYS = {k for cell, _ in doc_table("Meta (JSON)") for k in re.findall(r"[a-
 CASES = {  # name: (data file, options); every optional parameter appears in at least one
     "lm-lstm": ("corpus.txt", dict(cell="lstm", layers=2, hidden=6, embed=5, batch_size=4, max_steps=3)),
     "lm-gru-lecture": ("corpus.txt", dict(cell="gru", reset_after=False, layers=1, hidden=6, embed=5, max_steps=2)),
+    "clm-lstm-both": ("reviews.tsv", dict(task="lm", condition="both", cell="lstm", layers=2, hidden=6, embed=5,
+                                          max_steps=2)),
     "classify-2": ("reviews.tsv", dict(cell="gru", layers=2, hidden=6, embed=5, max_steps=2, average=0.9)),
     "classify-3": ("three.tsv", dict(cell="rnn", layers=1, hidden=6, embed=5, max_steps=2,
                                      bidirectional=False, optimizer="momentum")),
@@ -63,15 +65,19 @@ def checkpoints(tmp_path_factory):
 
 
 def symbols(cfg, ds, task, layer):
-    dirs = 1 if task == "lm" or cfg.bidirectional is False else 2
+    dirs = 1 if task in ("lm", "clm") or cfg.bidirectional is False else 2
     Vt = len(ds.meta.get("target_vocab", []))
     K = len(ds.meta.get("labels") or ds.meta.get("tags") or [])
     E0 = cfg.embed + (2 * cfg.char_hidden if task == "tag" and cfg.char_features else 0)
+    if task == "clm" and cfg.condition in ("input", "both"):
+        E0 += cfg.embed  # the label's embedding (Dl = E) beside every token
     return {"V": len(ds.meta["vocab"]), "E": cfg.embed, "H": cfg.hidden, "dirs": dirs,
             "G": {"rnn": 1, "gru": 3, "lstm": 4}[cfg.cell], "K": K, "C": len(ds.meta.get("chars", [])),
             "Ce": cfg.char_embed, "Hc": cfg.char_hidden, "D": E0 if layer == 0 else dirs * cfg.hidden,
-            "O": {"lm": len(ds.meta["vocab"]), "seq2seq": Vt}.get(task, 1 if K == 2 and task == "classify" else K),
-            "Vt": Vt, "Hh": cfg.hidden if task in ("lm", "seq2seq") else dirs * cfg.hidden,
+            "Dl": cfg.embed,
+            "O": {"lm": len(ds.meta["vocab"]), "clm": len(ds.meta["vocab"]), "seq2seq": Vt}.get(
+                task, 1 if K == 2 and task == "classify" else K),
+            "Vt": Vt, "Hh": cfg.hidden if task in ("lm", "clm", "seq2seq") else dirs * cfg.hidden,
             "Dd": cfg.embed if layer == 0 else cfg.hidden}
 
 
