@@ -81,3 +81,23 @@ def test_a_valid_file_must_hold_the_same_records(tmp_path):
     valid = write_jsonl(tmp_path / "b.jsonl", [{"text": "a b"}])
     with pytest.raises(UsageError, match="holds text records, but the training data is tsv"):
         tokenize([train], valid_path=valid)
+
+
+def test_a_character_level_classifier_predicts_what_eval_scores(tmp_path):
+    """Labelled texts can be tokenized by characters (tunes need it); predict must then read its
+    input by characters too: its answers on 40 lines give exactly eval's accuracy on them."""
+    import json as _json
+
+    from cli_runner import cli
+
+    lines = read_text(f"{SAMPLES}/reviews.tsv").splitlines()[:40]
+    (tmp_path / "part.tsv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    assert cli("tokenize", f"{SAMPLES}/reviews.tsv", "--level", "char", "-o", "c.npz", cwd=tmp_path).returncode == 0
+    r = cli("train", "-d", "c.npz", "-o", "m.npz", "--max-steps", "30", "--hidden", "16", "--embed", "8", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    r = cli("predict", "-m", "m.npz", "--json", cwd=tmp_path, stdin="\n".join(ln.split("\t", 1)[1] for ln in lines))
+    predicted = [_json.loads(x)["label"] for x in r.stdout.splitlines()]
+    truth = [ln.split("\t", 1)[0] for ln in lines]
+    scores = _json.loads(cli("eval", "-m", "m.npz", "part.tsv", "--json", cwd=tmp_path).stdout)
+    assert scores["examples"] == 40
+    assert sum(p == t for p, t in zip(predicted, truth, strict=True)) / 40 == scores["accuracy"]

@@ -8,7 +8,7 @@ gets an answer per line, a file goes through at batch speed.
 from rnncli.errors import UsageError
 from rnncli.evaluate import predict_split
 from rnncli.models import load_models
-from rnncli.text.encode import encode_words
+from rnncli.text.encode import encode_words, side_tokens
 from rnncli.text.readers import read_groups
 from rnncli.text.vocab import split_words
 
@@ -64,8 +64,8 @@ def predictions(model, meta, source, conll=False, proba=False):
     task, data = meta["task"], meta["data"]
     char_features = meta["config"].get("char_features")
     for group in read_groups(source, conll=conll):
-        if task == "classify":
-            sentences = [split_words(line, data["lower"]) for _, line in group]
+        if task == "classify":  # words, or characters for a model tokenized with --level char
+            sentences = [side_tokens(line, data.get("level", "word"), data["lower"]) for _, line in group]
         else:
             sentences = [item if conll else split_words(item) for _, item in group]
         records = [{"tokens": ws} for ws in sentences]
