@@ -61,6 +61,36 @@ class Linear:
         return (d2 @ W).reshape(*d_out.shape[:-1], W.shape[1]), grads
 
 
+class InitialState:
+    """Vectors -> the initial state of one recurrent layer, one Linear per state array:
+    a<0> = tanh(W_a x_a + b_a), and for an LSTM c<0> = W_c x_c + b_c (a cell needs no squashing).
+    Parameters "a.W", "a.b" (and "c.W", "c.b"). The encoder-decoder's bridge and the conditional
+    language model's label projection are both this."""
+
+    def __init__(self, in_size, hidden, n_states, rng, dtype=np.float32, init="glorot"):
+        self.parts = [Linear(in_size, hidden, rng, dtype, init) for _ in range(n_states)]
+        self.params = {f"{'ac'[j]}.{n}": v for j, lin in enumerate(self.parts) for n, v in lin.params.items()}
+
+    def forward(self, xs):
+        """xs: one (B, in) input per state array -> the state tuple of (B, H) arrays."""
+        state = []
+        for j, (lin, x) in enumerate(zip(self.parts, xs, strict=True)):
+            z = lin.forward(x)
+            if j == 0:
+                np.tanh(z, out=z)
+            state.append(z)
+        return tuple(state)
+
+    def backward(self, d_state, xs, state):
+        """d_state like the state, xs and state from forward -> one dx per state array, grads."""
+        dxs, grads = [], {}
+        for j, (lin, x, z, d) in enumerate(zip(self.parts, xs, state, d_state, strict=True)):
+            dx, g = lin.backward(d * (1.0 - z * z) if j == 0 else d, x)
+            dxs.append(dx)
+            grads.update({f"{'ac'[j]}.{n}": v for n, v in g.items()})
+        return dxs, grads
+
+
 def dropout_mask(rng, shape, rate, dtype):
     """Inverted dropout: keep with probability 1 - rate and scale by 1 / (1 - rate),
     so that nothing needs rescaling at evaluation time. Returns None when rate is 0."""

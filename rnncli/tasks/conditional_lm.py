@@ -14,7 +14,8 @@ Sampling starts from the label's state and <eos> and feeds the model its own tok
 
 import numpy as np
 
-from rnncli.nn.layers import Embedding, Linear, dropout_mask
+from rnncli.nn.functional import log_softmax
+from rnncli.nn.layers import Embedding, InitialState, Linear, dropout_mask
 from rnncli.nn.losses import softmax_cross_entropy
 from rnncli.nn.stack import RecurrentStack
 
@@ -34,42 +35,31 @@ class ConditionalLM:
         self.rnn = RecurrentStack(cell, embed + (Dl if self.by_input else 0), hidden, rng, num_layers=layers,
                                   dropout=dropout, dtype=dtype, activation=activation, reset_after=reset_after)
         self.n_states = len(self.rnn.initial_state(1)[0])
-        # (layer, state) -> Linear(Dl, H): a<0> (j = 0) and an LSTM's c<0> (j = 1) of each layer
-        self.init = {(k, j): Linear(Dl, hidden, rng, dtype)
-                     for k in range(layers) for j in range(self.n_states)} if self.by_state else {}
+        # one per layer: the label's row -> a<0> (and an LSTM's c<0>)
+        self.init = [InitialState(Dl, hidden, self.n_states, rng, dtype)
+                     for _ in range(layers if self.by_state else 0)]
         self.head = Linear(hidden, vocab_size, rng, dtype)
         self.params = {"embedding.E": self.embedding.params["E"], "label_embedding.E": self.label_embedding.params["E"]}
         self.params.update({f"rnn.{k}": v for k, v in self.rnn.params.items()})
-        for (k, j), lin in self.init.items():
-            self.params.update({f"init.l{k}.{'ac'[j]}.{n}": v for n, v in lin.params.items()})
+        for k, init in enumerate(self.init):
+            self.params.update({f"init.l{k}.{n}": v for n, v in init.params.items()})
         self.params.update({f"head.{k}": v for k, v in self.head.params.items()})
 
     # ------------------------------------------------------------ the label's initial state
 
     def _initial(self, l):
-        """l (B, Dl) -> one state tuple per layer, and what the backward pass needs."""
+        """l (B, Dl) -> one state tuple per layer (None without condition "state")."""
         if not self.by_state:
-            return None, None
-        states, cache = [], {}
-        for k in range(self.rnn.num_layers):
-            state = []
-            for j in range(self.n_states):
-                z = self.init[k, j].forward(l)  # (B, H)
-                if j == 0:
-                    np.tanh(z, out=z)
-                cache[k, j] = z
-                state.append(z)
-            states.append(tuple(state))
-        return states, cache
+            return None
+        return [init.forward((l,) * self.n_states) for init in self.init]
 
-    def _initial_backward(self, d_init, l, cache):
+    def _initial_backward(self, d_init, l, states):
         """d of the initial states -> d l (B, Dl) and the projections' gradients."""
         dl, grads = np.zeros_like(l), {}
-        for (k, j), z in cache.items():
-            dz = d_init[k][j] * (1.0 - z * z) if j == 0 else d_init[k][j]
-            d_in, g = self.init[k, j].backward(dz, l)
-            dl += d_in
-            grads.update({f"init.l{k}.{'ac'[j]}.{n}": v for n, v in g.items()})
+        for k, (init, state) in enumerate(zip(self.init, states, strict=True)):
+            dls, g = init.backward(d_init[k], (l,) * self.n_states, state)
+            dl += sum(dls)
+            grads.update({f"init.l{k}.{n}": v for n, v in g.items()})
         return dl, grads
 
     def _inputs(self, ids, l):
@@ -83,15 +73,15 @@ class ConditionalLM:
     def forward(self, ids, mask, labels, train=False, rng=None):
         """ids (T, B) inputs, mask (T, B), labels (B,) -> logits (T, B, V), cache."""
         l = self.label_embedding.forward(labels)  # (B, Dl)
-        init, init_cache = self._initial(l)
+        init = self._initial(l)
         h, _, rnn_cache = self.rnn.forward(self._inputs(ids, l), init, mask, train=train, rng=rng)
         drop = dropout_mask(rng, h.shape, self.dropout, self.dtype) if train else None
         h_in = h * drop if drop is not None else h
-        return self.head.forward(h_in), (l, init_cache, rnn_cache, drop, h_in)
+        return self.head.forward(h_in), (l, init, rnn_cache, drop, h_in)
 
     def loss_and_grads(self, ids, mask, labels, targets, train=True, rng=None):
         """Mean cross-entropy of predicting targets (T, B) over the real positions, and its gradients."""
-        logits, (l, init_cache, rnn_cache, drop, h_in) = self.forward(ids, mask, labels, train, rng)
+        logits, (l, init, rnn_cache, drop, h_in) = self.forward(ids, mask, labels, train, rng)
         T, B, V = logits.shape
         loss, d_logits = softmax_cross_entropy(logits.reshape(T * B, V), targets.reshape(-1),
                                                mask.reshape(-1).astype(self.dtype))
@@ -103,7 +93,7 @@ class ConditionalLM:
         grads = {"embedding.E": self.embedding.backward(dx[..., :E], ids)["E"]}
         dl = dx[..., E:].sum(axis=0) if self.by_input else np.zeros_like(l)
         if self.by_state:
-            d_l, init_grads = self._initial_backward(d_init, l, init_cache)
+            d_l, init_grads = self._initial_backward(d_init, l, init)
             dl += d_l
             grads.update(init_grads)
         grads["label_embedding.E"] = self.label_embedding.backward(dl, labels)["E"]
@@ -113,8 +103,6 @@ class ConditionalLM:
 
     def token_nll(self, ids, mask, labels, targets):
         """Evaluation: the negative log-likelihood of every target (T, B), 0 at padding."""
-        from rnncli.nn.functional import log_softmax
-
         logits, _ = self.forward(ids, mask, labels)
         logp = log_softmax(logits.astype(np.float64))
         nll = -np.take_along_axis(logp, targets[..., None].astype(np.int64), axis=-1)[..., 0]
@@ -125,7 +113,7 @@ class ConditionalLM:
     def start(self, labels):
         """labels (B,) -> the initial states and the label embeddings the steps read."""
         l = self.label_embedding.forward(np.asarray(labels))
-        init, _ = self._initial(l)
+        init = self._initial(l)
         return (init if init is not None else self.rnn.initial_state(len(l))), l
 
     def step(self, ids_t, states, l):

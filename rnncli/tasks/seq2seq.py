@@ -16,7 +16,7 @@ a<0> = tanh(W [a_fwd; a_bwd] + b), and for an LSTM c<0> = W' [c_fwd; c_bwd] + b'
 import numpy as np
 
 from rnncli.nn.attention import Attention
-from rnncli.nn.layers import Embedding, Linear, dropout_mask
+from rnncli.nn.layers import Embedding, InitialState, Linear, dropout_mask
 from rnncli.nn.losses import softmax_cross_entropy
 from rnncli.nn.stack import RecurrentStack
 
@@ -32,11 +32,9 @@ class Seq2Seq:
         self.encoder = RecurrentStack(cell, embed, hidden, rng, bidirectional=bidirectional, **common)
         self.decoder = RecurrentStack(cell, embed, hidden, rng, bidirectional=False, **common)
         self.n_states = len(self.decoder.initial_state(1)[0])
-        self.bridge = {}  # (layer, state) -> Linear, for a bidirectional encoder only
-        if bidirectional:
-            for k in range(layers):
-                for j in range(self.n_states):
-                    self.bridge[k, j] = Linear(2 * hidden, hidden, rng, dtype, init="fan_in")
+        # one per decoder layer, for a bidirectional encoder only
+        self.bridge = [InitialState(2 * hidden, hidden, self.n_states, rng, dtype, init="fan_in")
+                       for _ in range(layers)] if bidirectional else []
         self.attention = Attention(attention, hidden, self.encoder.output_size, rng, dtype) if attention else None
         # fan-in init (nn/init.py): from Glorot's, 3x smaller for 15,000 words, it learnt far less per step
         self.head = Linear(hidden, target_vocab_size, rng, dtype, init="fan_in")
@@ -44,8 +42,8 @@ class Seq2Seq:
                        "target_embedding.E": self.target_embedding.params["E"]}
         self.params.update({f"encoder.{k}": v for k, v in self.encoder.params.items()})
         self.params.update({f"decoder.{k}": v for k, v in self.decoder.params.items()})
-        for (k, j), lin in self.bridge.items():
-            self.params.update({f"bridge.l{k}.{'ac'[j]}.{n}": v for n, v in lin.params.items()})
+        for k, bridge in enumerate(self.bridge):
+            self.params.update({f"bridge.l{k}.{n}": v for n, v in bridge.params.items()})
         if self.attention:
             self.params.update({f"attention.{k}": v for k, v in self.attention.params.items()})
         self.params.update({f"head.{k}": v for k, v in self.head.params.items()})
@@ -57,17 +55,11 @@ class Seq2Seq:
         (one tuple per layer), and what the backward pass needs."""
         if not self.bridge:
             return [tuple(s) for s in finals], None
-        init, cache = [], {}
-        for k in range(self.decoder.num_layers):
-            state = []
-            for j in range(self.n_states):
-                joined = np.concatenate([finals[2 * k][j], finals[2 * k + 1][j]], axis=-1)  # (B, 2H)
-                z = self.bridge[k, j].forward(joined)
-                if j == 0:
-                    np.tanh(z, out=z)
-                cache[k, j] = (joined, z)
-                state.append(z)
-            init.append(tuple(state))
+        init, cache = [], []
+        for k, bridge in enumerate(self.bridge):
+            joined = [np.concatenate([f, b], axis=-1) for f, b in zip(finals[2 * k], finals[2 * k + 1], strict=True)]
+            init.append(bridge.forward(joined))  # each state array from its (B, 2H) [forward; backward]
+            cache.append((joined, init[-1]))
         return init, cache
 
     def _bridge_backward(self, d_init, cache):
@@ -76,16 +68,11 @@ class Seq2Seq:
             return d_init, {}
         H = self.decoder.hidden_size
         d_finals, grads = [None] * (2 * self.decoder.num_layers), {}
-        for k in range(self.decoder.num_layers):
-            fwd, bwd = [], []
-            for j in range(self.n_states):
-                joined, z = cache[k, j]
-                dz = d_init[k][j] * (1.0 - z * z) if j == 0 else d_init[k][j]
-                d_joined, g = self.bridge[k, j].backward(dz, joined)
-                grads.update({f"bridge.l{k}.{'ac'[j]}.{n}": v for n, v in g.items()})
-                fwd.append(d_joined[:, :H])
-                bwd.append(d_joined[:, H:])
-            d_finals[2 * k], d_finals[2 * k + 1] = tuple(fwd), tuple(bwd)
+        for k, (bridge, (joined, state)) in enumerate(zip(self.bridge, cache, strict=True)):
+            d_joined, g = bridge.backward(d_init[k], joined, state)
+            grads.update({f"bridge.l{k}.{n}": v for n, v in g.items()})
+            d_finals[2 * k] = tuple(d[:, :H] for d in d_joined)
+            d_finals[2 * k + 1] = tuple(d[:, H:] for d in d_joined)
         return d_finals, grads
 
     # ------------------------------------------------------------ teacher-forced training
