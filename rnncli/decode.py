@@ -16,9 +16,7 @@ import numpy as np
 
 from rnncli.nn.functional import log_softmax
 from rnncli.text.targets import DEFAULT_TARGET_RATIO, target_limit
-from rnncli.text.vocab import BOS, EOS, SPECIALS
-
-NEVER = [i for i in range(len(SPECIALS)) if i != EOS]  # ids a decoder may not produce
+from rnncli.text.vocab import BOS, EOS, NEVER_GENERATED
 
 
 def max_lengths(model, source_mask):
@@ -28,7 +26,7 @@ def max_lengths(model, source_mask):
 
 def _log_probs(logits):
     logp = log_softmax(logits.astype(np.float64))
-    logp[:, NEVER] = -np.inf
+    logp[:, NEVER_GENERATED] = -np.inf
     return logp
 
 

@@ -9,7 +9,7 @@ import numpy as np
 
 from rnncli.errors import UsageError
 from rnncli.nn.functional import softmax
-from rnncli.text.vocab import EOS, SPECIALS, UNK, encode_chars, split_words
+from rnncli.text.vocab import EOS, NEVER_GENERATED, UNK, encode_chars, split_words
 
 
 def check_sampling_options(temperature, top_k, top_p, max_len):
@@ -29,8 +29,8 @@ def check_sampling_options(temperature, top_k, top_p, max_len):
 def next_token(logits, rng, temperature=1.0, top_k=None, top_p=None):
     """Pick one id from logits (V,). Temperature 0 is argmax; top-k keeps the k likeliest;
     top-p keeps the smallest set whose probability reaches p (nucleus sampling)."""
-    logits = logits.astype(np.float64)
-    logits[:len(SPECIALS)] = np.where(np.arange(len(SPECIALS)) == EOS, logits[:len(SPECIALS)], -np.inf)
+    logits = logits.astype(np.float64)  # a copy
+    logits[NEVER_GENERATED] = -np.inf
     if temperature == 0:
         return int(np.argmax(logits))
     logits = logits / temperature
@@ -56,19 +56,26 @@ def encode_prime(prime, vocab, level, lower=False):
     return vocab.encode(split_words(prime, lower))
 
 
+def _stepper(model, batch, labels=None):
+    """-> (initial states, step(ids, states) -> (logits, states)) for `batch` texts: a language
+    model's zero state, or a conditional model's state from each text's label."""
+    if labels is None:
+        return model.initial_state(batch), model.step
+    states, l = model.start(np.asarray(labels))
+
+    def step(ids, s):
+        return model.step(ids, s, l)
+
+    return states, step
+
+
 def generate(model, vocab, level, prime="", temperature=1.0, top_k=None, top_p=None, max_len=1000,
              rng=None, lower=False, label=None):
     """Yield the text of each generated token until <eos> or max_len tokens.
     lower: the model was trained on lower-cased text, so the prime is read lower-cased.
     label: a conditional model's label id, whose state the text starts from (tasks/conditional_lm.py)."""
     rng = rng or np.random.default_rng()
-    if label is None:
-        states, step = model.initial_state(1), model.step
-    else:
-        states, l = model.start(np.array([label]))
-
-        def step(ids, s):
-            return model.step(ids, s, l)
+    states, step = _stepper(model, 1, None if label is None else [label])
     ids = [EOS, *encode_prime(prime, vocab, level, lower).tolist()]
     logits = None
     for i in ids:  # read the prime into the state
@@ -88,27 +95,23 @@ def sample_batch(model, count, labels=None, temperature=1.0, max_len=1000, rng=N
     one batched step per position instead of one model call per token. -> list of id lists
     (without the closing <eos>). Temperature 0 is greedy; used where many samples are scored."""
     rng = rng or np.random.default_rng()
-    if labels is None:
-        states, step = model.initial_state(count), model.step
-    else:
-        states, l = model.start(np.asarray(labels))
-
-        def step(ids, s):
-            return model.step(ids, s, l)
+    states, step = _stepper(model, count, labels)
     prev = np.full(count, EOS, np.int64)
-    out, done = [[] for _ in range(count)], np.zeros(count, bool)
+    done, columns = np.zeros(count, bool), []
     for _ in range(max_len):
         logits, states = step(prev, states)
         logits = logits.astype(np.float64)
-        logits[:, [i for i in range(len(SPECIALS)) if i != EOS]] = -np.inf
+        logits[:, NEVER_GENERATED] = -np.inf
         if temperature == 0:
             choice = logits.argmax(axis=1)
         else:  # the Gumbel-max trick: argmax(z / T + g) is a draw from softmax(z / T)
             choice = (logits / temperature + rng.gumbel(size=logits.shape)).argmax(axis=1)
-        for b in np.flatnonzero(~done & (choice != EOS)):
-            out[b].append(int(choice[b]))
         done |= choice == EOS
+        prev = np.where(done, EOS, choice)  # a finished text goes on reading <eos>
+        columns.append(prev)
         if done.all():
             break
-        prev = np.where(done, EOS, choice)
-    return out
+    ids = np.stack(columns, axis=1) if columns else np.zeros((count, 0), np.int64)
+    # each text ends before its first <eos>
+    ends = np.where((ids == EOS).any(axis=1), (ids == EOS).argmax(axis=1), ids.shape[1])
+    return [row[:end].tolist() for row, end in zip(ids, ends, strict=True)]

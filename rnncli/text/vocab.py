@@ -20,6 +20,7 @@ import numpy as np
 
 SPECIALS = ("<pad>", "<unk>", "<bos>", "<eos>")
 PAD, UNK, BOS, EOS = range(4)
+NEVER_GENERATED = [PAD, UNK, BOS]  # ids no sampler or decoder may produce (<eos> ends a text)
 
 # A word splitter that keeps punctuation: <tags> such as PTB's <unk> stay whole, then clitics
 # like 's and n't, words with inner apostrophes or hyphens, and any other single symbol.
