@@ -182,9 +182,6 @@ def build_vocabularies(meta, fmt, level, train_units, all_units, max_size, min_f
             counts.update(source)
             targets.update(target)
         meta["target_vocab"] = Vocab.build(targets, max_size, min_freq).tokens
-        kept = set(Vocab.build(counts, max_size, min_freq).tokens)
-        # did --min-freq/--max-size cut any training source token? Then <unk> was trained on.
-        meta["source_unk_trained"] = any(t not in kept for t in counts)
     elif fmt == "tsv":
         for _, words in train_units:
             counts.update(words)
@@ -203,6 +200,9 @@ def build_vocabularies(meta, fmt, level, train_units, all_units, max_size, min_f
         meta["chars"] = Vocab.build(chars, None, 1).tokens
         meta["tag_scheme"] = "iob2" if all(_is_iob2(tags) for _, tags in all_units) else "other"
     meta["vocab"] = Vocab.build(counts, max_size, min_freq).tokens
+    if fmt == "pairs":  # did --min-freq/--max-size cut any training source token? Then <unk> was trained on.
+        kept = set(meta["vocab"])
+        meta["source_unk_trained"] = any(t not in kept for t in counts)
     return warnings
 
 

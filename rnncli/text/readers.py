@@ -173,13 +173,13 @@ def jsonl_kind(obj):
     return next((kind for keys, kind in JSONL_KINDS if all(k in obj for k in keys)), None)
 
 
-def jsonl_records(text, path, kind=None):
+def jsonl_records(text, path):
     """-> (kind, records): records shaped as the kind's own reader gives them:
     text  (line, text)               tsv    (line, label, text)
     conll (line, tokens, tags)       pairs  (line, source, target)
-    The first record decides the kind (unless given); every line must then have its fields,
-    of the right type and not empty. Blank lines are skipped."""
-    records = []
+    The first record decides the kind; every line must then have its fields, of the right type
+    and not empty. Blank lines are skipped."""
+    records, kind, keys = [], None, None
     for n, line in enumerate(_lines(text, path), start=1):
         if not line.strip():
             continue
@@ -194,7 +194,7 @@ def jsonl_records(text, path, kind=None):
             if kind is None:
                 raise RnncliError(f"{where(path, n)}: expected the fields text, label + text, tokens + tags or "
                                   f"source + target; found {', '.join(map(repr, obj)) or 'none'}")
-        keys = next(k for k, v in JSONL_KINDS if v == kind)
+            keys = next(k for k, v in JSONL_KINDS if v == kind)
         for key in keys:
             if key not in obj:
                 raise RnncliError(f"{where(path, n)}: missing field {key!r} (this file's records have "
