@@ -33,14 +33,7 @@ app = typer.Typer(
 _debug = False
 
 
-class Format(enum.StrEnum):
-    text = "text"
-    tsv = "tsv"
-    conll = "conll"
-    pairs = "pairs"
-
-
-class InputFormat(enum.StrEnum):  # tokenize also reads JSON lines
+class InputFormat(enum.StrEnum):
     text = "text"
     tsv = "tsv"
     conll = "conll"
@@ -364,8 +357,9 @@ def predict(
     source: Annotated[str, typer.Argument(help="Input file; - (the default) reads standard input.")] = "-",
     model: Annotated[list[Path] | None, typer.Option(
         "--model", "-m", help="The checkpoint [default: model.npz]; repeat it to use an ensemble.")] = None,
-    format: Annotated[Format | None, typer.Option("--format", "-f",
-                                                  help="conll: read CoNLL sentences (tagging).")] = None,
+    format: Annotated[InputFormat | None, typer.Option(
+        "--format", "-f", help="conll: read CoNLL sentences (tagging); jsonl: JSON lines, reading each object's "
+        "text (classify), tokens (tag) or source (seq2seq) field [default: jsonl for a .jsonl file].")] = None,
     proba: Annotated[bool, typer.Option(
         "--proba", help="Add the label's probability (tagging: each tag's, given the sentence).")] = False,
     json_out: Annotated[bool, typer.Option(
@@ -394,6 +388,7 @@ def predict(
     from rnncli.commands.predict import open_predictor, predictions, translations
 
     predictor, meta = open_predictor(model or [Path("model.npz")])
+    jsonl = format == InputFormat.jsonl or (format is None and source.endswith(".jsonl"))
     if meta["task"] == "seq2seq":
         from rnncli.sample import check_sampling_options
 
@@ -403,13 +398,14 @@ def predict(
         if beam and temp:
             raise UsageError("--beam and --temp exclude each other (beam search is not sampling)")
         stream = translations(predictor, meta, source, beam=beam, length_penalty=length_penalty, n_best=n_best,
-                              temperature=0.0 if greedy else temp, top_k=top_k, top_p=top_p, seed=seed)
+                              temperature=0.0 if greedy else temp, top_k=top_k, top_p=top_p, seed=seed, jsonl=jsonl)
         for records in stream:
             sys.stdout.write("".join(render.translation_text(r, json_out) for r in records))
             sys.stdout.flush()
         return
     names = predictor.label_names
-    for records in predictions(predictor, meta, source, conll=(format == Format.conll), proba=proba or json_out):
+    for records in predictions(predictor, meta, source, conll=(format == InputFormat.conll), proba=proba or json_out,
+                               jsonl=jsonl):
         sys.stdout.write("".join(render.prediction_text(r, meta["task"], names, proba, json_out) for r in records))
         sys.stdout.flush()
 

@@ -146,3 +146,25 @@ def test_sample_refuses_a_classifier(sentiment):
     d, _ = sentiment
     r = cli("sample", "-m", "m.npz", cwd=d)
     assert r.returncode == 2 and "use predict" in r.stderr
+
+
+def test_predict_reads_json_lines_as_it_reads_plain_lines(sentiment, ner):
+    """JSON lines in (the text or tokens field; a blank line stays a blank answer) give exactly
+    the answers of the same input as plain lines or CoNLL."""
+    d, _ = sentiment
+    texts = ["a warm and funny film", "", "the plot makes no sense", "i loved every minute"]
+    plain = cli("predict", "-m", "m.npz", "--json", cwd=d, stdin="\n".join(texts) + "\n")
+    (d / "in.jsonl").write_text("".join(json.dumps({"text": t, "id": k}) + "\n" if t else "\n"
+                                        for k, t in enumerate(texts)))
+    as_jsonl = cli("predict", "-m", "m.npz", "--json", "in.jsonl", cwd=d)
+    assert as_jsonl.returncode == 0, as_jsonl.stderr
+    assert as_jsonl.stdout == plain.stdout and len(plain.stdout.splitlines()) == 4
+    d, _, _ = ner
+    sentences = [["John", "lives", "in", "Paris", "."], ["Mary", "met", "Bob"]]
+    conll = cli("predict", "-m", "m.npz", "-f", "conll", "--proba", cwd=d,
+                stdin="".join("".join(w + "\n" for w in s) + "\n" for s in sentences))
+    records = [{"tokens": sentences[0]}, {"tokens": " ".join(sentences[1])}]  # a list, or a string of words
+    jsonl = cli("predict", "-m", "m.npz", "-f", "jsonl", "--proba", cwd=d,
+                stdin="".join(json.dumps(r) + "\n" for r in records))
+    assert jsonl.returncode == 0, jsonl.stderr
+    assert jsonl.stdout == conll.stdout and conll.stdout.count("\n") == 10

@@ -108,3 +108,13 @@ def test_word_level_unknowns_are_counted_and_the_target_limit_travels_with_the_m
     r = cli("tokenize", "test.tsv", "--vocab", "m.npz", "-o", "t.npz", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     assert "1 source tokens are not in the vocabulary and read as <unk> (first: 'run' at test.tsv:2)" in r.stderr
+
+
+def test_predict_reads_the_source_field_of_json_lines(dates):
+    d, _ = dates
+    sources = [line.split("\t")[0] for line in open(f"{SAMPLES}/dates_valid.tsv", encoding="utf-8")][:20]
+    plain = cli("predict", "-m", "m.npz", "--beam", "3", cwd=d, stdin="\n".join(sources) + "\n")
+    records = "".join(json.dumps({"source": s, "target": "?"}) + "\n" for s in sources)
+    jsonl = cli("predict", "-m", "m.npz", "--beam", "3", "-f", "jsonl", cwd=d, stdin=records)
+    assert jsonl.returncode == 0, jsonl.stderr
+    assert jsonl.stdout == plain.stdout and len(plain.stdout.splitlines()) == 20

@@ -22,10 +22,11 @@ def open_predictor(model_paths):
 
 
 def translations(model, meta, source, beam=0, length_penalty=0.0, n_best=1, temperature=0.0, top_k=None,
-                 top_p=None, seed=None):
+                 top_p=None, seed=None, jsonl=False):
     """Yield, for each group of input lines that has arrived, one record per line:
     {"source": line, "hypotheses": [(text, normalised score, log-probability), ...] best first};
-    an empty line gets no hypotheses (and an empty output line)."""
+    an empty line gets no hypotheses (and an empty output line). jsonl: lines are JSON objects
+    whose "source" field is translated."""
     import numpy as np
 
     from rnncli import console
@@ -35,7 +36,8 @@ def translations(model, meta, source, beam=0, length_penalty=0.0, n_best=1, temp
 
     data, rng = meta["data"], np.random.default_rng(seed)
     known, warned = set(data["vocab"]), False
-    for group in read_groups(source):
+    for group in read_groups(source, field="source" if jsonl else None):
+        group = [(at, line or "") for at, line in group]
         sources = [side_tokens(line, data["level"], data["lower"]) for _, line in group]
         if not warned and data["level"] == "char" and not data.get("source_unk_trained", True):
             # tokenize --vocab refuses this; a stream of lines to translate gets a warning and goes on
@@ -56,18 +58,20 @@ def translations(model, meta, source, beam=0, length_penalty=0.0, n_best=1, temp
         yield records
 
 
-def predictions(model, meta, source, conll=False, proba=False):
+def predictions(model, meta, source, conll=False, proba=False, jsonl=False):
     """Yield, for each group of input that has arrived, a list with one record per line or
     sentence: {"tokens": words, "label": id, "probabilities": (C,)} (classify) or
     {"tokens": words, "tags": ids, "probabilities": (T,) or None} (tag); an empty line gives
-    a record with no tokens, so output stays aligned with input."""
+    a record with no tokens, so output stays aligned with input. jsonl: lines are JSON objects,
+    whose "text" (classify) or "tokens" (tag: a list of words, or a string) is read."""
     task, data = meta["task"], meta["data"]
     char_features = meta["config"].get("char_features")
-    for group in read_groups(source, conll=conll):
+    field = ("text" if task == "classify" else "tokens") if jsonl else None
+    for group in read_groups(source, conll=conll, field=field):
         if task == "classify":  # words, or characters for a model tokenized with --level char
-            sentences = [side_tokens(line, data.get("level", "word"), data["lower"]) for _, line in group]
+            sentences = [side_tokens(line or "", data.get("level", "word"), data["lower"]) for _, line in group]
         else:
-            sentences = [item if conll else split_words(item) for _, item in group]
+            sentences = [item if isinstance(item, list) else split_words(item or "") for _, item in group]
         records = [{"tokens": ws} for ws in sentences]
         kept = [k for k, ws in enumerate(sentences) if ws]
         if kept:

@@ -296,10 +296,29 @@ def line_groups(stream, path):
             return
 
 
-def read_groups(path, conll=False):
+def jsonl_field(line, path, n, key):
+    """One JSON line's field for `predict`: the string `key` (text, source), or for "tokens" a list
+    of strings or one string of words; None for a blank line (its answer stays blank)."""
+    if not line.strip():
+        return None
+    try:
+        obj = json.loads(line)
+    except ValueError as e:
+        raise RnncliError(f"{where(path, n)}: invalid JSON ({e.msg}, column {e.colno})") from None
+    if not isinstance(obj, dict):
+        raise RnncliError(f"{where(path, n)}: expected a JSON object {{...}}, found {type(obj).__name__}")
+    if key not in obj:
+        raise RnncliError(f"{where(path, n)}: missing field {key!r} (found {', '.join(map(repr, obj)) or 'none'})")
+    if key == "tokens" and not isinstance(obj[key], str):
+        return _jsonl_list(obj, key, path, n)
+    return _jsonl_string(obj, key, path, n)
+
+
+def read_groups(path, conll=False, field=None):
     """Stream the input for `predict`: yields lists of (file:line, line), or with conll=True of
-    (file:line, [tokens]) sentences (first column; a blank line ends one), as soon as they are
-    complete. Memory stays flat however long the input."""
+    (file:line, [tokens]) sentences (first column; a blank line ends one), or with field="text"
+    (JSON lines) of (file:line, that field of each object), as soon as they are complete.
+    Memory stays flat however long the input."""
     stream = sys.stdin.buffer if str(path) == "-" else None
     if stream is None:
         require_file(path)
@@ -310,6 +329,9 @@ def read_groups(path, conll=False):
     words, start = [], None
     try:
         for lines in line_groups(stream, path):
+            if field is not None:
+                yield [(where(path, n), jsonl_field(line, path, n, field)) for n, line in lines]
+                continue
             if not conll:
                 yield [(where(path, n), line) for n, line in lines]
                 continue
