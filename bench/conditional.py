@@ -1,13 +1,18 @@
 """Generation conditioned on a label, measured (issue: one-to-many).
 
-    python bench/conditional.py [--budget 600] [--only music|sentiment] [--samples 100]
+    python bench/conditional.py [--budget 600] [--seeds 3] [--only music|sentiment] [--samples 100]
 
 music (../shared/data/nottingham, configs/music.yaml):
   1. valid bits per character: the conditional LM against an unconditional one of the same size,
      config and budget (--condition none: the labels ignored, the texts read as one stream; its
-     evaluation carries the state from tune to tune, which can only help it);
-  2. meter fidelity: --samples tunes per label at temperature 0.8; the share whose first M: field
-     is the label's meter (waltz 3/4, jig 6/8, slip jig 9/8, reel and hornpipe 4/4, C or 2/4);
+     evaluation carries the state from tune to tune, which can only help it). For each seed the
+     two train side by side, one process and one thread each, so they get the same machine.
+     Also the conditional model's own marginal over labels, p(x) = sum_c prior(c) p(x | c), with
+     the training prior: the same weights without being told the label, so the difference is
+     what the label is worth to that model, free of the run-to-run noise between two trainings;
+  2. meter fidelity: --samples tunes per label (from each seed's model) at temperature 0.8; the
+     share whose first M: field is the label's meter (waltz 3/4, jig 6/8, slip jig 9/8, reel and
+     hornpipe 4/4, C or 2/4);
   3. bar fidelity: the share of counted bars whose notes add up to the meter (bench/abc_bars.py),
      in the samples and in the real valid tunes.
 sentiment (../shared/data/sst2, word level, lower-cased):
@@ -19,6 +24,7 @@ sentiment (../shared/data/sst2, word level, lower-cased):
 import argparse
 import json
 import os
+import subprocess
 import sys
 import time
 
@@ -32,8 +38,9 @@ from rnncli.config import make_config  # noqa: E402
 from rnncli.evaluate import evaluate_split, predict_split  # noqa: E402
 from rnncli.models import load_model  # noqa: E402
 from rnncli.sample import sample_batch  # noqa: E402
-from rnncli.tasks.build import task_of  # noqa: E402
+from rnncli.text.batching import bucketed_batches, make_batch  # noqa: E402
 from rnncli.text.encode import encode_words, tokenize  # noqa: E402
+from rnncli.text.store import load_dataset  # noqa: E402
 from rnncli.text.vocab import join_tokens, split_words  # noqa: E402
 from rnncli.train import train  # noqa: E402
 
@@ -56,29 +63,76 @@ def texts_of(model, meta, ids_lists):
     return [join_tokens([vocab[i] for i in ids], meta["data"]["level"]) for ids in ids_lists]
 
 
+def train_side_by_side(runs, budget):
+    """Train each (out, extra arguments) in its own `rnncli train` process with one thread, all at
+    once; -> the summaries."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    procs = [subprocess.Popen([sys.executable, "-m", "rnncli", "train", "-o", out, "--max-time", f"{budget}s",
+                               "--json", "--force", *extra], env=env, cwd=ROOT, stdout=subprocess.PIPE,
+                              stderr=subprocess.DEVNULL, text=True) for out, extra in runs]
+    outputs = [p.communicate()[0] for p in procs]
+    if any(p.returncode for p in procs):
+        raise SystemExit(f"a training run failed: {[p.returncode for p in procs]}")
+    return [json.loads(o) for o in outputs]
+
+
+def marginal_bits(model, split, prior, batch_size=32):
+    """Bits per token of the conditional model without the label: -log2 sum_c prior(c) p(x | c)
+    per text, summed over the split, over its tokens (each text's and its <eos>)."""
+    total, tokens = 0.0, 0
+    for index in bucketed_batches(split.lengths(), batch_size):
+        inputs, mask, _, targets = make_batch(split, index, "clm")
+        per_label = np.stack([model.token_nll(inputs, mask, np.full(len(index), k), targets).sum(axis=0)
+                              for k in range(len(prior))])  # (K, B) nats
+        logp = np.log(prior)[:, None] - per_label
+        top = logp.max(axis=0)
+        total -= float(np.sum(top + np.log(np.exp(logp - top).sum(axis=0))))
+        tokens += int(mask.sum())
+    return total / tokens / np.log(2)
+
+
 def run_music(args, keep):
     folder = os.path.join(DATA, "nottingham")
-    ds = tokenize([os.path.join(folder, "train.jsonl")], valid_path=os.path.join(folder, "valid.jsonl"))
+    data = os.path.join(keep, "tunes.npz")
+    subprocess.run([sys.executable, "-m", "rnncli", "tokenize", os.path.join(folder, "train.jsonl"), "--valid",
+                    os.path.join(folder, "valid.jsonl"), "-o", data, "--force"], cwd=ROOT, check=True,
+                   stderr=subprocess.DEVNULL)
     cfg = os.path.join(ROOT, "configs", "music.yaml")
-    cond, meta, s_cond, t_cond = fit(cfg, ds, os.path.join(keep, "music_cond.npz"), args.budget)
-    uncond, meta_u, s_unc, t_unc = fit(cfg, ds, os.path.join(keep, "music_uncond.npz"), args.budget,
-                                       condition="none")
-    fmt = ds.meta["format"]
-    m_cond = evaluate_split(cond, task_of(make_config(cfg), ds.meta), ds.valid, fmt)
-    m_unc = evaluate_split(uncond, "lm", ds.valid, fmt)
-    print(f"music: conditional {s_cond['steps']:,} steps in {t_cond:.0f} s, valid bits/char "
-          f"{m_cond['bits_per_token']:.4f}; unconditional {s_unc['steps']:,} steps in {t_unc:.0f} s, valid "
-          f"bits/char {m_unc['bits_per_token']:.4f}; ratio {m_cond['bits_per_token'] / m_unc['bits_per_token']:.3f}")
-    for name, x in m_cond["labels"].items():
-        print(f"  valid bits/char for {name}: {x['bits_per_token']:.4f} ({x['tokens']:,} chars)")
-    names = meta["data"]["labels"]
+    rows, models = [], []
+    for seed in range(args.seeds):
+        cond_out, unc_out = (os.path.join(keep, f"music_{kind}_s{seed}.npz") for kind in ("cond", "uncond"))
+        common = ["-d", data, "--config", cfg, "--seed", str(seed)]
+        s_cond, s_unc = train_side_by_side([(cond_out, common), (unc_out, [*common, "--condition", "none"])],
+                                           args.budget)
+        cond, meta, _ = load_model(cond_out)
+        uncond, _, _ = load_model(unc_out)
+        ds = load_dataset(data)
+        m_cond = evaluate_split(cond, "clm", ds.valid, "tsv")
+        m_unc = evaluate_split(uncond, "lm", ds.valid, "tsv")
+        counts = meta["data"]["label_counts"]
+        prior = np.array([counts[n] for n in meta["data"]["labels"]], float)
+        marginal = marginal_bits(cond, ds.valid, prior / prior.sum())
+        rows.append((m_cond["bits_per_token"], marginal, m_unc["bits_per_token"]))
+        models.append((cond, meta))
+        print(f"music seed {seed}: conditional {s_cond['steps']:,} steps, valid bits/char "
+              f"{m_cond['bits_per_token']:.4f} (without its label: {marginal:.4f}); unconditional "
+              f"{s_unc['steps']:,} steps, {m_unc['bits_per_token']:.4f}", flush=True)
+        print("  per label: " + ", ".join(f"{name} {x['bits_per_token']:.3f}" for name, x in m_cond["labels"].items()))
+    c, g, u = np.array(rows).T
+    print(f"music bits/char, mean (sd) over {args.seeds} seeds: conditional {c.mean():.4f} ({c.std():.4f}), "
+          f"the same models without the label {g.mean():.4f}, unconditional {u.mean():.4f} ({u.std():.4f}); "
+          f"ratio conditional/unconditional {c.mean() / u.mean():.3f}; conditional lower in "
+          f"{int(np.sum(c < u))} of {args.seeds}")
+    names = models[0][1]["data"]["labels"]
     rng = np.random.default_rng(args.seed)
     all_samples, hits = [], {}
     t = time.perf_counter()
     for k, name in enumerate(names):
-        ids = sample_batch(cond, args.samples, labels=np.full(args.samples, k), temperature=0.8, max_len=2000,
-                           rng=rng)
-        tunes = texts_of(cond, meta, ids)
+        tunes = []
+        for model, meta in models:
+            ids = sample_batch(model, args.samples, labels=np.full(args.samples, k), temperature=0.8,
+                               max_len=2000, rng=rng)
+            tunes += texts_of(model, meta, ids)
         all_samples += tunes
         hits[name] = sum(meter_field(t) in METERS[name] for t in tunes) / len(tunes)
         share, n = bar_fidelity(tunes)
@@ -89,10 +143,10 @@ def run_music(args, keep):
     share_s, n_s = bar_fidelity(all_samples)
     share_r, n_r = bar_fidelity(real)
     overall = sum(hits.values()) / len(hits)
-    print(f"music: meter fidelity {100 * overall:.1f} % (mean over labels, {args.samples} samples each, "
-          f"{len(all_samples) / seconds:.1f} tunes/s sampled); bar fidelity {100 * share_s:.1f} % of {n_s:,} bars "
-          f"in samples vs {100 * share_r:.1f} % of {n_r:,} in real valid tunes ({100 * (share_r - share_s):.1f} "
-          "points apart)")
+    print(f"music: meter fidelity {100 * overall:.1f} % (mean over labels, {args.samples} samples each from each "
+          f"of {len(models)} models, {len(all_samples) / seconds:.1f} tunes/s sampled); bar fidelity "
+          f"{100 * share_s:.1f} % of {n_s:,} bars in samples vs {100 * share_r:.1f} % of {n_r:,} in real valid "
+          f"tunes ({100 * (share_r - share_s):.1f} points apart)")
     with open(os.path.join(keep, "music_samples.abc"), "w", encoding="utf-8") as f:
         f.write("\n\n".join(all_samples) + "\n")
 
@@ -129,7 +183,8 @@ def main():
     ap.add_argument("--budget", type=float, default=600, help="training seconds per model")
     ap.add_argument("--sentiment-budget", type=float, default=None, help="training seconds per SST-2 model "
                     "(default: --budget)")
-    ap.add_argument("--samples", type=int, default=100)
+    ap.add_argument("--samples", type=int, default=100, help="samples per label (and per seed's model)")
+    ap.add_argument("--seeds", type=int, default=3, help="music: seeds of each model")
     ap.add_argument("--only", choices=("music", "sentiment"))
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--keep", default="/tmp", help="folder for the models and samples")

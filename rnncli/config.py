@@ -64,7 +64,8 @@ class TrainConfig:
     condition: str = option("state", "lm on label+text data: the label sets a<0> (state), joins every input, both, "
                             "or none (labels ignored).", choices=("none", "state", "input", "both"))
     # long enough for words and short phrases
-    seq_len: int = option(64, "Truncated BPTT length (lm).", at_least=1)
+    seq_len: int = option(64, "Truncated BPTT length (lm; a conditional lm reads longer texts in such chunks).",
+                          at_least=1)
     # 32 streams fill a CPU well
     batch_size: int = option(32, "Sequences per batch.", at_least=1)
     # None: no limit (a given --max-steps alone lifts this default)

@@ -5,8 +5,9 @@ bookkeeping (evaluation, checkpoints, the metrics log, stopping) sits in small h
 Progress goes to a callback so that this module prints nothing.
 
 Language models read contiguous streams in chunks (text/batching.py), carrying the hidden
-state from one chunk to the next without back-propagating through it (truncated BPTT).
-Classification and tagging use bucketed batches of whole sequences. Every random choice
+state from one chunk to the next without back-propagating through it (truncated BPTT);
+conditional language models read bucketed batches of texts in such chunks, each batch starting
+from its labels. Classification and tagging use bucketed batches of whole sequences. Every random choice
 (dropout, batch order) comes from generators whose state the checkpoint keeps, so a resumed
 run repeats an uninterrupted one bit for bit.
 """
@@ -27,7 +28,7 @@ from rnncli.evaluate import evaluate_split
 from rnncli.metrics_log import MetricsLog
 from rnncli.nn.optim import Optimizer, clip_global_norm, decayed_lr
 from rnncli.tasks.build import build_model, task_of
-from rnncli.text.batching import SequenceBatches, StreamBatches, stream_ids
+from rnncli.text.batching import SequenceBatches, StreamBatches, TextChunks, stream_ids
 
 
 @dataclasses.dataclass
@@ -88,6 +89,8 @@ class _Run:
         self.rng = np.random.default_rng([cfg.seed, 1])  # dropout masks
         if self.task == "lm":
             self.batches = StreamBatches(stream_ids(ds.train, ds.meta["format"]), cfg.batch_size, cfg.seq_len)
+        elif self.task == "clm":
+            self.batches = TextChunks(ds.train, cfg.batch_size, cfg.seed, cfg.seq_len)
         else:
             self.batches = SequenceBatches(ds.train, cfg.batch_size, cfg.seed, self.task, cfg.char_features)
         self.st = {"step": 0, "epoch": 0, "chunk": 0, "history": [], "best_score": None, "best_step": None,
@@ -96,7 +99,7 @@ class _Run:
         if resume is not None:
             self._restore(*resume)
         self.budget = parse_duration(cfg.max_time) if cfg.max_time else None
-        per_run = cfg.epochs * self.batches.per_epoch if cfg.epochs else None
+        per_run = self.batches.steps_for(cfg.epochs) if cfg.epochs else None
         self.max_steps = cfg.max_steps or per_run
         self.data_meta = {k: v for k, v in ds.meta.items() if k != "sources"}
         self.stop_reason, self.out_of_time, self.interrupted = None, False, False
@@ -132,6 +135,10 @@ class _Run:
             x, y = batch
             loss, grads, finals = self.model.loss_and_grads(x, y, self.carry, train=True, rng=self.rng)
             n_tokens = x.size
+        elif self.task == "clm":  # a chunk of a batch of texts: from the labels' states, or carried on
+            *args, first = batch
+            loss, grads, finals = self.model.loss_and_grads(*args, None if first else self.carry, rng=self.rng)
+            n_tokens = int(args[1].sum())
         else:
             loss, grads = self.model.loss_and_grads(*batch, rng=self.rng)
             # tokens read: the words of a sentence, or the target tokens of a translation

@@ -36,7 +36,7 @@ def test_gradients(cell, condition, layers):
     def run():
         return model.loss_and_grads(*data, rng=np.random.default_rng(5))
 
-    _, grads = run()
+    _, grads, _ = run()
     assert set(grads) == set(model.params)
     errors = check_gradients(lambda: run()[0], dict(model.params), grads, eps=1e-5)
     assert max(errors.values()) < 1e-6, errors
@@ -101,7 +101,7 @@ def test_generation_steps_equal_teacher_forcing():
     model = ConditionalLM(8, 3, rng, embed=3, hidden=4, cell="gru", layers=2, condition="both", dtype=np.float64)
     ids, _, labels, _ = batch(rng)
     full = np.ones(ids.shape)
-    logits, _ = model.forward(ids, full, labels)
+    logits, _, _ = model.forward(ids, full, labels)
     states, l = model.start(labels)
     for t in range(ids.shape[0]):
         step_logits, states = model.step(ids[t], states, l)
@@ -113,7 +113,7 @@ def test_the_label_changes_the_prediction():
     for condition in ("state", "input"):
         model = ConditionalLM(8, 3, rng, embed=3, hidden=4, cell="lstm", condition=condition, dtype=np.float64)
         ids = np.full((1, 2), 3)
-        logits, _ = model.forward(ids, np.ones((1, 2)), np.array([0, 1]))
+        logits, _, _ = model.forward(ids, np.ones((1, 2)), np.array([0, 1]))
         assert np.abs(logits[0, 0] - logits[0, 1]).max() > 1e-3
 
 
@@ -152,3 +152,67 @@ def test_texts_are_framed_from_eos_to_eos():
     target_in, target_out, target_mask = pad_targets(split, np.array([0, 1]))
     assert target_in.T.tolist() == [[2, 4, 0], [2, 4, 5]] and target_out.T.tolist() == [[4, 3, 0], [4, 5, 3]]
     assert target_mask.T.tolist() == [[1, 1, 0], [1, 1, 1]]
+
+
+@pytest.mark.parametrize("cell,condition", [("lstm", "both"), ("gru", "state"), ("rnn", "input")])
+def test_chunks_read_from_carried_states_equal_the_whole_text(cell, condition):
+    """Truncated BPTT's forward pass is exact: texts read in chunks of 2, each from where the last
+    ended, give the logits of reading them whole (padded rows included)."""
+    rng = np.random.default_rng(3)
+    model = ConditionalLM(8, 3, rng, embed=3, hidden=4, cell=cell, layers=2, condition=condition, dtype=np.float64)
+    ids, mask, labels, _ = batch(rng)
+    whole, _, _ = model.forward(ids, mask, labels)
+    states, parts = None, []
+    for a in range(0, len(ids), 2):
+        logits, states, _ = model.forward(ids[a : a + 2], mask[a : a + 2], labels, states=states)
+        parts.append(logits)
+    np.testing.assert_allclose(np.concatenate(parts), whole, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("condition", ["state", "input", "both"])
+def test_gradients_from_carried_states(condition):
+    """A later chunk: gradients of everything but the initial-state projections, which get none."""
+    rng = np.random.default_rng(4)
+    model = ConditionalLM(8, 3, rng, embed=3, hidden=4, cell="lstm", layers=2, dropout=0.2, condition=condition,
+                          label_embed=2, dtype=np.float64)
+    data = batch(rng)
+    carried = [tuple(rng.normal(size=(3, 4)) for _ in range(2)) for _ in range(2)]
+
+    def run():
+        return model.loss_and_grads(*data, carried, rng=np.random.default_rng(5))
+
+    _, grads, finals = run()
+    assert set(grads) == set(model.params) and len(finals) == 2
+    assert all(not grads[k].any() for k in grads if k.startswith("init."))
+    errors = check_gradients(lambda: run()[0], dict(model.params), grads, eps=1e-5)
+    assert max(errors.values()) < 1e-6, errors
+
+
+def test_text_chunks_cover_each_batch_once_in_order():
+    """TextChunks cuts each bucketed batch of framed texts into seq_len steps; put back together the
+    chunks are the whole batches, and with a long seq_len every batch is one chunk."""
+    from rnncli.text.batching import TextChunks, bucketed_batches, framed_texts
+    from rnncli.text.dataset import Split
+
+    rng = np.random.default_rng(0)
+    lengths = rng.integers(1, 30, 23)
+    split = Split(rng.integers(4, 9, lengths.sum()).astype(np.int32), np.concatenate([[0], np.cumsum(lengths)]),
+                  labels=rng.integers(0, 3, 23).astype(np.int32))
+    for seq_len in (4, 7, 100):
+        chunks = TextChunks(split, 5, seed=2, seq_len=seq_len)
+        order = bucketed_batches(split.lengths() + 1, 5, np.random.default_rng([2, 1]))
+        got = list(chunks.epoch(1, 0))
+        assert chunks.per_epoch == len(got) and [k for k, _ in got] == list(range(len(got)))
+        assert chunks.steps_for(3) == sum(len(chunks.plan(e)) for e in range(3))
+        batches = []  # the chunks, grouped where a batch of texts starts
+        for _, chunk in got:
+            batches.append([chunk]) if chunk[4] else batches[-1].append(chunk)
+        assert len(batches) == len(order)
+        for index, parts in zip(order, batches, strict=True):
+            inputs, mask, labels, targets = framed_texts(split, index)
+            assert len(parts) == (1 if seq_len == 100 else -(-len(inputs) // seq_len))
+            assert all(np.array_equal(p[2], labels) for p in parts)
+            for j, whole in ((0, inputs), (1, mask), (3, targets)):
+                assert np.array_equal(np.concatenate([p[j] for p in parts]), whole)
+        resumed = list(chunks.epoch(1, 3))
+        assert [k for k, _ in resumed] == [k for k, _ in got[3:]]

@@ -9,6 +9,10 @@
     predicting y<1..n> <eos>: each text is read on its own, from its label's state, and ends with
     <eos> (the same framing the unconditional model learns from its stream of texts).
 
+Training reads long texts in chunks (truncated BPTT, as the unconditional model reads its stream):
+the first chunk of a batch of texts starts from the labels' states, the next ones from the states
+the previous chunk ended in, without back-propagating into it (text/batching.py: TextChunks).
+
 Sampling starts from the label's state and <eos> and feeds the model its own tokens (sample.py).
 """
 
@@ -70,18 +74,24 @@ class ConditionalLM:
 
     # ------------------------------------------------------------ training
 
-    def forward(self, ids, mask, labels, train=False, rng=None):
-        """ids (T, B) inputs, mask (T, B), labels (B,) -> logits (T, B, V), cache."""
+    def initial_state(self, batch):
+        return self.rnn.initial_state(batch)
+
+    def forward(self, ids, mask, labels, train=False, rng=None, states=None):
+        """ids (T, B) inputs, mask (T, B), labels (B,) -> logits (T, B, V), final states, cache.
+        states: where a previous chunk of the same texts ended (None: the texts start here)."""
         l = self.label_embedding.forward(labels)  # (B, Dl)
-        init = self._initial(l)
-        h, _, rnn_cache = self.rnn.forward(self._inputs(ids, l), init, mask, train=train, rng=rng)
+        init = self._initial(l) if states is None else states
+        h, finals, rnn_cache = self.rnn.forward(self._inputs(ids, l), init, mask, train=train, rng=rng)
         drop = dropout_mask(rng, h.shape, self.dropout, self.dtype) if train else None
         h_in = h * drop if drop is not None else h
-        return self.head.forward(h_in), (l, init, rnn_cache, drop, h_in)
+        return self.head.forward(h_in), finals, (l, init, rnn_cache, drop, h_in)
 
-    def loss_and_grads(self, ids, mask, labels, targets, train=True, rng=None):
-        """Mean cross-entropy of predicting targets (T, B) over the real positions, and its gradients."""
-        logits, (l, init, rnn_cache, drop, h_in) = self.forward(ids, mask, labels, train, rng)
+    def loss_and_grads(self, ids, mask, labels, targets, states=None, train=True, rng=None):
+        """Mean cross-entropy of predicting targets (T, B) over the real positions, its gradients and
+        the final states (for the next chunk). From carried states the label's initial-state path
+        gets no gradient: truncated BPTT stops at the chunk's start."""
+        logits, finals, (l, init, rnn_cache, drop, h_in) = self.forward(ids, mask, labels, train, rng, states)
         T, B, V = logits.shape
         loss, d_logits = softmax_cross_entropy(logits.reshape(T * B, V), targets.reshape(-1),
                                                mask.reshape(-1).astype(self.dtype))
@@ -93,17 +103,20 @@ class ConditionalLM:
         grads = {"embedding.E": self.embedding.backward(dx[..., :E], ids)["E"]}
         dl = dx[..., E:].sum(axis=0) if self.by_input else np.zeros_like(l)
         if self.by_state:
-            d_l, init_grads = self._initial_backward(d_init, l, init)
-            dl += d_l
+            if states is None:
+                d_l, init_grads = self._initial_backward(d_init, l, init)
+                dl += d_l
+            else:
+                init_grads = {name: np.zeros_like(p) for name, p in self.params.items() if name.startswith("init.")}
             grads.update(init_grads)
         grads["label_embedding.E"] = self.label_embedding.backward(dl, labels)["E"]
         grads.update({f"rnn.{k}": v for k, v in rnn_grads.items()})
         grads.update({f"head.{k}": v for k, v in head_grads.items()})
-        return loss, grads
+        return loss, grads, finals
 
     def token_nll(self, ids, mask, labels, targets):
         """Evaluation: the negative log-likelihood of every target (T, B), 0 at padding."""
-        logits, _ = self.forward(ids, mask, labels)
+        logits, _, _ = self.forward(ids, mask, labels)
         logp = log_softmax(logits.astype(np.float64))
         nll = -np.take_along_axis(logp, targets[..., None].astype(np.int64), axis=-1)[..., 0]
         return nll * mask

@@ -50,6 +50,9 @@ class StreamBatches:
         self.seq_len = seq_len
         self.per_epoch = math.ceil(self.x.shape[1] / seq_len)
 
+    def steps_for(self, epochs):
+        return epochs * self.per_epoch
+
     def epoch(self, epoch, start):
         """Yield (chunk number, (inputs (T, B), targets (T, B))) from chunk `start` on."""
         for k, x, y in lm_chunks(self.x, self.y, self.seq_len, start):
@@ -68,11 +71,54 @@ class SequenceBatches:
         self.lengths = split.lengths()
         self.per_epoch = math.ceil(split.num_sequences / batch_size)
 
+    def steps_for(self, epochs):
+        return epochs * self.per_epoch
+
     def epoch(self, epoch, start):
         """Yield (batch number, the task model's loss arguments) from batch `start` on."""
         order = bucketed_batches(self.lengths, self.batch_size, np.random.default_rng([self.seed, epoch]))
         for k in range(start, len(order)):
             yield k, make_batch(self.split, order[k], self.task, self.char_features)
+
+
+class TextChunks:
+    """A conditional language model's batches: bucketed texts, each batch read in chunks of at most
+    seq_len steps (truncated BPTT inside long texts, such as tunes); the order of epoch e comes
+    from seed and e alone. How many chunks an epoch holds depends on which texts share a batch,
+    so it is planned per epoch."""
+
+    def __init__(self, split, batch_size, seed, seq_len):
+        self.split, self.batch_size, self.seed, self.seq_len = split, batch_size, seed, seq_len
+        self.lengths = split.lengths() + 1  # framed: <eos> x1..xn in, x1..xn <eos> out
+        self._plans = {}
+        self.per_epoch = len(self.plan(0))
+
+    def plan(self, epoch):
+        """-> [(batch's text indices, chunk number within the batch)] in the order of the epoch."""
+        if epoch not in self._plans:
+            order = bucketed_batches(self.lengths, self.batch_size, np.random.default_rng([self.seed, epoch]))
+            self._plans = {epoch: [(index, c) for index in order
+                                   for c in range(math.ceil(self.lengths[index].max() / self.seq_len))]}
+        return self._plans[epoch]
+
+    def steps_for(self, epochs):
+        if self.lengths.max() <= self.seq_len:  # every batch is one chunk
+            return epochs * math.ceil(len(self.lengths) / self.batch_size)
+        return sum(len(self.plan(e)) for e in range(epochs))
+
+    def epoch(self, epoch, start):
+        """Yield (chunk number, (inputs, mask, labels, targets, first)) from chunk `start` on: the
+        model's loss arguments for one chunk, first=True where a batch of texts starts."""
+        plan = self.plan(epoch)
+        self.per_epoch = len(plan)
+        framed, framed_for = None, None
+        for k in range(start, len(plan)):
+            index, c = plan[k]
+            if framed_for is not index:
+                framed, framed_for = framed_texts(self.split, index), index
+            inputs, mask, labels, targets = framed
+            a, b = c * self.seq_len, (c + 1) * self.seq_len
+            yield k, (inputs[a:b], mask[a:b], labels, targets[a:b], c == 0)
 
 
 def make_batch(split, index, task, char_features=False):
