@@ -182,6 +182,9 @@ def train(
     attention: Annotated[AttentionKind | None, _opt("attention")] = None,
     condition: Annotated[Condition | None, _opt("condition")] = None,
     word_dropout: Annotated[float | None, _float("word_dropout")] = None,
+    embeddings: Annotated[str | None, _opt("embeddings")] = None,
+    freeze_embeddings: Annotated[bool | None, _opt("freeze_embeddings", "--freeze-embeddings/--fine-tune-embeddings")
+                                 ] = None,
     seq_len: Annotated[int | None, _opt("seq_len")] = None,
     batch_size: Annotated[int | None, _opt("batch_size")] = None,
     epochs: Annotated[int | None, _opt("epochs")] = None,
@@ -221,6 +224,8 @@ def train(
     for note in notes:
         console.log(f"[dim]{note}[/dim]")
     render.config_table(dataclasses.asdict(job.cfg))
+    if job.pretrained is not None:
+        render.coverage_table(job.pretrained.report)
     with render.TrainProgress(job.ds.meta["level"]) as progress:
         summary = job.run(progress)
     if json_out:

@@ -8,6 +8,7 @@ and wrong types are errors that name the key and the file.
 
 import dataclasses
 import math
+import os
 import re
 import typing
 from dataclasses import dataclass, field, fields
@@ -63,6 +64,10 @@ class TrainConfig:
     # lm on labelled data: the lecture's one-to-many draws the label into a<0>; input also feeds it at every step
     condition: str = option("state", "lm on label+text data: the label sets a<0> (state), joins every input, both, "
                             "or none (labels ignored).", choices=("none", "state", "input", "both"))
+    # pretrained vectors carry what a small training set cannot: meaning learnt from billions of words
+    embeddings: str | None = option(None, "Word vectors to start from (GloVe/word2vec/fastText text, .gz too); "
+                                    "the embedding size becomes theirs. In a config file, relative to it.")
+    freeze_embeddings: bool = option(False, "Keep the pretrained vectors fixed (default: fine-tune them).")
     # long enough for words and short phrases
     seq_len: int = option(64, "Truncated BPTT length (lm; a conditional lm reads longer texts in such chunks).",
                           at_least=1)
@@ -187,6 +192,10 @@ def load_config_file(path):
         if k not in names:
             raise UsageError(f"{path}: unknown key '{key}' (known: {', '.join(names)})")
         out[k] = _check_type(k, value, path)
+    vectors = out.get("embeddings")
+    if vectors and not os.path.isabs(vectors):  # beside the config file if it is there, else from here
+        beside = os.path.join(os.path.dirname(os.path.abspath(path)), vectors)
+        out["embeddings"] = beside if os.path.exists(beside) else vectors
     return out
 
 

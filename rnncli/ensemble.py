@@ -22,7 +22,8 @@ from rnncli.nn.crf import crf_marginals, viterbi
 
 # what the members must share: they read the same ids and their outputs are averaged
 SHARED = {"format": "data format", "level": "token level", "lower": "case folding", "vocab": "vocabulary",
-          "chars": "character set", "labels": "labels", "tags": "tags"}
+          "chars": "character set", "labels": "labels", "tags": "tags",
+          "pretrained_vocab": "set of pretrained word rows (train --embeddings)"}
 
 
 class Ensemble:

@@ -55,6 +55,21 @@ def config_table(cfg_dict):
     console.show(console.table("configuration", ["option", "value"], list(cfg_dict.items())))
 
 
+def coverage_table(report):
+    """How much of the training data the pretrained vectors know, by matching rule."""
+    def share(n, total):
+        return f"{100 * n / max(total, 1):.1f} %"
+
+    r = report
+    rows = [(f"{rule} ({how})", share(r[f"tokens_{rule}"], r["tokens"]), share(r[f"types_{rule}"], r["types"]))
+            for rule, how in (("exact", "the word itself"), ("lower", "its lower-case form"))]
+    rows.append(("found", share(r["tokens_exact"] + r["tokens_lower"], r["tokens"]),
+                 share(r["types_exact"] + r["types_lower"], r["types"])))
+    console.show(console.table(
+        f"{r['file']}: {r['words']:,} vectors of {r['dim']}; {r['rows_added']:,} words the training data lacks "
+        "are added for prediction", ["training words found by", "tokens", "types"], rows))
+
+
 def describe(metrics, level="word"):
     """One line of the headline validation figures."""
     if "perplexity" in metrics and "bleu" not in metrics:
@@ -221,7 +236,11 @@ def inspect_report(info):
         *([("target level", info["target"]["level"]),
            ("target vocabulary", f"{info['target']['vocab_size']:,}: "
                                  + ", ".join(show_char(t) for t in info["target"]["vocab_preview"]))]
-          if info.get("target") else [])]))
+          if info.get("target") else []),
+        *([("word vectors", "{file}: {dim} dimensions; {found} % of training tokens found; {rows_added:,} rows "
+            "for words the training data lacks ({mb:.1f} MB of the checkpoint)".format(
+                **p, found=f"{100 * (p['tokens_exact'] + p['tokens_lower']) / max(p['tokens'], 1):.1f}",
+                mb=p["bytes_added"] / 1e6))] if (p := info.get("pretrained")) else [])]))
     config_table(cfg)
     hist = info["history"]
     rows = [(h["step"], h["epoch"], f"{h['train_loss']:.4f}", describe(h["valid"], info["level"])

@@ -27,6 +27,7 @@ from rnncli.errors import EXIT_INTERRUPTED, RnncliError
 from rnncli.evaluate import evaluate_split
 from rnncli.metrics_log import MetricsLog
 from rnncli.nn.optim import Optimizer, clip_global_norm, decayed_lr
+from rnncli.pretrained import attach_vectors, model_data_meta, reach_cut_words
 from rnncli.tasks.build import build_model, task_of
 from rnncli.text.batching import SequenceBatches, StreamBatches, TextChunks, stream_ids
 
@@ -45,14 +46,15 @@ class Progress:
     total: int | None = None  # the step limit, for an ETA
 
 
-def train(cfg, ds, out, resume=None, callback=None):
+def train(cfg, ds, out, resume=None, callback=None, pretrained=None):
     """Fit a model; writes `out` (model.npz) at every evaluation and at the end.
 
     resume: (meta, groups) of a checkpoint to continue from, exactly where it stopped.
+    pretrained: word vectors to start from (pretrained.py), for a fresh run with cfg.embeddings.
     Returns a summary dict.
     """
     callback = callback or (lambda p: None)
-    run = _Run(cfg, ds, out, resume)
+    run = _Run(cfg, ds, out, resume, pretrained)
     with _Stopper() as stopper, MetricsLog(metrics_path(out), run.st["step"] if resume else None) as log:
         while not run.finished():
             lr = decayed_lr(cfg.lr, cfg.lr_decay, run.st["epoch"])
@@ -81,10 +83,13 @@ def train(cfg, ds, out, resume=None, callback=None):
 class _Run:
     """The state of one training run and the helpers that keep its books."""
 
-    def __init__(self, cfg, ds, out, resume):
+    def __init__(self, cfg, ds, out, resume, pretrained=None):
         self.cfg, self.ds, self.out = cfg, ds, out
         self.task = task_of(cfg, ds.meta)
-        self.model = build_model(cfg, ds.meta)
+        self.data_meta = model_data_meta(ds.meta, resume[0] if resume else None, pretrained)
+        self.model = build_model(cfg, self.data_meta)
+        self.frozen = attach_vectors(self.model, self.task, cfg, None if resume else pretrained)
+        self.train_split, self.valid_split = (reach_cut_words(s, self.data_meta) for s in (ds.train, ds.valid))
         self.opt = Optimizer(cfg.optimizer, lr=cfg.lr, weight_decay=cfg.weight_decay, average=cfg.average)
         self.rng = np.random.default_rng([cfg.seed, 1])  # dropout masks
         if self.task == "lm":
@@ -92,7 +97,7 @@ class _Run:
         elif self.task == "clm":
             self.batches = TextChunks(ds.train, cfg.batch_size, cfg.seed, cfg.seq_len)
         else:
-            self.batches = SequenceBatches(ds.train, cfg.batch_size, cfg.seed, self.task, cfg.char_features)
+            self.batches = SequenceBatches(self.train_split, cfg.batch_size, cfg.seed, self.task, cfg.char_features)
         self.st = {"step": 0, "epoch": 0, "chunk": 0, "history": [], "best_score": None, "best_step": None,
                    "elapsed": 0.0}
         self.best, self.carry = None, None
@@ -101,7 +106,6 @@ class _Run:
         self.budget = parse_duration(cfg.max_time) if cfg.max_time else None
         per_run = self.batches.steps_for(cfg.epochs) if cfg.epochs else None
         self.max_steps = cfg.max_steps or per_run
-        self.data_meta = {k: v for k, v in ds.meta.items() if k != "sources"}
         self.stop_reason, self.out_of_time, self.interrupted = None, False, False
         self.recent, self.tokens = [], 0
         self.t_start = self.t_window = time.perf_counter()
@@ -143,6 +147,8 @@ class _Run:
             loss, grads = self.model.loss_and_grads(*batch, rng=self.rng)
             # tokens read: the words of a sentence, or the target tokens of a translation
             finals, n_tokens = None, int(batch[-1 if self.task == "seq2seq" else 1].sum())
+        for name in self.frozen:
+            del grads[name]
         norm = clip_global_norm(grads, self.cfg.clip)
         if not (math.isfinite(loss) and math.isfinite(norm)):
             what = f"loss became {loss}" if not math.isfinite(loss) else f"gradient norm became {norm}"
@@ -181,7 +187,7 @@ class _Run:
         """Validate (the weight average, if kept), record, keep the best, checkpoint."""
         cfg, st, params = self.cfg, self.st, self.model.params
         live = _swap_in(params, self.opt.averaged(params)) if cfg.average else None
-        metrics = evaluate_split(self.model, self.task, self.ds.valid, self.ds.meta["format"], cfg.char_features)
+        metrics = evaluate_split(self.model, self.task, self.valid_split, self.ds.meta["format"], cfg.char_features)
         self.last_train_loss = float(np.mean(self.recent))
         score = selection_score(self.task, metrics) if metrics else self.last_train_loss
         now = time.perf_counter()

@@ -57,6 +57,8 @@ def workdir(tmp_path_factory):
     (d / "huge.jsonl").write_text('{"text": "' + "x" * (3 << 20) + '"}\n')
     (d / "mixed.jsonl").write_text('{"text": "one"}\n')
     (d / "pair.jsonl").write_text('{"source": "one", "target": "un"}\n')
+    (d / "vec.txt").write_text("good 0.1 0.2 0.3 0.4\nfilm 0.5 0.6 0.7 0.8\n")
+    (d / "vec_bad.txt").write_text("good 0.1 0.2 0.3 0.4\nfilm 0.5 0.6 0.7\n")
     (d / "folder").mkdir()
     from rnncli.text.store import save_dataset
 
@@ -160,6 +162,14 @@ CASES = [
     (["tokenize", "mixed.jsonl", "--valid", "pair.jsonl", "-o", "e.npz"], 2, "pair.jsonl: holds pairs records, but"),
     (["tokenize", "mixed.jsonl", "--valid", "pairs.tsv", "-o", "e.npz"], 1, "pairs.tsv:1: invalid JSON"),
     (["tokenize", "neutral.tsv", "-f", "jsonl", "-o", "e.npz"], 1, "neutral.tsv:1: invalid JSON"),
+    (["train", "-d", "rev.npz", "-o", "e.npz", "--embeddings", "vec_bad.txt"], 1,
+     "vec_bad.txt:2: 3 numbers where every vector has 4"),
+    (["train", "-d", "rev.npz", "-o", "e.npz", "--embeddings", "nothere.txt"], 1, "nothere.txt: no such file"),
+    (["train", "-d", "rev.npz", "-o", "e.npz", "--embeddings", "vec.txt", "--embed", "8"], 2,
+     "--embed 8 differs from the 4 dimensions of vec.txt"),
+    (["train", "-o", "e.npz", "--embeddings", "vec.txt"], 2, "this data set is read by chars"),
+    (["train", "-d", "rev.npz", "-o", "e.npz", "--freeze-embeddings"], 2, "--freeze-embeddings needs --embeddings"),
+    (["train", "-d", "rev.npz", "-o", "e.npz", "--embeddings", "folder"], 1, "folder: is a directory"),
     (["predict", "-m", "cls.npz", "bad.jsonl"], 1, "bad.jsonl:2: invalid JSON ("),
     (["predict", "-m", "cls.npz", "nofield.jsonl"], 1, "nofield.jsonl:2: missing field 'text' (found 'label', 'txt')"),
     (["predict", "-m", "cls.npz", "type.jsonl"], 1, "type.jsonl:2: field 'text' must be a string, found int"),

@@ -24,4 +24,14 @@ def inspect_model(model_path):
             "steps": meta.get("step"), "epochs": meta.get("epoch"),
             "best_score": None if best is None else (best if task in ("lm", "clm", "seq2seq") else -best),
             "best_step": meta.get("best_step"), "train_time_s": meta.get("elapsed"), "config": cfg,
-            "history": meta.get("history", [])}
+            "history": meta.get("history", []),
+            "pretrained": None if "pretrained" not in data else {
+                **data["pretrained"], "rows_added": len(data.get("pretrained_vocab") or ()),
+                "bytes_added": len(data.get("pretrained_vocab") or ()) * data["pretrained"]["dim"]
+                * params[_table(task)].itemsize}}
+
+
+def _table(task):
+    from rnncli.pretrained import table_name
+
+    return table_name(task)

@@ -10,6 +10,7 @@ from rnncli.checkpoint import load_checkpoint
 from rnncli.commands.common import refuse_overwrite, require_data
 from rnncli.config import config_from_meta, make_config
 from rnncli.errors import RnncliError, UsageError
+from rnncli.pretrained import prepare
 from rnncli.tasks.build import task_of
 from rnncli.train import train
 
@@ -23,10 +24,11 @@ class TrainingJob:
     ds: object
     out: str
     resume: tuple | None = None
+    pretrained: object = None  # word vectors matched to the data (pretrained.py)
 
     def run(self, callback=None):
         """Train; returns the summary dict."""
-        return train(self.cfg, self.ds, self.out, self.resume, callback)
+        return train(self.cfg, self.ds, self.out, self.resume, callback, self.pretrained)
 
 
 def load_training_data(data):
@@ -48,8 +50,9 @@ def prepare_training(data, out, config_path=None, overrides=None, resume=None, f
         require_data(data)  # a missing input is the first thing to hear about
         refuse_overwrite(out, force)
         ds, note = load_training_data(data)
-        task_of(cfg, ds.meta)  # a task the data cannot train is refused before anything is shown
-        return TrainingJob(cfg, ds, str(out)), [note] if note else []
+        task = task_of(cfg, ds.meta)  # a task the data cannot train is refused before anything is shown
+        cfg, pretrained, notes = prepare(cfg, ds, task, overrides.get("embed"))
+        return TrainingJob(cfg, ds, str(out), pretrained=pretrained), [note] * bool(note) + notes
     meta, groups = load_checkpoint(resume)
     base = config_from_meta(resume, meta["config"])
     changed = sorted(k for k, v in overrides.items()

@@ -4,14 +4,18 @@
 import numpy as np
 
 from rnncli.nn.init import fan_in_uniform, glorot_uniform
+from rnncli.nn.rows import RowGradient
 
 
 class Embedding:
-    """Lookup table E (V, D): ids (...,) -> vectors (..., D)."""
+    """Lookup table E (V, D): ids (...,) -> vectors (..., D).
+
+    sparse = True: backward gives only the rows the ids used (nn/rows.py), for large tables."""
 
     def __init__(self, vocab_size, dim, rng, dtype=np.float32):
         # N(0, 1) rows, as PyTorch's nn.Embedding; the recurrent input weights rescale them
         self.params = {"E": rng.standard_normal((vocab_size, dim)).astype(dtype)}
+        self.sparse = False
 
     def forward(self, ids):
         return self.params["E"][ids]
@@ -28,6 +32,9 @@ class Embedding:
         order = np.argsort(flat_ids, kind="stable")
         sorted_ids = flat_ids[order]
         starts = np.flatnonzero(np.r_[True, sorted_ids[1:] != sorted_ids[:-1]])
+        if self.sparse:
+            values = np.add.reduceat(d[order], starts, axis=0) if len(flat_ids) else d[:0]
+            return {"E": RowGradient(sorted_ids[starts], values, E.shape)}
         dE = np.zeros_like(E)
         if len(flat_ids):
             dE[sorted_ids[starts]] = np.add.reduceat(d[order], starts, axis=0)

@@ -8,6 +8,8 @@ import math
 
 import numpy as np
 
+from rnncli.nn.rows import RowGradient, values_of
+
 OPTIMIZERS = ("sgd", "momentum", "adagrad", "rmsprop", "adam", "adamw")
 
 
@@ -54,49 +56,26 @@ class Optimizer:
         return self._work[key]
 
     def step(self, params, grads, lr=None):
+        """Update every parameter that has a gradient (a frozen one has none). A RowGradient
+        (nn/rows.py) updates only its rows, their moments included: the "lazy" update that
+        PyTorch's SparseAdam makes, equal to the dense one where every row has a gradient."""
         lr = self.lr if lr is None else lr
         self.t += 1
-        wd = self.weight_decay
-        b1, b2 = self.betas
         decay = min(self.average, (1.0 + self.t) / (10.0 + self.t))
         for name, p in params.items():
-            g = grads[name]
-            if wd and self.kind != "adamw":
-                g = g + wd * p
-            if self.kind == "sgd":
-                p -= lr * g
-            elif self.kind == "momentum":
-                v = self._slot("m." + name, p)
-                v *= self.momentum
-                v += g
-                p -= lr * v
-            elif self.kind in ("adagrad", "rmsprop"):
-                s = self._slot("v." + name, p)
-                if self.kind == "adagrad":
-                    s += g * g
-                else:
-                    s *= self.rho
-                    s += (1.0 - self.rho) * (g * g)
-                p -= lr * g / (np.sqrt(s) + self.eps)
+            g = grads.get(name)
+            if g is None:
+                continue
+            if isinstance(g, RowGradient):  # gather the rows and their moments, update, scatter back
+                full = {k: self._slot(k + name, p) for k in self._moments()}
+                rows_of = {k: a[g.rows] for k, a in full.items()}
+                sub = p[g.rows]
+                self._update(sub, g.values, lr, rows_of.__getitem__, np.empty_like(sub))
+                p[g.rows] = sub
+                for k, a in full.items():
+                    a[g.rows] = rows_of[k]
             else:
-                # every product goes into one scratch array: no temporaries of the parameter's
-                # size, which for an embedding matrix cost more than the arithmetic
-                m, v, tmp = self._slot("m." + name, p), self._slot("v." + name, p), self._scratch(p)
-                m *= b1
-                m += np.multiply(g, 1.0 - b1, out=tmp)
-                v *= b2
-                np.multiply(g, g, out=tmp)
-                tmp *= 1.0 - b2
-                v += tmp
-                if self.kind == "adamw" and wd:
-                    p -= (lr * wd) * p
-                # fold both bias corrections into the step size and eps (one pass less per array)
-                step_size = lr * math.sqrt(1.0 - b2**self.t) / (1.0 - b1**self.t)
-                denom = np.sqrt(v, out=tmp)
-                denom += self.eps * math.sqrt(1.0 - b2**self.t)
-                update = np.divide(m, denom, out=tmp)
-                update *= step_size
-                p -= update
+                self._update(p, g, lr, lambda k, name=name, p=p: self._slot(k + name, p), self._scratch(p))
             if self.average:
                 avg = self.state.get("avg." + name)
                 if avg is None:
@@ -104,6 +83,52 @@ class Optimizer:
                 else:
                     avg *= decay
                     avg += np.multiply(p, 1.0 - decay, out=self._scratch(p))
+
+    def _moments(self):
+        """The state slots the rule keeps per parameter ("m." and/or "v.")."""
+        return {"sgd": (), "momentum": ("m.",), "adagrad": ("v.",), "rmsprop": ("v.",)}.get(self.kind, ("m.", "v."))
+
+    def _update(self, p, g, lr, slot, tmp):
+        """One parameter's update rule, in place; slot("m.") / slot("v.") give its moments, tmp is
+        work space shaped like p."""
+        wd = self.weight_decay
+        b1, b2 = self.betas
+        if wd and self.kind != "adamw":
+            g = g + wd * p
+        if self.kind == "sgd":
+            p -= lr * g
+        elif self.kind == "momentum":
+            v = slot("m.")
+            v *= self.momentum
+            v += g
+            p -= lr * v
+        elif self.kind in ("adagrad", "rmsprop"):
+            s = slot("v.")
+            if self.kind == "adagrad":
+                s += g * g
+            else:
+                s *= self.rho
+                s += (1.0 - self.rho) * (g * g)
+            p -= lr * g / (np.sqrt(s) + self.eps)
+        else:
+            # every product goes into one scratch array: no temporaries of the parameter's
+            # size, which for an embedding matrix cost more than the arithmetic
+            m, v = slot("m."), slot("v.")
+            m *= b1
+            m += np.multiply(g, 1.0 - b1, out=tmp)
+            v *= b2
+            np.multiply(g, g, out=tmp)
+            tmp *= 1.0 - b2
+            v += tmp
+            if self.kind == "adamw" and wd:
+                p -= (lr * wd) * p
+            # fold both bias corrections into the step size and eps (one pass less per array)
+            step_size = lr * math.sqrt(1.0 - b2**self.t) / (1.0 - b1**self.t)
+            denom = np.sqrt(v, out=tmp)
+            denom += self.eps * math.sqrt(1.0 - b2**self.t)
+            update = np.divide(m, denom, out=tmp)
+            update *= step_size
+            p -= update
 
     def averaged(self, params):
         """{name: averaged weights} (the live weights where no average exists yet)."""
@@ -116,11 +141,11 @@ def clip_global_norm(grads, max_norm):
     Clipping the global norm keeps the update's direction; clipping each array separately
     would not. Returns the norm before clipping. max_norm <= 0 disables clipping.
     """
-    total = math.sqrt(sum(float(np.vdot(g, g)) for g in grads.values()))
+    total = math.sqrt(sum(float(np.vdot(v, v)) for v in map(values_of, grads.values())))
     if max_norm > 0 and math.isfinite(total) and total > max_norm:  # a non-finite norm is the caller's to refuse
         scale = max_norm / (total + 1e-6)
         for g in grads.values():
-            g *= scale
+            values_of(g)[...] *= scale
     return total
 
 

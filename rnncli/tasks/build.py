@@ -34,6 +34,8 @@ def build_model(cfg, data_meta, rng=None):
     dtype = np.dtype(cfg.dtype)
     task = task_of(cfg, data_meta)
     V = len(data_meta["vocab"])
+    if task in ("classify", "tag", "seq2seq"):  # rows for pretrained words after the training vocabulary
+        V += len(data_meta.get("pretrained_vocab") or ())
     if task == "clm":
         from rnncli.tasks.conditional_lm import ConditionalLM
 

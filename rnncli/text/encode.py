@@ -31,6 +31,7 @@ from rnncli.text.readers import (
 )
 from rnncli.text.split import split_examples, split_stream
 from rnncli.text.targets import DEFAULT_TARGET_RATIO, target_limit
+from rnncli.text.vectors import WordLookup
 from rnncli.text.vocab import EOS, SPECIALS, Vocab, char_counts, encode_chars, split_words
 
 
@@ -233,12 +234,26 @@ def encode_units(meta, fmt, level, units, origin):
     return split
 
 
+_lookup = [None, None]  # (pretrained words, their WordLookup): predict encodes group after group
+
+
+def word_encoder(meta):
+    """The training vocabulary, or for a model with pretrained rows (text/vectors.py) the lookup
+    that reaches them too."""
+    extra = meta.get("pretrained_vocab")
+    if not extra:
+        return Vocab(meta["vocab"])
+    if _lookup[0] is not extra:
+        _lookup[:] = extra, WordLookup(meta["vocab"], extra)
+    return _lookup[1]
+
+
 def encode_words(meta, sentences):
     """Word lists -> a Split with their ids (lower-cased first when the vocabulary is) and, for
     tagging data, the characters of every word (with their case: the character features read it)."""
     flat = [w for ws in sentences for w in ws]
     offsets = np.r_[0, np.cumsum([len(ws) for ws in sentences])].astype(np.int64)
-    split = Split(Vocab(meta["vocab"]).encode([w.lower() for w in flat] if meta["lower"] else flat), offsets)
+    split = Split(word_encoder(meta).encode([w.lower() for w in flat] if meta["lower"] else flat), offsets)
     if "chars" in meta:
         split.chars = encode_chars(Vocab(meta["chars"]), "".join(flat))
         split.char_offsets = np.r_[0, np.cumsum([len(w) for w in flat])].astype(np.int64)
@@ -249,7 +264,7 @@ def encode_pairs(meta, sources, targets=None):
     """Token lists of each side -> a Split: sources as ids/offsets, targets (if given) as
     targets/target_offsets, each in its own vocabulary."""
     flat = [t for ts in sources for t in ts]
-    split = Split(Vocab(meta["vocab"]).encode(flat), np.r_[0, np.cumsum([len(ts) for ts in sources])].astype(np.int64))
+    split = Split(word_encoder(meta).encode(flat), np.r_[0, np.cumsum([len(ts) for ts in sources])].astype(np.int64))
     if targets is not None:
         flat = [t for ts in targets for t in ts]
         split.targets = Vocab(meta["target_vocab"]).encode(flat)
@@ -336,7 +351,8 @@ def tokenize(paths, fmt=None, level=None, lower=False, max_size=None, min_freq=1
     if reuse is None:
         warnings += build_vocabularies(meta, fmt, level, t_units, units + (v_units or []), max_size, min_freq)
     else:
-        for key in ("vocab", "labels", "tags", "chars", "tag_scheme", "target_vocab", "source_unk_trained"):
+        for key in ("vocab", "labels", "tags", "chars", "tag_scheme", "target_vocab", "source_unk_trained",
+                    "pretrained_vocab"):
             if key in reuse:
                 meta[key] = reuse[key]
         if fmt == "pairs":
