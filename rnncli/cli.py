@@ -321,6 +321,56 @@ def inspect(
     render.inspect_report(info)
 
 
+@app.command()
+def export(
+    model: Annotated[Path, typer.Option("--model", "-m", help="The checkpoint.")] = Path("model.npz"),
+    out: Annotated[Path, typer.Option("--out", "-o", help="model.onnx (ONNX, for onnxruntime and other "
+                                      "runtimes) or model.safetensors (a PyTorch state dict).", readable=False)
+                   ] = Path("model.onnx"),
+    force: Annotated[bool, typer.Option("--force", help="Overwrite --out if it exists.")] = False,
+    json_out: Annotated[bool, typer.Option("--json", help="Print what was written as JSON on stdout.")] = False,
+):
+    """Write a model for another runtime: ONNX, or PyTorch's names in a safetensors file.
+
+    \b
+      rnncli export -m model.npz -o model.onnx
+      rnncli export -m model.npz -o model.safetensors   # nn.Embedding / nn.LSTM / nn.Linear names
+    """
+    from rnncli import console
+    from rnncli.commands.export import export_model
+
+    summary = export_model(model, out, force)
+    if json_out:
+        console.write_json(summary)
+    else:
+        console.log(f"wrote {summary['out']} ({summary['format']}, {summary['bytes']:,} bytes)")
+
+
+@app.command(name="import")
+def import_(
+    source: Annotated[Path, typer.Argument(help="A .safetensors state dict (from export, trained elsewhere).")],
+    like: Annotated[Path, typer.Option("--like", help="The rnncli checkpoint whose configuration and "
+                                       "vocabularies the weights belong to.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="The checkpoint to write.", readable=False)
+                   ] = Path("imported.npz"),
+    force: Annotated[bool, typer.Option("--force", help="Overwrite --out if it exists.")] = False,
+    json_out: Annotated[bool, typer.Option("--json", help="Print what was written as JSON on stdout.")] = False,
+):
+    """Bring weights trained elsewhere back: a checkpoint for eval, predict and sample.
+
+    \b
+      rnncli import model.safetensors --like model.npz -o from_torch.npz
+    """
+    from rnncli import console
+    from rnncli.commands.export import import_model
+
+    summary = import_model(source, like, out, force)
+    if json_out:
+        console.write_json(summary)
+    else:
+        console.log(f"wrote {summary['out']}: {summary['tensors']} tensors from {summary['from']}")
+
+
 # ---------------------------------------------------------------- eval, predict
 
 

@@ -144,3 +144,42 @@ def test_readme_jq_keys_exist_in_the_train_summary(tmp_path):
     r = cli("train", "--json", "--max-steps", "2", "--hidden", "8", "--layers", "1", cwd=tmp_path)
     summary = json.loads(r.stdout)
     assert all(k in summary for k in keys), (keys, sorted(summary))
+
+
+def _python_block(doc):
+    with open(os.path.join(ROOT, "docs", doc), encoding="utf-8") as f:
+        return re.search(r"```python\n(.*?)```", f.read(), re.S).group(1)
+
+
+def test_the_onnx_serving_example_in_docs_scaling_runs(tmp_path, monkeypatch):
+    """docs/scaling.md's onnxruntime lines, on an exported classifier: the probabilities it prints
+    are the model's own."""
+    from rnncli.models import load_model
+    from rnncli.text.encode import encode_words
+
+    assert cli("tokenize", f"{ROOT}/sample_data/reviews.tsv", "-o", "r.npz", cwd=tmp_path).returncode == 0
+    assert cli("train", "-d", "r.npz", "-o", "sentiment.npz", "--max-steps", "5", "--hidden", "8", "--embed", "4",
+               cwd=tmp_path).returncode == 0
+    assert cli("export", "-m", "sentiment.npz", "-o", "sentiment.onnx", cwd=tmp_path).returncode == 0
+    monkeypatch.chdir(tmp_path)
+    scope = {}
+    exec(_python_block("scaling.md"), scope)  # noqa: S102 - our own documentation's example
+    model, meta, _ = load_model(str(tmp_path / "sentiment.npz"))
+    split = encode_words(meta["data"], [["a", "warm", "and", "funny", "film"]])
+    mask = np.ones((5, 1), np.float32)
+    assert np.allclose(scope["probs"], model.predict_proba(split.ids[:, None], mask), atol=1e-5)
+
+
+def test_the_pytorch_loading_example_in_docs_pytorch_runs(tmp_path, monkeypatch):
+    pytest.importorskip("torch")
+    from rnncli.models import load_model
+
+    assert cli("tokenize", f"{ROOT}/sample_data/corpus.txt", "-o", "t.npz", cwd=tmp_path).returncode == 0
+    assert cli("train", "-d", "t.npz", "-o", "model.npz", "--max-steps", "3", "--hidden", "8", "--embed", "4",
+               cwd=tmp_path).returncode == 0
+    assert cli("export", "-m", "model.npz", "-o", "model.safetensors", cwd=tmp_path).returncode == 0
+    monkeypatch.chdir(tmp_path)
+    scope = {}
+    exec(_python_block("pytorch.md"), scope)  # noqa: S102 - our own documentation's example
+    model, _, _ = load_model(str(tmp_path / "model.npz"))
+    assert np.abs(scope["logits"].detach().numpy() - model.forward(scope["ids"].numpy())[0]).max() < 1e-5

@@ -57,6 +57,8 @@ def workdir(tmp_path_factory):
     (d / "huge.jsonl").write_text('{"text": "' + "x" * (3 << 20) + '"}\n')
     (d / "mixed.jsonl").write_text('{"text": "one"}\n')
     (d / "pair.jsonl").write_text('{"source": "one", "target": "un"}\n')
+    (d / "bad.safetensors").write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not json}      ")
+    assert cli("export", "-m", "model.npz", "-o", "lm.safetensors", cwd=d).returncode == 0
     (d / "vec.txt").write_text("good 0.1 0.2 0.3 0.4\nfilm 0.5 0.6 0.7 0.8\n")
     (d / "vec_bad.txt").write_text("good 0.1 0.2 0.3 0.4\nfilm 0.5 0.6 0.7\n")
     (d / "folder").mkdir()
@@ -170,6 +172,12 @@ CASES = [
     (["train", "-o", "e.npz", "--embeddings", "vec.txt"], 2, "this data set is read by chars"),
     (["train", "-d", "rev.npz", "-o", "e.npz", "--freeze-embeddings"], 2, "--freeze-embeddings needs --embeddings"),
     (["train", "-d", "rev.npz", "-o", "e.npz", "--embeddings", "folder"], 1, "folder: is a directory"),
+    (["export", "-m", "cls.npz", "-o", "cls.pt"], 2, "cls.pt: the output's extension picks the format"),
+    (["export", "-m", "cls.npz", "-o", "lm.safetensors"], 2, "lm.safetensors: exists; pass --force"),
+    (["export", "-m", "nothere.npz", "-o", "x.onnx"], 1, "nothere.npz: no such"),
+    (["import", "cls.npz", "--like", "cls.npz", "-o", "x.npz"], 2, "cls.npz: import reads a .safetensors"),
+    (["import", "bad.safetensors", "--like", "cls.npz", "-o", "x.npz"], 1, "bad.safetensors: not a readable"),
+    (["import", "lm.safetensors", "--like", "cls.npz", "-o", "x.npz"], 1, "lm.safetensors: its vocab differs"),
     (["predict", "-m", "cls.npz", "bad.jsonl"], 1, "bad.jsonl:2: invalid JSON ("),
     (["predict", "-m", "cls.npz", "nofield.jsonl"], 1, "nofield.jsonl:2: missing field 'text' (found 'label', 'txt')"),
     (["predict", "-m", "cls.npz", "type.jsonl"], 1, "type.jsonl:2: field 'text' must be a string, found int"),

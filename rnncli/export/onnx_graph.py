@@ -1,0 +1,265 @@
+"""An rnncli model as an ONNX graph built from the standard operators.
+
+    embedding        Gather(E, ids)
+    recurrent layer  ONNX RNN / GRU / LSTM, one operator per layer (both directions in one), the
+                     layers stacked: Y (T, dirs, B, H) -> (T, B, dirs*H) -> the next layer's X
+    heads            MatMul + Add; Softmax / Sigmoid for class probabilities
+
+Gate conventions, mapped here (docs/checkpoint.md has rnncli's):
+    LSTM  rnncli i, f, g, o                  -> ONNX i, o, f, c
+    GRU   rnncli r, u, n with u = the lecture's -> ONNX z, r, h with z = 1 - u: the u block is
+          update gate Gu                         negated (sigmoid(-x) = 1 - sigmoid(x)) and moved first;
+          reset_after=True  -> linear_before_reset=1 with Rb_h = b_an (PyTorch's form)
+          reset_after=False -> linear_before_reset=0 (the lecture's form)
+    RNN   tanh or relu: activations=["Tanh"|"Relu"] per direction
+    bias  rnncli's one bias b = ONNX Wb (its Rb is zero, but for the GRU's b_an)
+The graph is float32 (onnxruntime runs RNN/GRU/LSTM in float32 only); a float64 model is rounded.
+Padding: classifiers and taggers take each sequence's length (`sequence_lens`), so a reverse
+direction starts at the last real token, as rnncli's does; outputs past a sequence's end are not
+defined by rnncli and are not to be read (a tagger's emissions there included).
+"""
+
+import json
+
+import numpy as np
+
+from rnncli.errors import RnncliError
+
+OPSET = 17
+INT32, INT64 = 6, 7  # onnx.TensorProto's element types, for Cast
+_OPS = {"rnn": "RNN", "gru": "GRU", "lstm": "LSTM"}
+
+
+class Graph:
+    """Nodes, initializers and fresh names for one onnx.GraphProto."""
+
+    def __init__(self, dtype):
+        from onnx import TensorProto
+
+        self.dtype = np.dtype(dtype)
+        self.elem = TensorProto.DOUBLE if self.dtype == np.float64 else TensorProto.FLOAT
+        self.nodes, self.inits, self.n = [], [], 0
+
+    def name(self, hint):
+        self.n += 1
+        return f"{hint}_{self.n}"
+
+    def const(self, hint, array, dtype=None):
+        from onnx import numpy_helper
+
+        name = self.name(hint)
+        self.inits.append(numpy_helper.from_array(np.asarray(array, dtype or self.dtype), name))
+        return name
+
+    def ints(self, hint, values):
+        return self.const(hint, np.asarray(values, np.int64), np.int64)
+
+    def op(self, op_type, inputs, n_out=1, out=None, **attrs):
+        from onnx import helper
+
+        outs = out if out is not None else [self.name(op_type.lower()) for _ in range(n_out)]
+        self.nodes.append(helper.make_node(op_type, inputs, outs, **attrs))
+        return outs[0] if n_out == 1 else outs
+
+    def matmul_add(self, x, W, b, hint, out=None):
+        """x (..., in) @ W^T + b with W (out, in); out: the result's name (else a fresh one)."""
+        y = self.op("MatMul", [x, self.const(hint + "_Wt", np.ascontiguousarray(W.T))])
+        return self.op("Add", [y, self.const(hint + "_b", b)], out=None if out is None else [out])
+
+
+def _blocks(arr, G):
+    return np.split(arr, G, axis=0)
+
+
+def onnx_weights(params, prefix, layer, cell, H, reset_after):
+    """W (G*H, D), R (G*H, H), B (2*G*H,) of one direction in ONNX's gate order."""
+    W, R, b = (params[f"{prefix}.{layer}.{k}"] for k in ("W_ax", "W_aa", "b"))
+    Rb = np.zeros_like(b)
+    if cell == "lstm":  # i f g o -> i o f c
+        order = [0, 3, 1, 2]
+        W, R, b = (np.concatenate([_blocks(a, 4)[i] for i in order]) for a in (W, R, b))
+    elif cell == "gru":  # r u n -> z r h, z = 1 - u
+        def reorder(a):
+            r, u, n = _blocks(a, 3)
+            return np.concatenate([-u, r, n])
+
+        W, R, b = reorder(W), reorder(R), reorder(b)
+        if reset_after:
+            Rb[2 * H :] = params[f"{prefix}.{layer}.b_an"]
+    return W, R, np.concatenate([b, Rb])
+
+
+def recurrent_stack(g, x, params, prefix, cfg, layers, bidirectional, seq_lens="", initial=None):
+    """x (T, B, D) through the stack `prefix`; -> (top outputs (T, B, dirs*H), [Y_h of each layer],
+    [Y_c of each layer] for an LSTM). initial: (h0, c0) names of (layers, B, H) inputs, or None."""
+    cell, H = cfg["cell"], cfg["hidden"] if prefix == "rnn" else cfg["char_hidden"]
+    dirs = 2 if bidirectional else 1
+    finals_h, finals_c = [], []
+    for k in range(layers):
+        names = [f"l{k}", f"l{k}_reverse"][:dirs]
+        Ws, Rs, Bs = zip(*(onnx_weights(params, prefix, n, cell, H, cfg["reset_after"]) for n in names), strict=True)
+        inputs = [x, g.const(f"{prefix}_l{k}_W", np.stack(Ws)), g.const(f"{prefix}_l{k}_R", np.stack(Rs)),
+                  g.const(f"{prefix}_l{k}_B", np.stack(Bs)), seq_lens]
+        if initial is not None:
+            starts, ends, axes = g.ints("s", [k]), g.ints("e", [k + 1]), g.ints("a", [0])
+            inputs += [g.op("Slice", [initial[0], starts, ends, axes])]
+            if cell == "lstm":
+                inputs += [g.op("Slice", [initial[1], starts, ends, axes])]
+        attrs = {"hidden_size": H, "direction": "bidirectional" if dirs == 2 else "forward"}
+        if cell == "rnn":
+            attrs["activations"] = ["Relu" if cfg["activation"] == "relu" else "Tanh"] * dirs
+        if cell == "gru":
+            attrs["linear_before_reset"] = 1 if cfg["reset_after"] else 0
+        outs = g.op(_OPS[cell], inputs, n_out=3 if cell == "lstm" else 2, **attrs)
+        Y, Y_h = outs[0], outs[1]
+        finals_h.append(Y_h)
+        if cell == "lstm":
+            finals_c.append(outs[2])
+        Y = g.op("Transpose", [Y], perm=[0, 2, 1, 3])  # (T, B, dirs, H)
+        x = g.op("Reshape", [Y, g.ints("shape", [0, 0, dirs * H])])
+    return x, finals_h, finals_c
+
+
+def _lengths_mask(g, ids, lengths):
+    """(T, B) bool: step t of sequence b is real."""
+    T = g.op("Gather", [g.op("Shape", [ids]), g.ints("zero", 0)])
+    steps = g.op("Range", [g.ints("start", 0), T, g.ints("one", 1)])
+    return g.op("Less", [g.op("Unsqueeze", [steps, g.ints("ax", [1])]),
+                         g.op("Unsqueeze", [g.op("Cast", [lengths], to=INT64), g.ints("ax", [0])])])
+
+
+def _char_features(g, params, cfg, chars):
+    """chars (T, B, Lc) int64 -> word features (T, B, 2*Hc), as tasks/tag.py reads them."""
+    Ec = params["char_embedding.E"]
+    shape = g.op("Shape", [chars])
+    Lc = g.op("Slice", [shape, g.ints("s", [2]), g.ints("e", [3]), g.ints("a", [0])])
+    flat = g.op("Reshape", [chars, g.op("Concat", [g.ints("m1", [-1]), Lc], axis=0)])  # (N, Lc), N = T*B
+    cols = g.op("Transpose", [flat], perm=[1, 0])  # (Lc, N)
+    real = g.op("Greater", [cols, g.ints("pad", 0)])  # <pad> is id 0: no real character has it
+    x = g.op("Gather", [g.const("char_E", Ec), cols])  # (Lc, N, C)
+    if cfg["char_encoder"] == "cnn":
+        W, b = params["char_cnn.W"], params["char_cnn.b"]
+        x = g.op("Where", [g.op("Unsqueeze", [real, g.ints("ax", [2])]), x, g.const("zero", 0.0)])
+        padded = g.op("Pad", [x, g.ints("pads", [1, 0, 0, 1, 0, 0])])  # a zero character either side
+        window = [g.op("Slice", [padded, g.ints("s", [k]), g.ints("e", [k - 2 if k < 2 else 2**62]),
+                                 g.ints("a", [0])]) for k in range(3)]
+        Z = g.matmul_add(g.op("Concat", window, axis=-1), W, b, "char_cnn")  # (Lc, N, F)
+        neg = g.const("neg_inf", -np.inf)
+        Z = g.op("Where", [g.op("Unsqueeze", [real, g.ints("ax", [2])]), Z, neg])
+        top = g.op("ReduceMax", [Z], axes=[0], keepdims=0)  # (N, F)
+        has = g.op("ReduceMax", [g.op("Cast", [real], to=g.elem)], axes=[0], keepdims=1)  # (1, N)
+        has = g.op("Greater", [g.op("Transpose", [has], perm=[1, 0]), g.const("half", 0.5)])  # (N, 1)
+        feats = g.op("Where", [has, g.op("Tanh", [top]), g.const("zero", 0.0)])
+    else:
+        n_chars = g.op("ReduceSum", [g.op("Cast", [real], to=INT32), g.ints("ax", [0])], keepdims=0)
+        n_chars = g.op("Max", [n_chars, g.const("one", 1, np.int32)])  # a padded word reads one <pad>
+        _, finals_h, _ = recurrent_stack(g, x, params, "char_rnn", cfg, 1, True, seq_lens=n_chars)
+        feats = g.op("Reshape", [g.op("Transpose", [finals_h[0]], perm=[1, 0, 2]), g.ints("shape", [0, -1])])
+    TB = g.op("Slice", [shape, g.ints("s", [0]), g.ints("e", [2]), g.ints("a", [0])])
+    return g.op("Reshape", [feats, g.op("Concat", [TB, g.ints("m1", [-1])], axis=0)])
+
+
+def build(model, meta):
+    """-> onnx.ModelProto for a language model, classifier or tagger."""
+    from onnx import TensorProto, helper
+
+    task, cfg, data = meta["task"], meta["config"], meta["data"]
+    if task not in ("lm", "classify", "tag"):
+        what = {"clm": "a conditional language model", "seq2seq": "an encoder-decoder"}.get(task, task)
+        raise RnncliError(f"ONNX export of {what} is not supported yet (language models, classifiers and "
+                          "taggers are); its weights export to PyTorch: -o model.safetensors")
+    # float32 always: onnxruntime's RNN/GRU/LSTM kernels take no float64 (a float64 model is rounded)
+    params = {k: np.asarray(v, np.float32) for k, v in model.params.items()}
+    g = Graph(np.float32)
+    ids = "ids"
+    inputs = [helper.make_tensor_value_info("ids", TensorProto.INT64, ["T", "B"])]
+    outputs = []
+    x = g.op("Gather", [g.const("E", params["embedding.E"]), ids])
+    bidirectional = task != "lm" and cfg.get("bidirectional") is not False  # None: the tasks' default, True
+    if task == "lm":
+        H, L = cfg["hidden"], cfg["layers"]
+        inputs.append(helper.make_tensor_value_info("h0", g.elem, [L, "B", H]))
+        initial = ("h0", "c0") if cfg["cell"] == "lstm" else ("h0",)
+        if cfg["cell"] == "lstm":
+            inputs.append(helper.make_tensor_value_info("c0", g.elem, [L, "B", H]))
+        top, fh, fc = recurrent_stack(g, x, params, "rnn", cfg, L, False, initial=initial)
+        g.matmul_add(top, params["head.W"], params["head.b"], "head", out="logits")
+        g.op("Concat", fh, out=["hN"], axis=0)
+        outputs += [helper.make_tensor_value_info("logits", g.elem, ["T", "B", len(data["vocab"])]),
+                    helper.make_tensor_value_info("hN", g.elem, [L, "B", H])]
+        if fc:
+            g.op("Concat", fc, out=["cN"], axis=0)
+            outputs.append(helper.make_tensor_value_info("cN", g.elem, [L, "B", H]))
+    else:
+        inputs.append(helper.make_tensor_value_info("lengths", TensorProto.INT32, ["B"]))
+        if task == "tag" and cfg.get("char_features"):
+            inputs.append(helper.make_tensor_value_info("chars", TensorProto.INT64, ["T", "B", "Lc"]))
+            x = g.op("Concat", [x, _char_features(g, params, cfg, "chars")], axis=-1)
+        top, fh, _ = recurrent_stack(g, x, params, "rnn", cfg, cfg["layers"], bidirectional, seq_lens="lengths")
+        if task == "classify":
+            outputs.append(_classify_head(g, params, cfg, data, top, fh, ids))
+        else:
+            g.matmul_add(top, params["head.W"], params["head.b"], "head", out="emissions")
+            K = len(data["tags"])
+            outputs.append(helper.make_tensor_value_info("emissions", g.elem, ["T", "B", K]))
+            outputs += _crf_outputs(g, model, params, K)
+    graph = helper.make_graph(g.nodes, f"rnncli_{task}", inputs, outputs, initializer=g.inits)
+    onnx_model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="rnncli")
+    onnx_model.ir_version = 8
+    helper.set_model_props(onnx_model, _metadata(meta))
+    return onnx_model
+
+
+def _classify_head(g, params, cfg, data, top, finals_h, ids):
+    from onnx import helper
+
+    if cfg["pool"] == "last":
+        pooled = g.op("Reshape", [g.op("Transpose", [finals_h[-1]], perm=[1, 0, 2]), g.ints("shape", [0, -1])])
+    else:
+        real = g.op("Unsqueeze", [_lengths_mask(g, ids, "lengths"), g.ints("ax", [2])])  # (T, B, 1)
+        if cfg["pool"] == "mean":
+            total = g.op("ReduceSum", [g.op("Where", [real, top, g.const("zero", 0.0)]), g.ints("ax", [0])],
+                         keepdims=0)
+            count = g.op("Max", [g.op("Cast", [g.op("Unsqueeze", ["lengths", g.ints("ax", [1])])], to=g.elem),
+                                 g.const("one", 1.0)])
+            pooled = g.op("Div", [total, count])
+        else:
+            pooled = g.op("ReduceMax", [g.op("Where", [real, top, g.const("neg_inf", -np.inf)])], axes=[0],
+                          keepdims=0)
+    logits = g.matmul_add(pooled, params["head.W"], params["head.b"], "head")
+    if len(data["labels"]) == 2:  # one logit: p(second label) = sigmoid
+        p1 = g.op("Sigmoid", [logits])
+        g.op("Concat", [g.op("Sub", [g.const("one", 1.0), p1]), p1], out=["probabilities"], axis=1)
+    else:
+        g.op("Softmax", [logits], out=["probabilities"], axis=1)
+    return helper.make_tensor_value_info("probabilities", g.elem, ["B", len(data["labels"])])
+
+
+def _crf_outputs(g, model, params, K):
+    """The CRF's scores and, for IOB2 tags, which moves the scheme allows, as constant outputs."""
+    from onnx import TensorProto, helper
+
+    outs = []
+    if "crf.trans" in params:
+        for name, shape in (("start", [K]), ("trans", [K, K]), ("end", [K])):
+            g.op("Identity", [g.const(f"crf_{name}", params[f"crf.{name}"])], out=[f"crf_{name}"])
+            outs.append(helper.make_tensor_value_info(f"crf_{name}", g.elem, shape))
+    if model.allowed is not None:
+        for name, arr, shape in (("allowed_start", model.allowed[0], [K]), ("allowed_trans", model.allowed[1],
+                                                                           [K, K])):
+            g.op("Identity", [g.const(name, arr, np.bool_)], out=[name])
+            outs.append(helper.make_tensor_value_info(name, TensorProto.BOOL, shape))
+    return outs
+
+
+def _metadata(meta):
+    """What a consumer needs to encode text and read the outputs without rnncli."""
+    data, cfg = meta["data"], meta["config"]
+    props = {"rnncli_task": meta["task"], "rnncli_config": json.dumps(cfg),
+             "vocab": json.dumps(data["vocab"]), "level": data.get("level", "word"),
+             "lower": json.dumps(bool(data.get("lower"))),
+             "special_ids": json.dumps({"<pad>": 0, "<unk>": 1, "<bos>": 2, "<eos>": 3})}
+    for key in ("labels", "tags", "chars", "pretrained_vocab"):
+        if data.get(key):
+            props[key] = json.dumps(data[key])
+    return props
