@@ -24,10 +24,11 @@ LENGTHS = np.array([6, 4, 1])
 def make(task, dtype="float32", classes=3, **kw):
     """A small model of the task with random weights (not its initialisation: biases and CRF
     scores non-zero) and the meta a checkpoint would hold."""
-    cfg = make_config(None, {"task": task, "hidden": 5, "embed": 4, "char_hidden": 3, "char_embed": 2,
-                             "dtype": dtype, **kw})
+    cfg = make_config(None, {"task": "lm" if task == "clm" else task, "hidden": 5, "embed": 4, "char_hidden": 3,
+                             "char_embed": 2, "dtype": dtype, **kw})
     data = {"vocab": ["<pad>", "<unk>", "<bos>", "<eos>"] + [f"w{i}" for i in range(V - 4)], "level": "word",
-            "lower": False, "format": {"lm": "text", "classify": "tsv", "tag": "conll", "seq2seq": "pairs"}[task]}
+            "lower": False, "format": {"lm": "text", "classify": "tsv", "tag": "conll", "seq2seq": "pairs",
+                                       "clm": "tsv"}[task]}
     if task == "classify":
         data["labels"] = [f"c{i}" for i in range(classes)]
     if task == "tag":
@@ -35,6 +36,8 @@ def make(task, dtype="float32", classes=3, **kw):
                     tag_scheme="iob2")
     if task == "seq2seq":
         data.update(target_vocab=data["vocab"][:8], target_level="word")
+    if task == "clm":
+        data.update(labels=["x", "y", "z"], format="tsv")
     model = build_model(cfg, data, np.random.default_rng(0))
     rng = np.random.default_rng(1)
     for p in model.params.values():
@@ -125,11 +128,42 @@ def test_a_float64_model_exports_as_float32_within_1e_5():
     np.testing.assert_allclose(out["emissions"][mask > 0], logits[mask > 0], rtol=0, atol=1e-5)
 
 
-@pytest.mark.parametrize("task", ["seq2seq"])
-def test_what_onnx_export_does_not_cover_is_said(task):
-    model, meta = make(task, attention="general")
-    with pytest.raises(RnncliError, match="ONNX export of an encoder-decoder is not supported yet"):
-        build(model, meta)
+# dot attention needs the encoder's outputs as wide as the decoder's: unidirectional only
+@pytest.mark.parametrize("layers,bidirectional,attention", [(1, False, "none"), (1, False, "dot"), (2, True, "none"),
+                                                             (2, True, "general"), (2, True, "additive"),
+                                                             (1, False, "additive")])
+@pytest.mark.parametrize("cell", CELLS, ids=IDS)
+def test_encoder_decoder_logits_and_attention(cell, layers, bidirectional, attention):
+    model, meta = make("seq2seq", layers=layers, bidirectional=bidirectional, attention=attention, **cell)
+    rng = np.random.default_rng(6)
+    source, source_mask, _, _, _ = batch(model, rng)
+    target_in = rng.integers(0, 8, (4, B))
+    out, _ = run_onnx(model, meta, {"source": source, "source_lengths": LENGTHS.astype(np.int32),
+                                    "target_in": target_in})
+    logits, cache = model.forward(source, source_mask, target_in, np.ones(target_in.shape, model.dtype))
+    assert np.abs(logits).max() > 0.5
+    np.testing.assert_allclose(out["logits"], logits, rtol=0, atol=1e-5)
+    if attention != "none":
+        weights = model.attention.forward(*_decoder_and_memory(model, source, source_mask, target_in))[1]
+        np.testing.assert_allclose(out["attention"], weights, rtol=0, atol=1e-6)
+
+
+def _decoder_and_memory(model, source, source_mask, target_in):
+    memory, init = model.start(source, source_mask)
+    h, _, _ = model.decoder.forward(model.target_embedding.forward(target_in), init)
+    return h, memory, source_mask
+
+
+@pytest.mark.parametrize("condition", ["state", "input", "both"])
+@pytest.mark.parametrize("cell", CELLS, ids=IDS)
+def test_conditional_language_model_from_each_labels_state(cell, condition):
+    model, meta = make("clm", layers=2, condition=condition, **cell)
+    rng = np.random.default_rng(7)
+    ids, labels = rng.integers(3, V, (T, B)), np.array([2, 0, 1])
+    out, _ = run_onnx(model, meta, {"ids": ids, "labels": labels})
+    logits, finals, _ = model.forward(ids, np.ones((T, B), model.dtype), labels)
+    np.testing.assert_allclose(out["logits"], logits, rtol=0, atol=1e-5)
+    np.testing.assert_allclose(out["hN"], np.stack([f[0] for f in finals]), rtol=0, atol=1e-5)
 
 
 # ---------------------------------------------------------------- PyTorch names, safetensors

@@ -92,7 +92,7 @@ def onnx_weights(params, prefix, layer, cell, H, reset_after):
 def recurrent_stack(g, x, params, prefix, cfg, layers, bidirectional, seq_lens="", initial=None):
     """x (T, B, D) through the stack `prefix`; -> (top outputs (T, B, dirs*H), [Y_h of each layer],
     [Y_c of each layer] for an LSTM). initial: (h0, c0) names of (layers, B, H) inputs, or None."""
-    cell, H = cfg["cell"], cfg["hidden"] if prefix == "rnn" else cfg["char_hidden"]
+    cell, H = cfg["cell"], params[f"{prefix}.l0.W_aa"].shape[1]
     dirs = 2 if bidirectional else 1
     finals_h, finals_c = [], []
     for k in range(layers):
@@ -164,16 +164,31 @@ def build(model, meta):
     from onnx import TensorProto, helper
 
     task, cfg, data = meta["task"], meta["config"], meta["data"]
-    if task not in ("lm", "classify", "tag"):
-        what = {"clm": "a conditional language model", "seq2seq": "an encoder-decoder"}.get(task, task)
-        raise RnncliError(f"ONNX export of {what} is not supported yet (language models, classifiers and "
-                          "taggers are); its weights export to PyTorch: -o model.safetensors")
+    if task not in ("lm", "clm", "classify", "tag", "seq2seq"):
+        raise RnncliError(f"ONNX export of a {task} model is not supported")
     # float32 always: onnxruntime's RNN/GRU/LSTM kernels take no float64 (a float64 model is rounded)
     params = {k: np.asarray(v, np.float32) for k, v in model.params.items()}
     g = Graph(np.float32)
-    ids = "ids"
     inputs = [helper.make_tensor_value_info("ids", TensorProto.INT64, ["T", "B"])]
     outputs = []
+    if task == "seq2seq":
+        inputs, outputs = _seq2seq(g, params, cfg, data)
+    elif task == "clm":
+        inputs, outputs = _conditional_lm(g, params, cfg, data)
+    else:
+        _one_stack_model(g, model, params, cfg, data, task, inputs, outputs)
+    graph = helper.make_graph(g.nodes, f"rnncli_{task}", inputs, outputs, initializer=g.inits)
+    onnx_model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="rnncli")
+    onnx_model.ir_version = 8
+    helper.set_model_props(onnx_model, _metadata(meta))
+    return onnx_model
+
+
+def _one_stack_model(g, model, params, cfg, data, task, inputs, outputs):
+    """Language model, classifier, tagger: embedding, one recurrent stack, a head."""
+    from onnx import TensorProto, helper
+
+    ids = "ids"
     x = g.op("Gather", [g.const("E", params["embedding.E"]), ids])
     bidirectional = task != "lm" and cfg.get("bidirectional") is not False  # None: the tasks' default, True
     if task == "lm":
@@ -203,11 +218,105 @@ def build(model, meta):
             K = len(data["tags"])
             outputs.append(helper.make_tensor_value_info("emissions", g.elem, ["T", "B", K]))
             outputs += _crf_outputs(g, model, params, K)
-    graph = helper.make_graph(g.nodes, f"rnncli_{task}", inputs, outputs, initializer=g.inits)
-    onnx_model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="rnncli")
-    onnx_model.ir_version = 8
-    helper.set_model_props(onnx_model, _metadata(meta))
-    return onnx_model
+
+
+def _initial_states(g, params, prefix, layers, n_states, xs):
+    """InitialState (nn/layers.py) per layer: xs[k][j] (B, in) -> state j of layer k, a<0> = tanh(W x + b),
+    c<0> = W' x + b'; -> names of (layers, B, H) tensors, one per state array."""
+    out = []
+    for j in range(n_states):
+        part = "ac"[j]
+        per_layer = []
+        for k in range(layers):
+            z = g.matmul_add(xs[k][j], params[f"{prefix}.l{k}.{part}.W"], params[f"{prefix}.l{k}.{part}.b"], prefix)
+            per_layer.append(g.op("Unsqueeze", [g.op("Tanh", [z]) if j == 0 else z, g.ints("ax", [0])]))
+        out.append(g.op("Concat", per_layer, axis=0))
+    return out
+
+
+def _conditional_lm(g, params, cfg, data):
+    """ids (T, B) read from each label's initial state (and with the label beside every input)."""
+    from onnx import TensorProto, helper
+
+    L, H, cond = cfg["layers"], cfg["hidden"], cfg["condition"]
+    n_states = 2 if cfg["cell"] == "lstm" else 1
+    inputs = [helper.make_tensor_value_info("ids", TensorProto.INT64, ["T", "B"]),
+              helper.make_tensor_value_info("labels", TensorProto.INT64, ["B"])]
+    x = g.op("Gather", [g.const("E", params["embedding.E"]), "ids"])
+    lab = g.op("Gather", [g.const("label_E", params["label_embedding.E"]), "labels"])  # (B, Dl)
+    if cond in ("input", "both"):  # [E[y]; l] at every step
+        T = g.op("Slice", [g.op("Shape", ["ids"]), g.ints("s", [0]), g.ints("e", [1]), g.ints("a", [0])])
+        reps = g.op("Concat", [T, g.ints("one", [1, 1])], axis=0)
+        x = g.op("Concat", [x, g.op("Tile", [g.op("Unsqueeze", [lab, g.ints("ax", [0])]), reps])], axis=-1)
+    initial = None
+    if cond in ("state", "both"):
+        initial = tuple(_initial_states(g, params, "init", L, n_states, [[lab] * n_states] * L))
+    top, fh, fc = recurrent_stack(g, x, params, "rnn", cfg, L, False, initial=initial)
+    g.matmul_add(top, params["head.W"], params["head.b"], "head", out="logits")
+    g.op("Concat", fh, out=["hN"], axis=0)
+    outputs = [helper.make_tensor_value_info("logits", g.elem, ["T", "B", len(data["vocab"])]),
+               helper.make_tensor_value_info("hN", g.elem, [L, "B", H])]
+    if fc:
+        g.op("Concat", fc, out=["cN"], axis=0)
+        outputs.append(helper.make_tensor_value_info("cN", g.elem, [L, "B", H]))
+    return inputs, outputs
+
+
+def _seq2seq(g, params, cfg, data):
+    """source (S, B) with its lengths, teacher-forced target inputs <bos> y1.. (T, B) -> logits
+    (T, B, Vt) and, with attention, the weights (B, T, S). A runtime decodes greedily or with a beam
+    by running it on the growing target prefix."""
+    from onnx import TensorProto, helper
+
+    L = cfg["layers"]
+    bidirectional = cfg.get("bidirectional") is not False
+    n_states = 2 if cfg["cell"] == "lstm" else 1
+    inputs = [helper.make_tensor_value_info("source", TensorProto.INT64, ["S", "B"]),
+              helper.make_tensor_value_info("source_lengths", TensorProto.INT32, ["B"]),
+              helper.make_tensor_value_info("target_in", TensorProto.INT64, ["T", "B"])]
+    x = g.op("Gather", [g.const("source_E", params["source_embedding.E"]), "source"])
+    memory, fh, fc = recurrent_stack(g, x, params, "encoder", cfg, L, bidirectional, seq_lens="source_lengths")
+    finals = [fh, fc][:n_states]
+    if bidirectional:  # the bridge: [forward; backward] of each layer -> the decoder's size
+        joined = [[g.op("Reshape", [g.op("Transpose", [f[k]], perm=[1, 0, 2]), g.ints("shape", [0, -1])])
+                   for f in finals] for k in range(L)]
+        initial = tuple(_initial_states(g, params, "bridge", L, n_states, joined))
+    else:  # the lecture's: each layer's final state as it is
+        initial = tuple(g.op("Concat", f, axis=0) for f in finals)
+    y = g.op("Gather", [g.const("target_E", params["target_embedding.E"]), "target_in"])
+    h, _, _ = recurrent_stack(g, y, params, "decoder", cfg, L, False, initial=initial)
+    outputs = []
+    if cfg.get("attention") not in (None, "none"):
+        h, alpha = _attention(g, params, cfg["attention"], h, memory)
+        g.op("Identity", [alpha], out=["attention"])
+        outputs.append(helper.make_tensor_value_info("attention", g.elem, ["B", "T", "S"]))
+    g.matmul_add(h, params["head.W"], params["head.b"], "head", out="logits")
+    outputs.insert(0, helper.make_tensor_value_info("logits", g.elem, ["T", "B", len(data["target_vocab"])]))
+    return inputs, outputs
+
+
+def _attention(g, params, kind, h, memory):
+    """nn/attention.py's global attention: -> h~ (T, B, Hd), alpha (B, T, S)."""
+    Q = g.op("Transpose", [h], perm=[1, 0, 2])  # (B, T, Hd)
+    M = g.op("Transpose", [memory], perm=[1, 0, 2])  # (B, S, He)
+    if kind == "dot":
+        e = g.op("MatMul", [Q, g.op("Transpose", [M], perm=[0, 2, 1])])
+    elif kind == "general":
+        keys = g.op("MatMul", [M, g.const("W_a_t", np.ascontiguousarray(params["attention.W_a"].T))])
+        e = g.op("MatMul", [Q, g.op("Transpose", [keys], perm=[0, 2, 1])])
+    else:
+        keys = g.op("MatMul", [M, g.const("W_k_t", np.ascontiguousarray(params["attention.W_k"].T))])  # (B, S, Hd)
+        q = g.op("MatMul", [Q, g.const("W_q_t", np.ascontiguousarray(params["attention.W_q"].T))])  # (B, T, Hd)
+        U = g.op("Tanh", [g.op("Add", [g.op("Unsqueeze", [q, g.ints("ax", [2])]),
+                                      g.op("Unsqueeze", [keys, g.ints("ax", [1])])])])  # (B, T, S, Hd)
+        e = g.op("Squeeze", [g.op("MatMul", [U, g.const("v", params["attention.v"][:, None])]), g.ints("ax", [3])])
+    real = g.op("Transpose", [_lengths_mask(g, "source", "source_lengths")], perm=[1, 0])  # (B, S)
+    e = g.op("Where", [g.op("Unsqueeze", [real, g.ints("ax", [1])]), e, g.const("neg_inf", -np.inf)])
+    alpha = g.op("Softmax", [e], axis=-1)
+    context = g.op("MatMul", [alpha, M])  # (B, T, He)
+    joined = g.op("Concat", [context, Q], axis=-1)
+    out = g.op("Tanh", [g.matmul_add(joined, params["attention.W_c"], params["attention.b_c"], "att_c")])
+    return g.op("Transpose", [out], perm=[1, 0, 2]), alpha
 
 
 def _classify_head(g, params, cfg, data, top, finals_h, ids):
