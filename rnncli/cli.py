@@ -33,6 +33,14 @@ app = typer.Typer(
 _debug = False
 
 
+class GradTask(enum.StrEnum):
+    lm = "lm"
+    clm = "clm"
+    classify = "classify"
+    tag = "tag"
+    seq2seq = "seq2seq"
+
+
 class InputFormat(enum.StrEnum):
     text = "text"
     tsv = "tsv"
@@ -319,6 +327,56 @@ def inspect(
         console.write_json(info)
         return
     render.inspect_report(info)
+
+
+@app.command()
+def gradcheck(
+    model: Annotated[Path | None, typer.Option("--model", "-m", help="Check this trained model (else a fresh one).")
+                     ] = None,
+    data: Annotated[str | None, typer.Option("--data", "-d", help="With -m: its first examples from this "
+                                             "tokens.npz (else a random batch of its vocabulary).")] = None,
+    task: Annotated[GradTask, typer.Option(help="The fresh model's task.")] = "lm",
+    cell: Annotated[Cell | None, _opt("cell")] = None,
+    layers: Annotated[int | None, _opt("layers")] = None,
+    bidirectional: Annotated[bool | None, _opt("bidirectional", "--bidirectional/--no-bidirectional")] = None,
+    activation: Annotated[Activation | None, _opt("activation")] = None,
+    reset_after: Annotated[bool | None, _opt("reset_after", "--reset-after/--no-reset-after")] = None,
+    char_features: Annotated[bool | None, _opt("char_features", "--char-features/--no-char-features")] = None,
+    char_encoder: Annotated[CharEncoder | None, _opt("char_encoder")] = None,
+    crf: Annotated[bool | None, _opt("crf", "--crf/--no-crf")] = None,
+    pool: Annotated[Pool | None, _opt("pool")] = None,
+    attention: Annotated[AttentionKind | None, _opt("attention")] = None,
+    entries: Annotated[int, typer.Option(help="Entries checked per parameter array (sampled).", min=1)] = 30,
+    tol: Annotated[float, typer.Option(help="The largest relative error that passes (a correct backward gives "
+                                       "1e-7 or less on a fresh model; a trained one's small gradients lose a "
+                                       "few digits).", callback=_finite)] = 1e-5,
+    seed: Annotated[int, typer.Option(help="Seed of the batch, the sampled entries and dropout.")] = 0,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the errors as JSON on stdout.")] = False,
+):
+    """Check the backward pass against numerical derivatives (float64 central differences).
+
+    \b
+      rnncli gradcheck --cell gru --no-reset-after --layers 2
+      rnncli gradcheck --task tag --cell lstm --char-features --crf
+      rnncli gradcheck -m model.npz -d tokens.npz
+    """
+    from rnncli import console, render
+    from rnncli.commands.gradcheck import run_gradcheck
+
+    options = {"task": _v(task), "cell": _v(cell), "layers": layers, "bidirectional": bidirectional,
+               "activation": _v(activation), "reset_after": reset_after, "char_features": char_features,
+               "char_encoder": _v(char_encoder), "crf": crf, "pool": _v(pool), "attention": _v(attention)}
+    if model is not None and any(v is not None for k, v in options.items() if k != "task"):
+        raise UsageError("-m checks the model as it was trained; leave out the architecture options")
+    what, rows = run_gradcheck(model, data, options, entries=entries, seed=seed)
+    failed = [name for name, _, err in rows if not err <= tol]
+    if json_out:
+        console.write_json({"what": what, "tolerance": tol, "passed": not failed,
+                            "errors": {name: err for name, _, err in rows}})
+    render.gradcheck_table(what, rows, tol)
+    if failed:
+        raise RnncliError(f"{len(failed)} of {len(rows)} parameter arrays fail the check (relative error above "
+                          f"{tol:g}): {', '.join(failed[:5])}")
 
 
 @app.command()

@@ -55,6 +55,17 @@ def config_table(cfg_dict):
     console.show(console.table("configuration", ["option", "value"], list(cfg_dict.items())))
 
 
+def gradcheck_table(what, rows, tol):
+    """parameter, shape, relative error, pass/fail, as a table."""
+    def verdict(err):
+        return "[green]pass[/green]" if err <= tol else "[bold red]FAIL[/bold red]"
+
+    console.show(console.table(f"gradient check, {what} (tolerance {tol:g})",
+                               ["parameter", "shape", "relative error:", "check"],
+                               [(name, "x".join(map(str, shape)), f"{err:.1e}", verdict(err))
+                                for name, shape, err in rows]))
+
+
 def coverage_table(report):
     """How much of the training data the pretrained vectors know, by matching rule."""
     def share(n, total):
