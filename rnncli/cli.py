@@ -380,6 +380,47 @@ def gradcheck(
 
 
 @app.command()
+def gradients(
+    data: Annotated[str, typer.Option("--data", "-d", help="tokens.npz to back-propagate on.")] = "tokens.npz",
+    model: Annotated[Path | None, typer.Option("--model", "-m", help="A trained language model (else fresh models "
+                                               "of each --cell).")] = None,
+    cell: Annotated[list[Cell] | None, typer.Option(help="Fresh cells to compare [default: rnn, gru, lstm].")
+                    ] = None,
+    steps: Annotated[int, typer.Option(help="Tokens read before the predicted one (the longest distance).",
+                                       min=2)] = 100,
+    batch: Annotated[int, typer.Option(help="Windows of the data averaged over.", min=1)] = 16,
+    hidden: Annotated[int, typer.Option(help="Fresh models: hidden size.", min=1)] = 128,
+    embed: Annotated[int, typer.Option(help="Fresh models: embedding size.", min=1)] = 64,
+    seed: Annotated[int, typer.Option(help="Seed of the windows and of the fresh models.")] = 0,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Also write an HTML report with the chart.",
+                                             readable=False)] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the numbers as JSON on stdout.")] = False,
+):
+    """The vanishing-gradient report: how much the loss at the last step depends on the state d steps back.
+
+    \b
+      rnncli gradients -d tokens.npz                      # fresh rnn, gru and lstm side by side
+      rnncli gradients -d tokens.npz -m model.npz -o gradients.html
+    """
+    from rnncli import console, render
+    from rnncli.commands.gradients import gradient_report
+
+    if model is not None and cell:
+        raise UsageError("--cell builds fresh models; -m reads a trained one: give one of them")
+    report = gradient_report(data, model, [_v(c) for c in cell] if cell else ("rnn", "gru", "lstm"), steps=steps,
+                             batch=batch, hidden=hidden, embed=embed, seed=seed)
+    if json_out:
+        console.write_json(report)
+    render.gradient_tables(report)
+    if out is not None:
+        from rnncli.npzfile import write_file
+
+        page = render.gradient_page(report)
+        write_file(out, lambda f: f.write(page.encode("utf-8")))
+        console.log(f"wrote {out}")
+
+
+@app.command()
 def export(
     model: Annotated[Path, typer.Option("--model", "-m", help="The checkpoint.")] = Path("model.npz"),
     out: Annotated[Path, typer.Option("--out", "-o", help="model.onnx (ONNX, for onnxruntime and other "

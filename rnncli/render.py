@@ -55,6 +55,52 @@ def config_table(cfg_dict):
     console.show(console.table("configuration", ["option", "value"], list(cfg_dict.items())))
 
 
+def gradient_tables(report):
+    """The vanishing-gradient report: norms at chosen distances, each model's curve as a sparkline."""
+    from rnncli.charts import sparkline
+    from rnncli.commands.gradients import SHOWN
+
+    models = report["models"]
+    columns = [(name, key) for name, m in models.items() for key in ("a", "c") if m[key] is not None]
+    shown = [d for d in SHOWN if d <= report["steps"]]
+    rows = []
+    for d in shown:
+        rows.append((str(d), *[f"{models[name][key][d - 1]:.1e}" for name, key in columns]))
+    console.show(console.table(
+        f"||dL/da<T-d>|| (and ||dL/dc<T-d>||), the loss of the prediction after {report['steps']} tokens, "
+        f"mean over {report['batch']} windows of {report['data']}",
+        ["d", *[f"{name}: {'a' if key == 'a' else 'c (cell)'}:" for name, key in columns]], rows))
+    values = [v for name, key in columns for v in models[name][key] if v > 0]
+    low, high = min(values), max(values)
+    for name, key in columns:
+        curve = models[name][key]
+        every = -(-len(curve) // 50)  # at most 50 characters: every k-th distance
+        console.log(f"{name + ' ' + key:<28} {sparkline(curve[::every], log=True, low=low, high=high)}  "
+                    f"{curve[0]:.0e} -> {curve[-1]:.0e}  (log scale, d = 1 .. {len(curve)}"
+                    f"{f', every {every}th' if every > 1 else ''})")
+
+
+def gradient_page(report):
+    """The report as a self-contained HTML page with an SVG chart."""
+    import html
+
+    from rnncli.charts import line_chart, page
+    from rnncli.commands.gradients import SHOWN
+
+    series = {f"{name} {key}": (m["distance"], m[key]) for name, m in report["models"].items()
+              for key in ("a", "c") if m[key] is not None}
+    chart = line_chart(series, "gradient norm against distance", "distance d (steps before the prediction)",
+                       "||dL/d state|| (log scale)", log_y=True)
+    shown = [d for d in SHOWN if d <= report["steps"]]
+    head = "".join(f"<th>{html.escape(n)}</th>" for n in series)
+    body = "".join(f"<tr><td>{d}</td>" + "".join(f"<td>{ys[d - 1]:.2e}</td>" for _, ys in series.values())
+                   + "</tr>" for d in shown)
+    text = (f"<p>The loss of the prediction after {report['steps']} tokens, back-propagated: the norm of its "
+            f"gradient with respect to the state d steps earlier, averaged over {report['batch']} windows of "
+            f"{html.escape(report['data'])}.</p>")
+    return page("Vanishing gradients", f"{text}{chart}<table><tr><th>d</th>{head}</tr>{body}</table>")
+
+
 def gradcheck_table(what, rows, tol):
     """parameter, shape, relative error, pass/fail, as a table."""
     def verdict(err):
