@@ -61,7 +61,8 @@ def line_chart(series, title, x_label, y_label, log_y=False, width=640, height=3
                      f"<text x='{left - 6}' y='{y + 4:.1f}' text-anchor='end'>{label}</text>")
     for k in range(5):
         x = x0 + (x1 - x0) * k / 4
-        parts.append(f"<text x='{sx(x):.1f}' y='{top + ph + 16}' text-anchor='middle'>{x:.3g}</text>")
+        label = f"{round(x):,}" if x1 - x0 >= 8 else f"{x:.3g}"  # steps and distances are whole numbers
+        parts.append(f"<text x='{sx(x):.1f}' y='{top + ph + 16}' text-anchor='middle'>{label}</text>")
     parts.append(f"<text x='{left + pw / 2}' y='{height - 10}' text-anchor='middle'>{html.escape(x_label)}</text>")
     parts.append(f"<text x='14' y='{top + ph / 2}' transform='rotate(-90 14 {top + ph / 2})' "
                  f"text-anchor='middle'>{html.escape(y_label)}</text>")

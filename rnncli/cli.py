@@ -421,6 +421,35 @@ def gradients(
 
 
 @app.command()
+def show(
+    text: Annotated[str | None, typer.Argument(help="The text to read; - reads standard input.")] = None,
+    model: Annotated[Path, typer.Option("--model", "-m", help="The checkpoint.")] = Path("model.npz"),
+    unit: Annotated[int | None, typer.Option(help="Language model: colour by this hidden unit of the top layer.")
+                    ] = None,
+    gate: Annotated[str | None, typer.Option(help="Language model: colour by this gate's mean over the units "
+                                             "(LSTM i, f, o; GRU r, u) or, with --unit, that unit's gate.")] = None,
+    top: Annotated[bool, typer.Option("--top", help="Language model: the units that best track the position "
+                                      "in the line, quotes and brackets.")] = False,
+    curves: Annotated[bool, typer.Option("--curves", help="Draw the training curves instead (needs -o).")] = False,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Also write the picture as an HTML page "
+                                             "(--curves: .html or .svg).", readable=False)] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the numbers as JSON on stdout.")] = False,
+):
+    """How a model reads a text: units and gates (LM), tag probabilities, each token's share of a
+    classification, attention (encoder-decoder); or the training curves.
+
+    \b
+      rnncli show -m model.npz "To be, or not to be" --unit 17
+      rnncli show -m model.npz --top - < speech.txt
+      rnncli show -m ner_model.npz "Anna moved to Paris" -o tags.html
+      rnncli show -m model.npz --curves -o curves.html
+    """
+    from rnncli.commands.show import run_show
+
+    run_show(text, model, unit, gate, top, curves, out, json_out)
+
+
+@app.command()
 def export(
     model: Annotated[Path, typer.Option("--model", "-m", help="The checkpoint.")] = Path("model.npz"),
     out: Annotated[Path, typer.Option("--out", "-o", help="model.onnx (ONNX, for onnxruntime and other "

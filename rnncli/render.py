@@ -307,3 +307,14 @@ def inspect_report(info):
     console.show(console.table(f"history (last {len(rows)} of {len(hist)} evaluations; best {label} {best_text} "
                                f"at step {info['best_step']}, {info['train_time_s'] or 0:.0f} s of training)",
                                ["step:", "epoch:", "train loss:", "validation", "seconds:"], rows))
+    if len(hist) > 1:
+        from rnncli.charts import sparkline
+
+        curves = {"train loss": [h["train_loss"] for h in hist]}
+        key = {"lm": "loss", "clm": "loss", "seq2seq": "loss", "classify": "accuracy"}.get(task, "f1")
+        if all((h.get("valid") or {}).get(key) is not None for h in hist):
+            curves[f"valid {'loss' if key == 'loss' else label}"] = [h["valid"][key] for h in hist]
+        every = -(-len(hist) // 60)
+        for name, values in curves.items():
+            console.log(f"{name:<18} {sparkline(values[::every])}  {values[0]:.4g} -> {values[-1]:.4g} "
+                        f"(steps {hist[0]['step']:,} .. {hist[-1]['step']:,}; show --curves draws it)")

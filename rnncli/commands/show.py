@@ -1,0 +1,150 @@
+"""rnncli show: load the model, read the text (readout.py), draw it in the terminal and, with -o,
+as a self-contained HTML page (pictures.py); or draw the training curves."""
+
+import sys
+
+import numpy as np
+
+from rnncli import console
+from rnncli.errors import RnncliError, UsageError
+from rnncli.npzfile import write_file
+
+
+def _text(text):
+    if text is None:
+        raise UsageError("give a text to show (or - to read standard input), or --curves")
+    return sys.stdin.read() if text == "-" else text
+
+
+def _write(out, page):
+    write_file(out, lambda f: f.write(page.encode("utf-8")))
+    console.log(f"wrote {out}")
+
+
+def run_show(text, model_path, unit=None, gate=None, top=False, curves=False, out=None, json_out=False):
+    from rnncli import pictures
+    from rnncli.charts import page
+
+    if curves:
+        return _curves(model_path, out)
+    from rnncli.models import load_model
+
+    model, meta, _ = load_model(model_path)
+    task = meta["task"]
+    text = _text(text)
+    if task != "lm" and (unit is not None or gate or top):
+        raise UsageError("--unit, --gate and --top read a language model's units")
+    if task == "lm":
+        result, tokens, colours, titles, caption = _lm(model, meta, text, unit, gate, top)
+    elif task == "tag":
+        from rnncli.readout import read_tagger
+
+        result = read_tagger(model, meta, text)
+        tokens = [f"{w}/{t}" for w, t in zip(result["tokens"], result["tags"], strict=True)]
+        colours = [pictures.sequential(p) for p in result["probabilities"]]
+        titles = [f"{t}: p = {p:.3f}" for t, p in zip(result["tags"], result["probabilities"], strict=True)]
+        caption = "each token's tag, shaded by its probability given the whole sentence"
+    elif task == "classify":
+        from rnncli.readout import read_classifier
+
+        result = read_classifier(model, meta, text)
+        c = np.array(result["contributions"])
+        scale = max(float(np.abs(c).max()), 1e-12)
+        tokens, colours = result["tokens"], [pictures.diverging(v / scale) for v in c]
+        titles = [f"{v:+.4f}" for v in c]
+        caption = f"{result['label']} (p = {result['probability']:.3f}); colour: {result['how']}"
+    elif task == "seq2seq":
+        from rnncli.readout import read_translation
+
+        result = read_translation(model, meta, text)
+        console.show(" ".join(result["target"][:-1]))
+        if result["attention"] is None:
+            console.log("this encoder-decoder has no attention to show")
+        else:
+            _attention_table(result)
+        if json_out:
+            console.write_json({**result, "attention": None if result["attention"] is None
+                                else np.round(result["attention"], 6).tolist()})
+        if out is not None and result["attention"] is not None:
+            _write(out, page("attention", pictures.heatmap(result["target"], result["source"], result["attention"],
+                                                            "attention: each target token (row) over the source")))
+        return None
+    else:
+        raise UsageError(f"show reads language models, classifiers, taggers and encoder-decoders, not {task}")
+    sep = "" if meta["data"].get("level") == "char" else " "
+    console.log(caption)
+    console.show(pictures.rich_tokens(tokens, colours, sep))
+    if json_out:
+        console.write_json(result)
+    if out is not None:
+        body = f"<p>{caption}</p><p style='line-height:1.9'>{pictures.html_tokens(tokens, colours, titles, sep)}</p>"
+        _write(out, page(f"{model_path}: {task}", body))
+    return None
+
+
+def _lm(model, meta, text, unit, gate, top):
+    from rnncli import pictures
+    from rnncli.readout import GATES, read_lm, top_units
+
+    read = read_lm(model, meta, text)
+    H = read["hidden"].shape[1]
+    if unit is not None and not 0 <= unit < H:
+        raise UsageError(f"--unit must be 0 to {H - 1} (the top layer has {H} units)")
+    kind = meta["config"]["cell"]
+    if gate is not None and gate not in GATES[kind]:
+        raise UsageError(f"--gate of a {kind}: {', '.join(GATES[kind]) or 'none (it has no gates)'}")
+    ranked = top_units(read["hidden"], read["tokens"]) if top or unit is None and gate is None else []
+    if top:
+        console.show(console.table("units that track something simple (|r| = Pearson correlation)",
+                                   ["feature", "unit:", "r:"], [(f, str(u), f"{r:+.2f}") for f, u, r in ranked]))
+    if gate is not None:
+        values = read["gates"][gate][:, unit] if unit is not None else read["gates"][gate].mean(axis=1)
+        colours = [pictures.sequential(v) for v in values]
+        caption = f"gate {gate}" + (f" of unit {unit}" if unit is not None else " (mean over the units)")
+    else:
+        unit = unit if unit is not None else (ranked[0][1] if ranked else 0)
+        values = read["hidden"][:, unit]
+        colours = [pictures.diverging(v) for v in values]
+        caption = f"hidden unit {unit} of the top layer (blue -1 .. red +1)"
+    titles = [f"{caption}: {v:+.3f}; next: " + ", ".join(f"{pictures._shown(t)!s} {p:.2f}" for t, p in nxt)
+              for v, nxt in zip(values, read["next"], strict=True)]
+    result = {"tokens": read["tokens"], "values": [float(v) for v in values], "what": caption,
+              "top_units": [{"feature": f, "unit": u, "r": r} for f, u, r in ranked], "next": read["next"]}
+    return result, read["tokens"], colours, titles, caption
+
+
+def _attention_table(result):
+    source, weights = result["source"], result["attention"]
+    if len(source) <= 8:
+        rows = [(t, *[f"{w:.2f}" for w in row]) for t, row in zip(result["target"], weights, strict=True)]
+        console.show(console.table("attention (rows: target tokens, columns: source tokens)", ["", *source], rows))
+        return
+    # too wide for a terminal: each target token's most attended source tokens (-o draws it all)
+    rows = [(t, ", ".join(f"{source[s]!r} {row[s]:.2f}" for s in np.argsort(-row)[:3]))
+            for t, row in zip(result["target"], weights, strict=True)]
+    console.show(console.table("attention: the three source tokens each target token attends to most",
+                               ["target", "source tokens (weight)"], rows))
+
+
+def _curves(model_path, out):
+    from rnncli import pictures
+    from rnncli.charts import line_chart
+    from rnncli.checkpoint import load_checkpoint
+
+    meta, _ = load_checkpoint(model_path)
+    history = meta.get("history") or []
+    if not history:
+        raise RnncliError(f"{model_path}: no training history to draw")
+    if out is None:
+        raise UsageError("--curves draws a picture: give -o curves.html (or .svg)")
+    if str(out).endswith(".svg"):
+        steps = [h["step"] for h in history]
+        svg = line_chart({"train loss": (steps, [h["train_loss"] for h in history]),
+                          **({"valid loss": (steps, [(h.get("valid") or {}).get("loss") for h in history])}
+                             if any("loss" in (h.get("valid") or {}) for h in history) else {})},
+                         f"loss of {model_path}", "step", "loss")
+        write_file(out, lambda f: f.write(svg.encode("utf-8")))
+        console.log(f"wrote {out}")
+    else:
+        _write(out, pictures.curves_page(str(model_path), history))
+

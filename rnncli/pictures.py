@@ -1,0 +1,71 @@
+"""What `show` draws: tokens on coloured backgrounds (terminal and HTML), attention as a heat
+map, training curves. Every HTML page is self-contained (charts.page): inline CSS, no scripts."""
+
+import html
+
+from rnncli.charts import line_chart, page
+
+
+def diverging(v):
+    """v in [-1, 1] -> an RGB triple: blue for negative, white at 0, red for positive."""
+    v = max(-1.0, min(1.0, float(v)))
+    fade = int(255 * (1 - abs(v)))
+    return (255, fade, fade) if v >= 0 else (fade, fade, 255)
+
+
+def sequential(v):
+    """v in [0, 1] -> white to green."""
+    v = max(0.0, min(1.0, float(v)))
+    return (int(255 - 155 * v), int(255 - 55 * v), int(255 - 155 * v))
+
+
+def _shown(tok):
+    return {"\n": "↵\n", " ": "␣", "\t": "⇥"}.get(tok, tok) if len(tok) == 1 else tok
+
+
+def rich_tokens(tokens, colours, sep=""):
+    """A rich Text of the tokens on their background colours."""
+    from rich.text import Text
+
+    text = Text()
+    for k, (tok, (r, g, b)) in enumerate(zip(tokens, colours, strict=True)):
+        text.append(("↵\n" if tok == "\n" else tok), style=f"black on rgb({r},{g},{b})")
+        if sep and k < len(tokens) - 1:
+            text.append(sep)
+    return text
+
+
+def html_tokens(tokens, colours, titles=None, sep=""):
+    """<span class="tok"> per token, coloured, with a hover title."""
+    out = []
+    for k, (tok, (r, g, b)) in enumerate(zip(tokens, colours, strict=True)):
+        title = f" title='{html.escape(titles[k], quote=True)}'" if titles else ""
+        shown = html.escape(_shown(tok)).replace("\n", "<br>")
+        out.append(f"<span class='tok' style='background:rgb({r},{g},{b})'{title}>{shown}</span>")
+    return sep.join(out)
+
+
+def heatmap(rows, cols, weights, title):
+    """An HTML table: one row per target token, one column per source token, cells shaded by weight."""
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in cols)
+    body = []
+    for r, row in zip(rows, weights, strict=True):
+        cells = "".join(f"<td style='background:rgb{sequential(w)}' title='{w:.3f}'>{w:.2f}</td>" for w in row)
+        body.append(f"<tr><th>{html.escape(r)}</th>{cells}</tr>")
+    return f"<h2>{html.escape(title)}</h2><table><tr><th></th>{head}</tr>{''.join(body)}</table>"
+
+
+def curves_page(path, history):
+    """Train and validation loss, the score and the learning rate against steps, from a history."""
+    steps = [h["step"] for h in history]
+    loss = {"train loss": (steps, [h.get("train_loss") for h in history])}
+    valid = [h.get("valid") or {} for h in history]
+    if any("loss" in v for v in valid):
+        loss["valid loss"] = (steps, [v.get("loss") for v in valid])
+    charts = [line_chart(loss, "loss", "step", "loss")]
+    for key, label in (("accuracy", "valid accuracy"), ("f1", "valid entity F1"), ("bleu", "valid BLEU")):
+        if any(key in v for v in valid):
+            charts.append(line_chart({label: (steps, [v.get(key) for v in valid])}, label, "step", label))
+    charts.append(line_chart({"learning rate": (steps, [h.get("lr") for h in history])}, "learning rate", "step",
+                             "lr"))
+    return page(f"training curves of {path}", "".join(f"<p>{c}</p>" for c in charts))

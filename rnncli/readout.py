@@ -1,0 +1,158 @@
+"""How a model reads a text, token by token: what `rnncli show` draws.
+
+    language model   the top layer's hidden unit (--unit) or gate (--gate) at every token, as
+                     Karpathy et al. (2015) coloured them; --top ranks the units that track
+                     something simple (position in the line, inside quotes, inside brackets);
+                     the five likeliest next tokens at each position
+    tagger           each token's tag and its marginal probability given the sentence
+    classifier       each token's share of the decision: the features it wins under max pooling,
+                     else gradient x input of the chosen class's logit
+    encoder-decoder  the greedy translation and its attention weights (target x source)
+Results are plain data (lists and arrays); render.py and charts.py draw them.
+"""
+
+import numpy as np
+
+from rnncli.errors import UsageError
+from rnncli.nn.functional import sigmoid, softmax
+from rnncli.text.encode import encode_words, side_tokens
+from rnncli.text.vocab import EOS, Vocab, split_words
+
+GATES = {"lstm": ("i", "f", "o"), "gru": ("r", "u"), "rnn": ()}
+
+
+def tokens_of(text, data):
+    level = data.get("level", "word")
+    return list(text) if level == "char" else side_tokens(text, level, data.get("lower", False))
+
+
+def gates_of(cell, kind, x, state):
+    """A cell's gate activations for input x (B, D) from state: {"i": (B, H), ...} (rnncli's gate
+    order: LSTM i, f, g, o; GRU r, u, n; u is the lecture's update gate)."""
+    p, H = cell.params, cell.hidden_size
+    z = x @ p["W_ax"].T + state[0] @ p["W_aa"].T + p["b"]
+    if kind == "lstm":
+        return {"i": sigmoid(z[:, :H]), "f": sigmoid(z[:, H : 2 * H]), "o": sigmoid(z[:, 3 * H :])}
+    if kind == "gru":
+        return {"r": sigmoid(z[:, :H]), "u": sigmoid(z[:, H : 2 * H])}
+    return {}
+
+
+def read_lm(model, meta, text):
+    """-> {"tokens", "hidden" (n, H), "gates" {g: (n, H)}, "next" [[(token, p) x 5] per position]}:
+    the model reads <eos>, then the text, one token at a time (as sample does)."""
+    data, kind = meta["data"], meta["config"]["cell"]
+    tokens = tokens_of(text, data)
+    if not tokens:
+        raise UsageError("nothing to show: the text is empty")
+    vocab = Vocab(data["vocab"])
+    ids = vocab.encode(tokens)
+    E = model.embedding.params["E"]
+    states = model.rnn.initial_state(1)
+    hidden, gates, nexts = [], {g: [] for g in GATES[kind]}, []
+    for t in range(-1, len(ids)):
+        h = E[[EOS if t < 0 else ids[t]]]
+        new = []
+        for k, (cells, s) in enumerate(zip(model.rnn.layers, states, strict=True)):
+            if k == len(states) - 1 and t >= 0:
+                for g, v in gates_of(cells[0], kind, h, s).items():
+                    gates[g].append(v[0])
+            s = cells[0].step(h, s)
+            new.append(s)
+            h = s[0]
+        states = new
+        if t >= 0:
+            hidden.append(h[0])
+        p = softmax(model.head.forward(h)[0].astype(np.float64))  # what it expects next
+        nexts.append([(data["vocab"][i], float(p[i])) for i in np.argsort(-p)[:5]])
+    return {"tokens": tokens, "hidden": np.array(hidden), "gates": {g: np.array(v) for g, v in gates.items() if v},
+            "next": nexts[1:]}
+
+
+def simple_features(tokens):
+    """What a unit might track, per token: position in the line, inside "quotes", inside (brackets)."""
+    pos, quote, depth, out = 0, False, 0, {"position in line": [], "inside quotes": [], "inside brackets": []}
+    for tok in tokens:
+        pos = 0 if tok == "\n" else pos + 1
+        if tok == '"':
+            quote = not quote
+        depth = max(0, depth + (tok in "([{") - (tok in ")]}")) if len(tok) == 1 else depth
+        out["position in line"].append(pos)
+        out["inside quotes"].append(float(quote))
+        out["inside brackets"].append(float(depth > 0))
+    return {k: np.array(v, float) for k, v in out.items()}
+
+
+def top_units(hidden, tokens, n=3):
+    """-> [(feature, unit, correlation)]: for each simple feature the units whose activation
+    correlates with it most (|Pearson r|), best first; features that never vary are skipped."""
+    out = []
+    H = hidden - hidden.mean(axis=0)
+    for name, f in simple_features(tokens).items():
+        if f.std() == 0:
+            continue
+        fc = f - f.mean()
+        r = (H * fc[:, None]).sum(axis=0) / np.maximum(np.sqrt((H**2).sum(axis=0) * (fc**2).sum()), 1e-12)
+        for unit in np.argsort(-np.abs(r))[:n]:
+            out.append((name, int(unit), float(r[unit])))
+    return out
+
+
+def read_tagger(model, meta, text):
+    from rnncli.evaluate import predict_split
+
+    words = split_words(text)
+    if not words:
+        raise UsageError("nothing to show: the text is empty")
+    split = encode_words(meta["data"], [words])
+    pred, probs = predict_split(model, "tag", split, char_features=meta["config"].get("char_features"), proba=True)
+    names = meta["data"]["tags"]
+    return {"tokens": words, "tags": [names[t] for t in pred[0]], "probabilities": [float(p) for p in probs[0]]}
+
+
+def read_classifier(model, meta, text):
+    """-> tokens, the predicted label and its probability, and each token's contribution."""
+    data = meta["data"]
+    tokens = tokens_of(text, data)
+    if not tokens:
+        raise UsageError("nothing to show: the text is empty")
+    ids = encode_words(data, [tokens]).ids[:, None]
+    mask = np.ones(ids.shape, model.dtype)
+    probs = model.predict_proba(ids, mask)[0]
+    k = int(np.argmax(probs))
+    logits, (ids_, mask_, h, finals, rnn_cache, aux, _, feats) = model.forward(ids, mask)
+    if model.pool == "max":  # the share of the pooled features each position supplies
+        share = np.bincount(aux[0], minlength=len(tokens)) / aux.shape[1]
+        how = "share of the max-pooled features this token supplies"
+    else:  # gradient x input of the chosen class's logit (two classes: the one logit, signed)
+        d_logits = np.zeros((1, model.head.params["W"].shape[0]), model.dtype)
+        d_logits[0, 0 if model.num_classes == 2 else k] = (1.0 if k == 1 else -1.0) if model.num_classes == 2 else 1.0
+        d_feats, _ = model.head.backward(d_logits, feats)
+        d_h, d_finals = model._unpool(d_feats, h, finals, mask, aux)
+        dx, _, _ = model.rnn.backward(d_h, d_finals, rnn_cache)
+        share = (dx * model.embedding.forward(ids)).sum(axis=-1)[:, 0]
+        how = "gradient x input of the predicted class's score"
+    return {"tokens": tokens, "label": data["labels"][k], "probability": float(probs[k]),
+            "contributions": [float(v) for v in share], "how": how}
+
+
+def read_translation(model, meta, text):
+    """-> source tokens, the greedy translation and its attention (target x source) or None."""
+    from rnncli.decode import greedy
+    from rnncli.text.encode import encode_pairs
+
+    data = meta["data"]
+    source = side_tokens(text, data["level"], data["lower"])
+    if not source:
+        raise UsageError("nothing to show: the text is empty")
+    ids = encode_pairs(data, [source]).ids[:, None]
+    mask = np.ones(ids.shape, model.dtype)
+    out, _ = greedy(model, ids, mask)
+    target = [data["target_vocab"][i] for i in out[0]]
+    weights = None
+    if model.attention is not None:
+        memory, init = model.start(ids, mask)
+        t_in = np.array([2, *out[0]])[:, None]  # <bos> and the translation: the steps it attended
+        h, _, _ = model.decoder.forward(model.target_embedding.forward(t_in), init)
+        weights = model.attention.forward(h, memory, mask)[1][0]  # (T, S)
+    return {"source": source, "target": target + ["<eos>"], "attention": weights}
