@@ -450,6 +450,73 @@ def show(
 
 
 @app.command()
+def tune(
+    data: Annotated[str, typer.Option("--data", "-d", help="tokens.npz to train every trial on.")] = "tokens.npz",
+    config: Annotated[Path, typer.Option("--config", "-c", help="The base config each trial changes.")
+                      ] = Path("config.yaml"),
+    space: Annotated[Path, typer.Option("--space", help="YAML search space: key: [choices] or "
+                                        "{uniform|log_uniform|int: [low, high]}.")] = Path("space.yaml"),
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the study, the trials and the results.",
+                                      readable=False)] = Path("tuned"),
+    budget: Annotated[str | None, typer.Option(help="Wall time for the study, e.g. 1h (trials in flight finish "
+                                               "within it).")] = None,
+    trials: Annotated[int | None, typer.Option(help="Stop after this many trials in the study (all workers).",
+                                               min=1)] = None,
+    jobs: Annotated[int, typer.Option(help="Trials at a time on this machine (threads per trial: cores / jobs).",
+                                      min=1)] = 1,
+    storage: Annotated[str | None, typer.Option(help="Optuna RDB URL to share with other machines [default: an "
+                                                "SQLite file in --out].")] = None,
+    study: Annotated[str, typer.Option(help="The study's name in the storage.")] = "rnncli",
+    pruner: Annotated[str, typer.Option(help="median, halving or none.")] = "median",
+    seeds: Annotated[int, typer.Option(help="Then train the best config with this many seeds (an ensemble).",
+                                       min=0)] = 0,
+    seed: Annotated[int, typer.Option(help="Seed of the sampler.")] = 0,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the summary as JSON on stdout.")] = False,
+):
+    """Search hyperparameters (Optuna): trials in parallel, bad ones pruned early, shared across machines.
+
+    \b
+      rnncli tune -d ner.npz --config configs/ner.yaml --space configs/ner.space.yaml --budget 1h -o ner_tuned/
+      rnncli tune ... --jobs 2 --seeds 4        # two trials at a time; then a 4-seed ensemble
+      rnncli tune ... --storage postgresql://user@db/rnncli --study ner   # the same command on each machine
+    """
+    import signal as _signal
+
+    from rnncli import console
+    from rnncli.commands.tune import Tuner, check_budget, leaderboard
+
+    if pruner not in ("median", "halving", "none"):
+        raise UsageError(f"--pruner {pruner!r} is not one of median, halving, none")
+    seconds = check_budget(budget)
+    if seconds is None and trials is None:
+        raise UsageError("give --budget, --trials or both")
+    for path, what in ((config, "--config"), (space, "--space")):
+        if not path.exists():
+            raise UsageError(f"{path}: no such file ({what})")
+    tuner = Tuner(data, config, space, out, storage=storage, study=study, jobs=jobs, seed=seed, pruner=pruner)
+
+    def interrupted(signum, frame):
+        tuner.stop()
+        raise KeyboardInterrupt
+
+    old = _signal.signal(_signal.SIGTERM, interrupted)
+    try:
+        tuner.run(seconds, trials, callback=lambda st, t: leaderboard(st, tuner.task, f"after trial {t.number}"))
+    except KeyboardInterrupt:
+        tuner.stop()
+        tuner.results()
+        raise RnncliError(f"interrupted; the same command resumes the study in {out}", EXIT_INTERRUPTED) from None
+    finally:
+        _signal.signal(_signal.SIGTERM, old)
+    summary, best = tuner.results()
+    leaderboard(tuner.study, tuner.task, f"study {study}: {summary['trials']} trials")
+    if seeds and best is not None and "best_config" in summary:
+        summary["ensemble"] = tuner.ensemble(best, seeds)
+    if json_out:
+        console.write_json(summary)
+
+
+@app.command()
 def export(
     model: Annotated[Path, typer.Option("--model", "-m", help="The checkpoint.")] = Path("model.npz"),
     out: Annotated[Path, typer.Option("--out", "-o", help="model.onnx (ONNX, for onnxruntime and other "

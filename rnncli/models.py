@@ -18,10 +18,36 @@ def load_model(path, which="best"):
     return model, meta, groups
 
 
+def model_paths(paths):
+    """-m values -> checkpoint paths: `@list.txt` or `list.txt` is a file of model paths, one per line
+    (relative to the list's folder; blank lines and # comments skipped), as `tune --seeds` writes."""
+    import os
+
+    out = []
+    for p in map(str, paths):
+        listing = p[1:] if p.startswith("@") else p if p.endswith(".txt") else None
+        if listing is None:
+            out.append(p)
+            continue
+        try:
+            lines = open(listing, encoding="utf-8").read().splitlines()
+        except OSError as e:
+            raise RnncliError(f"{listing}: cannot read the list of models: {e.strerror}") from None
+        found = [os.path.join(os.path.dirname(listing), ln.strip()) for ln in lines
+                 if ln.strip() and not ln.lstrip().startswith("#")]
+        if not found:
+            raise RnncliError(f"{listing}: lists no models")
+        out += found
+    return out
+
+
 def load_models(paths):
     """One checkpoint -> (model, meta); several -> (Ensemble, meta of the first, with
-    char_features on when any member reads characters, so the batches carry them)."""
+    char_features on when any member reads characters, so the batches carry them).
+    A list file (model_paths) stands for the models it lists."""
     from rnncli.ensemble import SHARED, Ensemble
+
+    paths = model_paths(paths)
 
     loaded = [load_model(p)[:2] for p in paths]
     if len(loaded) == 1:

@@ -1,0 +1,280 @@
+"""rnncli tune: hyperparameter search with Optuna, each trial an ordinary `rnncli train` process.
+
+    the study     Optuna's TPE sampler (seeded) and a pruner, in an RDB storage: an SQLite file in
+                  the output folder by default (the same command resumes an interrupted study), or
+                  any Optuna RDB URL, so that the same command on several machines shares one study
+    a trial       a config = the base config + the trial's values (trials/NNNN/config.yaml), trained
+                  by `rnncli train` in its own process with cores // jobs threads; this process reads
+                  the trial's metrics log as it grows and reports each validation score to Optuna,
+                  which may prune the trial (it is stopped with SIGTERM, its checkpoint kept)
+    failures      a trial whose process fails (a diverging learning rate, a kill) is recorded FAIL;
+                  the study goes on. Trials left RUNNING by an interrupted run are marked FAIL when
+                  the study is opened again: none is run twice
+    the end       best.yaml (the best trial's config, for train --config), best.npz, trials.jsonl,
+                  and with --seeds K the best config trained with K seeds, listed in ensemble.txt
+"""
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+from rnncli import console
+from rnncli.config import load_config_file, make_config, parse_duration
+from rnncli.errors import RnncliError, UsageError
+from rnncli.search_space import read_space, suggest
+from rnncli.tasks.build import task_of
+from rnncli.train import selection_score
+
+MIN_BUDGET = 30  # seconds: a trial needs its start-up and at least one evaluation
+
+
+def _optuna():
+    try:
+        import optuna
+    except ImportError:
+        raise RnncliError("tune needs Optuna: pip install 'rnncli[tune]'") from None
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    return optuna
+
+
+def maximizes(task):
+    return task in ("classify", "tag")
+
+
+def score_of(task, metrics):
+    """The study's objective from a validation record: accuracy or entity F1 (higher is better),
+    else the loss (lower is better)."""
+    return -selection_score(task, metrics) if maximizes(task) else selection_score(task, metrics)
+
+
+class Tuner:
+    def __init__(self, data, config, space, out, storage=None, study=None, jobs=1, seed=0, pruner="median"):
+        from rnncli.text.store import load_dataset
+
+        self.optuna = _optuna()
+        self.data, self.config, self.out, self.jobs, self.seed = str(data), str(config), str(out), jobs, seed
+        self.base = load_config_file(config)
+        self.space = read_space(space, config)
+        self.task = task_of(make_config(config), load_dataset(self.data).meta)
+        os.makedirs(os.path.join(self.out, "trials"), exist_ok=True)
+        self.threads = max(1, (os.cpu_count() or 1) // jobs)
+        self.storage = self._storage(storage or f"sqlite:///{os.path.abspath(os.path.join(self.out, 'study.db'))}")
+        # no pruning before a trial's second evaluation: the first is noisy (every trial starts poorly)
+        warmup = 2 * make_config(config).eval_every
+        pruners = {"median": self.optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=warmup - 1),
+                   "halving": self.optuna.pruners.SuccessiveHalvingPruner(),
+                   "none": self.optuna.pruners.NopPruner()}
+        self.study = self.optuna.create_study(
+            storage=self.storage, study_name=study or "rnncli", load_if_exists=True,
+            direction="maximize" if maximizes(self.task) else "minimize",
+            sampler=self.optuna.samplers.TPESampler(seed=seed), pruner=pruners[pruner])
+        self._fail_stale()
+        self.live, self.lock, self.stopping = {}, threading.Lock(), False
+        self.worker = f"{socket.gethostname()}:{os.getpid()}"
+
+    def _storage(self, url):
+        """An RDB storage, refused in one line (within seconds) when it cannot be reached."""
+        kwargs = {"pool_pre_ping": True}
+        if url.startswith("postgresql"):
+            kwargs["connect_args"] = {"connect_timeout": 5}
+        for attempt in range(4):
+            try:
+                return self.optuna.storages.RDBStorage(url, engine_kwargs=kwargs)
+            except Exception as e:  # sqlalchemy and drivers raise their own kinds
+                error = e
+                # workers started together race to create the tables: the loser tries again
+                if "refused" in str(e) or "timeout" in str(e).lower():
+                    break
+                time.sleep(0.5 + attempt)
+        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise RnncliError(f"cannot open the study storage {url}: {first[:160]}") from None
+
+    def _fail_stale(self):
+        """Trials a killed run left RUNNING: FAIL now (they are not run again). Only in a storage of
+        our own: a shared one has other machines' running trials in it."""
+        if not self.storage.url.startswith("sqlite"):
+            return
+        TrialState = self.optuna.trial.TrialState
+        for t in self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+            self.study.tell(t.number, state=TrialState.FAIL)
+
+    def finished(self):
+        TrialState = self.optuna.trial.TrialState
+        return self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED,
+                                                             TrialState.FAIL))
+
+    # ------------------------------------------------------------ one trial
+
+    def objective(self, trial, deadline):
+        values = suggest(trial, self.space)
+        trial.set_user_attr("worker", self.worker)
+        folder = os.path.join(self.out, "trials", f"{trial.number:04d}")
+        os.makedirs(folder, exist_ok=True)
+        cfg_path, model = os.path.join(folder, "config.yaml"), os.path.join(folder, "model.npz")
+        _write_yaml(cfg_path, {**self.base, **values})
+        left = deadline - time.monotonic()
+        if left < MIN_BUDGET:
+            raise self.optuna.TrialPruned()  # no time left for a useful run
+        env = {**os.environ, "OMP_NUM_THREADS": str(self.threads), "OPENBLAS_NUM_THREADS": str(self.threads),
+               "MKL_NUM_THREADS": str(self.threads)}
+        own = parse_duration(self.base["max_time"]) if self.base.get("max_time") else left
+        cmd = [sys.executable, "-m", "rnncli", "train", "-d", self.data, "-o", model, "--config", cfg_path,
+               "--max-time", f"{int(min(left, own))}s", "--force", "--json", "-q"]
+        log = os.path.join(folder, "model.metrics.jsonl")
+        with open(os.path.join(folder, "train.log"), "w") as err:
+            proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err, text=True, env=env)
+        with self.lock:
+            self.live[trial.number] = proc
+        pruned, seen = False, 0
+        try:
+            while proc.poll() is None:
+                time.sleep(0.2)
+                seen, pruned = self._report(trial, log, seen)
+                if pruned:
+                    proc.send_signal(signal.SIGTERM)
+                    proc.wait()
+                    break
+            stdout = proc.stdout.read()
+        finally:
+            with self.lock:
+                self.live.pop(trial.number, None)
+        if pruned:
+            raise self.optuna.TrialPruned()
+        if self.stopping:
+            raise RuntimeError("interrupted")
+        if proc.returncode != 0:
+            raise RuntimeError(_last_line(os.path.join(folder, "train.log")) or f"exit code {proc.returncode}")
+        self._report(trial, log, seen)
+        summary = json.loads(stdout)
+        trial.set_user_attr("steps", summary["steps"])
+        best = max if maximizes(self.task) else min
+        return best(score_of(self.task, h["valid"]) for h in _records(log) if h.get("valid"))
+
+    def _report(self, trial, log, seen):
+        """Report the new validation records to Optuna; -> (records seen, whether to prune)."""
+        records = _records(log)
+        for rec in records[seen:]:
+            if rec.get("valid"):
+                trial.report(score_of(self.task, rec["valid"]), rec["step"])
+                if trial.should_prune():
+                    return len(records), True
+        return len(records), False
+
+    def stop(self):
+        """Interrupted: stop the running trials (they save their checkpoints)."""
+        self.stopping = True
+        with self.lock:
+            for proc in self.live.values():
+                proc.send_signal(signal.SIGTERM)
+
+    # ------------------------------------------------------------ the whole study
+
+    def run(self, budget=None, trials=None, callback=None):
+        TrialState = self.optuna.trial.TrialState
+        deadline = time.monotonic() + (budget or 10**9)
+        stop_at = None
+        if trials is not None:
+            stop_at = self.optuna.study.MaxTrialsCallback(
+                trials, states=(TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL, TrialState.RUNNING))
+            if len(self.study.get_trials(deepcopy=False)) >= trials:
+                return
+        callbacks = [c for c in (stop_at, callback) if c is not None]
+        self.study.optimize(lambda t: self.objective(t, deadline), timeout=budget, n_jobs=self.jobs,
+                            catch=(RuntimeError, ValueError, KeyError), callbacks=callbacks)
+
+    def results(self):
+        """Write trials.jsonl, best.yaml and best.npz; -> (summary dict, the best trial or None)."""
+        trials = self.study.get_trials(deepcopy=False)
+        with open(os.path.join(self.out, "trials.jsonl"), "w", encoding="utf-8") as f:
+            for t in trials:
+                f.write(json.dumps({"trial": t.number, "state": t.state.name, "value": t.value, "params": t.params,
+                                    "steps": t.user_attrs.get("steps"), "worker": t.user_attrs.get("worker")}) + "\n")
+        complete = [t for t in trials if t.state == self.optuna.trial.TrialState.COMPLETE]
+        best = self.study.best_trial if complete else None
+        summary = {"study": self.study.study_name, "task": self.task,
+                   "direction": "maximize" if maximizes(self.task) else "minimize",
+                   "trials": len(trials), "states": {s: sum(t.state.name == s for t in trials)
+                                                     for s in ("COMPLETE", "PRUNED", "FAIL", "RUNNING")}}
+        if best is not None:
+            folder = os.path.join(self.out, "trials", f"{best.number:04d}")
+            summary.update(best_trial=best.number, best_value=best.value, best_params=best.params)
+            if os.path.exists(os.path.join(folder, "config.yaml")):  # trained here, not on another machine
+                shutil.copyfile(os.path.join(folder, "config.yaml"), os.path.join(self.out, "best.yaml"))
+                shutil.copyfile(os.path.join(folder, "model.npz"), os.path.join(self.out, "best.npz"))
+                summary["best_config"] = os.path.join(self.out, "best.yaml")
+        return summary, best
+
+    def ensemble(self, best, seeds):
+        """The best config trained with seeds 0..K-1, `jobs` at a time; -> ensemble.txt's path."""
+        folder = os.path.join(self.out, "ensemble")
+        os.makedirs(folder, exist_ok=True)
+        cfg = os.path.join(self.out, "best.yaml")
+        env = {**os.environ, "OMP_NUM_THREADS": str(self.threads), "OPENBLAS_NUM_THREADS": str(self.threads)}
+        paths = [os.path.join(folder, f"seed{k}.npz") for k in range(seeds)]
+        for w in range(0, seeds, self.jobs):
+            procs = [subprocess.Popen([sys.executable, "-m", "rnncli", "train", "-d", self.data, "-o", p, "--config",
+                                       cfg, "--seed", str(k), "--force", "-q"], env=env, stdout=subprocess.DEVNULL)
+                     for k, p in list(enumerate(paths))[w : w + self.jobs]]
+            if any(p.wait() for p in procs):
+                raise RnncliError("a member of the ensemble failed to train")
+        listing = os.path.join(self.out, "ensemble.txt")
+        with open(listing, "w", encoding="utf-8") as f:
+            f.write("".join(os.path.relpath(p, self.out) + "\n" for p in paths))
+        return listing
+
+
+def _records(log):
+    try:
+        with open(log, encoding="utf-8") as f:
+            lines = f.read().splitlines()
+    except FileNotFoundError:
+        return []
+    out = []
+    for line in lines:
+        try:
+            out.append(json.loads(line))
+        except ValueError:  # a line being written
+            break
+    return out
+
+
+def _last_line(path):
+    try:
+        lines = [ln for ln in open(path, encoding="utf-8").read().splitlines() if ln.strip()]
+    except OSError:
+        return None
+    return lines[-1][:200] if lines else None
+
+
+def _write_yaml(path, values):
+    import yaml
+
+    with open(path, "w", encoding="utf-8") as f:
+        yaml.safe_dump(values, f, sort_keys=False)
+
+
+def check_budget(budget):
+    seconds = parse_duration(budget) if budget else None
+    if seconds is not None and seconds < MIN_BUDGET:
+        raise UsageError(f"--budget {budget} is shorter than one trial's start-up and first evaluation "
+                         f"(at least {MIN_BUDGET}s)")
+    return seconds
+
+
+def leaderboard(study, task, title):
+    """The trials as a Rich table, best first (on stderr)."""
+    rows = []
+    trials = sorted(study.get_trials(deepcopy=False),
+                    key=lambda t: (t.value is None, -(t.value or 0) if maximizes(task) else (t.value or 0)))
+    for t in trials:
+        params = ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in t.params.items())
+        value = "-" if t.value is None else f"{t.value:.4f}"
+        last = max(t.intermediate_values) if t.intermediate_values else "-"
+        rows.append((str(t.number), params, value, str(t.user_attrs.get("steps", last)), t.state.name.lower()))
+    console.show(console.table(title, ["trial", "params", "score:", "steps:", "state"], rows))

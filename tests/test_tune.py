@@ -1,0 +1,151 @@
+"""rnncli tune: a tiny study on sample data (trials run, a hopeless learning rate is pruned, best.yaml
+retrains to the reported score, the ensemble list feeds eval), an interrupted study resumes without
+running a trial twice, two workers share one study in a real PostgreSQL server, bad input is one line."""
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+import pytest
+from cli_runner import cli
+
+optuna = pytest.importorskip("optuna", reason="the tune extra (pip install -e '.[tune]') is not installed")
+
+SAMPLES = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "sample_data"))
+PG_BIN = "/usr/lib/postgresql/15/bin"
+BASE = "hidden: 12\nembed: 8\nmax_steps: 40\neval_every: 5\nepochs: null\n"
+SPACE = "lr: [0.01, 0.00001]\ndropout: {uniform: [0.0, 0.3]}\n"
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory):
+    d = tmp_path_factory.mktemp("tune")
+    assert cli("tokenize", f"{SAMPLES}/reviews.tsv", "-o", "r.npz", cwd=d).returncode == 0
+    (d / "base.yaml").write_text(BASE)
+    (d / "space.yaml").write_text(SPACE)
+    return d
+
+
+def states(study):
+    return [t.state.name for t in study.get_trials(deepcopy=False)]
+
+
+def test_a_small_study_prunes_retrains_and_ensembles(folder):
+    d = folder
+    r = cli("tune", "-d", "r.npz", "--config", "base.yaml", "--space", "space.yaml", "-o", "out", "--trials", "6",
+            "--seeds", "2", "--json", cwd=d)
+    assert r.returncode == 0, r.stderr
+    summary = json.loads(r.stdout)
+    assert summary["trials"] == 6 and summary["states"]["COMPLETE"] >= 2 and summary["states"]["PRUNED"] >= 1
+    lines = [json.loads(x) for x in (d / "out" / "trials.jsonl").read_text().splitlines()]
+    assert sorted(t["trial"] for t in lines) == list(range(6))
+    assert "trial" in r.stderr and "pruned" in r.stderr  # the leaderboard
+    again = cli("train", "-d", "r.npz", "-o", "again.npz", "--config", "out/best.yaml", "--json", cwd=d)
+    assert -json.loads(again.stdout)["best_score"] == pytest.approx(summary["best_value"])
+    listed = (d / "out" / "ensemble.txt").read_text().split()
+    assert listed == ["ensemble/seed0.npz", "ensemble/seed1.npz"]
+    r = cli("eval", "-m", "@out/ensemble.txt", f"{SAMPLES}/reviews.tsv", "--json", cwd=d)
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["examples"] > 0
+    r = cli("predict", "-m", "out/ensemble.txt", cwd=d, stdin="a warm and funny film\n")
+    assert r.returncode == 0 and r.stdout.strip() in ("positive", "negative")
+
+
+def test_an_interrupted_study_resumes_and_runs_no_trial_twice(folder):
+    d = folder
+    (d / "slow.yaml").write_text(BASE.replace("max_steps: 40", "max_steps: 400").replace("eval_every: 5",
+                                                                                          "eval_every: 50"))
+    args = [sys.executable, "-m", "rnncli", "tune", "-d", "r.npz", "--config", "slow.yaml", "--space", "space.yaml",
+            "-o", "resumed", "--trials", "5", "--pruner", "none"]
+    proc = subprocess.Popen(args, cwd=d, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    db = f"sqlite:///{d / 'resumed' / 'study.db'}"
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        time.sleep(0.5)
+        try:
+            study = optuna.load_study(study_name="rnncli", storage=db)
+        except Exception:  # not created yet
+            continue
+        if states(study).count("COMPLETE") >= 1 and "RUNNING" in states(study):
+            break
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and "resumes the study" in err
+    done_before = [t.number for t in optuna.load_study(study_name="rnncli", storage=db).get_trials()
+                   if t.state.name == "COMPLETE"]
+    r = subprocess.run(args, cwd=d, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    trials = optuna.load_study(study_name="rnncli", storage=db).get_trials()
+    assert sorted(t.number for t in trials) == list(range(5))
+    assert "RUNNING" not in [t.state.name for t in trials] and [t.state.name for t in trials].count("FAIL") <= 1
+    logs = {t.number: (d / "resumed" / "trials" / f"{t.number:04d}" / "model.metrics.jsonl") for t in trials}
+    for n in done_before:  # finished before the interruption, not trained again after it
+        first_steps = [json.loads(x)["step"] for x in logs[n].read_text().splitlines()]
+        assert first_steps == sorted(set(first_steps))
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def postgres():
+    """A throw-away PostgreSQL 15 server on a free local port (as the postgres user when root)."""
+    if not os.path.exists(f"{PG_BIN}/initdb"):
+        pytest.skip(f"no PostgreSQL server binaries in {PG_BIN}")
+    as_user = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+    data = tempfile.mkdtemp(prefix="rnncli-pg-")
+    if as_user:
+        shutil.chown(data, "postgres")
+    port = _free_port()
+    subprocess.run([*as_user, f"{PG_BIN}/initdb", "-D", data, "--auth=trust", "-U", "postgres"], check=True,
+                   capture_output=True)
+    subprocess.run([*as_user, f"{PG_BIN}/pg_ctl", "-D", data, "-l", f"{data}/log", "-w", "-o",
+                    f"-p {port} -k {data} -h 127.0.0.1", "start"], check=True, capture_output=True)
+    try:
+        yield f"postgresql://postgres@127.0.0.1:{port}/postgres"
+    finally:
+        subprocess.run([*as_user, f"{PG_BIN}/pg_ctl", "-D", data, "-m", "fast", "-w", "stop"], capture_output=True)
+        shutil.rmtree(data, ignore_errors=True)
+
+
+def test_two_workers_share_one_postgresql_study(folder, postgres):
+    pytest.importorskip("psycopg")
+    d = folder
+    workers = [subprocess.Popen([sys.executable, "-m", "rnncli", "tune", "-d", "r.npz", "--config", "base.yaml",
+                                 "--space", "space.yaml", "-o", f"worker{k}", "--trials", "8", "--storage", postgres,
+                                 "--study", "shared", "--seed", str(k)], cwd=d, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True) for k in range(2)]
+    for w in workers:
+        _, err = w.communicate(timeout=300)
+        assert w.returncode == 0, err
+    trials = optuna.load_study(study_name="shared", storage=postgres).get_trials()
+    numbers = [t.number for t in trials]
+    assert len(numbers) == len(set(numbers)) and 8 <= len(numbers) <= 9  # the last two may start together
+    assert len({t.user_attrs["worker"] for t in trials}) == 2  # both machines (processes) contributed
+
+
+@pytest.mark.parametrize("space,extra,code,message", [
+    ("lrate: [0.1]\n", [], 2, "space.yaml: unknown key 'lrate'"),
+    ("lr: {uniform: [0.1]}\n", [], 2, "key 'lr': uniform needs [low, high] with low < high"),
+    ("lr: {log_uniform: [0, 0.1]}\n", [], 2, "log_uniform needs low > 0"),
+    ("dropout: [0.5, 1.5]\n", [], 2, "key 'dropout' allows 1.5"),
+    ("lr: [0.1]\n", ["--storage", "postgresql://nobody@127.0.0.1:1/none"], 1, "cannot open the study storage"),
+    ("lr: [0.1]\n", ["--budget", "5s"], 2, "--budget 5s is shorter than one trial"),
+])
+def test_bad_input_is_one_line(folder, space, extra, code, message):
+    d = folder
+    (d / "bad_space.yaml").write_text(space)
+    t = time.time()
+    r = cli("tune", "-d", "r.npz", "--config", "base.yaml", "--space", "bad_space.yaml", "-o", "bad", "--trials", "1",
+            *extra, cwd=d)
+    assert r.returncode == code and message in r.stderr, r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1 and time.time() - t < 30
