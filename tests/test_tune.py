@@ -149,3 +149,12 @@ def test_bad_input_is_one_line(folder, space, extra, code, message):
             *extra, cwd=d)
     assert r.returncode == code and message in r.stderr, r.stderr
     assert len(r.stderr.strip().splitlines()) == 1 and time.time() - t < 30
+
+
+@pytest.mark.parametrize("name", ["ner", "sentiment"])
+def test_the_shipped_search_spaces_are_valid(name):
+    from rnncli.search_space import read_space
+
+    root = os.path.join(os.path.dirname(__file__), "..", "configs")
+    space = read_space(os.path.join(root, f"{name}.space.yaml"), os.path.join(root, f"{name}.yaml"))
+    assert "lr" in space and space["lr"][0] == "log_uniform"
