@@ -113,7 +113,9 @@ class _Run:
 
     def _restore(self, meta, groups):
         assign_params(self.out, self.model.params, groups["param"], self.model.dtype)
-        self.opt.state = {k: v.astype(self.model.dtype) for k, v in groups["opt"].items()}
+        # moments and averages in the weights' type; the lazy average's sums of log decays stay float64
+        self.opt.state = {k: v if k.startswith("avgc") or k == "avgC." else v.astype(self.model.dtype)
+                          for k, v in groups["opt"].items()}
         self.opt.t = meta["opt_t"]
         self.rng.bit_generator.state = meta["rng"]
         self.st.update({k: meta[k] for k in self.st if k in meta})

@@ -184,16 +184,19 @@ def test_resume_keeps_the_rows_without_reading_the_file(reviews):
     from rnncli.checkpoint import load_checkpoint
 
     d, _, _ = reviews
-    trained(d, "-o", "full.npz", "--embeddings", "vec.txt", "--max-steps", "30")
-    trained(d, "-o", "part.npz", "--embeddings", "vec.txt", "--max-steps", "10")
+    trained(d, "-o", "full.npz", "--embeddings", "vec.txt", "--max-steps", "30", "--average", "0.9")
+    trained(d, "-o", "part.npz", "--embeddings", "vec.txt", "--max-steps", "10", "--average", "0.9")
     os.rename(d / "vec.txt", d / "vec.away")
     try:
         r = cli("train", "-d", "rev.npz", "--resume", "part.npz", "--max-steps", "30", cwd=d)
         assert r.returncode == 0, r.stderr
     finally:
         os.rename(d / "vec.away", d / "vec.txt")
-    full, part = (load_checkpoint(str(d / n))[1]["param"] for n in ("full.npz", "part.npz"))
-    assert all(np.array_equal(full[k], part[k]) for k in full)
+    (_, full), (_, part) = (load_checkpoint(str(d / n)) for n in ("full.npz", "part.npz"))
+    for group in ("param", "best", "opt"):  # the lazily kept average included
+        assert set(full[group]) == set(part[group]) and all(np.array_equal(full[group][k], part[group][k])
+                                                            for k in full[group]), group
+    assert "avgc.embedding.E" in full["opt"]
 
 
 def test_words_min_freq_cut_reach_their_vectors_in_training_as_in_prediction(tmp_path):
@@ -244,3 +247,22 @@ def test_an_encoder_decoders_source_and_a_word_language_model_start_from_the_vec
             assert np.array_equal(E[vocab.index(word)], table[word])
         for k, word in enumerate(added):
             assert np.array_equal(E[len(vocab) + k], table[word])
+
+
+def test_the_lazy_weight_average_of_a_sparse_table_equals_the_dense_one():
+    """With --average, rows no batch touched get their average brought up to date only when read
+    (nn/optim.py); where the weights agree (plain SGD, untouched rows stay put) the averages do too."""
+    rng = np.random.default_rng(1)
+    E0 = rng.normal(size=(30, 4))
+    dense, lazy = {"E": E0.copy()}, {"E": E0.copy()}
+    opt_d, opt_l = Optimizer("sgd", lr=0.01, average=0.95), Optimizer("sgd", lr=0.01, average=0.95)
+    for step in range(300):
+        rows = np.unique(rng.integers(0, 30, 5))
+        values = rng.normal(size=(len(rows), 4))
+        g = np.zeros((30, 4))
+        g[rows] = values
+        opt_d.step(dense, {"E": g})
+        opt_l.step(lazy, {"E": RowGradient(rows, values.copy(), (30, 4))})
+        if step % 37 == 0 or step == 299:  # reading the average in between must not disturb it
+            assert np.allclose(opt_d.averaged(dense)["E"], opt_l.averaged(lazy)["E"], rtol=0, atol=1e-12)
+    assert np.array_equal(dense["E"], lazy["E"])
