@@ -430,6 +430,8 @@ def show(
                                              "(LSTM i, f, o; GRU r, u) or, with --unit, that unit's gate.")] = None,
     top: Annotated[bool, typer.Option("--top", help="Language model: the units that best track the position "
                                       "in the line, quotes and brackets.")] = False,
+    label: Annotated[str | None, typer.Option(help="Conditional language model: read the text as this label's.")
+                     ] = None,
     curves: Annotated[bool, typer.Option("--curves", help="Draw the training curves instead (needs -o).")] = False,
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Also write the picture as an HTML page "
                                              "(--curves: .html or .svg).", readable=False)] = None,
@@ -446,7 +448,7 @@ def show(
     """
     from rnncli.commands.show import run_show
 
-    run_show(text, model, unit, gate, top, curves, out, json_out)
+    run_show(text, model, unit, gate, top, curves, out, json_out, label)
 
 
 @app.command()

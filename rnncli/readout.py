@@ -38,9 +38,10 @@ def gates_of(cell, kind, x, state):
     return {}
 
 
-def read_lm(model, meta, text):
+def read_lm(model, meta, text, label=None):
     """-> {"tokens", "hidden" (n, H), "gates" {g: (n, H)}, "next" [[(token, p) x 5] per position]}:
-    the model reads <eos>, then the text, one token at a time (as sample does)."""
+    the model reads <eos>, then the text, one token at a time (as sample does); a conditional
+    model starts from the state of `label` (its name) and reads the label beside every token."""
     data, kind = meta["data"], meta["config"]["cell"]
     tokens = tokens_of(text, data)
     if not tokens:
@@ -48,10 +49,18 @@ def read_lm(model, meta, text):
     vocab = Vocab(data["vocab"])
     ids = vocab.encode(tokens)
     E = model.embedding.params["E"]
-    states = model.rnn.initial_state(1)
+    states, l = model.rnn.initial_state(1), None
+    if meta["task"] == "clm":
+        names = data["labels"]
+        if label not in names:
+            raise UsageError(f"a conditional model reads a text for a label: --label one of {', '.join(names)}")
+        states, l = model.start([names.index(label)])
+        l = l if model.by_input else None
     hidden, gates, nexts = [], {g: [] for g in GATES[kind]}, []
     for t in range(-1, len(ids)):
         h = E[[EOS if t < 0 else ids[t]]]
+        if l is not None:
+            h = np.concatenate([h, l], axis=-1)
         new = []
         for k, (cells, s) in enumerate(zip(model.rnn.layers, states, strict=True)):
             if k == len(states) - 1 and t >= 0:

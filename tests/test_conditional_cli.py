@@ -99,3 +99,26 @@ def test_tunes_read_in_chunks_resume_bit_for_bit(tunes):
     assert r.returncode == 0, r.stderr
     full, part = load_checkpoint(str(d / "full.npz"))[1]["param"], load_checkpoint(str(d / "part.npz"))[1]["param"]
     assert all(np.array_equal(full[k], part[k]) for k in full)
+
+
+def test_show_reads_a_text_from_its_labels_state(tunes):
+    """show --label: the hidden unit it colours is the unit the model computes reading the text
+    for that label (teacher forcing from the label's state)."""
+    import numpy as np
+
+    from rnncli.models import load_model
+    from rnncli.text.vocab import Vocab
+
+    d, _ = tunes
+    text = "T:Tune 1\nM:3/4\nK:G\nABC|"
+    r = cli("show", "-m", "m.npz", "--label", "waltz", "--unit", "2", text, "--json", cwd=d)
+    assert r.returncode == 0, r.stderr
+    values = json.loads(r.stdout)["values"]
+    model, meta, _ = load_model(str(d / "m.npz"))
+    ids = np.concatenate([[3], Vocab(meta["data"]["vocab"]).encode(list(text))])[:, None]
+    label = np.array([meta["data"]["labels"].index("waltz")])
+    l = model.label_embedding.forward(label)
+    h, _, _ = model.rnn.forward(model._inputs(ids, l), model._initial(l), np.ones(ids.shape))
+    assert np.allclose(values, h[1:, 0, 2], atol=1e-5)
+    r = cli("show", "-m", "m.npz", text, cwd=d)
+    assert r.returncode == 2 and "--label one of jig, waltz" in r.stderr

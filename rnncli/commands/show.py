@@ -21,7 +21,8 @@ def _write(out, page):
     console.log(f"wrote {out}")
 
 
-def run_show(text, model_path, unit=None, gate=None, top=False, curves=False, out=None, json_out=False):
+def run_show(text, model_path, unit=None, gate=None, top=False, curves=False, out=None, json_out=False,
+             label=None):
     from rnncli import pictures
     from rnncli.charts import page
 
@@ -32,10 +33,12 @@ def run_show(text, model_path, unit=None, gate=None, top=False, curves=False, ou
     model, meta, _ = load_model(model_path)
     task = meta["task"]
     text = _text(text)
-    if task != "lm" and (unit is not None or gate or top):
+    if task not in ("lm", "clm") and (unit is not None or gate or top):
         raise UsageError("--unit, --gate and --top read a language model's units")
-    if task == "lm":
-        result, tokens, colours, titles, caption = _lm(model, meta, text, unit, gate, top)
+    if task != "clm" and label is not None:
+        raise UsageError("--label is for a conditional language model")
+    if task in ("lm", "clm"):
+        result, tokens, colours, titles, caption = _lm(model, meta, text, unit, gate, top, label)
     elif task == "tag":
         from rnncli.readout import read_tagger
 
@@ -82,11 +85,11 @@ def run_show(text, model_path, unit=None, gate=None, top=False, curves=False, ou
     return None
 
 
-def _lm(model, meta, text, unit, gate, top):
+def _lm(model, meta, text, unit, gate, top, label=None):
     from rnncli import pictures
     from rnncli.readout import GATES, read_lm, top_units
 
-    read = read_lm(model, meta, text)
+    read = read_lm(model, meta, text, label)
     H = read["hidden"].shape[1]
     if unit is not None and not 0 <= unit < H:
         raise UsageError(f"--unit must be 0 to {H - 1} (the top layer has {H} units)")
