@@ -180,17 +180,22 @@ def read_yaml(path):
     return load_yaml(path)
 
 
+def config_key(key, path):
+    """A key of a YAML file (config or search space) as a TrainConfig field name (dashes allowed)."""
+    k = str(key).replace("-", "_")
+    if k not in TrainConfig.field_names():
+        raise UsageError(f"{path}: unknown key '{key}' (known: {', '.join(TrainConfig.field_names())})")
+    return k
+
+
 def load_config_file(path):
     """A --config file as {field: value}, every key known and every value of its field's type."""
     data = read_yaml(path)
     if not isinstance(data, dict):
         raise UsageError(f"{path}: expected a mapping of option: value")
-    names = TrainConfig.field_names()
     out = {}
     for key, value in data.items():
-        k = str(key).replace("-", "_")
-        if k not in names:
-            raise UsageError(f"{path}: unknown key '{key}' (known: {', '.join(names)})")
+        k = config_key(key, path)
         out[k] = _check_type(k, value, path)
     vectors = out.get("embeddings")
     if vectors and not os.path.isabs(vectors):  # beside the config file if it is there, else from here

@@ -11,7 +11,7 @@ file gets, so that no trial fails on a value the space allowed. Numbers read as 
 
 import math
 
-from rnncli.config import TrainConfig, make_config
+from rnncli.config import config_key, make_config
 from rnncli.errors import UsageError
 
 KINDS = ("uniform", "log_uniform", "int")
@@ -24,12 +24,9 @@ def read_space(path, config_path=None):
     data = read_yaml(path)
     if not isinstance(data, dict) or not data:
         raise UsageError(f"{path}: expected a mapping of option: range, e.g. lr: {{log_uniform: [1e-4, 1e-2]}}")
-    names = TrainConfig.field_names()
     space = {}
     for raw_key, spec in data.items():
-        key = str(raw_key).replace("-", "_")
-        if key not in names:
-            raise UsageError(f"{path}: unknown key '{raw_key}' (known: {', '.join(names)})")
+        key = config_key(raw_key, path)
         space[key] = _range(path, key, spec)
         for value in _corners(space[key]):  # the same checks a config value gets
             try:

@@ -168,6 +168,17 @@ def _jsonl_list(obj, key, path, n):
     return value
 
 
+def json_object(line, path, n):
+    """One JSON line as a dict, or a one-line error naming file:line."""
+    try:
+        obj = json.loads(line)
+    except ValueError as e:
+        raise RnncliError(f"{where(path, n)}: invalid JSON ({e.msg}, column {e.colno})") from None
+    if not isinstance(obj, dict):
+        raise RnncliError(f"{where(path, n)}: expected a JSON object {{...}}, found {type(obj).__name__}")
+    return obj
+
+
 def jsonl_kind(obj):
     """The format a JSON record stands for, from its fields (None if none fits)."""
     return next((kind for keys, kind in JSONL_KINDS if all(k in obj for k in keys)), None)
@@ -183,12 +194,7 @@ def jsonl_records(text, path):
     for n, line in enumerate(_lines(text, path), start=1):
         if not line.strip():
             continue
-        try:
-            obj = json.loads(line)
-        except ValueError as e:
-            raise RnncliError(f"{where(path, n)}: invalid JSON ({e.msg}, column {e.colno})") from None
-        if not isinstance(obj, dict):
-            raise RnncliError(f"{where(path, n)}: expected a JSON object {{...}}, found {type(obj).__name__}")
+        obj = json_object(line, path, n)
         if kind is None:
             kind = jsonl_kind(obj)
             if kind is None:
@@ -301,12 +307,7 @@ def jsonl_field(line, path, n, key):
     of strings or one string of words; None for a blank line (its answer stays blank)."""
     if not line.strip():
         return None
-    try:
-        obj = json.loads(line)
-    except ValueError as e:
-        raise RnncliError(f"{where(path, n)}: invalid JSON ({e.msg}, column {e.colno})") from None
-    if not isinstance(obj, dict):
-        raise RnncliError(f"{where(path, n)}: expected a JSON object {{...}}, found {type(obj).__name__}")
+    obj = json_object(line, path, n)
     if key not in obj:
         raise RnncliError(f"{where(path, n)}: missing field {key!r} (found {', '.join(map(repr, obj)) or 'none'})")
     if key == "tokens" and not isinstance(obj[key], str):
