@@ -266,3 +266,12 @@ def test_the_lazy_weight_average_of_a_sparse_table_equals_the_dense_one():
         if step % 37 == 0 or step == 299:  # reading the average in between must not disturb it
             assert np.allclose(opt_d.averaged(dense)["E"], opt_l.averaged(lazy)["E"], rtol=0, atol=1e-12)
     assert np.array_equal(dense["E"], lazy["E"])
+
+
+def test_the_shipped_glove_config_finds_the_shared_vectors():
+    from rnncli.config import make_config
+
+    cfg = make_config(os.path.join(os.path.dirname(__file__), "..", "configs", "ner-glove.yaml"))
+    assert cfg.embeddings.endswith(os.path.join("shared", "data", "glove", "glove.6B.50d.top100k.txt"))
+    shared = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data")
+    assert os.path.exists(cfg.embeddings) or not os.path.isdir(shared)  # beside the repository, where it lives
