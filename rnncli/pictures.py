@@ -68,4 +68,7 @@ def curves_page(path, history):
             charts.append(line_chart({label: (steps, [v.get(key) for v in valid])}, label, "step", label))
     charts.append(line_chart({"learning rate": (steps, [h.get("lr") for h in history])}, "learning rate", "step",
                              "lr"))
+    if any(h.get("tokens_per_s") for h in history):  # recorded since this version
+        charts.append(line_chart({"tokens/s": (steps, [h.get("tokens_per_s") for h in history])},
+                                 "training speed", "step", "tokens per second"))
     return page(f"training curves of {path}", "".join(f"<p>{c}</p>" for c in charts))

@@ -188,6 +188,7 @@ class _Run:
     def evaluate_and_save(self, lr, log):
         """Validate (the weight average, if kept), record, keep the best, checkpoint."""
         cfg, st, params = self.cfg, self.st, self.model.params
+        speed = self.tokens / max(time.perf_counter() - self.t_window, 1e-9)  # training only, not evaluation
         live = _swap_in(params, self.opt.averaged(params)) if cfg.average else None
         metrics = evaluate_split(self.model, self.task, self.valid_split, self.ds.meta["format"], cfg.char_features)
         self.last_train_loss = float(np.mean(self.recent))
@@ -196,7 +197,8 @@ class _Run:
         st["elapsed"] += now - self.t_start
         self.t_start = now
         record = {"step": st["step"], "epoch": st["epoch"], "train_loss": self.last_train_loss,
-                  "valid": metrics, "lr": lr, "elapsed": round(st["elapsed"], 3)}
+                  "valid": metrics, "lr": lr, "elapsed": round(st["elapsed"], 3),
+                  "tokens_per_s": round(speed, 1)}
         st["history"].append(record)
         log.write(record)
         if st["best_score"] is None or score < st["best_score"]:
