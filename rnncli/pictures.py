@@ -47,11 +47,12 @@ def html_tokens(tokens, colours, titles=None, sep=""):
 
 def heatmap(rows, cols, weights, title):
     """An HTML table: one row per target token, one column per source token, cells shaded by weight."""
-    head = "".join(f"<th>{html.escape(c)}</th>" for c in cols)
+    head = "".join(f"<th>{html.escape(_shown(c))}</th>" for c in cols)
+    top = max(max(row) for row in weights) or 1.0  # shade against the largest weight, so structure shows
     body = []
     for r, row in zip(rows, weights, strict=True):
-        cells = "".join(f"<td style='background:rgb{sequential(w)}' title='{w:.3f}'>{w:.2f}</td>" for w in row)
-        body.append(f"<tr><th>{html.escape(r)}</th>{cells}</tr>")
+        cells = "".join(f"<td style='background:rgb{sequential(w / top)}' title='{w:.3f}'>{w:.2f}</td>" for w in row)
+        body.append(f"<tr><th>{html.escape(_shown(r))}</th>{cells}</tr>")
     return f"<h2>{html.escape(title)}</h2><table><tr><th></th>{head}</tr>{''.join(body)}</table>"
 
 

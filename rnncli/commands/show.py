@@ -55,7 +55,8 @@ def run_show(text, model_path, unit=None, gate=None, top=False, curves=False, ou
         scale = max(float(np.abs(c).max()), 1e-12)
         tokens, colours = result["tokens"], [pictures.diverging(v / scale) for v in c]
         titles = [f"{v:+.4f}" for v in c]
-        caption = f"{result['label']} (p = {result['probability']:.3f}); colour: {result['how']}"
+        caption = (f"{result['label']} (p = {result['probability']:.3f}); colour: {result['how']}"
+                   + ("" if min(c) >= 0 else " (red: towards it, blue: against it)"))
     elif task == "seq2seq":
         from rnncli.readout import read_translation
 
