@@ -158,3 +158,16 @@ def test_the_shipped_search_spaces_are_valid(name):
     root = os.path.join(os.path.dirname(__file__), "..", "configs")
     space = read_space(os.path.join(root, f"{name}.space.yaml"), os.path.join(root, f"{name}.yaml"))
     assert "lr" in space and space["lr"][0] == "log_uniform"
+
+
+def test_the_same_seed_suggests_the_same_trials(folder):
+    """--jobs 1 and a given --seed: a new study proposes the same values in the same order."""
+    d = folder
+    runs = []
+    for out in ("same_a", "same_b"):
+        r = cli("tune", "-d", "r.npz", "--config", "base.yaml", "--space", "space.yaml", "-o", out, "--trials", "4",
+                "--seed", "7", cwd=d)
+        assert r.returncode == 0, r.stderr
+        lines = (d / out / "trials.jsonl").read_text().splitlines()
+        runs.append([(t["params"], t["state"]) for t in map(json.loads, lines)])
+    assert runs[0] == runs[1]
