@@ -104,11 +104,6 @@ class Tuner:
         for t in self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
             self.study.tell(t.number, state=TrialState.FAIL)
 
-    def finished(self):
-        TrialState = self.optuna.trial.TrialState
-        return self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED,
-                                                             TrialState.FAIL))
-
     # ------------------------------------------------------------ one trial
 
     def objective(self, trial, deadline):
