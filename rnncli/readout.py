@@ -40,42 +40,28 @@ def gates_of(cell, kind, x, state):
 
 def read_lm(model, meta, text, label=None):
     """-> {"tokens", "hidden" (n, H), "gates" {g: (n, H)}, "next" [[(token, p) x 5] per position]}:
-    the model reads <eos>, then the text, one token at a time (as sample does); a conditional
-    model starts from the state of `label` (its name) and reads the label beside every token."""
+    the model reads <eos>, then the text (teacher forcing, one forward pass, as eval does); a
+    conditional model starts from the state of `label` (its name) and reads it beside every token.
+    The gates are recomputed from what the top layer's forward pass kept: its inputs and states."""
     data, kind = meta["data"], meta["config"]["cell"]
     tokens = tokens_of(text, data)
     if not tokens:
         raise UsageError("nothing to show: the text is empty")
-    vocab = Vocab(data["vocab"])
-    ids = vocab.encode(tokens)
-    E = model.embedding.params["E"]
-    states, l = model.rnn.initial_state(1), None
+    ids = np.concatenate([[EOS], Vocab(data["vocab"]).encode(tokens)])[:, None]  # (n + 1, 1)
     if meta["task"] == "clm":
         names = data["labels"]
         if label not in names:
             raise UsageError(f"a conditional model reads a text for a label: --label one of {', '.join(names)}")
-        states, l = model.start([names.index(label)])
-        l = l if model.by_input else None
-    hidden, gates, nexts = [], {g: [] for g in GATES[kind]}, []
-    for t in range(-1, len(ids)):
-        h = E[[EOS if t < 0 else ids[t]]]
-        if l is not None:
-            h = np.concatenate([h, l], axis=-1)
-        new = []
-        for k, (cells, s) in enumerate(zip(model.rnn.layers, states, strict=True)):
-            if k == len(states) - 1 and t >= 0:
-                for g, v in gates_of(cells[0], kind, h, s).items():
-                    gates[g].append(v[0])
-            s = cells[0].step(h, s)
-            new.append(s)
-            h = s[0]
-        states = new
-        if t >= 0:
-            hidden.append(h[0])
-        p = softmax(model.head.forward(h)[0].astype(np.float64))  # what it expects next
-        nexts.append([(data["vocab"][i], float(p[i])) for i in np.argsort(-p)[:5]])
-    return {"tokens": tokens, "hidden": np.array(hidden), "gates": {g: np.array(v) for g, v in gates.items() if v},
-            "next": nexts[1:]}
+        logits, _, (_, _, rnn_cache, _, h) = model.forward(ids, np.ones(ids.shape, model.dtype),
+                                                           np.array([names.index(label)]))
+    else:
+        logits, _, (_, rnn_cache, _, h) = model.forward(ids)
+    top = rnn_cache["layers"][-1][1][0]  # the top layer's cell: its inputs x<t> and states a<t>
+    x, a_prev = top["x"][1:, 0], top["states"][0][1:-1, :, 0]  # the steps that read the text
+    p = softmax(logits[1:, 0].astype(np.float64))  # after each token: what it expects next
+    nexts = [[(data["vocab"][i], float(row[i])) for i in np.argsort(-row)[:5]] for row in p]
+    gates = gates_of(model.rnn.layers[-1][0], kind, x, (a_prev,))
+    return {"tokens": tokens, "hidden": h[1:, 0], "gates": gates, "next": nexts}
 
 
 def simple_features(tokens):
