@@ -115,16 +115,18 @@ def read_classifier(model, meta, text):
     mask = np.ones(ids.shape, model.dtype)
     probs = model.predict_proba(ids, mask)[0]
     k = int(np.argmax(probs))
-    logits, (ids_, mask_, h, finals, rnn_cache, aux, _, feats) = model.forward(ids, mask)
+    _, cache = model.forward(ids, mask)
+    aux = cache[5]  # max pooling: the winning position of each feature
     if model.pool == "max":  # the share of the pooled features each position supplies
         share = np.bincount(aux[0], minlength=len(tokens)) / aux.shape[1]
         how = "share of the max-pooled features this token supplies"
-    else:  # gradient x input of the chosen class's logit (two classes: the one logit, signed)
+    else:  # gradient x input of the chosen class's score; two classes have one logit, signed for class 1
         d_logits = np.zeros((1, model.head.params["W"].shape[0]), model.dtype)
-        d_logits[0, 0 if model.num_classes == 2 else k] = (1.0 if k == 1 else -1.0) if model.num_classes == 2 else 1.0
-        d_feats, _ = model.head.backward(d_logits, feats)
-        d_h, d_finals = model._unpool(d_feats, h, finals, mask, aux)
-        dx, _, _ = model.rnn.backward(d_h, d_finals, rnn_cache)
+        if model.num_classes == 2:
+            d_logits[0, 0] = 1.0 if k == 1 else -1.0
+        else:
+            d_logits[0, k] = 1.0
+        dx, _ = model.backward(d_logits, cache)
         share = (dx * model.embedding.forward(ids)).sum(axis=-1)[:, 0]
         how = "gradient x input of the predicted class's score"
     return {"tokens": tokens, "label": data["labels"][k], "probability": float(probs[k]),

@@ -81,15 +81,22 @@ class Classifier:
             d_logits = d_logits[:, None]
         else:
             loss, d_logits = softmax_cross_entropy(logits, labels)
+        dx, grads = self.backward(d_logits, (ids, mask, h, finals, rnn_cache, aux, drop, feats))
+        grads["embedding.E"] = self.embedding.backward(dx, ids)["E"]
+        return loss, grads
+
+    def backward(self, d_logits, cache):
+        """d_logits (B, 1 or K) and forward's cache -> d of the embedded inputs (T, B, E) and the
+        gradients of the recurrent stack and the head (show's gradient x input reads dx)."""
+        ids, mask, h, finals, rnn_cache, aux, drop, feats = cache
         d_feats, head_grads = self.head.backward(d_logits, feats)
         if drop is not None:
             d_feats *= drop
         d_h, d_finals = self._unpool(d_feats, h, finals, mask, aux)
         dx, _, rnn_grads = self.rnn.backward(d_h, d_finals, rnn_cache)
-        grads = {"embedding.E": self.embedding.backward(dx, ids)["E"]}
-        grads.update({f"rnn.{k}": v for k, v in rnn_grads.items()})
+        grads = {f"rnn.{k}": v for k, v in rnn_grads.items()}
         grads.update({f"head.{k}": v for k, v in head_grads.items()})
-        return loss, grads
+        return dx, grads
 
     def predict_proba(self, ids, mask):
         """(B, K) class probabilities."""
