@@ -57,7 +57,12 @@ def heatmap(rows, cols, weights, title):
 
 
 def curves_page(path, history):
-    """Train and validation loss, the score and the learning rate against steps, from a history."""
+    """Train and validation loss, the score, the learning rate and tokens/s against steps."""
+    return page(f"training curves of {path}", "".join(f"<p>{c}</p>" for c in curve_charts(history)))
+
+
+def curve_charts(history):
+    """The charts of a checkpoint's history, as SVG texts: the loss first."""
     steps = [h["step"] for h in history]
     loss = {"train loss": (steps, [h.get("train_loss") for h in history])}
     valid = [h.get("valid") or {} for h in history]
@@ -72,4 +77,4 @@ def curves_page(path, history):
     if any(h.get("tokens_per_s") for h in history):  # recorded since this version
         charts.append(line_chart({"tokens/s": (steps, [h.get("tokens_per_s") for h in history])},
                                  "training speed", "step", "tokens per second"))
-    return page(f"training curves of {path}", "".join(f"<p>{c}</p>" for c in charts))
+    return charts

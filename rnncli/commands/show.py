@@ -132,7 +132,6 @@ def _attention_table(result):
 
 def _curves(model_path, out):
     from rnncli import pictures
-    from rnncli.charts import line_chart
     from rnncli.checkpoint import load_checkpoint
 
     meta, _ = load_checkpoint(model_path)
@@ -141,14 +140,9 @@ def _curves(model_path, out):
         raise RnncliError(f"{model_path}: no training history to draw")
     if out is None:
         raise UsageError("--curves draws a picture: give -o curves.html (or .svg)")
-    if str(out).endswith(".svg"):
-        steps = [h["step"] for h in history]
-        svg = line_chart({"train loss": (steps, [h["train_loss"] for h in history]),
-                          **({"valid loss": (steps, [(h.get("valid") or {}).get("loss") for h in history])}
-                             if any("loss" in (h.get("valid") or {}) for h in history) else {})},
-                         f"loss of {model_path}", "step", "loss")
+    if str(out).endswith(".svg"):  # one picture: the loss
+        svg = pictures.curve_charts(history)[0]
         write_file(out, lambda f: f.write(svg.encode("utf-8")))
         console.log(f"wrote {out}")
     else:
         _write(out, pictures.curves_page(str(model_path), history))
-
