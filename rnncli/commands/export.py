@@ -37,15 +37,9 @@ def export_model(model_path, out, force=False):
                  "inputs": [i.name for i in graph.graph.input], "outputs": [o.name for o in graph.graph.output]}
     else:
         _need("safetensors", "safetensors export")
-        import json
+        from rnncli.export.state_dict import serialize
 
-        from safetensors.numpy import save
-
-        from rnncli.export.state_dict import to_state_dict
-
-        tensors = to_state_dict(model.params, meta["config"])
-        info = {"task": meta["task"], "config": meta["config"], "data": meta["data"]}
-        payload = save(tensors, metadata={"rnncli": json.dumps(info)})
+        payload, tensors = serialize(model.params, meta)
         facts = {"tensors": len(tensors), "names": sorted(tensors)[:6]}
     write_file(out, lambda f: f.write(payload))
     return {"model": str(model_path), "out": str(out), "format": kind, "task": meta["task"],

@@ -97,12 +97,22 @@ def _torch_names(name):
     return {"E": f"{layer}.weight", "W": f"{layer}.weight", "b": f"{layer}.bias"}.get(key, name)
 
 
-def save(path, params, meta):
-    from safetensors.numpy import save_file
+def serialize(params, meta):
+    """-> (the safetensors file's bytes, its tensors): PyTorch's names, rnncli's task, configuration
+    and vocabularies in the metadata."""
+    from safetensors.numpy import save
 
     tensors = to_state_dict(params, meta["config"])
     info = {"task": meta["task"], "config": meta["config"], "data": meta["data"]}
-    save_file(tensors, str(path), metadata={"rnncli": json.dumps(info)})
+    return save(tensors, metadata={"rnncli": json.dumps(info)}), tensors
+
+
+def save(path, params, meta):
+    """Write serialize's bytes to path, safely (npzfile.write_file)."""
+    from rnncli.npzfile import write_file
+
+    payload, tensors = serialize(params, meta)
+    write_file(path, lambda f: f.write(payload))
     return tensors
 
 
