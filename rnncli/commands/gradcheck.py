@@ -33,7 +33,7 @@ def synthetic_meta(task, V=11, K=3):
     return meta
 
 
-def random_batch(model, task, meta, cfg, rng, T=5, B=3):
+def random_batch(task, meta, cfg, rng, T=5, B=3):
     """The loss arguments of a padded batch: sequences of lengths T, T-2 and 1."""
     lengths = np.array([T, max(T - 2, 1), 1][:B])
     mask = (np.arange(T)[:, None] < lengths[None]).astype(np.float64)
@@ -67,7 +67,7 @@ def random_batch(model, task, meta, cfg, rng, T=5, B=3):
             np.where(tmask > 0, rng.integers(3, Vt, (4, B)), 0), tmask)
 
 
-def data_batch(model, task, ds, cfg, B=3, T=6):
+def data_batch(task, ds, cfg, B=3, T=6):
     """The first examples of a data set as the model's loss arguments."""
     from rnncli.text.batching import make_batch, stream_ids
 
@@ -113,10 +113,10 @@ def run_gradcheck(model_path=None, data=None, overrides=None, entries=30, eps=1e
         if data is not None:
             from rnncli.text.store import load_dataset
 
-            batch = data_batch(model, task, load_dataset(data), cfg)
+            batch = data_batch(task, load_dataset(data), cfg)
             where = f"{model_path} on the first examples of {data}"
         else:
-            batch = random_batch(model, task, data_meta, cfg, rng)
+            batch = random_batch(task, data_meta, cfg, rng)
             where = f"{model_path} on a random padded batch of its vocabulary"
     else:
         overrides = dict(overrides or {})
@@ -127,7 +127,7 @@ def run_gradcheck(model_path=None, data=None, overrides=None, entries=30, eps=1e
         data_meta = synthetic_meta(task)
         task = task_of(cfg, data_meta)
         model = float64_model(cfg, data_meta)
-        batch = random_batch(model, task, data_meta, cfg, rng)
+        batch = random_batch(task, data_meta, cfg, rng)
         where = "a fresh model on a random padded batch"
     _, grads = loss_of(model, task, batch, seed)
     errors = check_gradients(lambda: loss_of(model, task, batch, seed)[0], dict(model.params), grads, eps=eps,
