@@ -151,19 +151,26 @@ def _python_block(doc):
         return re.search(r"```python\n(.*?)```", f.read(), re.S).group(1)
 
 
+def _run_example(tmp_path, monkeypatch, data, model, exported, doc):
+    """A small model of sample_data/<data>, exported, and the doc's Python example run beside it;
+    -> the example's variables."""
+    assert cli("tokenize", f"{ROOT}/sample_data/{data}", "-o", "d.npz", cwd=tmp_path).returncode == 0
+    assert cli("train", "-d", "d.npz", "-o", model, "--max-steps", "4", "--hidden", "8", "--embed", "4",
+               cwd=tmp_path).returncode == 0
+    assert cli("export", "-m", model, "-o", exported, cwd=tmp_path).returncode == 0
+    monkeypatch.chdir(tmp_path)
+    scope = {}
+    exec(_python_block(doc), scope)  # noqa: S102 - our own documentation's example
+    return scope
+
+
 def test_the_onnx_serving_example_in_docs_scaling_runs(tmp_path, monkeypatch):
     """docs/scaling.md's onnxruntime lines, on an exported classifier: the probabilities it prints
     are the model's own."""
     from rnncli.models import load_model
     from rnncli.text.encode import encode_words
 
-    assert cli("tokenize", f"{ROOT}/sample_data/reviews.tsv", "-o", "r.npz", cwd=tmp_path).returncode == 0
-    assert cli("train", "-d", "r.npz", "-o", "sentiment.npz", "--max-steps", "5", "--hidden", "8", "--embed", "4",
-               cwd=tmp_path).returncode == 0
-    assert cli("export", "-m", "sentiment.npz", "-o", "sentiment.onnx", cwd=tmp_path).returncode == 0
-    monkeypatch.chdir(tmp_path)
-    scope = {}
-    exec(_python_block("scaling.md"), scope)  # noqa: S102 - our own documentation's example
+    scope = _run_example(tmp_path, monkeypatch, "reviews.tsv", "sentiment.npz", "sentiment.onnx", "scaling.md")
     model, meta, _ = load_model(str(tmp_path / "sentiment.npz"))
     split = encode_words(meta["data"], [["a", "warm", "and", "funny", "film"]])
     mask = np.ones((5, 1), np.float32)
@@ -174,12 +181,6 @@ def test_the_pytorch_loading_example_in_docs_pytorch_runs(tmp_path, monkeypatch)
     pytest.importorskip("torch")
     from rnncli.models import load_model
 
-    assert cli("tokenize", f"{ROOT}/sample_data/corpus.txt", "-o", "t.npz", cwd=tmp_path).returncode == 0
-    assert cli("train", "-d", "t.npz", "-o", "model.npz", "--max-steps", "3", "--hidden", "8", "--embed", "4",
-               cwd=tmp_path).returncode == 0
-    assert cli("export", "-m", "model.npz", "-o", "model.safetensors", cwd=tmp_path).returncode == 0
-    monkeypatch.chdir(tmp_path)
-    scope = {}
-    exec(_python_block("pytorch.md"), scope)  # noqa: S102 - our own documentation's example
+    scope = _run_example(tmp_path, monkeypatch, "corpus.txt", "model.npz", "model.safetensors", "pytorch.md")
     model, _, _ = load_model(str(tmp_path / "model.npz"))
     assert np.abs(scope["logits"].detach().numpy() - model.forward(scope["ids"].numpy())[0]).max() < 1e-5
