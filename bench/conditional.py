@@ -15,6 +15,8 @@ music (../shared/data/nottingham, configs/music.yaml):
      hornpipe 4/4, C or 2/4);
   3. bar fidelity: the share of counted bars whose notes add up to the meter (bench/abc_bars.py),
      in the samples and in the real valid tunes.
+  --label-dropout P trains the conditional models with label dropout; --guidance G [G ...] then
+  also samples with classifier-free guidance at each G (2 and 3 reported beside 1, "as trained").
 sentiment (../shared/data/sst2, word level, lower-cased):
   4. a conditional LM of SST-2 sentences and a classifier (configs/sentiment.yaml), each trained for
      --sentiment-budget; 2 x --samples sentences per label at temperature 0.8 scored by the classifier: the share
@@ -102,7 +104,8 @@ def run_music(args, keep):
     for seed in range(args.seeds):
         cond_out, unc_out = (os.path.join(keep, f"music_{kind}_s{seed}.npz") for kind in ("cond", "uncond"))
         common = ["-d", data, "--config", cfg, "--seed", str(seed)]
-        s_cond, s_unc = train_side_by_side([(cond_out, common), (unc_out, [*common, "--condition", "none"])],
+        cond_args = [*common, *(["--label-dropout", str(args.label_dropout)] if args.label_dropout else [])]
+        s_cond, s_unc = train_side_by_side([(cond_out, cond_args), (unc_out, [*common, "--condition", "none"])],
                                            args.budget)
         cond, meta, _ = load_model(cond_out)
         uncond, _, _ = load_model(unc_out)
@@ -123,6 +126,17 @@ def run_music(args, keep):
           f"the same models without the label {g.mean():.4f}, unconditional {u.mean():.4f} ({u.std():.4f}); "
           f"ratio conditional/unconditional {c.mean() / u.mean():.3f}; conditional lower in "
           f"{int(np.sum(c < u))} of {args.seeds}")
+    real = [json.loads(line)["text"] for line in open(os.path.join(folder, "valid.jsonl"), encoding="utf-8")]
+    share_r, n_r = bar_fidelity(real)
+    for guidance in sorted({1.0, *args.guidance}):
+        print(f"music samples at guidance {guidance:g}:")
+        all_samples = fidelity(args, models, guidance, share_r, n_r)
+        with open(os.path.join(keep, f"music_samples_g{guidance:g}.abc"), "w", encoding="utf-8") as f:
+            f.write("\n\n".join(all_samples) + "\n")
+
+
+def fidelity(args, models, guidance, share_r, n_r):
+    """Meter and bar fidelity of --samples tunes per label from each model, sampled with `guidance`."""
     names = models[0][1]["data"]["labels"]
     rng = np.random.default_rng(args.seed)
     all_samples, hits = [], {}
@@ -131,7 +145,7 @@ def run_music(args, keep):
         tunes = []
         for model, meta in models:
             ids = sample_batch(model, args.samples, labels=np.full(args.samples, k), temperature=0.8,
-                               max_len=2000, rng=rng)
+                               max_len=2000, rng=rng, guidance=guidance)
             tunes += texts_of(model, meta, ids)
         all_samples += tunes
         hits[name] = sum(meter_field(t) in METERS[name] for t in tunes) / len(tunes)
@@ -139,16 +153,13 @@ def run_music(args, keep):
         print(f"  {name}: meter fidelity {100 * hits[name]:.1f} % of {len(tunes)}; bars adding up "
               f"{100 * share:.1f} % of {n:,}; e.g. {tunes[0][:80]!r}", flush=True)
     seconds = time.perf_counter() - t
-    real = [json.loads(line)["text"] for line in open(os.path.join(folder, "valid.jsonl"), encoding="utf-8")]
     share_s, n_s = bar_fidelity(all_samples)
-    share_r, n_r = bar_fidelity(real)
     overall = sum(hits.values()) / len(hits)
-    print(f"music: meter fidelity {100 * overall:.1f} % (mean over labels, {args.samples} samples each from each "
-          f"of {len(models)} models, {len(all_samples) / seconds:.1f} tunes/s sampled); bar fidelity "
-          f"{100 * share_s:.1f} % of {n_s:,} bars in samples vs {100 * share_r:.1f} % of {n_r:,} in real valid "
-          f"tunes ({100 * (share_r - share_s):.1f} points apart)")
-    with open(os.path.join(keep, "music_samples.abc"), "w", encoding="utf-8") as f:
-        f.write("\n\n".join(all_samples) + "\n")
+    print(f"music (guidance {guidance:g}): meter fidelity {100 * overall:.1f} % (mean over labels, {args.samples} "
+          f"samples each from each of {len(models)} models, {len(all_samples) / seconds:.1f} tunes/s sampled); "
+          f"bar fidelity {100 * share_s:.1f} % of {n_s:,} bars in samples vs {100 * share_r:.1f} % of {n_r:,} in "
+          f"real valid tunes ({100 * (share_r - share_s):.1f} points apart)")
+    return all_samples
 
 
 def run_sentiment(args, keep):
@@ -185,6 +196,10 @@ def main():
                     "(default: --budget)")
     ap.add_argument("--samples", type=int, default=100, help="samples per label (and per seed's model)")
     ap.add_argument("--seeds", type=int, default=3, help="music: seeds of each model")
+    ap.add_argument("--label-dropout", type=float, default=0.0, help="music: train the conditional models with "
+                    "this --label-dropout")
+    ap.add_argument("--guidance", type=float, nargs="*", default=[], help="music: also sample at these --guidance "
+                    "values (needs --label-dropout)")
     ap.add_argument("--only", choices=("music", "sentiment"))
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--keep", default="/tmp", help="folder for the models and samples")

@@ -189,6 +189,7 @@ def train(
     pool: Annotated[Pool | None, _opt("pool")] = None,
     attention: Annotated[AttentionKind | None, _opt("attention")] = None,
     condition: Annotated[Condition | None, _opt("condition")] = None,
+    label_dropout: Annotated[float | None, _float("label_dropout")] = None,
     word_dropout: Annotated[float | None, _float("word_dropout")] = None,
     embeddings: Annotated[str | None, _opt("embeddings")] = None,
     freeze_embeddings: Annotated[bool | None, _opt("freeze_embeddings", "--freeze-embeddings/--fine-tune-embeddings")
@@ -261,6 +262,9 @@ def sample(
     label: Annotated[list[str] | None, typer.Option(
         "--label", help="A conditional model's label (repeatable; -n samples each); '*' draws labels as "
                         "often as training saw them.")] = None,
+    guidance: Annotated[float, typer.Option(
+        help="A conditional model trained with --label-dropout: how strongly to follow --label (1: as trained; "
+             "above 1: more; 0: ignore it).", callback=_finite)] = 1.0,
     max_len: Annotated[int, typer.Option(help="Stop after this many tokens.")] = 1000,
     n: Annotated[int, typer.Option("-n", help="How many samples (per label).")] = 1,
     seed: Annotated[int | None, typer.Option(help="Seed for reproducible samples.")] = None,
@@ -278,6 +282,7 @@ def sample(
       rnncli sample --prime "ROMEO:" --top-k 5 -n 3 --seed 1
       printf 'KING\\nQUEEN\\n' | rnncli sample --prime - --max-len 100
       rnncli sample -m tunes_model.npz --label waltz -n 3 --temp 0.8 > waltzes.abc
+      rnncli sample -m tunes_model.npz --label 'slip jig' --guidance 1.5
     """
     import numpy as np
 
@@ -287,7 +292,7 @@ def sample(
     if n < 1:
         raise UsageError(f"-n must be at least 1, not {n}")
     temperature = 0.0 if greedy else temp
-    net, meta = open_sampler(model, temperature, top_k, top_p, max_len)
+    net, meta = open_sampler(model, temperature, top_k, top_p, max_len, guidance)
     rng = np.random.default_rng(seed)
     one_line = prime == "-"
     labels = resolve_labels(model, meta, label, 1 if one_line else n, rng)
@@ -296,7 +301,7 @@ def sample(
     first = True
     for p in primes:
         for lab in labels:
-            pieces = sample_pieces(net, meta, p, lab, temperature, top_k, top_p, max_len, rng, one_line)
+            pieces = sample_pieces(net, meta, p, lab, temperature, top_k, top_p, max_len, rng, one_line, guidance)
             if json_out:
                 console.write_json_line({"label": label_name(meta, lab), "prime": p, "text": "".join(pieces)})
                 continue

@@ -64,6 +64,9 @@ class TrainConfig:
     # lm on labelled data: the lecture's one-to-many draws the label into a<0>; input also feeds it at every step
     condition: str = option("state", "lm on label+text data: the label sets a<0> (state), joins every input, both, "
                             "or none (labels ignored).", choices=("none", "state", "input", "both"))
+    # a conditional lm that also learns p(x) without its label: against label-specific habits, and for --guidance
+    label_dropout: float = option(0.0, "conditional lm: share of texts read with a 'no label' row instead of "
+                                  "their label (enables sample --guidance).", low=0.0, high=1.0, high_open=True)
     # pretrained vectors carry what a small training set cannot: meaning learnt from billions of words
     embeddings: str | None = option(None, "Word vectors to start from (GloVe/word2vec/fastText text, .gz too); "
                                     "the embedding size becomes theirs. In a config file, relative to it.")

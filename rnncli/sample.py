@@ -8,12 +8,12 @@ when there is no prime: the model has learnt what follows it (the start of a new
 import numpy as np
 
 from rnncli.errors import UsageError
-from rnncli.nn.functional import softmax
+from rnncli.nn.functional import log_softmax, softmax
 from rnncli.text.vocab import EOS, NEVER_GENERATED, UNK, encode_chars, split_words
 
 
-def check_sampling_options(temperature, top_k, top_p, max_len):
-    for name, value in (("--temp", temperature), ("--top-p", top_p)):
+def check_sampling_options(temperature, top_k, top_p, max_len, guidance=1.0):
+    for name, value in (("--temp", temperature), ("--top-p", top_p), ("--guidance", guidance)):
         if value is not None and not np.isfinite(value):
             raise UsageError(f"{name} must be a finite number, not {value}")
     if temperature < 0:
@@ -22,6 +22,8 @@ def check_sampling_options(temperature, top_k, top_p, max_len):
         raise UsageError(f"--top-k must be at least 1, not {top_k}")
     if top_p is not None and not 0 < top_p <= 1:
         raise UsageError(f"--top-p must be in (0, 1], not {top_p}")
+    if guidance < 0:
+        raise UsageError(f"--guidance must be >= 0 (1: the label as trained, 0: ignore it), not {guidance}")
     if max_len < 1:
         raise UsageError(f"--max-len must be at least 1, not {max_len}")
 
@@ -56,26 +58,39 @@ def encode_prime(prime, vocab, level, lower=False):
     return vocab.encode(split_words(prime, lower))
 
 
-def _stepper(model, batch, labels=None):
+def _stepper(model, batch, labels=None, guidance=1.0):
     """-> (initial states, step(ids, states) -> (logits, states)) for `batch` texts: a language
-    model's zero state, or a conditional model's state from each text's label."""
+    model's zero state, or a conditional model's state from each text's label.
+
+    guidance g != 1 (classifier-free guidance; a model trained with label dropout): each text is
+    also read with the "no label" row, and the scores are log p(. | c) + (g - 1) (log p(. | c) -
+    log p(. | no label)): g > 1 leans away from what every label would write, towards what this
+    label writes; g = 0 ignores the label."""
     if labels is None:
         return model.initial_state(batch), model.step
-    states, l = model.start(np.asarray(labels))
+    labels = np.asarray(labels)
+    if guidance == 1:
+        states, l = model.start(labels)
+        return states, lambda ids, s: model.step(ids, s, l)
+    states, l = model.start(np.concatenate([labels, np.full(batch, model.no_label)]))
 
     def step(ids, s):
-        return model.step(ids, s, l)
+        logits, s = model.step(np.concatenate([ids, ids]), s, l)
+        logp = log_softmax(logits.astype(np.float64))
+        with_label, without = logp[:batch], logp[batch:]
+        return without + guidance * (with_label - without), s
 
     return states, step
 
 
 def generate(model, vocab, level, prime="", temperature=1.0, top_k=None, top_p=None, max_len=1000,
-             rng=None, lower=False, label=None):
+             rng=None, lower=False, label=None, guidance=1.0):
     """Yield the text of each generated token until <eos> or max_len tokens.
     lower: the model was trained on lower-cased text, so the prime is read lower-cased.
-    label: a conditional model's label id, whose state the text starts from (tasks/conditional_lm.py)."""
+    label: a conditional model's label id, whose state the text starts from (tasks/conditional_lm.py);
+    guidance: how strongly to follow it (_stepper)."""
     rng = rng or np.random.default_rng()
-    states, step = _stepper(model, 1, None if label is None else [label])
+    states, step = _stepper(model, 1, None if label is None else [label], guidance)
     ids = [EOS, *encode_prime(prime, vocab, level, lower).tolist()]
     logits = None
     for i in ids:  # read the prime into the state
@@ -90,12 +105,12 @@ def generate(model, vocab, level, prime="", temperature=1.0, top_k=None, top_p=N
         logits, states = step(np.array([i]), states)
 
 
-def sample_batch(model, count, labels=None, temperature=1.0, max_len=1000, rng=None):
+def sample_batch(model, count, labels=None, temperature=1.0, max_len=1000, rng=None, guidance=1.0):
     """count samples at once, each from <eos> (and its label's state, for a conditional model):
     one batched step per position instead of one model call per token. -> list of id lists
     (without the closing <eos>). Temperature 0 is greedy; used where many samples are scored."""
     rng = rng or np.random.default_rng()
-    states, step = _stepper(model, count, labels)
+    states, step = _stepper(model, count, labels, guidance)
     prev = np.full(count, EOS, np.int64)
     done, columns = np.zeros(count, bool), []
     for _ in range(max_len):

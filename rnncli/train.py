@@ -95,7 +95,8 @@ class _Run:
         if self.task == "lm":
             self.batches = StreamBatches(stream_ids(ds.train, ds.meta["format"]), cfg.batch_size, cfg.seq_len)
         elif self.task == "clm":
-            self.batches = TextChunks(ds.train, cfg.batch_size, cfg.seed, cfg.seq_len)
+            self.batches = TextChunks(ds.train, cfg.batch_size, cfg.seed, cfg.seq_len, cfg.label_dropout,
+                                      self.model.no_label)
         else:
             self.batches = SequenceBatches(self.train_split, cfg.batch_size, cfg.seed, self.task, cfg.char_features)
         self.st = {"step": 0, "epoch": 0, "chunk": 0, "history": [], "best_score": None, "best_step": None,

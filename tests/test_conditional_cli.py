@@ -122,3 +122,30 @@ def test_show_reads_a_text_from_its_labels_state(tunes):
     assert np.allclose(values, h[1:, 0, 2], atol=1e-5)
     r = cli("show", "-m", "m.npz", text, cwd=d)
     assert r.returncode == 2 and "--label one of jig, waltz" in r.stderr
+
+
+def test_label_dropout_trains_and_guidance_follows_the_label(tunes):
+    """--label-dropout adds the "no label" row and sample --guidance uses it; the guided samples
+    still write the label's meter, and guidance 0 (the label ignored) writes both meters."""
+    import numpy as np
+
+    from rnncli.checkpoint import load_checkpoint
+
+    d, _ = tunes
+    r = cli("train", "-d", "tunes.npz", "-o", "ld.npz", "--task", "lm", "--condition", "both", "--hidden", "48",
+            "--embed", "16", "--layers", "1", "--batch-size", "16", "--max-steps", "250", "--lr", "0.01",
+            "--eval-every", "250", "--label-dropout", "0.3", "--json", cwd=d)
+    assert r.returncode == 0, r.stderr
+    meta, groups = load_checkpoint(str(d / "ld.npz"))
+    assert meta["config"]["label_dropout"] == 0.3 and groups["param"]["label_embedding.E"].shape[0] == 3
+    for label, meter in METER.items():
+        r = cli("sample", "-m", "ld.npz", "--label", label, "-n", "10", "--temp", "0.5", "--seed", "1",
+                "--guidance", "2", "--json", cwd=d)
+        assert r.returncode == 0, r.stderr
+        texts = [json.loads(line)["text"] for line in r.stdout.splitlines()]
+        assert sum(f"M:{meter}\n" in t for t in texts) >= 9, [t[:20] for t in texts]
+    r = cli("sample", "-m", "ld.npz", "--label", "waltz", "-n", "40", "--seed", "2", "--guidance", "0", "--json",
+            cwd=d)
+    texts = [json.loads(line)["text"] for line in r.stdout.splitlines()]
+    meters = [m for m in METER.values() if any(f"M:{m}\n" in t for t in texts)]
+    assert len(meters) == 2, np.unique([t[:12] for t in texts])

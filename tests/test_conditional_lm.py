@@ -216,3 +216,71 @@ def test_text_chunks_cover_each_batch_once_in_order():
                 assert np.array_equal(np.concatenate([p[j] for p in parts]), whole)
         resumed = list(chunks.epoch(1, 3))
         assert [k for k, _ in resumed] == [k for k, _ in got[3:]]
+
+
+def test_label_dropout_is_chosen_per_text_and_kept_by_every_chunk():
+    """label_dropout: a share of the texts is read with the "no label" id; every chunk of a batch of
+    texts carries the same labels, a resumed epoch makes the same choice, and the share is near p."""
+    from rnncli.text.batching import TextChunks
+    from rnncli.text.dataset import Split
+
+    rng = np.random.default_rng(0)
+    lengths = rng.integers(1, 30, 400)
+    true = rng.integers(0, 3, 400).astype(np.int32)
+    split = Split(rng.integers(4, 9, lengths.sum()).astype(np.int32), np.concatenate([[0], np.cumsum(lengths)]),
+                  labels=true)
+    chunks = TextChunks(split, 8, seed=2, seq_len=6, label_dropout=0.3, no_label=3)
+    plain = TextChunks(split, 8, seed=2, seq_len=6)
+    got, dropped, seen = list(chunks.epoch(1, 0)), 0, 0
+    for (_, a), (_, b) in zip(got, plain.epoch(1, 0), strict=True):
+        kept = a[2] != 3
+        assert np.array_equal(a[2][kept], b[2][kept])  # the others keep their own label
+        if a[4]:  # a batch starts: count its texts once
+            labels, dropped, seen = a[2], dropped + int((~kept).sum()), seen + len(kept)
+        assert np.array_equal(a[2], labels)  # every chunk of the batch agrees
+    assert 0.25 < dropped / seen < 0.35, dropped / seen
+    resumed = dict(chunks.epoch(1, 5))
+    assert all(np.array_equal(resumed[k][2], a[2]) for k, a in got[5:])
+    other_epoch = np.concatenate([a[2] for _, a in chunks.epoch(2, 0) if a[4]])
+    assert (other_epoch == 3).any()
+
+
+def test_an_unlabelled_row_passes_gradient_check():
+    rng = np.random.default_rng(3)
+    model = ConditionalLM(8, 3, rng, embed=3, hidden=4, cell="lstm", layers=2, condition="both", label_embed=2,
+                          dtype=np.float64, unlabelled=True)
+    assert model.params["label_embedding.E"].shape == (4, 2) and model.no_label == 3
+    ids, mask, _, targets = batch(rng)
+    data = (ids, mask, np.array([3, 0, 3]), targets)
+    _, grads, _ = model.loss_and_grads(*data)
+    assert grads["label_embedding.E"][3].any() and not grads["label_embedding.E"][1:3].any()
+    errors = check_gradients(lambda: model.loss_and_grads(*data)[0], dict(model.params), grads, eps=1e-5)
+    assert max(errors.values()) < 1e-6, errors
+
+
+def test_guidance_mixes_the_label_and_no_label_as_written():
+    """Classifier-free guidance against a twin that runs the label and "no label" models apart:
+    scores = log p(. | no label) + g (log p(. | c) - log p(. | no label)); g = 1 samples exactly what
+    unguided sampling does and g = 0 exactly what sampling with the "no label" row does."""
+    from rnncli.sample import _stepper, sample_batch
+
+    rng = np.random.default_rng(4)
+    model = ConditionalLM(9, 3, rng, embed=4, hidden=5, cell="gru", layers=2, condition="both",
+                          dtype=np.float64, unlabelled=True)
+    labels, ids = np.array([0, 2]), [np.array([3, 3]), np.array([5, 7]), np.array([8, 4])]
+    states, step = _stepper(model, 2, labels, guidance=1.7)
+    s_c, l_c = model.start(labels)
+    s_u, l_u = model.start(np.array([3, 3]))
+    for x in ids:
+        got, states = step(x, states)
+        with_label, s_c = model.step(x, s_c, l_c)
+        without, s_u = model.step(x, s_u, l_u)
+        c, u = log_softmax(with_label), log_softmax(without)
+        assert np.allclose(got, u + 1.7 * (c - u), atol=1e-12)
+    plain = sample_batch(model, 6, labels=np.arange(6) % 3, rng=np.random.default_rng(1), max_len=30)
+    same = sample_batch(model, 6, labels=np.arange(6) % 3, rng=np.random.default_rng(1), max_len=30, guidance=1.0)
+    assert plain == same
+    none = sample_batch(model, 6, labels=np.full(6, 3), rng=np.random.default_rng(1), max_len=30)
+    ignored = sample_batch(model, 6, labels=np.arange(6) % 3, rng=np.random.default_rng(1), max_len=30,
+                           guidance=0.0)
+    assert none == ignored

@@ -10,12 +10,15 @@ from rnncli.text.vocab import Vocab
 ANY_LABEL = "*"  # --label '*': draw each sample's label as often as training saw it
 
 
-def open_sampler(model_path, temperature=1.0, top_k=None, top_p=None, max_len=1000):
+def open_sampler(model_path, temperature=1.0, top_k=None, top_p=None, max_len=1000, guidance=1.0):
     """-> (model, meta): a model that generates text, with the options checked first."""
-    check_sampling_options(temperature, top_k, top_p, max_len)
+    check_sampling_options(temperature, top_k, top_p, max_len, guidance)
     model, meta, _ = load_model(model_path)
     if meta.get("task") not in ("lm", "clm"):
         raise UsageError(f"{model_path}: a {meta.get('task')} model does not generate text; use predict")
+    if guidance != 1 and getattr(model, "no_label", None) is None:
+        raise UsageError(f"{model_path}: --guidance needs a conditional language model trained with "
+                         "--label-dropout (it compares the label with 'no label')")
     return model, meta
 
 
@@ -44,7 +47,7 @@ def resolve_labels(model_path, meta, labels, n, rng):
     return out
 
 
-def sample_pieces(model, meta, prime, label, temperature, top_k, top_p, max_len, rng, one_line=False):
+def sample_pieces(model, meta, prime, label, temperature, top_k, top_p, max_len, rng, one_line=False, guidance=1.0):
     """Yield the pieces of one sample: the prime, then each generated token (no final newline).
     one_line: newlines inside the sample become spaces."""
     data = meta["data"]
@@ -53,7 +56,7 @@ def sample_pieces(model, meta, prime, label, temperature, top_k, top_p, max_len,
     if prime:
         yield flat(prime)
     for token in generate(model, vocab, level, prime, temperature, top_k, top_p, max_len, rng, lower=lower,
-                          label=label):
+                          label=label, guidance=guidance):
         yield flat(token)
 
 

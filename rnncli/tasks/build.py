@@ -23,6 +23,8 @@ def task_of(cfg, data_meta):
                          f"{fmt} data trains {' or '.join(TASKS_OF_FORMAT[fmt])}")
     if task == "lm" and fmt == "tsv" and cfg.condition != "none":
         task = "clm"  # a language model of labelled texts: conditional on the label
+    if cfg.label_dropout > 0 and task != "clm":
+        raise UsageError("--label-dropout is for a conditional language model (--task lm on label+text data)")
     if task == "seq2seq" and cfg.attention == "dot" and cfg.bidirectional is not False:
         raise UsageError("--attention dot needs equal sizes, and a bidirectional encoder's outputs are twice the "
                          "decoder's: use general or additive, or --no-bidirectional")
@@ -41,7 +43,8 @@ def build_model(cfg, data_meta, rng=None):
 
         model = ConditionalLM(V, len(data_meta["labels"]), rng, embed=cfg.embed, hidden=cfg.hidden, cell=cfg.cell,
                               layers=cfg.layers, dropout=cfg.dropout, condition=cfg.condition, dtype=dtype,
-                              activation=cfg.activation, reset_after=cfg.reset_after)
+                              activation=cfg.activation, reset_after=cfg.reset_after,
+                              unlabelled=cfg.label_dropout > 0)
         model.label_names = data_meta["labels"]
         return model
     if task == "lm":

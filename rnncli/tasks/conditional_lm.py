@@ -13,6 +13,12 @@ Training reads long texts in chunks (truncated BPTT, as the unconditional model 
 the first chunk of a batch of texts starts from the labels' states, the next ones from the states
 the previous chunk ended in, without back-propagating into it (text/batching.py: TextChunks).
 
+Label dropout (training only): a share of the texts is read with one more row of L, "no label",
+in place of their own, chosen per text (so every chunk of a text agrees: text/batching.py). The model
+then also learns p(x) alone, which keeps it from leaning on label-specific habits, and sampling can
+push away from it (classifier-free guidance, sample.py): log p(x<t> | c) + (g - 1) (log p(x<t> | c) -
+log p(x<t> | no label)).
+
 Sampling starts from the label's state and <eos> and feeds the model its own tokens (sample.py).
 """
 
@@ -28,14 +34,17 @@ CONDITIONS = ("state", "input", "both")
 
 class ConditionalLM:
     def __init__(self, vocab_size, num_labels, rng, embed=64, hidden=256, cell="lstm", layers=1, dropout=0.0,
-                 condition="state", label_embed=None, dtype=np.float32, activation="tanh", reset_after=True):
+                 condition="state", label_embed=None, dtype=np.float32, activation="tanh", reset_after=True,
+                 unlabelled=False):
         if condition not in CONDITIONS:
             raise ValueError(f"condition must be one of {CONDITIONS}")
         self.dtype, self.dropout, self.condition = np.dtype(dtype), dropout, condition
         self.by_state, self.by_input = condition in ("state", "both"), condition in ("input", "both")
         Dl = label_embed or embed
+        # unlabelled: row num_labels of L is "no label" (label dropout's, and guidance's)
+        self.no_label = num_labels if unlabelled else None
         self.embedding = Embedding(vocab_size, embed, rng, dtype)
-        self.label_embedding = Embedding(num_labels, Dl, rng, dtype)
+        self.label_embedding = Embedding(num_labels + bool(unlabelled), Dl, rng, dtype)
         self.rnn = RecurrentStack(cell, embed + (Dl if self.by_input else 0), hidden, rng, num_layers=layers,
                                   dropout=dropout, dtype=dtype, activation=activation, reset_after=reset_after)
         self.n_states = len(self.rnn.initial_state(1)[0])

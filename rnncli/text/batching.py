@@ -85,10 +85,15 @@ class TextChunks:
     """A conditional language model's batches: bucketed texts, each batch read in chunks of at most
     seq_len steps (truncated BPTT inside long texts, such as tunes); the order of epoch e comes
     from seed and e alone. How many chunks an epoch holds depends on which texts share a batch,
-    so it is planned per epoch."""
+    so it is planned per epoch.
 
-    def __init__(self, split, batch_size, seed, seq_len):
+    label_dropout: the share of texts read with the label id `no_label` instead of their own. The
+    choice is made per batch of texts from (seed, epoch, the batch's place in the plan), so all the
+    chunks of a text agree and a run resumed mid-batch makes the same choice."""
+
+    def __init__(self, split, batch_size, seed, seq_len, label_dropout=0.0, no_label=None):
         self.split, self.batch_size, self.seed, self.seq_len = split, batch_size, seed, seq_len
+        self.label_dropout, self.no_label = label_dropout, no_label
         self.lengths = split.lengths() + 1  # framed: <eos> x1..xn in, x1..xn <eos> out
         self._plans = {}
         self.per_epoch = len(self.plan(0))
@@ -115,10 +120,18 @@ class TextChunks:
         for k in range(start, len(plan)):
             index, c = plan[k]
             if framed_for is not index:
-                framed, framed_for = framed_texts(self.split, index), index
+                framed, framed_for = self._framed(index, epoch, k - c), index
             inputs, mask, labels, targets = framed
             a, b = c * self.seq_len, (c + 1) * self.seq_len
             yield k, (inputs[a:b], mask[a:b], labels, targets[a:b], c == 0)
+
+    def _framed(self, index, epoch, first):
+        """The batch of texts `index`, whose first chunk is number `first` of the epoch's plan."""
+        inputs, mask, labels, targets = framed_texts(self.split, index)
+        if self.label_dropout > 0:
+            drop = np.random.default_rng([self.seed, epoch, first, 2]).random(len(index)) < self.label_dropout
+            labels = np.where(drop, self.no_label, labels)
+        return inputs, mask, labels, targets
 
 
 def make_batch(split, index, task, char_features=False):
