@@ -262,9 +262,10 @@ def sample(
     label: Annotated[list[str] | None, typer.Option(
         "--label", help="A conditional model's label (repeatable; -n samples each); '*' draws labels as "
                         "often as training saw them.")] = None,
-    guidance: Annotated[float, typer.Option(
+    guidance: Annotated[float | None, typer.Option(
         help="A conditional model trained with --label-dropout: how strongly to follow --label (1: as trained; "
-             "above 1: more; 0: ignore it).", callback=_finite)] = 1.0,
+             "above 1: more; 0: ignore it). [default: 2 for such a model, else 1]", callback=_finite,
+        show_default=False)] = None,
     max_len: Annotated[int, typer.Option(help="Stop after this many tokens.")] = 1000,
     n: Annotated[int, typer.Option("-n", help="How many samples (per label).")] = 1,
     seed: Annotated[int | None, typer.Option(help="Seed for reproducible samples.")] = None,
@@ -292,7 +293,7 @@ def sample(
     if n < 1:
         raise UsageError(f"-n must be at least 1, not {n}")
     temperature = 0.0 if greedy else temp
-    net, meta = open_sampler(model, temperature, top_k, top_p, max_len, guidance)
+    net, meta, guidance = open_sampler(model, temperature, top_k, top_p, max_len, guidance)
     rng = np.random.default_rng(seed)
     one_line = prime == "-"
     labels = resolve_labels(model, meta, label, 1 if one_line else n, rng)

@@ -144,6 +144,10 @@ def test_label_dropout_trains_and_guidance_follows_the_label(tunes):
         assert r.returncode == 0, r.stderr
         texts = [json.loads(line)["text"] for line in r.stdout.splitlines()]
         assert sum(f"M:{meter}\n" in t for t in texts) >= 9, [t[:20] for t in texts]
+    # without --guidance such a model samples at 2: the same tunes as --guidance 2 asks for, not as 1
+    runs = {g: cli("sample", "-m", "ld.npz", "--label", "jig", "-n", "5", "--seed", "4", *g, cwd=d).stdout
+            for g in ((), ("--guidance", "2"), ("--guidance", "1"))}
+    assert runs[()] == runs[("--guidance", "2")] != runs[("--guidance", "1")]
     r = cli("sample", "-m", "ld.npz", "--label", "waltz", "-n", "40", "--seed", "2", "--guidance", "0", "--json",
             cwd=d)
     texts = [json.loads(line)["text"] for line in r.stdout.splitlines()]

@@ -8,18 +8,25 @@ from rnncli.sample import check_sampling_options, generate
 from rnncli.text.vocab import Vocab
 
 ANY_LABEL = "*"  # --label '*': draw each sample's label as often as training saw it
+# a model that knows "no label" follows its label this much harder than as trained, unless told:
+# on Nottingham, 2 is where the tunes keep their type's meter (bench/RESULTS.md)
+DEFAULT_GUIDANCE = 2.0
 
 
-def open_sampler(model_path, temperature=1.0, top_k=None, top_p=None, max_len=1000, guidance=1.0):
-    """-> (model, meta): a model that generates text, with the options checked first."""
-    check_sampling_options(temperature, top_k, top_p, max_len, guidance)
+def open_sampler(model_path, temperature=1.0, top_k=None, top_p=None, max_len=1000, guidance=None):
+    """-> (model, meta, guidance): a model that generates text, with the options checked first;
+    guidance None becomes DEFAULT_GUIDANCE for a model trained with label dropout, else 1."""
+    check_sampling_options(temperature, top_k, top_p, max_len, 1.0 if guidance is None else guidance)
     model, meta, _ = load_model(model_path)
     if meta.get("task") not in ("lm", "clm"):
         raise UsageError(f"{model_path}: a {meta.get('task')} model does not generate text; use predict")
-    if guidance != 1 and getattr(model, "no_label", None) is None:
+    knows_no_label = getattr(model, "no_label", None) is not None
+    if guidance is None:
+        guidance = DEFAULT_GUIDANCE if knows_no_label else 1.0
+    elif guidance != 1 and not knows_no_label:
         raise UsageError(f"{model_path}: --guidance needs a conditional language model trained with "
                          "--label-dropout (it compares the label with 'no label')")
-    return model, meta
+    return model, meta, guidance
 
 
 def resolve_labels(model_path, meta, labels, n, rng):
