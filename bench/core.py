@@ -4,8 +4,10 @@
     python bench/core.py --against ../before     # A/B: this tree against another rnncli checkout
 
 One step = forward + backward + clip + Adam over embedding 64 -> cell -> 65-way softmax,
-float32. Prints medians of the repeats, tokens/s, GFLOP/s (matrix products only), the share
-of the float32 matmul ceiling measured in this same run, and the ratio to PyTorch.
+float32. Both sides run in this one process, with malloc keeping freed memory (as rnncli's
+commands do: rnncli/memory.py) unless --malloc-default. Prints medians of the repeats,
+tokens/s, GFLOP/s (matrix products only), the share of the float32 matmul ceiling measured in
+this same run, and the ratio to PyTorch.
 """
 
 import argparse
@@ -147,7 +149,13 @@ def main():
     ap.add_argument("--sizes", default="128x32x64,256x32x64,512x64x64", help="hidden x batch x steps")
     ap.add_argument("--no-torch", action="store_true")
     ap.add_argument("--against", metavar="DIR", help="another rnncli checkout to time side by side (A/B)")
+    ap.add_argument("--malloc-default", action="store_true", help="leave glibc's malloc as it is (rnncli's "
+                    "commands keep freed memory for reuse, rnncli/memory.py; so does this script unless told)")
     args = ap.parse_args()
+    if not args.malloc_default:
+        from rnncli.memory import keep_freed_memory
+
+        print(f"malloc keeps freed memory (both sides): {keep_freed_memory()}")
     if args.against:
         main_against(args)
         return
