@@ -105,8 +105,8 @@ def run_music(args, keep):
         cond_out, unc_out = (os.path.join(keep, f"music_{kind}_s{seed}.npz") for kind in ("cond", "uncond"))
         common = ["-d", data, "--config", cfg, "--seed", str(seed)]
         cond_args = [*common, *(["--label-dropout", str(args.label_dropout)] if args.label_dropout else [])]
-        s_cond, s_unc = train_side_by_side([(cond_out, cond_args), (unc_out, [*common, "--condition", "none", "--label-dropout", "0"])],
-                                           args.budget)
+        unc_args = [*common, "--condition", "none", "--label-dropout", "0"]
+        s_cond, s_unc = train_side_by_side([(cond_out, cond_args), (unc_out, unc_args)], args.budget)
         cond, meta, _ = load_model(cond_out)
         uncond, _, _ = load_model(unc_out)
         ds = load_dataset(data)
