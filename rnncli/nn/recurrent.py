@@ -26,7 +26,9 @@ How the work is laid out (this is where the time goes):
   product W_aa @ a (4H x H times H x B) 1.3-1.8x faster than the row-major a @ W_aa^T at these
   sizes (bench/core.py), and each gate is then a contiguous block of rows.
 - Backward loops over t in reverse computing only the pre-activation gradients and da<t-1>;
-  the weight gradients are one product each over all T*B columns after the loop.
+  the weight gradients are one product each over all T*B columns after the loop. The LSTM
+  computes what its gradients need from the forward pass alone a block of steps at a time
+  (LSTM._gate_factors), so each step keeps only the recurrence's few operations.
 
 Masks: mask (T, B) holds 1 for real steps and 0 for padding. A padded step keeps the state,
 a<t> = m * a_new + (1 - m) * a<t-1>, so padding after a sequence's end never changes its
