@@ -4,8 +4,10 @@
     python bench/core.py --against ../before     # A/B: this tree against another rnncli checkout
 
 One step = forward + backward + clip + Adam over embedding 64 -> cell -> 65-way softmax,
-float32. Prints medians of the repeats, tokens/s, GFLOP/s (matrix products only), the share
-of the float32 matmul ceiling measured in this same run, and the ratio to PyTorch.
+float32. Both sides run in this one process, with malloc keeping freed memory (as rnncli's
+commands do: rnncli/memory.py) unless --malloc-default. Prints medians of the repeats,
+tokens/s, GFLOP/s (matrix products only), the share of the float32 matmul ceiling measured in
+this same run, and the ratio to PyTorch.
 """
 
 import argparse
@@ -147,7 +149,13 @@ def main():
     ap.add_argument("--sizes", default="128x32x64,256x32x64,512x64x64", help="hidden x batch x steps")
     ap.add_argument("--no-torch", action="store_true")
     ap.add_argument("--against", metavar="DIR", help="another rnncli checkout to time side by side (A/B)")
+    ap.add_argument("--malloc-default", action="store_true", help="leave glibc's malloc as it is (rnncli's "
+                    "commands keep freed memory for reuse, rnncli/memory.py; so does this script unless told)")
     args = ap.parse_args()
+    if not args.malloc_default:
+        from rnncli.memory import keep_freed_memory
+
+        print(f"malloc keeps freed memory (both sides): {keep_freed_memory()}")
     if args.against:
         main_against(args)
         return
@@ -166,7 +174,9 @@ def main():
         print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
     header = f"{'cell':5} {'H x B x T':>12} {'ours tok/s':>11} {'GFLOP/s':>8} {'% ceil':>7}"
     if have_torch:
-        header += f" {'torch tok/s':>12} {'ratio':>6}"
+        # PyTorch runs an LSTM through oneDNN's fused kernels when it can; "native" is its own
+        # cell loop (torch.backends.mkldnn off), the path its GRU and RNN always take
+        header += f" {'torch tok/s':>12} {'ratio':>6} {'native tok/s':>13} {'ratio':>6}"
     print(header)
     for cell in args.cells.split(","):
         for size in args.sizes.split(","):
@@ -177,6 +187,9 @@ def main():
             if have_torch:
                 theirs = time_torch(cell, H, B, T, args.repeats)
                 line += f" {T * B / theirs:12.0f} {theirs / ours:5.2f}x"
+                with torch.backends.mkldnn.flags(enabled=False):
+                    native = time_torch(cell, H, B, T, args.repeats)
+                line += f" {T * B / native:13.0f} {native / ours:5.2f}x"
             print(line, flush=True)
     ours, naive = embedding_grad_comparison()
     print(f"embedding gradient (V=10000, D=200, 2240 ids): sort+reduceat {ours * 1e3:.2f} ms, "

@@ -28,9 +28,10 @@ sys.path.insert(0, ROOT)
 from rnncli.config import make_config  # noqa: E402
 from rnncli.sample import generate  # noqa: E402
 from rnncli.tasks.lm import LanguageModel  # noqa: E402
+from rnncli.text.batching import lm_chunks, lm_streams  # noqa: E402
 from rnncli.text.encode import tokenize  # noqa: E402
 from rnncli.text.vocab import EOS, Vocab  # noqa: E402
-from rnncli.train import lm_chunks, lm_streams, train  # noqa: E402
+from rnncli.train import train  # noqa: E402
 
 DATA = os.path.join(ROOT, "..", "shared", "data", "tinyshakespeare")
 
@@ -167,11 +168,12 @@ def main():
               f"{cfg.batch_size}, {cfg.optimizer} lr {cfg.lr}, budget {args.budget:.0f} s each", flush=True)
         loss, steps, secs = ours(ds, cfg)
         print(f"  rnncli: best valid loss {loss:.4f} nats/char ({loss / math.log(2):.3f} bpc), {steps} steps "
-              f"in {secs:.0f} s", flush=True)
+              f"in {secs:.0f} s ({steps / secs:.2f} steps/s)", flush=True)
         if have_torch:
             loss_t, steps_t, secs_t = theirs(ds, cfg, args.budget)
             print(f"  torch:  best valid loss {loss_t:.4f} nats/char ({loss_t / math.log(2):.3f} bpc), {steps_t} "
-                  f"steps in {secs_t:.0f} s", flush=True)
+                  f"steps in {secs_t:.0f} s ({steps_t / secs_t:.2f} steps/s); rnncli/torch steps/s "
+                  f"{(steps / secs) / (steps_t / secs_t):.2f}x", flush=True)
 
 
 if __name__ == "__main__":

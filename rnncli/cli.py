@@ -75,6 +75,9 @@ def _main(
 ):
     global _debug
     _debug = debug
+    from rnncli.memory import keep_freed_memory
+
+    keep_freed_memory()  # every command: large arrays freed and allocated again reuse their pages
 
 
 # ---------------------------------------------------------------- tokenize

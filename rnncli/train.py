@@ -25,6 +25,7 @@ from rnncli.checkpoint import assign_params, save_checkpoint
 from rnncli.config import parse_duration
 from rnncli.errors import EXIT_INTERRUPTED, RnncliError
 from rnncli.evaluate import evaluate_split
+from rnncli.memory import keep_freed_memory
 from rnncli.metrics_log import MetricsLog
 from rnncli.nn.optim import Optimizer, clip_global_norm, decayed_lr
 from rnncli.pretrained import attach_vectors, model_data_meta, reach_cut_words
@@ -54,6 +55,7 @@ def train(cfg, ds, out, resume=None, callback=None, pretrained=None):
     Returns a summary dict.
     """
     callback = callback or (lambda p: None)
+    keep_freed_memory()  # the steps' arrays reuse their pages (memory.py)
     run = _Run(cfg, ds, out, resume, pretrained)
     with _Stopper() as stopper, MetricsLog(metrics_path(out), run.st["step"] if resume else None) as log:
         while not run.finished():

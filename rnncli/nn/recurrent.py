@@ -26,7 +26,9 @@ How the work is laid out (this is where the time goes):
   product W_aa @ a (4H x H times H x B) 1.3-1.8x faster than the row-major a @ W_aa^T at these
   sizes (bench/core.py), and each gate is then a contiguous block of rows.
 - Backward loops over t in reverse computing only the pre-activation gradients and da<t-1>;
-  the weight gradients are one product each over all T*B columns after the loop.
+  the weight gradients are one product each over all T*B columns after the loop. The LSTM
+  computes what its gradients need from the forward pass alone a block of steps at a time
+  (LSTM._gate_factors), so each step keeps only the recurrence's few operations.
 
 Masks: mask (T, B) holds 1 for real steps and 0 for padding. A padded step keeps the state,
 a<t> = m * a_new + (1 - m) * a<t-1>, so padding after a sequence's end never changes its
@@ -95,7 +97,8 @@ class _Recurrent:
         """
         T, B, _ = cache["x"].shape
         H = self.hidden_size
-        d_out = np.zeros((T, H, B), self.dtype) if d_out is None else d_out.transpose(0, 2, 1)
+        # one transposing copy for all steps: each step then adds a contiguous (H, B) slab
+        d_out = np.zeros((T, H, B), self.dtype) if d_out is None else np.ascontiguousarray(d_out.transpose(0, 2, 1))
         d_final = [np.zeros((H, B), self.dtype) if d is None else d.T for d in (d_final or [None] * self.n_states)]
         dx, d_state0, grads = self._backward_loop(d_out, d_final, cache)
         return dx, tuple(d.T for d in d_state0), grads
@@ -109,6 +112,20 @@ class _Recurrent:
         grads["W_ax"] = dPg @ x.reshape(T * B, D)
         grads["b"] = dPg.sum(axis=1)
         return (dPg.T @ self.params["W_ax"]).reshape(T, B, D), dPg
+
+    def _input_and_recurrent_side(self, dP, x, A, grads):
+        """_input_side, and W_aa's gradient from the same product: dP as columns (G*H, T*B) times
+        [x<t>; a<t-1>] side by side (T*B, D + H), one larger product instead of two (LSTM, RNN).
+        Fills grads["W_ax"], grads["W_aa"], grads["b"]; returns dx (T, B, D)."""
+        T, B, D = x.shape
+        dPg = _columns(dP)
+        XA = np.empty((T, B, D + self.hidden_size), self.dtype)
+        XA[:, :, :D] = x
+        XA[:, :, D:] = A[:-1].transpose(0, 2, 1)
+        both = dPg @ XA.reshape(T * B, -1)  # (G*H, D + H): sum over t of dP<t> [x<t>; a<t-1>]^T
+        grads["W_ax"], grads["W_aa"] = np.ascontiguousarray(both[:, :D]), np.ascontiguousarray(both[:, D:])
+        grads["b"] = dPg.sum(axis=1)
+        return (dPg.T @ self.params["W_ax"]).reshape(T, B, D)
 
     def _mask_buffers(self, shape, m):
         """Buffers for splitting a state gradient at padded steps (None without a mask)."""
@@ -218,10 +235,11 @@ class OneTanhGates:
     """
 
     def __init__(self, H, dtype):
-        self.H = H
+        self.H, self.dtype = H, dtype
         self.scale = np.full((4 * H, 1), 0.5, dtype)
         self.scale[2 * H : 3 * H] = 1.0
         self.shift = np.where(self.scale == 0.5, 0.5, 0.0).astype(dtype)
+        self._full = {}
 
     def prescale(self, rows):
         """W (4H, ...) or b (4H,) -> a copy with the sigmoid gates' rows halved."""
@@ -230,15 +248,22 @@ class OneTanhGates:
     def activate(self, z):
         """In place: prescaled pre-activations z (4H, B) -> gate outputs [i, f, g, o]."""
         np.tanh(z, out=z)
-        z *= self.scale
-        z += self.shift
+        # scale and shift as whole (4H, B) arrays: a (4H, 1) column broadcast along rows of B
+        # numbers costs NumPy twice as much, once per time step
+        B = z.shape[1]
+        if B not in self._full:
+            self._full[B] = tuple(np.ascontiguousarray(np.broadcast_to(a, (4 * self.H, B)))
+                                  for a in (self.scale, self.shift))
+        scale, shift = self._full[B]
+        z *= scale
+        z += shift
 
     def derivative(self, y, out):
-        """out (4H, B) = d gate output / d pre-activation, from the outputs y (4H, B)."""
+        """out (..., 4H, B) = d gate output / d pre-activation, from the outputs y (..., 4H, B)."""
         H = self.H
         np.subtract(1.0, y, out=out)
         out *= y  # sigma' = s (1 - s)
-        g, dg = y[2 * H : 3 * H], out[2 * H : 3 * H]
+        g, dg = y[..., 2 * H : 3 * H, :], out[..., 2 * H : 3 * H, :]
         np.multiply(g, g, out=dg)
         np.subtract(1.0, dg, out=dg)  # tanh' = 1 - g^2
 
@@ -292,47 +317,70 @@ class LSTM(_Recurrent):
                 _keep_padded(C[t + 1], C[t], m[t])
         return {"states": (A, C), "gates": P, "tanh_c": tanh_c}
 
-    def _backward_loop(self, d_out, d_final, cache):
-        (A, C), gates, tanh_c, m = cache["states"], cache["gates"], cache["tanh_c"], cache["m"]
-        T, G4, B = gates.shape
+    # the gate factors are computed a block of steps at a time: large enough that NumPy's per-call
+    # cost is shared by several steps, small enough (about 1 MB) to still be in cache when the
+    # steps read them (measured: 1 MB blocks beat 256 KB ones and all T steps at once, bench/core.py)
+    FACTOR_BLOCK_BYTES = 1 << 20
+
+    def _gate_factors(self, Y, C_prev, tanh_c, m, F, K):
+        """For a block of n steps, what the gradients need from the forward pass alone:
+        F (n, 4H, B) and K (n, H, B) filled, and returns the factor dc<t-1> = dc<t> * it (n, H, B).
+        Through c<t> = Gf * c<t-1> + Gi * c~<t> and a<t> = Go * tanh(c<t>):
+            dz_i = dc * c~ Gi(1-Gi),  dz_f = dc * c<t-1> Gf(1-Gf),  dz_g = dc * Gi (1-c~^2),
+            dz_o = da * tanh(c) Go(1-Go),  and  dc += da * K with K = Go (1 - tanh(c)^2),
+        so F holds the four factors after c~, c<t-1>, Gi and tanh(c), times the gates' derivatives."""
         H = self.hidden_size
+        i, f, g, o = (Y[:, k * H : (k + 1) * H] for k in range(4))
+        self.gates.derivative(Y, F)
+        F[:, :H] *= g
+        F[:, H : 2 * H] *= C_prev
+        F[:, 2 * H : 3 * H] *= i
+        F[:, 3 * H :] *= tanh_c
+        np.multiply(tanh_c, tanh_c, out=K)
+        np.subtract(1.0, K, out=K)
+        K *= o
+        if m is None:
+            return f
+        # a padded step (m = 0) gives its gates no gradient and carries da and dc past it unchanged:
+        # the factors are masked and dc goes through m Gf + (1 - m) (da's carry is in the loop)
+        F *= m
+        K *= m
+        return f * m + (1.0 - m)
+
+    def _backward_loop(self, d_out, d_final, cache):
+        (A, C), Y, tanh_c, m = cache["states"], cache["gates"], cache["tanh_c"], cache["m"]
+        T, G4, B = Y.shape
+        H = self.hidden_size
+        F = np.empty_like(Y)  # the factors, then dP: each step overwrites its factors with its gradients
+        block = max(1, self.FACTOR_BLOCK_BYTES // (G4 * B * Y.itemsize))
+        K = np.empty((min(block, T), H, B), self.dtype)
         W_aaT = np.ascontiguousarray(self.params["W_aa"].T)  # a contiguous W_aa^T: faster products with out=
-        dP = np.empty_like(gates)
         da = d_final[0].astype(self.dtype, copy=True)
         dc = d_final[1].astype(self.dtype, copy=True)
-        # every temporary of the loop, allocated once
-        tmp, deriv = np.empty((H, B), self.dtype), np.empty((G4, B), self.dtype)
-        split_a, split_c = self._mask_buffers((H, B), m), self._mask_buffers((H, B), m)
-        for t in reversed(range(T)):
-            z, dz, tc = gates[t], dP[t], tanh_c[t]
-            i, f, g, o = z[:H], z[H : 2 * H], z[2 * H : 3 * H], z[3 * H :]
-            m_t = None if m is None else m[t]
-            da += d_out[t]
-            da_new, da_carry = self._mask_split(da, m_t, split_a)
-            dc_new, dc_carry = self._mask_split(dc, m_t, split_c)
-            # a = o * tanh(c)  =>  dc += da * o * (1 - tanh(c)^2)
-            np.multiply(tc, tc, out=tmp)
-            np.subtract(1.0, tmp, out=tmp)
-            tmp *= o
-            tmp *= da_new
-            dc_new += tmp
-            # d(gate output), block by block: c = f * c_prev + i * g, a = o * tanh(c)
-            np.multiply(dc_new, g, out=dz[:H])
-            np.multiply(dc_new, C[t], out=dz[H : 2 * H])
-            np.multiply(dc_new, i, out=dz[2 * H : 3 * H])
-            np.multiply(da_new, tc, out=dz[3 * H :])
-            # through the gate activation, from the saved outputs
-            self.gates.derivative(z, deriv)
-            dz *= deriv
-            # c<t-1> reaches c<t> through f; a<t-1> reaches every gate through W_aa
-            np.multiply(dc_new, f, out=dc)
-            np.matmul(W_aaT, dz, out=da)
-            if m is not None:
-                da += da_carry
-                dc += dc_carry
+        tmp = np.empty((H, B), self.dtype)
+        carry = np.empty((H, B), self.dtype) if m is not None else None
+        for stop in range(T, 0, -block):  # blocks of steps, last first
+            first = max(0, stop - block)
+            n = stop - first
+            f = self._gate_factors(Y[first:stop], C[first:stop], tanh_c[first:stop],
+                                   None if m is None else m[first:stop], F[first:stop], K[:n])
+            # per step, only what the recurrence needs: 6 small operations and the product with W_aa^T
+            for t in reversed(range(first, stop)):
+                dz, j = F[t], t - first
+                da += d_out[t]
+                np.multiply(da, K[j], out=tmp)
+                dc += tmp
+                dz3 = dz[: 3 * H].reshape(3, H, B)  # i, f, g: each block times dc
+                np.multiply(dz3, dc, out=dz3)
+                dz[3 * H :] *= da
+                if m is not None:
+                    np.subtract(da, da * m[t], out=carry)  # what a padded step carries past itself
+                dc *= f[j]  # c<t-1> reaches c<t> through Gf
+                np.matmul(W_aaT, dz, out=da)  # a<t-1> reaches every gate through W_aa
+                if m is not None:
+                    da += carry
         grads = {}
-        dx, dPg = self._input_side(dP, cache["x"], grads)
-        grads["W_aa"] = dPg @ _columns(A[:-1]).T
+        dx = self._input_and_recurrent_side(F, cache["x"], A, grads)
         return dx, (da, dc), grads
 
     def step(self, x_t, state):
