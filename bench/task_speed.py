@@ -81,7 +81,7 @@ class Ours(Side):
         else:
             self.batches = self.endless(SequenceBatches(ds.train, cfg.batch_size, cfg.seed, self.task,
                                                         cfg.char_features))
-        self.carry = None
+        self.carry, self.clip = None, clip_global_norm
 
     def step(self):
         batch = next(self.batches)
@@ -93,7 +93,7 @@ class Ours(Side):
         else:
             loss, grads = self.model.loss_and_grads(*batch, rng=self.rng)
             tokens = int(batch[1].sum())
-        clip_global_norm(grads, self.cfg.clip)
+        self.clip(grads, self.cfg.clip)
         self.opt.step(self.model.params, grads, self.cfg.lr)
         return tokens
 
@@ -139,9 +139,8 @@ class Ours(Side):
         timed(self.opt, "step", "optimizer (+ average)")
         batches = self.batches
         self.batches = (self._time("batching", next, batches) for _ in iter(int, 1))
-        global clip_global_norm
-        clip = clip_global_norm
-        clip_global_norm = lambda *a: self._time("clipping", clip, *a)  # noqa: E731
+        clip = self.clip
+        self.clip = lambda *a: self._time("clipping", clip, *a)
 
     def _time(self, phase, f, *a, **k):
         t = time.perf_counter()
