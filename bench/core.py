@@ -43,20 +43,20 @@ def matmul_ceiling(repeats=20):
     return 2 * 2048 * 1024 * 1024 / statistics.median(times) / 1e9
 
 
-def step_flops(cell, H, B, T):
-    """Matrix-product FLOPs of one training step (forward 1x, backward 2x)."""
+def step_flops(cell, H, B, T, L=1):
+    """Matrix-product FLOPs of one training step (forward 1x, backward 2x), L layers."""
     G = GATES[cell]
     n = T * B
-    fwd = 2 * n * (E * G * H + H * G * H + H * V)
+    fwd = 2 * n * (E * G * H + H * G * H + (L - 1) * 2 * H * G * H + H * V)
     return 3 * fwd
 
 
-def numpy_step(cell, H, B, T, modules=None):
+def numpy_step(cell, H, B, T, modules=None, L=1):
     """A function running one training step of a fresh model; `modules` = (LanguageModel,
     Optimizer, clip_global_norm) of another rnncli tree (--against), else this one's."""
     lm, optimizer, clip = modules or (LanguageModel, Optimizer, clip_global_norm)
     rng = np.random.default_rng(0)
-    model = lm(V, rng, embed=E, hidden=H, cell=cell)
+    model = lm(V, rng, embed=E, hidden=H, cell=cell, layers=L)
     opt = optimizer("adam", lr=1e-3)
     ids = rng.integers(0, V, (T, B))
     targets = rng.integers(0, V, (T, B))
@@ -69,8 +69,8 @@ def numpy_step(cell, H, B, T, modules=None):
     return step
 
 
-def time_numpy(cell, H, B, T, repeats):
-    step = numpy_step(cell, H, B, T)
+def time_numpy(cell, H, B, T, repeats, L=1):
+    step = numpy_step(cell, H, B, T, L=L)
     times = []
     for r in range(repeats + 2):
         t = time.perf_counter()
@@ -89,17 +89,17 @@ def load_other_tree(path):
     return other_lm, other_opt, other_clip
 
 
-def time_against(cell, H, B, T, repeats, other):
+def time_against(cell, H, B, T, repeats, other, L=1):
     """Median step times (this tree, the other), alternating in one process (bench/ab.py)."""
-    return alternate([numpy_step(cell, H, B, T), numpy_step(cell, H, B, T, other)], repeats)
+    return alternate([numpy_step(cell, H, B, T, L=L), numpy_step(cell, H, B, T, other, L=L)], repeats)
 
 
-def time_torch(cell, H, B, T, repeats):
+def time_torch(cell, H, B, T, repeats, L=1):
     import torch
 
     torch.manual_seed(0)
     mod = {"rnn": torch.nn.RNN, "gru": torch.nn.GRU, "lstm": torch.nn.LSTM}[cell]
-    emb, rnn, head = torch.nn.Embedding(V, E), mod(E, H), torch.nn.Linear(H, V)
+    emb, rnn, head = torch.nn.Embedding(V, E), mod(E, H, L), torch.nn.Linear(H, V)
     params = list(emb.parameters()) + list(rnn.parameters()) + list(head.parameters())
     opt = torch.optim.Adam(params, lr=1e-3)
     ids = torch.randint(0, V, (T, B))
@@ -146,7 +146,8 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--repeats", type=int, default=7)
     ap.add_argument("--cells", default="lstm,gru,rnn")
-    ap.add_argument("--sizes", default="128x32x64,256x32x64,512x64x64", help="hidden x batch x steps")
+    ap.add_argument("--sizes", default="128x32x64,256x32x64,512x64x64,256x32x64x2",
+                    help="hidden x batch x steps [x layers]; 256x32x64x2 is configs/char-lm.yaml's stack")
     ap.add_argument("--no-torch", action="store_true")
     ap.add_argument("--against", metavar="DIR", help="another rnncli checkout to time side by side (A/B)")
     ap.add_argument("--malloc-default", action="store_true", help="leave glibc's malloc as it is (rnncli's "
@@ -180,15 +181,15 @@ def main():
     print(header)
     for cell in args.cells.split(","):
         for size in args.sizes.split(","):
-            H, B, T = (int(v) for v in size.split("x"))
-            ours = time_numpy(cell, H, B, T, args.repeats)
-            gflops = step_flops(cell, H, B, T) / ours / 1e9
+            H, B, T, L = (*(int(v) for v in size.split("x")), 1)[:4]
+            ours = time_numpy(cell, H, B, T, args.repeats, L)
+            gflops = step_flops(cell, H, B, T, L) / ours / 1e9
             line = f"{cell:5} {size:>12} {T * B / ours:11.0f} {gflops:8.1f} {100 * gflops / ceiling:6.0f}%"
             if have_torch:
-                theirs = time_torch(cell, H, B, T, args.repeats)
+                theirs = time_torch(cell, H, B, T, args.repeats, L)
                 line += f" {T * B / theirs:12.0f} {theirs / ours:5.2f}x"
                 with torch.backends.mkldnn.flags(enabled=False):
-                    native = time_torch(cell, H, B, T, args.repeats)
+                    native = time_torch(cell, H, B, T, args.repeats, L)
                 line += f" {T * B / native:13.0f} {native / ours:5.2f}x"
             print(line, flush=True)
     ours, naive = embedding_grad_comparison()
@@ -202,8 +203,8 @@ def main_against(args):
     print(f"{'cell':5} {'H x B x T':>12} {'this tok/s':>11} {'other tok/s':>12} {'this/other':>11}")
     for cell in args.cells.split(","):
         for size in args.sizes.split(","):
-            H, B, T = (int(v) for v in size.split("x"))
-            ours, theirs = time_against(cell, H, B, T, args.repeats, other)
+            H, B, T, L = (*(int(v) for v in size.split("x")), 1)[:4]
+            ours, theirs = time_against(cell, H, B, T, args.repeats, other, L)
             print(f"{cell:5} {size:>12} {T * B / ours:11.0f} {T * B / theirs:12.0f} {theirs / ours:10.3f}x", flush=True)
 
 
