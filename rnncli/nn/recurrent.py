@@ -115,7 +115,7 @@ class _Recurrent:
 
     def _input_and_recurrent_side(self, dP, x, A, grads):
         """_input_side, and W_aa's gradient from the same product: dP as columns (G*H, T*B) times
-        [x<t>; a<t-1>] side by side (T*B, D + H), one larger product instead of two (LSTM, RNN).
+        [x<t>; a<t-1>] side by side (T*B, D + H), one larger product instead of two (the LSTM's).
         Fills grads["W_ax"], grads["W_aa"], grads["b"]; returns dx (T, B, D)."""
         T, B, D = x.shape
         dPg = _columns(dP)
@@ -235,7 +235,7 @@ class OneTanhGates:
     """
 
     def __init__(self, H, dtype):
-        self.H, self.dtype = H, dtype
+        self.H = H
         self.scale = np.full((4 * H, 1), 0.5, dtype)
         self.scale[2 * H : 3 * H] = 1.0
         self.shift = np.where(self.scale == 0.5, 0.5, 0.0).astype(dtype)
@@ -359,6 +359,7 @@ class LSTM(_Recurrent):
         dc = d_final[1].astype(self.dtype, copy=True)
         tmp = np.empty((H, B), self.dtype)
         carry = np.empty((H, B), self.dtype) if m is not None else None
+        keep = None if m is None else 1.0 - m  # (T, 1, B): the share of da a padded step carries past itself
         for stop in range(T, 0, -block):  # blocks of steps, last first
             first = max(0, stop - block)
             n = stop - first
@@ -374,7 +375,7 @@ class LSTM(_Recurrent):
                 np.multiply(dz3, dc, out=dz3)
                 dz[3 * H :] *= da
                 if m is not None:
-                    np.subtract(da, da * m[t], out=carry)  # what a padded step carries past itself
+                    np.multiply(da, keep[t], out=carry)
                 dc *= f[j]  # c<t-1> reaches c<t> through Gf
                 np.matmul(W_aaT, dz, out=da)  # a<t-1> reaches every gate through W_aa
                 if m is not None:
