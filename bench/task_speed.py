@@ -164,7 +164,7 @@ class Theirs(Side):
         import torch
 
         self.torch, self.cfg, self.net = torch, cfg, net
-        self.params = [p for p in net.parameters()]
+        self.params = list(net.parameters())
         self.opt = torch.optim.Adam(self.params, lr=cfg.lr)
         self.average = [p.detach().clone() for p in self.params] if cfg.average else None
         self.batches = batches

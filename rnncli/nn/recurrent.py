@@ -103,29 +103,25 @@ class _Recurrent:
         dx, d_state0, grads = self._backward_loop(d_out, d_final, cache)
         return dx, tuple(d.T for d in d_state0), grads
 
-    def _input_side(self, dP, x, grads):
+    def _input_side(self, dP, x, grads, A=None):
         """The gradients of the input projection W_ax x<t> + b from the pre-activations' dP
         (T, G*H, B): one product each over all T*B columns, after the time loop.
-        Fills grads["W_ax"], grads["b"]; returns dx (T, B, D) and dP as columns (G*H, T*B)."""
+        With the states A (T+1, H, B), W_aa's gradient comes from the same product: dP as columns
+        (G*H, T*B) times [x<t>; a<t-1>] side by side (T*B, D + H), one larger product, not two.
+        Fills grads["W_ax"], grads["b"] (and grads["W_aa"]); returns dx (T, B, D) and dP as
+        columns (G*H, T*B)."""
         T, B, D = x.shape
         dPg = _columns(dP)  # (G*H, T*B): moves whole rows of B, cheap
-        grads["W_ax"] = dPg @ x.reshape(T * B, D)
+        if A is None:
+            grads["W_ax"] = dPg @ x.reshape(T * B, D)
+        else:
+            XA = np.empty((T, B, D + self.hidden_size), self.dtype)
+            XA[:, :, :D] = x
+            XA[:, :, D:] = A[:-1].transpose(0, 2, 1)
+            both = dPg @ XA.reshape(T * B, -1)  # (G*H, D + H): sum over t of dP<t> [x<t>; a<t-1>]^T
+            grads["W_ax"], grads["W_aa"] = np.ascontiguousarray(both[:, :D]), np.ascontiguousarray(both[:, D:])
         grads["b"] = dPg.sum(axis=1)
         return (dPg.T @ self.params["W_ax"]).reshape(T, B, D), dPg
-
-    def _input_and_recurrent_side(self, dP, x, A, grads):
-        """_input_side, and W_aa's gradient from the same product: dP as columns (G*H, T*B) times
-        [x<t>; a<t-1>] side by side (T*B, D + H), one larger product instead of two (the LSTM's).
-        Fills grads["W_ax"], grads["W_aa"], grads["b"]; returns dx (T, B, D)."""
-        T, B, D = x.shape
-        dPg = _columns(dP)
-        XA = np.empty((T, B, D + self.hidden_size), self.dtype)
-        XA[:, :, :D] = x
-        XA[:, :, D:] = A[:-1].transpose(0, 2, 1)
-        both = dPg @ XA.reshape(T * B, -1)  # (G*H, D + H): sum over t of dP<t> [x<t>; a<t-1>]^T
-        grads["W_ax"], grads["W_aa"] = np.ascontiguousarray(both[:, :D]), np.ascontiguousarray(both[:, D:])
-        grads["b"] = dPg.sum(axis=1)
-        return (dPg.T @ self.params["W_ax"]).reshape(T, B, D)
 
     def _mask_buffers(self, shape, m):
         """Buffers for splitting a state gradient at padded steps (None without a mask)."""
@@ -381,7 +377,7 @@ class LSTM(_Recurrent):
                 if m is not None:
                     da += carry
         grads = {}
-        dx = self._input_and_recurrent_side(F, cache["x"], A, grads)
+        dx, _ = self._input_side(F, cache["x"], grads, A)
         return dx, (da, dc), grads
 
     def step(self, x_t, state):
