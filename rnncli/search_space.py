@@ -74,3 +74,19 @@ def suggest(trial, space):
         else:
             out[key] = trial.suggest_float(key, float(rng[1]), float(rng[2]), log=rng[0] == "log_uniform")
     return out
+
+
+def within(space, values):
+    """The values (key -> value) that the space could have suggested: a choice it lists, or a number
+    inside its range (a whole one for int). The others are left out."""
+    out = {}
+    for key, rng in space.items():
+        v = values.get(key)
+        if v is None or isinstance(v, bool):
+            continue
+        if rng[0] == "choice":
+            if v in rng[1]:
+                out[key] = v
+        elif isinstance(v, (int, float)) and rng[1] <= v <= rng[2] and (rng[0] != "int" or float(v).is_integer()):
+            out[key] = int(v) if rng[0] == "int" else float(v)
+    return out

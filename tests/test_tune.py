@@ -171,3 +171,27 @@ def test_the_same_seed_suggests_the_same_trials(folder):
         lines = (d / out / "trials.jsonl").read_text().splitlines()
         runs.append([(t["params"], t["state"]) for t in map(json.loads, lines)])
     assert runs[0] == runs[1]
+
+
+def test_a_new_study_starts_from_the_config(folder):
+    """Trial 0 is the base config itself wherever the space allows its values (lr 0.002 is not one of
+    the space's two choices, so the sampler draws it); the same values are not enqueued again on resume."""
+    from rnncli.search_space import within
+
+    space = {"lr": ("choice", [0.01, 1e-05]), "dropout": ("uniform", 0.0, 0.3), "hidden": ("int", 8, 16),
+             "pool": ("choice", ["max", "last"])}
+    assert within(space, {"lr": 0.002, "dropout": 0.1, "hidden": 12, "pool": "mean"}) == {"dropout": 0.1,
+                                                                                          "hidden": 12}
+    assert within(space, {"dropout": 0.5, "hidden": 12.5, "lr": 0.01}) == {"lr": 0.01}
+    d = folder
+    r = cli("tune", "-d", "r.npz", "--config", "base.yaml", "--space", "space.yaml", "-o", "start", "--trials", "2",
+            "--seed", "3", cwd=d)
+    assert r.returncode == 0, r.stderr
+    first = [json.loads(x) for x in (d / "start" / "trials.jsonl").read_text().splitlines()]
+    assert first[0]["params"]["dropout"] == 0.1  # the config's default dropout, not a draw
+    assert first[1]["params"]["dropout"] != 0.1
+    r = cli("tune", "-d", "r.npz", "--config", "base.yaml", "--space", "space.yaml", "-o", "start", "--trials", "3",
+            "--seed", "3", cwd=d)
+    assert r.returncode == 0, r.stderr
+    again = [json.loads(x) for x in (d / "start" / "trials.jsonl").read_text().splitlines()]
+    assert len(again) == 3 and again[2]["params"]["dropout"] != 0.1

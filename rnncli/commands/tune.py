@@ -3,6 +3,7 @@
     the study     Optuna's TPE sampler (seeded) and a pruner, in an RDB storage: an SQLite file in
                   the output folder by default (the same command resumes an interrupted study), or
                   any Optuna RDB URL, so that the same command on several machines shares one study
+    the start     a new study's first trial is the base config as it is (where the space allows its values)
     a trial       a config = the base config + the trial's values (trials/NNNN/config.yaml), trained
                   by `rnncli train` in its own process with cores // jobs threads; this process reads
                   the trial's metrics log as it grows and reports each validation score to Optuna,
@@ -27,7 +28,7 @@ import time
 from rnncli import console
 from rnncli.config import load_config_file, make_config, parse_duration
 from rnncli.errors import RnncliError, UsageError
-from rnncli.search_space import read_space, suggest
+from rnncli.search_space import read_space, suggest, within
 from rnncli.tasks.build import task_of
 from rnncli.train import selection_score
 
@@ -75,6 +76,7 @@ class Tuner:
             direction="maximize" if maximizes(self.task) else "minimize",
             sampler=self.optuna.samplers.TPESampler(seed=seed), pruner=pruners[pruner])
         self._fail_stale()
+        self._start_from_the_config(make_config(config))
         self.live, self.lock, self.stopping = {}, threading.Lock(), False
         self.worker = f"{socket.gethostname()}:{os.getpid()}"
 
@@ -94,6 +96,15 @@ class Tuner:
                 time.sleep(0.5 + attempt)
         first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise RnncliError(f"cannot open the study storage {url}: {first[:160]}") from None
+
+    def _start_from_the_config(self, cfg):
+        """A new study's first trial is the base config itself (its values the space could suggest; the
+        sampler draws the rest), so the best trial is never worse on valid than where the user started."""
+        if self.study.get_trials(deepcopy=False):
+            return
+        values = within(self.space, {key: getattr(cfg, key, None) for key in self.space})
+        if values:
+            self.study.enqueue_trial(values, skip_if_exists=True)
 
     def _fail_stale(self):
         """Trials a killed run left RUNNING: FAIL now (they are not run again). Only in a storage of
