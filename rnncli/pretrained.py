@@ -7,7 +7,8 @@ they fill, the rows they add, and the coverage report shown before training.
     so prediction reaches those words; a tagger's training and validation words that --min-freq
     cut get theirs too (their characters spell them out). A language model's input words are also
     the words it predicts, so it gets only the first part.
-    Training updates only the rows a batch touched (nn/rows.py); --freeze-embeddings none at all.
+    Training updates only the rows a batch touched (nn/rows.py); --freeze-embeddings keeps the rows
+    that came from the vectors fixed, while training words the vectors lack still learn theirs.
 """
 
 import dataclasses
@@ -39,6 +40,10 @@ class Pretrained:
         self.report = {"file": os.path.basename(vectors.path), "words": len(vectors.words), "dim": vectors.dim,
                        **coverage(rules, np.bincount(train_ids, minlength=len(vocab))), "rows_added": len(self.extra)}
 
+    def found(self):
+        """(V,) bool: the training words whose row starts from a vector."""
+        return self.rows >= 0
+
     def fill(self, E):
         """Write the vectors into the model's table E (V + added rows, D) in place."""
         found = self.rows >= 0
@@ -54,19 +59,36 @@ def model_data_meta(ds_meta, resumed_meta, pretrained):
     if resumed_meta is not None:
         meta.update({k: v for k, v in resumed_meta["data"].items() if k.startswith("pretrained")})
     elif pretrained is not None:
-        meta.update(pretrained_vocab=pretrained.extra, pretrained=pretrained.report)
+        meta.update(pretrained_vocab=pretrained.extra, pretrained=pretrained.report,
+                    pretrained_found=np.packbits(pretrained.found()).tobytes().hex())
     return meta
 
 
-def attach_vectors(model, task, cfg, pretrained):
-    """Fill the model's table from the vectors (a fresh run), make its updates sparse, and return the
-    parameters training must leave alone (--freeze-embeddings)."""
+def vector_rows(data_meta):
+    """(V + added,) bool: the rows of a model's table that start from a vector (the training words found,
+    then every added row), or None for a checkpoint that did not record them."""
+    if "pretrained_found" not in data_meta:
+        return None
+    V = len(data_meta["vocab"])
+    found = np.unpackbits(np.frombuffer(bytes.fromhex(data_meta["pretrained_found"]), np.uint8))[:V].astype(bool)
+    return np.r_[found, np.ones(len(data_meta.get("pretrained_vocab") or ()), bool)]
+
+
+def attach_vectors(model, task, cfg, pretrained, data_meta):
+    """Fill the model's table from the vectors (a fresh run), make its updates sparse, keep the rows
+    that came from the vectors fixed if asked (--freeze-embeddings), and return the parameters
+    training must leave alone altogether (none, unless an older checkpoint did not record its rows)."""
     table = table_name(task)
     if pretrained is not None:
         pretrained.fill(model.params[table])
-    if cfg.embeddings:  # a large table: a step updates the rows its batch read, not all
-        (model.source_embedding if task == "seq2seq" else model.embedding).sparse = True
-    return {table} if cfg.freeze_embeddings else set()
+    if not cfg.embeddings:
+        return set()
+    embedding = model.source_embedding if task == "seq2seq" else model.embedding
+    embedding.sparse = True  # a large table: a step updates the rows its batch read, not all
+    if not cfg.freeze_embeddings:
+        return set()
+    embedding.frozen = vector_rows(data_meta)
+    return {table} if embedding.frozen is None else set()
 
 
 def reach_cut_words(split, data_meta):

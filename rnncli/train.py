@@ -90,7 +90,7 @@ class _Run:
         self.task = task_of(cfg, ds.meta)
         self.data_meta = model_data_meta(ds.meta, resume[0] if resume else None, pretrained)
         self.model = build_model(cfg, self.data_meta)
-        self.frozen = attach_vectors(self.model, self.task, cfg, None if resume else pretrained)
+        self.frozen = attach_vectors(self.model, self.task, cfg, None if resume else pretrained, self.data_meta)
         self.train_split, self.valid_split = (reach_cut_words(s, self.data_meta) for s in (ds.train, ds.valid))
         self.opt = Optimizer(cfg.optimizer, lr=cfg.lr, weight_decay=cfg.weight_decay, average=cfg.average)
         self.rng = np.random.default_rng([cfg.seed, 1])  # dropout masks

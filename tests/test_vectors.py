@@ -167,6 +167,12 @@ def test_frozen_vectors_stay_and_fine_tuned_ones_move(reviews):
     assert all(np.array_equal(frozen[i], table[vocab[i]]) for i in rows)
     assert sum(not np.array_equal(tuned[i], table[vocab[i]]) for i in rows) > 20
     assert np.array_equal(tuned[len(vocab):], frozen[len(vocab):])  # the added rows: never in a batch
+    # the training words the vectors lack are not frozen: their random rows learn, as without vectors
+    trained(d, "-o", "frozen_short.npz", "--embeddings", "vec.txt", "--freeze-embeddings", "--max-steps", "2")
+    short = load_model(str(d / "frozen_short.npz"))[0].params["embedding.E"]
+    lacking = range(40, len(vocab))
+    assert np.array_equal(short[4:40], frozen[4:40]) and np.array_equal(short[len(vocab):], frozen[len(vocab):])
+    assert sum(not np.array_equal(short[i], frozen[i]) for i in lacking) > len(lacking) // 2
 
 
 def test_a_config_names_vectors_relative_to_itself(reviews):
@@ -180,19 +186,23 @@ def test_a_config_names_vectors_relative_to_itself(reviews):
     assert meta["data"]["pretrained"]["rows_added"] == 3
 
 
-def test_resume_keeps_the_rows_without_reading_the_file(reviews):
+@pytest.mark.parametrize("freeze", [[], ["--freeze-embeddings"]])
+def test_resume_keeps_the_rows_without_reading_the_file(reviews, freeze):
+    """A resumed run equals an unbroken one, and a frozen run keeps the same rows fixed (the
+    checkpoint records which rows came from the vectors)."""
     from rnncli.checkpoint import load_checkpoint
 
     d, _, _ = reviews
-    trained(d, "-o", "full.npz", "--embeddings", "vec.txt", "--max-steps", "30", "--average", "0.9")
-    trained(d, "-o", "part.npz", "--embeddings", "vec.txt", "--max-steps", "10", "--average", "0.9")
+    full, part = f"full{len(freeze)}.npz", f"part{len(freeze)}.npz"
+    trained(d, "-o", full, "--embeddings", "vec.txt", "--max-steps", "30", "--average", "0.9", *freeze)
+    trained(d, "-o", part, "--embeddings", "vec.txt", "--max-steps", "10", "--average", "0.9", *freeze)
     os.rename(d / "vec.txt", d / "vec.away")
     try:
-        r = cli("train", "-d", "rev.npz", "--resume", "part.npz", "--max-steps", "30", cwd=d)
+        r = cli("train", "-d", "rev.npz", "--resume", part, "--max-steps", "30", cwd=d)
         assert r.returncode == 0, r.stderr
     finally:
         os.rename(d / "vec.away", d / "vec.txt")
-    (_, full), (_, part) = (load_checkpoint(str(d / n)) for n in ("full.npz", "part.npz"))
+    (_, full), (_, part) = (load_checkpoint(str(d / n)) for n in (full, part))
     for group in ("param", "best", "opt"):  # the lazily kept average included
         assert set(full[group]) == set(part[group]) and all(np.array_equal(full[group][k], part[group][k])
                                                             for k in full[group]), group

@@ -10,12 +10,14 @@ from rnncli.nn.rows import RowGradient
 class Embedding:
     """Lookup table E (V, D): ids (...,) -> vectors (..., D).
 
-    sparse = True: backward gives only the rows the ids used (nn/rows.py), for large tables."""
+    sparse = True: backward gives only the rows the ids used (nn/rows.py), for large tables;
+    frozen (V,) bool, with sparse: rows that get no gradient at all (pretrained vectors kept fixed)."""
 
     def __init__(self, vocab_size, dim, rng, dtype=np.float32):
         # N(0, 1) rows, as PyTorch's nn.Embedding; the recurrent input weights rescale them
         self.params = {"E": rng.standard_normal((vocab_size, dim)).astype(dtype)}
         self.sparse = False
+        self.frozen = None
 
     def forward(self, ids):
         return self.params["E"][ids]
@@ -34,7 +36,11 @@ class Embedding:
         starts = np.flatnonzero(np.r_[True, sorted_ids[1:] != sorted_ids[:-1]])
         if self.sparse:
             values = np.add.reduceat(d[order], starts, axis=0) if len(flat_ids) else d[:0]
-            return {"E": RowGradient(sorted_ids[starts], values, E.shape)}
+            rows = sorted_ids[starts]
+            if self.frozen is not None:
+                free = ~self.frozen[rows]
+                rows, values = rows[free], values[free]
+            return {"E": RowGradient(rows, values, E.shape)}
         dE = np.zeros_like(E)
         if len(flat_ids):
             dE[sorted_ids[starts]] = np.add.reduceat(d[order], starts, axis=0)
