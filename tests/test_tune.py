@@ -195,3 +195,19 @@ def test_a_new_study_starts_from_the_config(folder):
     assert r.returncode == 0, r.stderr
     again = [json.loads(x) for x in (d / "start" / "trials.jsonl").read_text().splitlines()]
     assert len(again) == 3 and again[2]["params"]["dropout"] != 0.1
+
+
+def test_a_budget_ends_without_empty_trials(folder, monkeypatch):
+    """When less time is left than a trial needs, the study stops: every recorded trial trained."""
+    from rnncli.commands import tune
+
+    monkeypatch.setattr(tune, "MIN_BUDGET", 4)
+    d = folder
+    tuner = tune.Tuner(str(d / "r.npz"), str(d / "base.yaml"), str(d / "space.yaml"), str(d / "timed"), seed=1)
+    start = time.monotonic()
+    tuner.run(budget=12)
+    assert time.monotonic() - start < 40
+    trials = tuner.study.get_trials(deepcopy=False)
+    assert len(trials) >= 2
+    for t in trials:
+        assert (d / "timed" / "trials" / f"{t.number:04d}" / "model.metrics.jsonl").exists(), t.number

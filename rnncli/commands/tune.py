@@ -125,8 +125,9 @@ class Tuner:
         cfg_path, model = os.path.join(folder, "config.yaml"), os.path.join(folder, "model.npz")
         _write_yaml(cfg_path, {**self.base, **values})
         left = deadline - time.monotonic()
-        if left < MIN_BUDGET:
-            raise self.optuna.TrialPruned()  # no time left for a useful run
+        if left < MIN_BUDGET:  # a trial another job began as time ran out (the callback stops the rest)
+            self.study.stop()
+            raise self.optuna.TrialPruned()
         env = {**os.environ, "OMP_NUM_THREADS": str(self.threads), "OPENBLAS_NUM_THREADS": str(self.threads),
                "MKL_NUM_THREADS": str(self.threads)}
         own = parse_duration(self.base["max_time"]) if self.base.get("max_time") else left
@@ -190,7 +191,14 @@ class Tuner:
                 trials, states=(TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL, TrialState.RUNNING))
             if len(self.study.get_trials(deepcopy=False)) >= trials:
                 return
-        callbacks = [c for c in (stop_at, callback) if c is not None]
+
+        def out_of_time(study, trial):
+            # no new trial when less time is left than a useful run needs: Optuna's own timeout
+            # would go on starting trials that end at once, each recorded as pruned
+            if deadline - time.monotonic() < MIN_BUDGET:
+                study.stop()
+
+        callbacks = [c for c in (stop_at, callback, out_of_time) if c is not None]
         self.study.optimize(lambda t: self.objective(t, deadline), timeout=budget, n_jobs=self.jobs,
                             catch=(RuntimeError, ValueError, KeyError), callbacks=callbacks)
 
