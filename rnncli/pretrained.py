@@ -46,7 +46,7 @@ class Pretrained:
 
     def fill(self, E):
         """Write the vectors into the model's table E (V + added rows, D) in place."""
-        found = self.rows >= 0
+        found = self.found()
         E[: self.vocab_size][found] = self.vectors.matrix[self.rows[found]]
         if self.extra:
             E[self.vocab_size :] = self.vectors.matrix[[self.vectors.index[w] for w in self.extra]]
@@ -66,29 +66,25 @@ def model_data_meta(ds_meta, resumed_meta, pretrained):
 
 def vector_rows(data_meta):
     """(V + added,) bool: the rows of a model's table that start from a vector (the training words found,
-    then every added row), or None for a checkpoint that did not record them."""
+    then every added row). A checkpoint that did not record them froze its whole table: every row."""
+    V, added = len(data_meta["vocab"]), len(data_meta.get("pretrained_vocab") or ())
     if "pretrained_found" not in data_meta:
-        return None
-    V = len(data_meta["vocab"])
+        return np.ones(V + added, bool)
     found = np.unpackbits(np.frombuffer(bytes.fromhex(data_meta["pretrained_found"]), np.uint8))[:V].astype(bool)
-    return np.r_[found, np.ones(len(data_meta.get("pretrained_vocab") or ()), bool)]
+    return np.r_[found, np.ones(added, bool)]
 
 
 def attach_vectors(model, task, cfg, pretrained, data_meta):
-    """Fill the model's table from the vectors (a fresh run), make its updates sparse, keep the rows
-    that came from the vectors fixed if asked (--freeze-embeddings), and return the parameters
-    training must leave alone altogether (none, unless an older checkpoint did not record its rows)."""
-    table = table_name(task)
+    """Fill the model's table from the vectors (a fresh run), make its updates sparse, and keep the
+    rows that came from the vectors fixed if asked (--freeze-embeddings)."""
     if pretrained is not None:
-        pretrained.fill(model.params[table])
+        pretrained.fill(model.params[table_name(task)])
     if not cfg.embeddings:
-        return set()
+        return
     embedding = model.source_embedding if task == "seq2seq" else model.embedding
     embedding.sparse = True  # a large table: a step updates the rows its batch read, not all
-    if not cfg.freeze_embeddings:
-        return set()
-    embedding.frozen = vector_rows(data_meta)
-    return {table} if embedding.frozen is None else set()
+    if cfg.freeze_embeddings:
+        embedding.frozen = vector_rows(data_meta)
 
 
 def reach_cut_words(split, data_meta):

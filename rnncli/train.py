@@ -90,7 +90,7 @@ class _Run:
         self.task = task_of(cfg, ds.meta)
         self.data_meta = model_data_meta(ds.meta, resume[0] if resume else None, pretrained)
         self.model = build_model(cfg, self.data_meta)
-        self.frozen = attach_vectors(self.model, self.task, cfg, None if resume else pretrained, self.data_meta)
+        attach_vectors(self.model, self.task, cfg, None if resume else pretrained, self.data_meta)
         self.train_split, self.valid_split = (reach_cut_words(s, self.data_meta) for s in (ds.train, ds.valid))
         self.opt = Optimizer(cfg.optimizer, lr=cfg.lr, weight_decay=cfg.weight_decay, average=cfg.average)
         self.rng = np.random.default_rng([cfg.seed, 1])  # dropout masks
@@ -152,8 +152,6 @@ class _Run:
             loss, grads = self.model.loss_and_grads(*batch, rng=self.rng)
             # tokens read: the words of a sentence, or the target tokens of a translation
             finals, n_tokens = None, int(batch[-1 if self.task == "seq2seq" else 1].sum())
-        for name in self.frozen:
-            del grads[name]
         norm = clip_global_norm(grads, self.cfg.clip)
         if not (math.isfinite(loss) and math.isfinite(norm)):
             what = f"loss became {loss}" if not math.isfinite(loss) else f"gradient norm became {norm}"
