@@ -62,12 +62,13 @@ class Tuner:
         self.data, self.config, self.out, self.jobs, self.seed = str(data), str(config), str(out), jobs, seed
         self.base = load_config_file(config)
         self.space = read_space(space, config)
-        self.task = task_of(make_config(config), load_dataset(self.data).meta)
+        cfg = make_config(config)
+        self.task = task_of(cfg, load_dataset(self.data).meta)
         os.makedirs(os.path.join(self.out, "trials"), exist_ok=True)
         self.threads = max(1, (os.cpu_count() or 1) // jobs)
         self.storage = self._storage(storage or f"sqlite:///{os.path.abspath(os.path.join(self.out, 'study.db'))}")
         # no pruning before a trial's second evaluation: the first is noisy (every trial starts poorly)
-        warmup = 2 * make_config(config).eval_every
+        warmup = 2 * cfg.eval_every
         pruners = {"median": self.optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=warmup - 1),
                    "halving": self.optuna.pruners.SuccessiveHalvingPruner(),
                    "none": self.optuna.pruners.NopPruner()}
@@ -76,7 +77,7 @@ class Tuner:
             direction="maximize" if maximizes(self.task) else "minimize",
             sampler=self.optuna.samplers.TPESampler(seed=seed), pruner=pruners[pruner])
         self._fail_stale()
-        self._start_from_the_config(make_config(config))
+        self._start_from_the_config(cfg)
         self.live, self.lock, self.stopping = {}, threading.Lock(), False
         self.worker = f"{socket.gethostname()}:{os.getpid()}"
 
@@ -120,14 +121,14 @@ class Tuner:
     def objective(self, trial, deadline):
         values = suggest(trial, self.space)
         trial.set_user_attr("worker", self.worker)
-        folder = os.path.join(self.out, "trials", f"{trial.number:04d}")
-        os.makedirs(folder, exist_ok=True)
-        cfg_path, model = os.path.join(folder, "config.yaml"), os.path.join(folder, "model.npz")
-        _write_yaml(cfg_path, {**self.base, **values})
         left = deadline - time.monotonic()
         if left < MIN_BUDGET:  # a trial another job began as time ran out (the callback stops the rest)
             self.study.stop()
             raise self.optuna.TrialPruned()
+        folder = os.path.join(self.out, "trials", f"{trial.number:04d}")
+        os.makedirs(folder, exist_ok=True)
+        cfg_path, model = os.path.join(folder, "config.yaml"), os.path.join(folder, "model.npz")
+        _write_yaml(cfg_path, {**self.base, **values})
         env = {**os.environ, "OMP_NUM_THREADS": str(self.threads), "OPENBLAS_NUM_THREADS": str(self.threads),
                "MKL_NUM_THREADS": str(self.threads)}
         own = parse_duration(self.base["max_time"]) if self.base.get("max_time") else left
