@@ -82,11 +82,10 @@ def within(space, values):
     out = {}
     for key, rng in space.items():
         v = values.get(key)
-        if v is None or isinstance(v, bool):
-            continue
         if rng[0] == "choice":
-            if v in rng[1]:
+            if v is not None and v in rng[1]:
                 out[key] = v
-        elif isinstance(v, (int, float)) and rng[1] <= v <= rng[2] and (rng[0] != "int" or float(v).is_integer()):
+        elif (isinstance(v, (int, float)) and not isinstance(v, bool) and rng[1] <= v <= rng[2]
+              and (rng[0] != "int" or float(v).is_integer())):
             out[key] = int(v) if rng[0] == "int" else float(v)
     return out

@@ -183,6 +183,9 @@ def test_a_new_study_starts_from_the_config(folder):
     assert within(space, {"lr": 0.002, "dropout": 0.1, "hidden": 12, "pool": "mean"}) == {"dropout": 0.1,
                                                                                           "hidden": 12}
     assert within(space, {"dropout": 0.5, "hidden": 12.5, "lr": 0.01}) == {"lr": 0.01}
+    # a yes/no choice keeps the config's answer; a boolean is no number for a range
+    assert within({"crf": ("choice", [True, False]), "hidden": ("int", 0, 2)}, {"crf": False, "hidden": True}) == {
+        "crf": False}
     d = folder
     r = cli("tune", "-d", "r.npz", "--config", "base.yaml", "--space", "space.yaml", "-o", "start", "--trials", "2",
             "--seed", "3", cwd=d)
