@@ -43,6 +43,11 @@ def matmul_ceiling(repeats=20):
     return 2 * 2048 * 1024 * 1024 / statistics.median(times) / 1e9
 
 
+def parse_size(size):
+    """"HxBxT" or "HxBxTxL" -> (hidden, batch, steps, layers)."""
+    return (*(int(v) for v in size.split("x")), 1)[:4]
+
+
 def step_flops(cell, H, B, T, L=1):
     """Matrix-product FLOPs of one training step (forward 1x, backward 2x), L layers."""
     G = GATES[cell]
@@ -181,7 +186,7 @@ def main():
     print(header)
     for cell in args.cells.split(","):
         for size in args.sizes.split(","):
-            H, B, T, L = (*(int(v) for v in size.split("x")), 1)[:4]
+            H, B, T, L = parse_size(size)
             ours = time_numpy(cell, H, B, T, args.repeats, L)
             gflops = step_flops(cell, H, B, T, L) / ours / 1e9
             line = f"{cell:5} {size:>12} {T * B / ours:11.0f} {gflops:8.1f} {100 * gflops / ceiling:6.0f}%"
@@ -203,7 +208,7 @@ def main_against(args):
     print(f"{'cell':5} {'H x B x T':>12} {'this tok/s':>11} {'other tok/s':>12} {'this/other':>11}")
     for cell in args.cells.split(","):
         for size in args.sizes.split(","):
-            H, B, T, L = (*(int(v) for v in size.split("x")), 1)[:4]
+            H, B, T, L = parse_size(size)
             ours, theirs = time_against(cell, H, B, T, args.repeats, other, L)
             print(f"{cell:5} {size:>12} {T * B / ours:11.0f} {T * B / theirs:12.0f} {theirs / ours:10.3f}x", flush=True)
 
