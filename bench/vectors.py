@@ -1,16 +1,21 @@
 """Pretrained word vectors (train --embeddings), measured: the accuracy they buy and what they cost.
 
-    python bench/vectors.py [--only sst2|wikiann|wnut17|cost] [--seeds 1] [--budget-scale 1.0] [--keep DIR]
+    python bench/vectors.py [--only sst2|wikiann|wikiann+valid|wnut17|cost] [--seeds 0 1] [--budget-scale 1.0]
+                            [--config-glove FILE] [--keep DIR]
 
 For each task and seed, the shipped config trains twice side by side, one process and one core
 each, for the config's own budget: as it is, and with GloVe 6B 50-d (../shared/data/glove, 100,000
 words) through --embeddings (the embedding size then becomes 50). Same data, same seed.
   sst2     configs/sentiment.yaml, accuracy on SST-2 valid.tsv (the GLUE test labels are not public)
   wikiann  configs/ner.yaml, tokenize --min-freq 2, entity F1 on test.conll
+  wikiann+valid  the same trained on train.conll plus 9,000 of the 10,000 valid sentences, early stopping
+         on the other 1,000, as bench/tasks.py's wikiann+valid (the setting of the earlier NER figures)
   wnut17   the same on WNUT-17, with the CRF peer (python-crfsuite, in the `bench` extra) beside it
 The scores come from the checkpoints, evaluated on the raw test file as `rnncli eval` reads it (so
 test words the training data lacks reach their vectors). Also shown: how much of the training and
-test tokens the model's table knows, with and without the vectors.
+test tokens the model's table knows, with and without the vectors. --config-glove trains the GloVe
+side with another config (e.g. configs/ner-glove.yaml with its own settings) instead of the shipped
+one plus --embeddings.
 cost     the price of the 100,000-row table: median seconds per training step of configs/ner.yaml's
          tagger with embeddings of 50 on WikiANN batches, with the training vocabulary only, with the
          table grown by GloVe's rows and the sparse row update rnncli uses, and with that table
@@ -30,22 +35,25 @@ ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 sys.path.insert(0, ROOT)
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from tasks import crf_ner, workdir  # noqa: E402
+from tasks import crf_ner, fold_in_valid, workdir  # noqa: E402
 
 from rnncli.config import make_config, parse_duration  # noqa: E402
 from rnncli.evaluate import evaluate_split  # noqa: E402
 from rnncli.models import load_model  # noqa: E402
 from rnncli.text.encode import tokenize  # noqa: E402
+from rnncli.text.readers import read_text  # noqa: E402
 from rnncli.text.vocab import UNK  # noqa: E402
 
 DATA = os.path.join(ROOT, "..", "shared", "data")
 GLOVE = os.path.join(DATA, "glove", "glove.6B.50d.top100k.txt")
 ENV = {**os.environ, "PYTHONPATH": ROOT, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 RNNCLI = [sys.executable, "-m", "rnncli"]
-TASKS = {  # name: (folder, train, valid, test, config, tokenize options, what is scored)
-    "sst2": ("sst2", "train.tsv", "valid.tsv", "valid.tsv", "sentiment.yaml", [], "accuracy"),
-    "wikiann": ("wikiann-en", "train.conll", "valid.conll", "test.conll", "ner.yaml", ["--min-freq", "2"], "f1"),
-    "wnut17": ("wnut17", "train.conll", "valid.conll", "test.conll", "ner.yaml", ["--min-freq", "2"], "f1"),
+TASKS = {  # name: (folder, train, valid, test, config, tokenize options, what is scored, valid sentences trained on)
+    "sst2": ("sst2", "train.tsv", "valid.tsv", "valid.tsv", "sentiment.yaml", [], "accuracy", 0),
+    "wikiann": ("wikiann-en", "train.conll", "valid.conll", "test.conll", "ner.yaml", ["--min-freq", "2"], "f1", 0),
+    "wikiann+valid": ("wikiann-en", "train.conll", "valid.conll", "test.conll", "ner.yaml", ["--min-freq", "2"],
+                      "f1", 9000),
+    "wnut17": ("wnut17", "train.conll", "valid.conll", "test.conll", "ner.yaml", ["--min-freq", "2"], "f1", 0),
 }
 
 
@@ -55,20 +63,27 @@ def known_share(split):
 
 
 def compare(name, args, tmp):
-    folder, train_name, valid_name, test_name, config_name, tok_args, metric = TASKS[name]
+    folder, train_name, valid_name, test_name, config_name, tok_args, metric, folded = TASKS[name]
     d = os.path.join(DATA, folder)
     config = os.path.join(ROOT, "configs", config_name)
     data = os.path.join(tmp, f"{name}.npz")
-    subprocess.run([*RNNCLI, "tokenize", f"{d}/{train_name}", "--valid", f"{d}/{valid_name}", *tok_args, "-o", data,
+    train_file, valid_file = f"{d}/{train_name}", f"{d}/{valid_name}"
+    if folded:
+        n_valid = len(read_text(valid_file).rstrip("\n").split("\n\n"))
+        train_file, valid_file = fold_in_valid(d, tmp, n_valid - folded)
+    subprocess.run([*RNNCLI, "tokenize", train_file, "--valid", valid_file, *tok_args, "-o", data,
                     "-q", "--force"], check=True, env=ENV)
+    glove_args = ["--config", args.config_glove] if args.config_glove else ["--config", config, "--embeddings", GLOVE]
     seconds = parse_duration(make_config(config).max_time) * args.budget_scale
-    print(f"{name}: {config_name}, {seconds:.0f} s per model, side by side, one core each", flush=True)
+    glove_side = os.path.relpath(args.config_glove) if args.config_glove else f"{config_name} --embeddings GloVe"
+    print(f"{name}: {config_name} against {glove_side}, {seconds:.0f} s per model, side by side, one core each"
+          + (f"; trained on train + {folded:,} valid sentences" if folded else ""), flush=True)
     rows = []
     for seed in args.seeds:
         outs = {kind: os.path.join(tmp, f"{name}_{kind}_s{seed}.npz") for kind in ("plain", "glove")}
         runs = {kind: subprocess.Popen(
-            [*RNNCLI, "train", "-d", data, "-o", out, "--config", config, "--seed", str(seed), "--max-time",
-             f"{seconds:.0f}s", "--json", "-q", "--force", *(["--embeddings", GLOVE] if kind == "glove" else [])],
+            [*RNNCLI, "train", "-d", data, "-o", out, *(glove_args if kind == "glove" else ["--config", config]),
+             "--seed", str(seed), "--max-time", f"{seconds:.0f}s", "--json", "-q", "--force"],
             env=ENV, stdout=subprocess.PIPE, text=True) for kind, out in outs.items()}
         summaries = {kind: json.loads(r.communicate()[0]) for kind, r in runs.items()}
         if any(r.returncode for r in runs.values()):
@@ -143,6 +158,7 @@ def main():
     ap.add_argument("--seeds", type=int, nargs="+", default=[0])
     ap.add_argument("--budget-scale", type=float, default=1.0, help="multiply the configs' time budgets")
     ap.add_argument("--steps", type=int, default=60, help="cost: steps timed per table")
+    ap.add_argument("--config-glove", metavar="FILE", help="the GloVe side's config (names the vectors)")
     ap.add_argument("--keep", metavar="DIR", help="keep data and models in DIR")
     args = ap.parse_args()
     if not os.path.exists(GLOVE):
