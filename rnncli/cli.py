@@ -479,8 +479,8 @@ def tune(
                                                 "SQLite file in --out].")] = None,
     study: Annotated[str, typer.Option(help="The study's name in the storage.")] = "rnncli",
     pruner: Annotated[str, typer.Option(help="median, halving or none.")] = "median",
-    seeds: Annotated[int, typer.Option(help="Then train the best config with this many seeds (an ensemble).",
-                                       min=0)] = 0,
+    seeds: Annotated[int, typer.Option(help="Then train the best config with this many seeds (an ensemble), "
+                                       "after --budget: each member has the config's own max_time.", min=0)] = 0,
     seed: Annotated[int, typer.Option(help="Seed of the sampler.")] = 0,
     json_out: Annotated[bool, typer.Option("--json", help="Print the summary as JSON on stdout.")] = False,
 ):
