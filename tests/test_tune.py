@@ -151,7 +151,7 @@ def test_bad_input_is_one_line(folder, space, extra, code, message):
     assert len(r.stderr.strip().splitlines()) == 1 and time.time() - t < 30
 
 
-@pytest.mark.parametrize("name", ["ner", "sentiment"])
+@pytest.mark.parametrize("name", ["ner", "ner-glove", "sentiment"])
 def test_the_shipped_search_spaces_are_valid(name):
     from rnncli.search_space import read_space
 
