@@ -5,11 +5,13 @@ Why not matplotlib: an SVG line chart is a few dozen lines, keeps the reports te
 greps, and adds no dependency; a library would be an optional extra for one kind of picture.
 """
 
-import html
 import math
+
+from rnncli.markup import document, element
 
 COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b")
 BARS = "▁▂▃▄▅▆▇█"
+SVG = "http://www.w3.org/2000/svg"
 
 
 def sparkline(values, log=False, low=None, high=None):
@@ -25,14 +27,32 @@ def sparkline(values, log=False, low=None, high=None):
                    for v in vals)
 
 
+def _number(v):
+    """A value a chart can place: a finite int or float (a history may hold anything)."""
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _axis(low, high):
+    """The y range to draw: a constant or nearly constant series gets a range around its value
+    (a flat line at 0.002 on a 0.002..1 axis tells nothing), else the data's own range."""
+    span, middle = high - low, (high + low) / 2
+    if span > 1e-9 * max(abs(middle), 1e-300):
+        return low, high
+    half = abs(middle) * 0.05 if middle else 1.0
+    return middle - half, middle + half
+
+
 def line_chart(series, title, x_label, y_label, log_y=False, width=640, height=360):
-    """series: {name: (xs, ys)} -> an <svg> element as text."""
+    """series: {name: (xs, ys)} -> an <svg> element (markup.Markup); every text in it is escaped."""
     left, right, top, bottom = 70, 160, 30, 50
-    pts = [(x, y) for xs, ys in series.values() for x, y in zip(xs, ys, strict=True)
-           if y is not None and (y > 0 or not log_y)]
+
+    def drawn(x, y):
+        return _number(x) and _number(y) and (y > 0 or not log_y)
+
+    pts = [(x, y) for xs, ys in series.values() for x, y in zip(xs, ys, strict=True) if drawn(x, y)]
     if not pts:
-        return f"<svg xmlns='http://www.w3.org/2000/svg' width='{width}' height='40'><text x='10' y='25'>" \
-               f"{html.escape(title)}: nothing to draw</text></svg>"
+        return element("svg", element("text", f"{title}: nothing to draw", x=10, y=25),
+                       xmlns=SVG, width=width, height=40)
 
     def fy(y):
         return math.log10(y) if log_y else y
@@ -41,7 +61,10 @@ def line_chart(series, title, x_label, y_label, log_y=False, width=640, height=3
     y0, y1 = min(fy(p[1]) for p in pts), max(fy(p[1]) for p in pts)
     if log_y:
         y0, y1 = math.floor(y0), math.ceil(y1)
-    x1, y1 = (x1 if x1 > x0 else x0 + 1), (y1 if y1 > y0 else y0 + 1)
+        y1 = y1 if y1 > y0 else y0 + 1
+    else:
+        y0, y1 = _axis(y0, y1)
+    x1 = x1 if x1 > x0 else x0 + 1
     pw, ph = width - left - right, height - top - bottom
 
     def sx(x):
@@ -50,37 +73,37 @@ def line_chart(series, title, x_label, y_label, log_y=False, width=640, height=3
     def sy(y):
         return top + ph - (fy(y) - y0) / (y1 - y0) * ph
 
-    parts = [f"<svg xmlns='http://www.w3.org/2000/svg' width='{width}' height='{height}' font-family='sans-serif' "
-             f"font-size='12'>", f"<text x='{left}' y='18' font-size='14'>{html.escape(title)}</text>",
-             f"<rect x='{left}' y='{top}' width='{pw}' height='{ph}' fill='none' stroke='#999'/>"]
+    parts = [element("text", title, x=left, y=18, font_size=14),
+             element("rect", x=left, y=top, width=pw, height=ph, fill="none", stroke="#999")]
     ticks = range(int(y0), int(y1) + 1) if log_y else [y0 + (y1 - y0) * k / 4 for k in range(5)]
     for t in ticks:
-        y = top + ph - (t - y0) / (y1 - y0) * ph
-        label = f"1e{int(t)}" if log_y else f"{t:.3g}"
-        parts.append(f"<line x1='{left}' x2='{left + pw}' y1='{y:.1f}' y2='{y:.1f}' stroke='#eee'/>"
-                     f"<text x='{left - 6}' y='{y + 4:.1f}' text-anchor='end'>{label}</text>")
+        y = f"{top + ph - (t - y0) / (y1 - y0) * ph:.1f}"
+        label = f"1e{int(t)}" if log_y else f"{t:.4g}"
+        parts.append(element("line", x1=left, x2=left + pw, y1=y, y2=y, stroke="#eee"))
+        parts.append(element("text", label, x=left - 6, y=f"{float(y) + 4:.1f}", text_anchor="end"))
     for k in range(5):
         x = x0 + (x1 - x0) * k / 4
         label = f"{round(x):,}" if x1 - x0 >= 8 else f"{x:.3g}"  # steps and distances are whole numbers
-        parts.append(f"<text x='{sx(x):.1f}' y='{top + ph + 16}' text-anchor='middle'>{label}</text>")
-    parts.append(f"<text x='{left + pw / 2}' y='{height - 10}' text-anchor='middle'>{html.escape(x_label)}</text>")
-    parts.append(f"<text x='14' y='{top + ph / 2}' transform='rotate(-90 14 {top + ph / 2})' "
-                 f"text-anchor='middle'>{html.escape(y_label)}</text>")
+        parts.append(element("text", label, x=f"{sx(x):.1f}", y=top + ph + 16, text_anchor="middle"))
+    parts.append(element("text", x_label, x=left + pw / 2, y=height - 10, text_anchor="middle"))
+    parts.append(element("text", y_label, x=14, y=top + ph / 2, transform=f"rotate(-90 14 {top + ph / 2})",
+                         text_anchor="middle"))
     for k, (name, (xs, ys)) in enumerate(series.items()):
         colour = COLOURS[k % len(COLOURS)]
-        path = " ".join(f"{sx(x):.1f},{sy(y):.1f}" for x, y in zip(xs, ys, strict=True)
-                        if y is not None and (y > 0 or not log_y))
-        parts.append(f"<polyline fill='none' stroke='{colour}' stroke-width='2' points='{path}'/>")
-        parts.append(f"<text x='{left + pw + 10}' y='{top + 14 + 18 * k}' fill='{colour}'>{html.escape(name)}</text>")
-    parts.append("</svg>")
-    return "\n".join(parts)
+        path = " ".join(f"{sx(x):.1f},{sy(y):.1f}" for x, y in zip(xs, ys, strict=True) if drawn(x, y))
+        parts.append(element("polyline", fill="none", stroke=colour, stroke_width=2, points=path))
+        parts.append(element("text", name, x=left + pw + 10, y=top + 14 + 18 * k, fill=colour))
+    return element("svg", *parts, xmlns=SVG, width=width, height=height, font_family="sans-serif", font_size=12)
 
 
-def page(title, body):
+# long token lines wrap (pre-wrap keeps a token's own spaces), wide tables scroll inside their box,
+# so no page is wider than its window
+CSS = ("body{font-family:sans-serif;margin:2em;max-width:70em;color:#222;overflow-wrap:anywhere}"
+       "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:.2em .6em;"
+       "text-align:right}th{background:#f4f4f4}.tok{padding:0 1px;border-radius:2px;white-space:pre-wrap}"
+       ".wide{overflow-x:auto;max-width:100%}svg{max-width:100%;height:auto}")
+
+
+def page(title, *body):
     """A self-contained HTML page: inline CSS, no scripts or links to anything outside it."""
-    return ("<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
-            f"<title>{html.escape(title)}</title><style>"
-            "body{font-family:sans-serif;margin:2em;max-width:70em;color:#222}"
-            "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:.2em .6em;"
-            "text-align:right}th{background:#f4f4f4}.tok{padding:0 1px;border-radius:2px;white-space:pre}"
-            "</style></head><body>" f"<h1>{html.escape(title)}</h1>{body}</body></html>\n")
+    return document(title, CSS, *body)

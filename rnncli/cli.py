@@ -15,7 +15,7 @@ import typer
 from rnncli import __version__
 from rnncli.config import CHOICES, help_text
 from rnncli.console import set_quiet
-from rnncli.errors import EXIT_INTERRUPTED, RnncliError, UsageError
+from rnncli.errors import EXIT_INTERRUPTED, RnncliError, UsageError, mask_credentials
 
 app = typer.Typer(
     add_completion=False,
@@ -39,6 +39,11 @@ class GradTask(enum.StrEnum):
     classify = "classify"
     tag = "tag"
     seq2seq = "seq2seq"
+
+
+class TooLong(enum.StrEnum):
+    skip = "skip"
+    cut = "cut"
 
 
 class InputFormat(enum.StrEnum):
@@ -588,6 +593,9 @@ def eval_(
     model: Annotated[list[Path] | None, typer.Option(
         "--model", "-m", help="The checkpoint [default: model.npz]; repeat it to score an ensemble.")] = None,
     beam: Annotated[int, typer.Option(help="seq2seq: decode with a beam of this width (0: greedy).")] = 0,
+    max_source_len: Annotated[int | None, typer.Option(
+        help="seq2seq: the longest source accepted, in tokens [default: twice the longest training source].")
+    ] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print the scores as JSON on stdout.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
 ):
@@ -607,7 +615,7 @@ def eval_(
     paths = model or [Path("model.npz")]
     if beam < 0:
         raise UsageError(f"--beam must be 0 (greedy) or more, not {beam}")
-    metrics = evaluate_models(paths, data, beam=beam)
+    metrics = evaluate_models(paths, data, beam=beam, max_source=max_source_len)
     if json_out:
         console.write_json(metrics)
     render.eval_report(metrics)
@@ -635,6 +643,12 @@ def predict(
     top_k: Annotated[int | None, typer.Option(help="seq2seq sampling: among the k likeliest tokens.")] = None,
     top_p: Annotated[float | None, typer.Option(help="seq2seq sampling: nucleus of mass p.", callback=_finite)] = None,
     seed: Annotated[int | None, typer.Option(help="seq2seq sampling: seed.")] = None,
+    max_source_len: Annotated[int | None, typer.Option(
+        help="seq2seq: the longest source line read, in tokens [default: twice the longest training source].")
+    ] = None,
+    too_long: Annotated[TooLong, typer.Option(
+        help="seq2seq: a longer line is skipped (a warning and an empty output line) or cut to the limit.")
+    ] = TooLong.skip,
 ):
     """Label new input, a line in and a line out: a class per line, or token<TAB>tag per word.
 
@@ -646,7 +660,7 @@ def predict(
       echo "i am cold ." | rnncli predict -m mt.npz --beam 5  # one translation per line
     """
     from rnncli import render
-    from rnncli.commands.predict import open_predictor, predictions, translations
+    from rnncli.commands.predict import check_decoding_limits, open_predictor, predictions, translations
 
     predictor, meta = open_predictor(model or [Path("model.npz")])
     jsonl = format == InputFormat.jsonl or (format is None and source.endswith(".jsonl"))
@@ -658,8 +672,10 @@ def predict(
             raise UsageError("--beam must be 0 or more and --n-best at least 1 and at most --beam")
         if beam and temp:
             raise UsageError("--beam and --temp exclude each other (beam search is not sampling)")
+        check_decoding_limits(meta, beam, max_source_len)
         stream = translations(predictor, meta, source, beam=beam, length_penalty=length_penalty, n_best=n_best,
-                              temperature=0.0 if greedy else temp, top_k=top_k, top_p=top_p, seed=seed, jsonl=jsonl)
+                              temperature=0.0 if greedy else temp, top_k=top_k, top_p=top_p, seed=seed, jsonl=jsonl,
+                              max_source=max_source_len, cut=too_long == TooLong.cut)
         for records in stream:
             sys.stdout.write("".join(render.translation_text(r, json_out) for r in records))
             sys.stdout.flush()
@@ -672,8 +688,9 @@ def predict(
 
 
 def _say(message):
-    """One plain line on stderr: never wrapped, never styled, whatever the terminal."""
-    print(message, file=sys.stderr, flush=True)
+    """One plain line on stderr: never wrapped, never styled, whatever the terminal; a password
+    in a URL the message quotes (tune --storage) is masked."""
+    print(mask_credentials(message), file=sys.stderr, flush=True)
 
 
 def main():

@@ -6,6 +6,8 @@
     130 interrupted (Ctrl-C)
 """
 
+import re
+
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 
@@ -22,6 +24,17 @@ class RnncliError(Exception):
 
 class UsageError(RnncliError):
     exit_code = EXIT_USAGE
+
+
+# user:password@ in a URL (postgresql://user:secret@host/db), and password=... in a driver's DSN text
+_URL_PASSWORD = re.compile(r"(\b[a-zA-Z][a-zA-Z0-9+.-]*://[^:/@\s]*):[^@\s]*@")
+_DSN_PASSWORD = re.compile(r"(password\s*=\s*)('[^']*'|\S+)", re.IGNORECASE)
+
+
+def mask_credentials(text):
+    """Text with the passwords of any URL or connection string in it replaced by ***: for every
+    message rnncli prints and every file tune writes."""
+    return _DSN_PASSWORD.sub(r"\1***", _URL_PASSWORD.sub(r"\1:***@", str(text)))
 
 
 def where(path, line=None):

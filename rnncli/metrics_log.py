@@ -53,7 +53,7 @@ def _step(line):
     """The step of a log line; None for a line a kill cut short or anything else unreadable."""
     try:
         record = json.loads(line)
-    except ValueError:
+    except (ValueError, RecursionError):
         return None
     step = record.get("step") if isinstance(record, dict) else None
     return step if isinstance(step, int) else None

@@ -6,6 +6,7 @@ Metadata travels as JSON text in a 0-d unicode array, which NumPy stores without
 
 import io
 import json
+import math
 import os
 import stat
 import tempfile
@@ -108,6 +109,29 @@ def save_npz(path, arrays, meta):
     write_file(path, lambda f: np.savez(f, **payload))
 
 
+def _check_members(raw, path, what):
+    """Read each array's header before NumPy allocates it: the size a header declares must fit in
+    the bytes its member holds (a crafted header could otherwise ask for terabytes), and only
+    plain numbers and text are accepted."""
+    with zipfile.ZipFile(io.BytesIO(raw)) as z:
+        for info in z.infolist():
+            if not info.filename.endswith(".npy"):
+                continue
+            with z.open(info) as f:
+                version = np.lib.format.read_magic(f)
+                read_header = {(1, 0): np.lib.format.read_array_header_1_0,
+                               (2, 0): np.lib.format.read_array_header_2_0}.get(version)
+                if read_header is None:
+                    raise ValueError(f"array format {version}")
+                shape, _, dtype = read_header(f, max_header_size=10_000)
+                if dtype.hasobject:
+                    raise ValueError("object arrays need pickle")
+                size = dtype.itemsize * math.prod(shape)
+                if size > info.file_size:
+                    raise RnncliError(f"{path}: not a valid rnncli {what} (array {info.filename[:-4]!r} declares "
+                                      f"{size:,} bytes but holds {info.file_size:,})")
+
+
 def load_npz(path, what="file"):
     """Load every array and the JSON meta; refuse pickles and damaged files with one line."""
     if not os.path.exists(path):
@@ -119,21 +143,34 @@ def load_npz(path, what="file"):
             raw = f.read()
         if not raw.startswith(b"PK"):
             raise RnncliError(f"{path}: not a valid rnncli {what} (not an .npz archive)")
+        _check_members(raw, path, what)
         with np.load(io.BytesIO(raw), allow_pickle=False) as z:
             arrays = {k: z[k] for k in z.files}
     except ValueError as e:
         if "pickle" in str(e).lower() or "object" in str(e).lower():
             raise RnncliError(f"{path}: holds pickled objects; refusing to load it "
                               f"(not an rnncli {what})") from e
-        raise RnncliError(f"{path}: not a valid rnncli {what} ({e})") from e
-    except (OSError, zipfile.BadZipFile, EOFError, KeyError) as e:
-        raise RnncliError(f"{path}: not a valid rnncli {what} (damaged or truncated: {e})") from e
+        raise RnncliError(f"{path}: not a valid rnncli {what} ({str(e)[:200]})") from e
+    except (OSError, zipfile.BadZipFile, EOFError, KeyError, SyntaxError, TypeError, OverflowError) as e:
+        raise RnncliError(f"{path}: not a valid rnncli {what} (damaged or truncated: {str(e)[:200]})") from e
+    except MemoryError:
+        raise RnncliError(f"{path}: not a valid rnncli {what} (an array too large to load)") from None
     if "meta" not in arrays or arrays["meta"].dtype.kind != "U" or arrays["meta"].ndim != 0:
         raise RnncliError(f"{path}: not an rnncli {what} (no metadata)")
-    try:
-        meta = json.loads(str(arrays.pop("meta")))
-    except json.JSONDecodeError as e:
-        raise RnncliError(f"{path}: damaged metadata ({e})") from e
+    meta = json_value(str(arrays.pop("meta")), f"{path}: damaged metadata")
     if not isinstance(meta, dict):
         raise RnncliError(f"{path}: damaged metadata")
     return arrays, meta
+
+
+def json_value(text, where):
+    """json.loads, with every way it fails (syntax, nesting too deep to follow, numbers too long)
+    as one RnncliError starting with `where`."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as e:
+        raise RnncliError(f"{where} (invalid JSON: {e.msg}, column {e.colno})") from None
+    except RecursionError:
+        raise RnncliError(f"{where} (JSON nested too deeply)") from None
+    except ValueError as e:  # e.g. an integer of more than 4,300 digits
+        raise RnncliError(f"{where} (invalid JSON: {str(e)[:100]})") from None

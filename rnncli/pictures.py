@@ -1,9 +1,8 @@
 """What `show` draws: tokens on coloured backgrounds (terminal and HTML), attention as a heat
 map, training curves. Every HTML page is self-contained (charts.page): inline CSS, no scripts."""
 
-import html
-
 from rnncli.charts import line_chart, page
+from rnncli.markup import element, join
 
 
 def diverging(v):
@@ -36,29 +35,30 @@ def rich_tokens(tokens, colours, sep=""):
 
 
 def html_tokens(tokens, colours, titles=None, sep=""):
-    """<span class="tok"> per token, coloured, with a hover title."""
+    """<span class="tok"> per token, coloured, with a hover title; a newline token ends its line."""
     out = []
     for k, (tok, (r, g, b)) in enumerate(zip(tokens, colours, strict=True)):
-        title = f" title='{html.escape(titles[k], quote=True)}'" if titles else ""
-        shown = html.escape(_shown(tok)).replace("\n", "<br>")
-        out.append(f"<span class='tok' style='background:rgb({r},{g},{b})'{title}>{shown}</span>")
-    return sep.join(out)
+        span = element("span", _shown(tok).rstrip("\n"), class_="tok", style=f"background:rgb({r},{g},{b})",
+                       title=titles[k] if titles else None)
+        out.append(join([span, element("br")]) if tok == "\n" else span)
+    return join(out, sep)
 
 
 def heatmap(rows, cols, weights, title):
-    """An HTML table: one row per target token, one column per source token, cells shaded by weight."""
-    head = "".join(f"<th>{html.escape(_shown(c))}</th>" for c in cols)
+    """An HTML table: one row per target token, one column per source token, cells shaded by weight
+    (in a box that scrolls sideways when the source is longer than the window is wide)."""
     top = max(max(row) for row in weights) or 1.0  # shade against the largest weight, so structure shows
-    body = []
-    for r, row in zip(rows, weights, strict=True):
-        cells = "".join(f"<td style='background:rgb{sequential(w / top)}' title='{w:.3f}'>{w:.2f}</td>" for w in row)
-        body.append(f"<tr><th>{html.escape(_shown(r))}</th>{cells}</tr>")
-    return f"<h2>{html.escape(title)}</h2><table><tr><th></th>{head}</tr>{''.join(body)}</table>"
+    head = element("tr", element("th"), *[element("th", _shown(c)) for c in cols])
+    body = [element("tr", element("th", _shown(r)),
+                    *[element("td", f"{w:.2f}", style=f"background:rgb{sequential(w / top)}", title=f"{w:.3f}")
+                      for w in row])
+            for r, row in zip(rows, weights, strict=True)]
+    return join([element("h2", title), element("div", element("table", head, *body), class_="wide")])
 
 
 def curves_page(path, history):
     """Train and validation loss, the score, the learning rate and tokens/s against steps."""
-    return page(f"training curves of {path}", "".join(f"<p>{c}</p>" for c in curve_charts(history)))
+    return page(f"training curves of {path}", *[element("p", c) for c in curve_charts(history)])
 
 
 def curve_charts(history):

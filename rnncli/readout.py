@@ -13,7 +13,7 @@ Results are plain data (lists and arrays); render.py and charts.py draw them.
 
 import numpy as np
 
-from rnncli.errors import UsageError
+from rnncli.errors import RnncliError, UsageError
 from rnncli.nn.functional import sigmoid, softmax
 from rnncli.text.encode import encode_words, side_tokens
 from rnncli.text.vocab import EOS, Vocab, split_words
@@ -142,6 +142,12 @@ def read_translation(model, meta, text):
     source = side_tokens(text, data["level"], data["lower"])
     if not source:
         raise UsageError("nothing to show: the text is empty")
+    from rnncli.text.targets import source_limit
+
+    limit = source_limit(data)
+    if len(source) > limit:
+        raise RnncliError(f"cannot show a source of {len(source):,} tokens: longer than this model's limit of "
+                          f"{limit:,} (twice the longest training source)")
     ids = encode_pairs(data, [source]).ids[:, None]
     mask = np.ones(ids.shape, model.dtype)
     out, _ = greedy(model, ids, mask)

@@ -82,23 +82,22 @@ def gradient_tables(report):
 
 def gradient_page(report):
     """The report as a self-contained HTML page with an SVG chart."""
-    import html
-
     from rnncli.charts import line_chart, page
     from rnncli.commands.gradients import SHOWN
+    from rnncli.markup import element
 
     series = {f"{name} {key}": (m["distance"], m[key]) for name, m in report["models"].items()
               for key in ("a", "c") if m[key] is not None}
     chart = line_chart(series, "gradient norm against distance", "distance d (steps before the prediction)",
                        "||dL/d state|| (log scale)", log_y=True)
     shown = [d for d in SHOWN if d <= report["steps"]]
-    head = "".join(f"<th>{html.escape(n)}</th>" for n in series)
-    body = "".join(f"<tr><td>{d}</td>" + "".join(f"<td>{ys[d - 1]:.2e}</td>" for _, ys in series.values())
-                   + "</tr>" for d in shown)
-    text = (f"<p>The loss of the prediction after {report['steps']} tokens, back-propagated: the norm of its "
-            f"gradient with respect to the state d steps earlier, averaged over {report['batch']} windows of "
-            f"{html.escape(report['data'])}.</p>")
-    return page("Vanishing gradients", f"{text}{chart}<table><tr><th>d</th>{head}</tr>{body}</table>")
+    head = element("tr", element("th", "d"), *[element("th", n) for n in series])
+    body = [element("tr", element("td", d), *[element("td", f"{ys[d - 1]:.2e}") for _, ys in series.values()])
+            for d in shown]
+    text = element("p", f"The loss of the prediction after {report['steps']} tokens, back-propagated: the norm of "
+                        f"its gradient with respect to the state d steps earlier, averaged over {report['batch']} "
+                        f"windows of {report['data']}.")
+    return page("Vanishing gradients", text, chart, element("div", element("table", head, *body), class_="wide"))
 
 
 def gradcheck_table(what, rows, tol):

@@ -21,24 +21,44 @@ def open_predictor(model_paths):
     return model, meta
 
 
+def check_decoding_limits(meta, beam, max_source):
+    """--beam and --max-source-len before any work: a beam wider than the target vocabulary keeps
+    nothing more (and would allocate for nothing)."""
+    if max_source is not None and max_source < 1:
+        raise UsageError(f"--max-source-len must be at least 1, not {max_source}")
+    width = len(meta["data"]["target_vocab"])
+    if beam > width:
+        raise UsageError(f"--beam {beam:,} is wider than the target vocabulary ({width:,} tokens)")
+
+
 def translations(model, meta, source, beam=0, length_penalty=0.0, n_best=1, temperature=0.0, top_k=None,
-                 top_p=None, seed=None, jsonl=False):
+                 top_p=None, seed=None, jsonl=False, max_source=None, cut=False):
     """Yield, for each group of input lines that has arrived, one record per line:
     {"source": line, "hypotheses": [(text, normalised score, log-probability), ...] best first};
     an empty line gets no hypotheses (and an empty output line). jsonl: lines are JSON objects
-    whose "source" field is translated."""
+    whose "source" field is translated. A line longer than the model's source limit
+    (text/targets.py; max_source overrides it) is skipped with a warning and an empty output
+    line, or with `cut` read up to the limit."""
     import numpy as np
 
     from rnncli import console
+    from rnncli.errors import where
     from rnncli.evaluate import translate_split
     from rnncli.text.encode import encode_pairs, side_tokens
+    from rnncli.text.targets import source_limit, too_long
     from rnncli.text.vocab import join_tokens
 
     data, rng = meta["data"], np.random.default_rng(seed)
     known, warned = set(data["vocab"]), False
+    limit = source_limit(data, max_source)
     for group in read_groups(source, field="source" if jsonl else None):
         group = [(at, line or "") for at, line in group]
         sources = [side_tokens(line, data["level"], data["lower"]) for _, line in group]
+        for k, ((at, _), tokens) in enumerate(zip(group, sources, strict=True)):
+            if len(tokens) > limit:
+                what = f"read its first {limit:,}" if cut else "skipped (an empty output line)"
+                console.log(f"[yellow]warning:[/yellow] {where(source, at)}: {too_long(len(tokens), limit)}; {what}")
+                sources[k] = tokens[:limit] if cut else []
         if not warned and data["level"] == "char" and not data.get("source_unk_trained", True):
             # tokenize --vocab refuses this; a stream of lines to translate gets a warning and goes on
             unknown = next((t for tokens in sources for t in tokens if t not in known), None)

@@ -81,8 +81,10 @@ def run_show(text, model_path, unit=None, gate=None, top=False, curves=False, ou
     if json_out:
         console.write_json(result)
     if out is not None:
-        body = f"<p>{caption}</p><p style='line-height:1.9'>{pictures.html_tokens(tokens, colours, titles, sep)}</p>"
-        _write(out, page(f"{model_path}: {task}", body))
+        from rnncli.markup import element
+
+        _write(out, page(f"{model_path}: {task}", element("p", caption),
+                         element("p", pictures.html_tokens(tokens, colours, titles, sep), style="line-height:1.9")))
     return None
 
 

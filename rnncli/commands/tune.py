@@ -27,7 +27,7 @@ import time
 
 from rnncli import console
 from rnncli.config import load_config_file, make_config, parse_duration
-from rnncli.errors import RnncliError, UsageError
+from rnncli.errors import RnncliError, UsageError, mask_credentials
 from rnncli.search_space import read_space, suggest, within
 from rnncli.tasks.build import task_of
 from rnncli.train import selection_score
@@ -96,7 +96,7 @@ class Tuner:
                     break
                 time.sleep(0.5 + attempt)
         first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise RnncliError(f"cannot open the study storage {url}: {first[:160]}") from None
+        raise RnncliError(mask_credentials(f"cannot open the study storage {url}: {first[:160]}")) from None
 
     def _start_from_the_config(self, cfg):
         """A new study's first trial is the base config itself (its values the space could suggest; the
@@ -254,7 +254,7 @@ def _records(log):
     for line in lines:
         try:
             out.append(json.loads(line))
-        except ValueError:  # a line being written
+        except (ValueError, RecursionError):  # a line being written
             break
     return out
 

@@ -126,4 +126,16 @@ def load(path):
             meta = (f.metadata() or {}).get("rnncli")
     except Exception as e:  # safetensors raises its own error types for damaged headers
         raise RnncliError(f"{path}: not a readable safetensors file ({str(e).splitlines()[0][:120]})") from None
-    return tensors, None if meta is None else json.loads(meta)
+    for name, arr in tensors.items():  # as load_checkpoint refuses them: no later command could use them
+        if arr.dtype.kind not in "fiu":
+            raise RnncliError(f"{path}: tensor {name!r} has type {arr.dtype}, expected numbers")
+        if arr.dtype.kind == "f" and not np.all(np.isfinite(arr)):
+            raise RnncliError(f"{path}: tensor {name!r} holds NaN or infinite values")
+    from rnncli.npzfile import json_value
+
+    if meta is None:
+        return tensors, None
+    info = json_value(meta, f"{path}: damaged rnncli metadata")
+    if not isinstance(info, dict) or not isinstance(info.get("data"), dict):
+        raise RnncliError(f"{path}: damaged rnncli metadata (expected a mapping with its data)")
+    return tensors, info

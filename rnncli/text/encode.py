@@ -30,7 +30,7 @@ from rnncli.text.readers import (
     tsv_records,
 )
 from rnncli.text.split import split_examples, split_stream
-from rnncli.text.targets import DEFAULT_TARGET_RATIO, target_limit
+from rnncli.text.targets import DEFAULT_TARGET_RATIO, source_limit, target_limit, too_long
 from rnncli.text.vectors import WordLookup
 from rnncli.text.vocab import EOS, SPECIALS, Vocab, char_counts, encode_chars, split_words
 
@@ -284,13 +284,15 @@ def _encode_names(names, values, origin, what):
 
 
 def tokenize(paths, fmt=None, level=None, lower=False, max_size=None, min_freq=1,
-             valid_frac=None, valid_path=None, seed=0, reuse=None, target_level=None, max_target_ratio=None):
+             valid_frac=None, valid_path=None, seed=0, reuse=None, target_level=None, max_target_ratio=None,
+             max_source=None):
     """Read, split, build (or reuse) the vocabularies, encode. Returns a Dataset.
 
     reuse: a meta dict whose vocabularies are used as they are (--vocab: encoding data for an
     existing model). valid_frac None means 0.05, or 0 with `reuse`, so that a test set encoded
     for a model is scored whole. max_target_ratio (pairs): targets may be at most
     floor(ratio * source length) + 10 tokens long (text/targets.py); None means 2, or the model's.
+    max_source (pairs with `reuse`): the longest source accepted; None means the model's limit.
     """
     if valid_frac is None:
         valid_frac = 0.0 if reuse is not None else 0.05
@@ -352,7 +354,7 @@ def tokenize(paths, fmt=None, level=None, lower=False, max_size=None, min_freq=1
         warnings += build_vocabularies(meta, fmt, level, t_units, units + (v_units or []), max_size, min_freq)
     else:
         for key in ("vocab", "labels", "tags", "chars", "tag_scheme", "target_vocab", "source_unk_trained",
-                    "pretrained_vocab"):
+                    "pretrained_vocab", "longest_source"):
             if key in reuse:
                 meta[key] = reuse[key]
         if fmt == "pairs":
@@ -360,6 +362,13 @@ def tokenize(paths, fmt=None, level=None, lower=False, max_size=None, min_freq=1
     if fmt == "pairs":
         for u, o in ((t_units, t_origin), (v_units or [], v_origin or [])):
             _check_target_lengths(meta, u, o, fixed=reuse is not None)
+        if reuse is None:  # the longest source a model of this data will read without being told (targets.py)
+            meta["longest_source"] = max(len(u[0]) for u in t_units + (v_units or []))
+        else:
+            limit = source_limit(meta, max_source)
+            for (source, *_), (path, line) in zip(t_units, t_origin, strict=True):
+                if len(source) > limit:
+                    raise RnncliError(f"{where(path, line)}: {too_long(len(source), limit)}")
     train = encode_units(meta, fmt, level, t_units, t_origin)
     valid = encode_units(meta, fmt, level, v_units, v_origin) if v_units else None
     return Dataset(meta, train, valid, warnings)

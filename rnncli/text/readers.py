@@ -69,15 +69,20 @@ def _lines(text, path):
     return lines
 
 
-def _two_columns(text, path, first, second, nothing):
+def _two_columns(text, path, first, second, nothing, exact=False):
     """-> list of (line number, first column, second column), one per non-empty line; a line
-    without a tab or with an empty column is an error naming the line."""
+    without a tab or with an empty column is an error naming the line, and so, when `exact`,
+    is a line with a second tab (a third column the format has no place for)."""
     records = []
     for n, line in enumerate(_lines(text, path), start=1):
         if not line.strip():
             continue
         if "\t" not in line:
             raise RnncliError(f"{where(path, n)}: expected '{first}<TAB>{second}', found no tab")
+        if exact and line.count("\t") > 1:
+            raise RnncliError(f"{where(path, n)}: expected '{first}<TAB>{second}', found {line.count(chr(9)) + 1} "
+                              "tab-separated fields (a tab inside a sentence? remove it or quote the file as JSON "
+                              "lines)")
         a, b = line.split("\t", 1)
         for value, name in ((a, first), (b, second)):
             if not value.strip():
@@ -95,7 +100,7 @@ def tsv_records(text, path):
 
 def pair_records(text, path):
     """-> list of (line number, source, target) for source<TAB>target pairs."""
-    return _two_columns(text, path, "source", "target", "pairs")
+    return _two_columns(text, path, "source", "target", "pairs", exact=True)
 
 
 def looks_like_pairs(lines):
@@ -172,8 +177,12 @@ def json_object(line, path, n):
     """One JSON line as a dict, or a one-line error naming file:line."""
     try:
         obj = json.loads(line)
-    except ValueError as e:
+    except json.JSONDecodeError as e:
         raise RnncliError(f"{where(path, n)}: invalid JSON ({e.msg}, column {e.colno})") from None
+    except RecursionError:  # a record nested thousands of levels deep
+        raise RnncliError(f"{where(path, n)}: invalid JSON (nested too deeply)") from None
+    except ValueError as e:  # e.g. an integer of more than 4,300 digits
+        raise RnncliError(f"{where(path, n)}: invalid JSON ({str(e)[:100]})") from None
     if not isinstance(obj, dict):
         raise RnncliError(f"{where(path, n)}: expected a JSON object {{...}}, found {type(obj).__name__}")
     return obj
@@ -237,7 +246,7 @@ def looks_like_jsonl(text, path):
         return False
     try:
         return isinstance(json.loads(first), dict)
-    except ValueError:
+    except (ValueError, RecursionError):
         return False
 
 

@@ -1,0 +1,237 @@
+"""A checkpoint is untrusted input, like a safetensors header: someone else may have made it.
+
+Before any model is built, every meta field that rnncli reads is checked (its type, the range
+`train` enforces, the size of its strings), and the sizes the stored configuration implies
+(layers, hidden units, embedding width, vocabularies, label sets, character features) are
+compared with the shapes of the arrays actually stored. A model is built only from a
+configuration its arrays already prove: so a crafted `layers: 1000000` or `hidden: 200000`
+is refused in milliseconds, naming the field, instead of allocating gigabytes.
+"""
+
+import math
+import re
+
+from rnncli.config import config_from_meta
+from rnncli.errors import RnncliError
+
+MAX_STRING = 10_000  # characters in one vocabulary entry, label, tag or name
+MAX_HISTORY = 1_000_000  # evaluations in a history (one per --eval-every steps)
+TASKS = ("lm", "clm", "classify", "tag", "seq2seq")
+FORMATS = ("text", "tsv", "conll", "pairs")
+GATES = {"rnn": 1, "gru": 3, "lstm": 4}
+# the validation figures render.describe and the pictures read from a history entry
+METRICS = ("loss", "perplexity", "bits_per_token", "exact_match", "bleu", "chrf", "accuracy", "macro_f1", "f1",
+           "precision", "recall")
+# the arrays each task's recurrent stacks live under (character stacks are checked apart)
+STACKS = {"lm": ("rnn",), "clm": ("rnn",), "classify": ("rnn",), "tag": ("rnn",), "seq2seq": ("encoder", "decoder")}
+
+
+def is_number(v):
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def is_int(v):
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+class _Checker:
+    def __init__(self, path):
+        self.path = path
+
+    def fail(self, field, problem):
+        raise RnncliError(f"{self.path}: damaged model: {field} {problem}")
+
+    def string(self, field, v, choices=None, optional=False):
+        if v is None and optional:
+            return
+        if not isinstance(v, str):
+            self.fail(field, f"should be a string, found {type(v).__name__}")
+        if len(v) > MAX_STRING:
+            self.fail(field, f"is a string of {len(v):,} characters (at most {MAX_STRING:,})")
+        if choices and v not in choices:
+            self.fail(field, f"is {v[:40]!r}, not one of {', '.join(choices)}")
+
+    def strings(self, field, v, at_least=0, distinct=True):
+        if not isinstance(v, list):
+            self.fail(field, f"should be a list of strings, found {type(v).__name__}")
+        if len(v) < at_least:
+            self.fail(field, f"holds {len(v)} entries, fewer than {at_least}")
+        for k, s in enumerate(v):
+            self.string(f"{field}[{k}]", s)
+        if distinct and len(set(v)) != len(v):
+            self.fail(field, "holds the same entry twice")
+
+    def number(self, field, v, optional=True, low=None):
+        if v is None and optional:
+            return
+        if not is_number(v) or (low is not None and v < low):
+            self.fail(field, f"should be a finite number{f' >= {low}' if low is not None else ''}, found {v!r:.40}")
+
+    def integer(self, field, v, optional=True, low=0):
+        if v is None and optional:
+            return
+        if not is_int(v) or v < low:
+            self.fail(field, f"should be a whole number >= {low}, found {v!r:.40}")
+
+
+def check_meta(path, meta):
+    """Every meta field rnncli reads, checked; -> the TrainConfig it stores."""
+    c = _Checker(path)
+    cfg = config_from_meta(path, meta["config"])
+    c.string("task", meta.get("task"), TASKS)
+    data = meta["data"]
+    c.string("data.format", data.get("format"), FORMATS)
+    c.string("data.level", data.get("level"), ("char", "word"))
+    if not isinstance(data.get("lower", False), bool):
+        c.fail("data.lower", "should be true or false")
+    c.strings("data.vocab", data.get("vocab"), at_least=4)
+    task = meta["task"]
+    needed = {"classify": ("labels",), "clm": ("labels",), "tag": ("tags",), "seq2seq": ("target_vocab",)}
+    for key in ("labels", "tags", "chars", "target_vocab", "pretrained_vocab"):
+        if key in needed.get(task, ()) or (key == "chars" and cfg.char_features and task == "tag"):
+            c.strings(f"data.{key}", data.get(key), at_least=2 if key == "labels" else 1)
+        elif data.get(key) is not None:
+            c.strings(f"data.{key}", data[key])
+    if task == "seq2seq":
+        c.string("data.target_level", data.get("target_level"), ("char", "word"))
+        c.number("data.max_target_ratio", data.get("max_target_ratio"), low=0)
+    c.string("data.tag_scheme", data.get("tag_scheme"), optional=True)
+    counts = data.get("label_counts")
+    if counts is not None and (not isinstance(counts, dict) or not all(is_number(v) for v in counts.values())):
+        c.fail("data.label_counts", "should map labels to counts")
+    pretrained = data.get("pretrained")
+    if pretrained is not None:
+        if not isinstance(pretrained, dict):
+            c.fail("data.pretrained", "should be a mapping")
+        c.integer("data.pretrained.dim", pretrained.get("dim"), optional=False, low=1)
+        c.string("data.pretrained.file", pretrained.get("file"), optional=True)
+    for key in ("step", "epoch", "chunk", "opt_t", "best_step"):
+        c.integer(key, meta.get(key))
+    for key in ("best_score", "elapsed"):
+        c.number(key, meta.get(key))
+    if "rng" in meta and not isinstance(meta["rng"], dict):
+        c.fail("rng", "should be a generator state (a mapping)")
+    _check_history(c, meta.get("history", []))
+    return cfg
+
+
+def _check_history(c, history):
+    if not isinstance(history, list) or len(history) > MAX_HISTORY:
+        c.fail("history", "should be a list of evaluations")
+    for k, h in enumerate(history):
+        field = f"history[{k}]"
+        if not isinstance(h, dict):
+            c.fail(field, "should be a mapping")
+        c.integer(f"{field}.step", h.get("step"), optional=False)
+        c.integer(f"{field}.epoch", h.get("epoch"))
+        for key in ("train_loss", "elapsed", "lr", "tokens_per_s"):
+            c.number(f"{field}.{key}", h.get(key))
+        valid = h.get("valid")
+        if valid is None:
+            continue
+        if not isinstance(valid, dict):
+            c.fail(f"{field}.valid", "should be a mapping of figures")
+        for key in METRICS:
+            c.number(f"{field}.valid.{key}", valid.get(key))
+
+
+def _layers(params, prefix):
+    """-> ({layer index: directions}, hidden sizes seen, gate rows) of the stack stored under prefix."""
+    layers, hidden, rows = {}, set(), set()
+    for name, arr in params.items():
+        m = re.fullmatch(rf"{re.escape(prefix)}\.l(\d+)(_reverse)?\.W_aa", name)
+        if m is None:
+            continue
+        if arr.ndim != 2:
+            return None
+        layers.setdefault(int(m.group(1)), set()).add(bool(m.group(2)))
+        hidden.add(arr.shape[1])
+        rows.add(arr.shape[0])
+    return layers, hidden, rows
+
+
+def check_shapes(path, cfg, meta, params):
+    """The sizes cfg and the vocabularies imply against the stored parameter arrays; the first
+    that disagrees is named. Run before the model is built."""
+    from rnncli.errors import UsageError
+    from rnncli.tasks.build import task_of
+
+    c = _Checker(path)
+    task, data = meta["task"], meta["data"]
+    try:
+        implied = task_of(cfg, data)
+    except UsageError as e:
+        raise RnncliError(f"{path}: damaged model configuration ({e})") from None
+    if implied != task:
+        c.fail("task", f"is {task} but its configuration and data make a {implied} model")
+
+    def shape(name):
+        arr = params.get(name)
+        if arr is None:
+            raise RnncliError(f"{path}: parameters do not fit the model's configuration (missing {name})")
+        return arr.shape
+
+    def agree(field, said, stored, what):
+        if said != stored:
+            c.fail(f"config.{field}" if not field.startswith("data.") else field,
+                   f"says {said:,} but the stored {what} has {stored:,}")
+
+    for prefix in STACKS[task]:
+        found = _layers(params, prefix)
+        if not found or not found[0]:
+            raise RnncliError(f"{path}: parameters do not fit the model's configuration (no {prefix} layers)")
+        layers, hidden, rows = found
+        agree("layers", cfg.layers, len(layers), f"{prefix} stack's layer count")
+        if sorted(layers) != list(range(len(layers))):
+            c.fail(prefix, "layers are not numbered 0 .. n-1")
+        if len(hidden) != 1:
+            c.fail(f"{prefix} stack", "has layers of different sizes")
+        agree("hidden", cfg.hidden, hidden.pop(), f"{prefix}.l0.W_aa")
+        agree("cell", GATES[cfg.cell] * cfg.hidden, rows.pop() if len(rows) == 1 else -1,
+              f"{prefix} gate rows ({cfg.cell}: {GATES[cfg.cell]} per unit)")
+        two_ways = any(True in d for d in layers.values())
+        if prefix != "decoder" and task not in ("lm", "clm"):
+            wanted = True if cfg.bidirectional is None else cfg.bidirectional
+            if two_ways != wanted:
+                c.fail("config.bidirectional", f"is {wanted} but the stored {prefix} reads "
+                                               f"{'both ways' if two_ways else 'one way'}")
+    source = "source_embedding.E" if task == "seq2seq" else "embedding.E"
+    rows, width = shape(source)
+    agree("embed", cfg.embed, width, source)
+    vocab = len(data["vocab"]) + (len(data.get("pretrained_vocab") or ()) if task in ("classify", "tag", "seq2seq")
+                                  else 0)
+    agree("data.vocab", vocab, rows, f"{source} (rows)")
+    head = shape("head.W")[0]
+    if task == "classify":
+        agree("data.labels", len(data["labels"]), 2 if head == 1 else head, "head.W (classes)")
+    elif task == "tag":
+        agree("data.tags", len(data["tags"]), head, "head.W (tags)")
+        if cfg.char_features:
+            char_rows, char_width = shape("char_embedding.E")
+            agree("data.chars", len(data["chars"]), char_rows, "char_embedding.E (rows)")
+            agree("char_embed", cfg.char_embed, char_width, "char_embedding.E")
+            if cfg.char_encoder == "cnn":
+                agree("char_hidden", 2 * cfg.char_hidden, shape("char_cnn.W")[0], "char_cnn.W (filters, twice)")
+            else:
+                agree("char_hidden", cfg.char_hidden, shape("char_rnn.l0.W_aa")[1], "char_rnn.l0.W_aa")
+    elif task == "seq2seq":
+        agree("data.target_vocab", len(data["target_vocab"]), head, "head.W (target tokens)")
+        agree("data.target_vocab", len(data["target_vocab"]), shape("target_embedding.E")[0],
+              "target_embedding.E (rows)")
+    else:
+        agree("data.vocab", len(data["vocab"]), head, "head.W (tokens)")
+        if task == "clm":
+            label_rows = shape("label_embedding.E")[0]
+            agree("data.labels", len(data["labels"]) + (1 if cfg.label_dropout > 0 else 0), label_rows,
+                  "label_embedding.E (rows)")
+
+
+def check_checkpoint(path, meta, groups):
+    """check_meta, then check_shapes for the latest parameters; the best ones must match them."""
+    cfg = check_meta(path, meta)
+    check_shapes(path, cfg, meta, groups["param"])
+    for name, arr in groups["best"].items():
+        if name in groups["param"] and arr.shape != groups["param"][name].shape:
+            raise RnncliError(f"{path}: parameter best.{name} has shape {arr.shape}, expected "
+                              f"{groups['param'][name].shape}")
+    return cfg
