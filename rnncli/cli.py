@@ -305,6 +305,8 @@ def sample(
     rng = np.random.default_rng(seed)
     one_line = prime == "-"
     labels = resolve_labels(model, meta, label, 1 if one_line else n, rng)
+    if one_line:  # the same labels for every prime line
+        labels = list(labels)
     primes = (line.rstrip("\n") for line in sys.stdin) if one_line else [prime or ""]
     blank = meta["data"]["level"] == "char" and not one_line
     first = True
@@ -705,6 +707,12 @@ def main():
     except KeyboardInterrupt:
         _say("rnncli: interrupted")
         sys.exit(EXIT_INTERRUPTED)
+    except MemoryError as e:
+        if _debug:
+            raise
+        _say(f"rnncli: error: out of memory{f' ({e})' if str(e) else ''}: a size option or an input is larger "
+             "than this machine can hold")
+        sys.exit(1)
     except BrokenPipeError:
         # the reader went away (`| head`): not an error; silence the flush at exit too
         devnull = os.open(os.devnull, os.O_WRONLY)

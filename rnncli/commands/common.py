@@ -7,10 +7,23 @@ from rnncli.npzfile import check_writable
 
 
 def refuse_overwrite(path, force):
-    """An existing output needs --force; either way it must be writable before any work starts."""
+    """An existing output needs --force; either way it must be writable before any work starts,
+    and no other rnncli run may be writing it (lock.py: the lock is held until this command ends)."""
     if os.path.exists(path) and not force:
         raise UsageError(f"{path}: exists; pass --force to overwrite it")
     check_writable(path)
+    lock_output(path)
+    if os.path.exists(path) and not force:  # made by another run between the first look and the lock
+        raise UsageError(f"{path}: exists; pass --force to overwrite it")
+
+
+def lock_output(path):
+    """Hold the output's lock (a regular file or a folder; a device such as /dev/null needs none)."""
+    from rnncli.lock import hold
+    from rnncli.npzfile import _target
+
+    if os.path.isdir(path) or _target(str(path))[1]:
+        hold(path)
 
 
 def require_data(data):

@@ -9,6 +9,7 @@ from rnncli.errors import RnncliError, UsageError
 from rnncli.gradflow import state_gradients, windows
 
 SHOWN = (1, 2, 5, 10, 20, 40, 80, 160, 320)  # the distances the table lists
+MAX_WINDOWS = 4096  # --batch
 
 
 def gradient_report(data, model_path=None, cells=("rnn", "gru", "lstm"), steps=100, batch=16, hidden=128,
@@ -17,6 +18,9 @@ def gradient_report(data, model_path=None, cells=("rnn", "gru", "lstm"), steps=1
     from rnncli.text.batching import stream_ids
     from rnncli.text.store import load_dataset
 
+    if batch > MAX_WINDOWS:
+        raise UsageError(f"--batch must be at most {MAX_WINDOWS:,} (the mean over more windows changes nothing "
+                         f"one can see), not {batch:,}")
     ds = load_dataset(data)
     ids, nxt = _windows(stream_ids(ds.train, ds.meta["format"]), steps, batch, seed)
     models = {}

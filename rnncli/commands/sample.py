@@ -1,5 +1,7 @@
 """rnncli sample: texts from a language model (conditional or not), as pieces to write as they come."""
 
+import itertools
+
 import numpy as np
 
 from rnncli.errors import UsageError
@@ -29,29 +31,38 @@ def open_sampler(model_path, temperature=1.0, top_k=None, top_p=None, max_len=10
     return model, meta, guidance
 
 
+LABEL_DRAWS = 10_000  # labels drawn at once for --label '*'
+
+
 def resolve_labels(model_path, meta, labels, n, rng):
     """--label names (repeatable, n samples each) -> label ids, one per sample; None entries for
     an unconditional model. A conditional model needs --label: a label it was not trained on is
-    a usage error listing the known ones; '*' draws from the training data's label frequencies."""
+    a usage error listing the known ones; '*' draws from the training data's label frequencies.
+    The ids come as an iterator, a few thousand at a time: -n may be as large as one likes."""
     if meta["task"] != "clm":
         if labels:
             raise UsageError(f"{model_path}: --label needs a conditional language model (trained with --task lm "
                              "on label+text data); this one was trained without labels")
-        return [None] * n
+        return itertools.repeat(None, n)
     names = meta["data"]["labels"]
     if not labels:
         raise UsageError(f"{model_path} is conditional: choose --label ({', '.join(names)}), or --label '*' "
                          "to draw labels as often as training saw them")
+    unknown = next((name for name in labels if name != ANY_LABEL and name not in names), None)
+    if unknown is not None:
+        raise UsageError(f"unknown --label {unknown!r}; {model_path} knows: {', '.join(names)}")
     counts = np.array([meta["data"].get("label_counts", {}).get(name, 1) for name in names], np.float64)
-    out = []
-    for name in labels:
-        if name == ANY_LABEL:
-            out += [int(k) for k in rng.choice(len(names), size=n, p=counts / counts.sum())]
-        elif name in names:
-            out += [names.index(name)] * n
-        else:
-            raise UsageError(f"unknown --label {name!r}; {model_path} knows: {', '.join(names)}")
-    return out
+
+    def ids():
+        for name in labels:
+            if name != ANY_LABEL:
+                yield from itertools.repeat(names.index(name), n)
+                continue
+            for start in range(0, n, LABEL_DRAWS):
+                size = min(LABEL_DRAWS, n - start)
+                yield from (int(k) for k in rng.choice(len(names), size=size, p=counts / counts.sum()))
+
+    return ids()
 
 
 def sample_pieces(model, meta, prime, label, temperature, top_k, top_p, max_len, rng, one_line=False, guidance=1.0):

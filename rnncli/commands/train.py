@@ -7,7 +7,7 @@ and may change only its stopping limits.
 import dataclasses
 
 from rnncli.checkpoint import load_checkpoint
-from rnncli.commands.common import refuse_overwrite, require_data
+from rnncli.commands.common import lock_output, refuse_overwrite, require_data
 from rnncli.config import config_from_meta, make_config
 from rnncli.errors import RnncliError, UsageError
 from rnncli.pretrained import prepare
@@ -53,6 +53,7 @@ def prepare_training(data, out, config_path=None, overrides=None, resume=None, f
         task = task_of(cfg, ds.meta)  # a task the data cannot train is refused before anything is shown
         cfg, pretrained, notes = prepare(cfg, ds, task, overrides.get("embed"))
         return TrainingJob(cfg, ds, str(out), pretrained=pretrained), [note] * bool(note) + notes
+    lock_output(resume)
     meta, groups = load_checkpoint(resume)
     base = config_from_meta(resume, meta["config"])
     changed = sorted(k for k, v in overrides.items()

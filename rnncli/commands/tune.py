@@ -27,6 +27,7 @@ import time
 
 from rnncli import console
 from rnncli.config import load_config_file, make_config, parse_duration
+from rnncli.commands.common import lock_output
 from rnncli.errors import RnncliError, UsageError, mask_credentials
 from rnncli.search_space import read_space, suggest, within
 from rnncli.tasks.build import task_of
@@ -65,6 +66,7 @@ class Tuner:
         cfg = make_config(config)
         self.task = task_of(cfg, load_dataset(self.data).meta)
         os.makedirs(os.path.join(self.out, "trials"), exist_ok=True)
+        lock_output(self.out)  # one tune per folder on this machine (other machines share the study, not it)
         self.threads = max(1, (os.cpu_count() or 1) // jobs)
         self.storage = self._storage(storage or f"sqlite:///{os.path.abspath(os.path.join(self.out, 'study.db'))}")
         # no pruning before a trial's second evaluation: the first is noisy (every trial starts poorly)

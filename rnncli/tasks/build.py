@@ -31,7 +31,41 @@ def task_of(cfg, data_meta):
     return task
 
 
+GATES = {"rnn": 1, "gru": 3, "lstm": 4}
+COPIES = 6  # parameters, gradients, two Adam moments, the best weights, an average: what training holds
+
+
+def parameter_estimate(cfg, data_meta):
+    """About how many numbers the model holds: the embedding, the recurrent stack(s) and the output
+    layer (small parts such as CRF transitions left out), from the configuration alone."""
+    V = len(data_meta["vocab"]) + len(data_meta.get("pretrained_vocab") or ())
+    out = len(data_meta.get("target_vocab") or data_meta.get("labels") or data_meta.get("tags") or data_meta["vocab"])
+    one_way = task_of(cfg, data_meta) in ("lm", "clm") or cfg.bidirectional is False
+    dirs = 1 if one_way else 2
+    G, H, E = GATES[cfg.cell], cfg.hidden, cfg.embed
+    stack = sum(dirs * G * H * ((E if k == 0 else dirs * H) + H + 1) for k in range(min(cfg.layers, 2)))
+    stack += max(cfg.layers - 2, 0) * dirs * G * H * (dirs * H + H + 1)
+    return V * E + stack * (2 if data_meta.get("format") == "pairs" else 1) + out * (dirs * H + 1)
+
+
+def check_fits_in_memory(cfg, data_meta):
+    """Refuse, before anything is allocated, a model that training could not hold in this machine's memory."""
+    import os
+
+    try:
+        memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return
+    count = parameter_estimate(cfg, data_meta)
+    need = count * np.dtype(cfg.dtype).itemsize * COPIES
+    if need > memory:
+        raise UsageError(f"the model would hold about {count:,} parameters ({need / 2**30:,.1f} GiB with what "
+                         f"training keeps beside them), more than this machine's {memory / 2**30:,.1f} GiB of memory; "
+                         "lower --layers, --hidden or --embed")
+
+
 def build_model(cfg, data_meta, rng=None):
+    check_fits_in_memory(cfg, data_meta)
     rng = np.random.default_rng(cfg.seed) if rng is None else rng
     dtype = np.dtype(cfg.dtype)
     task = task_of(cfg, data_meta)
