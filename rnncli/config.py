@@ -159,7 +159,7 @@ def validate(cfg):
     return cfg
 
 
-def _check_type(key, value, source):
+def check_type(key, value, source):
     ftype = FIELDS[key].type
     args = [a for a in typing.get_args(ftype) if a is not type(None)] or [ftype]
     base = args[0] if isinstance(args[0], str) else args[0].__name__
@@ -199,7 +199,7 @@ def load_config_file(path):
     out = {}
     for key, value in data.items():
         k = config_key(key, path)
-        out[k] = _check_type(k, value, path)
+        out[k] = check_type(k, value, path)
     vectors = out.get("embeddings")
     if vectors and not os.path.isabs(vectors):  # beside the config file if it is there, else from here
         beside = os.path.join(os.path.dirname(os.path.abspath(path)), vectors)
@@ -230,6 +230,6 @@ def config_from_meta(path, saved):
         raise RnncliError(f"{path}: made by another rnncli version (unknown options {', '.join(unknown[:4])}); "
                           "upgrade rnncli")
     try:
-        return validate(TrainConfig(**{k: _check_type(k, v, path) for k, v in saved.items()}))
+        return validate(TrainConfig(**{k: check_type(k, v, path) for k, v in saved.items()}))
     except UsageError as e:
         raise RnncliError(f"{path}: damaged model configuration ({e})") from None

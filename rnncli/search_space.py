@@ -11,7 +11,7 @@ file gets, so that no trial fails on a value the space allowed. Numbers read as 
 
 import math
 
-from rnncli.config import config_key, make_config
+from rnncli.config import check_type, config_key, make_config
 from rnncli.errors import UsageError
 
 KINDS = ("uniform", "log_uniform", "int")
@@ -29,6 +29,7 @@ def read_space(path, config_path=None):
         key = config_key(raw_key, path)
         space[key] = _range(path, key, spec)
         for value in _corners(space[key]):  # the same checks a config value gets
+            value = check_type(key, value, path)
             try:
                 make_config(config_path, {key: value})
             except UsageError as e:

@@ -30,6 +30,8 @@ def parse_yaml(text, source="<yaml>"):
     except yaml.YAMLError as e:
         line = getattr(getattr(e, "problem_mark", None), "line", None)
         raise UsageError(f"{source}{'' if line is None else f':{line + 1}'}: not valid YAML") from None
+    except RecursionError:  # lists or mappings nested thousands deep
+        raise UsageError(f"{source}: not valid YAML (nested too deeply)") from None
 
 
 def load_yaml(path):

@@ -21,9 +21,16 @@ SAMPLES = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "sample_
 
 
 @pytest.fixture(scope="module")
-def workdir(tmp_path_factory):
-    """A folder with data, a tiny LM and a tiny classifier, and a zoo of bad files."""
+def workdir(tmp_path_factory, request):
+    """A folder with data, a tiny LM and a tiny classifier, and a zoo of bad files; and a process
+    that holds the outputs busy.npz and busy_study/ as another run would (lock.py)."""
     d = tmp_path_factory.mktemp("hard")
+    (d / "busy_study").mkdir()
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from rnncli.lock import hold; "
+                               "hold('busy.npz'); hold('busy_study'); print('held', flush=True); time.sleep(3600)"],
+                              cwd=d, stdout=subprocess.PIPE, text=True)
+    request.addfinalizer(holder.kill)
+    assert holder.stdout.readline().strip() == "held"
     assert cli("tokenize", f"{SAMPLES}/corpus.txt", cwd=d).returncode == 0
     assert cli("train", "--max-steps", "4", "--hidden", "8", "--layers", "1", "--embed", "4", cwd=d).returncode == 0
     assert cli("tokenize", f"{SAMPLES}/reviews.tsv", "-o", "rev.npz", cwd=d).returncode == 0
@@ -62,6 +69,11 @@ def workdir(tmp_path_factory):
     (d / "vec.txt").write_text("good 0.1 0.2 0.3 0.4\nfilm 0.5 0.6 0.7 0.8\n")
     (d / "vec_bad.txt").write_text("good 0.1 0.2 0.3 0.4\nfilm 0.5 0.6 0.7\n")
     (d / "folder").mkdir()
+    (d / "pairs3.tsv").write_text("a b\tc d\nsource\ttarget\textra\n")
+    (d / "deep.jsonl").write_text('{"text": "fine"}\n{"text": ' + "[" * 100_000 + "]" * 100_000 + "}\n")
+    (d / "space_type.yaml").write_text("lr: [0.001, 0.01, log]\n")
+    (d / "space_deep.yaml").write_text("lr: " + "[" * 5000 + "]" * 5000 + "\n")
+    (d / "cfg_tiny.yaml").write_text("hidden: 8\nembed: 4\nmax_steps: 2\n")
     from rnncli.text.store import save_dataset
 
     assert cli("tokenize", "pairs.tsv", "-o", "pairs.npz", cwd=d).returncode == 0
@@ -209,6 +221,30 @@ CASES = [
     (["tokenize", "neutral.tsv", "--max-target-ratio", "3", "-o", "e.npz"], 2, "--max-target-ratio applies to"),
     (["tokenize", "pairs.tsv", "--vocab", "pairs.npz", "--max-target-ratio", "3", "-o", "e.npz"], 2,
      "drop it with --vocab"),
+    # untrusted files and hostile strings (issue 30)
+    (["tokenize", "pairs3.tsv", "-f", "pairs", "-o", "e.npz"], 1, "pairs3.tsv:2: expected 'source<TAB>target', "
+     "found 3 tab-separated fields"),
+    (["tokenize", "deep.jsonl", "-o", "e.npz"], 1, "deep.jsonl:2: invalid JSON (nested too deeply)"),
+    (["predict", "-m", "cls.npz", "deep.jsonl"], 1, "deep.jsonl:2: invalid JSON (nested too deeply)"),
+    (["tune", "-d", "rev.npz", "--config", "cfg_tiny.yaml", "--space", "space_type.yaml", "-o", "st", "--trials", "1"], 2,
+     "space_type.yaml: key 'lr' should be float, found 'log'"),
+    (["tune", "-d", "rev.npz", "--config", "cfg_tiny.yaml", "--space", "space_deep.yaml", "-o", "st", "--trials", "1"], 2,
+     "space_deep.yaml"),
+    # concurrency: an output another run is writing
+    (["train", "-d", "rev.npz", "-o", "busy.npz", "--max-steps", "1"], 1, "busy.npz: another rnncli run is writing"),
+    (["tokenize", "pairs.tsv", "-o", "busy.npz", "--force"], 1, "busy.npz: another rnncli run is writing it"),
+    (["tune", "-d", "rev.npz", "--config", "cfg_tiny.yaml", "--space", f"{SAMPLES}/../configs/sentiment.space.yaml",
+      "-o", "busy_study", "--budget", "1m"], 1, "busy_study: another rnncli run is writing it"),
+    # resources: sizes refused before anything is allocated
+    (["train", "-d", "rev.npz", "-o", "x.npz", "--hidden", "1000000000"], 2, "more than this machine's"),
+    (["train", "-d", "rev.npz", "-o", "x.npz", "--layers", "100000"], 2, "lower --layers, --hidden or --embed"),
+    (["train", "-d", "rev.npz", "-o", "x.npz", "--embed", "1000000000"], 2, "parameters"),
+    (["gradients", "-d", "tokens.npz", "--batch", "1000000000"], 2, "--batch must be at most 4,096"),
+    (["gradients", "-d", "tokens.npz", "--steps", "1000000000"], 2, "--steps 1000000000 needs at least"),
+    (["gradients", "-d", "tokens.npz", "--hidden", "1000000000"], 2, "more than this machine's"),
+    (["predict", "-m", "s2s.npz", "--beam", "1000000000"], 2, "--beam 1,000,000,000 is wider than the target"),
+    (["predict", "-m", "s2s.npz", "--max-source-len", "0"], 2, "--max-source-len must be at least 1"),
+    (["eval", "-m", "s2s.npz", "pairs.tsv", "--beam", "1000000000"], 2, "is wider than the target vocabulary"),
 ]
 
 

@@ -40,8 +40,13 @@ def gradient_report(data, model_path=None, cells=("rnn", "gru", "lstm"), steps=1
             twin.params[name][...] = arr
         models[f"{model_path} ({cfg.cell})"] = twin
     else:
+        from rnncli.config import TrainConfig
+        from rnncli.tasks.build import check_fits_in_memory
         from rnncli.tasks.lm import LanguageModel
 
+        for cell in cells:
+            check_fits_in_memory(TrainConfig(task="lm", cell=cell, hidden=hidden, embed=embed, layers=layers,
+                                             dtype="float64"), ds.meta)
         V = len(ds.meta["vocab"])
         for cell in cells:
             models[f"{cell}, fresh"] = LanguageModel(V, np.random.default_rng(seed), embed=embed, hidden=hidden,

@@ -11,7 +11,7 @@ from rnncli.commands.common import lock_output, refuse_overwrite, require_data
 from rnncli.config import config_from_meta, make_config
 from rnncli.errors import RnncliError, UsageError
 from rnncli.pretrained import prepare
-from rnncli.tasks.build import task_of
+from rnncli.tasks.build import check_fits_in_memory, task_of
 from rnncli.train import train
 
 # what `--resume` may change: when to stop, not what is trained
@@ -52,6 +52,7 @@ def prepare_training(data, out, config_path=None, overrides=None, resume=None, f
         ds, note = load_training_data(data)
         task = task_of(cfg, ds.meta)  # a task the data cannot train is refused before anything is shown
         cfg, pretrained, notes = prepare(cfg, ds, task, overrides.get("embed"))
+        check_fits_in_memory(cfg, ds.meta)  # before the configuration is shown
         return TrainingJob(cfg, ds, str(out), pretrained=pretrained), [note] * bool(note) + notes
     lock_output(resume)
     meta, groups = load_checkpoint(resume)

@@ -26,8 +26,8 @@ import threading
 import time
 
 from rnncli import console
-from rnncli.config import load_config_file, make_config, parse_duration
 from rnncli.commands.common import lock_output
+from rnncli.config import load_config_file, make_config, parse_duration
 from rnncli.errors import RnncliError, UsageError, mask_credentials
 from rnncli.search_space import read_space, suggest, within
 from rnncli.tasks.build import task_of
