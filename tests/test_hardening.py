@@ -226,9 +226,11 @@ CASES = [
      "found 3 tab-separated fields"),
     (["tokenize", "deep.jsonl", "-o", "e.npz"], 1, "deep.jsonl:2: invalid JSON (nested too deeply)"),
     (["predict", "-m", "cls.npz", "deep.jsonl"], 1, "deep.jsonl:2: invalid JSON (nested too deeply)"),
-    (["tune", "-d", "rev.npz", "--config", "cfg_tiny.yaml", "--space", "space_type.yaml", "-o", "st", "--trials", "1"], 2,
+    (["tune", "-d", "rev.npz", "--config", "cfg_tiny.yaml", "--space", "space_type.yaml", "-o", "st",
+      "--trials", "1"], 2,
      "space_type.yaml: key 'lr' should be float, found 'log'"),
-    (["tune", "-d", "rev.npz", "--config", "cfg_tiny.yaml", "--space", "space_deep.yaml", "-o", "st", "--trials", "1"], 2,
+    (["tune", "-d", "rev.npz", "--config", "cfg_tiny.yaml", "--space", "space_deep.yaml", "-o", "st",
+      "--trials", "1"], 2,
      "space_deep.yaml"),
     # concurrency: an output another run is writing
     (["train", "-d", "rev.npz", "-o", "busy.npz", "--max-steps", "1"], 1, "busy.npz: another rnncli run is writing"),
