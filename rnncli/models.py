@@ -33,6 +33,10 @@ def model_paths(paths):
             lines = open(listing, encoding="utf-8").read().splitlines()
         except OSError as e:
             raise RnncliError(f"{listing}: cannot read the list of models: {e.strerror}") from None
+        except UnicodeDecodeError:
+            raise RnncliError(f"{listing}: the list of models is not UTF-8 text") from None
+        except ValueError as e:  # e.g. a NUL byte in the list file's name
+            raise RnncliError(f"{listing}: cannot read the list of models: {e}") from None
         found = [os.path.join(os.path.dirname(listing), ln.strip()) for ln in lines
                  if ln.strip() and not ln.lstrip().startswith("#")]
         if not found:
