@@ -14,8 +14,9 @@ from cli_runner import cli
 
 from rnncli.markup import ATTRIBUTES, TAGS
 
-HOSTILE = ["<script>alert(1)</script>", '"><svg onload=alert(2)>', "</style><b>x</b>", "]]>", "'q'",
-           "<img src=x onerror=alert(3)>"]
+# each would set window.pwned if a page let it run (the browser test looks)
+HOSTILE = ["<script>pwned=1</script>", '"><svg onload=pwned=2>', "</style><b>x</b>", "]]>", "'q'",
+           "<img src=x onerror=pwned=3>"]
 
 
 class PageParts(html.parser.HTMLParser):
@@ -68,7 +69,7 @@ def hostile(tmp_path_factory):
     small = ["--max-steps", "3", "--hidden", "8", "--embed", "4", "--eval-every", "1"]
     for data, name, extra in (("cls.tsv", "cls", []), ("ner.conll", "ner", ["--crf", "--char-features"]),
                               ("lm.txt", "lm", ["--layers", "1"]), ("pairs.tsv", "s2s", ["--attention", "general"]),
-                              ("cls.tsv", "clm", ["--task", "lm"])):
+                              ("cls.tsv", "clm", ["--task", "lm"]), ("lm.txt", "lmc", ["--layers", "1"])):
         tokens = "clm.npz" if name == "clm" else f"{name}.npz"
         if name != "clm":
             r = cli("tokenize", data, "-o", tokens, *(["--level", "word"] if name == "lm" else []), cwd=d)
@@ -82,7 +83,7 @@ def hostile(tmp_path_factory):
 def test_every_page_shows_hostile_strings_as_text(hostile):
     d = hostile
     pages = []
-    for name, text in (("cls", "good film <script>alert(1)</script>"), ("ner", "said1 <img_src=x_onerror=alert(3)>"),
+    for name, text in (("cls", "good film <script>pwned=1</script>"), ("ner", "said1 <img_src=x_onerror=pwned=3>"),
                        ("lm", HOSTILE[0]), ("s2s", "'q' number 3")):
         out = d / f"{name}.html"
         r = cli("show", "-m", f'{name}_<b onclick="x">.npz', text, "-o", str(out), cwd=d)
@@ -105,6 +106,57 @@ def test_every_page_shows_hostile_strings_as_text(hostile):
     assert "B-<script>" in texts["ner.html"] or "<script>" in texts["ner.html"]
     assert "<" in texts["lm.html"] and "script" in texts["lm.html"]  # the words of the hostile line
     assert "number" in texts["s2s.html"]
+
+
+@pytest.mark.browser
+def test_a_browser_runs_nothing_injected_and_nothing_overflows(hostile):
+    """Headless chromium at 1200 x 900 loads every kind of page made from hostile models: no injected
+    code runs, the console stays clean, and no page is wider than the window (long token lines wrap,
+    wide tables scroll in their box). Run with: python -m pytest -m browser"""
+    import shutil
+
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        pytest.fail("chromium is not installed (apt-get install chromium; .ci/run does)")
+    d = hostile
+    long_line = " ".join(["<script>pwned=4</script>"] * 40)  # far wider than the window as one line
+    kinds = {"lm_long.html": ["show", "-m", 'lm_<b onclick="x">.npz', long_line],
+             "lmc_long.html": ["show", "-m", 'lmc_<b onclick="x">.npz', long_line, "--top"],
+             "cls.html": ["show", "-m", 'cls_<b onclick="x">.npz', "good film " * 30],
+             "ner.html": ["show", "-m", 'ner_<b onclick="x">.npz', "said1 " * 60],
+             "s2s.html": ["show", "-m", 's2s_<b onclick="x">.npz', "'q' number 3 " * 2],
+             "curves.html": ["show", "-m", 'cls_<b onclick="x">.npz', "--curves"],
+             "grads.html": ["gradients", "-m", 'lm_<b onclick="x">.npz', "-d", "lm.npz", "--steps", "5",
+                            "--batch", "2"]}
+    for name, command in kinds.items():
+        r = cli(*command, "-o", name, cwd=d)
+        assert r.returncode == 0, r.stderr
+        probe = d / f"probe_{name}"  # the page and, last, our own line that reports what the browser saw
+        probe.write_text((d / name).read_text(encoding="utf-8").replace("</body>", (
+            "<script>addEventListener('load', () => setTimeout(() => { document.title = JSON.stringify("
+            "{pwned: typeof pwned === 'undefined' ? 0 : pwned, scroll: document.documentElement.scrollWidth, "
+            "inner: innerWidth}) }, 300))</script></body>")), encoding="utf-8")
+        r = subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--window-size=1200,900",
+                            "--virtual-time-budget=3000", "--enable-logging=stderr", "--v=0", "--dump-dom",
+                            probe.as_uri()], capture_output=True, text=True, timeout=120)
+        title = r.stdout.split("<title>", 1)[1].split("</title>", 1)[0]
+        seen = json.loads(title.replace("&quot;", '"'))
+        assert seen["pwned"] == 0, (name, seen)
+        assert seen["inner"] == 1200 and seen["scroll"] <= seen["inner"], (name, seen)
+        assert "Uncaught" not in r.stderr and "CONSOLE(" not in r.stderr, (name, r.stderr[-2000:])
+
+
+def test_a_constant_series_gets_an_axis_around_its_value():
+    import re
+
+    from rnncli.charts import line_chart
+
+    svg = line_chart({"learning rate": ([1, 2, 3], [0.002, 0.002, 0.002])}, "lr", "step", "lr")
+    ticks = [float(t) for t in re.findall(r'text-anchor="end">([-0-9.e]+)<', svg)]
+    assert min(ticks) < 0.002 < max(ticks) and max(ticks) - min(ticks) < 0.001, ticks
+    svg = line_chart({"loss": ([1, 2], [2.5, 1.5])}, "loss", "step", "loss")
+    ticks = [float(t) for t in re.findall(r'text-anchor="end">([-0-9.e]+)<', svg)]
+    assert min(ticks) == 1.5 and max(ticks) == 2.5
 
 
 def test_the_page_builder_refuses_what_our_pages_never_hold():
