@@ -16,14 +16,15 @@ from rnncli.errors import RnncliError
 
 MAX_STRING = 10_000  # characters in one vocabulary entry, label, tag or name
 MAX_HISTORY = 1_000_000  # evaluations in a history (one per --eval-every steps)
-TASKS = ("lm", "clm", "classify", "tag", "seq2seq")
-FORMATS = ("text", "tsv", "conll", "pairs")
+TASKS = ("lm", "clm", "classify", "tag", "seq2seq", "regress")
+FORMATS = ("text", "tsv", "conll", "pairs", "scores")
 GATES = {"rnn": 1, "gru": 3, "lstm": 4}
 # the validation figures render.describe and the pictures read from a history entry
 METRICS = ("loss", "perplexity", "bits_per_token", "exact_match", "bleu", "chrf", "accuracy", "macro_f1", "f1",
-           "precision", "recall")
+           "precision", "recall", "mse", "rmse", "mae", "r2", "pearson", "spearman")
 # the arrays each task's recurrent stacks live under (character stacks are checked apart)
-STACKS = {"lm": ("rnn",), "clm": ("rnn",), "classify": ("rnn",), "tag": ("rnn",), "seq2seq": ("encoder", "decoder")}
+STACKS = {"lm": ("rnn",), "clm": ("rnn",), "classify": ("rnn",), "tag": ("rnn",), "seq2seq": ("encoder", "decoder"),
+          "regress": ("rnn",)}
 
 
 def is_number(v):
@@ -86,8 +87,9 @@ def check_meta(path, meta):
         c.fail("data.lower", "should be true or false")
     c.strings("data.vocab", data.get("vocab"), at_least=4)
     task = meta["task"]
-    needed = {"classify": ("labels",), "clm": ("labels",), "tag": ("tags",), "seq2seq": ("target_vocab",)}
-    for key in ("labels", "tags", "chars", "target_vocab", "pretrained_vocab"):
+    needed = {"classify": ("labels",), "clm": ("labels",), "tag": ("tags",), "seq2seq": ("target_vocab",),
+              "regress": ("score_names",)}
+    for key in ("labels", "tags", "chars", "target_vocab", "pretrained_vocab", "score_names"):
         if key in needed.get(task, ()) or (key == "chars" and cfg.char_features and task == "tag"):
             c.strings(f"data.{key}", data.get(key), at_least=2 if key == "labels" else 1)
         elif data.get(key) is not None:
@@ -96,6 +98,14 @@ def check_meta(path, meta):
         c.string("data.target_level", data.get("target_level"), ("char", "word"))
         c.number("data.max_target_ratio", data.get("max_target_ratio"), low=0)
     c.string("data.tag_scheme", data.get("tag_scheme"), optional=True)
+    if task == "regress":
+        K = len(data["score_names"])
+        for key, low in (("score_mean", None), ("score_std", 1e-300)):
+            values = data.get(key)
+            if not isinstance(values, list) or len(values) != K:
+                c.fail(f"data.{key}", f"should be a list of {K} numbers")
+            for k, v in enumerate(values):
+                c.number(f"data.{key}[{k}]", v, optional=False, low=low)
     counts = data.get("label_counts")
     if counts is not None and (not isinstance(counts, dict) or not all(is_number(v) for v in counts.values())):
         c.fail("data.label_counts", "should map labels to counts")
@@ -198,12 +208,14 @@ def check_shapes(path, cfg, meta, params):
     source = "source_embedding.E" if task == "seq2seq" else "embedding.E"
     rows, width = shape(source)
     agree("embed", cfg.embed, width, source)
-    vocab = len(data["vocab"]) + (len(data.get("pretrained_vocab") or ()) if task in ("classify", "tag", "seq2seq")
-                                  else 0)
+    vocab = len(data["vocab"]) + (len(data.get("pretrained_vocab") or ())
+                                  if task in ("classify", "tag", "seq2seq", "regress") else 0)
     agree("data.vocab", vocab, rows, f"{source} (rows)")
     head = shape("head.W")[0]
     if task == "classify":
         agree("data.labels", len(data["labels"]), 2 if head == 1 else head, "head.W (classes)")
+    elif task == "regress":
+        agree("data.score_names", len(data["score_names"]), head, "head.W (scores)")
     elif task == "tag":
         agree("data.tags", len(data["tags"]), head, "head.W (tags)")
         if cfg.char_features:

@@ -682,7 +682,7 @@ def predict(
             sys.stdout.write("".join(render.translation_text(r, json_out) for r in records))
             sys.stdout.flush()
         return
-    names = predictor.label_names
+    names = predictor.score_names if meta["task"] == "regress" else predictor.label_names
     for records in predictions(predictor, meta, source, conll=(format == InputFormat.conll), proba=proba or json_out,
                                jsonl=jsonl):
         sys.stdout.write("".join(render.prediction_text(r, meta["task"], names, proba, json_out) for r in records))

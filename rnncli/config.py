@@ -26,8 +26,8 @@ def option(default, help, choices=None, at_least=None, low=None, high=None, low_
 @dataclass
 class TrainConfig:
     # lm, classify or tag; None = from the data set's format
-    task: str | None = option(None, "What to train: a language model, a classifier, a tagger or an encoder-decoder.",
-                              choices=("lm", "classify", "tag", "seq2seq"))
+    task: str | None = option(None, "What to train: a language model, a classifier, a tagger, an encoder-decoder "
+                              "or a regression.", choices=("lm", "classify", "tag", "seq2seq", "regress"))
     # the gated cells learn long dependencies that a vanilla RNN forgets
     cell: str = option("lstm", "Recurrent cell.", choices=("rnn", "gru", "lstm"))
     # two layers beat one at equal parameters on character text (char-rnn's finding)
@@ -55,9 +55,10 @@ class TrainConfig:
     # tag: score whole tag sequences instead of one softmax per token
     crf: bool = option(False, "tag: CRF output layer over the tags.")
     # so that the <unk> embedding is learnt
-    word_dropout: float = option(0.0, "classify/tag: share of words read as <unk> in training.",
+    word_dropout: float = option(0.0, "classify/tag/regress: share of words read as <unk> in training.",
                                  low=0.0, high=1.0, high_open=True)
-    pool: str = option("last", "classify: pool the states by last, mean or max.", choices=("last", "mean", "max"))
+    pool: str = option("last", "classify, regress: pool the states by last, mean or max.",
+                       choices=("last", "mean", "max"))
     # seq2seq: none is the lecture's plain encoder-decoder; attention lets long sources through
     attention: str | None = option(None, "seq2seq: attention over the encoder's outputs.",
                                    choices=("none", "dot", "general", "additive"))

@@ -5,7 +5,7 @@ import math
 import numpy as np
 
 from rnncli.bleu import corpus_bleu, corpus_chrf
-from rnncli.metrics import classification_scores, entity_scores
+from rnncli.metrics import classification_scores, entity_scores, regression_scores
 from rnncli.text.batching import bucketed_batches, make_batch, pad_batch, stream_ids
 from rnncli.text.vocab import EOS, join_tokens
 
@@ -35,6 +35,12 @@ def predict_split(model, task, split, batch_size=64, char_features=False, proba=
     (S, C), or a list of tag-id arrays and, with proba, a list of each tag's marginal probability
     p(y_t = tag | sentence) (else None)."""
     order = bucketed_batches(split.lengths(), batch_size)
+    if task == "regress":  # (S, K) scores in their own units
+        out = np.zeros((split.num_sequences, model.num_scores))
+        for index in order:
+            ids, mask, _ = make_batch(split, index, task)
+            out[index] = model.predict(ids, mask)
+        return out, None
     if task == "classify":
         probs = np.zeros((split.num_sequences, model.num_classes))
         for index in order:
@@ -129,6 +135,11 @@ def evaluate_split(model, task, split, fmt, char_features=False, names=None, ref
         return evaluate_clm(model, split)
     if task == "seq2seq":
         return evaluate_seq2seq(model, split, references if references is not None else split.target_texts)
+    if task == "regress":  # loss: the mean squared error of the standardised scores, as training's
+        pred, _ = predict_split(model, task, split)
+        scores = regression_scores(split.scores, pred, model.score_names)
+        scores["loss"] = float(np.mean(np.square((pred - split.scores) / model.score_std)))
+        return scores
     names = names or model.label_names
     if task == "classify":
         pred, probs = predict_split(model, task, split, char_features=char_features)

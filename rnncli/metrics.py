@@ -7,6 +7,8 @@ changes), and starts at a tag that opens one (B or S; I or E after O, E or S; or
 So an I- tag after O starts a chunk, and IOB1 files are read correctly.
 """
 
+import math
+
 import numpy as np
 
 
@@ -95,3 +97,37 @@ def classification_scores(true, pred, names):
     return {"accuracy": float((true == pred).mean()) if len(true) else 0.0,
             "macro_f1": float(np.mean([v["f1"] for v in per.values()])) if per else 0.0,
             "classes": per, "confusion": confusion.tolist(), "labels": list(names)}
+
+
+def _ranks(x):
+    """Ranks 1..n of x (n,), ties sharing their mean rank (as Spearman's rho needs)."""
+    order = np.argsort(x, kind="stable")
+    ranks = np.empty(len(x), np.float64)
+    ranks[order] = np.arange(1, len(x) + 1)
+    values, first, counts = np.unique(x[order], return_index=True, return_counts=True)
+    for start, n in zip(first, counts, strict=True):
+        if n > 1:
+            ranks[order[start : start + n]] = start + (n + 1) / 2
+    return ranks
+
+
+def _pearson(a, b):
+    a, b = a - a.mean(), b - b.mean()
+    denominator = math.sqrt(float((a * a).sum()) * float((b * b).sum()))
+    return float((a * b).sum()) / denominator if denominator > 0 else 0.0
+
+
+def regression_scores(y, y_hat, names):
+    """y, y_hat (N, K) in the scores' own units -> RMSE, MAE, R² (1 - residual / total sum of squares),
+    Pearson r and Spearman rho (Pearson's r of the ranks) per score, and their means over the scores."""
+    per = {}
+    for k, name in enumerate(names):
+        t, p = y[:, k].astype(np.float64), y_hat[:, k].astype(np.float64)
+        residual = float(np.square(t - p).sum())
+        total = float(np.square(t - t.mean()).sum())
+        per[name] = {"mse": residual / len(t), "rmse": math.sqrt(residual / len(t)),
+                     "mae": float(np.abs(t - p).mean()), "r2": 1.0 - residual / total if total > 0 else 0.0,
+                     "pearson": _pearson(t, p), "spearman": _pearson(_ranks(t), _ranks(p)), "count": len(t)}
+    mean = {key: float(np.mean([s[key] for s in per.values()])) for key in ("mse", "rmse", "mae", "r2", "pearson",
+                                                                             "spearman")}
+    return {**mean, "scores": per}

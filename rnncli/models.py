@@ -57,8 +57,8 @@ def load_models(paths):
     if len(loaded) == 1:
         return loaded[0]
     first_path, (_, first) = paths[0], loaded[0]
-    if first["task"] in ("lm", "clm", "seq2seq"):
-        what = "an encoder-decoder" if first["task"] == "seq2seq" else "a language model"
+    if first["task"] in ("lm", "clm", "seq2seq", "regress"):
+        what = {"seq2seq": "an encoder-decoder", "regress": "a regression model"}.get(first["task"], "a language model")
         raise RnncliError(f"{first_path}: {what} cannot be part of an ensemble "
                           "(ensembles are for classifiers and taggers)")
     for path, (_, meta) in zip(paths[1:], loaded[1:], strict=True):

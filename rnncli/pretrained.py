@@ -21,7 +21,7 @@ from rnncli.text.encode import word_encoder
 from rnncli.text.vectors import coverage, match, pretrained_vocab, read_vectors
 from rnncli.text.vocab import UNK
 
-ADDS_ROWS = ("classify", "tag", "seq2seq")
+ADDS_ROWS = ("classify", "tag", "seq2seq", "regress")
 
 
 def table_name(task):

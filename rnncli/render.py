@@ -35,6 +35,8 @@ def tokenize_report(s):
     for key in ("labels", "tags"):
         if key in s:
             rows.append((key, "  ".join(f"{n} {c:,}" for n, c in s[key].items())))
+    for name, (low, mean, high) in s.get("scores", {}).items():
+        rows.append((f"{name} (train)", f"min {low:.4g}, mean {mean:.4g}, max {high:.4g}"))
     if "target_level" in s:
         rows.insert(1, ("task", "seq2seq: source<TAB>target pairs"))
         rows += [("target level", s["target_level"]), ("target vocabulary", f"{s['target_vocab_size']:,}"),
@@ -135,6 +137,9 @@ def describe(metrics, level="word"):
     if "bleu" in metrics:
         return (f"valid loss {metrics['loss']:.4f}, exact match {100 * metrics['exact_match']:.2f} %, "
                 f"BLEU {metrics['bleu']:.2f}, chrF {metrics['chrf']:.2f}")
+    if "rmse" in metrics:
+        return (f"valid RMSE {metrics['rmse']:.4g}, R² {metrics['r2']:.4f}, Pearson r {metrics['pearson']:.4f}, "
+                f"Spearman ρ {metrics['spearman']:.4f}")
     if "accuracy" in metrics:
         return f"valid accuracy {100 * metrics['accuracy']:.2f} %, macro-F1 {100 * metrics['macro_f1']:.2f}"
     return (f"valid entity F1 {100 * metrics['f1']:.2f} (precision {100 * metrics['precision']:.2f}, "
@@ -176,8 +181,8 @@ def train_summary(s):
     rows.append(("validation data", s["validation"]))
     if s.get("best_score") is not None:
         label = {"lm": "loss", "clm": "loss", "seq2seq": "loss", "classify": "accuracy %",
-                 "tag": "entity F1"}[s["task"]]
-        best = s["best_score"] if s["task"] in ("lm", "clm", "seq2seq") else -100 * s["best_score"]
+                 "tag": "entity F1", "regress": "loss (standardised MSE)"}[s["task"]]
+        best = s["best_score"] if s["task"] in ("lm", "clm", "seq2seq", "regress") else -100 * s["best_score"]
         if s["selected_on"] != "validation":
             label = "train loss"
             best = s["best_score"]
@@ -218,6 +223,14 @@ def eval_report(m):
             ("exact match", f"{pct(m['exact_match'])} %"), ("target tokens", f"{m['tokens']:,}"),
             ("loss (nats per token)", f"{m['loss']:.4f}"), ("perplexity", f"{m['perplexity']:.2f}")]))
         return
+    if m["task"] == "regress":
+        rows = [(name, f"{x['rmse']:.4g}", f"{x['mae']:.4g}", f"{x['r2']:.4f}", f"{x['pearson']:.4f}",
+                 f"{x['spearman']:.4f}", f"{x['count']:,}") for name, x in m["scores"].items()]
+        console.log(f"{m['data']}: RMSE [bold]{m['rmse']:.4g}[/bold], R² {m['r2']:.4f}, Pearson r {m['pearson']:.4f}, "
+                    f"Spearman ρ {m['spearman']:.4f}")
+        console.show(console.table("regression (in the scores' own units)",
+                                   ["score", "RMSE:", "MAE:", "R²:", "Pearson r:", "Spearman ρ:", "examples:"], rows))
+        return
     if m["task"] == "classify":
         rows = [(n, pct(c["precision"]), pct(c["recall"]), pct(c["f1"]), c["support"]) for n, c in m["classes"].items()]
         rows.append(("macro", "", "", pct(m["macro_f1"]), sum(c["support"] for c in m["classes"].values())))
@@ -240,6 +253,12 @@ def eval_report(m):
 def prediction_text(record, task, names, proba=False, as_json=False):
     """One record of commands.predict as the text written to stdout."""
     words, p = record["tokens"], record.get("probabilities")
+    if task == "regress":  # one line per input line: the scores, tab-separated (empty for an empty line)
+        if as_json:
+            values = record.get("scores")
+            return json.dumps({"scores": None if values is None else dict(zip(names, map(float, values),
+                                                                              strict=True))}) + "\n"
+        return "\t".join(f"{v:.6g}" for v in record.get("scores", ())) + "\n"
     if task == "classify":
         if not words:  # an empty line in, an empty line out: the lines stay aligned
             return "\n"
@@ -301,7 +320,8 @@ def inspect_report(info):
     hist = info["history"]
     rows = [(h["step"], h["epoch"], f"{h['train_loss']:.4f}", describe(h["valid"], info["level"])
              if h.get("valid") else "-", f"{h['elapsed']:.0f}") for h in hist[-10:]]
-    label = {"lm": "loss", "clm": "loss", "seq2seq": "loss", "classify": "accuracy"}.get(task, "entity F1")
+    label = {"lm": "loss", "clm": "loss", "seq2seq": "loss", "classify": "accuracy",
+             "regress": "loss"}.get(task, "entity F1")
     best_text = "-" if info["best_score"] is None else f"{info['best_score']:.4f}"
     console.show(console.table(f"history (last {len(rows)} of {len(hist)} evaluations; best {label} {best_text} "
                                f"at step {info['best_step']}, {info['train_time_s'] or 0:.0f} s of training)",
@@ -310,7 +330,7 @@ def inspect_report(info):
         from rnncli.charts import sparkline
 
         curves = {"train loss": [h["train_loss"] for h in hist]}
-        key = {"lm": "loss", "clm": "loss", "seq2seq": "loss", "classify": "accuracy"}.get(task, "f1")
+        key = {"lm": "loss", "clm": "loss", "seq2seq": "loss", "classify": "accuracy", "regress": "loss"}.get(task, "f1")
         if all((h.get("valid") or {}).get(key) is not None for h in hist):
             curves[f"valid {'loss' if key == 'loss' else label}"] = [h["valid"][key] for h in hist]
         every = -(-len(hist) // 60)

@@ -279,7 +279,7 @@ def metrics_path(out):
 def selection_score(task, metrics):
     """Lower is better: validation loss for language models and encoder-decoders, minus accuracy
     or entity F1 otherwise."""
-    if task in ("lm", "clm", "seq2seq"):
+    if task in ("lm", "clm", "seq2seq", "regress"):
         return metrics["loss"]
     return -(metrics["accuracy"] if task == "classify" else metrics["f1"])
 

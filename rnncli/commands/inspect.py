@@ -17,12 +17,15 @@ def inspect_model(model_path):
             "hidden": cfg.get("hidden"), "parameters": int(sum(a.size for a in params.values())),
             "arrays": layers, "vocab_size": len(data["vocab"]), "level": data.get("level"),
             "format": data.get("format"), "vocab_preview": data["vocab"][4:24],
-            "names": {k: data[k] for k in ("labels", "tags") if k in data},
+            "names": {**{k: data[k] for k in ("labels", "tags") if k in data},
+                      **({"scores (training mean, sd)": [f"{n} ({m:.4g}, {s:.4g})" for n, m, s in zip(
+                          data["score_names"], data["score_mean"], data["score_std"], strict=True)]}
+                         if "score_names" in data else {})},
             "target": None if "target_vocab" not in data else {"level": data["target_level"],
                                                                "vocab_size": len(data["target_vocab"]),
                                                                "vocab_preview": data["target_vocab"][4:24]},
             "steps": meta.get("step"), "epochs": meta.get("epoch"),
-            "best_score": None if best is None else (best if task in ("lm", "clm", "seq2seq") else -best),
+            "best_score": None if best is None else (best if task in ("lm", "clm", "seq2seq", "regress") else -best),
             "best_step": meta.get("best_step"), "train_time_s": meta.get("elapsed"), "config": cfg,
             "history": meta.get("history", []),
             "pretrained": None if "pretrained" not in data else {

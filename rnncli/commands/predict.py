@@ -81,14 +81,15 @@ def translations(model, meta, source, beam=0, length_penalty=0.0, n_best=1, temp
 def predictions(model, meta, source, conll=False, proba=False, jsonl=False):
     """Yield, for each group of input that has arrived, a list with one record per line or
     sentence: {"tokens": words, "label": id, "probabilities": (C,)} (classify) or
-    {"tokens": words, "tags": ids, "probabilities": (T,) or None} (tag); an empty line gives
+    {"tokens": words, "tags": ids, "probabilities": (T,) or None} (tag) or {"tokens": words,
+    "scores": [K numbers in their own units]} (regress); an empty line gives
     a record with no tokens, so output stays aligned with input. jsonl: lines are JSON objects,
     whose "text" (classify) or "tokens" (tag: a list of words, or a string) is read."""
     task, data = meta["task"], meta["data"]
     char_features = meta["config"].get("char_features")
-    field = ("text" if task == "classify" else "tokens") if jsonl else None
+    field = ("text" if task in ("classify", "regress") else "tokens") if jsonl else None
     for group in read_groups(source, conll=conll, field=field):
-        if task == "classify":  # words, or characters for a model tokenized with --level char
+        if task in ("classify", "regress"):  # words, or characters for a model tokenized with --level char
             sentences = [side_tokens(line or "", data.get("level", "word"), data["lower"]) for _, line in group]
         else:
             sentences = [item if isinstance(item, list) else split_words(item or "") for _, item in group]
@@ -98,6 +99,7 @@ def predictions(model, meta, source, conll=False, proba=False, jsonl=False):
             split = encode_words(data, [sentences[k] for k in kept])
             pred, probs = predict_split(model, task, split, char_features=char_features, proba=proba)
             for j, k in enumerate(kept):
-                answer = {"label": int(pred[j])} if task == "classify" else {"tags": pred[j]}
+                answer = ({"label": int(pred[j])} if task == "classify" else {"scores": pred[j].tolist()}
+                          if task == "regress" else {"tags": pred[j]})
                 records[k].update(answer, probabilities=None if probs is None else probs[j])
         yield records

@@ -49,3 +49,12 @@ def sigmoid_binary_cross_entropy(logits, y, weights=None):
     loss = float((per * weights).sum(dtype=np.float64) / total)
     d = (sigmoid(logits) - y) * weights / logits.dtype.type(total)
     return loss, d.astype(logits.dtype, copy=False)
+
+
+def mean_squared_error(y_hat, y):
+    """L = 1/(N K) sum_nk (y_hat_nk - y_nk)^2 over N examples of K values each.
+
+    y_hat, y (N, K). Returns (loss as a Python float, dL/dy_hat = 2 (y_hat - y) / (N K))."""
+    diff = y_hat - y.astype(y_hat.dtype, copy=False)
+    loss = float(np.mean(np.square(diff, dtype=np.float64)))
+    return loss, (2.0 / diff.size) * diff

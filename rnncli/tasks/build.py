@@ -6,8 +6,10 @@ from rnncli.errors import RnncliError, UsageError
 
 # the tasks each data format can train, the detected one first: the words of labelled or
 # tagged sentences also make a word-level language model
-TASKS_OF_FORMAT = {"text": ("lm",), "tsv": ("classify", "lm"), "conll": ("tag", "lm"), "pairs": ("seq2seq",)}
+TASKS_OF_FORMAT = {"text": ("lm",), "tsv": ("classify", "lm"), "conll": ("tag", "lm"), "pairs": ("seq2seq",),
+                   "scores": ("regress", "lm")}
 NEEDS = {"classify": "one label per example (label<TAB>text lines)",
+         "regress": 'a number per example (JSON lines {"text": ..., "target": 1.5})',
          "tag": "a tag per token (CoNLL token<TAB>tag lines)",
          "lm": "text", "seq2seq": "source<TAB>target pairs (tokenize --format pairs)"}
 
@@ -39,7 +41,8 @@ def parameter_estimate(cfg, data_meta):
     """About how many numbers the model holds: the embedding, the recurrent stack(s) and the output
     layer (small parts such as CRF transitions left out), from the configuration alone."""
     V = len(data_meta["vocab"]) + len(data_meta.get("pretrained_vocab") or ())
-    out = len(data_meta.get("target_vocab") or data_meta.get("labels") or data_meta.get("tags") or data_meta["vocab"])
+    out = len(data_meta.get("target_vocab") or data_meta.get("labels") or data_meta.get("tags")
+              or data_meta.get("score_names") or data_meta["vocab"])
     one_way = task_of(cfg, data_meta) in ("lm", "clm") or cfg.bidirectional is False
     dirs = 1 if one_way else 2
     G, H, E = GATES[cfg.cell], cfg.hidden, cfg.embed
@@ -70,7 +73,7 @@ def build_model(cfg, data_meta, rng=None):
     dtype = np.dtype(cfg.dtype)
     task = task_of(cfg, data_meta)
     V = len(data_meta["vocab"])
-    if task in ("classify", "tag", "seq2seq"):  # rows for pretrained words after the training vocabulary
+    if task in ("classify", "tag", "seq2seq", "regress"):  # rows for pretrained words after the training vocabulary
         V += len(data_meta.get("pretrained_vocab") or ())
     if task == "clm":
         from rnncli.tasks.conditional_lm import ConditionalLM
@@ -104,6 +107,13 @@ def build_model(cfg, data_meta, rng=None):
         return model
     common = dict(embed=cfg.embed, hidden=cfg.hidden, cell=cfg.cell, layers=cfg.layers, bidirectional=bidirectional,
                   dropout=cfg.dropout, dtype=dtype, activation=cfg.activation, reset_after=cfg.reset_after)
+    if task == "regress":
+        from rnncli.tasks.regress import Regressor
+
+        model = Regressor(V, len(data_meta["score_names"]), rng, score_mean=data_meta["score_mean"],
+                          score_std=data_meta["score_std"], pool=cfg.pool, word_dropout=cfg.word_dropout, **common)
+        model.label_names, model.score_names = None, data_meta["score_names"]
+        return model
     if task == "classify":
         from rnncli.tasks.classify import Classifier
 

@@ -18,15 +18,16 @@ from rnncli.tasks.word_dropout import word_dropout
 class Classifier:
     def __init__(self, vocab_size, num_classes, rng, embed=100, hidden=128, cell="lstm", layers=1,
                  bidirectional=True, dropout=0.0, pool="last", dtype=np.float32, activation="tanh",
-                 reset_after=True, word_dropout=0.0):
-        if num_classes < 2:
+                 reset_after=True, word_dropout=0.0, outputs=None):
+        """outputs: the head's size when it is not the classes' (the regression head, tasks/regress.py)."""
+        if outputs is None and num_classes < 2:
             raise ValueError("a classifier needs at least two classes")
         self.dtype, self.dropout, self.pool, self.num_classes = np.dtype(dtype), dropout, pool, num_classes
         self.word_dropout = word_dropout
         self.embedding = Embedding(vocab_size, embed, rng, dtype)
         self.rnn = RecurrentStack(cell, embed, hidden, rng, num_layers=layers, bidirectional=bidirectional,
                                   dropout=dropout, dtype=dtype, activation=activation, reset_after=reset_after)
-        self.head = Linear(self.rnn.output_size, 1 if num_classes == 2 else num_classes, rng, dtype)
+        self.head = Linear(self.rnn.output_size, outputs or (1 if num_classes == 2 else num_classes), rng, dtype)
         self.params = {"embedding.E": self.embedding.params["E"]}
         self.params.update({f"rnn.{k}": v for k, v in self.rnn.params.items()})
         self.params.update({f"head.{k}": v for k, v in self.head.params.items()})

@@ -144,6 +144,8 @@ def make_batch(split, index, task, char_features=False):
         return (ids, mask, *pad_targets(split, index))
     if task == "classify":
         return ids, mask, None if split.labels is None else split.labels[index]
+    if task == "regress":
+        return ids, mask, None if split.scores is None else split.scores[index]
     chars, cmask = char_batch(split, pos, mask) if char_features else (None, None)
     return ids, mask, tags, chars, cmask
 

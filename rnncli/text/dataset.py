@@ -8,6 +8,7 @@ A split holds all its sequences back to back:
     chars    (M,) int32 and char_offsets (N+1,) int64: tagging only, the characters of each token
     targets  (N',) int32 and target_offsets (S+1,) int64: pairs only, each example's target side
              (ids in the target vocabulary, without <bos>/<eos>: batching frames them)
+    scores   (S, K) float64: scores only, each sequence's K measured values, in their own units
 The JSON meta holds the vocabularies, the options used and how the validation part was made.
 text/encode.py builds these from files, text/store.py saves and loads them.
 """
@@ -19,7 +20,7 @@ import numpy as np
 from rnncli.text.vocab import EOS, SPECIALS, UNK, Vocab
 
 FORMAT_VERSION = 1
-KINDS = {"text": "lm", "tsv": "classify", "conll": "tag", "pairs": "seq2seq"}
+KINDS = {"text": "lm", "tsv": "classify", "conll": "tag", "pairs": "seq2seq", "scores": "regress"}
 
 
 @dataclass
@@ -33,6 +34,7 @@ class Split:
     targets: np.ndarray | None = None
     target_offsets: np.ndarray | None = None
     target_texts: list | None = None  # pairs read from a file: the raw target lines (not saved)
+    scores: np.ndarray | None = None
 
     @property
     def num_sequences(self):
@@ -84,7 +86,8 @@ def dataset_stats(ds, top=10):
         from rnncli.text.readers import JSONL_KINDS
 
         stats["input"] = "jsonl"
-        stats["fields"] = " + ".join(next(keys for keys, kind in JSONL_KINDS if kind == ds.meta["format"]))
+        fields = {"scores": ("text", "target")}.get(ds.meta["format"])
+        stats["fields"] = " + ".join(fields or next(keys for keys, kind in JSONL_KINDS if kind == ds.meta["format"]))
     if "target_vocab" in ds.meta:
         stats["target_level"] = ds.meta["target_level"]
         stats["target_vocab_size"] = len(ds.meta["target_vocab"])
@@ -92,6 +95,10 @@ def dataset_stats(ds, top=10):
     if ds.valid is not None:
         stats["valid"] = {"sequences": ds.valid.num_sequences, "tokens": int(len(ds.valid.ids))}
         stats["unk_rate"]["valid"] = _unk_rate(ds.valid)
+    if ds.train.scores is not None:
+        s = ds.train.scores
+        stats["scores"] = {name: [float(s[:, k].min()), float(s[:, k].mean()), float(s[:, k].max())]
+                           for k, name in enumerate(ds.meta["score_names"])}
     for key in ("labels", "tags"):
         if key in ds.meta:
             names = ds.meta[key]

@@ -47,6 +47,9 @@ def _read(paths, fmt, known=None):
             raise UsageError(f"the JSON lines files hold different records ({', '.join(sorted(kinds))})")
         return kinds.pop(), [(p, records) for p, (_, records) in parsed], True
     fmt = fmt or known
+    if fmt == "scores":  # numbers travel in JSON lines only: {"text": ..., "target": 1.5}
+        raise UsageError(f"{texts[0][0]}: scores are read from JSON lines records "
+                         '({"text": ..., "target": number}); this file is not JSON lines')
     if fmt is None:
         found = {detect_format(t) for _, t in texts}
         if len(found) > 1:
@@ -106,6 +109,8 @@ def read_units(fmt, texts, level, lower, target_level=None, jsonl=False):
             new = [(w, n) for n, line in enumerate(t.split("\n"), start=1) if (w := split_words(line, lower))]
         elif fmt == "tsv":
             new = [((label, side_tokens(body, level, lower)), n) for n, label, body in _records(fmt, path, t, jsonl)]
+        elif fmt == "scores":  # shaped as tsv's units, the numbers where the label is
+            new = [((scores, side_tokens(body, level, lower)), n) for n, body, scores in t]
         elif fmt == "pairs":
             # the raw target text stays beside its tokens: BLEU is scored against it
             new = [((side_tokens(a, level, lower), side_tokens(b, target_level or level, lower), b), n)
@@ -183,6 +188,15 @@ def build_vocabularies(meta, fmt, level, train_units, all_units, max_size, min_f
             counts.update(source)
             targets.update(target)
         meta["target_vocab"] = Vocab.build(targets, max_size, min_freq).tokens
+    elif fmt == "scores":
+        for _, words in train_units:
+            counts.update(words)
+        scores = np.array([s for s, _ in train_units], np.float64)
+        K = scores.shape[1]
+        meta["score_names"] = ["target"] if K == 1 else [f"target[{k}]" for k in range(K)]
+        # the model learns standardised scores (each near mean 0, sd 1) and reports them in their own units
+        meta["score_mean"] = scores.mean(axis=0).tolist()
+        meta["score_std"] = [float(v) if v > 0 else 1.0 for v in scores.std(axis=0)]
     elif fmt == "tsv":
         for _, words in train_units:
             counts.update(words)
@@ -224,8 +238,14 @@ def encode_units(meta, fmt, level, units, origin):
         split = encode_pairs(meta, [u[0] for u in units], [u[1] for u in units])
         split.target_texts = [u[2] for u in units]
         return split
-    split = encode_words(meta, [u[1] for u in units] if fmt == "tsv" else [u[0] for u in units])
-    if fmt == "tsv":
+    split = encode_words(meta, [u[1] for u in units] if fmt in ("tsv", "scores") else [u[0] for u in units])
+    if fmt == "scores":
+        K = len(meta["score_names"])
+        for u, (path, line) in zip(units, origin, strict=True):
+            if len(u[0]) != K:
+                raise RnncliError(f"{where(path, line)}: {len(u[0])} numbers in 'target'; the model has {K}")
+        split.scores = np.array([u[0] for u in units], np.float64).reshape(len(units), K)
+    elif fmt == "tsv":
         split.labels = _encode_names(meta["labels"], [u[0] for u in units], origin, "label")
     else:  # each tag's own line: its sentence's first line plus its position
         tag_origin = [(path, line + k) for u, (path, line) in zip(units, origin, strict=True)
@@ -310,6 +330,9 @@ def tokenize(paths, fmt=None, level=None, lower=False, max_size=None, min_freq=1
     if level is None:
         # texts that span lines (JSON lines: tunes, documents) are read by characters, as plain text is
         level = "char" if fmt == "text" or (jsonl and fmt == "tsv" and _multiline(texts)) else "word"
+        if fmt == "scores" and not any(any(c.isspace() for c in body.strip()) for _, records in texts
+                                       for _, body, _ in records):
+            level = "char"  # one word per record (a DNA or protein sequence): read its letters
     if fmt == "conll" and level == "char":
         raise UsageError("--level char applies to text, label<TAB>text and pairs; tagging data is tokenized "
                          "by words (--char-features reads their characters)")
@@ -354,7 +377,7 @@ def tokenize(paths, fmt=None, level=None, lower=False, max_size=None, min_freq=1
         warnings += build_vocabularies(meta, fmt, level, t_units, units + (v_units or []), max_size, min_freq)
     else:
         for key in ("vocab", "labels", "tags", "chars", "tag_scheme", "target_vocab", "source_unk_trained",
-                    "pretrained_vocab", "longest_source"):
+                    "pretrained_vocab", "longest_source", "score_names", "score_mean", "score_std"):
             if key in reuse:
                 meta[key] = reuse[key]
         if fmt == "pairs":

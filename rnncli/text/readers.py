@@ -9,6 +9,9 @@
     jsonl  one JSON object per line, whose fields say which of the four it stands for (JSONL_KINDS):
            {"text"}, {"label", "text"}, {"tokens", "tags"} or {"source", "target"}; the only
            sane way to hold texts with newlines in them (tunes, documents). Other fields are ignored.
+           {"text", "target"} with a number (or a list of numbers) as the target is a fifth kind,
+           "scores": a sequence and its measured values, for regression (a promoter and its
+           transcription rate, a review and its stars).
 """
 
 import json
@@ -19,6 +22,7 @@ from rnncli.errors import RnncliError, where
 
 MAX_LINE = 1 << 20  # a line longer than 1 MiB in a tsv/conll file is not data we understand
 FORMATS = ("text", "tsv", "conll", "pairs")
+MAX_SCORES = 1000  # numbers in one record's target
 # JSON lines: the fields that make each record kind, most specific first, and the format it stands for
 JSONL_KINDS = ((("label", "text"), "tsv"), (("tokens", "tags"), "conll"), (("source", "target"), "pairs"),
                (("text",), "text"))
@@ -189,14 +193,34 @@ def json_object(line, path, n):
 
 
 def jsonl_kind(obj):
-    """The format a JSON record stands for, from its fields (None if none fits)."""
+    """The format a JSON record stands for, from its fields (None if none fits): a text with a
+    numeric target is "scores"; a target that is text makes a pair with a source."""
+    if "text" in obj and "target" in obj and "source" not in obj and "label" not in obj:
+        return "scores"
     return next((kind for keys, kind in JSONL_KINDS if all(k in obj for k in keys)), None)
+
+
+def is_number(v):
+    import math
+
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def jsonl_scores(obj, path, n):
+    """A record's "target": a finite number or a non-empty list of them -> list of floats."""
+    value = obj["target"]
+    values = value if isinstance(value, list) else [value]
+    if not values or len(values) > MAX_SCORES or not all(is_number(v) for v in values):
+        raise RnncliError(f"{where(path, n)}: field 'target' must be a finite number or a list of 1 to "
+                          f"{MAX_SCORES:,} of them, found {json.dumps(value)[:60]}")
+    return [float(v) for v in values]
 
 
 def jsonl_records(text, path):
     """-> (kind, records): records shaped as the kind's own reader gives them:
     text  (line, text)               tsv    (line, label, text)
     conll (line, tokens, tags)       pairs  (line, source, target)
+    scores (line, text, [numbers]): every record with as many numbers as the first
     The first record decides the kind; every line must then have its fields, of the right type
     and not empty. Blank lines are skipped."""
     records, kind, keys = [], None, None
@@ -209,7 +233,7 @@ def jsonl_records(text, path):
             if kind is None:
                 raise RnncliError(f"{where(path, n)}: expected the fields text, label + text, tokens + tags or "
                                   f"source + target; found {', '.join(map(repr, obj)) or 'none'}")
-            keys = next(k for k, v in JSONL_KINDS if v == kind)
+            keys = ("text", "target") if kind == "scores" else next(k for k, v in JSONL_KINDS if v == kind)
         for key in keys:
             if key not in obj:
                 raise RnncliError(f"{where(path, n)}: missing field {key!r} (this file's records have "
@@ -224,6 +248,15 @@ def jsonl_records(text, path):
             if bad is not None:
                 raise RnncliError(f"{where(path, n)}: field 'tokens' holds {bad!r}: a token is one word without spaces")
             records.append((n, tokens, [t.strip() for t in tags]))
+            continue
+        if kind == "scores":
+            text, scores = _jsonl_string(obj, "text", path, n), jsonl_scores(obj, path, n)
+            if not text.strip():
+                raise RnncliError(f"{where(path, n)}: field 'text' is empty")
+            if records and len(scores) != len(records[0][2]):
+                raise RnncliError(f"{where(path, n)}: {len(scores)} numbers in 'target', where the first record "
+                                  f"has {len(records[0][2])}")
+            records.append((n, text, scores))
             continue
         values = [_jsonl_string(obj, key, path, n, allow_int=key == "label") for key in keys]
         for key, value in zip(keys, values, strict=True):

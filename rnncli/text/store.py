@@ -13,7 +13,7 @@ from rnncli.errors import RnncliError
 from rnncli.npzfile import load_npz, save_npz
 from rnncli.text.dataset import FORMAT_VERSION, KINDS, Dataset, Split
 
-FIELDS = ("ids", "offsets", "labels", "tags", "chars", "char_offsets", "targets", "target_offsets")
+FIELDS = ("ids", "offsets", "labels", "tags", "chars", "char_offsets", "targets", "target_offsets", "scores")
 
 
 def save_dataset(path, ds):
@@ -59,6 +59,11 @@ def _check_split(path, name, split, meta):
                                         or len(split.target_offsets) != len(split.offsets)
                                         or not _in_range(split.targets, len(meta.get("target_vocab", [])))):
         problem = "targets do not fit the target vocabulary"
+    elif meta["format"] == "scores" and (split.scores is None or split.scores.dtype.kind != "f"
+                                         or split.scores.shape != (split.num_sequences,
+                                                                   len(meta.get("score_names", [])))
+                                         or not np.all(np.isfinite(split.scores))):
+        problem = "scores are not one finite row of numbers per sequence"
     if problem:
         raise RnncliError(f"{path}: damaged data set ({name} {problem})")
 

@@ -1,0 +1,41 @@
+"""Many-to-one regression: a sequence in, one or more numbers out (a promoter's measured
+transcription rate, a review's stars).
+
+    ids (T, B) -> embedding -> recurrent stack -> pool -> y_hat = W a + b     (B, K)
+
+The classifier's network (tasks/classify.py) with a linear head of K outputs and the mean
+squared error in place of cross-entropy. The model learns standardised scores, z = (y - mean) / sd
+with the training split's mean and sd per score (text/encode.py), so that one learning rate fits
+every unit; `predict` turns its z back into the scores' own units.
+"""
+
+import numpy as np
+
+from rnncli.nn.losses import mean_squared_error
+from rnncli.tasks.classify import Classifier
+
+
+class Regressor(Classifier):
+    def __init__(self, vocab_size, num_scores, rng, score_mean=None, score_std=None, **network):
+        super().__init__(vocab_size, 0, rng, outputs=num_scores, **network)
+        self.num_scores = num_scores
+        self.score_mean = np.zeros(num_scores) if score_mean is None else np.asarray(score_mean, np.float64)
+        self.score_std = np.ones(num_scores) if score_std is None else np.asarray(score_std, np.float64)
+
+    def standardise(self, scores):
+        """(B, K) scores in their units -> what the head learns to output."""
+        return ((scores - self.score_mean) / self.score_std).astype(self.dtype)
+
+    def loss_and_grads(self, ids, mask, scores, train=True, rng=None):
+        """scores (B, K) in their own units -> (mean squared error of the standardised scores, grads)."""
+        z_hat, cache = self.forward(ids, mask, train, rng)
+        loss, d_z = mean_squared_error(z_hat, self.standardise(scores))
+        dx, grads = self.backward(d_z, cache)
+        read = cache[0]  # the ids the embedding read: some are <unk> under word dropout
+        grads["embedding.E"] = self.embedding.backward(dx, read)["E"]
+        return loss, grads
+
+    def predict(self, ids, mask):
+        """(B, K) scores in their own units (float64)."""
+        z_hat, _ = self.forward(ids, mask)
+        return z_hat.astype(np.float64) * self.score_std + self.score_mean
