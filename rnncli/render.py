@@ -320,8 +320,7 @@ def inspect_report(info):
     hist = info["history"]
     rows = [(h["step"], h["epoch"], f"{h['train_loss']:.4f}", describe(h["valid"], info["level"])
              if h.get("valid") else "-", f"{h['elapsed']:.0f}") for h in hist[-10:]]
-    label = {"lm": "loss", "clm": "loss", "seq2seq": "loss", "classify": "accuracy",
-             "regress": "loss"}.get(task, "entity F1")
+    label = {"classify": "accuracy", "tag": "entity F1"}.get(task, "loss")
     best_text = "-" if info["best_score"] is None else f"{info['best_score']:.4f}"
     console.show(console.table(f"history (last {len(rows)} of {len(hist)} evaluations; best {label} {best_text} "
                                f"at step {info['best_step']}, {info['train_time_s'] or 0:.0f} s of training)",
@@ -330,7 +329,7 @@ def inspect_report(info):
         from rnncli.charts import sparkline
 
         curves = {"train loss": [h["train_loss"] for h in hist]}
-        key = {"lm": "loss", "clm": "loss", "seq2seq": "loss", "classify": "accuracy", "regress": "loss"}.get(task, "f1")
+        key = {"classify": "accuracy", "tag": "f1"}.get(task, "loss")
         if all((h.get("valid") or {}).get(key) is not None for h in hist):
             curves[f"valid {'loss' if key == 'loss' else label}"] = [h["valid"][key] for h in hist]
         every = -(-len(hist) // 60)
