@@ -28,7 +28,9 @@ def make(task, dtype="float32", classes=3, **kw):
                              "char_embed": 2, "dtype": dtype, **kw})
     data = {"vocab": ["<pad>", "<unk>", "<bos>", "<eos>"] + [f"w{i}" for i in range(V - 4)], "level": "word",
             "lower": False, "format": {"lm": "text", "classify": "tsv", "tag": "conll", "seq2seq": "pairs",
-                                       "clm": "tsv"}[task]}
+                                       "clm": "tsv", "regress": "scores"}[task]}
+    if task == "regress":
+        data.update(score_names=["a", "b"], score_mean=[1.5, -2.0], score_std=[0.5, 3.0])
     if task == "classify":
         data["labels"] = [f"c{i}" for i in range(classes)]
     if task == "tag":
@@ -100,6 +102,15 @@ def test_classifier_probabilities_on_padded_batches(cell, bidirectional, pool, c
     ids, mask, feeds, _, _ = batch(model, np.random.default_rng(3))
     out, _ = run_onnx(model, meta, {**feeds, "lengths": LENGTHS.astype(np.int32)})
     np.testing.assert_allclose(out["probabilities"], model.predict_proba(ids, mask), rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize("pool", ["last", "mean", "max"])
+@pytest.mark.parametrize("cell", CELLS, ids=IDS)
+def test_regression_scores_on_padded_batches(cell, pool):
+    model, meta = make("regress", layers=2, pool=pool, **cell)
+    ids, mask, feeds, _, _ = batch(model, np.random.default_rng(3))
+    out, _ = run_onnx(model, meta, {**feeds, "lengths": LENGTHS.astype(np.int32)})
+    np.testing.assert_allclose(out["scores"], model.predict(ids, mask), rtol=0, atol=1e-4)
 
 
 @pytest.mark.parametrize("encoder,crf", [("cnn", True), ("rnn", False), (None, True)])

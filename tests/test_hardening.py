@@ -74,6 +74,12 @@ def workdir(tmp_path_factory, request):
     (d / "space_type.yaml").write_text("lr: [0.001, 0.01, log]\n")
     (d / "space_deep.yaml").write_text("lr: " + "[" * 5000 + "]" * 5000 + "\n")
     (d / "cfg_tiny.yaml").write_text("hidden: 8\nembed: 4\nmax_steps: 2\n")
+    (d / "score_word.jsonl").write_text('{"text": "ACGT", "target": 1}\n{"text": "ACG", "target": "high"}\n')
+    (d / "score_nan.jsonl").write_text('{"text": "ACGT", "target": NaN}\n')
+    (d / "score_ragged.jsonl").write_text('{"text": "ACGT", "target": [1, 2]}\n{"text": "AC", "target": [1]}\n')
+    assert cli("tokenize", f"{SAMPLES}/scores.jsonl", "-o", "scores.npz", cwd=d).returncode == 0
+    assert cli("train", "-d", "scores.npz", "-o", "reg.npz", "--max-steps", "2", "--hidden", "8", "--embed", "4",
+               cwd=d).returncode == 0
     from rnncli.text.store import save_dataset
 
     assert cli("tokenize", "pairs.tsv", "-o", "pairs.npz", cwd=d).returncode == 0
@@ -247,6 +253,15 @@ CASES = [
     (["predict", "-m", "s2s.npz", "--beam", "1000000000"], 2, "--beam 1,000,000,000 is wider than the target"),
     (["predict", "-m", "s2s.npz", "--max-source-len", "0"], 2, "--max-source-len must be at least 1"),
     (["eval", "-m", "s2s.npz", "pairs.tsv", "--beam", "1000000000"], 2, "is wider than the target vocabulary"),
+    # numbers out: regression (issue 31)
+    (["tokenize", "score_word.jsonl", "-o", "e.npz"], 1, "score_word.jsonl:2: field 'target' must be a finite number"),
+    (["tokenize", "score_nan.jsonl", "-o", "e.npz"], 1, "score_nan.jsonl:1: field 'target' must be a finite number"),
+    (["tokenize", "score_ragged.jsonl", "-o", "e.npz"], 1, "score_ragged.jsonl:2: 1 numbers in 'target', where"),
+    (["eval", "-m", "reg.npz", "neutral.tsv"], 2, "neutral.tsv: scores are read from JSON lines records"),
+    (["eval", "-m", "reg.npz", "score_ragged.jsonl"], 1, "score_ragged.jsonl:2: 1 numbers in 'target', where"),
+    (["train", "-d", "scores.npz", "-o", "x.npz", "--task", "classify"], 2, "--task classify needs one label"),
+    (["train", "-d", "rev.npz", "-o", "x.npz", "--task", "regress"], 2, "--task regress needs a number per example"),
+    (["predict", "-m", "reg.npz", "-m", "reg.npz"], 1, "a regression model cannot be part of an ensemble"),
 ]
 
 

@@ -164,7 +164,7 @@ def build(model, meta):
     from onnx import TensorProto, helper
 
     task, cfg, data = meta["task"], meta["config"], meta["data"]
-    if task not in ("lm", "clm", "classify", "tag", "seq2seq"):
+    if task not in ("lm", "clm", "classify", "tag", "seq2seq", "regress"):
         raise RnncliError(f"ONNX export of a {task} model is not supported")
     # float32 always: onnxruntime's RNN/GRU/LSTM kernels take no float64 (a float64 model is rounded)
     params = {k: np.asarray(v, np.float32) for k, v in model.params.items()}
@@ -213,6 +213,8 @@ def _one_stack_model(g, model, params, cfg, data, task, inputs, outputs):
         top, fh, _ = recurrent_stack(g, x, params, "rnn", cfg, cfg["layers"], bidirectional, seq_lens="lengths")
         if task == "classify":
             outputs.append(_classify_head(g, params, cfg, data, top, fh, ids))
+        elif task == "regress":
+            outputs.append(_regress_head(g, params, data, _pooled(g, cfg, top, fh, ids)))
         else:
             g.matmul_add(top, params["head.W"], params["head.b"], "head", out="emissions")
             K = len(data["tags"])
@@ -319,9 +321,8 @@ def _attention(g, params, kind, h, memory):
     return g.op("Transpose", [out], perm=[1, 0, 2]), alpha
 
 
-def _classify_head(g, params, cfg, data, top, finals_h, ids):
-    from onnx import helper
-
+def _pooled(g, cfg, top, finals_h, ids):
+    """The classifier's and the regressor's pooling of the top layer's states -> (B, F)."""
     if cfg["pool"] == "last":
         pooled = g.op("Reshape", [g.op("Transpose", [finals_h[-1]], perm=[1, 0, 2]), g.ints("shape", [0, -1])])
     else:
@@ -335,6 +336,23 @@ def _classify_head(g, params, cfg, data, top, finals_h, ids):
         else:
             pooled = g.op("ReduceMax", [g.op("Where", [real, top, g.const("neg_inf", -np.inf)])], axes=[0],
                           keepdims=0)
+    return pooled
+
+
+def _regress_head(g, params, data, pooled):
+    """scores (B, K) in their own units: the head's standardised output times sd plus mean."""
+    from onnx import helper
+
+    z = g.matmul_add(pooled, params["head.W"], params["head.b"], "head")
+    sd, mean = (np.asarray(data[k], np.float32) for k in ("score_std", "score_mean"))
+    g.op("Add", [g.op("Mul", [z, g.const("score_std", sd)]), g.const("score_mean", mean)], out=["scores"])
+    return helper.make_tensor_value_info("scores", g.elem, ["B", len(data["score_names"])])
+
+
+def _classify_head(g, params, cfg, data, top, finals_h, ids):
+    from onnx import helper
+
+    pooled = _pooled(g, cfg, top, finals_h, ids)
     logits = g.matmul_add(pooled, params["head.W"], params["head.b"], "head")
     if len(data["labels"]) == 2:  # one logit: p(second label) = sigmoid
         p1 = g.op("Sigmoid", [logits])
@@ -368,7 +386,7 @@ def _metadata(meta):
              "vocab": json.dumps(data["vocab"]), "level": data.get("level", "word"),
              "lower": json.dumps(bool(data.get("lower"))),
              "special_ids": json.dumps({"<pad>": 0, "<unk>": 1, "<bos>": 2, "<eos>": 3})}
-    for key in ("labels", "tags", "chars", "pretrained_vocab"):
+    for key in ("labels", "tags", "chars", "pretrained_vocab", "score_names", "score_mean", "score_std"):
         if data.get(key):
             props[key] = json.dumps(data[key])
     return props
