@@ -45,6 +45,7 @@ CASES = {  # name: (data file, options); every optional parameter appears in at 
                                                 attention="additive")),
     "seq2seq-rnn-dot": ("dates.tsv", dict(cell="rnn", layers=1, hidden=6, embed=5, max_steps=2, attention="dot",
                                           bidirectional=False)),
+    "regress-gru-max": ("scores.jsonl", dict(cell="gru", layers=1, hidden=6, embed=5, max_steps=2, pool="max")),
     "tag-cnn": ("ner.conll", dict(cell="lstm", layers=1, hidden=6, embed=5, max_steps=2, char_features=True,
                                   char_encoder="cnn", char_hidden=4, char_embed=3, optimizer="rmsprop")),
 }
@@ -67,7 +68,7 @@ def checkpoints(tmp_path_factory):
 def symbols(cfg, ds, task, layer):
     dirs = 1 if task in ("lm", "clm") or cfg.bidirectional is False else 2
     Vt = len(ds.meta.get("target_vocab", []))
-    K = len(ds.meta.get("labels") or ds.meta.get("tags") or [])
+    K = len(ds.meta.get("labels") or ds.meta.get("tags") or ds.meta.get("score_names") or [])
     E0 = cfg.embed + (2 * cfg.char_hidden if task == "tag" and cfg.char_features else 0)
     if task == "clm" and cfg.condition in ("input", "both"):
         E0 += cfg.embed  # the label's embedding (Dl = E) beside every token

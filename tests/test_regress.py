@@ -162,3 +162,24 @@ def test_a_regression_model_given_labels_or_other_scores(trained):
     assert r.returncode == 1 and "two.jsonl:1: 2 numbers in 'target'; the model has 1" in r.stderr, r.stderr
     r = cli("eval", "-m", "sc_model.npz", "-m", "sc_model.npz", f"{SAMPLES}/scores_valid.jsonl", cwd=d)
     assert r.returncode == 1 and "a regression model cannot be part of an ensemble" in r.stderr
+
+
+def test_the_guide_runs_as_written(tmp_path):
+    """docs/regression.md's Training block, line by line, in a copy of sample_data."""
+    import shutil
+    import subprocess
+    import sys
+
+    guide = open(os.path.join(SAMPLES, "..", "docs", "regression.md"), encoding="utf-8").read()
+    block = guide.split("## Training\n", 1)[1].split("```\n", 2)[1]
+    shutil.copytree(SAMPLES, tmp_path / "sample_data")
+    env = {**os.environ, "PATH": os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"]}
+    outputs = []
+    for line in block.strip().splitlines():
+        command = line.split("  #")[0].replace("python ", f"{sys.executable} ", 1)
+        r = subprocess.run(["bash", "-c", f"set -o pipefail; {command}"], cwd=tmp_path, env=env,
+                           capture_output=True, text=True, timeout=300)
+        assert r.returncode == 0, (line, r.stderr[-500:])
+        outputs.append(r)
+    assert "Pearson r" in outputs[3].stderr
+    assert len(outputs[4].stdout.split()) == 150 and all(float(v) == float(v) for v in outputs[4].stdout.split())
