@@ -36,7 +36,7 @@ def _axis(low, high):
     """The y range to draw: a constant or nearly constant series gets a range around its value
     (a flat line at 0.002 on a 0.002..1 axis tells nothing), else the data's own range."""
     span, middle = high - low, (high + low) / 2
-    if span > 1e-9 * max(abs(middle), 1e-300):
+    if span > 1e-3 * max(abs(middle), 1e-300):
         return low, high
     half = abs(middle) * 0.05 if middle else 1.0
     return middle - half, middle + half
