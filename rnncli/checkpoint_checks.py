@@ -82,7 +82,7 @@ def check_meta(path, meta):
     c.string("task", meta.get("task"), TASKS)
     data = meta["data"]
     c.string("data.format", data.get("format"), FORMATS)
-    c.string("data.level", data.get("level"), ("char", "word"))
+    c.string("data.level", data.get("level"), ("char", "word", "frame"))
     if not isinstance(data.get("lower", False), bool):
         c.fail("data.lower", "should be true or false")
     c.strings("data.vocab", data.get("vocab"), at_least=4)
@@ -98,6 +98,25 @@ def check_meta(path, meta):
         c.string("data.target_level", data.get("target_level"), ("char", "word"))
         c.number("data.max_target_ratio", data.get("max_target_ratio"), low=0)
     c.string("data.tag_scheme", data.get("tag_scheme"), optional=True)
+    if data.get("input") == "frames":
+        c.integer("data.frame_dim", data.get("frame_dim"), optional=False, low=1)
+        D = data["frame_dim"]
+        for key, low in (("frame_mean", None), ("frame_std", 1e-300)):
+            values = data.get(key)
+            if not isinstance(values, list) or len(values) != D:
+                c.fail(f"data.{key}", f"should be a list of {D} numbers")
+            for k, v in enumerate(values):
+                c.number(f"data.{key}[{k}]", v, optional=False, low=low)
+        audio = data.get("audio")
+        if audio is not None:
+            if not isinstance(audio, dict):
+                c.fail("data.audio", "should be a mapping")
+            c.integer("data.audio.sample_rate", audio.get("sample_rate"), optional=False, low=1)
+            c.integer("data.audio.bands", audio.get("bands"), optional=False, low=1)
+            for key in ("window_ms", "hop_ms"):
+                c.number(f"data.audio.{key}", audio.get(key), optional=False, low=1e-3)
+            if not isinstance(audio.get("deltas"), bool):
+                c.fail("data.audio.deltas", "should be true or false")
     if task == "regress":
         K = len(data["score_names"])
         for key, low in (("score_mean", None), ("score_std", 1e-300)):
@@ -205,12 +224,21 @@ def check_shapes(path, cfg, meta, params):
             if two_ways != wanted:
                 c.fail("config.bidirectional", f"is {wanted} but the stored {prefix} reads "
                                                f"{'both ways' if two_ways else 'one way'}")
-    source = "source_embedding.E" if task == "seq2seq" else "embedding.E"
-    rows, width = shape(source)
-    agree("embed", cfg.embed, width, source)
-    vocab = len(data["vocab"]) + (len(data.get("pretrained_vocab") or ())
-                                  if task in ("classify", "tag", "seq2seq", "regress") else 0)
-    agree("data.vocab", vocab, rows, f"{source} (rows)")
+    if data.get("input") == "frames":
+        width = cfg.embed if cfg.input_projection is None else cfg.input_projection
+        if width:
+            rows, columns = shape("input.W")
+            agree("input_projection", width, rows, "input.W (rows)")
+            agree("data.frame_dim", data["frame_dim"], columns, "input.W (columns)")
+        elif "input.W" in params:
+            c.fail("config.input_projection", "is 0 but the model stores an input projection")
+    else:
+        source = "source_embedding.E" if task == "seq2seq" else "embedding.E"
+        rows, width = shape(source)
+        agree("embed", cfg.embed, width, source)
+        vocab = len(data["vocab"]) + (len(data.get("pretrained_vocab") or ())
+                                      if task in ("classify", "tag", "seq2seq", "regress") else 0)
+        agree("data.vocab", vocab, rows, f"{source} (rows)")
     head = shape("head.W")[0]
     if task == "classify":
         agree("data.labels", len(data["labels"]), 2 if head == 1 else head, "head.W (classes)")

@@ -202,6 +202,7 @@ def train(
     embeddings: Annotated[str | None, _opt("embeddings")] = None,
     freeze_embeddings: Annotated[bool | None, _opt("freeze_embeddings", "--freeze-embeddings/--fine-tune-embeddings")
                                  ] = None,
+    input_projection: Annotated[int | None, _opt("input_projection")] = None,
     seq_len: Annotated[int | None, _opt("seq_len")] = None,
     batch_size: Annotated[int | None, _opt("batch_size")] = None,
     epochs: Annotated[int | None, _opt("epochs")] = None,
@@ -683,8 +684,14 @@ def predict(
             sys.stdout.flush()
         return
     names = predictor.score_names if meta["task"] == "regress" else predictor.label_names
-    for records in predictions(predictor, meta, source, conll=(format == InputFormat.conll), proba=proba or json_out,
-                               jsonl=jsonl):
+    if meta["data"].get("input") == "frames":  # recordings, features files or records of frames
+        from rnncli.commands.predict import frame_predictions
+
+        stream = frame_predictions(predictor, meta, source, proba=proba or json_out, jsonl=jsonl)
+    else:
+        stream = predictions(predictor, meta, source, conll=(format == InputFormat.conll), proba=proba or json_out,
+                             jsonl=jsonl)
+    for records in stream:
         sys.stdout.write("".join(render.prediction_text(r, meta["task"], names, proba, json_out) for r in records))
         sys.stdout.flush()
 

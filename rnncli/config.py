@@ -72,6 +72,9 @@ class TrainConfig:
     embeddings: str | None = option(None, "Word vectors to start from (GloVe/word2vec/fastText text, .gz too); "
                                     "the embedding size becomes theirs. In a config file, relative to it.")
     freeze_embeddings: bool = option(False, "Keep the pretrained vectors fixed (default: fine-tune them).")
+    # frames (audio, sensors): a learned W x<t> + b of this size before the recurrent stack, as words get embeddings
+    input_projection: int | None = option(None, "Frame input: project each frame to this size (0: read the frames "
+                                          "as they are; default: --embed).", at_least=0)
     # long enough for words and short phrases
     seq_len: int = option(64, "Truncated BPTT length (lm; a conditional lm reads longer texts in such chunks).",
                           at_least=1)

@@ -35,6 +35,13 @@ def tokenize_report(s):
     for key in ("labels", "tags"):
         if key in s:
             rows.append((key, "  ".join(f"{n} {c:,}" for n, c in s[key].items())))
+    if "frames" in s:  # no vocabulary: the frames are the input
+        rows = [(k.replace("tokens", "frames"), v) for k, v in rows
+                if k not in ("vocabulary", "coverage", "unknown rate", "most common")]
+        f = s["frames"]
+        rate = f", {f['frame_rate']:g} frames/s from {f['sample_rate']:,} Hz audio" if "frame_rate" in f else ""
+        rows.append(("frames", f"D = {f['dim']}, T min {f['frames'][0]:,} / median {f['frames'][1]:g} / "
+                               f"max {f['frames'][2]:,}{rate}; normalised per dimension"))
     for name, (low, mean, high) in s.get("scores", {}).items():
         rows.append((f"{name} (train)", f"min {low:.4g}, mean {mean:.4g}, max {high:.4g}"))
     if "target_level" in s:

@@ -291,7 +291,7 @@ def test_a_huge_source_line_is_skipped_or_cut_not_decoded_for_minutes(models):
     r = cli("predict", "-m", "s2s.npz", "--beam", "3", cwd=d, stdin=lines, timeout=120)
     assert r.returncode == 0, r.stderr
     assert r.stdout.count("\n") == 3 and r.stdout.split("\n")[1] == ""  # the lines stay aligned
-    assert "<stdin>:2: a source of 20,000 tokens, longer than this model's limit of 6" in r.stderr
+    assert "warning: <stdin>:2: a source of 20,000 tokens, longer than this model's limit of 6" in r.stderr
     r = cli("predict", "-m", "s2s.npz", "--too-long", "cut", cwd=d, stdin=lines, timeout=120)
     assert r.returncode == 0 and "read its first 6" in r.stderr
     r = cli("predict", "-m", "s2s.npz", "--max-source-len", "100000", cwd=d, stdin="sentence " * 7 + "\n")

@@ -42,7 +42,6 @@ def translations(model, meta, source, beam=0, length_penalty=0.0, n_best=1, temp
     import numpy as np
 
     from rnncli import console
-    from rnncli.errors import where
     from rnncli.evaluate import translate_split
     from rnncli.text.encode import encode_pairs, side_tokens
     from rnncli.text.targets import source_limit, too_long
@@ -57,7 +56,7 @@ def translations(model, meta, source, beam=0, length_penalty=0.0, n_best=1, temp
         for k, ((at, _), tokens) in enumerate(zip(group, sources, strict=True)):
             if len(tokens) > limit:
                 what = f"read its first {limit:,}" if cut else "skipped (an empty output line)"
-                console.log(f"[yellow]warning:[/yellow] {where(source, at)}: {too_long(len(tokens), limit)}; {what}")
+                console.log(f"[yellow]warning:[/yellow] {at}: {too_long(len(tokens), limit)}; {what}")
                 sources[k] = tokens[:limit] if cut else []
         if not warned and data["level"] == "char" and not data.get("source_unk_trained", True):
             # tokenize --vocab refuses this; a stream of lines to translate gets a warning and goes on
@@ -102,4 +101,85 @@ def predictions(model, meta, source, conll=False, proba=False, jsonl=False):
                 answer = ({"label": int(pred[j])} if task == "classify" else {"scores": pred[j].tolist()}
                           if task == "regress" else {"tags": pred[j]})
                 records[k].update(answer, probabilities=None if probs is None else probs[j])
+        yield records
+
+
+AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif")
+
+
+def frame_items(source, jsonl, audio_meta):
+    """What a frame model's predict reads -> yields groups of (file:line, frames (T, D) or the
+    one-line reason they could not be had). The source is one recording or features file, or a
+    stream of lines: each a path to one, or with jsonl a JSON record holding frames, features or audio.
+    audio_meta: the model's recording settings (sample rate, window, bands), which every file must fit."""
+    import os
+
+    from rnncli.errors import RnncliError, where
+    from rnncli.text.frames import FIELDS, record_frames
+    from rnncli.text.readers import json_object
+
+    def one(obj, at):
+        try:
+            return record_frames(obj, at.rsplit(":", 1)[0], at.rsplit(":", 1)[-1], audio_meta)
+        except RnncliError as e:
+            return str(e)
+
+    if str(source).lower().endswith((*AUDIO_SUFFIXES, ".npy")):
+        key = "features" if str(source).lower().endswith(".npy") else "audio"
+        yield [(where(source, 1), one({key: os.path.abspath(source)}, where(source, 1)))]
+        return
+    for group in read_groups(source):
+        items = []
+        for at, line in group:
+            line = (line or "").strip()
+            if not line:
+                items.append((at, None))
+            elif jsonl:
+                try:
+                    obj = json_object(line, *at.rsplit(":", 1))
+                except RnncliError as e:
+                    items.append((at, str(e)))
+                    continue
+                items.append((at, one(obj, at) if any(k in obj for k in FIELDS) else
+                              f"{at}: expected a field frames, features or audio"))
+            else:
+                key = "features" if line.lower().endswith(".npy") else "audio"
+                items.append((at, one({key: os.path.abspath(line)}, at)))
+        yield items
+
+
+def frame_predictions(model, meta, source, proba=False, jsonl=False):
+    """predictions() for a model that reads frames: one record per recording, features file or
+    record. A path or record that cannot be read, or whose frames do not fit the model (another
+    sample rate, another D), is reported on stderr and answered with an empty line, so a pipeline
+    keeps one answer per input line."""
+    import numpy as np
+
+    from rnncli import console
+    from rnncli.text.encode import encode_frames
+
+    task, data = meta["task"], meta["data"]
+    for group in frame_items(source, jsonl, dict(data.get("audio") or {})):
+        records, kept, arrays = [], [], []
+        for k, (at, x) in enumerate(group):
+            if isinstance(x, str):
+                console.log(f"[yellow]skipped:[/yellow] {x}")
+                x = None
+            elif x is not None and x.shape[1] != data["frame_dim"]:
+                console.log(f"[yellow]skipped:[/yellow] {at}: frames of {x.shape[1]} numbers; the model reads "
+                            f"{data['frame_dim']}")
+                x = None
+            records.append({"tokens": [] if x is None else list(range(len(x)))})
+            if x is not None:
+                kept.append(k)
+                arrays.append(x)
+        if kept:
+            split = encode_frames(data, arrays)
+            pred, probs = predict_split(model, task, split, proba=proba)
+            for j, k in enumerate(kept):
+                answer = ({"label": int(pred[j])} if task == "classify" else {"scores": pred[j].tolist()}
+                          if task == "regress" else {"tags": pred[j]})
+                records[k].update(answer, probabilities=None if probs is None else probs[j])
+                if task == "tag":
+                    records[k]["tokens"] = [str(t) for t in np.arange(len(pred[j]))]
         yield records

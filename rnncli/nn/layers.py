@@ -111,3 +111,42 @@ def dropout_mask(rng, shape, rate, dtype):
         return None
     keep = rng.random(shape, dtype=np.float32) >= rate
     return keep.astype(dtype) * dtype.type(1.0 / (1.0 - rate))
+
+
+class FrameInput:
+    """Inputs that are numbers, x<t> in R^D (log-mel frames, sensor readings): the frame's counterpart
+    of a token's embedding row is a learned projection e<t> = W x<t> + b (D -> E), the lecture's
+    W_ax x<t> split in two so that the recurrent stack is the same as for words. With E = 0 the
+    frames go in as they are. Parameters "W" (E, D), "b" (E,); none when direct."""
+
+    def __init__(self, dim, out, rng, dtype=np.float32):
+        self.linear = Linear(dim, out, rng, dtype) if out else None
+        self.params = self.linear.params if out else {}
+        self.dtype, self.width = np.dtype(dtype), out or dim
+
+    def forward(self, x):
+        """x (T, B, D) -> (T, B, E)."""
+        x = x.astype(self.dtype, copy=False)
+        return self.linear.forward(x) if self.linear else x
+
+    def backward(self, d_out, x):
+        """d_out (T, B, E) -> {"W", "b"} (empty when direct: frames have no parameters to learn)."""
+        return self.linear.backward(d_out, x.astype(self.dtype, copy=False))[1] if self.linear else {}
+
+
+def input_layer(vocab_size, embed, rng, dtype, frame_dim=None, projection=None):
+    """The first layer of a classifier, regressor or tagger -> (layer, its parameters by full name):
+    an Embedding ("embedding.E") for token ids, or a FrameInput ("input.W", "input.b") for frames of
+    frame_dim numbers, projected to `projection` (None: embed; 0: the frames as they are)."""
+    if frame_dim is None:
+        layer = Embedding(vocab_size, embed, rng, dtype)
+        return layer, {"embedding.E": layer.params["E"]}
+    layer = FrameInput(frame_dim, embed if projection is None else projection, rng, dtype)
+    return layer, {f"input.{k}": v for k, v in layer.params.items()}
+
+
+def input_grads(layer, d_out, read):
+    """Gradients of input_layer's parameters, by full name, from d of its output and what it read."""
+    if isinstance(layer, FrameInput):
+        return {f"input.{k}": v for k, v in layer.backward(d_out, read).items()}
+    return {"embedding.E": layer.backward(d_out, read)["E"]}

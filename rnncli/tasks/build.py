@@ -20,6 +20,14 @@ def task_of(cfg, data_meta):
     label+text data is the conditional language model, "clm" inside (unless --condition none)."""
     fmt = data_meta["format"]
     task = cfg.task or TASKS_OF_FORMAT[fmt][0]
+    frames = data_meta.get("input") == "frames"
+    if frames and task == "lm":
+        raise UsageError("frames (audio, features) cannot train a language model: it predicts tokens")
+    if frames and (cfg.char_features or cfg.embeddings):
+        raise UsageError(f"{'--char-features' if cfg.char_features else '--embeddings'} reads words; this data "
+                         "holds frames")
+    if not frames and cfg.input_projection is not None:
+        raise UsageError("--input-projection is for frame input (audio, features); this data holds tokens")
     if task not in TASKS_OF_FORMAT[fmt]:
         raise UsageError(f"--task {task} needs {NEEDS[task]}, but the data set is {fmt}; "
                          f"{fmt} data trains {' or '.join(TASKS_OF_FORMAT[fmt])}")
@@ -106,7 +114,8 @@ def build_model(cfg, data_meta, rng=None):
         model.label_names = None
         return model
     common = dict(embed=cfg.embed, hidden=cfg.hidden, cell=cfg.cell, layers=cfg.layers, bidirectional=bidirectional,
-                  dropout=cfg.dropout, dtype=dtype, activation=cfg.activation, reset_after=cfg.reset_after)
+                  dropout=cfg.dropout, dtype=dtype, activation=cfg.activation, reset_after=cfg.reset_after,
+                  frame_dim=data_meta.get("frame_dim"), input_projection=cfg.input_projection)
     if task == "regress":
         from rnncli.tasks.regress import Regressor
 

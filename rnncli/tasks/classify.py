@@ -9,7 +9,7 @@ cross-entropy; more classes a softmax.
 
 import numpy as np
 
-from rnncli.nn.layers import Embedding, Linear, dropout_mask
+from rnncli.nn.layers import Linear, dropout_mask, input_grads, input_layer
 from rnncli.nn.losses import sigmoid_binary_cross_entropy, softmax_cross_entropy
 from rnncli.nn.stack import RecurrentStack
 from rnncli.tasks.word_dropout import word_dropout
@@ -18,17 +18,20 @@ from rnncli.tasks.word_dropout import word_dropout
 class Classifier:
     def __init__(self, vocab_size, num_classes, rng, embed=100, hidden=128, cell="lstm", layers=1,
                  bidirectional=True, dropout=0.0, pool="last", dtype=np.float32, activation="tanh",
-                 reset_after=True, word_dropout=0.0, outputs=None):
-        """outputs: the head's size when it is not the classes' (the regression head, tasks/regress.py)."""
+                 reset_after=True, word_dropout=0.0, outputs=None, frame_dim=None, input_projection=None):
+        """outputs: the head's size when it is not the classes' (the regression head, tasks/regress.py);
+        frame_dim: inputs are frames of that many numbers, not token ids (nn/layers.FrameInput)."""
         if outputs is None and num_classes < 2:
             raise ValueError("a classifier needs at least two classes")
         self.dtype, self.dropout, self.pool, self.num_classes = np.dtype(dtype), dropout, pool, num_classes
         self.word_dropout = word_dropout
-        self.embedding = Embedding(vocab_size, embed, rng, dtype)
+        self.embedding, input_params = input_layer(vocab_size, embed, rng, dtype, frame_dim, input_projection)
+        self.frames = frame_dim is not None
+        embed = self.embedding.width if self.frames else embed
         self.rnn = RecurrentStack(cell, embed, hidden, rng, num_layers=layers, bidirectional=bidirectional,
                                   dropout=dropout, dtype=dtype, activation=activation, reset_after=reset_after)
         self.head = Linear(self.rnn.output_size, outputs or (1 if num_classes == 2 else num_classes), rng, dtype)
-        self.params = {"embedding.E": self.embedding.params["E"]}
+        self.params = dict(input_params)
         self.params.update({f"rnn.{k}": v for k, v in self.rnn.params.items()})
         self.params.update({f"head.{k}": v for k, v in self.head.params.items()})
 
@@ -63,7 +66,7 @@ class Classifier:
 
     def forward(self, ids, mask, train=False, rng=None):
         """ids (T, B), mask (T, B) -> logits (B,) for two classes, else (B, K); and a cache."""
-        if train:
+        if train and not self.frames:
             ids = word_dropout(rng, ids, self.word_dropout)
         x = self.embedding.forward(ids)
         h, finals, rnn_cache = self.rnn.forward(x, None, mask, train=train, rng=rng)
@@ -83,7 +86,7 @@ class Classifier:
         else:
             loss, d_logits = softmax_cross_entropy(logits, labels)
         dx, grads = self.backward(d_logits, (ids, mask, h, finals, rnn_cache, aux, drop, feats))
-        grads["embedding.E"] = self.embedding.backward(dx, ids)["E"]
+        grads.update(input_grads(self.embedding, dx, ids))
         return loss, grads
 
     def backward(self, d_logits, cache):

@@ -11,6 +11,7 @@ every unit; `predict` turns its z back into the scores' own units.
 
 import numpy as np
 
+from rnncli.nn.layers import input_grads
 from rnncli.nn.losses import mean_squared_error
 from rnncli.tasks.classify import Classifier
 
@@ -31,8 +32,8 @@ class Regressor(Classifier):
         z_hat, cache = self.forward(ids, mask, train, rng)
         loss, d_z = mean_squared_error(z_hat, self.standardise(scores))
         dx, grads = self.backward(d_z, cache)
-        read = cache[0]  # the ids the embedding read: some are <unk> under word dropout
-        grads["embedding.E"] = self.embedding.backward(dx, read)["E"]
+        read = cache[0]  # what the input layer read: under word dropout, some ids are <unk>
+        grads.update(input_grads(self.embedding, dx, read))
         return loss, grads
 
     def predict(self, ids, mask):

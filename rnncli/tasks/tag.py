@@ -17,7 +17,7 @@ import numpy as np
 from rnncli.nn.conv import CharConv
 from rnncli.nn.crf import crf_marginals, crf_nll, viterbi
 from rnncli.nn.functional import log_softmax
-from rnncli.nn.layers import Embedding, Linear, dropout_mask
+from rnncli.nn.layers import Embedding, Linear, dropout_mask, input_grads, input_layer
 from rnncli.nn.losses import softmax_cross_entropy
 from rnncli.nn.stack import RecurrentStack
 from rnncli.tasks.word_dropout import word_dropout
@@ -27,13 +27,15 @@ class Tagger:
     def __init__(self, vocab_size, num_tags, rng, embed=100, hidden=128, cell="lstm", layers=1,
                  bidirectional=True, dropout=0.0, char_vocab_size=None, dtype=np.float32, activation="tanh",
                  reset_after=True, char_embed=24, char_hidden=32, word_dropout=0.0, allowed=None, crf=False,
-                 char_encoder="rnn"):
+                 char_encoder="rnn", frame_dim=None, input_projection=None):
+        """frame_dim: inputs are frames of that many numbers, one tag per frame (nn/layers.FrameInput)."""
         self.dtype, self.dropout, self.word_dropout = np.dtype(dtype), dropout, word_dropout
         self.allowed = allowed  # (start (K,), transitions (K, K)) booleans for constrained decoding, or None
         self.crf = crf
-        self.embedding = Embedding(vocab_size, embed, rng, dtype)
-        self.params = {"embedding.E": self.embedding.params["E"]}
-        in_size = embed
+        self.embedding, input_params = input_layer(vocab_size, embed, rng, dtype, frame_dim, input_projection)
+        self.frames = frame_dim is not None
+        self.params = dict(input_params)
+        in_size = self.embedding.width if self.frames else embed
         self.char_encoder = char_encoder if char_vocab_size else None
         if char_vocab_size:
             self.char_embedding = Embedding(char_vocab_size, char_embed, rng, dtype)
@@ -90,8 +92,8 @@ class Tagger:
 
     def forward(self, ids, mask, chars=None, char_mask=None, train=False, rng=None):
         """ids (T, B), mask (T, B), chars (Lc, T*B) -> logits (T, B, K), cache."""
-        T, B = ids.shape
-        if train:
+        T, B = ids.shape[:2]
+        if train and not self.frames:
             ids = word_dropout(rng, ids, self.word_dropout)
         x = self.embedding.forward(ids)  # (T, B, E)
         char_cache = None
@@ -123,8 +125,8 @@ class Tagger:
         dx, _, rnn_grads = self.rnn.backward(dh, None, rnn_cache)
         if drop_in is not None:
             dx *= drop_in
-        E = self.embedding.params["E"].shape[1]
-        grads = {"embedding.E": self.embedding.backward(dx[:, :, :E], ids)["E"]}
+        E = self.embedding.width if self.frames else self.embedding.params["E"].shape[1]
+        grads = input_grads(self.embedding, dx[:, :, :E], ids)
         if char_cache is not None:
             grads.update(self._char_backward(dx[:, :, E:].reshape(T * B, -1), char_cache))
         grads.update({f"rnn.{k}": v for k, v in rnn_grads.items()})

@@ -136,10 +136,13 @@ class TextChunks:
 
 def make_batch(split, index, task, char_features=False):
     """The arguments of the task model's loss: (ids, mask, labels), (ids, mask, tags, chars, char_mask)
-    or (source, source mask, target in, target out, target mask)."""
+    or (source, source mask, target in, target out, target mask); for frame input, frames (T, B, D)
+    stand where the ids would."""
     if task == "clm":
         return framed_texts(split, index)
     ids, mask, tags, _, pos = pad_batch(split, index)
+    if split.frames is not None:  # inputs that are numbers: x (T, B, D), zeros at padded steps
+        ids = split.frames[pos] * mask[:, :, None]
     if task == "seq2seq":
         return (ids, mask, *pad_targets(split, index))
     if task == "classify":

@@ -9,6 +9,7 @@ A split holds all its sequences back to back:
     targets  (N',) int32 and target_offsets (S+1,) int64: pairs only, each example's target side
              (ids in the target vocabulary, without <bos>/<eos>: batching frames them)
     scores   (S, K) float64: scores only, each sequence's K measured values, in their own units
+    frames   (N, D) float32: frame input only, the normalised vectors x<t> (ids then only keep lengths)
 The JSON meta holds the vocabularies, the options used and how the validation part was made.
 text/encode.py builds these from files, text/store.py saves and loads them.
 """
@@ -35,6 +36,7 @@ class Split:
     target_offsets: np.ndarray | None = None
     target_texts: list | None = None  # pairs read from a file: the raw target lines (not saved)
     scores: np.ndarray | None = None
+    frames: np.ndarray | None = None  # (N, D) float32, normalised: inputs that are numbers (text/frames.py)
 
     @property
     def num_sequences(self):
@@ -82,11 +84,15 @@ def dataset_stats(ds, top=10):
         "validation": ds.meta.get("validation", "none"),
         "warnings": list(ds.warnings),
     }
-    if ds.meta.get("input") == "jsonl":
+    if ds.meta.get("input") in ("jsonl", "frames"):
         from rnncli.text.readers import JSONL_KINDS
 
         stats["input"] = "jsonl"
+        frames = ds.meta["input"] == "frames"
         fields = {"scores": ("text", "target")}.get(ds.meta["format"])
+        if frames:
+            fields = (("audio" if ds.meta.get("audio") else "frames/features"),
+                      {"tsv": "label", "conll": "tags", "scores": "target"}[ds.meta["format"]])
         stats["fields"] = " + ".join(fields or next(keys for keys, kind in JSONL_KINDS if kind == ds.meta["format"]))
     if "target_vocab" in ds.meta:
         stats["target_level"] = ds.meta["target_level"]
@@ -95,6 +101,11 @@ def dataset_stats(ds, top=10):
     if ds.valid is not None:
         stats["valid"] = {"sequences": ds.valid.num_sequences, "tokens": int(len(ds.valid.ids))}
         stats["unk_rate"]["valid"] = _unk_rate(ds.valid)
+    if ds.train.frames is not None:
+        from rnncli.text.frames import frame_stats
+
+        stats["frames"] = frame_stats(ds.meta, tr.lengths())
+        stats["top_tokens"], stats["coverage"] = [], 1.0
     if ds.train.scores is not None:
         s = ds.train.scores
         stats["scores"] = {name: [float(s[:, k].min()), float(s[:, k].mean()), float(s[:, k].max())]

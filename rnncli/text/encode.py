@@ -20,6 +20,7 @@ import numpy as np
 
 from rnncli.errors import RnncliError, UsageError, where
 from rnncli.text.dataset import FORMAT_VERSION, Dataset, Split
+from rnncli.text.frames import normaliser
 from rnncli.text.readers import (
     conll_records,
     detect_format,
@@ -32,20 +33,23 @@ from rnncli.text.readers import (
 from rnncli.text.split import split_examples, split_stream
 from rnncli.text.targets import DEFAULT_TARGET_RATIO, source_limit, target_limit, too_long
 from rnncli.text.vectors import WordLookup
-from rnncli.text.vocab import EOS, SPECIALS, Vocab, char_counts, encode_chars, split_words
+from rnncli.text.vocab import EOS, SPECIALS, UNK, Vocab, char_counts, encode_chars, split_words
 
 
-def _read(paths, fmt, known=None):
+def _read(paths, fmt, known=None, audio_meta=None):
     """-> (format, [(path, text)], jsonl): the files' text, or for JSON lines their records
     (readers.jsonl_records), and the format they hold. fmt: given by the user (or "jsonl"); known:
-    the format of the vocabulary being reused, which a file that is not JSON lines is read as."""
+    the format of the vocabulary being reused, which a file that is not JSON lines is read as.
+    jsonl is "frames" for records of frames (text/frames.py), whose format is their output's."""
     texts = [(p, read_text(p)) for p in paths]
     if fmt == "jsonl" or (fmt is None and all(looks_like_jsonl(t, p) for p, t in texts)):
-        parsed = [(p, jsonl_records(t, p)) for p, t in texts]
+        parsed = [(p, jsonl_records(t, p, audio_meta)) for p, t in texts]
         kinds = {kind for _, (kind, _) in parsed}
         if len(kinds) > 1:
             raise UsageError(f"the JSON lines files hold different records ({', '.join(sorted(kinds))})")
-        return kinds.pop(), [(p, records) for p, (_, records) in parsed], True
+        kind = kinds.pop()
+        frames = kind.startswith("frames:")
+        return kind[7:] if frames else kind, [(p, records) for p, (_, records) in parsed], "frames" if frames else True
     fmt = fmt or known
     if fmt == "scores":  # numbers travel in JSON lines only: {"text": ..., "target": 1.5}
         raise UsageError(f"{texts[0][0]}: scores are read from JSON lines records "
@@ -99,7 +103,9 @@ def read_units(fmt, texts, level, lower, target_level=None, jsonl=False):
     vocabulary); (source tokens, target tokens, raw target) for pairs."""
     units, origin = [], []
     for path, t in texts:
-        if fmt == "text" and jsonl:
+        if jsonl == "frames":  # shaped as the words' units, each (T, D) array where the words would be
+            new = [(((a, b) if fmt == "tsv" else (b, a) if fmt == "scores" else (a, b)), n) for n, a, b in t]
+        elif fmt == "text" and jsonl:
             new = [((body.lower() if lower else body) if level == "char" else split_words(body, lower), n)
                    for n, body in t]
             new = [(u, n) for u, n in new if u]
@@ -190,7 +196,7 @@ def build_vocabularies(meta, fmt, level, train_units, all_units, max_size, min_f
         meta["target_vocab"] = Vocab.build(targets, max_size, min_freq).tokens
     elif fmt == "scores":
         for _, words in train_units:
-            counts.update(words)
+            counts.update(_words(words))
         scores = np.array([s for s, _ in train_units], np.float64)
         K = scores.shape[1]
         meta["score_names"] = ["target"] if K == 1 else [f"target[{k}]" for k in range(K)]
@@ -199,7 +205,7 @@ def build_vocabularies(meta, fmt, level, train_units, all_units, max_size, min_f
         meta["score_std"] = [float(v) if v > 0 else 1.0 for v in scores.std(axis=0)]
     elif fmt == "tsv":
         for _, words in train_units:
-            counts.update(words)
+            counts.update(_words(words))
         meta["labels"] = sorted({label for label, _ in all_units})
         seen = Counter(label for label, _ in train_units)
         meta["label_counts"] = {n: seen[n] for n in meta["labels"]}  # a conditional LM's --label '*' draws by these
@@ -207,6 +213,7 @@ def build_vocabularies(meta, fmt, level, train_units, all_units, max_size, min_f
     else:
         chars = Counter()
         for words, _ in train_units:
+            words = _words(words)
             counts.update([w.lower() for w in words] if meta["lower"] else words)
             chars.update(ch for w in words for ch in w)
         meta["tags"] = sorted({t for _, tags in all_units for t in tags})
@@ -219,6 +226,20 @@ def build_vocabularies(meta, fmt, level, train_units, all_units, max_size, min_f
         kept = set(meta["vocab"])
         meta["source_unk_trained"] = any(t not in kept for t in counts)
     return warnings
+
+
+def _words(sequence):
+    """A unit's words; none for frames (a (T, D) array), which have no vocabulary."""
+    return [] if isinstance(sequence, np.ndarray) else sequence
+
+
+def encode_frames(meta, arrays):
+    """(T, D) arrays -> a Split whose frames (N, D) float32 are normalised with the data's per-dimension
+    mean and sd; ids (N,) are <unk> placeholders that keep the lengths (batching reads the frames)."""
+    offsets = np.r_[0, np.cumsum([len(a) for a in arrays])].astype(np.int64)
+    x = np.concatenate(arrays, axis=0) if arrays else np.zeros((0, meta["frame_dim"]), np.float32)
+    mean, sd = np.asarray(meta["frame_mean"], np.float32), np.asarray(meta["frame_std"], np.float32)
+    return Split(np.full(len(x), UNK, np.int32), offsets, frames=((x - mean) / sd).astype(np.float32))
 
 
 def encode_units(meta, fmt, level, units, origin):
@@ -238,7 +259,11 @@ def encode_units(meta, fmt, level, units, origin):
         split = encode_pairs(meta, [u[0] for u in units], [u[1] for u in units])
         split.target_texts = [u[2] for u in units]
         return split
-    split = encode_words(meta, [u[1] for u in units] if fmt in ("tsv", "scores") else [u[0] for u in units])
+    sequences = [u[1] for u in units] if fmt in ("tsv", "scores") else [u[0] for u in units]
+    if meta.get("input") == "frames":
+        split = encode_frames(meta, sequences)
+    else:
+        split = encode_words(meta, sequences)
     if fmt == "scores":
         K = len(meta["score_names"])
         for u, (path, line) in zip(units, origin, strict=True):
@@ -322,11 +347,18 @@ def tokenize(paths, fmt=None, level=None, lower=False, max_size=None, min_freq=1
         raise UsageError("--min-freq must be at least 1")
     if not 0 <= valid_frac < 1:
         raise UsageError("--valid-frac must be in [0, 1)")
-    fmt, texts, jsonl = _read(paths, fmt, known=reuse["format"] if reuse is not None else None)
+    audio_meta = dict(reuse.get("audio") or {}) if reuse is not None else {}
+    fmt, texts, jsonl = _read(paths, fmt, known=reuse["format"] if reuse is not None else None, audio_meta=audio_meta)
+    frames = jsonl == "frames"
     if reuse is not None:
         if fmt != reuse["format"]:
             raise UsageError(f"--vocab was built for {reuse['format']} data, not {fmt}")
+        if frames != (reuse.get("input") == "frames"):
+            raise UsageError(f"{paths[0]}: the model reads {'frames' if not frames else 'text'}, but these records "
+                             f"hold {'frames' if frames else 'text'}")
         level, lower, target_level = reuse["level"], reuse["lower"], reuse.get("target_level")
+    if frames:
+        level = "frame"
     if level is None:
         # texts that span lines (JSON lines: tunes, documents) are read by characters, as plain text is
         level = "char" if fmt == "text" or (jsonl and fmt == "tsv" and _multiline(texts)) else "word"
@@ -355,15 +387,17 @@ def tokenize(paths, fmt=None, level=None, lower=False, max_size=None, min_freq=1
     if fmt == "pairs":
         meta["target_level"], meta["max_target_ratio"] = target_level, max_target_ratio
     if jsonl:
-        meta["input"] = "jsonl"
+        meta["input"] = "frames" if frames else "jsonl"
     units, origin = read_units(fmt, texts, level, lower, target_level, jsonl)
     if not units:
         raise RnncliError(f"{where(paths[0])}: nothing to tokenize (empty file?)")
     warnings = []
     if valid_path is not None:
-        v_fmt, v_texts, v_jsonl = _read([valid_path], "jsonl" if jsonl else fmt)
-        if v_fmt != fmt:
-            raise UsageError(f"{valid_path}: holds {v_fmt} records, but the training data is {fmt}")
+        v_fmt, v_texts, v_jsonl = _read([valid_path], "jsonl" if jsonl else fmt, audio_meta=audio_meta)
+        if v_fmt != fmt or v_jsonl != jsonl:
+            v_fmt = f"frames+{v_fmt}" if v_jsonl == "frames" else v_fmt
+            raise UsageError(f"{valid_path}: holds {v_fmt} records, but the training data is "
+                             f"{'frames+' if frames else ''}{fmt}")
         v_units, v_origin = read_units(fmt, v_texts, level, lower, target_level, v_jsonl)
         t_units, t_origin, how = units, origin, f"the file {valid_path}"
     elif fmt == "text":
@@ -375,11 +409,24 @@ def tokenize(paths, fmt=None, level=None, lower=False, max_size=None, min_freq=1
     meta["validation"] = how
     if reuse is None:
         warnings += build_vocabularies(meta, fmt, level, t_units, units + (v_units or []), max_size, min_freq)
+        if frames:  # normalisation from the training split's frames alone
+            arrays = [u[0] if fmt == "conll" else u[1] for u in t_units]
+            meta["frame_dim"] = int(arrays[0].shape[1])
+            meta["frame_mean"], meta["frame_std"] = normaliser(arrays)
+            if audio_meta:
+                meta["audio"] = audio_meta
     else:
         for key in ("vocab", "labels", "tags", "chars", "tag_scheme", "target_vocab", "source_unk_trained",
-                    "pretrained_vocab", "longest_source", "score_names", "score_mean", "score_std"):
+                    "pretrained_vocab", "longest_source", "score_names", "score_mean", "score_std", "frame_dim",
+                    "frame_mean", "frame_std", "audio"):
             if key in reuse:
                 meta[key] = reuse[key]
+        if frames:
+            for u, (path, line) in zip(t_units, t_origin, strict=True):
+                x = u[0] if fmt == "conll" else u[1]
+                if x.shape[1] != meta["frame_dim"]:
+                    raise RnncliError(f"{where(path, line)}: frames of {x.shape[1]} numbers; the model reads "
+                                      f"{meta['frame_dim']}")
         if fmt == "pairs":
             warnings += _check_known_sources(meta, t_units, t_origin)
     if fmt == "pairs":

@@ -194,7 +194,14 @@ def json_object(line, path, n):
 
 def jsonl_kind(obj):
     """The format a JSON record stands for, from its fields (None if none fits): a text with a
-    numeric target is "scores"; a target that is text makes a pair with a source."""
+    numeric target is "scores"; a target that is text makes a pair with a source. A record of
+    frames (text/frames.py) is "frames:" and the format of its output field."""
+    from rnncli.text.frames import frame_field
+
+    if frame_field(obj) is not None:
+        out = next((kind for key, kind in (("label", "tsv"), ("tags", "conll"), ("target", "scores")) if key in obj),
+                   None)
+        return None if out is None else f"frames:{out}"
     if "text" in obj and "target" in obj and "source" not in obj and "label" not in obj:
         return "scores"
     return next((kind for keys, kind in JSONL_KINDS if all(k in obj for k in keys)), None)
@@ -216,14 +223,17 @@ def jsonl_scores(obj, path, n):
     return [float(v) for v in values]
 
 
-def jsonl_records(text, path):
+def jsonl_records(text, path, audio_meta=None):
     """-> (kind, records): records shaped as the kind's own reader gives them:
     text  (line, text)               tsv    (line, label, text)
     conll (line, tokens, tags)       pairs  (line, source, target)
     scores (line, text, [numbers]): every record with as many numbers as the first
+    With frames (kind "frames:tsv", "frames:conll" or "frames:scores") a (T, D) array stands where
+    the text or the tokens would; audio_meta is text/frames.record_frames's.
     The first record decides the kind; every line must then have its fields, of the right type
     and not empty. Blank lines are skipped."""
     records, kind, keys = [], None, None
+    audio_meta = {} if audio_meta is None else audio_meta
     for n, line in enumerate(_lines(text, path), start=1):
         if not line.strip():
             continue
@@ -231,9 +241,11 @@ def jsonl_records(text, path):
         if kind is None:
             kind = jsonl_kind(obj)
             if kind is None:
-                raise RnncliError(f"{where(path, n)}: expected the fields text, label + text, tokens + tags or "
-                                  f"source + target; found {', '.join(map(repr, obj)) or 'none'}")
-            keys = ("text", "target") if kind == "scores" else next(k for k, v in JSONL_KINDS if v == kind)
+                raise RnncliError(f"{where(path, n)}: expected the fields text, label + text, tokens + tags, "
+                                  "source + target, text + target, or frames/features/audio with label, tags or "
+                                  f"target; found {', '.join(map(repr, obj)) or 'none'}")
+            keys = (("text", "target") if kind == "scores" else () if kind.startswith("frames:")
+                    else next(k for k, v in JSONL_KINDS if v == kind))
         for key in keys:
             if key not in obj:
                 raise RnncliError(f"{where(path, n)}: missing field {key!r} (this file's records have "
@@ -248,6 +260,9 @@ def jsonl_records(text, path):
             if bad is not None:
                 raise RnncliError(f"{where(path, n)}: field 'tokens' holds {bad!r}: a token is one word without spaces")
             records.append((n, tokens, [t.strip() for t in tags]))
+            continue
+        if kind.startswith("frames:"):
+            records.append(_frames_record(obj, kind[7:], path, n, audio_meta, records))
             continue
         if kind == "scores":
             text, scores = _jsonl_string(obj, "text", path, n), jsonl_scores(obj, path, n)
@@ -268,6 +283,34 @@ def jsonl_records(text, path):
     if not records:
         raise RnncliError(f"{where(path)}: no records (empty file?)")
     return kind, records
+
+
+def _frames_record(obj, out, path, n, audio_meta, records):
+    """One frames record shaped as its output's reader gives records (the frames where the text is)."""
+    from rnncli.text.frames import frame_field, record_frames
+
+    if frame_field(obj) is None:
+        raise RnncliError(f"{where(path, n)}: missing field 'frames', 'features' or 'audio' (this file's records "
+                          "hold frames)")
+    key = {"tsv": "label", "conll": "tags", "scores": "target"}[out]
+    if key not in obj:
+        raise RnncliError(f"{where(path, n)}: missing field {key!r} (this file's records have one)")
+    x = record_frames(obj, path, n, audio_meta)
+    if records and x.shape[1] != records[0][1 if out != "tsv" else 2].shape[1]:
+        first = records[0][1 if out != "tsv" else 2].shape[1]
+        raise RnncliError(f"{where(path, n)}: frames of {x.shape[1]} numbers where the first record's have {first}")
+    if out == "tsv":
+        return n, _jsonl_string(obj, "label", path, n, allow_int=True).strip(), x
+    if out == "scores":
+        scores = jsonl_scores(obj, path, n)
+        if records and len(scores) != len(records[0][2]):
+            raise RnncliError(f"{where(path, n)}: {len(scores)} numbers in 'target', where the first record "
+                              f"has {len(records[0][2])}")
+        return n, x, scores
+    tags = _jsonl_list(obj, "tags", path, n)
+    if len(tags) != len(x):
+        raise RnncliError(f"{where(path, n)}: {len(x)} frames but {len(tags)} tags (one tag per frame)")
+    return n, x, [t.strip() for t in tags]
 
 
 def looks_like_jsonl(text, path):

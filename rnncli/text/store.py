@@ -13,7 +13,8 @@ from rnncli.errors import RnncliError
 from rnncli.npzfile import load_npz, save_npz
 from rnncli.text.dataset import FORMAT_VERSION, KINDS, Dataset, Split
 
-FIELDS = ("ids", "offsets", "labels", "tags", "chars", "char_offsets", "targets", "target_offsets", "scores")
+FIELDS = ("ids", "offsets", "labels", "tags", "chars", "char_offsets", "targets", "target_offsets", "scores",
+          "frames")
 
 
 def save_dataset(path, ds):
@@ -64,6 +65,10 @@ def _check_split(path, name, split, meta):
                                                                    len(meta.get("score_names", [])))
                                          or not np.all(np.isfinite(split.scores))):
         problem = "scores are not one finite row of numbers per sequence"
+    elif meta.get("input") == "frames" and (split.frames is None or split.frames.dtype.kind != "f"
+                                            or split.frames.shape != (len(split.ids), meta.get("frame_dim"))
+                                            or not np.all(np.isfinite(split.frames))):
+        problem = "frames are not one finite row of frame_dim numbers per step"
     if problem:
         raise RnncliError(f"{path}: damaged data set ({name} {problem})")
 

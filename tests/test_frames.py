@@ -1,0 +1,213 @@
+"""Inputs that are numbers (issue 31): WAV files of every sample format, the log-mel filterbank
+against librosa, the frame projection's gradients in float64 (padded and not), padding
+invariance, and the commands end to end on generated tones (sample_data/make_tones.py)."""
+
+import json
+import os
+import struct
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from cli_runner import cli
+
+from rnncli.audio import log_mel, mel_filters, read_wav
+from rnncli.errors import RnncliError
+from rnncli.nn.gradcheck import check_gradients
+from rnncli.tasks.classify import Classifier
+from rnncli.tasks.regress import Regressor
+from rnncli.tasks.tag import Tagger
+
+SAMPLES = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "sample_data"))
+
+
+def wav_bytes(samples, rate, tag, bits, channels=1, extensible=False):
+    """A WAV file written here by hand (not by the reader under test): samples (N, channels) in [-1, 1]."""
+    x = np.asarray(samples, np.float64).reshape(len(samples), channels)
+    if tag == 3:
+        data = x.astype(f"<f{bits // 8}").tobytes()
+    elif bits == 8:
+        data = np.round(x * 127 + 128).astype(np.uint8).tobytes()
+    elif bits == 24:
+        v = np.round(x * (2**23 - 1)).astype(np.int32).reshape(-1)
+        data = b"".join(int(i).to_bytes(3, "little", signed=True) for i in v)
+    else:
+        data = np.round(x * (2 ** (bits - 1) - 1)).astype(f"<i{bits // 8}").tobytes()
+    align = channels * bits // 8
+    fmt = struct.pack("<HHIIHH", 0xFFFE if extensible else tag, channels, rate, rate * align, align, bits)
+    if extensible:
+        fmt += struct.pack("<HHI", 22, bits, 0) + struct.pack("<H", tag) + bytes(14)
+    chunks = b"fmt " + struct.pack("<I", len(fmt)) + fmt + b"LIST" + struct.pack("<I", 3) + b"abc\x00"
+    chunks += b"data" + struct.pack("<I", len(data)) + data
+    return b"RIFF" + struct.pack("<I", 4 + len(chunks)) + b"WAVE" + chunks
+
+
+@pytest.mark.parametrize("tag,bits,channels,extensible,tol", [
+    (1, 8, 1, False, 1 / 64), (1, 16, 1, False, 1e-4), (1, 24, 2, False, 1e-6), (1, 32, 1, True, 1e-8),
+    (3, 32, 2, False, 1e-7), (3, 64, 1, True, 1e-12)])
+def test_every_wav_sample_format_reads_back(tmp_path, tag, bits, channels, extensible, tol):
+    rng = np.random.default_rng(0)
+    x = rng.uniform(-0.9, 0.9, (500, channels))
+    path = tmp_path / "x.wav"
+    path.write_bytes(wav_bytes(x, 11025, tag, bits, channels, extensible))
+    samples, rate = read_wav(str(path))
+    assert rate == 11025 and samples.shape == (500,)
+    assert np.max(np.abs(samples - x.mean(axis=1))) < tol  # channels averaged
+
+
+@pytest.mark.parametrize("raw,message", [
+    (b"RIFF\x04\x00\x00\x00WAVE", "no fmt or data chunk"), (b"OggS" + bytes(40), "cannot read the audio|not a WAV file"),
+    (wav_bytes(np.zeros(10), 8000, 1, 12), "damaged WAV file"), (wav_bytes(np.zeros(0), 8000, 1, 16), "is empty"),
+    (wav_bytes(np.array([np.nan, 0.0]), 8000, 3, 32), "NaN or infinite")])
+def test_bad_wav_files_are_one_line_errors(tmp_path, raw, message):
+    path = tmp_path / "bad.wav"
+    path.write_bytes(raw)
+    from rnncli.audio import read_audio
+
+    with pytest.raises(RnncliError, match=message):
+        read_audio(str(path))
+
+
+def test_log_mel_equals_librosa():
+    """Within 1e-4 of librosa's log of its mel power spectrogram: HTK mel scale, Slaney-normalised
+    triangles, a periodic Hann window. A 16 ms window at 16 kHz fills its FFT (256), where both
+    frame the signal alike; the filters are compared for an FFT longer than the window too."""
+    librosa = pytest.importorskip("librosa")
+    rng = np.random.default_rng(1)
+    rate = 16000
+    x = np.sin(2 * np.pi * 440 * np.arange(rate) / rate) * 0.5 + rng.normal(0, 0.05, rate)
+    ours = log_mel(x, rate, window_ms=16, hop_ms=10, bands=40)
+    power = librosa.feature.melspectrogram(y=x, sr=rate, n_fft=256, hop_length=160, win_length=256, window="hann",
+                                           center=False, power=2.0, n_mels=40, htk=True, norm="slaney")
+    theirs = np.log(power.T + 1e-10)
+    assert len(ours) >= len(theirs)
+    np.testing.assert_allclose(ours[: len(theirs)], theirs, atol=1e-4, rtol=0)
+    for r, n_fft in ((8000, 256), (22050, 1024)):
+        np.testing.assert_allclose(mel_filters(r, n_fft, 40),
+                                   librosa.filters.mel(sr=r, n_fft=n_fft, n_mels=40, htk=True, norm="slaney"),
+                                   atol=1e-9, rtol=1e-6)
+
+
+def frames_batch(rng, T=5, B=3, D=4, padded=True):
+    mask = np.ones((T, B))
+    if padded:
+        mask[3:, 1] = 0
+        mask[2:, 2] = 0
+    return rng.normal(size=(T, B, D)) * mask[:, :, None], mask
+
+
+@pytest.mark.parametrize("padded", [True, False])
+@pytest.mark.parametrize("task,projection", [("classify", None), ("classify", 0), ("regress", 3), ("tag", None),
+                                             ("tag", 0)])
+def test_frame_models_gradients(task, projection, padded):
+    rng = np.random.default_rng(2)
+    common = dict(embed=3, hidden=4, cell="lstm", layers=2, dropout=0.1, dtype=np.float64, frame_dim=4,
+                  input_projection=projection)
+    x, mask = frames_batch(rng, padded=padded)
+    if task == "classify":
+        model = Classifier(4, 3, rng, pool="mean", **common)
+        target = rng.integers(0, 3, 3)
+    elif task == "regress":
+        model = Regressor(4, 2, rng, pool="max", **common)
+        target = rng.normal(size=(3, 2))
+    else:
+        model = Tagger(4, 3, rng, crf=True, **common)
+        model.params["crf.trans"][...] = rng.normal(size=(3, 3))
+        target = rng.integers(0, 3, mask.shape)
+    assert ("input.W" in model.params) == (projection != 0)
+
+    def run():
+        return model.loss_and_grads(x, mask, target, rng=np.random.default_rng(4))
+
+    _, grads = run()
+    errors = check_gradients(lambda: run()[0], dict(model.params), grads)
+    assert max(errors.values()) < 1e-6, errors
+
+
+def test_padding_never_changes_a_frame_classifier():
+    rng = np.random.default_rng(3)
+    model = Classifier(4, 3, rng, embed=3, hidden=4, pool="mean", dtype=np.float64, frame_dim=4)
+    x, mask = frames_batch(rng)
+    both = model.predict_proba(x, mask)
+    for b in range(3):
+        n = int(mask[:, b].sum())
+        np.testing.assert_allclose(both[b], model.predict_proba(x[:n, b : b + 1], mask[:n, b : b + 1])[0], atol=1e-12)
+
+
+@pytest.fixture(scope="module")
+def tones(tmp_path_factory):
+    d = tmp_path_factory.mktemp("tones")
+    subprocess.run([sys.executable, f"{SAMPLES}/make_tones.py", str(d), "--per-digit", "15"], check=True)
+    r = cli("tokenize", "train.jsonl", "--valid", "valid.jsonl", "-o", "t.npz", "--json", cwd=d)
+    assert r.returncode == 0, r.stderr
+    report = json.loads(r.stdout)
+    assert report["frames"]["dim"] == 40 and report["frames"]["sample_rate"] == 8000
+    r = cli("train", "-d", "t.npz", "-o", "m.npz", "--hidden", "32", "--layers", "1", "--embed", "16",
+            "--max-steps", "150", "--eval-every", "50", "--pool", "mean", cwd=d)
+    assert r.returncode == 0, r.stderr
+    return d
+
+
+def test_audio_classifier_end_to_end(tones):
+    d = tones
+    r = cli("eval", "-m", "m.npz", "valid.jsonl", "--json", cwd=d)
+    assert r.returncode == 0 and json.loads(r.stdout)["accuracy"] > 0.7, r.stdout + r.stderr  # chance: 0.1
+    r = cli("predict", "-m", "m.npz", "wav/7_0004.wav", cwd=d)
+    assert r.returncode == 0 and r.stdout.strip() in [str(k) for k in range(10)]
+    from rnncli.models import load_model
+
+    model, meta, _ = load_model(str(d / "m.npz"))  # the answer is the model's, on frames normalised alike
+    from rnncli.audio import log_mel as features
+    from rnncli.audio import read_audio
+
+    x = features(*read_audio(str(d / "wav/7_0004.wav")))
+    z = (x - np.array(meta["data"]["frame_mean"])) / np.array(meta["data"]["frame_std"])
+    p = model.predict_proba(z[:, None, :].astype(np.float32), np.ones((len(z), 1), np.float32))[0]
+    assert r.stdout.strip() == meta["data"]["labels"][int(p.argmax())]
+    # a pipeline of paths: a missing file and another rate are skipped with an empty line each
+    import wave
+
+    with wave.open(str(d / "fast.wav"), "wb") as w:
+        w.setnchannels(2)
+        w.setsampwidth(2)
+        w.setframerate(44100)
+        w.writeframes(bytes(44100))
+    r = cli("predict", "-m", "m.npz", "-", cwd=d, stdin="wav/3_0004.wav\nnope.wav\nfast.wav\n\nwav/9_0009.wav\n")
+    assert r.returncode == 0 and r.stdout.split("\n")[1:4] == ["", "", ""] and len(r.stdout.split("\n")) == 6
+    assert "<stdin>:2:" in r.stderr and "no such audio file" in r.stderr
+    assert "44,100 Hz, but this data's (and model's) recordings are 8,000 Hz" in r.stderr
+    # JSON lines records and .npy features reach the same model
+    np.save(d / "feat.npy", x)
+    (d / "recs.jsonl").write_text(json.dumps({"frames": x.tolist()}) + "\n" + json.dumps({"features": "feat.npy"})
+                                  + "\n")
+    r = cli("predict", "-m", "m.npz", "recs.jsonl", cwd=d)
+    assert r.returncode == 0 and r.stdout.split("\n")[:2] == [r.stdout.split("\n")[0]] * 2
+    r = cli("predict", "-m", "m.npz", "feat.npy", cwd=d)
+    assert r.stdout.strip() == r.stdout.split("\n")[0]
+    r = cli("inspect", "m.npz", cwd=d)
+    assert r.returncode == 0
+
+
+def test_frames_records_and_features(tmp_path):
+    """Frames given inline and as .npy files train taggers (one tag per frame) and regressions."""
+    rng = np.random.default_rng(5)
+    lines, scores = [], []
+    for k in range(40):
+        x = rng.normal(size=(int(rng.integers(5, 12)), 3))
+        tags = ["1" if v > 0 else "0" for v in x[:, 0]]
+        lines.append(json.dumps({"frames": x.round(4).tolist(), "tags": tags}))
+        np.save(tmp_path / f"f{k}.npy", x)
+        scores.append(json.dumps({"features": f"f{k}.npy", "target": float(x[:, 1].sum())}))
+    (tmp_path / "tag.jsonl").write_text("\n".join(lines) + "\n")
+    (tmp_path / "reg.jsonl").write_text("\n".join(scores) + "\n")
+    for data, name in (("tag.jsonl", "tag"), ("reg.jsonl", "reg")):
+        r = cli("tokenize", data, "-o", f"{name}.npz", "--valid-frac", "0.2", cwd=tmp_path)
+        assert r.returncode == 0, r.stderr
+        r = cli("train", "-d", f"{name}.npz", "-o", f"{name}_m.npz", "--hidden", "8", "--embed", "4", "--max-steps",
+                "30", "--json", cwd=tmp_path)
+        assert r.returncode == 0, r.stderr
+    r = cli("eval", "-m", "tag_m.npz", "tag.jsonl", "--json", cwd=tmp_path)
+    assert r.returncode == 0 and "token_accuracy" in json.loads(r.stdout)
+    r = cli("eval", "-m", "reg_m.npz", "reg.jsonl", "--json", cwd=tmp_path)
+    assert r.returncode == 0 and "pearson" in json.loads(r.stdout)
