@@ -57,7 +57,8 @@ def test_every_wav_sample_format_reads_back(tmp_path, tag, bits, channels, exten
 
 
 @pytest.mark.parametrize("raw,message", [
-    (b"RIFF\x04\x00\x00\x00WAVE", "no fmt or data chunk"), (b"OggS" + bytes(40), "cannot read the audio|not a WAV file"),
+    (b"RIFF\x04\x00\x00\x00WAVE", "no fmt or data chunk"),
+    (b"OggS" + bytes(40), "cannot read the audio|not a WAV file"),
     (wav_bytes(np.zeros(10), 8000, 1, 12), "damaged WAV file"), (wav_bytes(np.zeros(0), 8000, 1, 16), "is empty"),
     (wav_bytes(np.array([np.nan, 0.0]), 8000, 3, 32), "NaN or infinite")])
 def test_bad_wav_files_are_one_line_errors(tmp_path, raw, message):
