@@ -287,3 +287,31 @@ def test_pytorch_modules_load_the_state_dict_and_give_rnncli_outputs(tmp_path):
         for name, arr in from_state_dict(tensors, model.params, meta["config"], "t").items():
             model.params[name][...] = arr
         np.testing.assert_allclose(model.forward(ids)[0], logits, rtol=0, atol=1e-10)
+
+
+@pytest.mark.parametrize("task,projection", [("classify", None), ("regress", 0), ("tag", None)])
+def test_frame_models_take_raw_frames(task, projection):
+    """A model of frames exports with its normalisation inside: onnxruntime reads the frames as
+    tokenize makes them (log-mel or as given) and equals rnncli on the normalised ones."""
+    D = 3
+    cfg = make_config(None, {"task": task, "hidden": 5, "embed": 4, "input_projection": projection, "crf": task == "tag"})
+    data = {"vocab": ["<pad>", "<unk>", "<bos>", "<eos>"], "level": "frame", "lower": False, "input": "frames",
+            "format": {"classify": "tsv", "regress": "scores", "tag": "conll"}[task], "frame_dim": D,
+            "frame_mean": [0.5, -1.0, 2.0], "frame_std": [2.0, 0.5, 1.0], "labels": ["a", "b", "c"],
+            "tags": ["0", "1"], "score_names": ["y"], "score_mean": [3.0], "score_std": [2.0]}
+    model = build_model(cfg, data, np.random.default_rng(0))
+    rng = np.random.default_rng(1)
+    for p in model.params.values():
+        p[...] = rng.normal(size=p.shape) * 0.5
+    raw = rng.normal(size=(T, B, D)).astype(np.float32)
+    mask = (np.arange(T)[:, None] < LENGTHS[None]).astype(np.float32)
+    x = (raw - np.array(data["frame_mean"], np.float32)) / np.array(data["frame_std"], np.float32) * mask[..., None]
+    meta = {"task": task, "config": dataclasses.asdict(cfg), "data": data}
+    out, _ = run_onnx(model, meta, {"frames": raw, "lengths": LENGTHS.astype(np.int32)})
+    if task == "classify":
+        np.testing.assert_allclose(out["probabilities"], model.predict_proba(x, mask), atol=1e-5)
+    elif task == "regress":
+        np.testing.assert_allclose(out["scores"], model.predict(x, mask), atol=1e-4)
+    else:
+        logits, _ = model.forward(x, mask)
+        np.testing.assert_allclose(out["emissions"][mask > 0], logits[mask > 0], atol=1e-5)

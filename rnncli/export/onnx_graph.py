@@ -189,7 +189,15 @@ def _one_stack_model(g, model, params, cfg, data, task, inputs, outputs):
     from onnx import TensorProto, helper
 
     ids = "ids"
-    x = g.op("Gather", [g.const("E", params["embedding.E"]), ids])
+    if data.get("input") == "frames":  # frames (T, B, D) as tokenize made them, normalised here, then projected
+        ids = "frames"
+        inputs[0] = helper.make_tensor_value_info(ids, g.elem, ["T", "B", data["frame_dim"]])
+        mean, sd = (np.asarray(data[k], np.float32) for k in ("frame_mean", "frame_std"))
+        x = g.op("Div", [g.op("Sub", [ids, g.const("frame_mean", mean)]), g.const("frame_std", sd)])
+        if "input.W" in params:
+            x = g.matmul_add(x, params["input.W"], params["input.b"], "input")
+    else:
+        x = g.op("Gather", [g.const("E", params["embedding.E"]), ids])
     bidirectional = task != "lm" and cfg.get("bidirectional") is not False  # None: the tasks' default, True
     if task == "lm":
         H, L = cfg["hidden"], cfg["layers"]
@@ -386,7 +394,8 @@ def _metadata(meta):
              "vocab": json.dumps(data["vocab"]), "level": data.get("level", "word"),
              "lower": json.dumps(bool(data.get("lower"))),
              "special_ids": json.dumps({"<pad>": 0, "<unk>": 1, "<bos>": 2, "<eos>": 3})}
-    for key in ("labels", "tags", "chars", "pretrained_vocab", "score_names", "score_mean", "score_std"):
+    for key in ("labels", "tags", "chars", "pretrained_vocab", "score_names", "score_mean", "score_std", "input",
+                "frame_dim", "frame_mean", "frame_std", "audio"):
         if data.get(key):
             props[key] = json.dumps(data[key])
     return props
