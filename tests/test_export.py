@@ -294,7 +294,8 @@ def test_frame_models_take_raw_frames(task, projection):
     """A model of frames exports with its normalisation inside: onnxruntime reads the frames as
     tokenize makes them (log-mel or as given) and equals rnncli on the normalised ones."""
     D = 3
-    cfg = make_config(None, {"task": task, "hidden": 5, "embed": 4, "input_projection": projection, "crf": task == "tag"})
+    cfg = make_config(None, {"task": task, "hidden": 5, "embed": 4, "input_projection": projection,
+                             "crf": task == "tag"})
     data = {"vocab": ["<pad>", "<unk>", "<bos>", "<eos>"], "level": "frame", "lower": False, "input": "frames",
             "format": {"classify": "tsv", "regress": "scores", "tag": "conll"}[task], "frame_dim": D,
             "frame_mean": [0.5, -1.0, 2.0], "frame_std": [2.0, 0.5, 1.0], "labels": ["a", "b", "c"],
