@@ -77,6 +77,29 @@ def workdir(tmp_path_factory, request):
     (d / "score_word.jsonl").write_text('{"text": "ACGT", "target": 1}\n{"text": "ACG", "target": "high"}\n')
     (d / "score_nan.jsonl").write_text('{"text": "ACGT", "target": NaN}\n')
     (d / "score_ragged.jsonl").write_text('{"text": "ACGT", "target": [1, 2]}\n{"text": "AC", "target": [1]}\n')
+    subprocess.run([sys.executable, f"{SAMPLES}/make_tones.py", str(d / "tones"), "--per-digit", "3"], check=True)
+    assert cli("tokenize", "tones/train.jsonl", "-o", "tones.npz", cwd=d).returncode == 0
+    assert cli("train", "-d", "tones.npz", "-o", "tone_model.npz", "--max-steps", "2", "--hidden", "8", "--embed",
+               "4", cwd=d).returncode == 0
+    import wave
+
+    for name, rate, channels, frames in (("fast.wav", 44100, 2, 4410), ("empty.wav", 8000, 1, 0)):
+        with wave.open(str(d / "tones" / name), "wb") as w:
+            w.setnchannels(channels)
+            w.setsampwidth(2)
+            w.setframerate(rate)
+            w.writeframes(bytes(2 * channels * frames))
+    (d / "tones" / "garbage.wav").write_bytes(b"not audio at all" * 10)
+    np.save(d / "tones" / "objects.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    for name, record in (("ragged", {"frames": [[1, 2, 3], [1, 2]], "label": "a"}),
+                         ("nan_frames", {"frames": [[1, float("nan")]], "label": "a"}),
+                         ("missing_wav", {"audio": "nope.wav", "label": "a"}),
+                         ("garbage_wav", {"audio": "garbage.wav", "label": "a"}),
+                         ("fast_wav", {"audio": "fast.wav", "label": "3"}),
+                         ("empty_wav", {"audio": "empty.wav", "label": "3"}),
+                         ("objects_npy", {"features": "objects.npy", "label": "a"}),
+                         ("frames_only", {"frames": [[1.0]]})):
+        (d / "tones" / f"{name}.jsonl").write_text(json.dumps(record) + "\n")
     assert cli("tokenize", f"{SAMPLES}/scores.jsonl", "-o", "scores.npz", cwd=d).returncode == 0
     assert cli("train", "-d", "scores.npz", "-o", "reg.npz", "--max-steps", "2", "--hidden", "8", "--embed", "4",
                cwd=d).returncode == 0
@@ -262,6 +285,23 @@ CASES = [
     (["train", "-d", "scores.npz", "-o", "x.npz", "--task", "classify"], 2, "--task classify needs one label"),
     (["train", "-d", "rev.npz", "-o", "x.npz", "--task", "regress"], 2, "--task regress needs a number per example"),
     (["predict", "-m", "reg.npz", "-m", "reg.npz"], 1, "a regression model cannot be part of an ensemble"),
+    # numbers in: frames, features and audio (issue 31)
+    (["tokenize", "tones/ragged.jsonl", "-o", "e.npz"], 1, "ragged.jsonl:1: frame 1 has 2 numbers where frame 0 has 3"),
+    (["tokenize", "tones/nan_frames.jsonl", "-o", "e.npz"], 1, "nan_frames.jsonl:1: the frames hold NaN or infinite"),
+    (["tokenize", "tones/missing_wav.jsonl", "-o", "e.npz"], 1, "missing_wav.jsonl:1: "),
+    (["tokenize", "tones/garbage_wav.jsonl", "-o", "e.npz"], 1, "garbage.wav: "),
+    (["tokenize", "tones/empty_wav.jsonl", "-o", "e.npz"], 1, "empty.wav: the recording is empty"),
+    (["tokenize", "tones/objects_npy.jsonl", "-o", "e.npz"], 1, "objects.npy: holds Python objects (needs pickle"),
+    (["tokenize", "tones/frames_only.jsonl", "-o", "e.npz"], 1, "frames_only.jsonl:1: expected the fields"),
+    (["eval", "-m", "tone_model.npz", "tones/fast_wav.jsonl"], 1,
+     "fast.wav: 44,100 Hz, but this data's (and model's) recordings are 8,000 Hz"),
+    (["eval", "-m", "tone_model.npz", "neutral.tsv"], 2, "the model reads frames, but these records hold text"),
+    (["train", "-d", "tones.npz", "-o", "x.npz", "--task", "lm"], 2, "frames (audio, features) cannot train a lang"),
+    (["train", "-d", "tones.npz", "-o", "x.npz", "--task", "tag"], 2, "--task tag needs a tag per token"),
+    (["train", "-d", "tones.npz", "-o", "x.npz", "--char-features"], 2, "--char-features reads words"),
+    (["train", "-d", "rev.npz", "-o", "x.npz", "--input-projection", "8"], 2, "--input-projection is for frame"),
+    (["train", "-d", "tones.npz", "-o", "x.npz", "--input-projection", "-1"], 2, "--input-projection must be at"),
+    (["show", "-m", "tone_model.npz", "x"], 2, "a model of frames (audio, features) is not drawn yet"),
 ]
 
 

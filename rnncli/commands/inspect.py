@@ -20,7 +20,12 @@ def inspect_model(model_path):
             "names": {**{k: data[k] for k in ("labels", "tags") if k in data},
                       **({"scores (training mean, sd)": [f"{n} ({m:.4g}, {s:.4g})" for n, m, s in zip(
                           data["score_names"], data["score_mean"], data["score_std"], strict=True)]}
-                         if "score_names" in data else {})},
+                         if "score_names" in data else {}),
+                      **({"frames": [f"D = {data['frame_dim']}, normalised per dimension (training mean and sd)"]
+                          + ([f"log-mel of {a['sample_rate']:,} Hz audio: {a['bands']} bands, {a['window_ms']:g} ms "
+                              f"windows every {a['hop_ms']:g} ms{', deltas' if a['deltas'] else ''}"]
+                             if (a := data.get("audio")) else [])}
+                         if data.get("input") == "frames" else {})},
             "target": None if "target_vocab" not in data else {"level": data["target_level"],
                                                                "vocab_size": len(data["target_vocab"]),
                                                                "vocab_preview": data["target_vocab"][4:24]},

@@ -32,6 +32,9 @@ def run_show(text, model_path, unit=None, gate=None, top=False, curves=False, ou
 
     model, meta, _ = load_model(model_path)
     task = meta["task"]
+    if meta["data"].get("input") == "frames":
+        raise UsageError(f"{model_path}: show draws models of tokens; a model of frames (audio, features) is not "
+                         "drawn yet")
     text = _text(text)
     if task not in ("lm", "clm") and (unit is not None or gate or top):
         raise UsageError("--unit, --gate and --top read a language model's units")
