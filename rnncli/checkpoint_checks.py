@@ -68,6 +68,15 @@ class _Checker:
         if not is_number(v) or (low is not None and v < low):
             self.fail(field, f"should be a finite number{f' >= {low}' if low is not None else ''}, found {v!r:.40}")
 
+    def mean_and_sd(self, data, what, size):
+        """data[what_mean] and data[what_std]: `size` finite numbers each, every sd positive."""
+        for key, low in ((f"{what}_mean", None), (f"{what}_std", 1e-300)):
+            values = data.get(key)
+            if not isinstance(values, list) or len(values) != size:
+                self.fail(f"data.{key}", f"should be a list of {size} numbers")
+            for k, v in enumerate(values):
+                self.number(f"data.{key}[{k}]", v, optional=False, low=low)
+
     def integer(self, field, v, optional=True, low=0):
         if v is None and optional:
             return
@@ -100,13 +109,7 @@ def check_meta(path, meta):
     c.string("data.tag_scheme", data.get("tag_scheme"), optional=True)
     if data.get("input") == "frames":
         c.integer("data.frame_dim", data.get("frame_dim"), optional=False, low=1)
-        D = data["frame_dim"]
-        for key, low in (("frame_mean", None), ("frame_std", 1e-300)):
-            values = data.get(key)
-            if not isinstance(values, list) or len(values) != D:
-                c.fail(f"data.{key}", f"should be a list of {D} numbers")
-            for k, v in enumerate(values):
-                c.number(f"data.{key}[{k}]", v, optional=False, low=low)
+        c.mean_and_sd(data, "frame", data["frame_dim"])
         audio = data.get("audio")
         if audio is not None:
             if not isinstance(audio, dict):
@@ -118,13 +121,7 @@ def check_meta(path, meta):
             if not isinstance(audio.get("deltas"), bool):
                 c.fail("data.audio.deltas", "should be true or false")
     if task == "regress":
-        K = len(data["score_names"])
-        for key, low in (("score_mean", None), ("score_std", 1e-300)):
-            values = data.get(key)
-            if not isinstance(values, list) or len(values) != K:
-                c.fail(f"data.{key}", f"should be a list of {K} numbers")
-            for k, v in enumerate(values):
-                c.number(f"data.{key}[{k}]", v, optional=False, low=low)
+        c.mean_and_sd(data, "score", len(data["score_names"]))
     counts = data.get("label_counts")
     if counts is not None and (not isinstance(counts, dict) or not all(is_number(v) for v in counts.values())):
         c.fail("data.label_counts", "should map labels to counts")
