@@ -114,6 +114,14 @@ def tokenize(
         "--vocab", help="Reuse the vocabulary of a tokens.npz, model.npz or vocab.json (to encode for it).")] = None,
     vocab_out: Annotated[Path | None, typer.Option(help="Also write the vocabulary as JSON.", readable=False)] = None,
     seed: Annotated[int, typer.Option(help="Seed of the validation split.")] = 0,
+    window_ms: Annotated[float | None, typer.Option(help="audio: log-mel window length. [default: 25]",
+                                                    callback=_finite)] = None,
+    hop_ms: Annotated[float | None, typer.Option(help="audio: step between frames. [default: 10]",
+                                                 callback=_finite)] = None,
+    mel_bands: Annotated[int | None, typer.Option(help="audio: mel bands per frame. [default: 40]")] = None,
+    deltas: Annotated[bool | None, typer.Option("--deltas/--no-deltas",
+                                                help="audio: add each band's slope over ±2 frames. [default: off]")
+                      ] = None,
     force: Annotated[bool, typer.Option("--force", help="Overwrite --out if it exists.")] = False,
     json_out: Annotated[bool, typer.Option("--json", help="Print the report as JSON on stdout.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
@@ -135,7 +143,9 @@ def tokenize(
     stats = tokenize_files(inputs, out, fmt=_v(format), level=_v(level), target_level=_v(target_level),
                            max_target_ratio=max_target_ratio, lower=lower, max_size=max_size, min_freq=min_freq,
                            valid_frac=valid_frac, valid=valid,
-                           vocab=vocab, vocab_out=vocab_out, seed=seed, force=force)
+                           vocab=vocab, vocab_out=vocab_out, seed=seed, force=force,
+                           audio={k: v for k, v in (("window_ms", window_ms), ("hop_ms", hop_ms), ("bands", mel_bands),
+                                                    ("deltas", deltas)) if v is not None})
     if json_out:
         console.write_json(stats)
     render.tokenize_report(stats)

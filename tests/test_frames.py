@@ -190,6 +190,14 @@ def test_audio_classifier_end_to_end(tones):
     assert r.returncode == 0
 
 
+def test_log_mel_options_shape_the_frames(tones):
+    r = cli("tokenize", "train.jsonl", "-o", "t2.npz", "--mel-bands", "20", "--deltas", "--window-ms", "32",
+            "--hop-ms", "16", "--json", cwd=tones)
+    assert r.returncode == 0, r.stderr
+    frames = json.loads(r.stdout)["frames"]
+    assert frames["dim"] == 40 and frames["frame_rate"] == 62.5  # 20 bands and their deltas, 1000 / 16 a second
+
+
 def test_frames_records_and_features(tmp_path):
     """Frames given inline and as .npy files train taggers (one tag per frame) and regressions."""
     rng = np.random.default_rng(5)

@@ -302,6 +302,11 @@ CASES = [
     (["train", "-d", "rev.npz", "-o", "x.npz", "--input-projection", "8"], 2, "--input-projection is for frame"),
     (["train", "-d", "tones.npz", "-o", "x.npz", "--input-projection", "-1"], 2, "--input-projection must be at"),
     (["show", "-m", "tone_model.npz", "x"], 2, "a model of frames (audio, features) is not drawn yet"),
+    (["tokenize", "tones/train.jsonl", "-o", "e.npz", "--hop-ms", "50"], 2, "--hop-ms must be 0.1 to --window-ms"),
+    (["tokenize", "tones/train.jsonl", "-o", "e.npz", "--mel-bands", "0"], 2, "--mel-bands must be 1 to 512, not 0"),
+    (["tokenize", "tones/train.jsonl", "-o", "e.npz", "--window-ms", "nan"], 2, "'--window-ms': must be a finite"),
+    (["tokenize", "tones/train.jsonl", "--vocab", "tone_model.npz", "-o", "e.npz", "--deltas"], 2,
+     "are the model's (set when its data was tokenized)"),
 ]
 
 

@@ -10,7 +10,7 @@ from rnncli.text.store import load_vocab_source, save_dataset, vocab_json
 
 def tokenize_files(inputs, out, fmt=None, level=None, lower=False, max_size=None, min_freq=1,
                    valid_frac=None, valid=None, vocab=None, vocab_out=None, seed=0, force=False, target_level=None,
-                   max_target_ratio=None):
+                   max_target_ratio=None, audio=None):
     """Encode `inputs` into `out`; returns the report's figures. Nothing is written unless
     everything was read and encoded without error."""
     for path in inputs:  # a missing input is the first thing to hear about
@@ -21,7 +21,7 @@ def tokenize_files(inputs, out, fmt=None, level=None, lower=False, max_size=None
     reuse = load_vocab_source(vocab) if vocab else None
     ds = tokenize(inputs, fmt=fmt, level=level, lower=lower, max_size=max_size, min_freq=min_freq,
                   valid_frac=valid_frac, valid_path=valid, seed=seed, reuse=reuse, target_level=target_level,
-                  max_target_ratio=max_target_ratio)
+                  max_target_ratio=max_target_ratio, audio=audio)
     save_dataset(out, ds)
     if vocab_out is not None:
         write_text(vocab_out, vocab_json(ds.meta))

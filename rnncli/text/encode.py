@@ -20,7 +20,7 @@ import numpy as np
 
 from rnncli.errors import RnncliError, UsageError, where
 from rnncli.text.dataset import FORMAT_VERSION, Dataset, Split
-from rnncli.text.frames import normaliser
+from rnncli.text.frames import check_audio_options, normaliser
 from rnncli.text.readers import (
     conll_records,
     detect_format,
@@ -330,7 +330,7 @@ def _encode_names(names, values, origin, what):
 
 def tokenize(paths, fmt=None, level=None, lower=False, max_size=None, min_freq=1,
              valid_frac=None, valid_path=None, seed=0, reuse=None, target_level=None, max_target_ratio=None,
-             max_source=None):
+             max_source=None, audio=None):
     """Read, split, build (or reuse) the vocabularies, encode. Returns a Dataset.
 
     reuse: a meta dict whose vocabularies are used as they are (--vocab: encoding data for an
@@ -338,6 +338,8 @@ def tokenize(paths, fmt=None, level=None, lower=False, max_size=None, min_freq=1
     for a model is scored whole. max_target_ratio (pairs): targets may be at most
     floor(ratio * source length) + 10 tokens long (text/targets.py); None means 2, or the model's.
     max_source (pairs with `reuse`): the longest source accepted; None means the model's limit.
+    audio: log-mel settings for recordings (window_ms, hop_ms, bands, deltas; audio.DEFAULTS for the
+    rest); a reused model's own settings are kept and cannot change.
     """
     if valid_frac is None:
         valid_frac = 0.0 if reuse is not None else 0.05
@@ -347,7 +349,12 @@ def tokenize(paths, fmt=None, level=None, lower=False, max_size=None, min_freq=1
         raise UsageError("--min-freq must be at least 1")
     if not 0 <= valid_frac < 1:
         raise UsageError("--valid-frac must be in [0, 1)")
-    audio_meta = dict(reuse.get("audio") or {}) if reuse is not None else {}
+    if audio and reuse is not None:
+        raise UsageError("--window-ms, --hop-ms, --mel-bands and --deltas are the model's (set when its data was "
+                         "tokenized); drop them with --vocab")
+    if audio:
+        check_audio_options(audio)
+    audio_meta = dict(reuse.get("audio") or {}) if reuse is not None else dict(audio or {})
     fmt, texts, jsonl = _read(paths, fmt, known=reuse["format"] if reuse is not None else None, audio_meta=audio_meta)
     frames = jsonl == "frames"
     if reuse is not None:

@@ -112,3 +112,16 @@ def frame_stats(meta, lengths):
         out["frame_rate"] = 1000.0 / audio["hop_ms"]
         out["sample_rate"] = audio["sample_rate"]
     return out
+
+
+def check_audio_options(audio):
+    """tokenize's log-mel options: a window of 1 to 1,000 ms, a hop no longer than it, 1 to 512 bands."""
+    from rnncli.errors import UsageError
+
+    window, hop = audio.get("window_ms", 25.0), audio.get("hop_ms", 10.0)
+    if not 1 <= window <= 1000:
+        raise UsageError(f"--window-ms must be 1 to 1000, not {window:g}")
+    if not 0.1 <= hop <= window:
+        raise UsageError(f"--hop-ms must be 0.1 to --window-ms ({window:g}), not {hop:g}")
+    if not 1 <= audio.get("bands", 40) <= 512:
+        raise UsageError(f"--mel-bands must be 1 to 512, not {audio['bands']}")
