@@ -5,7 +5,7 @@ import math
 import numpy as np
 
 from rnncli.bleu import corpus_bleu, corpus_chrf
-from rnncli.metrics import classification_scores, entity_scores, regression_scores
+from rnncli.metrics import classification_scores, entity_scores, event_scores, regression_scores
 from rnncli.text.batching import bucketed_batches, make_batch, pad_batch, stream_ids
 from rnncli.text.vocab import EOS, join_tokens
 
@@ -151,5 +151,11 @@ def evaluate_split(model, task, split, fmt, char_features=False, names=None, ref
     true_tags = [[names[t] for t in split.tags[split.offsets[s] : split.offsets[s + 1]]]
                  for s in range(split.num_sequences)]
     pred_tags = [[names[t] for t in p] for p in pred]
+    if split.frames is not None:  # a tag per frame: events (runs off the background tag) and frame accuracy
+        background = next((b for b in ("0", "O") if b in names), names[0])
+        scores = event_scores(true_tags, pred_tags, background)
+        right = sum(a == b for t, p in zip(true_tags, pred_tags, strict=True) for a, b in zip(t, p, strict=True))
+        return {**scores, "support": scores["events"], "token_accuracy": right / max(sum(map(len, true_tags)), 1),
+                "types": {}, "background": background}
     scores = entity_scores(true_tags, pred_tags)
     return {**scores["overall"], "types": scores["types"]}

@@ -131,3 +131,33 @@ def regression_scores(y, y_hat, names):
     mean = {key: float(np.mean([s[key] for s in per.values()])) for key in ("mse", "rmse", "mae", "r2", "pearson",
                                                                              "spearman")}
     return {**mean, "scores": per}
+
+
+def events(tags, background):
+    """Maximal runs of frames whose tag is not `background`: [(tag, first, last)]."""
+    out, start = [], None
+    for i, tag in enumerate([*tags, background]):
+        if start is not None and tag != tags[start]:
+            out.append((tags[start], start, i - 1))
+            start = None
+        if start is None and tag != background:
+            start = i
+    return out
+
+
+def event_scores(true_seqs, pred_seqs, background="0"):
+    """Event-level precision, recall and F1 of frame taggers (trigger words): an event is a run of
+    frames tagged other than `background`; a predicted event is right when it overlaps a true event
+    of the same tag not yet matched (each true event matches at most one prediction)."""
+    correct = predicted = true = 0
+    for t_tags, p_tags in zip(true_seqs, pred_seqs, strict=True):
+        t_ev, p_ev = events(t_tags, background), events(p_tags, background)
+        used = set()
+        for tag, a, b in p_ev:
+            hit = next((k for k, (t, c, d) in enumerate(t_ev) if k not in used and t == tag and a <= d and c <= b),
+                       None)
+            if hit is not None:
+                used.add(hit)
+        correct, predicted, true = correct + len(used), predicted + len(p_ev), true + len(t_ev)
+    p, r, f = _prf(correct, predicted, true)
+    return {"precision": p, "recall": r, "f1": f, "events": true, "predicted": predicted}

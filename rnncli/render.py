@@ -247,6 +247,11 @@ def eval_report(m):
         console.show(console.table("confusion (rows true, columns predicted)", ["", *[n + ":" for n in names]],
                                    [(n, *row) for n, row in zip(names, m["confusion"], strict=True)]))
         return
+    if m.get("level") == "frame":  # a tag per frame: events, as the trigger-word task scores them
+        console.log(f"{m['data']}: event F1 [bold]{pct(m['f1'])}[/bold] (precision {pct(m['precision'])}, recall "
+                    f"{pct(m['recall'])}; {m['events']:,} events, {m['predicted']:,} predicted), frame accuracy "
+                    f"{pct(m['token_accuracy'])} %")
+        return
     rows = [(n, pct(t["precision"]), pct(t["recall"]), pct(t["f1"]), t["support"]) for n, t in m["types"].items()]
     rows.append(("overall", pct(m["precision"]), pct(m["recall"]), pct(m["f1"]), m["support"]))
     console.log(f"{m['data']}: entity F1 [bold]{pct(m['f1'])}[/bold], token accuracy {pct(m['token_accuracy'])} %")

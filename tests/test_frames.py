@@ -235,3 +235,31 @@ def test_the_guide_runs_as_written(tmp_path):
         assert r.returncode == 0, (line, r.stderr[-500:])
         outputs.append(r)
     assert "accuracy" in outputs[3].stderr and outputs[4].stdout.strip() in [str(k) for k in range(10)]
+
+
+def test_event_scores_by_enumeration():
+    from rnncli.metrics import event_scores, events
+
+    assert events(list("0011000110"), "0") == [("1", 2, 3), ("1", 7, 8)]
+    true = [list("0011000110"), list("0000000000"), list("1100000011")]
+    pred = [list("0001100000"), list("0000110000"), list("1111111111")]
+    s = event_scores(true, pred)
+    # sentence 1: one prediction overlaps the first event, the second event is missed;
+    # sentence 2: a prediction with no event; sentence 3: one long prediction overlaps one of two events
+    assert (s["events"], s["predicted"]) == (4, 3)
+    assert s["precision"] == pytest.approx(2 / 3) and s["recall"] == pytest.approx(2 / 4)
+
+
+def test_trigger_words_train_a_frame_tagger(tmp_path):
+    """sample_data/make_trigger.py: a tag per frame; eval reports event F1 and frame accuracy."""
+    subprocess.run([sys.executable, f"{SAMPLES}/make_trigger.py", str(tmp_path), "--clips", "60"], check=True)
+    r = cli("tokenize", "train.jsonl", "--valid", "valid.jsonl", "-o", "t.npz", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    r = cli("train", "-d", "t.npz", "-o", "m.npz", "--hidden", "16", "--layers", "1", "--embed", "16",
+            "--max-steps", "60", "--batch-size", "8", "--lr", "0.01", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    r = cli("eval", "-m", "m.npz", "valid.jsonl", "--json", cwd=tmp_path)
+    m = json.loads(r.stdout)
+    assert r.returncode == 0 and "event F1" in r.stderr and 0 <= m["f1"] <= 1 and m["token_accuracy"] > 0.85
+    r = cli("predict", "-m", "m.npz", "wav/0004.wav", cwd=tmp_path)
+    assert r.returncode == 0 and len([ln for ln in r.stdout.splitlines() if ln]) == 199  # frame<TAB>tag lines
