@@ -260,6 +260,6 @@ def test_trigger_words_train_a_frame_tagger(tmp_path):
     assert r.returncode == 0, r.stderr
     r = cli("eval", "-m", "m.npz", "valid.jsonl", "--json", cwd=tmp_path)
     m = json.loads(r.stdout)
-    assert r.returncode == 0 and "event F1" in r.stderr and 0 <= m["f1"] <= 1 and m["token_accuracy"] > 0.85
+    assert r.returncode == 0 and "event F1" in r.stderr and m["f1"] > 0.6, m  # all "0" would score F1 0
     r = cli("predict", "-m", "m.npz", "wav/0004.wav", cwd=tmp_path)
     assert r.returncode == 0 and len([ln for ln in r.stdout.splitlines() if ln]) == 199  # frame<TAB>tag lines
