@@ -97,7 +97,7 @@ class TrainConfig:
                             low=0.0, high=1.0, high_open=True)
     eval_every: int = option(200, "Steps between validations (and checkpoints).", at_least=1)
     patience: int | None = option(None, "Early stop after N x eval-every steps without gain.", at_least=1)
-    seed: int = option(0, "Seed of initialisation, dropout and batch order.")
+    seed: int = option(0, "Seed of initialisation, dropout and batch order.", at_least=0)
     # twice the speed of float64 and plenty for training
     dtype: str = option("float32", "Floating-point type of the weights.", choices=("float32", "float64"))
 

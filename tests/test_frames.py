@@ -98,9 +98,9 @@ def frames_batch(rng, T=5, B=3, D=4, padded=True):
     return rng.normal(size=(T, B, D)) * mask[:, :, None], mask
 
 
-@pytest.mark.parametrize("padded", [True, False])
-@pytest.mark.parametrize("task,projection", [("classify", None), ("classify", 0), ("regress", 3), ("tag", None),
-                                             ("tag", 0)])
+@pytest.mark.parametrize("task,projection,padded", [("classify", None, True), ("classify", None, False),
+                                                    ("classify", 0, True), ("regress", 3, True), ("regress", 3, False),
+                                                    ("tag", None, True), ("tag", None, False), ("tag", 0, True)])
 def test_frame_models_gradients(task, projection, padded):
     rng = np.random.default_rng(2)
     common = dict(embed=3, hidden=4, cell="lstm", layers=2, dropout=0.1, dtype=np.float64, frame_dim=4,

@@ -139,6 +139,7 @@ CASES = [
     (["train", "-d", "binary.bin", "-o", "x.npz"], 1, "binary.bin:1: NUL byte"),
     (["train", "-o", "x.npz", "--hidden", "0"], 2, "--hidden must be at least 1"),
     (["train", "-o", "x.npz", "--layers", "-1"], 2, "--layers must be at least 1"),
+    (["train", "-o", "x.npz", "--seed", "-1"], 2, "--seed must be at least 0"),
     (["train", "-o", "x.npz", "--dropout", "1"], 2, "--dropout must be in [0, 1)"),
     (["train", "-o", "x.npz", "--lr", "0"], 2, "--lr must be positive"),
     (["train", "-o", "x.npz", "--max-time", "soon"], 2, "--max-time: cannot read 'soon'"),
