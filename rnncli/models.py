@@ -57,10 +57,10 @@ def load_models(paths):
     if len(loaded) == 1:
         return loaded[0]
     first_path, (_, first) = paths[0], loaded[0]
-    if first["task"] in ("lm", "clm", "seq2seq", "regress"):
-        what = {"seq2seq": "an encoder-decoder", "regress": "a regression model"}.get(first["task"], "a language model")
+    if first["task"] in ("lm", "clm", "seq2seq"):
+        what = "an encoder-decoder" if first["task"] == "seq2seq" else "a language model"
         raise RnncliError(f"{first_path}: {what} cannot be part of an ensemble "
-                          "(ensembles are for classifiers and taggers)")
+                          "(ensembles are for classifiers, taggers and regressions)")
     for path, (_, meta) in zip(paths[1:], loaded[1:], strict=True):
         if meta["task"] != first["task"]:
             raise RnncliError(f"{path}: a {meta['task']} model cannot join {first_path}, a {first['task']} model")

@@ -285,7 +285,7 @@ CASES = [
     (["eval", "-m", "reg.npz", "score_ragged.jsonl"], 1, "score_ragged.jsonl:2: 1 numbers in 'target', where"),
     (["train", "-d", "scores.npz", "-o", "x.npz", "--task", "classify"], 2, "--task classify needs one label"),
     (["train", "-d", "rev.npz", "-o", "x.npz", "--task", "regress"], 2, "--task regress needs a number per example"),
-    (["predict", "-m", "reg.npz", "-m", "reg.npz"], 1, "a regression model cannot be part of an ensemble"),
+    (["predict", "-m", "reg.npz", "-m", "cls.npz"], 1, "cls.npz: a classify model cannot join reg.npz"),
     # numbers in: frames, features and audio (issue 31)
     (["tokenize", "tones/ragged.jsonl", "-o", "e.npz"], 1, "ragged.jsonl:1: frame 1 has 2 numbers where frame 0 has 3"),
     (["tokenize", "tones/nan_frames.jsonl", "-o", "e.npz"], 1, "nan_frames.jsonl:1: the frames hold NaN or infinite"),

@@ -179,6 +179,20 @@ def test_a_regression_model_given_labels_or_other_scores(trained):
     (d / "two.jsonl").write_text('{"text": "ACGT", "target": [1, 2]}\n')
     r = cli("eval", "-m", "scores_model.npz", "two.jsonl", cwd=d)
     assert r.returncode == 1 and "two.jsonl:1: 2 numbers in 'target'; the model has 1" in r.stderr, r.stderr
-    r = cli("eval", "-m", "scores_model.npz", "-m", "scores_model.npz", f"{SAMPLES}/scores_valid.jsonl", cwd=d)
-    assert r.returncode == 1 and "a regression model cannot be part of an ensemble" in r.stderr
+
+
+
+def test_an_ensemble_of_regressions_averages_their_scores(trained):
+    d = trained[0]
+    r = cli("train", "-d", "scores.npz", "-o", "seed1.npz", "--hidden", "16", "--embed", "8", "--layers", "1",
+            "--max-steps", "50", "--seed", "1", "--pool", "max", cwd=d)
+    assert r.returncode == 0, r.stderr
+    lines = "".join(json.loads(line)["text"] + "\n" for line in open(f"{SAMPLES}/scores_valid.jsonl"))
+    alone = [np.array(cli("predict", "-m", m, cwd=d, stdin=lines).stdout.split(), float)
+             for m in ("scores_model.npz", "seed1.npz")]
+    both = np.array(cli("predict", "-m", "scores_model.npz", "-m", "seed1.npz", cwd=d, stdin=lines).stdout.split(),
+                    float)
+    np.testing.assert_allclose(both, (alone[0] + alone[1]) / 2, atol=2e-5)  # printed with 6 digits
+    r = cli("eval", "-m", "scores_model.npz", "-m", "seed1.npz", f"{SAMPLES}/scores_valid.jsonl", "--json", cwd=d)
+    assert r.returncode == 0 and "pearson" in json.loads(r.stdout)
 
