@@ -1,6 +1,8 @@
 """What `show` draws: tokens on coloured backgrounds (terminal and HTML), attention as a heat
 map, training curves. Every HTML page is self-contained (charts.page): inline CSS, no scripts."""
 
+import numpy as np
+
 from rnncli.charts import line_chart, page
 from rnncli.markup import element, join
 
@@ -78,3 +80,23 @@ def curve_charts(history):
         charts.append(line_chart({"tokens/s": (steps, [h.get("tokens_per_s") for h in history])},
                                  "training speed", "step", "tokens per second"))
     return charts
+
+
+def spectrogram(x, strips=(), cell=4, height=3):
+    """Frames x (T, D), normalised (about -3..3), as an SVG picture: time left to right, the
+    lowest band at the bottom, each cell shaded from white (low) to green (high); under it one
+    strip of T cells per (name, values in [0, 1]) pair: per-frame probabilities."""
+    from rnncli.charts import SVG
+
+    T, D = x.shape
+    v = np.clip((x + 3.0) / 6.0, 0.0, 1.0)
+    parts = [element("rect", x=t * cell, y=(D - 1 - d) * height, width=cell, height=height,
+                     fill="rgb({},{},{})".format(*sequential(v[t, d]))) for t in range(T) for d in range(D)]
+    top = D * height + 4
+    for k, (name, values) in enumerate(strips):
+        y = top + k * 16
+        parts += [element("rect", x=t * cell, y=y, width=cell, height=12,
+                          fill="rgb({},{},{})".format(*sequential(values[t]))) for t in range(T)]
+        parts.append(element("text", name, x=T * cell + 6, y=y + 10, font_size=11))
+    width, total = T * cell + 160, top + 16 * len(strips) + 4
+    return element("svg", *parts, xmlns=SVG, width=width, height=total, font_family="sans-serif")

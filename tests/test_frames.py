@@ -188,6 +188,15 @@ def test_audio_classifier_end_to_end(tones):
     assert r.stdout.strip() == r.stdout.split("\n")[0]
     r = cli("inspect", "m.npz", cwd=d)
     assert r.returncode == 0
+    # show: the spectrogram as the model reads it, and the model's answer
+    r = cli("show", "-m", "m.npz", "wav/7_0004.wav", "--json", "-o", "s.html", cwd=d)
+    assert r.returncode == 0, r.stderr
+    shown = json.loads(r.stdout)
+    assert shown["label"] == meta["data"]["labels"][int(p.argmax())] and shown["frames"] == len(x)
+    from test_security import check_page
+
+    check_page(d / "s.html")
+    assert (d / "s.html").read_text().count("<rect") == len(x) * 40
 
 
 def test_log_mel_options_shape_the_frames(tones):
@@ -263,3 +272,8 @@ def test_trigger_words_train_a_frame_tagger(tmp_path):
     assert r.returncode == 0 and "event F1" in r.stderr and m["f1"] > 0.6, m  # all "0" would score F1 0
     r = cli("predict", "-m", "m.npz", "wav/0004.wav", cwd=tmp_path)
     assert r.returncode == 0 and len([ln for ln in r.stdout.splitlines() if ln]) == 199  # frame<TAB>tag lines
+    r = cli("show", "-m", "m.npz", "wav/0004.wav", "--json", cwd=tmp_path)
+    shown = json.loads(r.stdout)
+    assert len(shown["tags"]) == 199 and np.allclose(np.add(*shown["probabilities"].values()), 1, atol=1e-5)
+    assert shown["tags"] == [line.split("\t")[1] for line in cli("predict", "-m", "m.npz", "wav/0004.wav",
+                                                                 cwd=tmp_path).stdout.splitlines() if line]

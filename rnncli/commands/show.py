@@ -33,8 +33,9 @@ def run_show(text, model_path, unit=None, gate=None, top=False, curves=False, ou
     model, meta, _ = load_model(model_path)
     task = meta["task"]
     if meta["data"].get("input") == "frames":
-        raise UsageError(f"{model_path}: show draws models of tokens; a model of frames (audio, features) is not "
-                         "drawn yet")
+        if unit is not None or gate or top or label is not None:
+            raise UsageError("--unit, --gate, --top and --label read language models, not models of frames")
+        return _frames(model, meta, text, out, json_out, model_path)
     text = _text(text)
     if task not in ("lm", "clm") and (unit is not None or gate or top):
         raise UsageError("--unit, --gate and --top read a language model's units")
@@ -151,3 +152,47 @@ def _curves(model_path, out):
         console.log(f"wrote {out}")
     else:
         _write(out, pictures.curves_page(str(model_path), history))
+
+
+def _frames(model, meta, path, out, json_out, model_path):
+    """A model of frames: its input (a recording or a .npy file) as a spectrogram, and what the model
+    makes of it: the label and its probability, the scores, or each tag's probability frame by frame."""
+    from rnncli import pictures
+    from rnncli.charts import page
+    from rnncli.commands.predict import frame_items
+    from rnncli.markup import element
+    from rnncli.text.encode import encode_frames
+
+    if path is None or path == "-":
+        raise UsageError("give the recording or .npy features file to show")
+    data, task = meta["data"], meta["task"]
+    (at, x), = next(frame_items(path, False, dict(data.get("audio") or {})))
+    if isinstance(x, str):
+        raise RnncliError(x)
+    if x.shape[1] != data["frame_dim"]:
+        raise RnncliError(f"{path}: frames of {x.shape[1]} numbers; the model reads {data['frame_dim']}")
+    frames = encode_frames(data, [x]).frames  # normalised as the model reads them
+    batch, mask = frames[:, None, :], np.ones((len(frames), 1), np.float32)
+    strips, result = [], {"frames": len(frames), "dim": int(frames.shape[1])}
+    if task == "classify":
+        p = model.predict_proba(batch, mask)[0]
+        k = int(p.argmax())
+        result.update(label=data["labels"][k], probability=float(p[k]))
+        caption = f"{data['labels'][k]} (p = {p[k]:.3f})"
+    elif task == "regress":
+        scores = model.predict(batch, mask)[0]
+        result["scores"] = dict(zip(data["score_names"], map(float, scores), strict=True))
+        caption = ", ".join(f"{n} = {v:.4g}" for n, v in result["scores"].items())
+    else:
+        tags, marginals = model.predict_with_marginals(batch, mask)
+        names = data["tags"]
+        result.update(tags=[names[t] for t in tags[:, 0]], probabilities={n: marginals[:, 0, k].round(6).tolist()
+                                                                         for k, n in enumerate(names)})
+        strips = [(f"p({n})", marginals[:, 0, k]) for k, n in enumerate(names)]
+        caption = "each tag's probability, frame by frame (darker: likelier)"
+    console.log(f"{path}: {len(frames)} frames of {frames.shape[1]} numbers; {caption}")
+    if json_out:
+        console.write_json(result)
+    if out is not None:
+        _write(out, page(f"{model_path}: {task} of frames", element("p", f"{path}: {caption}"),
+                         element("div", pictures.spectrogram(frames, strips), class_="wide")))
