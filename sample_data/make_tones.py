@@ -54,8 +54,13 @@ def main(argv=None):
             name = f"wav/{digit}_{k:04d}.wav"
             write_wav(os.path.join(args.out, name), tone(rng, digit, args.rate), args.rate)
             splits["valid" if k % 5 == 4 else "train"].append({"audio": name, "label": str(digit)})
+    write_manifests(args.out, splits)
+
+
+def write_manifests(out, splits):
+    """OUT/train.jsonl and OUT/valid.jsonl from {"train": [record, ...], "valid": [...]}."""
     for split, records in splits.items():
-        with open(os.path.join(args.out, f"{split}.jsonl"), "w", encoding="utf-8") as f:
+        with open(os.path.join(out, f"{split}.jsonl"), "w", encoding="utf-8") as f:
             f.writelines(json.dumps(r) + "\n" for r in records)
 
 

@@ -9,16 +9,16 @@ or falling chirps of the same length, so the model must hear the pitch's directi
 trigger ends, the next 20 frames (0.2 s) are tagged "1". OUT/wav/*.wav (16-bit PCM mono) and
 OUT/train.jsonl / OUT/valid.jsonl, {"audio": "wav/0007.wav", "tags": ["0", ...]} a line; every
 fifth clip goes to valid. The tags count frames as tokenize's default log-mel features do
-(25 ms windows every 10 ms: 1 + ceil((samples - window) / hop) frames).
+(25 ms windows every 10 ms: 1 + ceil((samples - window) / hop) frames). It writes its files with
+make_tones.py's helpers (WAV and manifests), beside it in this folder.
 """
 
 import argparse
-import json
 import math
 import os
-import wave
 
 import numpy as np
+from make_tones import write_manifests, write_wav  # the folder of this script is on the path
 
 WORD_S, AFTER = 0.25, 20
 
@@ -70,16 +70,9 @@ def main(argv=None):
     for k in range(args.clips):
         x, tags = clip(rng, args.rate, args.seconds)
         name = f"wav/{k:04d}.wav"
-        with wave.open(os.path.join(args.out, name), "wb") as w:
-            w.setnchannels(1)
-            w.setsampwidth(2)
-            w.setframerate(args.rate)
-            w.writeframes((np.clip(x, -1, 1) * 32767).astype("<i2").tobytes())
+        write_wav(os.path.join(args.out, name), x, args.rate)
         splits["valid" if k % 5 == 4 else "train"].append({"audio": name, "tags": tags})
-    for split, records in splits.items():
-        with open(os.path.join(args.out, f"{split}.jsonl"), "w", encoding="utf-8") as f:
-            f.writelines(json.dumps(r) + "\n" for r in records)
-
+    write_manifests(args.out, splits)
 
 if __name__ == "__main__":
     main()
