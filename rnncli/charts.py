@@ -8,6 +8,7 @@ greps, and adds no dependency; a library would be an optional extra for one kind
 import math
 
 from rnncli.markup import document, element
+from rnncli.text.readers import is_number
 
 COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b")
 BARS = "▁▂▃▄▅▆▇█"
@@ -27,11 +28,6 @@ def sparkline(values, log=False, low=None, high=None):
                    for v in vals)
 
 
-def _number(v):
-    """A value a chart can place: a finite int or float (a history may hold anything)."""
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-
-
 def _axis(low, high):
     """The y range to draw: a constant or nearly constant series gets a range around its value
     (a flat line at 0.002 on a 0.002..1 axis tells nothing), else the data's own range."""
@@ -47,7 +43,7 @@ def line_chart(series, title, x_label, y_label, log_y=False, width=640, height=3
     left, right, top, bottom = 70, 160, 30, 50
 
     def drawn(x, y):
-        return _number(x) and _number(y) and (y > 0 or not log_y)
+        return is_number(x) and is_number(y) and (y > 0 or not log_y)  # a history may hold anything
 
     pts = [(x, y) for xs, ys in series.values() for x, y in zip(xs, ys, strict=True) if drawn(x, y)]
     if not pts:

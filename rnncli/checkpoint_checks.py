@@ -8,27 +8,24 @@ configuration its arrays already prove: so a crafted `layers: 1000000` or `hidde
 is refused in milliseconds, naming the field, instead of allocating gigabytes.
 """
 
-import math
 import re
 
 from rnncli.config import config_from_meta
-from rnncli.errors import RnncliError
+from rnncli.errors import RnncliError, UsageError
+from rnncli.nn.recurrent import N_GATES
+from rnncli.tasks.build import PRETRAINED_ROWS, task_of
+from rnncli.text.readers import is_number
 
 MAX_STRING = 10_000  # characters in one vocabulary entry, label, tag or name
 MAX_HISTORY = 1_000_000  # evaluations in a history (one per --eval-every steps)
 TASKS = ("lm", "clm", "classify", "tag", "seq2seq", "regress")
 FORMATS = ("text", "tsv", "conll", "pairs", "scores")
-GATES = {"rnn": 1, "gru": 3, "lstm": 4}
 # the validation figures render.describe and the pictures read from a history entry
 METRICS = ("loss", "perplexity", "bits_per_token", "exact_match", "bleu", "chrf", "accuracy", "macro_f1", "f1",
            "precision", "recall", "mse", "rmse", "mae", "r2", "pearson", "spearman")
 # the arrays each task's recurrent stacks live under (character stacks are checked apart)
 STACKS = {"lm": ("rnn",), "clm": ("rnn",), "classify": ("rnn",), "tag": ("rnn",), "seq2seq": ("encoder", "decoder"),
           "regress": ("rnn",)}
-
-
-def is_number(v):
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
 def is_int(v):
@@ -179,9 +176,6 @@ def _layers(params, prefix):
 def check_shapes(path, cfg, meta, params):
     """The sizes cfg and the vocabularies imply against the stored parameter arrays; the first
     that disagrees is named. Run before the model is built."""
-    from rnncli.errors import UsageError
-    from rnncli.tasks.build import task_of
-
     c = _Checker(path)
     task, data = meta["task"], meta["data"]
     try:
@@ -213,8 +207,8 @@ def check_shapes(path, cfg, meta, params):
         if len(hidden) != 1:
             c.fail(f"{prefix} stack", "has layers of different sizes")
         agree("hidden", cfg.hidden, hidden.pop(), f"{prefix}.l0.W_aa")
-        agree("cell", GATES[cfg.cell] * cfg.hidden, rows.pop() if len(rows) == 1 else -1,
-              f"{prefix} gate rows ({cfg.cell}: {GATES[cfg.cell]} per unit)")
+        agree("cell", N_GATES[cfg.cell] * cfg.hidden, rows.pop() if len(rows) == 1 else -1,
+              f"{prefix} gate rows ({cfg.cell}: {N_GATES[cfg.cell]} per unit)")
         two_ways = any(True in d for d in layers.values())
         if prefix != "decoder" and task not in ("lm", "clm"):
             wanted = True if cfg.bidirectional is None else cfg.bidirectional
@@ -233,8 +227,7 @@ def check_shapes(path, cfg, meta, params):
         source = "source_embedding.E" if task == "seq2seq" else "embedding.E"
         rows, width = shape(source)
         agree("embed", cfg.embed, width, source)
-        vocab = len(data["vocab"]) + (len(data.get("pretrained_vocab") or ())
-                                      if task in ("classify", "tag", "seq2seq", "regress") else 0)
+        vocab = len(data["vocab"]) + (len(data.get("pretrained_vocab") or ()) if task in PRETRAINED_ROWS else 0)
         agree("data.vocab", vocab, rows, f"{source} (rows)")
     head = shape("head.W")[0]
     if task == "classify":

@@ -3,14 +3,23 @@ configuration describes (tasks/build.py), the saved weights copied in. Several c
 make an ensemble (ensemble.py) after checking that they read the same data alike."""
 
 from rnncli.checkpoint import assign_params, load_checkpoint
+from rnncli.checkpoint_checks import check_checkpoint
 from rnncli.config import config_from_meta
 from rnncli.errors import RnncliError
 from rnncli.tasks.build import build_model
 
 
+def read_checkpoint(path):
+    """load_checkpoint, then every meta field and the shapes the configuration implies, checked
+    before anything is built from them (checkpoint_checks.py): how every command opens a model."""
+    meta, groups = load_checkpoint(path)
+    check_checkpoint(path, meta, groups)
+    return meta, groups
+
+
 def load_model(path, which="best"):
     """-> (model, meta, groups): parameters from `best` when present, else the latest."""
-    meta, groups = load_checkpoint(path)
+    meta, groups = read_checkpoint(path)
     cfg = config_from_meta(path, meta["config"])
     model = build_model(cfg, meta["data"])
     params = groups["best"] if which == "best" and groups["best"] else groups["param"]

@@ -17,11 +17,12 @@ import os
 import numpy as np
 
 from rnncli.errors import UsageError
+from rnncli.tasks.build import PRETRAINED_ROWS
 from rnncli.text.encode import word_encoder
 from rnncli.text.vectors import coverage, match, pretrained_vocab, read_vectors
 from rnncli.text.vocab import UNK
 
-ADDS_ROWS = ("classify", "tag", "seq2seq", "regress")
+ADDS_ROWS = PRETRAINED_ROWS
 
 
 def table_name(task):

@@ -103,10 +103,10 @@ def run_gradcheck(model_path=None, data=None, overrides=None, entries=30, eps=1e
     """-> (description, rows [(name, shape, relative error)])."""
     rng = np.random.default_rng(seed)
     if model_path is not None:
-        from rnncli.checkpoint import load_checkpoint
         from rnncli.config import config_from_meta
+        from rnncli.models import read_checkpoint
 
-        meta, groups = load_checkpoint(model_path)
+        meta, groups = read_checkpoint(model_path)
         cfg = config_from_meta(model_path, meta["config"])
         task, data_meta = meta["task"], meta["data"]
         model = float64_model(cfg, data_meta, groups["best"] or groups["param"])

@@ -1,11 +1,11 @@
 """rnncli inspect: what a checkpoint holds, as data."""
 
-from rnncli.checkpoint import load_checkpoint
+from rnncli.models import read_checkpoint
 
 
 def inspect_model(model_path):
     """-> info dict: task, architecture, parameter arrays by layer, data, config, history."""
-    meta, groups = load_checkpoint(model_path)
+    meta, groups = read_checkpoint(model_path)
     params = groups["param"]
     cfg, data, task = meta["config"], meta["data"], meta.get("task")
     layers = {}

@@ -98,35 +98,43 @@ def predictions(model, meta, source, conll=False, proba=False, jsonl=False):
             split = encode_words(data, [sentences[k] for k in kept])
             pred, probs = predict_split(model, task, split, char_features=char_features, proba=proba)
             for j, k in enumerate(kept):
-                answer = ({"label": int(pred[j])} if task == "classify" else {"scores": pred[j].tolist()}
-                          if task == "regress" else {"tags": pred[j]})
-                records[k].update(answer, probabilities=None if probs is None else probs[j])
+                records[k].update(_answer(task, pred[j]), probabilities=None if probs is None else probs[j])
         yield records
+
+
+def _answer(task, pred):
+    """One sequence's prediction as its record's fields: a label id, scores, or tag ids."""
+    if task == "classify":
+        return {"label": int(pred)}
+    return {"scores": pred.tolist()} if task == "regress" else {"tags": pred}
 
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif")
 
 
-def frame_items(source, jsonl, audio_meta):
-    """What a frame model's predict reads -> yields groups of (file:line, frames (T, D) or the
+def frame_items(source, jsonl, data):
+    """What a frame model's predict and show read -> yields groups of (file:line, frames (T, D) or the
     one-line reason they could not be had). The source is one recording or features file, or a
     stream of lines: each a path to one, or with jsonl a JSON record holding frames, features or audio.
-    audio_meta: the model's recording settings (sample rate, window, bands), which every file must fit."""
-    import os
-
+    data: the model's data meta; every file must fit its recording settings (sample rate, window,
+    bands) and its frame size D."""
     from rnncli.errors import RnncliError, where
     from rnncli.text.frames import FIELDS, record_frames
     from rnncli.text.readers import json_object
 
+    audio_meta = dict(data.get("audio") or {})
+
     def one(obj, at):
         try:
-            return record_frames(obj, at.rsplit(":", 1)[0], at.rsplit(":", 1)[-1], audio_meta)
+            x = record_frames(obj, *at.rsplit(":", 1), audio_meta)
         except RnncliError as e:
             return str(e)
+        if x.shape[1] != data["frame_dim"]:
+            return f"{at}: frames of {x.shape[1]} numbers; the model reads {data['frame_dim']}"
+        return x
 
     if str(source).lower().endswith((*AUDIO_SUFFIXES, ".npy")):
-        key = "features" if str(source).lower().endswith(".npy") else "audio"
-        yield [(where(source, 1), one({key: os.path.abspath(source)}, where(source, 1)))]
+        yield [(where(source, 1), one(_path_record(source), where(source, 1)))]
         return
     for group in read_groups(source):
         items = []
@@ -134,7 +142,9 @@ def frame_items(source, jsonl, audio_meta):
             line = (line or "").strip()
             if not line:
                 items.append((at, None))
-            elif jsonl:
+            elif not jsonl:
+                items.append((at, one(_path_record(line), at)))
+            else:
                 try:
                     obj = json_object(line, *at.rsplit(":", 1))
                 except RnncliError as e:
@@ -142,10 +152,14 @@ def frame_items(source, jsonl, audio_meta):
                     continue
                 items.append((at, one(obj, at) if any(k in obj for k in FIELDS) else
                               f"{at}: expected a field frames, features or audio"))
-            else:
-                key = "features" if line.lower().endswith(".npy") else "audio"
-                items.append((at, one({key: os.path.abspath(line)}, at)))
         yield items
+
+
+def _path_record(path):
+    """A path given to predict or show as the record it stands for: .npy features, else a recording."""
+    import os
+
+    return {"features" if path.lower().endswith(".npy") else "audio": os.path.abspath(path)}
 
 
 def frame_predictions(model, meta, source, proba=False, jsonl=False):
@@ -153,33 +167,22 @@ def frame_predictions(model, meta, source, proba=False, jsonl=False):
     record. A path or record that cannot be read, or whose frames do not fit the model (another
     sample rate, another D), is reported on stderr and answered with an empty line, so a pipeline
     keeps one answer per input line."""
-    import numpy as np
-
     from rnncli import console
     from rnncli.text.encode import encode_frames
 
     task, data = meta["task"], meta["data"]
-    for group in frame_items(source, jsonl, dict(data.get("audio") or {})):
+    for group in frame_items(source, jsonl, data):
         records, kept, arrays = [], [], []
-        for k, (at, x) in enumerate(group):
+        for k, (_, x) in enumerate(group):
             if isinstance(x, str):
                 console.log(f"[yellow]skipped:[/yellow] {x}")
                 x = None
-            elif x is not None and x.shape[1] != data["frame_dim"]:
-                console.log(f"[yellow]skipped:[/yellow] {at}: frames of {x.shape[1]} numbers; the model reads "
-                            f"{data['frame_dim']}")
-                x = None
-            records.append({"tokens": [] if x is None else list(range(len(x)))})
+            records.append({"tokens": [] if x is None else [str(t) for t in range(len(x))]})  # frame numbers
             if x is not None:
                 kept.append(k)
                 arrays.append(x)
         if kept:
-            split = encode_frames(data, arrays)
-            pred, probs = predict_split(model, task, split, proba=proba)
+            pred, probs = predict_split(model, task, encode_frames(data, arrays), proba=proba)
             for j, k in enumerate(kept):
-                answer = ({"label": int(pred[j])} if task == "classify" else {"scores": pred[j].tolist()}
-                          if task == "regress" else {"tags": pred[j]})
-                records[k].update(answer, probabilities=None if probs is None else probs[j])
-                if task == "tag":
-                    records[k]["tokens"] = [str(t) for t in np.arange(len(pred[j]))]
+                records[k].update(_answer(task, pred[j]), probabilities=None if probs is None else probs[j])
         yield records

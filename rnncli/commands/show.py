@@ -138,9 +138,9 @@ def _attention_table(result):
 
 def _curves(model_path, out):
     from rnncli import pictures
-    from rnncli.checkpoint import load_checkpoint
+    from rnncli.models import read_checkpoint
 
-    meta, _ = load_checkpoint(model_path)
+    meta, _ = read_checkpoint(model_path)
     history = meta.get("history") or []
     if not history:
         raise RnncliError(f"{model_path}: no training history to draw")
@@ -166,11 +166,9 @@ def _frames(model, meta, path, out, json_out, model_path):
     if path is None or path == "-":
         raise UsageError("give the recording or .npy features file to show")
     data, task = meta["data"], meta["task"]
-    (at, x), = next(frame_items(path, False, dict(data.get("audio") or {})))
+    (_, x), = next(frame_items(path, False, data))
     if isinstance(x, str):
         raise RnncliError(x)
-    if x.shape[1] != data["frame_dim"]:
-        raise RnncliError(f"{path}: frames of {x.shape[1]} numbers; the model reads {data['frame_dim']}")
     frames = encode_frames(data, [x]).frames  # normalised as the model reads them
     batch, mask = frames[:, None, :], np.ones((len(frames), 1), np.float32)
     strips, result = [], {"frames": len(frames), "dim": int(frames.shape[1])}

@@ -6,10 +6,10 @@ and may change only its stopping limits.
 
 import dataclasses
 
-from rnncli.checkpoint import load_checkpoint
 from rnncli.commands.common import lock_output, refuse_overwrite, require_data
 from rnncli.config import config_from_meta, make_config
 from rnncli.errors import RnncliError, UsageError
+from rnncli.models import read_checkpoint
 from rnncli.pretrained import prepare
 from rnncli.tasks.build import check_fits_in_memory, task_of
 from rnncli.train import train
@@ -55,7 +55,7 @@ def prepare_training(data, out, config_path=None, overrides=None, resume=None, f
         check_fits_in_memory(cfg, ds.meta)  # before the configuration is shown
         return TrainingJob(cfg, ds, str(out), pretrained=pretrained), [note] * bool(note) + notes
     lock_output(resume)
-    meta, groups = load_checkpoint(resume)
+    meta, groups = read_checkpoint(resume)
     base = config_from_meta(resume, meta["config"])
     changed = sorted(k for k, v in overrides.items()
                      if v is not None and k not in RESUMABLE and v != getattr(base, k))

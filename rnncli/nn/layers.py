@@ -16,6 +16,7 @@ class Embedding:
     def __init__(self, vocab_size, dim, rng, dtype=np.float32):
         # N(0, 1) rows, as PyTorch's nn.Embedding; the recurrent input weights rescale them
         self.params = {"E": rng.standard_normal((vocab_size, dim)).astype(dtype)}
+        self.width = dim  # what each id becomes: D numbers
         self.sparse = False
         self.frozen = None
 

@@ -548,6 +548,9 @@ class GRU(_Recurrent):
         return (a + z[:, H : 2 * H] * (n - a),)
 
 
+N_GATES = {"rnn": RNN.n_gates, "gru": GRU.n_gates, "lstm": LSTM.n_gates}  # G: a layer's W_ax has G·H rows
+
+
 def make_cell(cell, input_size, hidden_size, rng, dtype=np.float32, activation="tanh", reset_after=True):
     """Build a layer by name; options that do not apply to the cell are ignored."""
     if cell == "rnn":

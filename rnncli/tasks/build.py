@@ -3,11 +3,14 @@
 import numpy as np
 
 from rnncli.errors import RnncliError, UsageError
+from rnncli.nn.recurrent import N_GATES
 
 # the tasks each data format can train, the detected one first: the words of labelled or
 # tagged sentences also make a word-level language model
 TASKS_OF_FORMAT = {"text": ("lm",), "tsv": ("classify", "lm"), "conll": ("tag", "lm"), "pairs": ("seq2seq",),
                    "scores": ("regress", "lm")}
+# the tasks whose embedding keeps rows for pretrained words the training data lacks (pretrained.py)
+PRETRAINED_ROWS = ("classify", "tag", "seq2seq", "regress")
 NEEDS = {"classify": "one label per example (label<TAB>text lines)",
          "regress": 'a number per example (JSON lines {"text": ..., "target": 1.5})',
          "tag": "a tag per token (CoNLL token<TAB>tag lines)",
@@ -41,7 +44,6 @@ def task_of(cfg, data_meta):
     return task
 
 
-GATES = {"rnn": 1, "gru": 3, "lstm": 4}
 COPIES = 6  # parameters, gradients, two Adam moments, the best weights, an average: what training holds
 
 
@@ -53,7 +55,7 @@ def parameter_estimate(cfg, data_meta):
               or data_meta.get("score_names") or data_meta["vocab"])
     one_way = task_of(cfg, data_meta) in ("lm", "clm") or cfg.bidirectional is False
     dirs = 1 if one_way else 2
-    G, H, E = GATES[cfg.cell], cfg.hidden, cfg.embed
+    G, H, E = N_GATES[cfg.cell], cfg.hidden, cfg.embed
     stack = sum(dirs * G * H * ((E if k == 0 else dirs * H) + H + 1) for k in range(min(cfg.layers, 2)))
     stack += max(cfg.layers - 2, 0) * dirs * G * H * (dirs * H + H + 1)
     return V * E + stack * (2 if data_meta.get("format") == "pairs" else 1) + out * (dirs * H + 1)
@@ -81,7 +83,7 @@ def build_model(cfg, data_meta, rng=None):
     dtype = np.dtype(cfg.dtype)
     task = task_of(cfg, data_meta)
     V = len(data_meta["vocab"])
-    if task in ("classify", "tag", "seq2seq", "regress"):  # rows for pretrained words after the training vocabulary
+    if task in PRETRAINED_ROWS:  # rows for pretrained words after the training vocabulary
         V += len(data_meta.get("pretrained_vocab") or ())
     if task == "clm":
         from rnncli.tasks.conditional_lm import ConditionalLM

@@ -27,9 +27,9 @@ class Classifier:
         self.word_dropout = word_dropout
         self.embedding, input_params = input_layer(vocab_size, embed, rng, dtype, frame_dim, input_projection)
         self.frames = frame_dim is not None
-        embed = self.embedding.width if self.frames else embed
-        self.rnn = RecurrentStack(cell, embed, hidden, rng, num_layers=layers, bidirectional=bidirectional,
-                                  dropout=dropout, dtype=dtype, activation=activation, reset_after=reset_after)
+        self.rnn = RecurrentStack(cell, self.embedding.width, hidden, rng, num_layers=layers,
+                                  bidirectional=bidirectional, dropout=dropout, dtype=dtype, activation=activation,
+                                  reset_after=reset_after)
         self.head = Linear(self.rnn.output_size, outputs or (1 if num_classes == 2 else num_classes), rng, dtype)
         self.params = dict(input_params)
         self.params.update({f"rnn.{k}": v for k, v in self.rnn.params.items()})
@@ -78,16 +78,21 @@ class Classifier:
             logits = logits[:, 0]
         return logits, (ids, mask, h, finals, rnn_cache, aux, drop, feats)
 
-    def loss_and_grads(self, ids, mask, labels, train=True, rng=None):
-        logits, (ids, mask, h, finals, rnn_cache, aux, drop, feats) = self.forward(ids, mask, train, rng)
+    def loss_and_grads(self, ids, mask, targets, train=True, rng=None):
+        """targets: the label ids (B,) (tasks/regress.py: the scores (B, K)) -> (loss, grads)."""
+        logits, cache = self.forward(ids, mask, train, rng)
+        loss, d_logits = self.head_loss(logits, targets)
+        dx, grads = self.backward(d_logits, cache)
+        # what the input layer read (cache[0]): under word dropout, some ids are <unk>
+        grads.update(input_grads(self.embedding, dx, cache[0]))
+        return loss, grads
+
+    def head_loss(self, logits, labels):
+        """-> (cross-entropy, its gradient (B, 1 or K) with respect to the head's outputs)."""
         if self.num_classes == 2:
             loss, d_logits = sigmoid_binary_cross_entropy(logits, labels.astype(self.dtype))
-            d_logits = d_logits[:, None]
-        else:
-            loss, d_logits = softmax_cross_entropy(logits, labels)
-        dx, grads = self.backward(d_logits, (ids, mask, h, finals, rnn_cache, aux, drop, feats))
-        grads.update(input_grads(self.embedding, dx, ids))
-        return loss, grads
+            return loss, d_logits[:, None]
+        return softmax_cross_entropy(logits, labels)
 
     def backward(self, d_logits, cache):
         """d_logits (B, 1 or K) and forward's cache -> d of the embedded inputs (T, B, E) and the

@@ -11,7 +11,6 @@ every unit; `predict` turns its z back into the scores' own units.
 
 import numpy as np
 
-from rnncli.nn.layers import input_grads
 from rnncli.nn.losses import mean_squared_error
 from rnncli.tasks.classify import Classifier
 
@@ -27,14 +26,10 @@ class Regressor(Classifier):
         """(B, K) scores in their units -> what the head learns to output."""
         return ((scores - self.score_mean) / self.score_std).astype(self.dtype)
 
-    def loss_and_grads(self, ids, mask, scores, train=True, rng=None):
-        """scores (B, K) in their own units -> (mean squared error of the standardised scores, grads)."""
-        z_hat, cache = self.forward(ids, mask, train, rng)
-        loss, d_z = mean_squared_error(z_hat, self.standardise(scores))
-        dx, grads = self.backward(d_z, cache)
-        read = cache[0]  # what the input layer read: under word dropout, some ids are <unk>
-        grads.update(input_grads(self.embedding, dx, read))
-        return loss, grads
+    def head_loss(self, z_hat, scores):
+        """scores (B, K) in their own units -> (mean squared error of the standardised scores, its
+        gradient (B, K)); Classifier.loss_and_grads runs the rest."""
+        return mean_squared_error(z_hat, self.standardise(scores))
 
     def predict(self, ids, mask):
         """(B, K) scores in their own units (float64)."""

@@ -35,7 +35,7 @@ class Tagger:
         self.embedding, input_params = input_layer(vocab_size, embed, rng, dtype, frame_dim, input_projection)
         self.frames = frame_dim is not None
         self.params = dict(input_params)
-        in_size = self.embedding.width if self.frames else embed
+        in_size = self.embedding.width
         self.char_encoder = char_encoder if char_vocab_size else None
         if char_vocab_size:
             self.char_embedding = Embedding(char_vocab_size, char_embed, rng, dtype)
@@ -125,7 +125,7 @@ class Tagger:
         dx, _, rnn_grads = self.rnn.backward(dh, None, rnn_cache)
         if drop_in is not None:
             dx *= drop_in
-        E = self.embedding.width if self.frames else self.embedding.params["E"].shape[1]
+        E = self.embedding.width
         grads = input_grads(self.embedding, dx[:, :, :E], ids)
         if char_cache is not None:
             grads.update(self._char_backward(dx[:, :, E:].reshape(T * B, -1), char_cache))

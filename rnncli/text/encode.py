@@ -228,6 +228,11 @@ def build_vocabularies(meta, fmt, level, train_units, all_units, max_size, min_f
     return warnings
 
 
+def _sequence(fmt, unit):
+    """A unit's input side: its words, or its (T, D) frames (the label, tags or scores beside them)."""
+    return unit[1] if fmt in ("tsv", "scores") else unit[0]
+
+
 def _words(sequence):
     """A unit's words; none for frames (a (T, D) array), which have no vocabulary."""
     return [] if isinstance(sequence, np.ndarray) else sequence
@@ -259,7 +264,7 @@ def encode_units(meta, fmt, level, units, origin):
         split = encode_pairs(meta, [u[0] for u in units], [u[1] for u in units])
         split.target_texts = [u[2] for u in units]
         return split
-    sequences = [u[1] for u in units] if fmt in ("tsv", "scores") else [u[0] for u in units]
+    sequences = [_sequence(fmt, u) for u in units]
     if meta.get("input") == "frames":
         split = encode_frames(meta, sequences)
     else:
@@ -417,7 +422,7 @@ def tokenize(paths, fmt=None, level=None, lower=False, max_size=None, min_freq=1
     if reuse is None:
         warnings += build_vocabularies(meta, fmt, level, t_units, units + (v_units or []), max_size, min_freq)
         if frames:  # normalisation from the training split's frames alone
-            arrays = [u[0] if fmt == "conll" else u[1] for u in t_units]
+            arrays = [_sequence(fmt, u) for u in t_units]
             meta["frame_dim"] = int(arrays[0].shape[1])
             meta["frame_mean"], meta["frame_std"] = normaliser(arrays)
             if audio_meta:
@@ -430,7 +435,7 @@ def tokenize(paths, fmt=None, level=None, lower=False, max_size=None, min_freq=1
                 meta[key] = reuse[key]
         if frames:
             for u, (path, line) in zip(t_units, t_origin, strict=True):
-                x = u[0] if fmt == "conll" else u[1]
+                x = _sequence(fmt, u)
                 if x.shape[1] != meta["frame_dim"]:
                     raise RnncliError(f"{where(path, line)}: frames of {x.shape[1]} numbers; the model reads "
                                       f"{meta['frame_dim']}")

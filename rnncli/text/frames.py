@@ -40,8 +40,8 @@ def record_frames(obj, path, n, audio_meta):
         if not isinstance(value, list) or not value or not all(isinstance(row, list) for row in value):
             raise RnncliError(f"{at}: field 'frames' must be a non-empty list of lists of numbers")
         D = len(value[0])
-        if any(len(row) != D for row in value):
-            bad = next(k for k, row in enumerate(value) if len(row) != D)
+        bad = next((k for k, row in enumerate(value) if len(row) != D), None)
+        if bad is not None:
             raise RnncliError(f"{at}: frame {bad} has {len(value[bad])} numbers where frame 0 has {D} (ragged frames)")
         try:
             x = np.array(value, np.float64)

@@ -15,6 +15,7 @@
 """
 
 import json
+import math
 import os
 import sys
 
@@ -208,8 +209,7 @@ def jsonl_kind(obj):
 
 
 def is_number(v):
-    import math
-
+    """A finite int or float, and not a bool (JSON's true is no number here)."""
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
@@ -296,8 +296,8 @@ def _frames_record(obj, out, path, n, audio_meta, records):
     if key not in obj:
         raise RnncliError(f"{where(path, n)}: missing field {key!r} (this file's records have one)")
     x = record_frames(obj, path, n, audio_meta)
-    if records and x.shape[1] != records[0][1 if out != "tsv" else 2].shape[1]:
-        first = records[0][1 if out != "tsv" else 2].shape[1]
+    first = records[0][2 if out == "tsv" else 1].shape[1] if records else x.shape[1]
+    if x.shape[1] != first:
         raise RnncliError(f"{where(path, n)}: frames of {x.shape[1]} numbers where the first record's have {first}")
     if out == "tsv":
         return n, _jsonl_string(obj, "label", path, n, allow_int=True).strip(), x
