@@ -134,6 +134,11 @@ def check_meta(path, meta):
         c.number(key, meta.get(key))
     if "rng" in meta and not isinstance(meta["rng"], dict):
         c.fail("rng", "should be a generator state (a mapping)")
+    c.integer("workers", meta.get("workers"), low=1)
+    states = meta.get("rng_workers")
+    if states is not None and (not isinstance(states, list) or len(states) > 100_000
+                               or not all(isinstance(st, dict) for st in states)):
+        c.fail("rng_workers", "should be a list of generator states (one per worker)")
     _check_history(c, meta.get("history", []))
     return cfg
 

@@ -227,6 +227,7 @@ def train(
     eval_every: Annotated[int | None, _opt("eval_every")] = None,
     patience: Annotated[int | None, _opt("patience")] = None,
     seed: Annotated[int | None, _opt("seed")] = None,
+    workers: Annotated[int | None, _opt("workers")] = None,
     dtype: Annotated[DType | None, _opt("dtype")] = None,
     force: Annotated[bool, typer.Option("--force", help="Overwrite --out if it exists.")] = False,
     json_out: Annotated[bool, typer.Option("--json", help="Print the summary as JSON on stdout.")] = False,
@@ -238,17 +239,25 @@ def train(
       rnncli train --cell lstm
       rnncli train --config configs/char-lm.yaml --max-time 10m
       rnncli train --resume model.npz
+      rnncli train --config configs/char-lm.yaml --workers 2    # every core (pip install 'rnncli[mpi]')
     """
     import dataclasses
 
     from rnncli import console, render
-    from rnncli.commands.train import prepare_training
+    from rnncli.commands.train import prepare_workers, workers_to_start
 
     set_quiet(quiet)
     # every TrainConfig field is a parameter of this function by the same name: read them all
     options = dict(locals())
     overrides = {k: _v(options[k]) for k in _train_fields()}
-    job, notes = prepare_training(data, out, config, overrides, resume=resume, force=force)
+    if n := workers_to_start(config, {**overrides, "resume": resume}):
+        from rnncli.parallel import launch
+
+        raise typer.Exit(launch(sys.argv[1:], n, resume or out))
+    job, notes = prepare_workers(data, out, config, overrides, resume=resume, force=force)
+    if job.world is not None and not job.world.lead:
+        set_quiet(True)  # the lead worker speaks for all
+        json_out = False
     for note in notes:
         console.log(f"[dim]{note}[/dim]")
     render.config_table(dataclasses.asdict(job.cfg))
@@ -712,15 +721,36 @@ def _say(message):
     print(mask_credentials(message), file=sys.stderr, flush=True)
 
 
+def _end_workers(code, everywhere=False):
+    """Exit with `code`. On one of several MPI workers: an error every worker met at the same step
+    is said by the lead alone; one this worker met alone ends the others too (they would wait for
+    it in the next sum)."""
+    parallel = sys.modules.get("rnncli.parallel")
+    world = parallel.current if parallel else None
+    if world is not None and world.size > 1 and not everywhere:
+        world.abort(code)
+    sys.exit(code)
+
+
+def _quiet_worker(everywhere):
+    parallel = sys.modules.get("rnncli.parallel")
+    world = parallel.current if parallel else None
+    return everywhere and world is not None and not world.lead
+
+
 def main():
     """Entry point: run the app, turning errors into one line and an exit code."""
     try:
-        app(standalone_mode=False)
+        code = app(standalone_mode=False)  # an int where a command ended with typer.Exit(code)
+        if isinstance(code, int) and code:
+            sys.exit(code)
     except RnncliError as e:
         if _debug:
             raise
-        _say(f"rnncli: error: {e}")
-        sys.exit(e.exit_code)
+        everywhere = getattr(e, "everywhere", False)
+        if not _quiet_worker(everywhere):
+            _say(f"rnncli: error: {e}")
+        _end_workers(e.exit_code, everywhere)
     except KeyboardInterrupt:
         _say("rnncli: interrupted")
         sys.exit(EXIT_INTERRUPTED)
@@ -729,7 +759,7 @@ def main():
             raise
         _say(f"rnncli: error: out of memory{f' ({e})' if str(e) else ''}: a size option or an input is larger "
              "than this machine can hold")
-        sys.exit(1)
+        _end_workers(1)
     except BrokenPipeError:
         # the reader went away (`| head`): not an error; silence the flush at exit too
         devnull = os.open(os.devnull, os.O_WRONLY)
@@ -752,7 +782,7 @@ def main():
         if _debug:
             raise
         _say(f"rnncli: error: unexpected {type(e).__name__}: {e} (run with --debug for the traceback)")
-        sys.exit(1)
+        _end_workers(1)
 
 
 __all__ = ["app", "main", "UsageError"]

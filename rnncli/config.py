@@ -98,6 +98,8 @@ class TrainConfig:
     eval_every: int = option(200, "Steps between validations (and checkpoints).", at_least=1)
     patience: int | None = option(None, "Early stop after N x eval-every steps without gain.", at_least=1)
     seed: int = option(0, "Seed of initialisation, dropout and batch order.", at_least=0)
+    # the global batch stays batch_size at any number of workers, so a config means one model
+    workers: int = option(1, "Processes training together over MPI (docs/scaling.md).", at_least=1)
     # twice the speed of float64 and plenty for training
     dtype: str = option("float32", "Floating-point type of the weights.", choices=("float32", "float64"))
 

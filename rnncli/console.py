@@ -1,15 +1,19 @@
 """Where output goes: results to stdout, everything for people (tables, progress, logs) to stderr.
 
 Rich turns colour off by itself when stderr is not a terminal; --quiet silences the chatter.
+Under `train --workers N` the lead worker's stderr is a pipe to the launcher, which sets
+RNNCLI_TERMINAL=1 when its own stderr is a terminal: colour and a redrawn bar stay on.
 """
 
 import json
+import os
 import sys
 
 from rich.console import Console
 from rich.table import Table
 
-err = Console(stderr=True, highlight=False)
+_TERMINAL = sys.stderr.isatty() or os.environ.get("RNNCLI_TERMINAL") == "1"
+err = Console(stderr=True, highlight=False, force_terminal=True if _TERMINAL else None)
 _quiet = False
 
 
@@ -63,6 +67,6 @@ def progress(total, desc, unit="step", disable=None):
 
     if disable is None:
         disable = _quiet
-    tty = sys.stderr.isatty()
+    tty = _TERMINAL
     return tqdm(total=total, desc=desc, unit=unit, disable=disable, file=sys.stderr,
                 dynamic_ncols=True, mininterval=0.2 if tty else 30.0, ascii=not tty)

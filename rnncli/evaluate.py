@@ -1,4 +1,9 @@
-"""Run a model over a data split and return metric dicts (metrics.py computes the scores)."""
+"""Run a model over a data split and return metric dicts (metrics.py computes the scores).
+
+During training on several workers (parallel.py) each worker runs every world.size-th batch and
+the workers pool what they found (world.sum, world.fill) before scoring, so each gets the
+metrics one process would. A language model's stream is read in one pass by every worker.
+"""
 
 import math
 
@@ -6,6 +11,7 @@ import numpy as np
 
 from rnncli.bleu import corpus_bleu, corpus_chrf
 from rnncli.metrics import classification_scores, entity_scores, event_scores, regression_scores
+from rnncli.parallel import Solo
 from rnncli.text.batching import bucketed_batches, make_batch, pad_batch, stream_ids
 from rnncli.text.vocab import EOS, join_tokens
 
@@ -30,22 +36,24 @@ def evaluate_lm(model, ids, chunk=256):
             "tokens": int(len(ids))}
 
 
-def predict_split(model, task, split, batch_size=64, char_features=False, proba=False):
+def predict_split(model, task, split, batch_size=64, char_features=False, proba=False, world=None):
     """Predictions for every sequence, in the split's order: class ids (S,) and probabilities
     (S, C), or a list of tag-id arrays and, with proba, a list of each tag's marginal probability
     p(y_t = tag | sentence) (else None)."""
-    order = bucketed_batches(split.lengths(), batch_size)
+    world = world or Solo()
+    order = world.mine(bucketed_batches(split.lengths(), batch_size))
     if task == "regress":  # (S, K) scores in their own units
         out = np.zeros((split.num_sequences, model.num_scores))
         for index in order:
             ids, mask, _ = make_batch(split, index, task)
             out[index] = model.predict(ids, mask)
-        return out, None
+        return world.sum(out), None  # each row was filled by one worker, zero on the others
     if task == "classify":
         probs = np.zeros((split.num_sequences, model.num_classes))
         for index in order:
             ids, mask, _ = make_batch(split, index, task)
             probs[index] = model.predict_proba(ids, mask)
+        probs = world.sum(probs)
         return probs.argmax(axis=1), probs
     out = [None] * split.num_sequences
     probs = [None] * split.num_sequences if proba else None
@@ -61,18 +69,19 @@ def predict_split(model, task, split, batch_size=64, char_features=False, proba=
             out[s] = pred[:n, j]
             if proba:
                 probs[s] = p_pred[:n, j]
-    return out, probs
+    return world.fill(out), None if probs is None else world.fill(probs)
 
 
 def translate_split(model, split, batch_size=64, beam=0, length_penalty=0.0, n_best=1, temperature=0.0,
-                    top_k=None, top_p=None, rng=None):
+                    top_k=None, top_p=None, rng=None, world=None):
     """Decode every source of the split, in its order: a list with, per source, the n-best
     list of (target tokens as strings, normalised score, log-probability). beam 0 is greedy, or
     sampling with temperature > 0."""
     from rnncli.decode import beam_search, greedy
 
+    world = world or Solo()
     out = [None] * split.num_sequences
-    for index in bucketed_batches(split.lengths(), batch_size):
+    for index in world.mine(bucketed_batches(split.lengths(), batch_size)):
         source, mask, *_ = pad_batch(split, index)
         if beam:
             results = beam_search(model, source, mask, beam, length_penalty, n_best)
@@ -81,19 +90,21 @@ def translate_split(model, split, batch_size=64, beam=0, length_penalty=0.0, n_b
             results = [[(t, lp, lp)] for t, lp in zip(tokens, logp, strict=True)]
         for s, hyps in zip(index, results, strict=True):
             out[s] = [([model.target_tokens[i] for i in t], score, lp) for t, score, lp in hyps]
-    return out
+    return world.fill(out)
 
 
-def evaluate_seq2seq(model, split, references=None, beam=0, length_penalty=0.0):
+def evaluate_seq2seq(model, split, references=None, beam=0, length_penalty=0.0, world=None):
     """Token loss and perplexity (teacher forced), and BLEU, chrF and exact match of the decoded
     outputs against `references`: the raw target lines where the split was read from a file,
     else its target ids written out as text (<unk> where the vocabulary lacks a word)."""
+    world = world or Solo()
     total = count = 0.0
-    for index in bucketed_batches(split.lengths(), 64):
+    for index in world.mine(bucketed_batches(split.lengths(), 64)):
         nll, n = model.loss(*make_batch(split, index, "seq2seq"))
         total, count = total + nll, count + n
+    total, count = world.sum([total, count])
     level = model.target_level
-    decoded = translate_split(model, split, beam=beam, length_penalty=length_penalty)
+    decoded = translate_split(model, split, beam=beam, length_penalty=length_penalty, world=world)
     hyps = [join_tokens(h[0][0], level) for h in decoded]
     if references is None:
         references = [join_tokens([model.target_tokens[i] for i in split.targets[a:b]], level)
@@ -105,15 +116,17 @@ def evaluate_seq2seq(model, split, references=None, beam=0, length_penalty=0.0):
             "decoding": f"beam {beam}" if beam else "greedy"}
 
 
-def evaluate_clm(model, split, batch_size=32):
+def evaluate_clm(model, split, batch_size=32, world=None):
     """A conditional language model: loss (nats per token), perplexity and bits per token, overall
     and per label. Each text is read on its own from its label's state, <eos> first, and every
     token of it and its closing <eos> is predicted once (text/batching.py: framed_texts)."""
+    world = world or Solo()
     per_label = np.zeros((len(model.label_names), 2))  # summed nll, tokens
-    for index in bucketed_batches(split.lengths(), batch_size):
+    for index in world.mine(bucketed_batches(split.lengths(), batch_size)):
         inputs, mask, labels, targets = make_batch(split, index, "clm")
         nll = model.token_nll(inputs, mask, labels, targets).sum(axis=0)  # (B,)
         np.add.at(per_label, labels, np.stack([nll, mask.sum(axis=0)], axis=1))
+    per_label = world.sum(per_label)
 
     def scores(total, count):
         loss = total / count
@@ -125,29 +138,31 @@ def evaluate_clm(model, split, batch_size=32):
     return out
 
 
-def evaluate_split(model, task, split, fmt, char_features=False, names=None, references=None):
-    """The metrics of one split as a dict (None for no split); fmt is the data's format."""
+def evaluate_split(model, task, split, fmt, char_features=False, names=None, references=None, world=None):
+    """The metrics of one split as a dict (None for no split); fmt is the data's format.
+    world: the workers sharing the work (parallel.py), during training."""
     if split is None or split.num_sequences == 0:
         return None
     if task == "lm":
         return evaluate_lm(model, stream_ids(split, fmt))
     if task == "clm":
-        return evaluate_clm(model, split)
+        return evaluate_clm(model, split, world=world)
     if task == "seq2seq":
-        return evaluate_seq2seq(model, split, references if references is not None else split.target_texts)
+        return evaluate_seq2seq(model, split, references if references is not None else split.target_texts,
+                                world=world)
     if task == "regress":  # loss: the mean squared error of the standardised scores, as training's
-        pred, _ = predict_split(model, task, split)
+        pred, _ = predict_split(model, task, split, world=world)
         scores = regression_scores(split.scores, pred, model.score_names)
         scores["loss"] = float(np.mean(np.square((pred - split.scores) / model.score_std)))
         return scores
     names = names or model.label_names
     if task == "classify":
-        pred, probs = predict_split(model, task, split, char_features=char_features)
+        pred, probs = predict_split(model, task, split, char_features=char_features, world=world)
         scores = classification_scores(split.labels, pred, names)
         p_true = probs[np.arange(len(pred)), split.labels]
         scores["loss"] = float(-np.mean(np.log(np.maximum(p_true, 1e-300))))
         return scores
-    pred, _ = predict_split(model, task, split, char_features=char_features)
+    pred, _ = predict_split(model, task, split, char_features=char_features, world=world)
     true_tags = [[names[t] for t in split.tags[split.offsets[s] : split.offsets[s + 1]]]
                  for s in range(split.num_sequences)]
     pred_tags = [[names[t] for t in p] for p in pred]

@@ -10,6 +10,10 @@ conditional language models read bucketed batches of texts in such chunks, each 
 from its labels. Classification and tagging use bucketed batches of whole sequences. Every random choice
 (dropout, batch order) comes from generators whose state the checkpoint keeps, so a resumed
 run repeats an uninterrupted one bit for bit.
+
+On several workers (parallel.py, MPI) the loop is the same: each worker reads its share of every
+global batch (its streams, or its sequences), `world.reduce_step` sums the gradients, and every
+worker takes the same step; the lead worker alone writes checkpoints and logs and reports progress.
 """
 
 import dataclasses
@@ -28,6 +32,7 @@ from rnncli.evaluate import evaluate_split
 from rnncli.memory import keep_freed_memory
 from rnncli.metrics_log import MetricsLog
 from rnncli.nn.optim import Optimizer, clip_global_norm, decayed_lr
+from rnncli.parallel import Solo
 from rnncli.pretrained import attach_vectors, model_data_meta, reach_cut_words
 from rnncli.tasks.build import build_model, task_of
 from rnncli.text.batching import SequenceBatches, StreamBatches, TextChunks, stream_ids
@@ -47,34 +52,37 @@ class Progress:
     total: int | None = None  # the step limit, for an ETA
 
 
-def train(cfg, ds, out, resume=None, callback=None, pretrained=None):
+def train(cfg, ds, out, resume=None, callback=None, pretrained=None, world=None):
     """Fit a model; writes `out` (model.npz) at every evaluation and at the end.
 
     resume: (meta, groups) of a checkpoint to continue from, exactly where it stopped.
     pretrained: word vectors to start from (pretrained.py), for a fresh run with cfg.embeddings.
+    world: the workers training together (parallel.py); one process by default.
     Returns a summary dict.
     """
-    callback = callback or (lambda p: None)
+    world = world or Solo()
+    callback = callback if callback and world.lead else (lambda p: None)
     keep_freed_memory()  # the steps' arrays reuse their pages (memory.py)
-    run = _Run(cfg, ds, out, resume, pretrained)
-    with _Stopper() as stopper, MetricsLog(metrics_path(out), run.st["step"] if resume else None) as log:
+    run = _Run(cfg, ds, out, resume, pretrained, world)
+    log_path = metrics_path(out) if world.lead else None
+    with _Stopper() as stopper, MetricsLog(log_path, run.st["step"] if resume else None) as log:
         while not run.finished():
             lr = decayed_lr(cfg.lr, cfg.lr_decay, run.st["epoch"])
             for k, batch in run.batches_from_here():
-                # forward, backward (through time), clip the global norm, update
-                run.step(batch, lr)
+                # forward, backward (through time), sum over workers, clip the global norm, update
+                run.step(batch, lr, stopper)
                 run.st["step"] += 1
                 run.st["chunk"] = k + 1
                 callback(run.progress(lr))
-                run.check_limits(stopper)
+                run.check_limits()
                 if run.time_to_evaluate():
                     metrics = run.evaluate_and_save(lr, log)
                     callback(Progress(run.st["step"], run.st["epoch"], run.last_train_loss, lr, 0.0, metrics, "eval"))
                     run.check_patience()
-                if stopper.requested:
-                    raise RnncliError(f"{stopper.requested.lower()} received: saved a resumable checkpoint "
-                                      f"at step {run.st['step']} to {out}; continue with --resume {out}",
-                                      EXIT_INTERRUPTED)
+                if run.interrupted:
+                    what = f"{stopper.requested.lower()} received" if stopper.requested else "stopped by another worker"
+                    raise _everywhere(RnncliError(f"{what}: saved a resumable checkpoint at step {run.st['step']} "
+                                                  f"to {out}; continue with --resume {out}", EXIT_INTERRUPTED))
                 if run.stop_reason:
                     break
             if run.stop_reason:
@@ -85,22 +93,30 @@ def train(cfg, ds, out, resume=None, callback=None, pretrained=None):
 class _Run:
     """The state of one training run and the helpers that keep its books."""
 
-    def __init__(self, cfg, ds, out, resume, pretrained=None):
+    def __init__(self, cfg, ds, out, resume, pretrained=None, world=None):
         self.cfg, self.ds, self.out = cfg, ds, out
+        self.world = world = world or Solo()
         self.task = task_of(cfg, ds.meta)
         self.data_meta = model_data_meta(ds.meta, resume[0] if resume else None, pretrained)
         self.model = build_model(cfg, self.data_meta)
         attach_vectors(self.model, self.task, cfg, None if resume else pretrained, self.data_meta)
         self.train_split, self.valid_split = (reach_cut_words(s, self.data_meta) for s in (ds.train, ds.valid))
         self.opt = Optimizer(cfg.optimizer, lr=cfg.lr, weight_decay=cfg.weight_decay, average=cfg.average)
-        self.rng = np.random.default_rng([cfg.seed, 1])  # dropout masks
+        # dropout masks: worker 0 draws what one process draws; the others their own
+        self.rng = np.random.default_rng([cfg.seed, 1] + [world.rank] * (world.rank > 0))
+        if cfg.batch_size < world.size:
+            raise _everywhere(RnncliError(f"--batch-size {cfg.batch_size} is smaller than the {world.size} workers: "
+                                          "each needs a share of every batch"))
+        share = world.share
         if self.task == "lm":
-            self.batches = StreamBatches(stream_ids(ds.train, ds.meta["format"]), cfg.batch_size, cfg.seq_len)
+            self.batches = StreamBatches(stream_ids(ds.train, ds.meta["format"]), cfg.batch_size, cfg.seq_len,
+                                         share(cfg.batch_size))
         elif self.task == "clm":
             self.batches = TextChunks(ds.train, cfg.batch_size, cfg.seed, cfg.seq_len, cfg.label_dropout,
-                                      self.model.no_label)
+                                      self.model.no_label, share)
         else:
-            self.batches = SequenceBatches(self.train_split, cfg.batch_size, cfg.seed, self.task, cfg.char_features)
+            self.batches = SequenceBatches(self.train_split, cfg.batch_size, cfg.seed, self.task, cfg.char_features,
+                                           share)
         self.st = {"step": 0, "epoch": 0, "chunk": 0, "history": [], "best_score": None, "best_step": None,
                    "elapsed": 0.0}
         self.best, self.carry = None, None
@@ -110,6 +126,7 @@ class _Run:
         per_run = self.batches.steps_for(cfg.epochs) if cfg.epochs else None
         self.max_steps = cfg.max_steps or per_run
         self.stop_reason, self.out_of_time, self.interrupted = None, False, False
+        self.time_up = self.stop_requested = False  # what all workers agreed at the last step
         self.recent, self.tokens = [], 0
         self.t_start = self.t_window = time.perf_counter()
         self.last_train_loss = None
@@ -120,12 +137,16 @@ class _Run:
         self.opt.state = {k: v if k.startswith("avgc") or k == "avgC." else v.astype(self.model.dtype)
                           for k, v in groups["opt"].items()}
         self.opt.t = meta["opt_t"]
-        self.rng.bit_generator.state = meta["rng"]
+        states = meta.get("rng_workers") or [meta["rng"]]
+        if self.world.rank < len(states):  # the same workers as before: each continues its own draws
+            self.rng.bit_generator.state = states[self.world.rank]
         self.st.update({k: meta[k] for k in self.st if k in meta})
         self.best = {k: v.astype(self.model.dtype) for k, v in groups["best"].items()} or None
-        if groups["carry"]:
-            self.carry = [tuple(groups["carry"][f"{i}.{j}"] for j in range(len(s)))
-                          for i, s in enumerate(self.model.initial_state(self.cfg.batch_size))]
+        if groups["carry"]:  # every worker's rows, in order: this worker's streams or texts are its share
+            rows = next(iter(groups["carry"].values())).shape[0]
+            mine = self.world.share(rows)
+            self.carry = [tuple(groups["carry"][f"{i}.{j}"][mine] for j in range(len(s)))
+                          for i, s in enumerate(self.model.initial_state(1))]
 
     # ------------------------------------------------------------ the loop's steps
 
@@ -138,25 +159,37 @@ class _Run:
             self.carry = None  # each epoch starts the streams afresh
         return self.batches.epoch(self.st["epoch"], self.st["chunk"])
 
-    def step(self, batch, lr):
-        """One update: forward, backward, clip, optimizer step; the loss joins the running mean."""
-        if self.task == "lm":
+    def step(self, batch, lr, stopper):
+        """One update: forward, backward, the sum over workers, clip, optimizer step; the loss joins
+        the running mean. batch None: this worker has no share of this batch (it only adds up)."""
+        loss, grads, finals, n_tokens, count = 0.0, None, None, 0, 0
+        if batch is None:
+            if self.task == "clm":
+                self.carry = None  # none of this batch's texts are this worker's
+        elif self.task == "lm":
             x, y = batch
             loss, grads, finals = self.model.loss_and_grads(x, y, self.carry, train=True, rng=self.rng)
-            n_tokens = x.size
+            n_tokens = count = x.size
         elif self.task == "clm":  # a chunk of a batch of texts: from the labels' states, or carried on
             *args, first = batch
-            loss, grads, finals = self.model.loss_and_grads(*args, None if first else self.carry, rng=self.rng)
-            n_tokens = int(args[1].sum())
+            n_tokens = count = int(args[1].sum())
+            if count:  # (this worker's texts may all have ended before this chunk: their states stay)
+                loss, grads, finals = self.model.loss_and_grads(*args, None if first else self.carry, rng=self.rng)
         else:
             loss, grads = self.model.loss_and_grads(*batch, rng=self.rng)
             # tokens read: the words of a sentence, or the target tokens of a translation
-            finals, n_tokens = None, int(batch[-1 if self.task == "seq2seq" else 1].sum())
+            n_tokens = int(batch[-1 if self.task == "seq2seq" else 1].sum())
+            # what the loss is a mean over: sequences for a many-to-one model, else tokens
+            count = batch[1].shape[1] if self.task in ("classify", "regress") else n_tokens
+        elapsed = self.st["elapsed"] + time.perf_counter() - self.t_start
+        flags = [float(stopper.requested is not None), float(self.budget is not None and elapsed >= self.budget)]
+        grads, loss, n_tokens, flags = self.world.reduce_step(grads, loss, count, n_tokens, flags, self.model.params)
+        self.stop_requested, self.time_up = flags[0] > 0, flags[1] > 0
         norm = clip_global_norm(grads, self.cfg.clip)
         if not (math.isfinite(loss) and math.isfinite(norm)):
             what = f"loss became {loss}" if not math.isfinite(loss) else f"gradient norm became {norm}"
-            raise RnncliError(f"{what} at step {self.st['step'] + 1}; stopped. {self.out} keeps the last good "
-                              "checkpoint (try a lower --lr or --clip)")
+            raise _everywhere(RnncliError(f"{what} at step {self.st['step'] + 1}; stopped. {self.out} keeps the last "
+                                          "good checkpoint (try a lower --lr or --clip)"))
         self.opt.step(self.model.params, grads, lr)
         if finals is not None:  # the state the next chunk starts from
             self.carry = [tuple(s.copy() for s in f) for f in finals]
@@ -168,14 +201,14 @@ class _Run:
         return Progress(self.st["step"], self.st["epoch"], float(np.mean(self.recent[-50:])), lr,
                         self.tokens / max(now - self.t_window, 1e-9), total=self.max_steps)
 
-    def check_limits(self, stopper):
-        elapsed = self.st["elapsed"] + time.perf_counter() - self.t_start
-        self.out_of_time = self.budget is not None and elapsed >= self.budget
+    def check_limits(self):
+        # the time budget and a stop request as all workers agreed at this step (reduce_step)
+        self.out_of_time = self.time_up
         if self.max_steps is not None and self.st["step"] >= self.max_steps:
             self.stop_reason = "step limit reached" if self.cfg.max_steps else "finished"
         elif self.out_of_time:
             self.stop_reason = f"time budget of {self.cfg.max_time} reached"
-        self.interrupted = bool(stopper.requested)
+        self.interrupted = self.stop_requested
 
     def epoch_ends(self):
         return self.st["chunk"] == self.batches.per_epoch
@@ -191,7 +224,8 @@ class _Run:
         cfg, st, params = self.cfg, self.st, self.model.params
         speed = self.tokens / max(time.perf_counter() - self.t_window, 1e-9)  # training only, not evaluation
         live = _swap_in(params, self.opt.averaged(params)) if cfg.average else None
-        metrics = evaluate_split(self.model, self.task, self.valid_split, self.ds.meta["format"], cfg.char_features)
+        metrics = evaluate_split(self.model, self.task, self.valid_split, self.ds.meta["format"], cfg.char_features,
+                                 world=self.world)
         self.last_train_loss = float(np.mean(self.recent))
         score = selection_score(self.task, metrics) if metrics else self.last_train_loss
         now = time.perf_counter()
@@ -222,9 +256,16 @@ class _Run:
                                 f"(patience {cfg.patience} x {cfg.eval_every})")
 
     def save(self):
+        """The lead worker writes the checkpoint, with every worker's carried states and random state."""
+        carries = self.world.gather(self.carry)
+        states = self.world.gather(self.rng.bit_generator.state)
+        if not self.world.lead:
+            return
         meta = {"config": dataclasses.asdict(self.cfg), "data": self.data_meta, "task": self.task,
-                "opt_t": self.opt.t, "rng": self.rng.bit_generator.state, **self.st}
-        save_checkpoint(self.out, meta, self.model.params, self.best, self.opt.state, self.carry)
+                "opt_t": self.opt.t, "rng": states[0], **self.st}
+        if self.world.size > 1:
+            meta.update(workers=self.world.size, rng_workers=states)
+        save_checkpoint(self.out, meta, self.model.params, self.best, self.opt.state, _join_rows(carries))
 
     def summary(self):
         st = self.st
@@ -282,6 +323,22 @@ def selection_score(task, metrics):
     if task in ("lm", "clm", "seq2seq", "regress"):
         return metrics["loss"]
     return -(metrics["accuracy"] if task == "classify" else metrics["f1"])
+
+
+def _join_rows(carries):
+    """The workers' carried states [(per layer, a tuple of (B_i, H) arrays) or None] -> one list
+    with every worker's rows in order (a worker without rows in this batch gave None)."""
+    have = [c for c in carries if c is not None]
+    if len(have) <= 1:
+        return have[0] if have else None
+    return [tuple(np.concatenate(parts) for parts in zip(*layer, strict=True)) for layer in zip(*have, strict=True)]
+
+
+def _everywhere(error):
+    """Mark an error every worker raises at the same step (so each ends on its own, and no
+    worker needs to stop the others)."""
+    error.everywhere = True
+    return error
 
 
 def _swap_in(params, new):

@@ -4,6 +4,9 @@ Language models read one long stream (text/dataset.py: every sequence ends with 
 as char-rnn does it into `batch_size` contiguous streams, each read in chunks of `seq_len`
 steps; the hidden state is carried from one chunk to the next (truncated BPTT).
 Classifiers and taggers read whole sequences, bucketed by length, padded and masked.
+
+On several workers (parallel.py) every worker plans the same global batches and reads its share:
+`share(n)` is the slice of a batch of n streams or sequences that is its own.
 """
 
 import math
@@ -43,10 +46,12 @@ def lm_chunks(x, y, seq_len, start=0):
 
 
 class StreamBatches:
-    """An epoch of language-model chunks; the state is carried between the chunks of an epoch."""
+    """An epoch of language-model chunks; the state is carried between the chunks of an epoch.
+    part: the streams this worker reads (a slice of the batch_size streams), or all."""
 
-    def __init__(self, ids, batch_size, seq_len):
-        self.x, self.y = lm_streams(ids, batch_size)
+    def __init__(self, ids, batch_size, seq_len, part=slice(None)):
+        x, y = lm_streams(ids, batch_size)
+        self.x, self.y = x[part], y[part]
         self.seq_len = seq_len
         self.per_epoch = math.ceil(self.x.shape[1] / seq_len)
 
@@ -65,9 +70,9 @@ class StreamBatches:
 class SequenceBatches:
     """Bucketed batches of whole sequences; the order of epoch e comes from seed and e alone."""
 
-    def __init__(self, split, batch_size, seed, task, char_features=False):
+    def __init__(self, split, batch_size, seed, task, char_features=False, share=None):
         self.split, self.batch_size, self.seed = split, batch_size, seed
-        self.task, self.char_features = task, char_features
+        self.task, self.char_features, self.share = task, char_features, share
         self.lengths = split.lengths()
         self.per_epoch = math.ceil(split.num_sequences / batch_size)
 
@@ -78,7 +83,9 @@ class SequenceBatches:
         """Yield (batch number, the task model's loss arguments) from batch `start` on."""
         order = bucketed_batches(self.lengths, self.batch_size, np.random.default_rng([self.seed, epoch]))
         for k in range(start, len(order)):
-            yield k, make_batch(self.split, order[k], self.task, self.char_features)
+            # this worker's sequences of the batch, padded to their own longest (None: no share)
+            mine = order[k] if self.share is None else order[k][self.share(len(order[k]))]
+            yield k, make_batch(self.split, mine, self.task, self.char_features) if len(mine) else None
 
 
 class TextChunks:
@@ -91,9 +98,9 @@ class TextChunks:
     choice is made per batch of texts from (seed, epoch, the batch's place in the plan), so all the
     chunks of a text agree and a run resumed mid-batch makes the same choice."""
 
-    def __init__(self, split, batch_size, seed, seq_len, label_dropout=0.0, no_label=None):
+    def __init__(self, split, batch_size, seed, seq_len, label_dropout=0.0, no_label=None, share=None):
         self.split, self.batch_size, self.seed, self.seq_len = split, batch_size, seed, seq_len
-        self.label_dropout, self.no_label = label_dropout, no_label
+        self.label_dropout, self.no_label, self.share = label_dropout, no_label, share
         self.lengths = split.lengths() + 1  # framed: <eos> x1..xn in, x1..xn <eos> out
         self._plans = {}
         self.per_epoch = len(self.plan(0))
@@ -113,7 +120,8 @@ class TextChunks:
 
     def epoch(self, epoch, start):
         """Yield (chunk number, (inputs, mask, labels, targets, first)) from chunk `start` on: the
-        model's loss arguments for one chunk, first=True where a batch of texts starts."""
+        model's loss arguments for one chunk, first=True where a batch of texts starts (None where
+        this worker has no share of the batch; a chunk with no steps after its texts ended)."""
         plan = self.plan(epoch)
         self.per_epoch = len(plan)
         framed, framed_for = None, None
@@ -121,15 +129,26 @@ class TextChunks:
             index, c = plan[k]
             if framed_for is not index:
                 framed, framed_for = self._framed(index, epoch, k - c), index
+            if framed is None:
+                yield k, None
+                continue
             inputs, mask, labels, targets = framed
             a, b = c * self.seq_len, (c + 1) * self.seq_len
             yield k, (inputs[a:b], mask[a:b], labels, targets[a:b], c == 0)
 
     def _framed(self, index, epoch, first):
-        """The batch of texts `index`, whose first chunk is number `first` of the epoch's plan."""
-        inputs, mask, labels, targets = framed_texts(self.split, index)
-        if self.label_dropout > 0:
+        """The batch of texts `index`, whose first chunk is number `first` of the epoch's plan
+        (this worker's share of it; None if it has none)."""
+        drop = None
+        if self.label_dropout > 0:  # drawn for the whole batch, so that a share gets the same draws
             drop = np.random.default_rng([self.seed, epoch, first, 2]).random(len(index)) < self.label_dropout
+        if self.share is not None:
+            mine = self.share(len(index))
+            index, drop = index[mine], None if drop is None else drop[mine]
+            if len(index) == 0:
+                return None
+        inputs, mask, labels, targets = framed_texts(self.split, index)
+        if drop is not None:
             labels = np.where(drop, self.no_label, labels)
         return inputs, mask, labels, targets
 

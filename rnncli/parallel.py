@@ -1,0 +1,363 @@
+"""Data-parallel training over MPI: the one module that knows MPI.
+
+Synchronous data parallelism, as PyTorch's DDP and Horovod do it. Every worker (an MPI rank)
+holds the same parameters and reads its share of each *global* batch; after the backward pass
+the workers add up their gradients, so that every worker then clips by the same global norm and
+takes the same optimizer step. There is no parameter server and no asynchrony.
+
+Why the sum gives the single-process step: a worker's loss is a mean over its share (n_i
+tokens, or n_i sequences for a classifier), and the batch's mean is
+
+    L = sum_i n_i L_i / sum_i n_i,     so     dL/dW = sum_i n_i dL_i/dW / sum_i n_i.
+
+Each worker sends n_i * dL_i/dW and n_i in one flat buffer (one Allreduce per step); everyone
+divides the sums by sum_i n_i. The loss, the token count and the stop flags ride in the same
+buffer, so all workers stop at the same step.
+
+Embedding tables travel as rows: a batch reads a few hundred rows of a table of thousands, so
+each worker sends the rows it touched and their gradients (an Allgather), not the dense table.
+
+`Solo` is one process without MPI: the same methods, doing nothing, so that train.py reads as
+a single-process loop. `launch` runs a command again as N ranks on this machine (`--workers N`).
+"""
+
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+from rnncli.errors import EXIT_INTERRUPTED, RnncliError, UsageError
+from rnncli.nn.rows import RowGradient
+
+INSTALL = "pip install 'rnncli[mpi]'"
+current = None  # the MPI world of this process once it joined one (cli.py ends it on an error)
+
+
+def launched_size():
+    """The world size an MPI launcher gave this process (1 when not started by one)."""
+    for key in ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE"):  # MPICH's hydra, Open MPI
+        if os.environ.get(key, "").isdigit():
+            return int(os.environ[key])
+    return 1
+
+
+def threads_per_worker(workers):
+    """BLAS threads for each of `workers` processes on this machine: its cores shared out."""
+    return max(1, (os.cpu_count() or 1) // max(workers, 1))
+
+
+def get_world(workers=None):
+    """The world this process trains in: Solo, or the MPI world when an MPI launcher started it.
+    workers: what the user asked for (--workers), checked against what the launcher gave."""
+    size = launched_size()
+    if workers is not None and size > 1 and workers != size:
+        raise UsageError(f"--workers {workers}, but mpiexec started {size} processes; give one or the other")
+    if size == 1:
+        return Solo()
+    global current
+    current = MpiWorld()
+    return current
+
+
+def share_of(n, size, rank):
+    """The columns [start, stop) of a global batch of n that worker `rank` of `size` reads:
+    contiguous, sizes differing by at most one (numpy's array_split), the first ones larger."""
+    q, r = divmod(n, size)
+    start = rank * q + min(rank, r)
+    return slice(start, start + q + (rank < r))
+
+
+class Solo:
+    """One process: every method is the identity."""
+
+    size, rank = 1, 0
+    mpi_seconds = 0.0
+
+    @property
+    def lead(self):
+        """The worker that writes checkpoints and logs, and prints."""
+        return self.rank == 0
+
+    def share(self, n):
+        return share_of(n, self.size, self.rank)
+
+    def mine(self, items):
+        """The items (say, evaluation batches) this worker handles: every size-th one."""
+        return items[self.rank :: self.size]
+
+    def reduce_step(self, grads, loss, count, tokens, flags, params):
+        """-> (grads, loss, tokens, flags) of the whole global batch (see the module's docstring)."""
+        return grads, loss, tokens, flags
+
+    def sum(self, array):
+        return array
+
+    def fill(self, items):
+        """A list each worker filled in part (None elsewhere) -> the list filled from all of them."""
+        return items
+
+    def gather(self, obj):
+        """-> [every worker's obj] on the lead, None elsewhere."""
+        return [obj]
+
+    def agree(self, facts):
+        """Refuse to start when the workers disagree on facts (name -> value)."""
+
+    def abort(self, code):
+        """End every worker at once (after an error only this worker saw)."""
+
+
+class MpiWorld(Solo):
+    """The workers of an MPI job (mpi4py's COMM_WORLD)."""
+
+    def __init__(self):
+        try:
+            from mpi4py import MPI
+        except ImportError as e:
+            raise UsageError(f"training on several workers needs MPI: {INSTALL} ({e})") from e
+        self.MPI, self.comm = MPI, MPI.COMM_WORLD
+        self.size, self.rank = self.comm.Get_size(), self.comm.Get_rank()
+        self.mpi_seconds = 0.0  # time spent in collectives (waiting included): the bench's Allreduce share
+
+    def _timed(self, call, *args):
+        start = time.perf_counter()
+        try:
+            out = call(*args)
+        except self.MPI.Exception as e:  # a worker died or a link broke: one line, not MPICH's stack
+            first = str(e).splitlines()[0] if str(e) else type(e).__name__
+            raise RnncliError(f"lost contact with another worker ({first})") from e
+        self.mpi_seconds += time.perf_counter() - start
+        return out
+
+    def reduce_step(self, grads, loss, count, tokens, flags, params):
+        names = sorted(params)
+        tables = [k for k in names if k.endswith("embedding.E")]
+        dense = [k for k in names if k not in tables]
+        dtype = params[names[0]].dtype
+        # one flat buffer: n_i * every dense gradient, then n_i * loss, n_i, the tokens and the flags
+        sizes = [params[k].size for k in dense]
+        buf = np.zeros(sum(sizes) + 3 + len(flags), dtype)
+        at = 0
+        for k, n in zip(dense, sizes, strict=True):
+            if grads is not None:
+                np.multiply(grads[k].reshape(-1), count, out=buf[at : at + n])
+            at += n
+        buf[at:] = [loss * count, count, tokens, *flags]
+        self._timed(self.comm.Allreduce, self.MPI.IN_PLACE, buf)
+        total = max(float(buf[at + 1]), 1.0)  # an all-padding batch has no tokens and zero gradients
+        buf[: at + 1] /= buf.dtype.type(total)
+        global_loss, global_tokens = float(buf[at]), int(round(float(buf[at + 2])))
+        global_flags = buf[at + 3 :].tolist()
+        out, at = {}, 0
+        for k, n in zip(dense, sizes, strict=True):
+            out[k] = buf[at : at + n].reshape(params[k].shape)
+            at += n
+        out.update(self._gather_tables(tables, grads, count, total, params))
+        return out, global_loss, global_tokens, global_flags
+
+    def _gather_tables(self, tables, grads, count, total, params):
+        """Each table's rows that any worker touched, summed and divided by the global count:
+        a RowGradient where the tables' gradients are sparse (nn/rows.py), else dense."""
+        out = {}
+        for k in tables:
+            g = None if grads is None else grads[k]
+            if g is None:
+                rows, values, sparse = np.zeros(0, np.int64), np.zeros((0, params[k].shape[1]), params[k].dtype), -1
+            elif isinstance(g, RowGradient):
+                rows, values, sparse = g.rows.astype(np.int64), g.values * count, 1
+            else:
+                rows = np.flatnonzero(g.any(axis=1))
+                values, sparse = g[rows] * count, 0
+            info = np.array(self._timed(self.comm.allgather, (len(rows), sparse)))
+            counts = info[:, 0]
+            all_rows = np.empty(int(counts.sum()), np.int64)
+            self._timed(self.comm.Allgatherv, rows, [all_rows, counts])
+            width = params[k].shape[1]
+            all_values = np.empty((len(all_rows), width), params[k].dtype)
+            self._timed(self.comm.Allgatherv, np.ascontiguousarray(values), [all_values, counts * width])
+            unique, where = np.unique(all_rows, return_inverse=True)
+            summed = np.zeros((len(unique), width), params[k].dtype)
+            np.add.at(summed, where, all_values)
+            summed /= summed.dtype.type(total)
+            if info[:, 1].max() == 1:
+                out[k] = RowGradient(unique, summed, params[k].shape)
+            else:
+                table = np.zeros_like(params[k])
+                table[unique] = summed
+                out[k] = table
+        return out
+
+    def sum(self, array):
+        out = np.array(array, np.float64)
+        self._timed(self.comm.Allreduce, self.MPI.IN_PLACE, out)
+        return out
+
+    def fill(self, items):
+        parts = self._timed(self.comm.allgather, items)
+        return [next((p[i] for p in parts if p[i] is not None), None) for i in range(len(items))]
+
+    def gather(self, obj):
+        return self._timed(self.comm.gather, obj, 0)
+
+    def agree(self, facts):
+        everyone = self.comm.allgather((os.uname().nodename, facts))
+        host0, lead = everyone[0]
+        for rank, (host, theirs) in enumerate(everyone[1:], start=1):
+            for name in lead:
+                mine, theirs_ = lead.get(name), theirs.get(name)
+                if mine == theirs_:
+                    continue
+                if isinstance(mine, dict) and isinstance(theirs_, dict):  # say which keys differ
+                    what = ", ".join(f"{k}: {theirs_.get(k)!r} vs {mine.get(k)!r}"
+                                     for k in sorted(set(mine) | set(theirs_)) if mine.get(k) != theirs_.get(k))
+                else:
+                    what = f"{theirs_!r} vs {mine!r}"
+                error = RnncliError(f"worker {rank} (on {host}) has a different {name} from worker 0 (on {host0}) "
+                                    f"({what}); every worker needs the same")
+                error.everywhere = True
+                raise error
+
+    def agree_on_error(self, error):
+        """Every worker learns of the first error any of them met before training (so none waits
+        for the others in a collective); returns that error, or None."""
+        errors = self.comm.allgather(None if error is None else (type(error).__name__, str(error), error.exit_code))
+        first = next((e for e in errors if e is not None), None)
+        if first is None:
+            return None
+        kind, message, code = first
+        return (UsageError if kind == "UsageError" else RnncliError)(message, code)
+
+    def abort(self, code):
+        self.comm.Abort(code)
+
+
+# ---------------------------------------------------------------- --workers N on this machine
+
+# what MPICH and its launcher print when a rank dies or aborts (a banner, error stacks): the
+# launcher says it in one line instead
+_MPICH_NOISE = re.compile(r"^(=+|=\s.*|YOUR APPLICATION TERMINATED.*|This typically refers to a problem.*|"
+                          r"Please see the FAQ page.*|Abort\(\d+\) on node .*|\w+\(\d+\)\.*:.*|.*error stack:.*)$")
+
+
+def find_mpiexec():
+    """MPICH's mpiexec beside this Python (the `mpich` wheel's), else the first on PATH."""
+    here = os.path.join(os.path.dirname(sys.executable), "mpiexec")
+    return here if os.access(here, os.X_OK) else shutil.which("mpiexec")
+
+
+def launch(argv, workers, out=None):
+    """Run `rnncli ARGV` as `workers` MPI ranks on this machine and wait; -> its exit code.
+
+    Each rank gets cores / workers BLAS threads (unless the environment sets them). The
+    launcher's own report of a dead rank becomes one line. Ctrl-C here reaches the workers (only
+    them): they stop together at the same step and save a resumable checkpoint."""
+    try:
+        import mpi4py  # noqa: F401  (the ranks need it; say so here, before starting them)
+    except ImportError as e:
+        raise UsageError(f"--workers {workers} needs MPI: {INSTALL}") from e
+    mpiexec = find_mpiexec()
+    if mpiexec is None:
+        raise UsageError(f"--workers {workers} needs an mpiexec: {INSTALL} (the mpich wheel brings one)")
+    env = dict(os.environ)
+    threads = str(threads_per_worker(workers))
+    for key in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        env.setdefault(key, threads)
+    if sys.stderr.isatty():
+        env["RNNCLI_TERMINAL"] = "1"  # the lead's stderr is a pipe to us; keep its progress bar and colour
+    command = [mpiexec, "-n", str(workers), sys.executable, "-m", "rnncli", *argv]
+    proc = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            start_new_session=True)
+    old = signal.signal(signal.SIGINT, lambda signum, _: _signal_workers(proc, signum))
+    old_term = signal.signal(signal.SIGTERM, lambda signum, _: _signal_workers(proc, signum))
+    try:
+        died, errors = _relay({proc.stdout.fileno(): sys.stdout, proc.stderr.fileno(): sys.stderr})
+        code = proc.wait()
+    finally:
+        signal.signal(signal.SIGINT, old)
+        signal.signal(signal.SIGTERM, old_term)
+    # the workers' own one-line errors, each said once; a worker's death explains "lost contact"
+    errors = list(dict.fromkeys(errors))
+    own = [e for e in errors if "lost contact with another worker" not in e]
+    if own or not died:
+        for line in own or errors:
+            print(line, file=sys.stderr, flush=True)
+        return code if code in (0, 1, 2, EXIT_INTERRUPTED) else 1
+    where = f"; {out} keeps its last checkpoint" if out else ""
+    print(f"rnncli: error: a worker ended abnormally ({died}); the run stopped on every worker{where}",
+          file=sys.stderr, flush=True)
+    return 1
+
+
+def _signal_workers(proc, signum):
+    """Pass Ctrl-C (or SIGTERM) to the ranks themselves, not to mpiexec, which would kill them:
+    they stop together at the next step and save; a second Ctrl-C stops them at once."""
+    for pid in _descendants(proc.pid):
+        try:
+            os.kill(pid, signum)
+        except ProcessLookupError:
+            pass
+
+
+def _descendants(pid):
+    """The python processes started below `pid` (the ranks), read from /proc."""
+    children, found = {}, []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+                children.setdefault(int(fields[1]), []).append(int(entry))
+            except (OSError, IndexError):
+                continue
+    todo = [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            todo.append(child)
+            try:
+                with open(f"/proc/{child}/cmdline", "rb") as f:
+                    if b"rnncli" in f.read():
+                        found.append(child)
+            except OSError:
+                pass
+    return found
+
+
+def _relay(streams):
+    """Copy the ranks' output {fd: our stream} as it comes (progress bars redraw with \r). The
+    workers' error lines are held back for the launcher to say once, and MPICH's own banner
+    and stacks left out; -> (how a rank ended, "" if none died; the error lines)."""
+    import selectors
+
+    died, errors, pending = "", [], dict.fromkeys(streams, b"")
+    selector = selectors.DefaultSelector()
+    for fd in streams:
+        selector.register(fd, selectors.EVENT_READ)
+    while selector.get_map():
+        for key, _ in selector.select():
+            fd, to = key.fd, streams[key.fd]
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                selector.unregister(fd)
+                pending[fd], chunk = b"", pending[fd] + b"\n" if pending[fd] else b""
+                if not chunk:
+                    continue
+            *lines, pending[fd] = (pending[fd] + chunk).split(b"\n")
+            for line in lines:
+                text = line.decode("utf-8", "replace")
+                found = re.search(r"EXIT STRING:\s*(.*)|EXIT CODE:\s*(\d+)", text)
+                if "BAD TERMINATION" in text or found:
+                    died = (found and (found.group(1) or f"exit code {found.group(2)}").strip()) or died or "died"
+                elif text.startswith("rnncli: error:"):
+                    errors.append(text)
+                elif not _MPICH_NOISE.match(text) and not (died and not text.strip()):
+                    to.write(text + "\n")
+            if b"\r" in pending[fd]:  # a progress bar's redraw: pass it on now
+                to.write(pending[fd].decode("utf-8", "replace"))
+                pending[fd] = b""
+            to.flush()
+    return died, errors
