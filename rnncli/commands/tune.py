@@ -64,6 +64,10 @@ class Tuner:
         self.base = load_config_file(config)
         self.space = read_space(space, config)
         cfg = make_config(config)
+        if cfg.workers > 1 or "workers" in self.space:
+            # trials already use every core (--jobs) and every machine (a shared --storage)
+            raise UsageError(f"{config}: tune trains each trial in one process; leave out `workers` and spread "
+                             "the trials with --jobs (cores) and a shared --storage (machines)")
         self.task = task_of(cfg, load_dataset(self.data).meta)
         os.makedirs(os.path.join(self.out, "trials"), exist_ok=True)
         lock_output(self.out)  # one tune per folder on this machine (other machines share the study, not it)
