@@ -128,6 +128,7 @@ class _Run:
         self.stop_reason, self.out_of_time, self.interrupted = None, False, False
         self.time_up = self.stop_requested = False  # what all workers agreed at the last step
         self.recent, self.tokens = [], 0
+        self.step_seconds = self.reduce_seconds = 0.0  # this run's time in steps, and in their sums over workers
         self.t_start = self.t_window = time.perf_counter()
         self.last_train_loss = None
 
@@ -162,6 +163,7 @@ class _Run:
     def step(self, batch, lr, stopper):
         """One update: forward, backward, the sum over workers, clip, optimizer step; the loss joins
         the running mean. batch None: this worker has no share of this batch (it only adds up)."""
+        started = time.perf_counter()
         loss, grads, finals, n_tokens, count = 0.0, None, None, 0, 0
         if batch is None:
             if self.task == "clm":
@@ -183,7 +185,9 @@ class _Run:
             count = batch[1].shape[1] if self.task in ("classify", "regress") else n_tokens
         elapsed = self.st["elapsed"] + time.perf_counter() - self.t_start
         flags = [float(stopper.requested is not None), float(self.budget is not None and elapsed >= self.budget)]
+        reducing = time.perf_counter()
         grads, loss, n_tokens, flags = self.world.reduce_step(grads, loss, count, n_tokens, flags, self.model.params)
+        self.reduce_seconds += time.perf_counter() - reducing
         self.stop_requested, self.time_up = flags[0] > 0, flags[1] > 0
         norm = clip_global_norm(grads, self.cfg.clip)
         if not (math.isfinite(loss) and math.isfinite(norm)):
@@ -195,6 +199,7 @@ class _Run:
             self.carry = [tuple(s.copy() for s in f) for f in finals]
         self.recent.append(loss)
         self.tokens += n_tokens
+        self.step_seconds += time.perf_counter() - started
 
     def progress(self, lr):
         now = time.perf_counter()
@@ -276,7 +281,9 @@ class _Run:
                 "train_loss": last.get("train_loss"), "valid": last.get("valid"),
                 "best_score": st["best_score"], "best_step": st["best_step"],
                 "selected_on": "validation" if self.ds.valid is not None else "training loss",
-                "validation": validation, "level": self.ds.meta["level"], "out": str(self.out)}
+                "validation": validation, "level": self.ds.meta["level"], "out": str(self.out),
+                "workers": self.world.size, "step_seconds": round(self.step_seconds, 3),
+                "reduce_seconds": round(self.reduce_seconds, 3)}
 
 
 class _Stopper:

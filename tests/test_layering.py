@@ -100,3 +100,9 @@ def test_the_layering_test_sees_real_edges():
     assert "rnncli.nn.recurrent" in GRAPH["rnncli.nn.stack"] or "rnncli.nn.recurrent.make_cell" in \
         GRAPH["rnncli.nn.stack"]
     assert "rnncli.train" in internal(GRAPH["rnncli.commands.train"])
+
+
+def test_only_parallel_knows_mpi():
+    """MPI lives in one room (parallel.py); train.py and evaluate.py stay single-process loops."""
+    users = {mod for mod, names in GRAPH.items() if any(top(n) == "mpi4py" for n in names)}
+    assert users == {"rnncli.parallel"}
