@@ -14,8 +14,9 @@ Each worker sends n_i * dL_i/dW and n_i in one flat buffer (one Allreduce per st
 divides the sums by sum_i n_i. The loss, the token count and the stop flags ride in the same
 buffer, so all workers stop at the same step.
 
-Embedding tables travel as rows: a batch reads a few hundred rows of a table of thousands, so
-each worker sends the rows it touched and their gradients (an Allgather), not the dense table.
+Large embedding tables travel as rows: where a table's gradient is sparse (pretrained vectors,
+nn/rows.py: a batch reads a few hundred of 100,000 rows), each worker sends the rows it touched and
+their gradients (an Allgather), not the dense table. Other tables are dense, as on one process.
 
 `Solo` is one process without MPI: the same methods, doing nothing, so that train.py reads as
 a single-process loop. `launch` runs a command again as N ranks on this machine (`--workers N`).
@@ -84,7 +85,14 @@ class Solo:
         return self.rank == 0
 
     def share(self, n):
+        """This worker's streams (or texts with carried states) of n: a contiguous block, so that
+        the workers' blocks joined in order are the batch's (a checkpoint saves them so)."""
         return share_of(n, self.size, self.rank)
+
+    def deal(self, n):
+        """This worker's sequences of a batch of n, dealt like cards: a bucketed batch is sorted by
+        length, so every worker gets short and long ones alike and none waits for the others."""
+        return slice(self.rank, n, self.size)
 
     def mine(self, items):
         """The items (say, evaluation batches) this worker handles: every size-th one."""
@@ -123,6 +131,7 @@ class MpiWorld(Solo):
         self.MPI, self.comm = MPI, MPI.COMM_WORLD
         self.size, self.rank = self.comm.Get_size(), self.comm.Get_rank()
         self.mpi_seconds = 0.0  # time spent in collectives (waiting included): the bench's Allreduce share
+        self._plan = None  # what reduce_step sends how (made at the first step)
 
     def _timed(self, call, *args):
         start = time.perf_counter()
@@ -135,16 +144,15 @@ class MpiWorld(Solo):
         return out
 
     def reduce_step(self, grads, loss, count, tokens, flags, params):
-        names = sorted(params)
-        tables = [k for k in names if k.endswith("embedding.E")]
-        dense = [k for k in names if k not in tables]
-        dtype = params[names[0]].dtype
+        if self._plan is None:
+            self._plan = self._make_plan(grads, params, len(flags))
+        dense, sizes, sparse, buf = self._plan
         # one flat buffer: n_i * every dense gradient, then n_i * loss, n_i, the tokens and the flags
-        sizes = [params[k].size for k in dense]
-        buf = np.zeros(sum(sizes) + 3 + len(flags), dtype)
         at = 0
         for k, n in zip(dense, sizes, strict=True):
-            if grads is not None:
+            if grads is None:
+                buf[at : at + n] = 0
+            else:
                 np.multiply(grads[k].reshape(-1), count, out=buf[at : at + n])
             at += n
         buf[at:] = [loss * count, count, tokens, *flags]
@@ -155,42 +163,43 @@ class MpiWorld(Solo):
         global_flags = buf[at + 3 :].tolist()
         out, at = {}, 0
         for k, n in zip(dense, sizes, strict=True):
-            out[k] = buf[at : at + n].reshape(params[k].shape)
+            out[k] = buf[at : at + n].reshape(params[k].shape)  # views: the buffer is reused next step
             at += n
-        out.update(self._gather_tables(tables, grads, count, total, params))
+        for k in sparse:
+            out[k] = self._gather_rows(None if grads is None else grads[k], count, total, params[k])
         return out, global_loss, global_tokens, global_flags
 
-    def _gather_tables(self, tables, grads, count, total, params):
-        """Each table's rows that any worker touched, summed and divided by the global count:
-        a RowGradient where the tables' gradients are sparse (nn/rows.py), else dense."""
-        out = {}
-        for k in tables:
-            g = None if grads is None else grads[k]
-            if g is None:
-                rows, values, sparse = np.zeros(0, np.int64), np.zeros((0, params[k].shape[1]), params[k].dtype), -1
-            elif isinstance(g, RowGradient):
-                rows, values, sparse = g.rows.astype(np.int64), g.values * count, 1
-            else:
-                rows = np.flatnonzero(g.any(axis=1))
-                values, sparse = g[rows] * count, 0
-            info = np.array(self._timed(self.comm.allgather, (len(rows), sparse)))
-            counts = info[:, 0]
-            all_rows = np.empty(int(counts.sum()), np.int64)
-            self._timed(self.comm.Allgatherv, rows, [all_rows, counts])
-            width = params[k].shape[1]
-            all_values = np.empty((len(all_rows), width), params[k].dtype)
-            self._timed(self.comm.Allgatherv, np.ascontiguousarray(values), [all_values, counts * width])
-            unique, where = np.unique(all_rows, return_inverse=True)
-            summed = np.zeros((len(unique), width), params[k].dtype)
-            np.add.at(summed, where, all_values)
-            summed /= summed.dtype.type(total)
-            if info[:, 1].max() == 1:
-                out[k] = RowGradient(unique, summed, params[k].shape)
-            else:
-                table = np.zeros_like(params[k])
-                table[unique] = summed
-                out[k] = table
-        return out
+    def _make_plan(self, grads, params, n_flags):
+        """Which gradients travel in the flat buffer and which as rows (the tables whose gradients
+        are sparse, nn/rows.py), agreed by all workers at the first step; and the buffer."""
+        names = sorted(params)
+        tables = [k for k in names if k.endswith("embedding.E")]
+        mine = [-1 if grads is None else int(isinstance(grads[k], RowGradient)) for k in tables]
+        everyone = np.array(self._timed(self.comm.allgather, mine)).reshape(self.size, len(tables))
+        sparse = [k for k, flag in zip(tables, everyone.max(axis=0), strict=True) if flag == 1]
+        dense = [k for k in names if k not in sparse]
+        sizes = [params[k].size for k in dense]
+        buf = np.empty(sum(sizes) + 3 + n_flags, params[names[0]].dtype)  # + loss, count, tokens and the flags
+        return dense, sizes, sparse, buf
+
+    def _gather_rows(self, g, count, total, table):
+        """A sparse table gradient: every worker's rows (an Allgather), summed where they meet and
+        divided by the global count -> a RowGradient over the rows any worker touched."""
+        width = table.shape[1]
+        if g is None:
+            rows, values = np.zeros(0, np.int64), np.zeros((0, width), table.dtype)
+        else:
+            rows, values = g.rows.astype(np.int64), np.ascontiguousarray(g.values * count)
+        counts = np.array(self._timed(self.comm.allgather, len(rows)))
+        all_rows = np.empty(int(counts.sum()), np.int64)
+        self._timed(self.comm.Allgatherv, rows, [all_rows, counts])
+        all_values = np.empty((len(all_rows), width), table.dtype)
+        self._timed(self.comm.Allgatherv, values, [all_values, counts * width])
+        unique, where = np.unique(all_rows, return_inverse=True)
+        summed = np.zeros((len(unique), width), table.dtype)
+        np.add.at(summed, where, all_values)
+        summed /= summed.dtype.type(total)
+        return RowGradient(unique, summed, table.shape)
 
     def sum(self, array):
         out = np.array(array, np.float64)

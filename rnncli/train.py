@@ -116,7 +116,7 @@ class _Run:
                                       self.model.no_label, share)
         else:
             self.batches = SequenceBatches(self.train_split, cfg.batch_size, cfg.seed, self.task, cfg.char_features,
-                                           share)
+                                           world.deal)
         self.st = {"step": 0, "epoch": 0, "chunk": 0, "history": [], "best_score": None, "best_step": None,
                    "elapsed": 0.0}
         self.best, self.carry = None, None
@@ -267,9 +267,7 @@ class _Run:
         if not self.world.lead:
             return
         meta = {"config": dataclasses.asdict(self.cfg), "data": self.data_meta, "task": self.task,
-                "opt_t": self.opt.t, "rng": states[0], **self.st}
-        if self.world.size > 1:
-            meta.update(workers=self.world.size, rng_workers=states)
+                "opt_t": self.opt.t, "rng": states[0], "workers": self.world.size, "rng_workers": states, **self.st}
         save_checkpoint(self.out, meta, self.model.params, self.best, self.opt.state, _join_rows(carries))
 
     def summary(self):
