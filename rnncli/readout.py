@@ -133,6 +133,22 @@ def read_classifier(model, meta, text):
             "contributions": [float(v) for v in share], "how": how}
 
 
+def read_frame_units(model, frames, kind, n_units=3):
+    """A many-to-one model of frames (a classifier or a regression) reading frames (T, D): its top
+    layer's gates, averaged over the units, frame by frame ({"i": (T,), "f": ..., "o": ...} for an
+    LSTM, {"r", "u"} for a GRU, in [0, 1]), and the n_units units of its output that vary most over
+    the recording ({unit: (T,) in [-1, 1]}). The gates are the forward direction's, recomputed from
+    what its forward pass kept (its inputs and states), as read_lm does for text."""
+    batch, mask = frames[:, None, :], np.ones((len(frames), 1), frames.dtype)
+    _, (_, _, h, _, rnn_cache, _, _, _) = model.forward(batch, mask)
+    top = rnn_cache["layers"][-1][1][0]  # the top layer's forward cell: its inputs x<t> and states a<t>
+    x, a_prev = top["x"][:, 0], top["states"][0][:-1, :, 0]  # every step, and the state before it
+    gates = {g: v.mean(axis=1) for g, v in gates_of(model.rnn.layers[-1][0], kind, x, (a_prev,)).items()}
+    out = h[:, 0].astype(np.float64)  # (T, dirs * H)
+    varied = np.argsort(-out.var(axis=0), kind="stable")[:n_units]
+    return gates, {int(u): out[:, u] for u in varied}
+
+
 def read_translation(model, meta, text):
     """-> source tokens, the greedy translation and its attention (target x source) or None."""
     from rnncli.decode import greedy

@@ -196,7 +196,19 @@ def test_audio_classifier_end_to_end(tones):
     from test_security import check_page
 
     check_page(d / "s.html")
-    assert (d / "s.html").read_text().count("<rect") == len(x) * 40
+    gates, units = shown["gates"], shown["units"]
+    assert list(gates) == ["input gate", "forget gate", "output gate"] and len(units) == 3
+    assert (d / "s.html").read_text().count("<rect") == len(x) * (40 + len(gates) + len(units))
+    # the gates, recomputed from the layer's own equations: a<t-1> from the outputs, x<t> projected
+    H = model.rnn.hidden_size
+    x_in = model.embedding.forward(z[:, None, :].astype(np.float32))[:, 0].astype(np.float64)
+    _, (_, _, h, *_) = model.forward(z[:, None, :].astype(np.float32), np.ones((len(z), 1), np.float32))
+    a_prev = np.vstack([np.zeros((1, H)), h[:-1, 0, :H]])
+    w = model.rnn.layers[0][0].params
+    pre = x_in @ w["W_ax"].T + a_prev @ w["W_aa"].T + w["b"]
+    f = 1 / (1 + np.exp(-pre[:, H : 2 * H]))  # PyTorch's order: i, f, g, o
+    np.testing.assert_allclose(gates["forget gate"], f.mean(axis=1), atol=1e-5)
+    np.testing.assert_allclose(units[next(iter(units))], h[:, 0, int(next(iter(units)))], atol=1e-5)
 
 
 def test_log_mel_options_shape_the_frames(tones):

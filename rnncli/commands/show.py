@@ -156,7 +156,8 @@ def _curves(model_path, out):
 
 def _frames(model, meta, path, out, json_out, model_path):
     """A model of frames: its input (a recording or a .npy file) as a spectrogram, and what the model
-    makes of it: the label and its probability, the scores, or each tag's probability frame by frame."""
+    makes of it: the label and its probability or the scores, with its top layer's mean gates and
+    its most varying units frame by frame; or each tag's probability frame by frame."""
     from rnncli import pictures
     from rnncli.charts import page
     from rnncli.commands.predict import frame_items
@@ -172,6 +173,15 @@ def _frames(model, meta, path, out, json_out, model_path):
     frames = encode_frames(data, [x]).frames  # normalised as the model reads them
     batch, mask = frames[:, None, :], np.ones((len(frames), 1), np.float32)
     strips, result = [], {"frames": len(frames), "dim": int(frames.shape[1])}
+    if task in ("classify", "regress"):  # what the top layer does frame by frame
+        from rnncli.readout import read_frame_units
+
+        gates, units = read_frame_units(model, frames, meta["config"]["cell"])
+        names = {"i": "input gate", "f": "forget gate", "o": "output gate", "r": "reset gate", "u": "update gate"}
+        strips += [(f"{names[g]} (mean)", v) for g, v in gates.items()]
+        strips += [(f"unit {u}", (v + 1) / 2) for u, v in units.items()]  # tanh range onto [0, 1]
+        result["gates"] = {names[g]: v.round(6).tolist() for g, v in gates.items()}
+        result["units"] = {str(u): v.round(6).tolist() for u, v in units.items()}
     if task == "classify":
         p = model.predict_proba(batch, mask)[0]
         k = int(p.argmax())
