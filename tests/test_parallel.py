@@ -81,8 +81,8 @@ def data(tmp_path_factory):
 TASKS = {  # the data set is f"{task}.npz" up to the first "+"
     "lm": ["--seq-len", "9"],
     "clm": ["--task", "lm", "--condition", "both", "--seq-len", "16"],  # tunes longer than a chunk: carried states
-    "classify": ["--bidirectional", "--pool", "mean"],
-    "tag": ["--crf", "--char-features", "--char-embed", "6", "--char-hidden", "6"],
+    "classify": ["--bidirectional", "--pool", "mean", "--average", "0.9"],  # the weight average kept alike
+    "tag": ["--crf", "--char-features", "--char-embed", "6", "--char-hidden", "6", "--lr-decay", "0.8"],
     "seq2seq": ["--attention", "general", "--max-steps", "12"],
     "classify+vectors": ["--embeddings", "vec.txt", "--freeze-embeddings"],  # rows travel as rows
 }
@@ -154,6 +154,26 @@ def test_runs_with_dropout_repeat_bit_for_bit_and_survive_a_kill(data):
     assert r.returncode == 0, r.stderr
     c = groups(data / "c.npz")
     assert all(np.array_equal(a[k], c[k]) for k in a), f"resumed from step {stopped_at}"
+
+
+def test_ctrl_c_stops_every_worker_at_one_step_with_a_resumable_checkpoint(data):
+    proc = subprocess.Popen([sys.executable, "-m", "rnncli", "train", "-d", "classify.npz", "-o", "i.npz",
+                             "--hidden", "32", "--batch-size", "8", "--max-steps", "100000", "--eval-every", "10",
+                             "--workers", "2", "-q"], cwd=data, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and not os.path.exists(data / "i.npz"):
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)  # what a terminal sends the launcher on Ctrl-C
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and "sigint received: saved a resumable checkpoint at step" in lines[0], err
+    step = int(lines[0].split("at step ")[1].split()[0])
+    meta = meta_of(data / "i.npz")
+    assert meta["step"] == step and len(meta["rng_workers"]) == 2
+    r = cli("train", "--resume", "i.npz", "-d", "classify.npz", "--max-steps", str(step + 5), "--workers", "2", "-q",
+            cwd=data)
+    assert r.returncode == 0 and meta_of(data / "i.npz")["step"] == step + 5, r.stderr
 
 
 def _ranks(launcher_pid):
