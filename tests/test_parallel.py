@@ -107,18 +107,20 @@ def test_two_workers_take_the_single_process_steps(data, task, batch):
 
 @pytest.mark.parametrize("task", ["lm", "clm"])
 def test_a_resumed_run_carries_every_workers_states_on(data, task):
-    """Stopped mid-epoch (carried states, each worker's own streams or texts) and resumed at the
-    same number of workers: bit for bit the unbroken run."""
+    """Stopped mid-epoch (carried states, each worker's own streams or texts) and resumed (at the
+    same number of workers, without saying it again): bit for bit the unbroken run."""
     args = ["-d", f"{task}.npz", *SMALL, *TASKS[task], "--batch-size", "5", "--workers", "2"]
     train(data, f"r_{task}_whole.npz", *args)
     train(data, f"r_{task}.npz", *[a if a != "20" else "11" for a in args])
     meta = meta_of(data / f"r_{task}.npz")
     assert meta["step"] == 11 and meta["chunk"] > 0
-    r = cli("train", "--resume", f"r_{task}.npz", "-d", f"{task}.npz", "--max-steps", "20", "--workers", "2", "-q",
-            cwd=data, timeout=240)
+    # --resume continues with as many workers as the run had, unless told otherwise
+    r = cli("train", "--resume", f"r_{task}.npz", "-d", f"{task}.npz", "--max-steps", "20", "-q", cwd=data,
+            timeout=240)
     assert r.returncode == 0, r.stderr
     a, b = groups(data / f"r_{task}_whole.npz"), groups(data / f"r_{task}.npz")
     assert all(np.array_equal(a[k], b[k]) for k in a)
+    assert meta_of(data / f"r_{task}.npz")["workers"] == 2
 
 
 def _numbers(tree, prefix=""):

@@ -43,9 +43,12 @@ class TrainingJob:
 
 def workers_to_start(config_path, overrides):
     """How many worker processes `train` should start on this machine: 0 when this process trains
-    (one worker, or an MPI launcher already started the workers), else --workers (or the config's)."""
+    (one worker, or an MPI launcher already started the workers), else --workers (or the config's;
+    for --resume, as many as the run had, so that it continues bit for bit)."""
     from rnncli.parallel import launched_size
 
+    if launched_size() > 1:
+        return 0
     if overrides.get("resume") is None:
         cfg = make_config(config_path, {k: v for k, v in overrides.items() if k != "resume"})
         n = cfg.workers
@@ -53,8 +56,8 @@ def workers_to_start(config_path, overrides):
             raise UsageError(f"--batch-size {cfg.batch_size} is smaller than the {n} workers: "
                              "each needs a share of every batch")
     else:
-        n = overrides.get("workers") or 1
-    return 0 if n == 1 or launched_size() > 1 else n
+        n = overrides.get("workers") or read_checkpoint(str(overrides["resume"]))[0].get("workers", 1)
+    return 0 if n == 1 else n
 
 
 def prepare_workers(data, out, config_path=None, overrides=None, resume=None, force=False):
@@ -76,6 +79,7 @@ def prepare_workers(data, out, config_path=None, overrides=None, resume=None, fo
     world.agree({"rnncli version": __version__, "data": data_fingerprint(job.ds),
                  "configuration": {k: v for k, v in dataclasses.asdict(job.cfg).items()}})
     job.world = world
+    job.cfg = dataclasses.replace(job.cfg, workers=world.size)  # what ran, whatever the config said
     return job, notes
 
 
