@@ -158,13 +158,19 @@ def test_runs_with_dropout_repeat_bit_for_bit_and_survive_a_kill(data):
     assert all(np.array_equal(a[k], c[k]) for k in a), f"resumed from step {stopped_at}"
 
 
-def test_ctrl_c_stops_every_worker_at_one_step_with_a_resumable_checkpoint(data):
-    proc = subprocess.Popen([sys.executable, "-m", "rnncli", "train", "-d", "classify.npz", "-o", "i.npz",
-                             "--hidden", "32", "--batch-size", "8", "--max-steps", "100000", "--eval-every", "10",
-                             "--workers", "2", "-q"], cwd=data, stderr=subprocess.PIPE, text=True)
+def _endless_run(data, out, hidden):
+    """`train --workers 2` with no end in sight, once it has written its first checkpoint."""
+    proc = subprocess.Popen([sys.executable, "-m", "rnncli", "train", "-d", "classify.npz", "-o", out,
+                             "--hidden", str(hidden), "--batch-size", "8", "--max-steps", "100000", "--eval-every",
+                             "10", "--workers", "2", "-q"], cwd=data, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 120
-    while time.time() < deadline and not os.path.exists(data / "i.npz"):
+    while time.time() < deadline and not os.path.exists(data / out):
         time.sleep(0.05)
+    return proc
+
+
+def test_ctrl_c_stops_every_worker_at_one_step_with_a_resumable_checkpoint(data):
+    proc = _endless_run(data, "i.npz", 32)
     proc.send_signal(signal.SIGINT)  # what a terminal sends the launcher on Ctrl-C
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130
@@ -195,12 +201,7 @@ def _ranks(launcher_pid):
 
 
 def test_a_dead_worker_ends_the_run_everywhere_and_the_checkpoint_survives(data):
-    proc = subprocess.Popen([sys.executable, "-m", "rnncli", "train", "-d", "classify.npz", "-o", "k.npz",
-                             "--hidden", "64", "--batch-size", "8", "--max-steps", "100000", "--eval-every", "10",
-                             "--workers", "2", "-q"], cwd=data, stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 120
-    while time.time() < deadline and not os.path.exists(data / "k.npz"):
-        time.sleep(0.05)
+    proc = _endless_run(data, "k.npz", 64)
     ranks = _ranks(proc.pid)
     assert set(ranks) == {0, 1}
     killed = time.time()
