@@ -721,20 +721,24 @@ def _say(message):
     print(mask_credentials(message), file=sys.stderr, flush=True)
 
 
+def _mpi_world():
+    """The MPI world this process joined (train on several workers), else None."""
+    parallel = sys.modules.get("rnncli.parallel")  # loaded only by commands that may use it
+    return parallel.current if parallel else None
+
+
 def _end_workers(code, everywhere=False):
     """Exit with `code`. On one of several MPI workers: an error every worker met at the same step
     is said by the lead alone; one this worker met alone ends the others too (they would wait for
     it in the next sum)."""
-    parallel = sys.modules.get("rnncli.parallel")
-    world = parallel.current if parallel else None
-    if world is not None and world.size > 1 and not everywhere:
+    world = _mpi_world()
+    if world is not None and not everywhere:
         world.abort(code)
     sys.exit(code)
 
 
 def _quiet_worker(everywhere):
-    parallel = sys.modules.get("rnncli.parallel")
-    world = parallel.current if parallel else None
+    world = _mpi_world()
     return everywhere and world is not None and not world.lead
 
 

@@ -28,7 +28,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 
 import numpy as np
 
@@ -47,11 +46,6 @@ def launched_size():
     return 1
 
 
-def threads_per_worker(workers):
-    """BLAS threads for each of `workers` processes on this machine: its cores shared out."""
-    return max(1, (os.cpu_count() or 1) // max(workers, 1))
-
-
 def get_world(workers=None):
     """The world this process trains in: Solo, or the MPI world when an MPI launcher started it.
     workers: what the user asked for (--workers), checked against what the launcher gave."""
@@ -63,6 +57,20 @@ def get_world(workers=None):
     global current
     current = MpiWorld()
     return current
+
+
+def everywhere(error):
+    """Mark an error that every worker raises at the same step: each ends on its own, the lead
+    alone says it, and no worker needs to stop the others (cli.py)."""
+    error.everywhere = True
+    return error
+
+
+def check_batch(batch_size, workers):
+    """Every worker needs a share of every batch."""
+    if batch_size < workers:
+        raise UsageError(f"--batch-size {batch_size} is smaller than the {workers} workers: "
+                         "each needs a share of every batch")
 
 
 def share_of(n, size, rank):
@@ -77,7 +85,6 @@ class Solo:
     """One process: every method is the identity."""
 
     size, rank = 1, 0
-    mpi_seconds = 0.0
 
     @property
     def lead(self):
@@ -130,18 +137,14 @@ class MpiWorld(Solo):
             raise UsageError(f"training on several workers needs MPI: {INSTALL} ({e})") from e
         self.MPI, self.comm = MPI, MPI.COMM_WORLD
         self.size, self.rank = self.comm.Get_size(), self.comm.Get_rank()
-        self.mpi_seconds = 0.0  # time spent in collectives (waiting included): the bench's Allreduce share
         self._plan = None  # what reduce_step sends how (made at the first step)
 
     def _timed(self, call, *args):
-        start = time.perf_counter()
         try:
-            out = call(*args)
+            return call(*args)
         except self.MPI.Exception as e:  # a worker died or a link broke: one line, not MPICH's stack
             first = str(e).splitlines()[0] if str(e) else type(e).__name__
             raise RnncliError(f"lost contact with another worker ({first})") from e
-        self.mpi_seconds += time.perf_counter() - start
-        return out
 
     def reduce_step(self, grads, loss, count, tokens, flags, params):
         if self._plan is None:
@@ -226,10 +229,8 @@ class MpiWorld(Solo):
                                      for k in sorted(set(mine) | set(theirs_)) if mine.get(k) != theirs_.get(k))
                 else:
                     what = f"{theirs_!r} vs {mine!r}"
-                error = RnncliError(f"worker {rank} (on {host}) has a different {name} from worker 0 (on {host0}) "
-                                    f"({what}); every worker needs the same")
-                error.everywhere = True
-                raise error
+                raise everywhere(RnncliError(f"worker {rank} (on {host}) has a different {name} from worker 0 "
+                                             f"(on {host0}) ({what}); every worker needs the same"))
 
     def agree_on_error(self, error):
         """Every worker learns of the first error any of them met before training (so none waits
@@ -239,7 +240,7 @@ class MpiWorld(Solo):
         if first is None:
             return None
         kind, message, code = first
-        return (UsageError if kind == "UsageError" else RnncliError)(message, code)
+        return everywhere((UsageError if kind == "UsageError" else RnncliError)(message, code))
 
     def abort(self, code):
         self.comm.Abort(code)
@@ -262,8 +263,8 @@ def find_mpiexec():
 def launch(argv, workers, out=None):
     """Run `rnncli ARGV` as `workers` MPI ranks on this machine and wait; -> its exit code.
 
-    Each rank gets cores / workers BLAS threads (unless the environment sets them). The
-    launcher's own report of a dead rank becomes one line. Ctrl-C here reaches the workers (only
+    Each rank gets cores / workers BLAS threads (rnncli/__init__.py, unless the environment sets
+    them). The launcher's own report of a dead rank becomes one line. Ctrl-C here reaches the workers (only
     them): they stop together at the same step and save a resumable checkpoint."""
     try:
         import mpi4py  # noqa: F401  (the ranks need it; say so here, before starting them)
@@ -273,9 +274,6 @@ def launch(argv, workers, out=None):
     if mpiexec is None:
         raise UsageError(f"--workers {workers} needs an mpiexec: {INSTALL} (the mpich wheel brings one)")
     env = dict(os.environ)
-    threads = str(threads_per_worker(workers))
-    for key in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-        env.setdefault(key, threads)
     if sys.stderr.isatty():
         env["RNNCLI_TERMINAL"] = "1"  # the lead's stderr is a pipe to us; keep its progress bar and colour
     command = [mpiexec, "-n", str(workers), sys.executable, "-m", "rnncli", *argv]

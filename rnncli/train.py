@@ -32,7 +32,7 @@ from rnncli.evaluate import evaluate_split
 from rnncli.memory import keep_freed_memory
 from rnncli.metrics_log import MetricsLog
 from rnncli.nn.optim import Optimizer, clip_global_norm, decayed_lr
-from rnncli.parallel import Solo
+from rnncli.parallel import Solo, check_batch, everywhere
 from rnncli.pretrained import attach_vectors, model_data_meta, reach_cut_words
 from rnncli.tasks.build import build_model, task_of
 from rnncli.text.batching import SequenceBatches, StreamBatches, TextChunks, stream_ids
@@ -81,7 +81,7 @@ def train(cfg, ds, out, resume=None, callback=None, pretrained=None, world=None)
                     run.check_patience()
                 if run.interrupted:
                     what = f"{stopper.requested.lower()} received" if stopper.requested else "stopped by another worker"
-                    raise _everywhere(RnncliError(f"{what}: saved a resumable checkpoint at step {run.st['step']} "
+                    raise everywhere(RnncliError(f"{what}: saved a resumable checkpoint at step {run.st['step']} "
                                                   f"to {out}; continue with --resume {out}", EXIT_INTERRUPTED))
                 if run.stop_reason:
                     break
@@ -104,9 +104,10 @@ class _Run:
         self.opt = Optimizer(cfg.optimizer, lr=cfg.lr, weight_decay=cfg.weight_decay, average=cfg.average)
         # dropout masks: worker 0 draws what one process draws; the others their own
         self.rng = np.random.default_rng([cfg.seed, 1] + [world.rank] * (world.rank > 0))
-        if cfg.batch_size < world.size:
-            raise _everywhere(RnncliError(f"--batch-size {cfg.batch_size} is smaller than the {world.size} workers: "
-                                          "each needs a share of every batch"))
+        try:
+            check_batch(cfg.batch_size, world.size)
+        except RnncliError as e:
+            raise everywhere(e) from None
         share = world.share
         if self.task == "lm":
             self.batches = StreamBatches(stream_ids(ds.train, ds.meta["format"]), cfg.batch_size, cfg.seq_len,
@@ -192,8 +193,8 @@ class _Run:
         norm = clip_global_norm(grads, self.cfg.clip)
         if not (math.isfinite(loss) and math.isfinite(norm)):
             what = f"loss became {loss}" if not math.isfinite(loss) else f"gradient norm became {norm}"
-            raise _everywhere(RnncliError(f"{what} at step {self.st['step'] + 1}; stopped. {self.out} keeps the last "
-                                          "good checkpoint (try a lower --lr or --clip)"))
+            raise everywhere(RnncliError(f"{what} at step {self.st['step'] + 1}; stopped. {self.out} keeps the last "
+                                         "good checkpoint (try a lower --lr or --clip)"))
         self.opt.step(self.model.params, grads, lr)
         if finals is not None:  # the state the next chunk starts from
             self.carry = [tuple(s.copy() for s in f) for f in finals]
@@ -337,13 +338,6 @@ def _join_rows(carries):
     if len(have) <= 1:
         return have[0] if have else None
     return [tuple(np.concatenate(parts) for parts in zip(*layer, strict=True)) for layer in zip(*have, strict=True)]
-
-
-def _everywhere(error):
-    """Mark an error every worker raises at the same step (so each ends on its own, and no
-    worker needs to stop the others)."""
-    error.everywhere = True
-    return error
 
 
 def _swap_in(params, new):

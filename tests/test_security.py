@@ -108,6 +108,29 @@ def test_every_page_shows_hostile_strings_as_text(hostile):
     assert "number" in texts["s2s.html"]
 
 
+def test_pages_of_frame_models_show_hostile_labels_tags_and_file_names_as_text(tmp_path):
+    """Models of frames: a classifier whose labels and a tagger whose tags are hostile strings, shown
+    on a features file whose name is one too."""
+    rng = np.random.default_rng(0)
+    name = 'x<b onclick="y">.npy'
+    np.save(tmp_path / name, rng.normal(size=(12, 3)))
+    cls = [{"frames": rng.normal(size=(10, 3)).round(3).tolist(), "label": HOSTILE[k % 2]} for k in range(20)]
+    tag = [{"frames": rng.normal(size=(10, 3)).round(3).tolist(), "tags": ["0"] * 6 + ["<script>"] * 4}
+           for _ in range(20)]
+    texts = {}
+    for kind, records in (("cls", cls), ("tag", tag)):
+        (tmp_path / f"{kind}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+        assert cli("tokenize", f"{kind}.jsonl", "-o", f"{kind}.npz", "-q", cwd=tmp_path).returncode == 0
+        r = cli("train", "-d", f"{kind}.npz", "-o", f"{kind}.model.npz", "--max-steps", "2", "--hidden", "4",
+                "--layers", "1", "-q", cwd=tmp_path)
+        assert r.returncode == 0, r.stderr
+        r = cli("show", "-m", f"{kind}.model.npz", name, "-o", f"{kind}.html", cwd=tmp_path)
+        assert r.returncode == 0, r.stderr
+        texts[kind] = check_page(tmp_path / f"{kind}.html")
+    assert name in texts["cls"] and any(h in texts["cls"] for h in HOSTILE[:2])  # the file name, the label
+    assert "p(<script>)" in texts["tag"]  # the tag, naming its strip
+
+
 @pytest.mark.browser
 def test_a_browser_runs_nothing_injected_and_nothing_overflows(hostile):
     """Headless chromium at 1200 x 900 loads every kind of page made from hostile models: no injected

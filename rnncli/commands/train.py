@@ -45,16 +45,14 @@ def workers_to_start(config_path, overrides):
     """How many worker processes `train` should start on this machine: 0 when this process trains
     (one worker, or an MPI launcher already started the workers), else --workers (or the config's;
     for --resume, as many as the run had, so that it continues bit for bit)."""
-    from rnncli.parallel import launched_size
+    from rnncli.parallel import check_batch, launched_size
 
     if launched_size() > 1:
         return 0
     if overrides.get("resume") is None:
         cfg = make_config(config_path, {k: v for k, v in overrides.items() if k != "resume"})
         n = cfg.workers
-        if cfg.batch_size < n:
-            raise UsageError(f"--batch-size {cfg.batch_size} is smaller than the {n} workers: "
-                             "each needs a share of every batch")
+        check_batch(cfg.batch_size, n)
     else:
         n = overrides.get("workers") or read_checkpoint(str(overrides["resume"]))[0].get("workers", 1)
     return 0 if n == 1 else n
@@ -74,10 +72,9 @@ def prepare_workers(data, out, config_path=None, overrides=None, resume=None, fo
         error = e
     first = world.agree_on_error(error)
     if first is not None:
-        first.everywhere = True
         raise first
     world.agree({"rnncli version": __version__, "data": data_fingerprint(job.ds),
-                 "configuration": {k: v for k, v in dataclasses.asdict(job.cfg).items()}})
+                 "configuration": dataclasses.asdict(job.cfg)})
     job.world = world
     job.cfg = dataclasses.replace(job.cfg, workers=world.size)  # what ran, whatever the config said
     return job, notes
