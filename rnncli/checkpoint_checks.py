@@ -206,7 +206,10 @@ def check_shapes(path, cfg, meta, params):
         if not found or not found[0]:
             raise RnncliError(f"{path}: parameters do not fit the model's configuration (no {prefix} layers)")
         layers, hidden, rows = found
-        agree("layers", cfg.layers, len(layers), f"{prefix} stack's layer count")
+        if prefix == "decoder" and cfg.decoder_layers is not None:
+            agree("decoder_layers", cfg.decoder_layers, len(layers), "decoder stack's layer count")
+        else:
+            agree("layers", cfg.layers, len(layers), f"{prefix} stack's layer count")
         if sorted(layers) != list(range(len(layers))):
             c.fail(prefix, "layers are not numbered 0 .. n-1")
         if len(hidden) != 1:
@@ -225,7 +228,8 @@ def check_shapes(path, cfg, meta, params):
         if width:
             rows, columns = shape("input.W")
             agree("input_projection", width, rows, "input.W (rows)")
-            agree("data.frame_dim", data["frame_dim"], columns, "input.W (columns)")
+            stacked = cfg.stack_frames if task == "seq2seq" else 1  # a speech encoder's steps hold stacked frames
+            agree("data.frame_dim", data["frame_dim"] * stacked, columns, "input.W (columns)")
         elif "input.W" in params:
             c.fail("config.input_projection", "is 0 but the model stores an input projection")
     else:

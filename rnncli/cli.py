@@ -213,6 +213,9 @@ def train(
     freeze_embeddings: Annotated[bool | None, _opt("freeze_embeddings", "--freeze-embeddings/--fine-tune-embeddings")
                                  ] = None,
     input_projection: Annotated[int | None, _opt("input_projection")] = None,
+    stack_frames: Annotated[int | None, _opt("stack_frames")] = None,
+    pyramid: Annotated[int | None, _opt("pyramid")] = None,
+    decoder_layers: Annotated[int | None, _opt("decoder_layers")] = None,
     seq_len: Annotated[int | None, _opt("seq_len")] = None,
     batch_size: Annotated[int | None, _opt("batch_size")] = None,
     epochs: Annotated[int | None, _opt("epochs")] = None,

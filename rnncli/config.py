@@ -75,6 +75,13 @@ class TrainConfig:
     # frames (audio, sensors): a learned W x<t> + b of this size before the recurrent stack, as words get embeddings
     input_projection: int | None = option(None, "Frame input: project each frame to this size (0: read the frames "
                                           "as they are; default: --embed).", at_least=0)
+    # speech: 100 frames a second is long for an encoder and for attention; joining steps shortens it (nn/reduce.py)
+    stack_frames: int = option(1, "Speech: join this many neighbouring frames into one encoder step.", at_least=1)
+    pyramid: int = option(0, "Speech: halve the encoder's steps between its first N+1 layers (a pyramidal encoder, "
+                          "as Listen, Attend and Spell).", at_least=0)
+    # a deep encoder reads; one decoder layer writes a few words fast
+    decoder_layers: int | None = option(None, "seq2seq: the decoder's layers, started from the encoder's top ones "
+                                        "(default: --layers).", at_least=1)
     # long enough for words and short phrases
     seq_len: int = option(64, "Truncated BPTT length (lm; a conditional lm reads longer texts in such chunks).",
                           at_least=1)

@@ -24,6 +24,12 @@ def max_lengths(model, source_mask):
     return target_limit(source_mask.sum(axis=0), getattr(model, "max_target_ratio", DEFAULT_TARGET_RATIO))
 
 
+def memory_mask(model, source_mask):
+    """The mask attention reads: the encoder's outputs', which a model that shortens its source in
+    time (stacked frames, a pyramid) has fewer of than the source has steps."""
+    return model.memory_mask(source_mask) if hasattr(model, "memory_mask") else source_mask
+
+
 def _log_probs(logits):
     logp = log_softmax(logits.astype(np.float64))
     logp[:, NEVER_GENERATED] = -np.inf
@@ -36,13 +42,14 @@ def greedy(model, source, source_mask, temperature=0.0, top_k=None, top_p=None, 
     from rnncli.sample import next_token
 
     memory, states = model.start(source, source_mask)
+    attended = memory_mask(model, source_mask)
     B = source.shape[1]
     limit = max_lengths(model, source_mask)
     prev = np.full(B, BOS, np.int64)
     done = np.zeros(B, bool)
     out, score = [[] for _ in range(B)], np.zeros(B)
     for t in range(int(limit.max())):
-        logits, states = model.step(prev, states, memory, source_mask)
+        logits, states = model.step(prev, states, memory, attended)
         logp = _log_probs(logits)
         if temperature == 0:
             choice = logp.argmax(axis=1)
@@ -68,7 +75,7 @@ def beam_search(model, source, source_mask, beam=5, length_penalty=0.0, n_best=1
     memory, states = model.start(source, source_mask)
     # every source's rows side by side: source b owns rows b*K .. b*K+K-1
     memory = np.repeat(memory, K, axis=1)
-    mask = np.repeat(source_mask, K, axis=1)
+    mask = np.repeat(memory_mask(model, source_mask), K, axis=1)
     states = [tuple(np.repeat(s, K, axis=0) for s in layer) for layer in states]
     limit = max_lengths(model, source_mask)
     scores = np.full((B, K), -np.inf)

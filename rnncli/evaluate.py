@@ -10,9 +10,9 @@ import math
 import numpy as np
 
 from rnncli.bleu import corpus_bleu, corpus_chrf
-from rnncli.metrics import classification_scores, entity_scores, event_scores, regression_scores
+from rnncli.metrics import classification_scores, entity_scores, error_rates, event_scores, regression_scores
 from rnncli.parallel import Solo
-from rnncli.text.batching import bucketed_batches, make_batch, pad_batch, stream_ids
+from rnncli.text.batching import bucketed_batches, make_batch, padded_inputs, stream_ids
 from rnncli.text.vocab import EOS, join_tokens
 
 
@@ -82,7 +82,7 @@ def translate_split(model, split, batch_size=64, beam=0, length_penalty=0.0, n_b
     world = world or Solo()
     out = [None] * split.num_sequences
     for index in world.mine(bucketed_batches(split.lengths(), batch_size)):
-        source, mask, *_ = pad_batch(split, index)
+        source, mask = padded_inputs(split, index)
         if beam:
             results = beam_search(model, source, mask, beam, length_penalty, n_best)
         else:
@@ -94,9 +94,10 @@ def translate_split(model, split, batch_size=64, beam=0, length_penalty=0.0, n_b
 
 
 def evaluate_seq2seq(model, split, references=None, beam=0, length_penalty=0.0, world=None):
-    """Token loss and perplexity (teacher forced), and BLEU, chrF and exact match of the decoded
-    outputs against `references`: the raw target lines where the split was read from a file,
-    else its target ids written out as text (<unk> where the vocabulary lacks a word)."""
+    """Token loss and perplexity (teacher forced), and the decoded outputs scored against
+    `references`: the raw target lines where the split was read from a file, else its target ids
+    written out as text (<unk> where the vocabulary lacks a word). Translation: BLEU, chrF and
+    exact match; speech (frames in): word and character error rates and sentence accuracy."""
     world = world or Solo()
     total = count = 0.0
     for index in world.mine(bucketed_batches(split.lengths(), 64)):
@@ -110,10 +111,18 @@ def evaluate_seq2seq(model, split, references=None, beam=0, length_penalty=0.0, 
         references = [join_tokens([model.target_tokens[i] for i in split.targets[a:b]], level)
                       for a, b in zip(split.target_offsets[:-1], split.target_offsets[1:], strict=True)]
     loss = total / count
-    return {"loss": loss, "perplexity": math.exp(min(loss, 50)), "tokens": int(count),
-            "bleu": corpus_bleu(hyps, references)["bleu"], "chrf": corpus_chrf(hyps, references),
-            "exact_match": float(np.mean([h == r for h, r in zip(hyps, references, strict=True)])),
-            "decoding": f"beam {beam}" if beam else "greedy"}
+    out = {"loss": loss, "perplexity": math.exp(min(loss, 50)), "tokens": int(count),
+           "decoding": f"beam {beam}" if beam else "greedy"}
+    if getattr(model, "frames", False):  # transcripts compared as the model writes them: its tokens, its case
+        from rnncli.text.encode import side_tokens
+
+        references = [join_tokens(side_tokens(r, level, model.lower), level) for r in references]
+        right = float(np.mean([h == r for h, r in zip(hyps, references, strict=True)]))
+        out.update(error_rates(hyps, references), sentence_accuracy=right)
+    else:
+        right = float(np.mean([h == r for h, r in zip(hyps, references, strict=True)]))
+        out.update(bleu=corpus_bleu(hyps, references)["bleu"], chrf=corpus_chrf(hyps, references), exact_match=right)
+    return out
 
 
 def evaluate_clm(model, split, batch_size=32, world=None):

@@ -161,3 +161,48 @@ def event_scores(true_seqs, pred_seqs, background="0"):
         correct, predicted, true = correct + len(used), predicted + len(p_ev), true + len(t_ev)
     p, r, f = _prf(correct, predicted, true)
     return {"precision": p, "recall": r, "f1": f, "events": true, "predicted": predicted}
+
+
+# ---------------------------------------------------------------- speech: word and character error rates
+
+
+def edit_operations(reference, hypothesis):
+    """(substitutions, deletions, insertions) of the cheapest alignment of two token lists, every
+    operation costing 1 (Levenshtein). Among equally cheap alignments, the one with the most
+    substitutions, then the fewest deletions (so that S + D + I is the distance and the parts are
+    counted as the usual scoring tools count them)."""
+    n, m = len(reference), len(hypothesis)
+    # each cell: (cost, -substitutions, deletions, insertions); compared as tuples
+    prev = [(j, 0, 0, j) for j in range(m + 1)]
+    for i in range(1, n + 1):
+        row = [(i, 0, i, 0)]
+        for j in range(1, m + 1):
+            c, s, d, k = prev[j - 1]
+            same = reference[i - 1] == hypothesis[j - 1]
+            diagonal = (c, s, d, k) if same else (c + 1, s - 1, d, k)
+            c, s, d, k = prev[j]
+            deletion = (c + 1, s, d + 1, k)
+            c, s, d, k = row[j - 1]
+            insertion = (c + 1, s, d, k + 1)
+            row.append(min(diagonal, deletion, insertion))
+        prev = row
+    _, s, d, k = prev[m]
+    return -s, d, k
+
+
+def error_rates(hypotheses, references):
+    """Corpus-level word and character error rates of texts: (S + D + I) / the reference's
+    length, summed over all texts before dividing (as jiwer and sclite count). Words are split at
+    whitespace; characters are the text's own with one space between words (a run of spaces
+    counts as one; the ends are stripped)."""
+    out = {}
+    for unit, split in (("word", str.split), ("char", lambda t: list(" ".join(t.split())))):
+        totals = np.zeros(4, np.int64)  # substitutions, deletions, insertions, reference length
+        for h, r in zip(hypotheses, references, strict=True):
+            ref = split(r)
+            totals += (*edit_operations(ref, split(h)), len(ref))
+        s, d, i, n = (int(v) for v in totals)
+        rate = (s + d + i) / n if n else float(s + d + i > 0)
+        out[unit] = {"rate": rate, "substitutions": s, "deletions": d, "insertions": i, "reference": n}
+    return {"wer": out["word"]["rate"], "cer": out["char"]["rate"], "word_errors": out["word"],
+            "char_errors": out["char"]}

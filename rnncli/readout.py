@@ -175,3 +175,24 @@ def read_translation(model, meta, text):
         h, _, _ = model.decoder.forward(model.target_embedding.forward(t_in), init)
         weights = model.attention.forward(h, memory, mask)[1][0]  # (T, S)
     return {"source": source, "target": target + ["<eos>"], "attention": weights}
+
+
+def read_transcription(model, meta, frames):
+    """A speech model on one recording's normalised frames (T, D) -> the greedy transcript (with
+    <eos>), each of its tokens' attention over the encoder's steps (tokens x T') and the same
+    spread over the frames (tokens x T: a step's weight on each of the frames it joined), and
+    the frame each token attended most."""
+    from rnncli.decode import greedy
+
+    source, mask = frames[:, None, :], np.ones((len(frames), 1), model.dtype)
+    out, _ = greedy(model, source, mask)
+    target = [meta["data"]["target_vocab"][i] for i in out[0]] + ["<eos>"]
+    if model.attention is None:
+        return {"target": target, "attention": None, "per_frame": None, "peaks": None}
+    memory, init = model.start(source, mask)
+    t_in = np.array([2, *out[0]])[:, None]  # <bos> and the transcript: the steps it attended
+    h, _, _ = model.decoder.forward(model.target_embedding.forward(t_in), init)
+    weights = model.attention.forward(h, memory, model.memory_mask(mask))[1][0]  # (tokens, T')
+    per_frame = np.repeat(weights, model.reduction, axis=1)[:, : len(frames)]  # (tokens, T)
+    return {"target": target, "attention": weights, "per_frame": per_frame,
+            "peaks": [int(k) for k in per_frame.argmax(axis=1)]}

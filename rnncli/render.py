@@ -45,7 +45,8 @@ def tokenize_report(s):
     for name, (low, mean, high) in s.get("scores", {}).items():
         rows.append((f"{name} (train)", f"min {low:.4g}, mean {mean:.4g}, max {high:.4g}"))
     if "target_level" in s:
-        rows.insert(1, ("task", "seq2seq: source<TAB>target pairs"))
+        rows.insert(1, ("task", "seq2seq: speech (recording -> transcript)" if "frames" in s
+                         else "seq2seq: source<TAB>target pairs"))
         rows += [("target level", s["target_level"]), ("target vocabulary", f"{s['target_vocab_size']:,}"),
                  ("train target tokens", f"{s['train']['target_tokens']:,}")]
     warnings(s["warnings"])
@@ -137,10 +138,13 @@ def coverage_table(report):
 
 def describe(metrics, level="word"):
     """One line of the headline validation figures."""
-    if "perplexity" in metrics and "bleu" not in metrics:
+    if "perplexity" in metrics and "bleu" not in metrics and "wer" not in metrics:
         unit = "char" if level == "char" else "word"
         return (f"valid loss {metrics['loss']:.4f}, perplexity {metrics['perplexity']:.2f}, "
                 f"{metrics['bits_per_token']:.3f} bits per {unit}")
+    if "wer" in metrics:
+        return (f"valid loss {metrics['loss']:.4f}, WER {100 * metrics['wer']:.2f} %, "
+                f"CER {100 * metrics['cer']:.2f} %, sentences right {100 * metrics['sentence_accuracy']:.2f} %")
     if "bleu" in metrics:
         return (f"valid loss {metrics['loss']:.4f}, exact match {100 * metrics['exact_match']:.2f} %, "
                 f"BLEU {metrics['bleu']:.2f}, chrF {metrics['chrf']:.2f}")
@@ -227,6 +231,19 @@ def eval_report(m):
         console.show(console.table(f"{m['data']}: language model conditioned on the label",
                                    ["label", "tokens:", "loss (nats):", "perplexity:", f"bits per {unit}:"], rows))
         return
+    if m["task"] == "seq2seq" and "wer" in m:
+        w, c = m["word_errors"], m["char_errors"]
+        console.log(f"{m['data']}: WER [bold]{pct(m['wer'])} %[/bold], CER {pct(m['cer'])} %, sentences right "
+                    f"{pct(m['sentence_accuracy'])} % ({m['decoding']})")
+        console.show(console.table(f"{m['data']}: speech recognition ({m['decoding']})",
+                                   ["", "error rate:", "substituted:", "deleted:", "inserted:", "in the references:"],
+                                   [(name, f"{pct(x['rate'])} %", f"{x['substitutions']:,}", f"{x['deletions']:,}",
+                                     f"{x['insertions']:,}", f"{x['reference']:,}")
+                                    for name, x in (("words", w), ("characters", c))]))
+        console.show(console.table("", ["", "value:"], [
+            ("sentences right", f"{pct(m['sentence_accuracy'])} %"), ("target tokens", f"{m['tokens']:,}"),
+            ("loss (nats per token)", f"{m['loss']:.4f}"), ("perplexity", f"{m['perplexity']:.2f}")]))
+        return
     if m["task"] == "seq2seq":
         console.show(console.table(f"{m['data']}: encoder-decoder ({m['decoding']})", ["", "value:"], [
             ("BLEU (sacreBLEU 13a)", f"{m['bleu']:.2f}"), ("chrF", f"{m['chrf']:.2f}"),
@@ -297,10 +314,10 @@ def prediction_text(record, task, names, proba=False, as_json=False):
 def translation_text(record, as_json=False):
     """One record of commands.predict.translations as the line written to stdout."""
     hyps = record["hypotheses"]
-    if as_json:
-        best = hyps[0] if hyps else ("", None, None)
-        return json.dumps({"source": record["source"], "translation": best[0], "score": best[1],
-                           "log_prob": best[2], "n_best": [{"translation": t, "score": s, "log_prob": lp}
+    if as_json:  # speech names its output a transcript
+        best, key = hyps[0] if hyps else ("", None, None), record.get("key", "translation")
+        return json.dumps({"source": record["source"], key: best[0], "score": best[1],
+                           "log_prob": best[2], "n_best": [{key: t, "score": s, "log_prob": lp}
                                                            for t, s, lp in hyps]}, ensure_ascii=False) + "\n"
     return (hyps[0][0] if hyps else "") + "\n"
 
@@ -319,10 +336,13 @@ def inspect_report(info):
          for layer, rows in info["arrays"].items()]))
     shown = ", ".join(show_char(t) if len(t) == 1 else t for t in info["vocab_preview"])
     more = " ..." if info["vocab_size"] > 4 + len(info["vocab_preview"]) else ""
+    reduction = cfg.get("stack_frames", 1) * 2 ** cfg.get("pyramid", 0) if task == "seq2seq" else 1
     console.show(console.table("data", ["", "value"], [
         ("format / level", f"{info['format']} / {info['level']}"),
-        ("vocabulary", f"{info['vocab_size']:,}: {shown}{more}"),
+        *([("vocabulary", f"{info['vocab_size']:,}: {shown}{more}")] if info["level"] != "frame" else []),
         *[(k, ", ".join(v)) for k, v in info["names"].items()],
+        *([("encoder steps", f"one per {reduction} frames (--stack-frames {cfg.get('stack_frames', 1)}, --pyramid "
+                             f"{cfg.get('pyramid', 0)})")] if reduction > 1 else []),
         *([("target level", info["target"]["level"]),
            ("target vocabulary", f"{info['target']['vocab_size']:,}: "
                                  + ", ".join(show_char(t) for t in info["target"]["vocab_preview"]))]

@@ -101,6 +101,23 @@ def workdir(tmp_path_factory, request):
                          ("objects_npy", {"features": "objects.npy", "label": "a"}),
                          ("frames_only", {"frames": [[1.0]]})):
         (d / "tones" / f"{name}.jsonl").write_text(json.dumps(record) + "\n")
+    # speech (issue 33): each tone recording with its digit as a word, read by characters
+    words = "zero one two three four five six seven eight nine".split()
+    speech = [json.dumps({"audio": f"wav/{name}", "text": words[int(name[0])]})
+              for name in sorted(os.listdir(d / "tones" / "wav"))]
+    (d / "tones" / "speech.jsonl").write_text("\n".join(speech) + "\n")
+    with wave.open(str(d / "tones" / "short.wav"), "wb") as w:  # 30 ms: 2 frames
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(8000)
+        w.writeframes(bytes(2 * 240))
+    for name, record in (("speech_empty", {"audio": "wav/1_0000.wav", "text": " "}),
+                         ("speech_unseen", {"audio": "wav/1_0000.wav", "text": "one!"}),
+                         ("speech_short", {"audio": "short.wav", "text": "one"})):
+        (d / "tones" / f"{name}.jsonl").write_text(json.dumps(record) + "\n")
+    assert cli("tokenize", "tones/speech.jsonl", "--target-level", "char", "-o", "speech.npz", cwd=d).returncode == 0
+    assert cli("train", "-d", "speech.npz", "-o", "speech_model.npz", "--max-steps", "2", "--hidden", "8", "--embed",
+               "4", "--pyramid", "1", "--stack-frames", "2", "--attention", "general", cwd=d).returncode == 0
     assert cli("tokenize", f"{SAMPLES}/scores.jsonl", "-o", "scores.npz", cwd=d).returncode == 0
     assert cli("train", "-d", "scores.npz", "-o", "reg.npz", "--max-steps", "2", "--hidden", "8", "--embed", "4",
                cwd=d).returncode == 0
@@ -316,6 +333,24 @@ CASES = [
     (["tokenize", "tones/train.jsonl", "-o", "e.npz", "--window-ms", "nan"], 2, "'--window-ms': must be a finite"),
     (["tokenize", "tones/train.jsonl", "--vocab", "tone_model.npz", "-o", "e.npz", "--deltas"], 2,
      "are the model's (set when its data was tokenized)"),
+    # speech: recordings in, text out (issue 33)
+    (["tokenize", "tones/speech_empty.jsonl", "-o", "e.npz"], 1,
+     "speech_empty.jsonl:1: field 'text' is empty (a recording needs its transcript)"),
+    (["eval", "-m", "speech_model.npz", "tones/speech_unseen.jsonl"], 1,
+     "speech_unseen.jsonl:1: the transcript holds '!', a character the model never saw in training"),
+    (["eval", "-m", "speech_model.npz", "tones/speech_short.jsonl"], 1,
+     "speech_short.jsonl:1: a recording of 2 frames, shorter than the encoder's reduction of 4 frames"),
+    (["eval", "-m", "speech_model.npz", "tones/speech.jsonl", "--max-source-len", "20"], 1,
+     "speech.jsonl:1: a recording of 29 frames, longer than this model's limit of 20 (twice the longest training"),
+    (["train", "-d", "speech.npz", "-o", "x.npz", "--pyramid", "2", "--layers", "2"], 2,
+     "--pyramid 2 joins steps between encoder layers: it needs --layers 3 or more"),
+    (["train", "-d", "speech.npz", "-o", "x.npz", "--decoder-layers", "3"], 2, "at most --layers"),
+    (["train", "-d", "speech.npz", "-o", "x.npz", "--stack-frames", "0"], 2, "--stack-frames must be at least 1"),
+    (["train", "-d", "speech.npz", "-o", "x.npz", "--stack-frames", "64"], 1,
+     "the shortest training recording has"),
+    (["train", "-d", "tones.npz", "-o", "x.npz", "--pyramid", "1"], 2, "--pyramid shortens recordings for speech"),
+    (["train", "-d", "rev.npz", "-o", "x.npz", "--decoder-layers", "1"], 2, "--decoder-layers is for an encoder-"),
+    (["predict", "-m", "speech_model.npz", "tones/short.wav", "--beam", "99"], 2, "--beam 99 is wider than the"),
 ]
 
 

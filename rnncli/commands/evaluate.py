@@ -5,7 +5,7 @@ from rnncli.evaluate import evaluate_split
 from rnncli.models import load_models
 
 
-def encode_for_model(data, meta, max_source=None):
+def encode_for_model(data, meta, max_source=None, min_source=None):
     """-> (split, what was scored): a raw file encoded with the model's own vocabulary (all of
     it), or a tokens.npz checked against it (its validation split, or all of it if it has none)."""
     from rnncli.text.encode import tokenize
@@ -21,7 +21,7 @@ def encode_for_model(data, meta, max_source=None):
             return ds.valid, "its validation split"
         return ds.train, "all of it (it has no validation split)"
     # JSON lines are detected; any other file is read in the model's format
-    ds = tokenize([data], valid_frac=0, reuse=meta["data"], max_source=max_source)
+    ds = tokenize([data], valid_frac=0, reuse=meta["data"], max_source=max_source, min_source=min_source)
     return ds.train, "all of it"
 
 
@@ -33,7 +33,7 @@ def evaluate_models(model_paths, data, beam=0, max_source=None):
         from rnncli.commands.predict import check_decoding_limits
 
         check_decoding_limits(meta, beam, max_source)
-    split, part = encode_for_model(data, meta, max_source)
+    split, part = encode_for_model(data, meta, max_source, getattr(model, "reduction", None))
     if task == "seq2seq":
         from rnncli.evaluate import evaluate_seq2seq
 

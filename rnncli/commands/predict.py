@@ -48,6 +48,11 @@ def translations(model, meta, source, beam=0, length_penalty=0.0, n_best=1, temp
     from rnncli.text.vocab import join_tokens
 
     data, rng = meta["data"], np.random.default_rng(seed)
+    if data.get("input") == "frames":
+        yield from transcriptions(model, meta, source, jsonl, max_source, cut,
+                                  dict(beam=beam, length_penalty=length_penalty, n_best=n_best, temperature=temperature,
+                                       top_k=top_k, top_p=top_p, rng=rng))
+        return
     known, warned = set(data["vocab"]), False
     limit = source_limit(data, max_source)
     for group in read_groups(source, field="source" if jsonl else None):
@@ -71,6 +76,54 @@ def translations(model, meta, source, beam=0, length_penalty=0.0, n_best=1, temp
             split = encode_pairs(data, [sources[k] for k in kept])
             decoded = translate_split(model, split, beam=beam, length_penalty=length_penalty, n_best=n_best,
                                       temperature=temperature, top_k=top_k, top_p=top_p, rng=rng)
+            for k, hyps in zip(kept, decoded, strict=True):
+                records[k]["hypotheses"] = [(join_tokens(t, data["target_level"]), float(score), float(logp))
+                                            for t, score, logp in hyps]
+        yield records
+
+
+def too_short(model, length):
+    """Why a recording of `length` frames is too short for a speech model's encoder, or None: its
+    stacking and pyramid join `reduction` frames into each top-layer step, and a recording shorter
+    than one such step gives the decoder less than one step to attend to."""
+    if length < model.reduction:
+        return (f"{length:,} frames, shorter than the encoder's reduction of {model.reduction:,} frames "
+                "(--stack-frames x 2^--pyramid)")
+    return None
+
+
+def transcriptions(model, meta, source, jsonl, max_source, cut, decoding):
+    """translations() for a speech model: each recording (or record of frames) and its transcript,
+    one record per input line, {"source": the file or line, "hypotheses": [...]}. A recording that
+    cannot be read, is shorter than the encoder's reduction or (without `cut`) longer than the
+    model's limit is reported on stderr and answered with an empty line."""
+    from rnncli import console
+    from rnncli.evaluate import translate_split
+    from rnncli.text.encode import encode_pairs
+    from rnncli.text.targets import source_limit, too_long
+    from rnncli.text.vocab import join_tokens
+
+    data = meta["data"]
+    limit = source_limit(data, max_source)
+    for group in frame_items(source, jsonl, data):
+        records, kept, arrays = [], [], []
+        for k, (at, x) in enumerate(group):
+            if x is not None and not isinstance(x, str):
+                if len(x) > limit and cut:
+                    console.log(f"[yellow]warning:[/yellow] {at}: {too_long(len(x), limit, True)}; read its first "
+                                f"{limit:,}")
+                    x = x[:limit]
+                elif len(x) > limit or too_short(model, len(x)):
+                    x = f"{at}: {too_long(len(x), limit, True) if len(x) > limit else too_short(model, len(x))}"
+            if isinstance(x, str):
+                console.log(f"[yellow]skipped:[/yellow] {x}")
+                x = None
+            records.append({"source": at, "hypotheses": [], "key": "transcript"})
+            if x is not None:
+                kept.append(k)
+                arrays.append(x)
+        if kept:
+            decoded = translate_split(model, encode_pairs(data, arrays), **decoding)
             for k, hyps in zip(kept, decoded, strict=True):
                 records[k]["hypotheses"] = [(join_tokens(t, data["target_level"]), float(score), float(logp))
                                             for t, score, logp in hyps]

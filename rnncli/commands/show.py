@@ -157,7 +157,8 @@ def _curves(model_path, out):
 def _frames(model, meta, path, out, json_out, model_path):
     """A model of frames: its input (a recording or a .npy file) as a spectrogram, and what the model
     makes of it: the label and its probability or the scores, with its top layer's mean gates and
-    its most varying units frame by frame; or each tag's probability frame by frame."""
+    its most varying units frame by frame; each tag's probability frame by frame; or a speech
+    model's transcript with each token's attention over the frames."""
     from rnncli import pictures
     from rnncli.charts import page
     from rnncli.commands.predict import frame_items
@@ -187,6 +188,24 @@ def _frames(model, meta, path, out, json_out, model_path):
         k = int(p.argmax())
         result.update(label=data["labels"][k], probability=float(p[k]))
         caption = f"{data['labels'][k]} (p = {p[k]:.3f})"
+    elif task == "seq2seq":  # speech: the transcript, and where in the recording each word was heard
+        from rnncli.readout import read_transcription
+
+        read = read_transcription(model, meta, frames)
+        words = read["target"]
+        caption = " ".join(words[:-1]) or "(nothing)"
+        result.update(transcript=caption, tokens=words)
+        if read["attention"] is not None:
+            hop = (data.get("audio") or {}).get("hop_ms")
+            rows = [(w, f"{p:,}" + (f" ({p * hop / 1000:.2f} s)" if hop else ""), f"{row.max():.2f}")
+                    for w, p, row in zip(words, read["peaks"], read["attention"], strict=True)]
+            console.show(console.table("where each token was heard: the frame it attended most",
+                                       ["token", "frame", "weight:"], rows))
+            # each token's row scaled to its own peak, so that a spread-out attention is still visible
+            strips = [(w, row / max(row.max(), 1e-12)) for w, row in zip(words, read["per_frame"], strict=True)]
+            result["attention"] = np.round(read["attention"], 6).tolist()
+            result["peaks"] = read["peaks"]
+            caption += " (strips: each token's attention over the frames, scaled to its peak)"
     elif task == "regress":
         scores = model.predict(batch, mask)[0]
         result["scores"] = dict(zip(data["score_names"], map(float, scores), strict=True))
@@ -202,5 +221,6 @@ def _frames(model, meta, path, out, json_out, model_path):
     if json_out:
         console.write_json(result)
     if out is not None:
-        _write(out, page(f"{model_path}: {task} of frames", element("p", f"{path}: {caption}"),
+        what = "speech recognition" if task == "seq2seq" else f"{task} of frames"
+        _write(out, page(f"{model_path}: {what}", element("p", f"{path}: {caption}"),
                          element("div", pictures.spectrogram(frames, strips), class_="wide")))

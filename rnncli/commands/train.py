@@ -20,7 +20,7 @@ from rnncli.config import config_from_meta, make_config
 from rnncli.errors import RnncliError, UsageError
 from rnncli.models import read_checkpoint
 from rnncli.pretrained import prepare
-from rnncli.tasks.build import check_fits_in_memory, task_of
+from rnncli.tasks.build import check_fits_in_memory, check_reduction, task_of
 from rnncli.train import train
 
 # what `--resume` may change: when to stop, not what is trained
@@ -115,6 +115,7 @@ def prepare_training(data, out, config_path=None, overrides=None, resume=None, f
         task = task_of(cfg, ds.meta)  # a task the data cannot train is refused before anything is shown
         cfg, pretrained, notes = prepare(cfg, ds, task, overrides.get("embed"))
         check_fits_in_memory(cfg, ds.meta)  # before the configuration is shown
+        check_reduction(cfg, ds, task)
         return TrainingJob(cfg, ds, str(out), pretrained=pretrained), [note] * bool(note) + notes
     if lead:
         lock_output(resume)

@@ -89,13 +89,17 @@ def onnx_weights(params, prefix, layer, cell, H, reset_after):
     return W, R, np.concatenate([b, Rb])
 
 
-def recurrent_stack(g, x, params, prefix, cfg, layers, bidirectional, seq_lens="", initial=None):
+def recurrent_stack(g, x, params, prefix, cfg, layers, bidirectional, seq_lens="", initial=None, pyramid=0):
     """x (T, B, D) through the stack `prefix`; -> (top outputs (T, B, dirs*H), [Y_h of each layer],
-    [Y_c of each layer] for an LSTM). initial: (h0, c0) names of (layers, B, H) inputs, or None."""
+    [Y_c of each layer] for an LSTM). initial: (h0, c0) names of (layers, B, H) inputs, or None.
+    pyramid: the outputs of layers 0 .. pyramid-1 are joined in pairs (join_steps) before the next
+    layer reads them; then the top outputs are (T / 2^pyramid, B, dirs*H)."""
     cell, H = cfg["cell"], params[f"{prefix}.l0.W_aa"].shape[1]
     dirs = 2 if bidirectional else 1
     finals_h, finals_c = [], []
     for k in range(layers):
+        if 0 < k <= pyramid:
+            x, seq_lens = join_steps(g, x, seq_lens, 2, dirs * H)
         names = [f"l{k}", f"l{k}_reverse"][:dirs]
         Ws, Rs, Bs = zip(*(onnx_weights(params, prefix, n, cell, H, cfg["reset_after"]) for n in names), strict=True)
         inputs = [x, g.const(f"{prefix}_l{k}_W", np.stack(Ws)), g.const(f"{prefix}_l{k}_R", np.stack(Rs)),
@@ -118,6 +122,25 @@ def recurrent_stack(g, x, params, prefix, cfg, layers, bidirectional, seq_lens="
         Y = g.op("Transpose", [Y], perm=[0, 2, 1, 3])  # (T, B, dirs, H)
         x = g.op("Reshape", [Y, g.ints("shape", [0, 0, dirs * H])])
     return x, finals_h, finals_c
+
+
+def join_steps(g, x, lengths, k, width):
+    """nn/reduce.py's join_steps: x (T, B, F=width) with lengths (B,) int32 -> (ceil(T/k), B, k F) and the
+    lengths ceil(L/k); steps past a sequence's end are zeroed first, as rnncli does."""
+    real = g.op("Unsqueeze", [_lengths_mask(g, x, lengths), g.ints("ax", [2])])  # (T, B, 1)
+    x = g.op("Where", [real, x, g.const("zero", 0.0)])
+    shape = g.op("Shape", [x])
+    T = g.op("Slice", [shape, g.ints("s", [0]), g.ints("e", [1]), g.ints("a", [0])])
+    B = g.op("Slice", [shape, g.ints("s", [1]), g.ints("e", [2]), g.ints("a", [0])])
+    kk = g.ints("k", [k])
+    missing = g.op("Mod", [g.op("Sub", [kk, g.op("Mod", [T, kk])]), kk])  # zero steps that fill the last group
+    pads = g.op("Concat", [g.ints("before", [0, 0, 0]), missing, g.ints("after", [0, 0])], axis=0)
+    x = g.op("Pad", [x, pads])
+    x = g.op("Reshape", [x, g.op("Concat", [g.ints("m1", [-1]), kk, B, g.ints("F", [width])], axis=0)])
+    x = g.op("Transpose", [x], perm=[0, 2, 1, 3])  # (T/k, B, k, F)
+    x = g.op("Reshape", [x, g.ints("shape", [0, 0, k * width])])
+    lengths = g.op("Div", [g.op("Add", [lengths, g.const("k_1", k - 1, np.int32)]), g.const("k", k, np.int32)])
+    return x, lengths
 
 
 def _lengths_mask(g, ids, lengths):
@@ -274,39 +297,57 @@ def _conditional_lm(g, params, cfg, data):
 
 def _seq2seq(g, params, cfg, data):
     """source (S, B) with its lengths, teacher-forced target inputs <bos> y1.. (T, B) -> logits
-    (T, B, Vt) and, with attention, the weights (B, T, S). A runtime decodes greedily or with a beam
-    by running it on the growing target prefix."""
+    (T, B, Vt) and, with attention, the weights (B, T, S'). A runtime decodes greedily or with a beam
+    by running it on the growing target prefix. Speech: the source is frames (S, B, D) as tokenize
+    makes them, normalised, stacked and projected here, read by a pyramid that shortens it to S'."""
     from onnx import TensorProto, helper
 
     L = cfg["layers"]
+    L_dec = cfg.get("decoder_layers") or L
     bidirectional = cfg.get("bidirectional") is not False
     n_states = 2 if cfg["cell"] == "lstm" else 1
-    inputs = [helper.make_tensor_value_info("source", TensorProto.INT64, ["S", "B"]),
-              helper.make_tensor_value_info("source_lengths", TensorProto.INT32, ["B"]),
+    lengths = "source_lengths"
+    if data.get("input") == "frames":
+        D = data["frame_dim"]
+        source = helper.make_tensor_value_info("frames", g.elem, ["S", "B", D])
+        mean, sd = (np.asarray(data[k], np.float32) for k in ("frame_mean", "frame_std"))
+        x = g.op("Div", [g.op("Sub", ["frames", g.const("frame_mean", mean)]), g.const("frame_std", sd)])
+        if cfg.get("stack_frames", 1) > 1:
+            x, lengths = join_steps(g, x, lengths, cfg["stack_frames"], D)
+        if "input.W" in params:
+            x = g.matmul_add(x, params["input.W"], params["input.b"], "input")
+    else:
+        source = helper.make_tensor_value_info("source", TensorProto.INT64, ["S", "B"])
+        x = g.op("Gather", [g.const("source_E", params["source_embedding.E"]), "source"])
+    inputs = [source, helper.make_tensor_value_info("source_lengths", TensorProto.INT32, ["B"]),
               helper.make_tensor_value_info("target_in", TensorProto.INT64, ["T", "B"])]
-    x = g.op("Gather", [g.const("source_E", params["source_embedding.E"]), "source"])
-    memory, fh, fc = recurrent_stack(g, x, params, "encoder", cfg, L, bidirectional, seq_lens="source_lengths")
-    finals = [fh, fc][:n_states]
+    pyramid = cfg.get("pyramid", 0)
+    memory, fh, fc = recurrent_stack(g, x, params, "encoder", cfg, L, bidirectional, seq_lens=lengths,
+                                     pyramid=pyramid)
+    for _ in range(pyramid):  # the memory's lengths, as the pyramid shortened them
+        lengths = g.op("Div", [g.op("Add", [lengths, g.const("one", 1, np.int32)]), g.const("two", 2, np.int32)])
+    finals = [f[L - L_dec :] for f in (fh, fc)][:n_states]  # the encoder's top layers start the decoder's
     if bidirectional:  # the bridge: [forward; backward] of each layer -> the decoder's size
         joined = [[g.op("Reshape", [g.op("Transpose", [f[k]], perm=[1, 0, 2]), g.ints("shape", [0, -1])])
-                   for f in finals] for k in range(L)]
-        initial = tuple(_initial_states(g, params, "bridge", L, n_states, joined))
+                   for f in finals] for k in range(L_dec)]
+        initial = tuple(_initial_states(g, params, "bridge", L_dec, n_states, joined))
     else:  # the lecture's: each layer's final state as it is
         initial = tuple(g.op("Concat", f, axis=0) for f in finals)
     y = g.op("Gather", [g.const("target_E", params["target_embedding.E"]), "target_in"])
-    h, _, _ = recurrent_stack(g, y, params, "decoder", cfg, L, False, initial=initial)
+    h, _, _ = recurrent_stack(g, y, params, "decoder", cfg, L_dec, False, initial=initial)
     outputs = []
     if cfg.get("attention") not in (None, "none"):
-        h, alpha = _attention(g, params, cfg["attention"], h, memory)
+        h, alpha = _attention(g, params, cfg["attention"], h, memory, lengths)
         g.op("Identity", [alpha], out=["attention"])
-        outputs.append(helper.make_tensor_value_info("attention", g.elem, ["B", "T", "S"]))
+        outputs.append(helper.make_tensor_value_info("attention", g.elem, ["B", "T", "S'"]))
     g.matmul_add(h, params["head.W"], params["head.b"], "head", out="logits")
     outputs.insert(0, helper.make_tensor_value_info("logits", g.elem, ["T", "B", len(data["target_vocab"])]))
     return inputs, outputs
 
 
-def _attention(g, params, kind, h, memory):
-    """nn/attention.py's global attention: -> h~ (T, B, Hd), alpha (B, T, S)."""
+def _attention(g, params, kind, h, memory, lengths):
+    """nn/attention.py's global attention over memory (S, B, He) of `lengths` real steps:
+    -> h~ (T, B, Hd), alpha (B, T, S)."""
     Q = g.op("Transpose", [h], perm=[1, 0, 2])  # (B, T, Hd)
     M = g.op("Transpose", [memory], perm=[1, 0, 2])  # (B, S, He)
     if kind == "dot":
@@ -320,7 +361,7 @@ def _attention(g, params, kind, h, memory):
         U = g.op("Tanh", [g.op("Add", [g.op("Unsqueeze", [q, g.ints("ax", [2])]),
                                       g.op("Unsqueeze", [keys, g.ints("ax", [1])])])])  # (B, T, S, Hd)
         e = g.op("Squeeze", [g.op("MatMul", [U, g.const("v", params["attention.v"][:, None])]), g.ints("ax", [3])])
-    real = g.op("Transpose", [_lengths_mask(g, "source", "source_lengths")], perm=[1, 0])  # (B, S)
+    real = g.op("Transpose", [_lengths_mask(g, memory, lengths)], perm=[1, 0])  # (B, S)
     e = g.op("Where", [g.op("Unsqueeze", [real, g.ints("ax", [1])]), e, g.const("neg_inf", -np.inf)])
     alpha = g.op("Softmax", [e], axis=-1)
     context = g.op("MatMul", [alpha, M])  # (B, T, He)

@@ -1,7 +1,10 @@
-"""Deep and bidirectional RNNs: layers stacked, each optionally paired with a reverse twin.
+"""Deep, bidirectional and pyramidal RNNs: layers stacked, each optionally paired with a reverse twin.
 
-Layer k reads the (concatenated) outputs of layer k-1. Inverted dropout sits between layers
-(never on the first layer's input, never at evaluation), as in PyTorch's `dropout=` argument.
+Layer k reads the (concatenated) outputs of layer k-1. A pyramid of P levels (Listen, Attend
+and Spell) joins each pair of neighbouring outputs of layers 0 .. P-1 into one step before the
+next layer reads them (nn/reduce.py), so the top layer runs at 1 / 2^P of the input's rate.
+Inverted dropout sits between layers (never on the first layer's input, never at evaluation), as
+in PyTorch's `dropout=` argument.
 
 The reverse direction reads each sequence backwards from *its own* last real token: the
 input is permuted per sequence, x_rev[t, b] = x[L_b - 1 - t, b] for t < L_b (padding stays at
@@ -16,6 +19,7 @@ import numpy as np
 
 from rnncli.nn.layers import dropout_mask
 from rnncli.nn.recurrent import make_cell
+from rnncli.nn.reduce import join_steps, join_steps_backward, reduced_mask
 
 
 def reverse_index(mask):
@@ -34,9 +38,12 @@ class RecurrentStack:
     """
 
     def __init__(self, cell, input_size, hidden_size, rng, num_layers=1, bidirectional=False,
-                 dropout=0.0, dtype=np.float32, activation="tanh", reset_after=True):
+                 dropout=0.0, dtype=np.float32, activation="tanh", reset_after=True, pyramid=0):
         if num_layers < 1:
             raise ValueError("num_layers must be at least 1")
+        if not 0 <= pyramid < num_layers:
+            raise ValueError("a pyramid joins steps between layers: at most num_layers - 1 levels")
+        self.pyramid = pyramid
         if not 0.0 <= dropout < 1.0:
             raise ValueError("dropout must be in [0, 1)")
         self.cell, self.hidden_size, self.num_layers = cell, hidden_size, num_layers
@@ -55,24 +62,32 @@ class RecurrentStack:
                     self.params[f"l{k}{suffix}.{name}"] = arr
                 cells.append(c)
             self.layers.append(cells)
-            size = self.output_size
+            size = self.output_size * (2 if k < pyramid else 1)  # a joined pair of steps is twice as wide
 
     @property
     def cells(self):
         return [c for cells in self.layers for c in cells]
 
+    def output_mask(self, mask):
+        """The input's mask (T, B) -> the top layer's (T / 2^pyramid, B)."""
+        return reduced_mask(mask, 2**self.pyramid) if self.pyramid else mask
+
     def initial_state(self, batch):
         return [c.initial_state(batch) for c in self.cells]
 
     def forward(self, x, states=None, mask=None, train=False, rng=None):
-        """x (T, B, D), mask (T, B) or None -> out (T, B, directions * H), final states, cache."""
+        """x (T, B, D), mask (T, B) or None -> out (T', B, directions * H) with T' = T / 2^pyramid,
+        final states, cache."""
         T, B, _ = x.shape
-        if self.bidirectional and mask is None:
+        if (self.bidirectional or self.pyramid) and mask is None:
             mask = np.ones((T, B), self.dtype)
-        rev = reverse_index(mask) if self.bidirectional else None
         cols = np.arange(B)[None, :]
         h, finals, caches = x, [], []
         for k, cells in enumerate(self.layers):
+            below = mask
+            if 0 < k <= self.pyramid:  # the pyramid: neighbouring steps of the layer below side by side
+                h, mask = join_steps(h, mask, 2)
+            rev = reverse_index(mask) if self.bidirectional else None
             drop = dropout_mask(rng, h.shape, self.dropout, self.dtype) if (train and k > 0) else None
             inp = h * drop if drop is not None else h
             outs, layer_caches = [], []
@@ -87,17 +102,17 @@ class RecurrentStack:
                 finals.append(final)
                 layer_caches.append(cache)
             h = outs[0] if len(outs) == 1 else np.concatenate(outs, axis=-1)
-            caches.append((drop, layer_caches))
-        return h, finals, {"layers": caches, "rev": rev, "cols": cols}
+            caches.append((drop, layer_caches, rev, below))
+        return h, finals, {"layers": caches, "cols": cols}
 
     def backward(self, d_out, d_finals, cache):
         """d_out (T, B, directions * H) or None, d_finals list like the states (or None).
         Returns dx (T, B, D), the initial states' gradients, and grads by dotted name."""
-        rev, cols, H = cache["rev"], cache["cols"], self.hidden_size
+        cols, H = cache["cols"], self.hidden_size
         grads, d_states = {}, [None] * len(self.cells)
         dh = d_out
         for k in reversed(range(self.num_layers)):
-            drop, layer_caches = cache["layers"][k]
+            drop, layer_caches, rev, below = cache["layers"][k]
             d_inp = None
             for d, c in enumerate(self.layers[k]):
                 idx = k * self.directions + d
@@ -117,6 +132,8 @@ class RecurrentStack:
                     grads[f"l{k}{suffix}.{name}"] = arr
             if drop is not None:
                 d_inp *= drop
+            if 0 < k <= self.pyramid:
+                d_inp = join_steps_backward(d_inp, below, 2)
             dh = d_inp
         return dh, d_states, grads
 

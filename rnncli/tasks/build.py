@@ -31,6 +31,17 @@ def task_of(cfg, data_meta):
                          "holds frames")
     if not frames and cfg.input_projection is not None:
         raise UsageError("--input-projection is for frame input (audio, features); this data holds tokens")
+    speech = frames and fmt == "pairs"
+    if not speech and (cfg.stack_frames != 1 or cfg.pyramid):
+        raise UsageError(f"--{'stack-frames' if cfg.stack_frames != 1 else 'pyramid'} shortens recordings for speech "
+                         "recognition (frames in, text out); this data is not")
+    if speech and cfg.pyramid >= cfg.layers:
+        raise UsageError(f"--pyramid {cfg.pyramid} joins steps between encoder layers: it needs --layers "
+                         f"{cfg.pyramid + 1} or more (--layers is {cfg.layers})")
+    if cfg.decoder_layers is not None and (fmt != "pairs" or cfg.decoder_layers > cfg.layers):
+        raise UsageError("--decoder-layers is for an encoder-decoder, at most --layers (each decoder layer starts "
+                         "from an encoder layer's state)" if fmt == "pairs" else
+                         "--decoder-layers is for an encoder-decoder (source<TAB>target pairs or speech)")
     if task not in TASKS_OF_FORMAT[fmt]:
         raise UsageError(f"--task {task} needs {NEEDS[task]}, but the data set is {fmt}; "
                          f"{fmt} data trains {' or '.join(TASKS_OF_FORMAT[fmt])}")
@@ -59,6 +70,22 @@ def parameter_estimate(cfg, data_meta):
     stack = sum(dirs * G * H * ((E if k == 0 else dirs * H) + H + 1) for k in range(min(cfg.layers, 2)))
     stack += max(cfg.layers - 2, 0) * dirs * G * H * (dirs * H + H + 1)
     return V * E + stack * (2 if data_meta.get("format") == "pairs" else 1) + out * (dirs * H + 1)
+
+
+def reduction(cfg):
+    """How many input frames a speech encoder joins into one of its top layer's steps."""
+    return cfg.stack_frames * 2**cfg.pyramid
+
+
+def check_reduction(cfg, ds, task):
+    """A speech encoder that joins k frames into one step needs recordings of k frames or more."""
+    if task != "seq2seq" or ds.meta.get("input") != "frames":
+        return
+    for name, split in (("training", ds.train), ("validation", ds.valid)):
+        if split is not None and split.num_sequences and (shortest := int(split.lengths().min())) < reduction(cfg):
+            raise RnncliError(f"the shortest {name} recording has {shortest:,} frames, fewer than the encoder joins "
+                              f"into one step ({reduction(cfg):,}: --stack-frames x 2^--pyramid); lower them or "
+                              "leave such recordings out")
 
 
 def check_fits_in_memory(cfg, data_meta):
@@ -110,8 +137,11 @@ def build_model(cfg, data_meta, rng=None):
         attention = None if cfg.attention in (None, "none") else cfg.attention
         model = Seq2Seq(V, len(data_meta["target_vocab"]), rng, embed=cfg.embed, hidden=cfg.hidden, cell=cfg.cell,
                         layers=cfg.layers, bidirectional=bidirectional, dropout=cfg.dropout, attention=attention,
-                        dtype=dtype, activation=cfg.activation, reset_after=cfg.reset_after)
+                        dtype=dtype, activation=cfg.activation, reset_after=cfg.reset_after,
+                        frame_dim=data_meta.get("frame_dim"), input_projection=cfg.input_projection,
+                        stack_frames=cfg.stack_frames, pyramid=cfg.pyramid, decoder_layers=cfg.decoder_layers)
         model.target_tokens, model.target_level = data_meta["target_vocab"], data_meta["target_level"]
+        model.lower = data_meta["lower"]
         model.max_target_ratio = data_meta.get("max_target_ratio", DEFAULT_TARGET_RATIO)
         model.label_names = None
         return model

@@ -6,6 +6,11 @@
     [attention over m<1..S> (nn/attention.py): h~<t> = tanh(W_c [c<t>; h<t>] + b_c)]
     -> dropout -> head -> softmax over the target vocabulary, predicting y<1..T-1> <eos>
 
+Speech (audio in, text out) swaps the source embedding for frames: x<t> in R^D (log-mel frames)
+-> [k neighbouring frames stacked into one step] -> projection W x + b (nn/layers.FrameInput) ->
+an encoder that may be a pyramid (nn/stack.py: each layer reads half as many steps as the one
+below), so that attention runs over a few steps a second instead of 100 (nn/reduce.py).
+
 Training feeds the true previous token (teacher forcing); decode.py feeds the model's own.
 The bridge: a unidirectional encoder hands each layer's final state to the same decoder layer
 as it is (the lecture's encoder-decoder). A bidirectional encoder has two final states per
@@ -16,30 +21,49 @@ a<0> = tanh(W [a_fwd; a_bwd] + b), and for an LSTM c<0> = W' [c_fwd; c_bwd] + b'
 import numpy as np
 
 from rnncli.nn.attention import Attention
-from rnncli.nn.layers import Embedding, InitialState, Linear, dropout_mask
+from rnncli.nn.layers import Embedding, FrameInput, InitialState, Linear, dropout_mask
 from rnncli.nn.losses import softmax_cross_entropy
+from rnncli.nn.reduce import join_steps, reduced_mask
 from rnncli.nn.stack import RecurrentStack
 
 
 class Seq2Seq:
     def __init__(self, source_vocab_size, target_vocab_size, rng, embed=64, hidden=256, cell="lstm", layers=1,
                  bidirectional=False, dropout=0.0, attention=None, dtype=np.float32, activation="tanh",
-                 reset_after=True):
+                 reset_after=True, frame_dim=None, input_projection=None, stack_frames=1, pyramid=0,
+                 decoder_layers=None):
+        """frame_dim: the source is frames of that many numbers (speech), not token ids; stack_frames:
+        join that many neighbouring frames into one step; input_projection: the frames' projection
+        width (None: embed, 0: none); pyramid: halvings of the encoder's rate between its layers;
+        decoder_layers: the decoder's depth (None: layers), fed by the encoder's top layers."""
         self.dtype, self.dropout = np.dtype(dtype), dropout
-        self.source_embedding = Embedding(source_vocab_size, embed, rng, dtype)
+        self.frames, self.stack_frames = frame_dim is not None, stack_frames
+        decoder_layers = layers if decoder_layers is None else decoder_layers
+        if not 1 <= decoder_layers <= layers:
+            raise ValueError("the decoder has 1 to `layers` layers (each starts from an encoder layer's state)")
+        if self.frames:
+            self.source_input = FrameInput(frame_dim * stack_frames, embed if input_projection is None
+                                           else input_projection, rng, dtype)
+            width = self.source_input.width
+        else:
+            self.source_embedding = Embedding(source_vocab_size, embed, rng, dtype)
+            width = embed
         self.target_embedding = Embedding(target_vocab_size, embed, rng, dtype)
-        common = dict(num_layers=layers, dropout=dropout, dtype=dtype, activation=activation, reset_after=reset_after)
-        self.encoder = RecurrentStack(cell, embed, hidden, rng, bidirectional=bidirectional, **common)
-        self.decoder = RecurrentStack(cell, embed, hidden, rng, bidirectional=False, **common)
+        common = dict(dropout=dropout, dtype=dtype, activation=activation, reset_after=reset_after)
+        self.encoder = RecurrentStack(cell, width, hidden, rng, num_layers=layers, bidirectional=bidirectional,
+                                      pyramid=pyramid, **common)
+        self.decoder = RecurrentStack(cell, embed, hidden, rng, num_layers=decoder_layers, bidirectional=False,
+                                      **common)
         self.n_states = len(self.decoder.initial_state(1)[0])
         # one per decoder layer, for a bidirectional encoder only
         self.bridge = [InitialState(2 * hidden, hidden, self.n_states, rng, dtype, init="fan_in")
-                       for _ in range(layers)] if bidirectional else []
+                       for _ in range(decoder_layers)] if bidirectional else []
         self.attention = Attention(attention, hidden, self.encoder.output_size, rng, dtype) if attention else None
         # fan-in init (nn/init.py): from Glorot's, 3x smaller for 15,000 words, it learnt far less per step
         self.head = Linear(hidden, target_vocab_size, rng, dtype, init="fan_in")
-        self.params = {"source_embedding.E": self.source_embedding.params["E"],
-                       "target_embedding.E": self.target_embedding.params["E"]}
+        self.params = ({f"input.{k}": v for k, v in self.source_input.params.items()} if self.frames
+                       else {"source_embedding.E": self.source_embedding.params["E"]})
+        self.params["target_embedding.E"] = self.target_embedding.params["E"]
         self.params.update({f"encoder.{k}": v for k, v in self.encoder.params.items()})
         self.params.update({f"decoder.{k}": v for k, v in self.decoder.params.items()})
         for k, bridge in enumerate(self.bridge):
@@ -52,41 +76,81 @@ class Seq2Seq:
 
     def _bridge(self, finals):
         """Encoder final states (one tuple per layer and direction) -> decoder initial states
-        (one tuple per layer), and what the backward pass needs."""
+        (one tuple per decoder layer, from the encoder's top layers), and what the backward pass needs."""
+        below = self.encoder.num_layers - self.decoder.num_layers  # encoder layers that feed no decoder layer
         if not self.bridge:
-            return [tuple(s) for s in finals], None
+            return [tuple(s) for s in finals[below:]], None
         init, cache = [], []
         for k, bridge in enumerate(self.bridge):
-            joined = [np.concatenate([f, b], axis=-1) for f, b in zip(finals[2 * k], finals[2 * k + 1], strict=True)]
+            f_k, b_k = finals[2 * (below + k)], finals[2 * (below + k) + 1]
+            joined = [np.concatenate([f, b], axis=-1) for f, b in zip(f_k, b_k, strict=True)]
             init.append(bridge.forward(joined))  # each state array from its (B, 2H) [forward; backward]
             cache.append((joined, init[-1]))
         return init, cache
 
     def _bridge_backward(self, d_init, cache):
-        """d_init (one tuple per decoder layer) -> d of the encoder finals, bridge grads."""
+        """d_init (one tuple per decoder layer) -> d of the encoder finals (None for the layers that
+        feed no decoder layer), bridge grads."""
+        below = self.encoder.num_layers - self.decoder.num_layers
         if cache is None:
-            return d_init, {}
+            return [None] * below + list(d_init), {}
         H = self.decoder.hidden_size
-        d_finals, grads = [None] * (2 * self.decoder.num_layers), {}
+        d_finals, grads = [None] * (2 * self.encoder.num_layers), {}
         for k, (bridge, (joined, state)) in enumerate(zip(self.bridge, cache, strict=True)):
             d_joined, g = bridge.backward(d_init[k], joined, state)
             grads.update({f"bridge.l{k}.{n}": v for n, v in g.items()})
-            d_finals[2 * k] = tuple(d[:, :H] for d in d_joined)
-            d_finals[2 * k + 1] = tuple(d[:, H:] for d in d_joined)
+            d_finals[2 * (below + k)] = tuple(d[:, :H] for d in d_joined)
+            d_finals[2 * (below + k) + 1] = tuple(d[:, H:] for d in d_joined)
         return d_finals, grads
+
+    # ------------------------------------------------------------ the encoder
+
+    @property
+    def reduction(self):
+        """How many source steps (frames) one step of the encoder's top layer stands for."""
+        return (self.stack_frames if self.frames else 1) * 2**self.encoder.pyramid
+
+    def memory_mask(self, source_mask):
+        """source mask (S, B) -> the mask of the encoder's outputs, which attention reads: as it is
+        for words; for frames shortened by stacking and the pyramid."""
+        mask = reduced_mask(source_mask, self.stack_frames) if self.frames and self.stack_frames > 1 else source_mask
+        return self.encoder.output_mask(mask)
+
+    def _encode(self, source, source_mask, train=False, rng=None):
+        """source ids (S, B) or frames (S, B, D) -> memory (S', B, He), final states, what backward needs."""
+        if not self.frames:
+            read = source
+            x = self.source_embedding.forward(source)  # (S, B, E)
+            mask = source_mask
+        else:
+            read, mask = source, source_mask
+            if self.stack_frames > 1:
+                read, mask = join_steps(source, source_mask, self.stack_frames)  # (S/k, B, k D)
+            x = self.source_input.forward(read)  # (S/k, B, E)
+        memory, finals, enc_cache = self.encoder.forward(x, None, mask, train=train, rng=rng)
+        return memory, finals, (read, enc_cache)
+
+    def _encode_backward(self, d_memory, d_finals, cache):
+        read, enc_cache = cache
+        dx, _, grads = self.encoder.backward(d_memory, d_finals, enc_cache)
+        grads = {f"encoder.{k}": v for k, v in grads.items()}
+        if self.frames:
+            grads.update({f"input.{k}": v for k, v in self.source_input.backward(dx, read).items()})
+        else:
+            grads["source_embedding.E"] = self.source_embedding.backward(dx, read)["E"]
+        return grads
 
     # ------------------------------------------------------------ teacher-forced training
 
     def forward(self, source, source_mask, target_in, target_mask, train=False, rng=None):
-        """source (S, B), target_in (T, B), masks alike -> logits (T, B, V_target), cache."""
-        x = self.source_embedding.forward(source)  # (S, B, E)
-        memory, finals, enc_cache = self.encoder.forward(x, None, source_mask, train=train, rng=rng)
+        """source (S, B) (frames: (S, B, D)), target_in (T, B), masks alike -> logits (T, B, V_target), cache."""
+        memory, finals, enc_cache = self._encode(source, source_mask, train, rng)
         init, bridge_cache = self._bridge(finals)
         y = self.target_embedding.forward(target_in)  # (T, B, E)
         h, _, dec_cache = self.decoder.forward(y, init, target_mask, train=train, rng=rng)  # (T, B, H)
         att_cache = None
         if self.attention:
-            h, _, att_cache = self.attention.forward(h, memory, source_mask)
+            h, _, att_cache = self.attention.forward(h, memory, self.memory_mask(source_mask))
         drop = dropout_mask(rng, h.shape, self.dropout, self.dtype) if train else None
         h_in = h * drop if drop is not None else h
         logits = self.head.forward(h_in)
@@ -109,12 +173,10 @@ class Seq2Seq:
             grads.update({f"attention.{k}": v for k, v in att_grads.items()})
         dy, d_init, dec_grads = self.decoder.backward(dh, None, dec_cache)
         d_finals, bridge_grads = self._bridge_backward(d_init, bridge_cache)
-        dx, _, enc_grads = self.encoder.backward(d_memory, d_finals, enc_cache)
         grads.update(bridge_grads)
         grads.update({f"decoder.{k}": v for k, v in dec_grads.items()})
-        grads.update({f"encoder.{k}": v for k, v in enc_grads.items()})
+        grads.update(self._encode_backward(d_memory, d_finals, enc_cache))
         grads["target_embedding.E"] = self.target_embedding.backward(dy, target_in)["E"]
-        grads["source_embedding.E"] = self.source_embedding.backward(dx, source)["E"]
         return loss, grads
 
     def loss(self, source, source_mask, target_in, target_out, target_mask):
@@ -129,12 +191,13 @@ class Seq2Seq:
     # ------------------------------------------------------------ step by step (decode.py)
 
     def start(self, source, source_mask):
-        """Encode a batch of sources: -> memory (S, B, He) and the decoder's initial states."""
-        memory, finals, _ = self.encoder.forward(self.source_embedding.forward(source), None, source_mask)
+        """Encode a batch of sources: -> memory (S', B, He) and the decoder's initial states."""
+        memory, finals, _ = self._encode(source, source_mask)
         return memory, self._bridge(finals)[0]
 
     def step(self, ids_t, states, memory, source_mask):
-        """One decoder step: previous tokens (N,), states -> logits (N, V_target), new states."""
+        """One decoder step: previous tokens (N,), states -> logits (N, V_target), new states.
+        source_mask: the memory's (memory_mask)."""
         h, states = self.decoder.step(self.target_embedding.params["E"][ids_t], states)
         if self.attention:
             h = self.attention.forward(h[None], memory, source_mask)[0][0]

@@ -160,8 +160,8 @@ def make_batch(split, index, task, char_features=False):
     if task == "clm":
         return framed_texts(split, index)
     ids, mask, tags, _, pos = pad_batch(split, index)
-    if split.frames is not None:  # inputs that are numbers: x (T, B, D), zeros at padded steps
-        ids = split.frames[pos] * mask[:, :, None]
+    if split.frames is not None:
+        ids = padded_frames(split, pos, mask)
     if task == "seq2seq":
         return (ids, mask, *pad_targets(split, index))
     if task == "classify":
@@ -203,6 +203,17 @@ def pad_batch(split, index, max_len=None):
     ids = np.where(mask, split.ids[pos], PAD).astype(np.int32)
     tags = None if split.tags is None else np.where(mask, split.tags[pos], 0).astype(np.int32)
     return ids, mask.astype(np.float32), tags, lengths, pos
+
+
+def padded_frames(split, pos, mask):
+    """Inputs that are numbers: x (T, B, D) at pad_batch's positions, zeros at padded steps."""
+    return split.frames[pos] * mask[:, :, None]
+
+
+def padded_inputs(split, index):
+    """The sequences `index` as a model reads them: ids (T, B), or frames (T, B, D); and the mask (T, B)."""
+    ids, mask, _, _, pos = pad_batch(split, index)
+    return (ids if split.frames is None else padded_frames(split, pos, mask)), mask
 
 
 def _framed(flat, starts, ends, first):

@@ -92,7 +92,7 @@ def dataset_stats(ds, top=10):
         fields = {"scores": ("text", "target")}.get(ds.meta["format"])
         if frames:
             fields = (("audio" if ds.meta.get("audio") else "frames/features"),
-                      {"tsv": "label", "conll": "tags", "scores": "target"}[ds.meta["format"]])
+                      {"tsv": "label", "conll": "tags", "scores": "target", "pairs": "text"}[ds.meta["format"]])
         stats["fields"] = " + ".join(fields or next(keys for keys, kind in JSONL_KINDS if kind == ds.meta["format"]))
     if "target_vocab" in ds.meta:
         stats["target_level"] = ds.meta["target_level"]

@@ -103,7 +103,9 @@ def read_units(fmt, texts, level, lower, target_level=None, jsonl=False):
     vocabulary); (source tokens, target tokens, raw target) for pairs."""
     units, origin = [], []
     for path, t in texts:
-        if jsonl == "frames":  # shaped as the words' units, each (T, D) array where the words would be
+        if jsonl == "frames" and fmt == "pairs":  # speech: (frames, the transcript's tokens, the transcript)
+            new = [((a, side_tokens(b, target_level, lower), b), n) for n, a, b in t]
+        elif jsonl == "frames":  # shaped as the words' units, each (T, D) array where the words would be
             new = [(((a, b) if fmt == "tsv" else (b, a) if fmt == "scores" else (a, b)), n) for n, a, b in t]
         elif fmt == "text" and jsonl:
             new = [((body.lower() if lower else body) if level == "char" else split_words(body, lower), n)
@@ -161,6 +163,22 @@ def _check_known_sources(meta, units, origin):
             f"at {where(path, line)})"]
 
 
+def _check_known_targets(meta, units, origin):
+    """Transcripts scored against a speech model (eval, --vocab): a character the model never
+    wrote (--target-level char) is an error, since it could never be recognised and says the
+    transcripts are in another alphabet; unknown words only count as errors (a warning)."""
+    known = set(meta["target_vocab"])
+    unknown = [(t, o) for (_, target, _), o in zip(units, origin, strict=True) for t in target if t not in known]
+    if not unknown:
+        return []
+    token, (path, line) = unknown[0]
+    if meta["target_level"] == "char":
+        raise RnncliError(f"{where(path, line)}: the transcript holds {token!r}, a character the model never "
+                          "saw in training (it writes only the characters of its training transcripts)")
+    return [f"{len(unknown)} transcript words are not in the model's vocabulary and can only be missed (first: "
+            f"{token!r} at {where(path, line)})"]
+
+
 def _check_bio(tags, path, line):
     """Tags must be O or B-/I-/E-/S- followed by a type (BIO, IOB1, IOBES)."""
     for k, tag in enumerate(tags):
@@ -191,7 +209,7 @@ def build_vocabularies(meta, fmt, level, train_units, all_units, max_size, min_f
     elif fmt == "pairs":
         targets = Counter()
         for source, target, _ in train_units:
-            counts.update(source)
+            counts.update(_words(source))
             targets.update(target)
         meta["target_vocab"] = Vocab.build(targets, max_size, min_freq).tokens
     elif fmt == "scores":
@@ -311,10 +329,14 @@ def encode_words(meta, sentences):
 
 
 def encode_pairs(meta, sources, targets=None):
-    """Token lists of each side -> a Split: sources as ids/offsets, targets (if given) as
-    targets/target_offsets, each in its own vocabulary."""
-    flat = [t for ts in sources for t in ts]
-    split = Split(word_encoder(meta).encode(flat), np.r_[0, np.cumsum([len(ts) for ts in sources])].astype(np.int64))
+    """Token lists of each side -> a Split: sources as ids/offsets (or, for speech, (T, D) frames as
+    encode_frames makes them), targets (if given) as targets/target_offsets in their vocabulary."""
+    if meta.get("input") == "frames":
+        split = encode_frames(meta, sources)
+    else:
+        flat = [t for ts in sources for t in ts]
+        split = Split(word_encoder(meta).encode(flat),
+                      np.r_[0, np.cumsum([len(ts) for ts in sources])].astype(np.int64))
     if targets is not None:
         flat = [t for ts in targets for t in ts]
         split.targets = Vocab(meta["target_vocab"]).encode(flat)
@@ -335,7 +357,7 @@ def _encode_names(names, values, origin, what):
 
 def tokenize(paths, fmt=None, level=None, lower=False, max_size=None, min_freq=1,
              valid_frac=None, valid_path=None, seed=0, reuse=None, target_level=None, max_target_ratio=None,
-             max_source=None, audio=None):
+             max_source=None, audio=None, min_source=None):
     """Read, split, build (or reuse) the vocabularies, encode. Returns a Dataset.
 
     reuse: a meta dict whose vocabularies are used as they are (--vocab: encoding data for an
@@ -343,6 +365,8 @@ def tokenize(paths, fmt=None, level=None, lower=False, max_size=None, min_freq=1
     for a model is scored whole. max_target_ratio (pairs): targets may be at most
     floor(ratio * source length) + 10 tokens long (text/targets.py); None means 2, or the model's.
     max_source (pairs with `reuse`): the longest source accepted; None means the model's limit.
+    min_source (speech with `reuse`): the fewest frames a recording may have (the model's encoder
+    joins that many into one step: Seq2Seq.reduction).
     audio: log-mel settings for recordings (window_ms, hop_ms, bands, deltas; audio.DEFAULTS for the
     rest); a reused model's own settings are kept and cannot change.
     """
@@ -388,7 +412,7 @@ def tokenize(paths, fmt=None, level=None, lower=False, max_size=None, min_freq=1
     if max_target_ratio is not None and not (0 < max_target_ratio < float("inf")):
         raise UsageError("--max-target-ratio must be a positive number")
     if fmt == "pairs":
-        target_level = target_level or level
+        target_level = target_level or ("word" if frames else level)  # a transcript is read by words
         if reuse is not None:
             max_target_ratio = reuse.get("max_target_ratio", DEFAULT_TARGET_RATIO)
         max_target_ratio = DEFAULT_TARGET_RATIO if max_target_ratio is None else float(max_target_ratio)
@@ -439,7 +463,9 @@ def tokenize(paths, fmt=None, level=None, lower=False, max_size=None, min_freq=1
                 if x.shape[1] != meta["frame_dim"]:
                     raise RnncliError(f"{where(path, line)}: frames of {x.shape[1]} numbers; the model reads "
                                       f"{meta['frame_dim']}")
-        if fmt == "pairs":
+        if fmt == "pairs" and frames:
+            warnings += _check_known_targets(meta, t_units, t_origin)
+        elif fmt == "pairs":
             warnings += _check_known_sources(meta, t_units, t_origin)
     if fmt == "pairs":
         for u, o in ((t_units, t_origin), (v_units or [], v_origin or [])):
@@ -450,7 +476,11 @@ def tokenize(paths, fmt=None, level=None, lower=False, max_size=None, min_freq=1
             limit = source_limit(meta, max_source)
             for (source, *_), (path, line) in zip(t_units, t_origin, strict=True):
                 if len(source) > limit:
-                    raise RnncliError(f"{where(path, line)}: {too_long(len(source), limit)}")
+                    raise RnncliError(f"{where(path, line)}: {too_long(len(source), limit, frames)}")
+                if min_source is not None and len(source) < min_source:
+                    raise RnncliError(f"{where(path, line)}: a recording of {len(source):,} frames, shorter than "
+                                      f"the encoder's reduction of {min_source:,} frames (--stack-frames x "
+                                      "2^--pyramid)")
     train = encode_units(meta, fmt, level, t_units, t_origin)
     valid = encode_units(meta, fmt, level, v_units, v_origin) if v_units else None
     return Dataset(meta, train, valid, warnings)

@@ -200,8 +200,8 @@ def jsonl_kind(obj):
     from rnncli.text.frames import frame_field
 
     if frame_field(obj) is not None:
-        out = next((kind for key, kind in (("label", "tsv"), ("tags", "conll"), ("target", "scores")) if key in obj),
-                   None)
+        out = next((kind for key, kind in (("label", "tsv"), ("tags", "conll"), ("target", "scores"),
+                                           ("text", "pairs")) if key in obj), None)
         return None if out is None else f"frames:{out}"
     if "text" in obj and "target" in obj and "source" not in obj and "label" not in obj:
         return "scores"
@@ -228,8 +228,9 @@ def jsonl_records(text, path, audio_meta=None):
     text  (line, text)               tsv    (line, label, text)
     conll (line, tokens, tags)       pairs  (line, source, target)
     scores (line, text, [numbers]): every record with as many numbers as the first
-    With frames (kind "frames:tsv", "frames:conll" or "frames:scores") a (T, D) array stands where
-    the text or the tokens would; audio_meta is text/frames.record_frames's.
+    With frames (kind "frames:tsv", "frames:conll", "frames:scores" or "frames:pairs", a recording
+    and its transcript) a (T, D) array stands where the text, the tokens or the source would;
+    audio_meta is text/frames.record_frames's.
     The first record decides the kind; every line must then have its fields, of the right type
     and not empty. Blank lines are skipped."""
     records, kind, keys = [], None, None
@@ -242,8 +243,8 @@ def jsonl_records(text, path, audio_meta=None):
             kind = jsonl_kind(obj)
             if kind is None:
                 raise RnncliError(f"{where(path, n)}: expected the fields text, label + text, tokens + tags, "
-                                  "source + target, text + target, or frames/features/audio with label, tags or "
-                                  f"target; found {', '.join(map(repr, obj)) or 'none'}")
+                                  "source + target, text + target, or frames/features/audio with label, tags, "
+                                  f"target or text; found {', '.join(map(repr, obj)) or 'none'}")
             keys = (("text", "target") if kind == "scores" else () if kind.startswith("frames:")
                     else next(k for k, v in JSONL_KINDS if v == kind))
         for key in keys:
@@ -292,7 +293,7 @@ def _frames_record(obj, out, path, n, audio_meta, records):
     if frame_field(obj) is None:
         raise RnncliError(f"{where(path, n)}: missing field 'frames', 'features' or 'audio' (this file's records "
                           "hold frames)")
-    key = {"tsv": "label", "conll": "tags", "scores": "target"}[out]
+    key = {"tsv": "label", "conll": "tags", "scores": "target", "pairs": "text"}[out]
     if key not in obj:
         raise RnncliError(f"{where(path, n)}: missing field {key!r} (this file's records have one)")
     x = record_frames(obj, path, n, audio_meta)
@@ -301,6 +302,11 @@ def _frames_record(obj, out, path, n, audio_meta, records):
         raise RnncliError(f"{where(path, n)}: frames of {x.shape[1]} numbers where the first record's have {first}")
     if out == "tsv":
         return n, _jsonl_string(obj, "label", path, n, allow_int=True).strip(), x
+    if out == "pairs":  # speech: the recording's transcript
+        text = _jsonl_string(obj, "text", path, n)
+        if not text.strip():
+            raise RnncliError(f"{where(path, n)}: field 'text' is empty (a recording needs its transcript)")
+        return n, x, text
     if out == "scores":
         scores = jsonl_scores(obj, path, n)
         if records and len(scores) != len(records[0][2]):

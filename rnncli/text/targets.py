@@ -28,9 +28,11 @@ def source_limit(data_meta, given=None):
     return FALLBACK_SOURCE_LIMIT if longest is None else SOURCE_SLACK * int(longest)
 
 
-def too_long(length, limit):
-    """The words of every message about a source over the limit."""
-    return (f"a source of {length:,} tokens, longer than this model's limit of {limit:,} (twice the longest "
+def too_long(length, limit, frames=False):
+    """The words of every message about a source over the limit (counted in frames for speech)."""
+    unit = "frames" if frames else "tokens"
+    what = "a recording" if frames else "a source"
+    return (f"{what} of {length:,} {unit}, longer than this model's limit of {limit:,} (twice the longest "
             "training source; --max-source-len changes it)")
 
 
