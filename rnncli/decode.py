@@ -36,12 +36,13 @@ def _log_probs(logits):
     return logp
 
 
-def greedy(model, source, source_mask, temperature=0.0, top_k=None, top_p=None, rng=None):
+def greedy(model, source, source_mask, temperature=0.0, top_k=None, top_p=None, rng=None, encoded=None):
     """-> list of B token-id lists (without <eos>) and their log-probabilities (B,).
-    temperature 0 takes the likeliest token; above 0 it samples (with optional top-k / top-p)."""
+    temperature 0 takes the likeliest token; above 0 it samples (with optional top-k / top-p).
+    encoded: model.start(source, source_mask), when the caller has it already."""
     from rnncli.sample import next_token
 
-    memory, states = model.start(source, source_mask)
+    memory, states = encoded if encoded is not None else model.start(source, source_mask)
     attended = memory_mask(model, source_mask)
     B = source.shape[1]
     limit = max_lengths(model, source_mask)
@@ -72,7 +73,7 @@ def beam_search(model, source, source_mask, beam=5, length_penalty=0.0, n_best=1
     B = source.shape[1]
     K = beam
     keep = max(K, n_best)
-    memory, states = model.start(source, source_mask)
+    encoded = memory, states = model.start(source, source_mask)
     # every source's rows side by side: source b owns rows b*K .. b*K+K-1
     memory = np.repeat(memory, K, axis=1)
     mask = np.repeat(memory_mask(model, source_mask), K, axis=1)
@@ -121,7 +122,7 @@ def beam_search(model, source, source_mask, beam=5, length_penalty=0.0, n_best=1
             break
         scores[~active] = -np.inf
     # the greedy hypothesis joins the candidates (a beam can prune the path greedy takes)
-    tokens, logp = greedy(model, source, source_mask)
+    tokens, logp = greedy(model, source, source_mask, encoded=encoded)
     for b in range(B):
         n = len(tokens[b]) + (1 if len(tokens[b]) < limit[b] else 0)  # <eos> counts as a token
         if all(f[0] != tokens[b] for f in finished[b]):

@@ -48,20 +48,24 @@ class Attention:
         self.params["W_c"] = fan_in_uniform(rng, (Hd, He + Hd), He + Hd, self.dtype)
         self.params["b_c"] = fan_in_uniform(rng, (Hd,), He + Hd, self.dtype)
 
-    def forward(self, query, memory, source_mask):
+    def prepare(self, memory):
+        """memory (S, B, He) -> what every query reads of it, computed once: the memory batch-major
+        M (B, S, He) and its keys (B, S, Hd or He): M itself (dot), W_a m<s> (general), W_k m<s> (additive)."""
+        p = self.params
+        M = np.ascontiguousarray(memory.transpose(1, 0, 2))  # (B, S, He)
+        keys = {"dot": lambda: M, "general": lambda: M @ p["W_a"].T, "additive": lambda: M @ p["W_k"].T}[self.kind]()
+        return M, keys
+
+    def forward(self, query, memory, source_mask, prepared=None):
         """query (T, B, Hd), memory (S, B, He), source_mask (S, B) -> h~ (T, B, Hd), weights
-        alpha (B, T, S), cache."""
+        alpha (B, T, S), cache. prepared: prepare(memory), when many queries read one memory
+        (decoding step by step)."""
         p = self.params
         Q = np.ascontiguousarray(query.transpose(1, 0, 2))  # (B, T, Hd)
-        M = np.ascontiguousarray(memory.transpose(1, 0, 2))  # (B, S, He)
-        if self.kind == "dot":
-            keys = M
-            e = Q @ M.transpose(0, 2, 1)  # (B, T, S)
-        elif self.kind == "general":
-            keys = M @ p["W_a"].T  # W_a m<s>: (B, S, Hd)
-            e = Q @ keys.transpose(0, 2, 1)
+        M, keys = prepared if prepared is not None else self.prepare(memory)
+        if self.kind in ("dot", "general"):
+            e = Q @ keys.transpose(0, 2, 1)  # (B, T, S)
         else:
-            keys = M @ p["W_k"].T  # (B, S, Hd)
             U = np.tanh((Q @ p["W_q"].T)[:, :, None, :] + keys[:, None, :, :])  # (B, T, S, Hd)
             e = U @ p["v"]  # (B, T, S)
         real = source_mask.T.astype(bool)[:, None, :]  # (B, 1, S)

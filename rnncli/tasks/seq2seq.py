@@ -71,6 +71,7 @@ class Seq2Seq:
         if self.attention:
             self.params.update({f"attention.{k}": v for k, v in self.attention.params.items()})
         self.params.update({f"head.{k}": v for k, v in self.head.params.items()})
+        self._prepared = (None, None)  # step(): the memory last read and attention.prepare of it
 
     # ------------------------------------------------------------ the bridge
 
@@ -200,5 +201,7 @@ class Seq2Seq:
         source_mask: the memory's (memory_mask)."""
         h, states = self.decoder.step(self.target_embedding.params["E"][ids_t], states)
         if self.attention:
-            h = self.attention.forward(h[None], memory, source_mask)[0][0]
+            if self._prepared[0] is not memory:  # the memory's keys once per decoding, not once per step
+                self._prepared = (memory, self.attention.prepare(memory))
+            h = self.attention.forward(h[None], memory, source_mask, self._prepared[1])[0][0]
         return self.head.forward(h), states
