@@ -206,6 +206,7 @@ def train(
     crf: Annotated[bool | None, _opt("crf", "--crf/--no-crf")] = None,
     pool: Annotated[Pool | None, _opt("pool")] = None,
     attention: Annotated[AttentionKind | None, _opt("attention")] = None,
+    input_feeding: Annotated[bool | None, _opt("input_feeding", "--input-feeding/--no-input-feeding")] = None,
     condition: Annotated[Condition | None, _opt("condition")] = None,
     label_dropout: Annotated[float | None, _float("label_dropout")] = None,
     word_dropout: Annotated[float | None, _float("word_dropout")] = None,
@@ -213,6 +214,8 @@ def train(
     freeze_embeddings: Annotated[bool | None, _opt("freeze_embeddings", "--freeze-embeddings/--fine-tune-embeddings")
                                  ] = None,
     input_projection: Annotated[int | None, _opt("input_projection")] = None,
+    beam: Annotated[int | None, _opt("beam")] = None,
+    length_penalty: Annotated[float | None, _float("length_penalty")] = None,
     stack_frames: Annotated[int | None, _opt("stack_frames")] = None,
     pyramid: Annotated[int | None, _opt("pyramid")] = None,
     decoder_layers: Annotated[int | None, _opt("decoder_layers")] = None,
@@ -226,7 +229,9 @@ def train(
     lr_decay: Annotated[float | None, _float("lr_decay")] = None,
     clip: Annotated[float | None, _float("clip")] = None,
     weight_decay: Annotated[float | None, _float("weight_decay")] = None,
+    label_smoothing: Annotated[float | None, _float("label_smoothing")] = None,
     average: Annotated[float | None, _float("average")] = None,
+    decode_valid: Annotated[int | None, _opt("decode_valid")] = None,
     eval_every: Annotated[int | None, _opt("eval_every")] = None,
     patience: Annotated[int | None, _opt("patience")] = None,
     seed: Annotated[int | None, _opt("seed")] = None,
@@ -617,7 +622,12 @@ def eval_(
                                              "validation split is scored (all of it if it has none).")],
     model: Annotated[list[Path] | None, typer.Option(
         "--model", "-m", help="The checkpoint [default: model.npz]; repeat it to score an ensemble.")] = None,
-    beam: Annotated[int, typer.Option(help="seq2seq: decode with a beam of this width (0: greedy).")] = 0,
+    beam: Annotated[int | None, typer.Option(
+        help="seq2seq: decode with a beam of this width (0: greedy) [default: the model's own, else greedy].",
+        show_default=False)] = None,
+    length_penalty: Annotated[float | None, typer.Option(
+        help="seq2seq: rank beam hypotheses by log-probability / length^alpha [default: the model's own, else 1 "
+             "for a beam: the mean per token].", callback=_finite, show_default=False)] = None,
     max_source_len: Annotated[int | None, typer.Option(
         help="seq2seq: the longest source accepted, in tokens [default: twice the longest training source].")
     ] = None,
@@ -638,9 +648,9 @@ def eval_(
 
     set_quiet(quiet)
     paths = model or [Path("model.npz")]
-    if beam < 0:
+    if beam is not None and beam < 0:
         raise UsageError(f"--beam must be 0 (greedy) or more, not {beam}")
-    metrics = evaluate_models(paths, data, beam=beam, max_source=max_source_len)
+    metrics = evaluate_models(paths, data, beam=beam, max_source=max_source_len, length_penalty=length_penalty)
     if json_out:
         console.write_json(metrics)
     render.eval_report(metrics)
@@ -658,9 +668,11 @@ def predict(
         "--proba", help="Add the label's probability (tagging: each tag's, given the sentence).")] = False,
     json_out: Annotated[bool, typer.Option(
         "--json", help="One JSON object per input line (tagging: per sentence).")] = False,
-    beam: Annotated[int, typer.Option(help="seq2seq: beam width (0: greedy, the default).")] = 0,
-    length_penalty: Annotated[float, typer.Option(
-        help="seq2seq: rank beam hypotheses by log-probability / length^alpha.", callback=_finite)] = 0.0,
+    beam: Annotated[int | None, typer.Option(
+        help="seq2seq: beam width (0: greedy) [default: the model's own, else greedy].", show_default=False)] = None,
+    length_penalty: Annotated[float | None, typer.Option(
+        help="seq2seq: rank beam hypotheses by log-probability / length^alpha [default: the model's own, else 1 "
+             "for a beam: the mean per token].", callback=_finite, show_default=False)] = None,
     n_best: Annotated[int, typer.Option(help="seq2seq: hypotheses per line under --json.")] = 1,
     greedy: Annotated[bool, typer.Option("--greedy", help="seq2seq: the likeliest token each step.")] = False,
     temp: Annotated[float, typer.Option("--temp", help="seq2seq: sample with this temperature (0: greedy).",
@@ -693,6 +705,9 @@ def predict(
         from rnncli.sample import check_sampling_options
 
         check_sampling_options(temp, top_k, top_p, 1)
+        from rnncli.decode import decoding
+
+        beam, length_penalty = decoding(meta["config"], beam, length_penalty, sampling=greedy or temp > 0)
         if beam < 0 or n_best < 1 or (n_best > 1 and n_best > beam):
             raise UsageError("--beam must be 0 or more and --n-best at least 1 and at most --beam")
         if beam and temp:

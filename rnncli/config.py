@@ -62,6 +62,9 @@ class TrainConfig:
     # seq2seq: none is the lecture's plain encoder-decoder; attention lets long sources through
     attention: str | None = option(None, "seq2seq: attention over the encoder's outputs.",
                                    choices=("none", "dot", "general", "additive"))
+    # Luong's input feeding: each step knows what it attended to before (OpenNMT's RNN default)
+    input_feeding: bool = option(False, "seq2seq: the decoder reads its previous attentional state beside each word "
+                                 "(needs attention).")
     # lm on labelled data: the lecture's one-to-many draws the label into a<0>; input also feeds it at every step
     condition: str = option("state", "lm on label+text data: the label sets a<0> (state), joins every input, both, "
                             "or none (labels ignored).", choices=("none", "state", "input", "both"))
@@ -75,6 +78,10 @@ class TrainConfig:
     # frames (audio, sensors): a learned W x<t> + b of this size before the recurrent stack, as words get embeddings
     input_projection: int | None = option(None, "Frame input: project each frame to this size (0: read the frames "
                                           "as they are; default: --embed).", at_least=0)
+    # the model's own decoding: what predict and eval use unless told otherwise (decode.decoding)
+    beam: int = option(0, "seq2seq: the beam width predict and eval use by default (0: greedy).", at_least=0)
+    length_penalty: float | None = option(None, "seq2seq: the length penalty predict and eval use by default "
+                                          "(log p / length^α; default: 1 for a beam, the mean per token).", low=0.0)
     # speech: 100 frames a second is long for an encoder and for attention; joining steps shortens it (nn/reduce.py)
     stack_frames: int = option(1, "Speech: join this many neighbouring frames into one encoder step.", at_least=1)
     pyramid: int = option(0, "Speech: halve the encoder's steps between its first N+1 layers (a pyramidal encoder, "
@@ -99,9 +106,16 @@ class TrainConfig:
     # against exploding gradients
     clip: float = option(5.0, "Global gradient-norm clip (0: none).", low=0.0)
     weight_decay: float = option(0.0, "Weight decay (L2; decoupled for adamw).", low=0.0)
+    # a softmax trained towards certainty grows overconfident; 0.1 is the usual value for translation
+    label_smoothing: float = option(0.0, "Train softmax outputs towards (1 - ε) on the target and ε spread over all "
+                                    "classes (lm, seq2seq, tagger without CRF, classifier of 3+ labels).",
+                                    low=0.0, high=1.0, high_open=True)
     # >0: evaluate and save a moving average of the weights, e.g. 0.999
     average: float = option(0.0, "Evaluate and keep a moving average of the weights with this decay, e.g. 0.999.",
                             low=0.0, high=1.0, high_open=True)
+    # decoding the whole of a large valid set at every evaluation ate a fifth of translation's budget
+    decode_valid: int = option(1000, "seq2seq: validations during training decode a fixed sample of this many "
+                               "pairs (BLEU, WER); the loss reads them all, eval decodes all.", at_least=1)
     eval_every: int = option(200, "Steps between validations (and checkpoints).", at_least=1)
     patience: int | None = option(None, "Early stop after N x eval-every steps without gain.", at_least=1)
     seed: int = option(0, "Seed of initialisation, dropout and batch order.", at_least=0)

@@ -7,7 +7,8 @@ max_len(S) = floor(R S) + 10 tokens for a source of S tokens (text/targets.py; R
 
 Beam search keeps the K best prefixes of each source (B sources -> B*K rows, one batched step
 each), scores hypotheses by their total log-probability divided by length^alpha (alpha =
---length-penalty; 0 is the raw score), and finishes a source when it holds max(K, n_best)
+--length-penalty; 0 is the raw score, which favours short outputs; 1, the default for a beam,
+is the mean log-probability per token, <eos> included), and finishes a source when it holds max(K, n_best)
 finished hypotheses. The greedy hypothesis is always among the candidates, so beam search never
 returns a lower model score than greedy; beam 1 is greedy exactly.
 """
@@ -17,6 +18,27 @@ import numpy as np
 from rnncli.nn.functional import log_softmax
 from rnncli.text.targets import DEFAULT_TARGET_RATIO, target_limit
 from rnncli.text.vocab import BOS, EOS, NEVER_GENERATED
+
+DEFAULT_LENGTH_PENALTY = 1.0  # a beam ranks by the mean log-probability per token unless told otherwise
+
+
+def decoding(config, beam=None, length_penalty=None, sampling=False):
+    """The beam width and length penalty predict and eval use: what the command line says, else the
+    model's own defaults (config keys `beam` and `length_penalty`, set at training), else greedy;
+    a beam's length penalty defaults to DEFAULT_LENGTH_PENALTY. sampling (--temp, --greedy) turns
+    the model's default beam off."""
+    if beam is None:
+        beam = 0 if sampling else int(config.get("beam") or 0)
+    if length_penalty is None:
+        length_penalty = config.get("length_penalty")
+    if length_penalty is None:
+        length_penalty = DEFAULT_LENGTH_PENALTY if beam > 1 else 0.0
+    return beam, float(length_penalty)
+
+
+def describe_decoding(beam, length_penalty):
+    """How outputs were decoded, in the words eval reports."""
+    return f"beam {beam}, length penalty {length_penalty:g}" if beam else "greedy"
 
 
 def max_lengths(model, source_mask):

@@ -10,6 +10,7 @@ import math
 import numpy as np
 
 from rnncli.bleu import corpus_bleu, corpus_chrf
+from rnncli.decode import describe_decoding
 from rnncli.metrics import classification_scores, entity_scores, error_rates, event_scores, regression_scores
 from rnncli.parallel import Solo
 from rnncli.text.batching import bucketed_batches, make_batch, padded_inputs, stream_ids
@@ -93,11 +94,13 @@ def translate_split(model, split, batch_size=64, beam=0, length_penalty=0.0, n_b
     return world.fill(out)
 
 
-def evaluate_seq2seq(model, split, references=None, beam=0, length_penalty=0.0, world=None):
+def evaluate_seq2seq(model, split, references=None, beam=0, length_penalty=0.0, world=None, decode_sample=None):
     """Token loss and perplexity (teacher forced), and the decoded outputs scored against
     `references`: the raw target lines where the split was read from a file, else its target ids
     written out as text (<unk> where the vocabulary lacks a word). Translation: BLEU, chrF and
-    exact match; speech (frames in): word and character error rates and sentence accuracy."""
+    exact match; speech (frames in): word and character error rates and sentence accuracy.
+    decode_sample: indices of the sequences to decode and score (training validates on a fixed
+    sample, evaluation.py's callers on all); the loss is always the whole split's."""
     world = world or Solo()
     total = count = 0.0
     for index in world.mine(bucketed_batches(split.lengths(), 64)):
@@ -105,14 +108,16 @@ def evaluate_seq2seq(model, split, references=None, beam=0, length_penalty=0.0, 
         total, count = total + nll, count + n
     total, count = world.sum([total, count])
     level = model.target_level
-    decoded = translate_split(model, split, beam=beam, length_penalty=length_penalty, world=world)
-    hyps = [join_tokens(h[0][0], level) for h in decoded]
     if references is None:
         references = [join_tokens([model.target_tokens[i] for i in split.targets[a:b]], level)
                       for a, b in zip(split.target_offsets[:-1], split.target_offsets[1:], strict=True)]
+    if decode_sample is not None:
+        split, references = split.take(decode_sample), [references[i] for i in decode_sample]
+    decoded = translate_split(model, split, beam=beam, length_penalty=length_penalty, world=world)
+    hyps = [join_tokens(h[0][0], level) for h in decoded]
     loss = total / count
     out = {"loss": loss, "perplexity": math.exp(min(loss, 50)), "tokens": int(count),
-           "decoding": f"beam {beam}" if beam else "greedy"}
+           "decoding": describe_decoding(beam, length_penalty), "decoded": len(hyps)}
     if getattr(model, "frames", False):  # transcripts compared as the model writes them: its tokens, its case
         from rnncli.text.encode import side_tokens
 
@@ -147,9 +152,11 @@ def evaluate_clm(model, split, batch_size=32, world=None):
     return out
 
 
-def evaluate_split(model, task, split, fmt, char_features=False, names=None, references=None, world=None):
+def evaluate_split(model, task, split, fmt, char_features=False, names=None, references=None, world=None,
+                   decode_sample=None):
     """The metrics of one split as a dict (None for no split); fmt is the data's format.
-    world: the workers sharing the work (parallel.py), during training."""
+    world: the workers sharing the work (parallel.py), during training; decode_sample: an
+    encoder-decoder's sample of sequences to decode (evaluate_seq2seq)."""
     if split is None or split.num_sequences == 0:
         return None
     if task == "lm":
@@ -158,7 +165,7 @@ def evaluate_split(model, task, split, fmt, char_features=False, names=None, ref
         return evaluate_clm(model, split, world=world)
     if task == "seq2seq":
         return evaluate_seq2seq(model, split, references if references is not None else split.target_texts,
-                                world=world)
+                                world=world, decode_sample=decode_sample)
     if task == "regress":  # loss: the mean squared error of the standardised scores, as training's
         pred, _ = predict_split(model, task, split, world=world)
         scores = regression_scores(split.scores, pred, model.score_names)

@@ -170,10 +170,8 @@ def read_translation(model, meta, text):
     target = [data["target_vocab"][i] for i in out[0]]
     weights = None
     if model.attention is not None:
-        memory, init = model.start(ids, mask)
         t_in = np.array([2, *out[0]])[:, None]  # <bos> and the translation: the steps it attended
-        h, _, _ = model.decoder.forward(model.target_embedding.forward(t_in), init)
-        weights = model.attention.forward(h, memory, mask)[1][0]  # (T, S)
+        weights = model.attention_weights(ids, mask, t_in)[0]  # (T, S)
     return {"source": source, "target": target + ["<eos>"], "attention": weights}
 
 
@@ -189,10 +187,8 @@ def read_transcription(model, meta, frames):
     target = [meta["data"]["target_vocab"][i] for i in out[0]] + ["<eos>"]
     if model.attention is None:
         return {"target": target, "attention": None, "per_frame": None, "peaks": None}
-    memory, init = model.start(source, mask)
     t_in = np.array([2, *out[0]])[:, None]  # <bos> and the transcript: the steps it attended
-    h, _, _ = model.decoder.forward(model.target_embedding.forward(t_in), init)
-    weights = model.attention.forward(h, memory, model.memory_mask(mask))[1][0]  # (tokens, T')
+    weights = model.attention_weights(source, mask, t_in)[0]  # (tokens, T')
     per_frame = np.repeat(weights, model.reduction, axis=1)[:, : len(frames)]  # (tokens, T)
     return {"target": target, "attention": weights, "per_frame": per_frame,
             "peaks": [int(k) for k in per_frame.argmax(axis=1)]}

@@ -101,6 +101,11 @@ class _Run:
         self.model = build_model(cfg, self.data_meta)
         attach_vectors(self.model, self.task, cfg, None if resume else pretrained, self.data_meta)
         self.train_split, self.valid_split = (reach_cut_words(s, self.data_meta) for s in (ds.train, ds.valid))
+        self.decode_sample = None  # an encoder-decoder decodes this fixed sample of the valid split at validation
+        n_valid = 0 if self.valid_split is None else self.valid_split.num_sequences
+        if self.task == "seq2seq" and n_valid > cfg.decode_valid:
+            self.decode_sample = np.sort(np.random.default_rng([cfg.seed, 3]).choice(n_valid, cfg.decode_valid,
+                                                                                     replace=False))
         self.opt = Optimizer(cfg.optimizer, lr=cfg.lr, weight_decay=cfg.weight_decay, average=cfg.average)
         # dropout masks: worker 0 draws what one process draws; the others their own
         self.rng = np.random.default_rng([cfg.seed, 1] + [world.rank] * (world.rank > 0))
@@ -231,7 +236,7 @@ class _Run:
         speed = self.tokens / max(time.perf_counter() - self.t_window, 1e-9)  # training only, not evaluation
         live = _swap_in(params, self.opt.averaged(params)) if cfg.average else None
         metrics = evaluate_split(self.model, self.task, self.valid_split, self.ds.meta["format"], cfg.char_features,
-                                 world=self.world)
+                                 world=self.world, decode_sample=self.decode_sample)
         self.last_train_loss = float(np.mean(self.recent))
         score = selection_score(self.task, metrics) if metrics else self.last_train_loss
         now = time.perf_counter()

@@ -30,3 +30,20 @@ def attention(kind, p, query, memory, source_mask):
             for s, a in alpha.items():
                 alphas[b, t, s] = a
     return out, alphas
+
+
+def input_fed_lstm_decoder(kind, cell, att, y, state0, memory, source_mask):
+    """Luong's input feeding, one step and one equation at a time: x<t> = [y<t>; h~<t-1>] (h~<0> = 0)
+    into a one-layer LSTM (reference_cells.lstm_sequence, one step), then attention (above) gives h~<t>.
+    y (T, B, E), state0 (a, c) each (B, H) -> h~ (T, B, H)."""
+    from reference_cells import lstm_sequence
+
+    T, B, _ = y.shape
+    state, h_tilde, outs = state0, np.zeros((B, state0[0].shape[1])), []
+    for t in range(T):
+        x_t = np.concatenate([y[t], h_tilde], axis=-1)[None]
+        a, state = lstm_sequence(cell, x_t, state)
+        out, _ = attention(kind, att, a, memory, source_mask)
+        h_tilde = out[0]
+        outs.append(h_tilde)
+    return np.stack(outs)

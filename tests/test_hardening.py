@@ -351,6 +351,10 @@ CASES = [
     (["train", "-d", "tones.npz", "-o", "x.npz", "--pyramid", "1"], 2, "--pyramid shortens recordings for speech"),
     (["train", "-d", "rev.npz", "-o", "x.npz", "--decoder-layers", "1"], 2, "--decoder-layers is for an encoder-"),
     (["predict", "-m", "speech_model.npz", "tones/short.wav", "--beam", "99"], 2, "--beam 99 is wider than the"),
+    # label smoothing (issue 34)
+    (["train", "-d", "rev.npz", "-o", "x.npz", "--label-smoothing", "1"], 2, "--label-smoothing must be in [0, 1)"),
+    (["train", "-d", "rev.npz", "-o", "x.npz", "--label-smoothing", "0.1"], 2, "two labels use one sigmoid output"),
+    (["train", "-d", "scores.npz", "-o", "x.npz", "--label-smoothing", "0.1"], 2, "a regression has no classes"),
 ]
 
 

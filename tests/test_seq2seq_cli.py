@@ -118,3 +118,36 @@ def test_predict_reads_the_source_field_of_json_lines(dates):
     jsonl = cli("predict", "-m", "m.npz", "--beam", "3", "-f", "jsonl", cwd=d, stdin=records)
     assert jsonl.returncode == 0, jsonl.stderr
     assert jsonl.stdout == plain.stdout and len(plain.stdout.splitlines()) == 20
+
+
+def test_a_model_carries_its_decoding_and_validates_on_a_fixed_sample(dates):
+    """train --beam/--length-penalty set the model's own decoding, which predict and eval use unless
+    told otherwise (a beam ranks by the mean per token unless a penalty is given); --decode-valid
+    decodes a fixed sample at each validation while the loss reads the whole valid split."""
+    d, _ = dates
+    r = cli("train", "-d", "dates.npz", "-o", "beam3.npz", "--config", f"{CONFIGS}/dates.yaml", "--max-steps", "6",
+            "--beam", "3", "--length-penalty", "0.5", "--decode-valid", "40", "--json", cwd=d)
+    assert r.returncode == 0, r.stderr
+    valid = json.loads(r.stdout)["valid"]
+    assert valid["decoded"] == 40 and valid["tokens"] == 1000 * 11  # 10 characters and <eos> per date
+    pairs = open(f"{SAMPLES}/dates_valid.tsv", encoding="utf-8").read().splitlines()[:30]
+    (d / "few.tsv").write_text("\n".join(pairs) + "\n")
+
+    def decoding(model, *flags):
+        out = cli("eval", "-m", model, "few.tsv", "--json", *flags, cwd=d)
+        assert out.returncode == 0, out.stderr
+        return json.loads(out.stdout)["decoding"]
+
+    assert decoding("beam3.npz") == "beam 3, length penalty 0.5"
+    assert decoding("beam3.npz", "--beam", "0") == "greedy"
+    assert decoding("beam3.npz", "--length-penalty", "0") == "beam 3, length penalty 0"
+    assert decoding("m.npz") == "greedy"
+    assert decoding("m.npz", "--beam", "4") == "beam 4, length penalty 1"
+    sources = "".join(p.split("\t")[0] + "\n" for p in pairs)
+    own = cli("predict", "-m", "beam3.npz", "--json", "--n-best", "3", cwd=d, stdin=sources)
+    told = cli("predict", "-m", "beam3.npz", "--json", "--n-best", "3", "--beam", "3", "--length-penalty", "0.5",
+               cwd=d, stdin=sources)
+    assert own.returncode == 0 and own.stdout == told.stdout
+    assert all(len(json.loads(line)["n_best"]) == 3 for line in own.stdout.splitlines())
+    greedy = cli("predict", "-m", "beam3.npz", "--greedy", cwd=d, stdin=sources).stdout
+    assert greedy == cli("predict", "-m", "beam3.npz", "--beam", "0", cwd=d, stdin=sources).stdout

@@ -243,9 +243,10 @@ def test_edit_operations_sum_to_the_distance_and_count_each_kind():
 # ---------------------------------------------------------------- ONNX
 
 
-@pytest.mark.parametrize("cell,bidirectional,stack,pyramid,decoder_layers", [
-    ("lstm", True, 2, 2, 1), ("gru", False, 3, 1, 2), ("lstm", True, 1, 0, 2)])
-def test_onnx_runs_a_speech_model_as_rnncli_does(cell, bidirectional, stack, pyramid, decoder_layers):
+@pytest.mark.parametrize("cell,bidirectional,stack,pyramid,decoder_layers,feeding", [
+    ("lstm", True, 2, 2, 1, False), ("gru", False, 3, 1, 2, False), ("lstm", True, 1, 0, 2, False),
+    ("lstm", True, 2, 1, 1, True)])
+def test_onnx_runs_a_speech_model_as_rnncli_does(cell, bidirectional, stack, pyramid, decoder_layers, feeding):
     ort = pytest.importorskip("onnxruntime")
     import onnx
 
@@ -253,7 +254,7 @@ def test_onnx_runs_a_speech_model_as_rnncli_does(cell, bidirectional, stack, pyr
 
     cfg = make_config(None, {"task": "seq2seq", "cell": cell, "hidden": 5, "embed": 4, "layers": 3,
                              "bidirectional": bidirectional, "attention": "general", "stack_frames": stack,
-                             "pyramid": pyramid, "decoder_layers": decoder_layers})
+                             "pyramid": pyramid, "decoder_layers": decoder_layers, "input_feeding": feeding})
     vocab = ["<pad>", "<unk>", "<bos>", "<eos>"]
     rng = np.random.default_rng(0)
     data = {"vocab": vocab, "level": "frame", "lower": False, "format": "pairs", "input": "frames", "frame_dim": D,
@@ -276,9 +277,7 @@ def test_onnx_runs_a_speech_model_as_rnncli_does(cell, bidirectional, stack, pyr
                    sess.run(None, {"frames": raw, "source_lengths": lengths, "target_in": t_in}), strict=True))
     logits, _ = model.forward(normalised, mask, t_in, np.ones(t_in.shape, np.float32))
     np.testing.assert_allclose(out["logits"], logits, rtol=0, atol=1e-5)
-    memory, init = model.start(normalised, mask)
-    h, _, _ = model.decoder.forward(model.target_embedding.forward(t_in), init)
-    weights = model.attention.forward(h, memory, model.memory_mask(mask))[1]
+    weights = model.attention_weights(normalised, mask, t_in)
     assert out["attention"].shape == weights.shape == (3, 5, -(-13 // model.reduction))
     np.testing.assert_allclose(out["attention"], weights, rtol=0, atol=1e-5)
 

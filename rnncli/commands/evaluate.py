@@ -25,19 +25,22 @@ def encode_for_model(data, meta, max_source=None, min_source=None):
     return ds.train, "all of it"
 
 
-def evaluate_models(model_paths, data, beam=0, max_source=None):
-    """The metrics dict `eval` reports, with what was scored and how many examples."""
+def evaluate_models(model_paths, data, beam=None, max_source=None, length_penalty=None):
+    """The metrics dict `eval` reports, with what was scored and how many examples. beam and
+    length_penalty None: the model's own decoding defaults (decode.decoding)."""
     model, meta = load_models(model_paths)
     task = meta["task"]
     if task == "seq2seq":
         from rnncli.commands.predict import check_decoding_limits
+        from rnncli.decode import decoding
 
+        beam, length_penalty = decoding(meta["config"], beam, length_penalty)
         check_decoding_limits(meta, beam, max_source)
     split, part = encode_for_model(data, meta, max_source, getattr(model, "reduction", None))
     if task == "seq2seq":
         from rnncli.evaluate import evaluate_seq2seq
 
-        metrics = evaluate_seq2seq(model, split, split.target_texts, beam=beam)
+        metrics = evaluate_seq2seq(model, split, split.target_texts, beam=beam, length_penalty=length_penalty)
     else:
         metrics = evaluate_split(model, task, split, meta["data"]["format"], meta["config"].get("char_features"))
     if metrics is None:

@@ -33,16 +33,17 @@ _OPS = {"rnn": "RNN", "gru": "GRU", "lstm": "LSTM"}
 class Graph:
     """Nodes, initializers and fresh names for one onnx.GraphProto."""
 
-    def __init__(self, dtype):
+    def __init__(self, dtype, prefix=""):
+        """prefix: on every fresh name (a subgraph's names must not repeat the outer graph's)."""
         from onnx import TensorProto
 
-        self.dtype = np.dtype(dtype)
+        self.dtype, self.prefix = np.dtype(dtype), prefix
         self.elem = TensorProto.DOUBLE if self.dtype == np.float64 else TensorProto.FLOAT
         self.nodes, self.inits, self.n = [], [], 0
 
     def name(self, hint):
         self.n += 1
-        return f"{hint}_{self.n}"
+        return f"{self.prefix}{hint}_{self.n}"
 
     def const(self, hint, array, dtype=None):
         from onnx import numpy_helper
@@ -334,8 +335,15 @@ def _seq2seq(g, params, cfg, data):
     else:  # the lecture's: each layer's final state as it is
         initial = tuple(g.op("Concat", f, axis=0) for f in finals)
     y = g.op("Gather", [g.const("target_E", params["target_embedding.E"]), "target_in"])
-    h, _, _ = recurrent_stack(g, y, params, "decoder", cfg, L_dec, False, initial=initial)
     outputs = []
+    if cfg.get("input_feeding"):
+        h, alpha = _input_fed_decoder(g, params, cfg, y, initial, memory, lengths, L_dec)
+        g.op("Identity", [alpha], out=["attention"])
+        outputs.append(helper.make_tensor_value_info("attention", g.elem, ["B", "T", "S'"]))
+        g.matmul_add(h, params["head.W"], params["head.b"], "head", out="logits")
+        outputs.insert(0, helper.make_tensor_value_info("logits", g.elem, ["T", "B", len(data["target_vocab"])]))
+        return inputs, outputs
+    h, _, _ = recurrent_stack(g, y, params, "decoder", cfg, L_dec, False, initial=initial)
     if cfg.get("attention") not in (None, "none"):
         h, alpha = _attention(g, params, cfg["attention"], h, memory, lengths)
         g.op("Identity", [alpha], out=["attention"])
@@ -343,6 +351,55 @@ def _seq2seq(g, params, cfg, data):
     g.matmul_add(h, params["head.W"], params["head.b"], "head", out="logits")
     outputs.insert(0, helper.make_tensor_value_info("logits", g.elem, ["T", "B", len(data["target_vocab"])]))
     return inputs, outputs
+
+
+def _input_fed_decoder(g, params, cfg, y, initial, memory, lengths, layers):
+    """nn/input_feeding.py as an ONNX Scan over the target steps: the body reads y<t> (B, E) and carries
+    each layer's states and h~<t-1>; every layer is a one-step RNN/GRU/LSTM operator, then attention
+    over the memory (read from the outer graph). -> h~ (T, B, Hd), alpha (B, T, S)."""
+    from onnx import helper
+
+    cell, H = cfg["cell"], cfg["hidden"]
+    body = Graph(g.dtype, prefix="step_")
+    n_states = 2 if cell == "lstm" else 1
+    state_in = [[f"s{j}_l{k}_in" for j in range(n_states)] for k in range(layers)]  # each (1, B, H)
+    inputs = [helper.make_tensor_value_info(name, g.elem, [1, "B", H]) for names in state_in for name in names]
+    inputs += [helper.make_tensor_value_info("feed_in", g.elem, ["B", H]),
+               helper.make_tensor_value_info("y_t", g.elem, ["B", cfg["embed"]])]
+    x = body.op("Unsqueeze", [body.op("Concat", ["y_t", "feed_in"], axis=-1), body.ints("ax", [0])])  # (1, B, E+H)
+    state_out = []
+    for k in range(layers):
+        W, R, B = onnx_weights(params, "decoder", f"l{k}", cell, H, cfg["reset_after"])
+        attrs = {"hidden_size": H, "direction": "forward"}
+        if cell == "rnn":
+            attrs["activations"] = ["Relu" if cfg["activation"] == "relu" else "Tanh"]
+        if cell == "gru":
+            attrs["linear_before_reset"] = 1 if cfg["reset_after"] else 0
+        outs = body.op(_OPS[cell], [x, body.const(f"W{k}", W[None]), body.const(f"R{k}", R[None]),
+                                    body.const(f"B{k}", B[None]), "", *state_in[k]], n_out=1 + n_states, **attrs)
+        state_out.append(outs[1:])
+        x = body.op("Squeeze", [outs[0], body.ints("ax", [1])])  # (1, B, H): the next layer's one step
+    h_tilde, alpha = _attention(body, params, cfg["attention"], x, memory, lengths)  # (1, B, H), (B, 1, S)
+    names_out = [f"s{j}_l{k}_out" for k in range(layers) for j in range(n_states)]
+    for name, value in zip(names_out, [s for outs in state_out for s in outs], strict=True):
+        body.op("Identity", [value], out=[name])
+    body.op("Squeeze", [h_tilde, body.ints("ax", [0])], out=["feed_out"])
+    body.op("Identity", ["feed_out"], out=["h_tilde_t"])
+    body.op("Squeeze", [alpha, body.ints("ax", [1])], out=["alpha_t"])  # (B, S)
+    outputs = [helper.make_tensor_value_info(n, g.elem, [1, "B", H]) for n in names_out]
+    outputs += [helper.make_tensor_value_info("feed_out", g.elem, ["B", H]),
+                helper.make_tensor_value_info("h_tilde_t", g.elem, ["B", H]),
+                helper.make_tensor_value_info("alpha_t", g.elem, ["B", "S"])]
+    graph = helper.make_graph(body.nodes, "input_feeding_step", inputs, outputs, initializer=body.inits)
+    # the initial states: layer k's slice of each (layers, B, H) input; h~<0> = 0 shaped as y<0> is
+    starts = [[g.op("Slice", [initial[j], g.ints("s", [k]), g.ints("e", [k + 1]), g.ints("a", [0])])
+               for j in range(n_states)] for k in range(layers)]
+    zero_feed = g.op("Mul", [g.op("ReduceSum", [g.op("Gather", [y, g.ints("t0", 0)]), g.ints("ax", [1])], keepdims=1),
+                            g.const("zero_row", np.zeros((1, H)))])  # (B, H) zeros, B from the data
+    results = g.op("Scan", [*[s for st in starts for s in st], zero_feed, y], n_out=len(names_out) + 3,
+                   body=graph, num_scan_inputs=1)
+    h_all, alphas = results[-2], results[-1]  # (T, B, H), (T, B, S)
+    return h_all, g.op("Transpose", [alphas], perm=[1, 0, 2])
 
 
 def _attention(g, params, kind, h, memory, lengths):

@@ -5,14 +5,18 @@ import numpy as np
 from rnncli.nn.functional import sigmoid
 
 
-def softmax_cross_entropy(logits, targets, weights=None):
+def softmax_cross_entropy(logits, targets, weights=None, smoothing=0.0):
     """Mean cross-entropy over the real (weighted) positions.
 
     logits (N, V), targets (N,) int, weights (N,) with 1 for real and 0 for padding, or None.
     L = sum_n w_n * (log sum_j exp(z_nj) - z_n,y_n) / sum_n w_n.
-    Returns (loss as a Python float, dlogits (N, V)).
+    smoothing ε (label smoothing, Szegedy et al. 2016): the target is the distribution
+    q = (1 - ε) onehot(y) + ε / V rather than onehot(y), so per position
+    L_n = -sum_k q_k log p_k = (1 - ε) (-log p_y) + ε mean_k (-log p_k), as PyTorch's
+    CrossEntropyLoss(label_smoothing=ε) computes it.
+    Returns (loss as a Python float, dlogits (N, V)); dL/dz = w (softmax(z) - q) / sum(w).
     """
-    N = logits.shape[0]
+    N, V = logits.shape
     if weights is None:
         weights = np.ones(N, logits.dtype)
     total = float(weights.sum())
@@ -23,14 +27,18 @@ def softmax_cross_entropy(logits, targets, weights=None):
     # gradient; for a large vocabulary the passes over it cost more than the arithmetic
     d = logits - logits.max(axis=-1, keepdims=True)
     target_z = d[rows, targets].astype(np.float64)
+    mean_z = d.mean(axis=-1, dtype=np.float64) if smoothing else 0.0
     np.exp(d, out=d)
     sums = d.sum(axis=-1)
-    # nll = log sum_j exp(z_j - max) - (z_y - max)
-    nll = np.log(sums.astype(np.float64)) - target_z
+    # -log p_k = log sum_j exp(z_j - max) - (z_k - max)
+    log_sums = np.log(sums.astype(np.float64))
+    nll = log_sums - (1.0 - smoothing) * target_z - smoothing * mean_z
     loss = float((nll * weights).sum() / total)
-    # dL/dz = w * (softmax(z) - onehot(y)) / sum(w)
-    d *= (weights / logits.dtype.type(total) / sums)[:, None]
-    d[rows, targets] -= weights / logits.dtype.type(total)
+    scale = weights / logits.dtype.type(total)
+    d *= (scale / sums)[:, None]
+    d[rows, targets] -= (1.0 - smoothing) * scale
+    if smoothing:
+        d -= (smoothing / V) * scale[:, None]
     return loss, d
 
 

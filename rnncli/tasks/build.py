@@ -49,6 +49,18 @@ def task_of(cfg, data_meta):
         task = "clm"  # a language model of labelled texts: conditional on the label
     if cfg.label_dropout > 0 and task != "clm":
         raise UsageError("--label-dropout is for a conditional language model (--task lm on label+text data)")
+    if (cfg.beam or cfg.length_penalty is not None) and task != "seq2seq":
+        raise UsageError(f"--{'beam' if cfg.beam else 'length-penalty'} sets an encoder-decoder's decoding; "
+                         f"this data trains {task}")
+    if cfg.label_smoothing > 0:
+        binary = task == "classify" and len(data_meta.get("labels") or ()) == 2
+        if task == "regress" or binary or (task == "tag" and cfg.crf):
+            what = ("a regression has no classes" if task == "regress" else
+                    "two labels use one sigmoid output" if binary else "a CRF scores whole tag sequences")
+            raise UsageError(f"--label-smoothing is for softmax outputs; {what}")
+    if cfg.input_feeding and (task != "seq2seq" or cfg.attention in (None, "none")):
+        raise UsageError("--input-feeding feeds the attentional state to an encoder-decoder's decoder: it needs "
+                         "--attention" if task == "seq2seq" else "--input-feeding is for an encoder-decoder")
     if task == "seq2seq" and cfg.attention == "dot" and cfg.bidirectional is not False:
         raise UsageError("--attention dot needs equal sizes, and a bidirectional encoder's outputs are twice the "
                          "decoder's: use general or additive, or --no-bidirectional")
@@ -105,6 +117,12 @@ def check_fits_in_memory(cfg, data_meta):
 
 
 def build_model(cfg, data_meta, rng=None):
+    model = _build(cfg, data_meta, rng)
+    model.label_smoothing = cfg.label_smoothing
+    return model
+
+
+def _build(cfg, data_meta, rng):
     check_fits_in_memory(cfg, data_meta)
     rng = np.random.default_rng(cfg.seed) if rng is None else rng
     dtype = np.dtype(cfg.dtype)
@@ -139,7 +157,8 @@ def build_model(cfg, data_meta, rng=None):
                         layers=cfg.layers, bidirectional=bidirectional, dropout=cfg.dropout, attention=attention,
                         dtype=dtype, activation=cfg.activation, reset_after=cfg.reset_after,
                         frame_dim=data_meta.get("frame_dim"), input_projection=cfg.input_projection,
-                        stack_frames=cfg.stack_frames, pyramid=cfg.pyramid, decoder_layers=cfg.decoder_layers)
+                        stack_frames=cfg.stack_frames, pyramid=cfg.pyramid, decoder_layers=cfg.decoder_layers,
+                        input_feeding=cfg.input_feeding)
         model.target_tokens, model.target_level = data_meta["target_vocab"], data_meta["target_level"]
         model.lower = data_meta["lower"]
         model.max_target_ratio = data_meta.get("max_target_ratio", DEFAULT_TARGET_RATIO)

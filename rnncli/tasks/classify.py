@@ -16,6 +16,9 @@ from rnncli.tasks.word_dropout import word_dropout
 
 
 class Classifier:
+    # training targets (1 - ε) on the true class and ε spread over all (nn/losses.py); build_model sets it
+    label_smoothing = 0.0
+
     def __init__(self, vocab_size, num_classes, rng, embed=100, hidden=128, cell="lstm", layers=1,
                  bidirectional=True, dropout=0.0, pool="last", dtype=np.float32, activation="tanh",
                  reset_after=True, word_dropout=0.0, outputs=None, frame_dim=None, input_projection=None):
@@ -92,7 +95,7 @@ class Classifier:
         if self.num_classes == 2:
             loss, d_logits = sigmoid_binary_cross_entropy(logits, labels.astype(self.dtype))
             return loss, d_logits[:, None]
-        return softmax_cross_entropy(logits, labels)
+        return softmax_cross_entropy(logits, labels, smoothing=self.label_smoothing)
 
     def backward(self, d_logits, cache):
         """d_logits (B, 1 or K) and forward's cache -> d of the embedded inputs (T, B, E) and the

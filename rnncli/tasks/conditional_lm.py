@@ -33,6 +33,9 @@ CONDITIONS = ("state", "input", "both")
 
 
 class ConditionalLM:
+    # training targets (1 - ε) on the true class and ε spread over all (nn/losses.py); build_model sets it
+    label_smoothing = 0.0
+
     def __init__(self, vocab_size, num_labels, rng, embed=64, hidden=256, cell="lstm", layers=1, dropout=0.0,
                  condition="state", label_embed=None, dtype=np.float32, activation="tanh", reset_after=True,
                  unlabelled=False):
@@ -103,7 +106,7 @@ class ConditionalLM:
         logits, finals, (l, init, rnn_cache, drop, h_in) = self.forward(ids, mask, labels, train, rng, states)
         T, B, V = logits.shape
         loss, d_logits = softmax_cross_entropy(logits.reshape(T * B, V), targets.reshape(-1),
-                                               mask.reshape(-1).astype(self.dtype))
+                                               mask.reshape(-1).astype(self.dtype), self.label_smoothing)
         dh, head_grads = self.head.backward(d_logits.reshape(T, B, V), h_in)
         if drop is not None:
             dh *= drop

@@ -11,6 +11,9 @@ from rnncli.nn.stack import RecurrentStack
 
 
 class LanguageModel:
+    # training targets (1 - ε) on the true class and ε spread over all (nn/losses.py); build_model sets it
+    label_smoothing = 0.0
+
     def __init__(self, vocab_size, rng, embed=64, hidden=256, cell="lstm", layers=1, dropout=0.0,
                  dtype=np.float32, activation="tanh", reset_after=True):
         self.dtype = np.dtype(dtype)
@@ -41,7 +44,8 @@ class LanguageModel:
         logits, finals, (_, rnn_cache, drop, h_in) = self.forward(ids, states, mask, train, rng)
         T, B, V = logits.shape
         weights = None if mask is None else mask.reshape(-1).astype(self.dtype)
-        loss, d_logits = softmax_cross_entropy(logits.reshape(T * B, V), targets.reshape(-1), weights)
+        loss, d_logits = softmax_cross_entropy(logits.reshape(T * B, V), targets.reshape(-1), weights,
+                                               self.label_smoothing)
         dh, head_grads = self.head.backward(d_logits.reshape(T, B, V), h_in)
         if drop is not None:
             dh *= drop

@@ -4,6 +4,7 @@
     final states -> bridge -> the decoder's initial states
     target inputs <bos> y<1..T-1> (T, B) -> embedding -> decoder stack -> h<1..T>
     [attention over m<1..S> (nn/attention.py): h~<t> = tanh(W_c [c<t>; h<t>] + b_c)]
+    [input feeding (nn/input_feeding.py): the decoder reads [E y<t-1>; h~<t-1>], step by step]
     -> dropout -> head -> softmax over the target vocabulary, predicting y<1..T-1> <eos>
 
 Speech (audio in, text out) swaps the source embedding for frames: x<t> in R^D (log-mel frames)
@@ -21,6 +22,7 @@ a<0> = tanh(W [a_fwd; a_bwd] + b), and for an LSTM c<0> = W' [c_fwd; c_bwd] + b'
 import numpy as np
 
 from rnncli.nn.attention import Attention
+from rnncli.nn.input_feeding import InputFeedingDecoder
 from rnncli.nn.layers import Embedding, FrameInput, InitialState, Linear, dropout_mask
 from rnncli.nn.losses import softmax_cross_entropy
 from rnncli.nn.reduce import join_steps, reduced_mask
@@ -28,19 +30,25 @@ from rnncli.nn.stack import RecurrentStack
 
 
 class Seq2Seq:
+    # training targets (1 - ε) on the true class and ε spread over all (nn/losses.py); build_model sets it
+    label_smoothing = 0.0
+
     def __init__(self, source_vocab_size, target_vocab_size, rng, embed=64, hidden=256, cell="lstm", layers=1,
                  bidirectional=False, dropout=0.0, attention=None, dtype=np.float32, activation="tanh",
                  reset_after=True, frame_dim=None, input_projection=None, stack_frames=1, pyramid=0,
-                 decoder_layers=None):
+                 decoder_layers=None, input_feeding=False):
         """frame_dim: the source is frames of that many numbers (speech), not token ids; stack_frames:
         join that many neighbouring frames into one step; input_projection: the frames' projection
         width (None: embed, 0: none); pyramid: halvings of the encoder's rate between its layers;
-        decoder_layers: the decoder's depth (None: layers), fed by the encoder's top layers."""
+        decoder_layers: the decoder's depth (None: layers), fed by the encoder's top layers;
+        input_feeding: the decoder reads its previous attentional state beside each word (needs attention)."""
         self.dtype, self.dropout = np.dtype(dtype), dropout
         self.frames, self.stack_frames = frame_dim is not None, stack_frames
         decoder_layers = layers if decoder_layers is None else decoder_layers
         if not 1 <= decoder_layers <= layers:
             raise ValueError("the decoder has 1 to `layers` layers (each starts from an encoder layer's state)")
+        if input_feeding and not attention:
+            raise ValueError("input feeding feeds the attentional state: it needs attention")
         if self.frames:
             self.source_input = FrameInput(frame_dim * stack_frames, embed if input_projection is None
                                            else input_projection, rng, dtype)
@@ -52,13 +60,15 @@ class Seq2Seq:
         common = dict(dropout=dropout, dtype=dtype, activation=activation, reset_after=reset_after)
         self.encoder = RecurrentStack(cell, width, hidden, rng, num_layers=layers, bidirectional=bidirectional,
                                       pyramid=pyramid, **common)
-        self.decoder = RecurrentStack(cell, embed, hidden, rng, num_layers=decoder_layers, bidirectional=False,
-                                      **common)
+        # with input feeding the first decoder layer reads [E y<t-1>; h~<t-1>]
+        self.decoder = RecurrentStack(cell, embed + (hidden if input_feeding else 0), hidden, rng,
+                                      num_layers=decoder_layers, bidirectional=False, **common)
         self.n_states = len(self.decoder.initial_state(1)[0])
         # one per decoder layer, for a bidirectional encoder only
         self.bridge = [InitialState(2 * hidden, hidden, self.n_states, rng, dtype, init="fan_in")
                        for _ in range(decoder_layers)] if bidirectional else []
         self.attention = Attention(attention, hidden, self.encoder.output_size, rng, dtype) if attention else None
+        self.feeding = InputFeedingDecoder(self.decoder, self.attention, dropout) if input_feeding else None
         # fan-in init (nn/init.py): from Glorot's, 3x smaller for 15,000 words, it learnt far less per step
         self.head = Linear(hidden, target_vocab_size, rng, dtype, init="fan_in")
         self.params = ({f"input.{k}": v for k, v in self.source_input.params.items()} if self.frames
@@ -148,6 +158,10 @@ class Seq2Seq:
         memory, finals, enc_cache = self._encode(source, source_mask, train, rng)
         init, bridge_cache = self._bridge(finals)
         y = self.target_embedding.forward(target_in)  # (T, B, E)
+        if self.feeding:  # step by step: h~ (T, B, H) already dropped out, as each next step read it
+            h_in, _, _, dec_cache = self.feeding.forward(y, init, target_mask, memory, self.memory_mask(source_mask),
+                                                         train, rng)
+            return self.head.forward(h_in), (enc_cache, bridge_cache, dec_cache, None, None, h_in)
         h, _, dec_cache = self.decoder.forward(y, init, target_mask, train=train, rng=rng)  # (T, B, H)
         att_cache = None
         if self.attention:
@@ -163,22 +177,37 @@ class Seq2Seq:
             source, source_mask, target_in, target_mask, train, rng)
         T, B, V = logits.shape
         loss, d_logits = softmax_cross_entropy(logits.reshape(T * B, V), target_out.reshape(-1),
-                                               target_mask.reshape(-1).astype(self.dtype))
+                                               target_mask.reshape(-1).astype(self.dtype), self.label_smoothing)
         dh, grads = self.head.backward(d_logits.reshape(T, B, V), h_in)
         grads = {f"head.{k}": v for k, v in grads.items()}
-        if drop is not None:
-            dh *= drop
-        d_memory = None
-        if self.attention:
-            dh, d_memory, att_grads = self.attention.backward(dh, att_cache)
-            grads.update({f"attention.{k}": v for k, v in att_grads.items()})
-        dy, d_init, dec_grads = self.decoder.backward(dh, None, dec_cache)
+        if self.feeding:
+            dy, d_init, d_memory, dec_grads = self.feeding.backward(dh, dec_cache)
+            grads.update(dec_grads)  # decoder.* and attention.*, by their full names
+        else:
+            if drop is not None:
+                dh *= drop
+            d_memory = None
+            if self.attention:
+                dh, d_memory, att_grads = self.attention.backward(dh, att_cache)
+                grads.update({f"attention.{k}": v for k, v in att_grads.items()})
+            dy, d_init, dec_grads = self.decoder.backward(dh, None, dec_cache)
+            grads.update({f"decoder.{k}": v for k, v in dec_grads.items()})
         d_finals, bridge_grads = self._bridge_backward(d_init, bridge_cache)
         grads.update(bridge_grads)
-        grads.update({f"decoder.{k}": v for k, v in dec_grads.items()})
         grads.update(self._encode_backward(d_memory, d_finals, enc_cache))
         grads["target_embedding.E"] = self.target_embedding.backward(dy, target_in)["E"]
         return loss, grads
+
+    def attention_weights(self, source, source_mask, target_in):
+        """alpha (B, T, S'): each target step's attention over the encoder's outputs, the previous
+        tokens target_in (T, B) given (readout.py draws them)."""
+        memory, init = self.start(source, source_mask)
+        y = self.target_embedding.forward(target_in)
+        mask = np.ones(target_in.shape, self.dtype)
+        if self.feeding:
+            return self.feeding.forward(y, init[:-1], mask, memory, self.memory_mask(source_mask))[2]
+        h, _, _ = self.decoder.forward(y, init, mask)
+        return self.attention.forward(h, memory, self.memory_mask(source_mask))[1]
 
     def loss(self, source, source_mask, target_in, target_out, target_mask):
         """Evaluation: (summed negative log-likelihood, number of target tokens)."""
@@ -192,16 +221,24 @@ class Seq2Seq:
     # ------------------------------------------------------------ step by step (decode.py)
 
     def start(self, source, source_mask):
-        """Encode a batch of sources: -> memory (S', B, He) and the decoder's initial states."""
+        """Encode a batch of sources: -> memory (S', B, He) and the decoder's initial states (with
+        input feeding, h~<0> = 0 after them as one more state tuple)."""
         memory, finals, _ = self._encode(source, source_mask)
-        return memory, self._bridge(finals)[0]
+        states = self._bridge(finals)[0]
+        if self.feeding:
+            states = [*states, (self.feeding.initial_feed(memory.shape[1]),)]
+        return memory, states
 
     def step(self, ids_t, states, memory, source_mask):
         """One decoder step: previous tokens (N,), states -> logits (N, V_target), new states.
         source_mask: the memory's (memory_mask)."""
-        h, states = self.decoder.step(self.target_embedding.params["E"][ids_t], states)
+        y_t = self.target_embedding.params["E"][ids_t]
+        if self.attention and self._prepared[0] is not memory:  # the memory's keys once per decoding
+            self._prepared = (memory, self.attention.prepare(memory))
+        if self.feeding:
+            h, states = self.feeding.step(y_t, states[:-1], states[-1][0], memory, source_mask, self._prepared[1])
+            return self.head.forward(h), [*states, (h,)]
+        h, states = self.decoder.step(y_t, states)
         if self.attention:
-            if self._prepared[0] is not memory:  # the memory's keys once per decoding, not once per step
-                self._prepared = (memory, self.attention.prepare(memory))
             h = self.attention.forward(h[None], memory, source_mask, self._prepared[1])[0][0]
         return self.head.forward(h), states

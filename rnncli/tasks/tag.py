@@ -24,6 +24,9 @@ from rnncli.tasks.word_dropout import word_dropout
 
 
 class Tagger:
+    # training targets (1 - ε) on the true class and ε spread over all (nn/losses.py); build_model sets it
+    label_smoothing = 0.0
+
     def __init__(self, vocab_size, num_tags, rng, embed=100, hidden=128, cell="lstm", layers=1,
                  bidirectional=True, dropout=0.0, char_vocab_size=None, dtype=np.float32, activation="tanh",
                  reset_after=True, char_embed=24, char_hidden=32, word_dropout=0.0, allowed=None, crf=False,
@@ -117,7 +120,7 @@ class Tagger:
                                                 *self._constrained(p["crf.start"], p["crf.trans"], p["crf.end"]))
         else:
             loss, d_logits = softmax_cross_entropy(logits.reshape(T * B, K), tags.reshape(-1),
-                                                   mask.reshape(-1).astype(self.dtype))
+                                                   mask.reshape(-1).astype(self.dtype), self.label_smoothing)
             crf_grads = {}
         dh, head_grads = self.head.backward(d_logits.reshape(T, B, K), h_in)
         if drop is not None:

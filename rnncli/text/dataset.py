@@ -45,6 +45,29 @@ class Split:
     def lengths(self):
         return np.diff(self.offsets)
 
+    def take(self, index):
+        """The sequences `index` (in that order) as a Split of their own: inputs (ids or frames),
+        targets and the per-sequence fields (tagging's per-token fields are not carried)."""
+        index = np.asarray(index, np.int64)
+
+        def pieces(flat, offsets):
+            parts = [flat[offsets[i] : offsets[i + 1]] for i in index]
+            new = np.r_[0, np.cumsum([len(p) for p in parts])].astype(np.int64)
+            return (np.concatenate(parts) if parts else flat[:0]), new
+
+        ids, offsets = pieces(self.ids, self.offsets)
+        out = Split(ids, offsets)
+        if self.frames is not None:
+            out.frames = pieces(self.frames, self.offsets)[0]
+        if self.targets is not None:
+            out.targets, out.target_offsets = pieces(self.targets, self.target_offsets)
+        for name in ("labels", "scores"):
+            if getattr(self, name) is not None:
+                setattr(out, name, getattr(self, name)[index])
+        if self.target_texts is not None:
+            out.target_texts = [self.target_texts[i] for i in index]
+        return out
+
 
 @dataclass
 class Dataset:
