@@ -89,9 +89,11 @@ def greedy(model, source, source_mask, temperature=0.0, top_k=None, top_p=None, 
     return out, score
 
 
-def beam_search(model, source, source_mask, beam=5, length_penalty=0.0, n_best=1):
+def beam_search(model, source, source_mask, beam=5, length_penalty=0.0, n_best=1, normaliser=None):
     """-> for each of the B sources, a list of up to n_best (tokens, normalised score, log-prob),
-    best first."""
+    best first. normaliser: length -> the divisor of a hypothesis's log-probability (default
+    length^length_penalty; bench/seq2seq.py passes GNMT's ((5 + length) / 6)^alpha)."""
+    norm = normaliser or (lambda n: n**length_penalty)
     B = source.shape[1]
     K = beam
     keep = max(K, n_best)
@@ -123,7 +125,7 @@ def beam_search(model, source, source_mask, beam=5, length_penalty=0.0, n_best=1
         # an <eos> finishes a hypothesis when it ranks among the K best (so beam 1 is greedy)
         finishing = ends & (np.arange(top.shape[1]) < K)[None, :] & active[:, None]
         for b, j in zip(*np.nonzero(finishing), strict=True):
-            finished[b].append((prefixes[b, from_beam[b, j]].tolist(), top_scores[b, j] / length ** length_penalty,
+            finished[b].append((prefixes[b, from_beam[b, j]].tolist(), top_scores[b, j] / norm(length),
                                 top_scores[b, j]))
         # the K best that go on: non-<eos> candidates in score order
         order = np.argsort(ends, axis=1, kind="stable")[:, :K]
@@ -138,7 +140,7 @@ def beam_search(model, source, source_mask, beam=5, length_penalty=0.0, n_best=1
         for b in np.flatnonzero(active & over):  # out of room: the live prefixes count as they are
             for j in range(K):
                 if np.isfinite(scores[b, j]):
-                    finished[b].append((prefixes[b, j].tolist(), scores[b, j] / length ** length_penalty, scores[b, j]))
+                    finished[b].append((prefixes[b, j].tolist(), scores[b, j] / norm(length), scores[b, j]))
         active &= ~over & np.array([len(f) < keep for f in finished])
         if not active.any():
             break
@@ -148,5 +150,5 @@ def beam_search(model, source, source_mask, beam=5, length_penalty=0.0, n_best=1
     for b in range(B):
         n = len(tokens[b]) + (1 if len(tokens[b]) < limit[b] else 0)  # <eos> counts as a token
         if all(f[0] != tokens[b] for f in finished[b]):
-            finished[b].append((tokens[b], logp[b] / max(n, 1) ** length_penalty, logp[b]))
+            finished[b].append((tokens[b], logp[b] / norm(max(n, 1)), logp[b]))
     return [sorted(f, key=lambda h: -h[1])[:n_best] for f in finished]

@@ -11,6 +11,7 @@ import sys
 import numpy as np
 import pytest
 from cli_runner import cli
+from gradient_asserts import run_guide_block
 
 from rnncli.audio import log_mel, mel_filters, read_wav
 from rnncli.errors import RnncliError
@@ -245,16 +246,7 @@ def test_frames_records_and_features(tmp_path):
 
 def test_the_guide_runs_as_written(tmp_path):
     """docs/frames.md's Training block, line by line, with make_tones.py from sample_data."""
-    guide = open(os.path.join(SAMPLES, "..", "docs", "frames.md"), encoding="utf-8").read()
-    block = guide.split("## Training\n", 1)[1].split("```\n", 2)[1]
-    env = {**os.environ, "PATH": os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"]}
-    os.symlink(SAMPLES, tmp_path / "sample_data")
-    outputs = []
-    for line in block.strip().splitlines():
-        command = line.split("  #")[0].replace("python ", f"{sys.executable} ", 1)
-        r = subprocess.run(["bash", "-c", command], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
-        assert r.returncode == 0, (line, r.stderr[-500:])
-        outputs.append(r)
+    outputs = run_guide_block("frames.md", "## Training", tmp_path, SAMPLES)
     assert "accuracy" in outputs[3].stderr and outputs[4].stdout.strip() in [str(k) for k in range(10)]
 
 

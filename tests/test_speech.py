@@ -14,11 +14,12 @@ import jiwer
 import numpy as np
 import pytest
 from cli_runner import cli
+from gradient_asserts import assert_model_gradients, run_guide_block
 
 from rnncli.config import make_config
 from rnncli.decode import beam_search, greedy
 from rnncli.metrics import edit_operations, error_rates
-from rnncli.nn.gradcheck import check_gradients, numerical_gradient
+from rnncli.nn.gradcheck import numerical_gradient
 from rnncli.nn.reduce import join_steps, join_steps_backward
 from rnncli.nn.stack import RecurrentStack
 from rnncli.tasks.build import build_model
@@ -118,19 +119,8 @@ def speech_model(rng, cell, attention, bidirectional, layers, decoder_layers, st
 
 
 def assert_gradients(model, data):
-    def run():
-        return model.loss_and_grads(*data, rng=np.random.default_rng(4))
-
-    _, grads = run()
-    assert set(grads) == set(model.params) and "input.W" in grads
-    # 20 entries of each array, drawn at random: every parameter, at a third of the time of all entries
-    errors = check_gradients(lambda: run()[0], dict(model.params), grads, eps=1e-4, entries=20,
-                             rng=np.random.default_rng(0))
-    for name in [n for n, e in errors.items() if e >= 1e-6]:
-        # a gradient near zero (attention weights behind a saturated score) has no meaningful relative
-        # error; there the difference itself must be at rounding level
-        numeric = numerical_gradient(lambda: run()[0], model.params[name], eps=1e-4)
-        assert np.linalg.norm(grads[name]) < 1e-5 and np.abs(numeric - grads[name]).max() < 1e-10, (name, errors)
+    assert "input.W" in model.params
+    assert_model_gradients(model, data, eps=1e-4, tiny=1e-5)
 
 
 @pytest.mark.parametrize("case", CASES)
@@ -337,16 +327,7 @@ def asr(tmp_path_factory):
     """docs/speech.md's tones block run line by line, as a user would: connected tone-digits,
     tokenized, a small speech model trained, evaluated, asked and drawn. -> (folder, outputs)."""
     d = tmp_path_factory.mktemp("asr")
-    guide = open(os.path.join(SAMPLES, "..", "docs", "speech.md"), encoding="utf-8").read()
-    block = guide.split("## Try it on tones\n", 1)[1].split("```\n", 2)[1]
-    env = {**os.environ, "PATH": os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"]}
-    os.symlink(SAMPLES, d / "sample_data")
-    outputs = []
-    for line in block.strip().splitlines():
-        command = line.split("  #")[0].replace("python ", f"{sys.executable} ", 1)
-        r = subprocess.run(["bash", "-c", command], cwd=d, env=env, capture_output=True, text=True, timeout=300)
-        assert r.returncode == 0, (line, r.stderr[-500:])
-        outputs.append(r)
+    outputs = run_guide_block("speech.md", "## Try it on tones", d, SAMPLES)
     return d, outputs
 
 
@@ -376,7 +357,7 @@ def test_a_speech_model_learns_connected_tones(asr):
     assert m["sentence_accuracy"] == pytest.approx(np.mean(right))
     beam = json.loads(cli("eval", "-m", "tone_asr_model.npz", "tone_seq/test.jsonl", "--json", "--beam", "3",
                           cwd=d).stdout)
-    assert beam["decoding"] == "beam 3" and beam["loss"] == pytest.approx(m["loss"])
+    assert beam["decoding"] == "beam 3, length penalty 1" and beam["loss"] == pytest.approx(m["loss"])
 
 
 def test_predict_and_show_a_recording(asr):
@@ -387,6 +368,11 @@ def test_predict_and_show_a_recording(asr):
     assert one.returncode == 0, one.stderr
     answer = json.loads(one.stdout)
     assert len(answer["n_best"]) == 2 and answer["transcript"] == answer["n_best"][0]["transcript"]
+    # longer than --max-source-len: skipped with one line (an empty answer), or cut with --too-long cut
+    long = cli("predict", "-m", "tone_asr_model.npz", wav, "--max-source-len", "12", cwd=d)
+    assert long.returncode == 0 and long.stdout == "\n" and "longer than this model's limit of 12" in long.stderr
+    cut = cli("predict", "-m", "tone_asr_model.npz", wav, "--max-source-len", "12", "--too-long", "cut", cwd=d)
+    assert cut.returncode == 0 and cut.stdout.count("\n") == 1 and "read its first 12" in cut.stderr
     s = cli("show", "-m", "tone_asr_model.npz", wav, "-o", "att.html", "--json", cwd=d)
     assert s.returncode == 0, s.stderr
     shown = json.loads(s.stdout)
