@@ -44,8 +44,12 @@ CASES = [("lstm", "general", True, 2), ("gru", "additive", False, 1), ("rnn", "d
          ("gru", "general", True, 1)]
 
 
-@pytest.mark.parametrize("cell,attention,bidirectional,layers", CASES)
-@pytest.mark.parametrize("padded", [True, False])
+# two cases in the default run; all eight with -m slow
+GRADIENT_CASES = [pytest.param(*case, padded, marks=() if (k, padded) in ((0, True), (1, False)) else pytest.mark.slow)
+                  for k, case in enumerate(CASES) for padded in (True, False)]
+
+
+@pytest.mark.parametrize("cell,attention,bidirectional,layers,padded", GRADIENT_CASES)
 def test_gradients(cell, attention, bidirectional, layers, padded):
     rng = np.random.default_rng(1)
     model = model_of(rng, cell, attention, bidirectional, layers, dropout=0.2)
