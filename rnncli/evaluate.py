@@ -122,10 +122,10 @@ def evaluate_seq2seq(model, split, references=None, beam=0, length_penalty=0.0, 
         from rnncli.text.encode import side_tokens
 
         references = [join_tokens(side_tokens(r, level, model.lower), level) for r in references]
-        right = float(np.mean([h == r for h, r in zip(hyps, references, strict=True)]))
+    right = float(np.mean([h == r for h, r in zip(hyps, references, strict=True)]))
+    if getattr(model, "frames", False):
         out.update(error_rates(hyps, references), sentence_accuracy=right)
     else:
-        right = float(np.mean([h == r for h, r in zip(hyps, references, strict=True)]))
         out.update(bleu=corpus_bleu(hyps, references)["bleu"], chrf=corpus_chrf(hyps, references), exact_match=right)
     return out
 

@@ -97,6 +97,8 @@ def transcriptions(model, meta, source, jsonl, max_source, cut, decoding):
     one record per input line, {"source": the file or line, "hypotheses": [...]}. A recording that
     cannot be read, is shorter than the encoder's reduction or (without `cut`) longer than the
     model's limit is reported on stderr and answered with an empty line."""
+    import numpy as np
+
     from rnncli import console
     from rnncli.evaluate import translate_split
     from rnncli.text.encode import encode_pairs
@@ -108,13 +110,13 @@ def transcriptions(model, meta, source, jsonl, max_source, cut, decoding):
     for group in frame_items(source, jsonl, data):
         records, kept, arrays = [], [], []
         for k, (at, x) in enumerate(group):
-            if x is not None and not isinstance(x, str):
-                if len(x) > limit and cut:
-                    console.log(f"[yellow]warning:[/yellow] {at}: {too_long(len(x), limit, True)}; read its first "
-                                f"{limit:,}")
-                    x = x[:limit]
-                elif len(x) > limit or too_short(model, len(x)):
-                    x = f"{at}: {too_long(len(x), limit, True) if len(x) > limit else too_short(model, len(x))}"
+            if isinstance(x, np.ndarray) and len(x) > limit and cut:
+                console.log(f"[yellow]warning:[/yellow] {at}: {too_long(len(x), limit, True)}; read its first "
+                            f"{limit:,}")
+                x = x[:limit]
+            elif isinstance(x, np.ndarray) and (why := too_long(len(x), limit, True) if len(x) > limit
+                                                else too_short(model, len(x))):
+                x = f"{at}: {why}"
             if isinstance(x, str):
                 console.log(f"[yellow]skipped:[/yellow] {x}")
                 x = None
