@@ -78,8 +78,12 @@ class Attention:
         cache = (Q, M, keys, alpha, joined, out, U if self.kind == "additive" else None)
         return out.transpose(1, 0, 2), alpha, cache
 
-    def backward(self, d_out, cache):
-        """d_out (T, B, Hd) -> d_query (T, B, Hd), d_memory (S, B, He), grads."""
+    def backward(self, d_out, cache, keys_later=False):
+        """d_out (T, B, Hd) -> d_query (T, B, Hd), d_memory (S, B, He), grads.
+
+        keys_later: leave out what flows through the keys (W_a or W_k m<s>) and return its
+        gradient d_keys (B, S, .) too, so that a caller running one query step at a time can sum
+        it over the steps and pay for keys_backward once (input feeding)."""
         p = self.params
         Q, M, keys, alpha, joined, out, U = cache
         He = M.shape[2]
@@ -95,24 +99,32 @@ class Attention:
         dM = alpha.transpose(0, 2, 1) @ d_context  # (B, S, He)
         # softmax: de = alpha * (d_alpha - sum_s alpha d_alpha); padded steps have alpha = 0
         de = alpha * (d_alpha - (alpha * d_alpha).sum(axis=-1, keepdims=True))
+        d_keys = None
         if self.kind == "dot":
             dQ += de @ M
             dM += de.transpose(0, 2, 1) @ Q
         elif self.kind == "general":
             dQ += de @ keys
             d_keys = de.transpose(0, 2, 1) @ Q  # (B, S, Hd)
-            grads["W_a"] = _flat(d_keys).T @ _flat(M)
-            dM += d_keys @ p["W_a"]
         else:
             # e = v . tanh(pre), pre = W_q h<t> + W_k m<s>
             grads["v"] = de.reshape(-1) @ U.reshape(-1, U.shape[-1])
             d_pre = de[..., None] * p["v"] * (1.0 - U * U)  # (B, T, S, Hd)
             dQp, d_keys = d_pre.sum(axis=2), d_pre.sum(axis=1)  # (B, T, Hd), (B, S, Hd)
             grads["W_q"] = _flat(dQp).T @ _flat(Q)
-            grads["W_k"] = _flat(d_keys).T @ _flat(M)
             dQ += dQp @ p["W_q"]
-            dM += d_keys @ p["W_k"]
+        if keys_later:
+            return dQ.transpose(1, 0, 2), dM.transpose(1, 0, 2), grads, d_keys
+        if d_keys is not None:
+            key_grads, dM_keys = self.keys_backward(d_keys, M)
+            grads.update(key_grads)
+            dM += dM_keys
         return dQ.transpose(1, 0, 2), dM.transpose(1, 0, 2), grads
+
+    def keys_backward(self, d_keys, M):
+        """keys = M W^T (W = W_a or W_k): d_keys (B, S, Hd), M (B, S, He) -> ({W: dW}, d M (B, S, He))."""
+        name = "W_a" if self.kind == "general" else "W_k"
+        return {name: _flat(d_keys).T @ _flat(M)}, d_keys @ self.params[name]
 
 
 def _flat(a):

@@ -72,7 +72,7 @@ class InputFeedingDecoder:
         dy = np.empty((T, B, E), self.dtype)
         d_states = [None] * self.stack.num_layers  # d of the states after step t (none after the last)
         d_feed = np.zeros((B, self.hidden_size), self.dtype)  # d h~<t> from step t+1's input
-        d_memory, grads = None, {}
+        d_memory, d_keys, grads = None, None, {}
 
         def add(name, g):
             grads[name] = g if name not in grads else grads[name] + g
@@ -82,8 +82,11 @@ class InputFeedingDecoder:
             d = d_out[t] + d_feed  # h~<t> went to the output layer and to step t+1
             if drop is not None:
                 d = d * drop[0]
-            d_top, dM, att_grads = self.attention.backward(d[None], att_cache)
+            # what flows through the attention keys is summed over the steps and taken back once, below
+            d_top, dM, att_grads, dK = self.attention.backward(d[None], att_cache, keys_later=True)
             d_memory = dM if d_memory is None else d_memory + dM
+            if dK is not None:
+                d_keys = dK if d_keys is None else d_keys + dK
             for name, g in att_grads.items():
                 add(f"attention.{name}", g)
             for k in reversed(range(self.stack.num_layers)):
@@ -95,6 +98,11 @@ class InputFeedingDecoder:
                     d_top = d_top * layer_drop
             # d_top is now d of x<t> = [E y<t-1>; h~<t-1>]
             dy[t], d_feed = d_top[0, :, :E], d_top[0, :, E:]
+        if d_keys is not None:  # keys = W m<s>, the same for every step
+            key_grads, dM = self.attention.keys_backward(d_keys, caches[0][1][1])
+            d_memory += dM.transpose(1, 0, 2)
+            for name, g in key_grads.items():
+                add(f"attention.{name}", g)
         return dy, d_states, d_memory, grads
 
     def step(self, y_t, states, feed, memory, memory_mask, prepared):
