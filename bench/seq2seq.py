@@ -3,6 +3,7 @@ configs/translate.yaml against the standard PyTorch recipe trained for the same 
 dates task (sample_data/) to 99 % exact match.
 
     python bench/seq2seq.py [--budget 1200] [--only enfr|dates] [--limit-valid N]
+    python bench/seq2seq.py --only enfr --set average=0.999 --no-twin   # try a setting, rnncli alone
     python bench/seq2seq.py --against DIR     # eng-fra training steps: this tree vs another checkout
 
 eng-fra: tokenized as configs/translate.yaml's header says (word level, cased, min-freq 2). rnncli
@@ -26,6 +27,7 @@ import sys
 import time
 
 import numpy as np
+import yaml
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
@@ -223,8 +225,11 @@ def run_enfr(args):
         keep = np.arange(min(args.limit_valid, valid.num_sequences))
         valid = valid.take(keep)
     references = valid.target_texts
+    overrides = {key: yaml.safe_load(value) for key, value in (item.split("=", 1) for item in args.set)}
     cfg = make_config(os.path.join(ROOT, "configs", "translate.yaml"),
-                      {"max_time": f"{args.budget}s", "eval_every": 10**9})
+                      {**overrides, "max_time": f"{args.budget}s", "eval_every": 10**9})
+    if overrides:
+        print(f"rnncli: configs/translate.yaml with {overrides}", flush=True)
     out = os.path.join(args.keep or "/tmp", "bench_enfr.npz")
     ds.valid = None  # no validation inside the timed run: both sides spend the budget on training
     t = time.perf_counter()
@@ -242,6 +247,13 @@ def run_enfr(args):
     ours["beam_how"] = f"beam {beam or 5}, mean per token^{alpha:g}"
     ours["parameters"] = sum(p.size for p in model.params.values())
     print_side("rnncli", ours)
+    if cfg.average:  # the same run's weight average: what a validated run would keep
+        averaged, _, _ = load_model(out, which="best")
+        ours.update(loss=evaluate_seq2seq(averaged, valid, references)["loss"], beam0=score(averaged, valid, references, 0),
+                    beam=score(averaged, valid, references, beam or 5, alpha))
+        print_side(f"rnncli, its weight average ({cfg.average:g})", ours)
+    if args.no_twin:
+        return
     try:
         import torch
 
@@ -333,6 +345,9 @@ def main():
     ap.add_argument("--only", choices=["enfr", "dates"])
     ap.add_argument("--limit-valid", type=int, default=0, help="score only the first N valid pairs (a quick look)")
     ap.add_argument("--keep", help="a folder for the checkpoints")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="eng-fra: a change to configs/translate.yaml for rnncli's side (repeatable)")
+    ap.add_argument("--no-twin", action="store_true", help="eng-fra: rnncli's side only")
     ap.add_argument("--against", metavar="DIR", help="time eng-fra training steps against another checkout")
     args = ap.parse_args()
     if args.against:
