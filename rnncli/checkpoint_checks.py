@@ -214,8 +214,10 @@ def check_shapes(path, cfg, meta, params):
             c.fail(prefix, "layers are not numbered 0 .. n-1")
         if len(hidden) != 1:
             c.fail(f"{prefix} stack", "has layers of different sizes")
-        agree("hidden", cfg.hidden, hidden.pop(), f"{prefix}.l0.W_aa")
-        agree("cell", N_GATES[cfg.cell] * cfg.hidden, rows.pop() if len(rows) == 1 else -1,
+        field, units = ("decoder_hidden", cfg.decoder_hidden) if prefix == "decoder" and cfg.decoder_hidden \
+            else ("hidden", cfg.hidden)
+        agree(field, units, hidden.pop(), f"{prefix}.l0.W_aa")
+        agree("cell", N_GATES[cfg.cell] * units, rows.pop() if len(rows) == 1 else -1,
               f"{prefix} gate rows ({cfg.cell}: {N_GATES[cfg.cell]} per unit)")
         two_ways = any(True in d for d in layers.values())
         if prefix != "decoder" and task not in ("lm", "clm"):

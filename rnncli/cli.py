@@ -161,6 +161,7 @@ def _choices(name, key):
 
 Cell = _choices("Cell", "cell")
 Optim = _choices("Optim", "optimizer")
+Schedule = _choices("Schedule", "lr_schedule")
 Task = _choices("Task", "task")
 Activation = _choices("Activation", "activation")
 Pool = _choices("Pool", "pool")
@@ -219,6 +220,7 @@ def train(
     stack_frames: Annotated[int | None, _opt("stack_frames")] = None,
     pyramid: Annotated[int | None, _opt("pyramid")] = None,
     decoder_layers: Annotated[int | None, _opt("decoder_layers")] = None,
+    decoder_hidden: Annotated[int | None, _opt("decoder_hidden")] = None,
     seq_len: Annotated[int | None, _opt("seq_len")] = None,
     batch_size: Annotated[int | None, _opt("batch_size")] = None,
     epochs: Annotated[int | None, _opt("epochs")] = None,
@@ -227,6 +229,8 @@ def train(
     optimizer: Annotated[Optim | None, _opt("optimizer")] = None,
     lr: Annotated[float | None, _float("lr")] = None,
     lr_decay: Annotated[float | None, _float("lr_decay")] = None,
+    lr_schedule: Annotated[Schedule | None, _opt("lr_schedule")] = None,
+    warmup: Annotated[int | None, _opt("warmup")] = None,
     clip: Annotated[float | None, _float("clip")] = None,
     weight_decay: Annotated[float | None, _float("weight_decay")] = None,
     label_smoothing: Annotated[float | None, _float("label_smoothing")] = None,

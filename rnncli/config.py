@@ -89,6 +89,8 @@ class TrainConfig:
     # a deep encoder reads; one decoder layer writes a few words fast
     decoder_layers: int | None = option(None, "seq2seq: the decoder's layers, started from the encoder's top ones "
                                         "(default: --layers).", at_least=1)
+    decoder_hidden: int | None = option(None, "seq2seq: the decoder's units (default: --hidden), e.g. twice --hidden "
+                                        "beside a bidirectional encoder.", at_least=1)
     # long enough for words and short phrases
     seq_len: int = option(64, "Truncated BPTT length (lm; a conditional lm reads longer texts in such chunks).",
                           at_least=1)
@@ -103,6 +105,11 @@ class TrainConfig:
     # char-rnn's default for Adam/RMSprop
     lr: float = option(2e-3, "Learning rate.", low=0.0, low_open=True)
     lr_decay: float = option(1.0, "Learning-rate factor per epoch.", low=0.0, high=1.0, low_open=True)
+    # linear/cosine: decay to 0 by the end of the run, as far as its step limit or its time budget
+    # says (whichever is nearer); what budgeted training wants, as the run ends at its best
+    lr_schedule: str = option("constant", "Learning rate over the run: constant, or decayed to 0 by the end of its "
+                              "steps or --max-time (linear, cosine).", choices=("constant", "linear", "cosine"))
+    warmup: int = option(0, "Steps of linear warm-up from 0 to --lr.", at_least=0)
     # against exploding gradients
     clip: float = option(5.0, "Global gradient-norm clip (0: none).", low=0.0)
     weight_decay: float = option(0.0, "Weight decay (L2; decoupled for adamw).", low=0.0)

@@ -31,7 +31,7 @@ from rnncli.errors import EXIT_INTERRUPTED, RnncliError
 from rnncli.evaluate import evaluate_split
 from rnncli.memory import keep_freed_memory
 from rnncli.metrics_log import MetricsLog
-from rnncli.nn.optim import Optimizer, clip_global_norm, decayed_lr
+from rnncli.nn.optim import Optimizer, clip_global_norm, decayed_lr, scheduled_lr
 from rnncli.parallel import Solo, check_batch, everywhere
 from rnncli.pretrained import attach_vectors, model_data_meta, reach_cut_words
 from rnncli.tasks.build import build_model, task_of
@@ -67,8 +67,8 @@ def train(cfg, ds, out, resume=None, callback=None, pretrained=None, world=None)
     log_path = metrics_path(out) if world.lead else None
     with _Stopper() as stopper, MetricsLog(log_path, run.st["step"] if resume else None) as log:
         while not run.finished():
-            lr = decayed_lr(cfg.lr, cfg.lr_decay, run.st["epoch"])
             for k, batch in run.batches_from_here():
+                lr = run.learning_rate()
                 # forward, backward (through time), sum over workers, clip the global norm, update
                 run.step(batch, lr, stopper)
                 run.st["step"] += 1
@@ -133,6 +133,8 @@ class _Run:
         self.max_steps = cfg.max_steps or per_run
         self.stop_reason, self.out_of_time, self.interrupted = None, False, False
         self.time_up = self.stop_requested = False  # what all workers agreed at the last step
+        # the share of the time budget spent, as all workers agreed it at the last step (the LR schedule's clock)
+        self.time_spent = self.st["elapsed"] / self.budget if self.budget else 0.0
         self.recent, self.tokens = [], 0
         self.step_seconds = self.reduce_seconds = 0.0  # this run's time in steps, and in their sums over workers
         self.t_start = self.t_window = time.perf_counter()
@@ -190,11 +192,13 @@ class _Run:
             # what the loss is a mean over: sequences for a many-to-one model, else tokens
             count = batch[1].shape[1] if self.task in ("classify", "regress") else n_tokens
         elapsed = self.st["elapsed"] + time.perf_counter() - self.t_start
-        flags = [float(stopper.requested is not None), float(self.budget is not None and elapsed >= self.budget)]
+        flags = [float(stopper.requested is not None), float(self.budget is not None and elapsed >= self.budget),
+                 elapsed / self.budget if self.budget else 0.0]
         reducing = time.perf_counter()
         grads, loss, n_tokens, flags = self.world.reduce_step(grads, loss, count, n_tokens, flags, self.model.params)
         self.reduce_seconds += time.perf_counter() - reducing
         self.stop_requested, self.time_up = flags[0] > 0, flags[1] > 0
+        self.time_spent = flags[2] / self.world.size  # every worker's mean: the same number on all of them
         norm = clip_global_norm(grads, self.cfg.clip)
         if not (math.isfinite(loss) and math.isfinite(norm)):
             what = f"loss became {loss}" if not math.isfinite(loss) else f"gradient norm became {norm}"
@@ -206,6 +210,15 @@ class _Run:
         self.recent.append(loss)
         self.tokens += n_tokens
         self.step_seconds += time.perf_counter() - started
+
+    def learning_rate(self):
+        """This step's learning rate: per-epoch decay, then the schedule over the run so far."""
+        cfg, st = self.cfg, self.st
+        done = self.time_spent
+        if self.max_steps:
+            done = max(done, st["step"] / self.max_steps)
+        return scheduled_lr(decayed_lr(cfg.lr, cfg.lr_decay, st["epoch"]), cfg.lr_schedule, done, st["step"],
+                            cfg.warmup)
 
     def progress(self, lr):
         now = time.perf_counter()

@@ -355,6 +355,14 @@ CASES = [
     (["train", "-d", "rev.npz", "-o", "x.npz", "--label-smoothing", "1"], 2, "--label-smoothing must be in [0, 1)"),
     (["train", "-d", "rev.npz", "-o", "x.npz", "--label-smoothing", "0.1"], 2, "two labels use one sigmoid output"),
     (["train", "-d", "scores.npz", "-o", "x.npz", "--label-smoothing", "0.1"], 2, "a regression has no classes"),
+    # a decoder of its own width, learning-rate schedules (issue 34)
+    (["train", "-d", "rev.npz", "-o", "x.npz", "--decoder-hidden", "8"], 2, "--decoder-hidden is for an encoder-dec"),
+    (["train", "-d", "pairs.npz", "-o", "x.npz", "--attention", "dot", "--decoder-hidden", "5"], 2,
+     "dot attention compares the decoder's state with the encoder's outputs: --decoder-hidden must equal"),
+    (["train", "-d", "pairs.npz", "-o", "x.npz", "--decoder-hidden", "0"], 2, "--decoder-hidden must be at least 1"),
+    (["train", "-d", "rev.npz", "-o", "x.npz", "--lr-schedule", "steep"], 2,
+     "'steep' is not one of 'constant', 'linear', 'cosine'"),
+    (["train", "-d", "rev.npz", "-o", "x.npz", "--warmup", "-1"], 2, "--warmup must be at least 0"),
 ]
 
 

@@ -12,6 +12,7 @@ from gradient_asserts import assert_model_gradients
 from reference_attention import input_fed_lstm_decoder
 from test_seq2seq import batch
 
+from rnncli.checkpoint import load_checkpoint
 from rnncli.tasks.seq2seq import Seq2Seq
 
 SAMPLES = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "sample_data"))
@@ -84,10 +85,12 @@ def test_step_by_step_decoding_equals_teacher_forcing_and_padding_changes_nothin
 def test_input_feeding_from_the_command_line(tmp_path):
     d = tmp_path
     assert cli("tokenize", f"{SAMPLES}/dates_valid.tsv", "--level", "char", "-o", "d.npz", cwd=d).returncode == 0
+    # with a decoder of its own width too (--decoder-hidden): the checkpoint's checks, predict and show read it
     r = cli("train", "-d", "d.npz", "-o", "m.npz", "--config", f"{CONFIGS}/dates.yaml", "--input-feeding",
-            "--max-steps", "30", "--json", cwd=d)
+            "--decoder-hidden", "40", "--max-steps", "30", "--json", cwd=d)
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)["task"] == "seq2seq"
+    assert load_checkpoint(str(d / "m.npz"))[1]["param"]["decoder.l0.W_aa"].shape[1] == 40
     p = cli("predict", "-m", "m.npz", "--beam", "3", cwd=d, stdin="3 March 1998\n")
     assert p.returncode == 0 and len(p.stdout.splitlines()) == 1, p.stderr
     s = cli("show", "-m", "m.npz", "3 March 1998", "--json", cwd=d)
@@ -102,6 +105,11 @@ def test_input_feeding_from_the_command_line(tmp_path):
                                                                  ("gru", 1, False, "additive"),
                                                                  ("rnn", 1, True, "general")])
 def test_onnx_runs_the_input_fed_decoder_as_rnncli_does(cell, layers, bidirectional, attention):
+    _onnx_parity(cell, layers, bidirectional, attention, input_feeding=True)
+
+
+def _onnx_parity(cell, layers, bidirectional, attention, **options):
+    """The exported graph on onnxruntime against the model's own forward pass: logits and attention."""
     import dataclasses
 
     import onnx
@@ -112,7 +120,7 @@ def test_onnx_runs_the_input_fed_decoder_as_rnncli_does(cell, layers, bidirectio
     from rnncli.tasks.build import build_model
 
     cfg = make_config(None, {"task": "seq2seq", "cell": cell, "hidden": 5, "embed": 4, "layers": layers,
-                             "bidirectional": bidirectional, "attention": attention, "input_feeding": True})
+                             "bidirectional": bidirectional, "attention": attention, **options})
     vocab = ["<pad>", "<unk>", "<bos>", "<eos>"] + [f"w{i}" for i in range(8)]
     data = {"vocab": vocab, "level": "word", "lower": False, "format": "pairs", "target_vocab": vocab[:8],
             "target_level": "word"}
@@ -133,3 +141,8 @@ def test_onnx_runs_the_input_fed_decoder_as_rnncli_does(cell, layers, bidirectio
     logits, _ = model.forward(source, mask, target_in, np.ones(target_in.shape, np.float32))
     np.testing.assert_allclose(out["logits"], logits, rtol=0, atol=1e-5)
     np.testing.assert_allclose(out["attention"], model.attention_weights(source, mask, target_in), rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("feeding,bidirectional", [(True, True), (False, False)])
+def test_onnx_runs_a_decoder_of_its_own_width_as_rnncli_does(feeding, bidirectional):
+    _onnx_parity("gru", 1, bidirectional, "general", input_feeding=feeding, decoder_hidden=7)

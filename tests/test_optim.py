@@ -110,3 +110,15 @@ def test_weight_average_decay_reaches_its_setting_and_stays():
     before = opt.averaged(p)["w"].copy()
     opt.step(p, {"w": np.ones(1)})
     np.testing.assert_allclose(opt.averaged(p)["w"], 0.9 * before + 0.1 * p["w"], rtol=1e-15)
+
+
+def test_scheduled_learning_rates_by_their_definitions():
+    from rnncli.nn.optim import scheduled_lr
+
+    for done in (0.0, 0.25, 0.5, 0.9, 1.0):
+        assert scheduled_lr(0.1, "constant", done) == 0.1
+        assert scheduled_lr(0.1, "linear", done) == pytest.approx(0.1 * (1 - done), abs=1e-15)
+        assert scheduled_lr(0.1, "cosine", done) == pytest.approx(0.05 * (1 + np.cos(np.pi * done)), abs=1e-15)
+    assert scheduled_lr(0.1, "linear", 1.7) == 0.0 and scheduled_lr(0.1, "cosine", -1) == 0.1  # clamped to 0..1
+    assert [scheduled_lr(0.1, "constant", 0, step, warmup=4) for step in range(6)] == pytest.approx(
+        [0.025, 0.05, 0.075, 0.1, 0.1, 0.1])

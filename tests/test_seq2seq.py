@@ -81,3 +81,33 @@ def test_step_by_step_decoding_equals_teacher_forcing():
     for t in range(tgt_in.shape[0]):
         step_logits, states = model.step(tgt_in[t], states, memory, src_mask)
         np.testing.assert_allclose(step_logits, logits[t], rtol=0, atol=1e-12)
+
+
+# a decoder of its own width (--decoder-hidden): the bridge maps the encoder's states to it, attention
+# and the head read it; bidirectional or not, with input feeding or without
+WIDE = [("gru", "general", True, 1, True), ("lstm", "additive", False, 2, False), ("lstm", None, False, 1, False)]
+
+
+@pytest.mark.parametrize("cell,attention,bidirectional,layers,feeding", WIDE)
+def test_a_decoder_of_its_own_width(cell, attention, bidirectional, layers, feeding):
+    from gradient_asserts import assert_model_gradients
+
+    rng = np.random.default_rng(5)
+    model = Seq2Seq(9, 7, rng, embed=3, hidden=4, cell=cell, layers=layers, bidirectional=bidirectional,
+                    dropout=0.2, attention=attention, dtype=np.float64, input_feeding=feeding, decoder_hidden=6)
+    assert model.decoder.hidden_size == 6 and model.head.params["W"].shape[1] == 6 and model.bridge
+    data = batch(rng)
+    assert_model_gradients(model, data)  # padded, with dropout
+    src, src_mask, tgt_in, tgt_out, tgt_mask = data
+    assert_model_gradients(model, (src, np.ones(src.shape), tgt_in, tgt_out, np.ones(tgt_in.shape)))
+    # step by step as teacher-forced; each example alone as in the padded batch
+    logits, _ = model.forward(src, src_mask, tgt_in, np.ones(tgt_in.shape))
+    memory, states = model.start(src, src_mask)
+    for t in range(tgt_in.shape[0]):
+        step_logits, states = model.step(tgt_in[t], states, memory, src_mask)
+        np.testing.assert_allclose(step_logits, logits[t], rtol=0, atol=1e-12)
+    nll, _ = model.loss(*data)
+    alone = sum(model.loss(src[:S, b : b + 1], src_mask[:S, b : b + 1], tgt_in[:T, b : b + 1], tgt_out[:T, b : b + 1],
+                           tgt_mask[:T, b : b + 1])[0]
+                for b in range(src.shape[1]) for S, T in [(int(src_mask[:, b].sum()), int(tgt_mask[:, b].sum()))])
+    assert abs(nll - alone) < 1e-10

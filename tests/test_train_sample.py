@@ -251,3 +251,41 @@ def test_checkpoint_with_pickle_is_refused(tmp_path):
     r = cli("sample", "--model", str(path), cwd=tmp_path)
     assert r.returncode == 1 and "refusing" in r.stderr
     assert not marker.exists()
+
+
+@pytest.mark.parametrize("schedule", ["linear", "cosine"])
+def test_learning_rate_schedule_over_the_step_limit_with_warmup_and_an_exact_resume(tmp_path, corpus_ds, schedule):
+    seen = []
+    cfg = small_cfg(max_steps=20, eval_every=5, lr=0.01, lr_schedule=schedule, warmup=4)
+    full = str(tmp_path / "full.npz")
+    train(cfg, corpus_ds, full, callback=lambda p: seen.append(p.lr) if p.event == "step" else None)
+    # step s (from 0) of 20: the share done is s / 20; warm-up scales the first four by (s + 1) / 4
+    shape = {"linear": lambda d: 1 - d, "cosine": lambda d: (1 + np.cos(np.pi * d)) / 2}[schedule]
+    expected = [0.01 * shape(s / 20) * min(1.0, (s + 1) / 4) for s in range(20)]
+    np.testing.assert_allclose(seen, expected, rtol=1e-12, atol=0)
+    history = [json.loads(line) for line in open(full.replace(".npz", ".metrics.jsonl"))]
+    assert [round(r["lr"], 12) for r in history] == [round(expected[s - 1], 12) for s in (5, 10, 15, 20)]
+    # the schedule's clock is the step count: a run broken off after step 12 resumes from its checkpoint of
+    # step 10 and continues the schedule bit for bit
+    part = str(tmp_path / "part.npz")
+
+    def break_off(p):
+        if p.step == 12:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg, corpus_ds, part, callback=break_off)
+    meta, groups = load_checkpoint(part)
+    assert meta["step"] == 10
+    train(TrainConfig(**meta["config"]), corpus_ds, part, resume=(meta, groups))
+    for name, value in load_checkpoint(full)[1]["param"].items():
+        assert np.array_equal(value, load_checkpoint(part)[1]["param"][name]), name
+
+
+def test_learning_rate_schedule_over_a_time_budget_ends_near_zero(tmp_path, corpus_ds):
+    seen = []
+    cfg = small_cfg(max_steps=None, epochs=10**6, max_time="2s", eval_every=10**6, lr=0.01, lr_schedule="linear")
+    train(cfg, corpus_ds, str(tmp_path / "m.npz"), callback=lambda p: seen.append(p.lr) if p.event == "step" else None)
+    assert seen[0] == 0.01 and len(seen) > 10
+    assert all(b <= a for a, b in zip(seen, seen[1:]))  # the clock only moves forward
+    assert seen[-1] < 0.002  # the last step ran within the last fifth of the budget

@@ -328,7 +328,7 @@ def _seq2seq(g, params, cfg, data):
     for _ in range(pyramid):  # the memory's lengths, as the pyramid shortened them
         lengths = g.op("Div", [g.op("Add", [lengths, g.const("one", 1, np.int32)]), g.const("two", 2, np.int32)])
     finals = [f[L - L_dec :] for f in (fh, fc)][:n_states]  # the encoder's top layers start the decoder's
-    if bidirectional:  # the bridge: [forward; backward] of each layer -> the decoder's size
+    if "bridge.l0.a.W" in params:  # the bridge: [forward; backward] of each layer -> the decoder's size
         joined = [[g.op("Reshape", [g.op("Transpose", [f[k]], perm=[1, 0, 2]), g.ints("shape", [0, -1])])
                    for f in finals] for k in range(L_dec)]
         initial = tuple(_initial_states(g, params, "bridge", L_dec, n_states, joined))
@@ -359,7 +359,7 @@ def _input_fed_decoder(g, params, cfg, y, initial, memory, lengths, layers):
     over the memory (read from the outer graph). -> h~ (T, B, Hd), alpha (B, T, S)."""
     from onnx import helper
 
-    cell, H = cfg["cell"], cfg["hidden"]
+    cell, H = cfg["cell"], params["decoder.l0.W_aa"].shape[1]  # the decoder's width
     body = Graph(g.dtype, prefix="step_")
     n_states = 2 if cell == "lstm" else 1
     state_in = [[f"s{j}_l{k}_in" for j in range(n_states)] for k in range(layers)]  # each (1, B, H)

@@ -189,3 +189,16 @@ def clip_global_norm(grads, max_norm):
 def decayed_lr(lr, decay, epoch):
     """Exponential decay per epoch: lr * decay^epoch (decay = 1 keeps lr constant)."""
     return lr * decay**epoch
+
+
+def scheduled_lr(lr, schedule, done, step=0, warmup=0):
+    """The learning rate once a share `done` (0..1) of the run has passed, at step `step`.
+
+    constant: lr; linear: lr (1 - done); cosine: lr (1 + cos(pi done)) / 2, both 0 at the end.
+    A warm-up ramps lr up linearly over its first `warmup` steps, as (step + 1) / warmup.
+    """
+    done = min(max(done, 0.0), 1.0)
+    factor = {"constant": 1.0, "linear": 1.0 - done, "cosine": 0.5 * (1.0 + math.cos(math.pi * done))}[schedule]
+    if warmup and step < warmup:
+        factor *= (step + 1) / warmup
+    return lr * factor

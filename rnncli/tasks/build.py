@@ -42,6 +42,12 @@ def task_of(cfg, data_meta):
         raise UsageError("--decoder-layers is for an encoder-decoder, at most --layers (each decoder layer starts "
                          "from an encoder layer's state)" if fmt == "pairs" else
                          "--decoder-layers is for an encoder-decoder (source<TAB>target pairs or speech)")
+    if cfg.decoder_hidden is not None and fmt != "pairs":
+        raise UsageError("--decoder-hidden is for an encoder-decoder (source<TAB>target pairs or speech)")
+    if cfg.decoder_hidden is not None and cfg.attention == "dot" and cfg.decoder_hidden != cfg.hidden * (
+            1 if cfg.bidirectional is False else 2):
+        raise UsageError("dot attention compares the decoder's state with the encoder's outputs: --decoder-hidden "
+                         "must equal their size (use general or additive attention)")
     if task not in TASKS_OF_FORMAT[fmt]:
         raise UsageError(f"--task {task} needs {NEEDS[task]}, but the data set is {fmt}; "
                          f"{fmt} data trains {' or '.join(TASKS_OF_FORMAT[fmt])}")
@@ -81,7 +87,11 @@ def parameter_estimate(cfg, data_meta):
     G, H, E = N_GATES[cfg.cell], cfg.hidden, cfg.embed
     stack = sum(dirs * G * H * ((E if k == 0 else dirs * H) + H + 1) for k in range(min(cfg.layers, 2)))
     stack += max(cfg.layers - 2, 0) * dirs * G * H * (dirs * H + H + 1)
-    return V * E + stack * (2 if data_meta.get("format") == "pairs" else 1) + out * (dirs * H + 1)
+    if data_meta.get("format") == "pairs":  # an encoder-decoder: the decoder's stack, and a head on its states
+        Hd = cfg.decoder_hidden or H
+        decoder = sum(G * Hd * ((E if k == 0 else Hd) + Hd + 1) for k in range(cfg.decoder_layers or cfg.layers))
+        return V * E + stack + decoder + out * (E + Hd + 1)  # and the target embedding
+    return V * E + stack + out * (dirs * H + 1)
 
 
 def reduction(cfg):
@@ -158,7 +168,7 @@ def _build(cfg, data_meta, rng):
                         dtype=dtype, activation=cfg.activation, reset_after=cfg.reset_after,
                         frame_dim=data_meta.get("frame_dim"), input_projection=cfg.input_projection,
                         stack_frames=cfg.stack_frames, pyramid=cfg.pyramid, decoder_layers=cfg.decoder_layers,
-                        input_feeding=cfg.input_feeding)
+                        input_feeding=cfg.input_feeding, decoder_hidden=cfg.decoder_hidden)
         model.target_tokens, model.target_level = data_meta["target_vocab"], data_meta["target_level"]
         model.lower = data_meta["lower"]
         model.max_target_ratio = data_meta.get("max_target_ratio", DEFAULT_TARGET_RATIO)

@@ -17,6 +17,7 @@ The bridge: a unidirectional encoder hands each layer's final state to the same 
 as it is (the lecture's encoder-decoder). A bidirectional encoder has two final states per
 layer, [forward; backward], which a learned map brings to the decoder's size:
 a<0> = tanh(W [a_fwd; a_bwd] + b), and for an LSTM c<0> = W' [c_fwd; c_bwd] + b' (a cell needs no squashing).
+A decoder of another width than the encoder (decoder_hidden) always starts through such a map.
 """
 
 import numpy as np
@@ -36,15 +37,17 @@ class Seq2Seq:
     def __init__(self, source_vocab_size, target_vocab_size, rng, embed=64, hidden=256, cell="lstm", layers=1,
                  bidirectional=False, dropout=0.0, attention=None, dtype=np.float32, activation="tanh",
                  reset_after=True, frame_dim=None, input_projection=None, stack_frames=1, pyramid=0,
-                 decoder_layers=None, input_feeding=False):
+                 decoder_layers=None, input_feeding=False, decoder_hidden=None):
         """frame_dim: the source is frames of that many numbers (speech), not token ids; stack_frames:
         join that many neighbouring frames into one step; input_projection: the frames' projection
         width (None: embed, 0: none); pyramid: halvings of the encoder's rate between its layers;
         decoder_layers: the decoder's depth (None: layers), fed by the encoder's top layers;
-        input_feeding: the decoder reads its previous attentional state beside each word (needs attention)."""
+        input_feeding: the decoder reads its previous attentional state beside each word (needs attention);
+        decoder_hidden: the decoder's width (None: hidden), e.g. 2 hidden beside a bidirectional encoder."""
         self.dtype, self.dropout = np.dtype(dtype), dropout
         self.frames, self.stack_frames = frame_dim is not None, stack_frames
         decoder_layers = layers if decoder_layers is None else decoder_layers
+        Hd = hidden if decoder_hidden is None else decoder_hidden
         if not 1 <= decoder_layers <= layers:
             raise ValueError("the decoder has 1 to `layers` layers (each starts from an encoder layer's state)")
         if input_feeding and not attention:
@@ -61,16 +64,17 @@ class Seq2Seq:
         self.encoder = RecurrentStack(cell, width, hidden, rng, num_layers=layers, bidirectional=bidirectional,
                                       pyramid=pyramid, **common)
         # with input feeding the first decoder layer reads [E y<t-1>; h~<t-1>]
-        self.decoder = RecurrentStack(cell, embed + (hidden if input_feeding else 0), hidden, rng,
+        self.decoder = RecurrentStack(cell, embed + (Hd if input_feeding else 0), Hd, rng,
                                       num_layers=decoder_layers, bidirectional=False, **common)
         self.n_states = len(self.decoder.initial_state(1)[0])
-        # one per decoder layer, for a bidirectional encoder only
-        self.bridge = [InitialState(2 * hidden, hidden, self.n_states, rng, dtype, init="fan_in")
-                       for _ in range(decoder_layers)] if bidirectional else []
-        self.attention = Attention(attention, hidden, self.encoder.output_size, rng, dtype) if attention else None
+        # one per decoder layer, for a bidirectional encoder or a decoder of its own width only
+        self.directions = 2 if bidirectional else 1
+        self.bridge = [InitialState(self.directions * hidden, Hd, self.n_states, rng, dtype, init="fan_in")
+                       for _ in range(decoder_layers)] if bidirectional or Hd != hidden else []
+        self.attention = Attention(attention, Hd, self.encoder.output_size, rng, dtype) if attention else None
         self.feeding = InputFeedingDecoder(self.decoder, self.attention, dropout) if input_feeding else None
         # fan-in init (nn/init.py): from Glorot's, 3x smaller for 15,000 words, it learnt far less per step
-        self.head = Linear(hidden, target_vocab_size, rng, dtype, init="fan_in")
+        self.head = Linear(Hd, target_vocab_size, rng, dtype, init="fan_in")
         self.params = ({f"input.{k}": v for k, v in self.source_input.params.items()} if self.frames
                        else {"source_embedding.E": self.source_embedding.params["E"]})
         self.params["target_embedding.E"] = self.target_embedding.params["E"]
@@ -91,11 +95,11 @@ class Seq2Seq:
         below = self.encoder.num_layers - self.decoder.num_layers  # encoder layers that feed no decoder layer
         if not self.bridge:
             return [tuple(s) for s in finals[below:]], None
-        init, cache = [], []
+        init, cache, dirs = [], [], self.directions
         for k, bridge in enumerate(self.bridge):
-            f_k, b_k = finals[2 * (below + k)], finals[2 * (below + k) + 1]
-            joined = [np.concatenate([f, b], axis=-1) for f, b in zip(f_k, b_k, strict=True)]
-            init.append(bridge.forward(joined))  # each state array from its (B, 2H) [forward; backward]
+            ways = finals[dirs * (below + k) : dirs * (below + k + 1)]  # the layer's forward (and backward) states
+            joined = [np.concatenate(arrays, axis=-1) for arrays in zip(*ways, strict=True)]
+            init.append(bridge.forward(joined))  # each state array from its (B, dirs H) [forward; backward]
             cache.append((joined, init[-1]))
         return init, cache
 
@@ -105,13 +109,13 @@ class Seq2Seq:
         below = self.encoder.num_layers - self.decoder.num_layers
         if cache is None:
             return [None] * below + list(d_init), {}
-        H = self.decoder.hidden_size
-        d_finals, grads = [None] * (2 * self.encoder.num_layers), {}
+        H, dirs = self.encoder.hidden_size, self.directions
+        d_finals, grads = [None] * (dirs * self.encoder.num_layers), {}
         for k, (bridge, (joined, state)) in enumerate(zip(self.bridge, cache, strict=True)):
             d_joined, g = bridge.backward(d_init[k], joined, state)
             grads.update({f"bridge.l{k}.{n}": v for n, v in g.items()})
-            d_finals[2 * (below + k)] = tuple(d[:, :H] for d in d_joined)
-            d_finals[2 * (below + k) + 1] = tuple(d[:, H:] for d in d_joined)
+            for way in range(dirs):
+                d_finals[dirs * (below + k) + way] = tuple(d[:, way * H : (way + 1) * H] for d in d_joined)
         return d_finals, grads
 
     # ------------------------------------------------------------ the encoder
