@@ -83,7 +83,8 @@ TASKS = {  # the data set is f"{task}.npz" up to the first "+"
     "clm": ["--task", "lm", "--condition", "both", "--seq-len", "16"],  # tunes longer than a chunk: carried states
     "classify": ["--bidirectional", "--pool", "mean", "--average", "0.9"],  # the weight average kept alike
     "tag": ["--crf", "--char-features", "--char-embed", "6", "--char-hidden", "6", "--lr-decay", "0.8"],
-    "seq2seq": ["--attention", "general", "--max-steps", "12"],
+    "seq2seq": ["--attention", "general", "--max-steps", "12", "--lr-schedule", "cosine", "--warmup", "3",
+                "--decoder-hidden", "10", "--input-feeding"],  # the schedule's steps alike
     "classify+vectors": ["--embeddings", "vec.txt", "--freeze-embeddings"],  # rows travel as rows
 }
 
