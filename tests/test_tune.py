@@ -57,6 +57,7 @@ def test_a_small_study_prunes_retrains_and_ensembles(folder):
     assert r.returncode == 0 and r.stdout.strip() in ("positive", "negative")
 
 
+@pytest.mark.slow  # about 8 s: python -m pytest -m slow
 def test_an_interrupted_study_resumes_and_runs_no_trial_twice(folder):
     d = folder
     (d / "slow.yaml").write_text(BASE.replace("max_steps: 40", "max_steps: 400").replace("eval_every: 5",
@@ -160,6 +161,7 @@ def test_the_shipped_search_spaces_are_valid(name):
     assert "lr" in space and space["lr"][0] == "log_uniform"
 
 
+@pytest.mark.slow  # about 8 s: python -m pytest -m slow
 def test_the_same_seed_suggests_the_same_trials(folder):
     """--jobs 1 and a given --seed: a new study proposes the same values in the same order."""
     d = folder
@@ -200,6 +202,7 @@ def test_a_new_study_starts_from_the_config(folder):
     assert len(again) == 3 and again[2]["params"]["dropout"] != 0.1
 
 
+@pytest.mark.slow  # about 8 s: python -m pytest -m slow
 def test_a_budget_ends_without_empty_trials(folder, monkeypatch):
     """When less time is left than a trial needs, the study stops: every recorded trial trained."""
     from rnncli.commands import tune
