@@ -249,7 +249,8 @@ def run_enfr(args):
     print_side("rnncli", ours)
     if cfg.average:  # the same run's weight average: what a validated run would keep
         averaged, _, _ = load_model(out, which="best")
-        ours.update(loss=evaluate_seq2seq(averaged, valid, references)["loss"], beam0=score(averaged, valid, references, 0),
+        ours.update(loss=evaluate_seq2seq(averaged, valid, references)["loss"],
+                    beam0=score(averaged, valid, references, 0),
                     beam=score(averaged, valid, references, beam or 5, alpha))
         print_side(f"rnncli, its weight average ({cfg.average:g})", ours)
     if args.no_twin:
