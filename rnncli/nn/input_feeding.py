@@ -62,12 +62,12 @@ class InputFeedingDecoder:
             outs[t] = feed
             alphas.append(alpha[:, 0])
             caches.append((layer_caches, att_cache, drop))
-        return outs, states, np.stack(alphas, axis=1), (caches, y.shape[2])
+        return outs, states, np.stack(alphas, axis=1), (caches, y.shape[2], prepared[0])
 
     def backward(self, d_out, cache):
         """d_out (T, B, Hd) of the fed h~ -> dy (T, B, E), d_init (one tuple per layer), d_memory
         (S, B, He), grads {"decoder.l0.W_ax": ..., "attention.W_c": ...}."""
-        caches, E = cache
+        caches, E, M = cache  # M: the memory batch-major (B, S, He), as attention read it
         T, B, _ = d_out.shape
         dy = np.empty((T, B, E), self.dtype)
         d_states = [None] * self.stack.num_layers  # d of the states after step t (none after the last)
@@ -99,7 +99,7 @@ class InputFeedingDecoder:
             # d_top is now d of x<t> = [E y<t-1>; h~<t-1>]
             dy[t], d_feed = d_top[0, :, :E], d_top[0, :, E:]
         if d_keys is not None:  # keys = W m<s>, the same for every step
-            key_grads, dM = self.attention.keys_backward(d_keys, caches[0][1][1])
+            key_grads, dM = self.attention.keys_backward(d_keys, M)
             d_memory += dM.transpose(1, 0, 2)
             for name, g in key_grads.items():
                 add(f"attention.{name}", g)

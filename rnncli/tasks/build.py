@@ -44,10 +44,6 @@ def task_of(cfg, data_meta):
                          "--decoder-layers is for an encoder-decoder (source<TAB>target pairs or speech)")
     if cfg.decoder_hidden is not None and fmt != "pairs":
         raise UsageError("--decoder-hidden is for an encoder-decoder (source<TAB>target pairs or speech)")
-    if cfg.decoder_hidden is not None and cfg.attention == "dot" and cfg.decoder_hidden != cfg.hidden * (
-            1 if cfg.bidirectional is False else 2):
-        raise UsageError("dot attention compares the decoder's state with the encoder's outputs: --decoder-hidden "
-                         "must equal their size (use general or additive attention)")
     if task not in TASKS_OF_FORMAT[fmt]:
         raise UsageError(f"--task {task} needs {NEEDS[task]}, but the data set is {fmt}; "
                          f"{fmt} data trains {' or '.join(TASKS_OF_FORMAT[fmt])}")
@@ -67,9 +63,13 @@ def task_of(cfg, data_meta):
     if cfg.input_feeding and (task != "seq2seq" or cfg.attention in (None, "none")):
         raise UsageError("--input-feeding feeds the attentional state to an encoder-decoder's decoder: it needs "
                          "--attention" if task == "seq2seq" else "--input-feeding is for an encoder-decoder")
-    if task == "seq2seq" and cfg.attention == "dot" and cfg.bidirectional is not False:
+    outputs = cfg.hidden * (1 if cfg.bidirectional is False else 2)  # the encoder's, which dot attention reads
+    if task == "seq2seq" and cfg.attention == "dot" and (cfg.decoder_hidden or cfg.hidden) != outputs:
         raise UsageError("--attention dot needs equal sizes, and a bidirectional encoder's outputs are twice the "
-                         "decoder's: use general or additive, or --no-bidirectional")
+                         "decoder's: use general or additive, --no-bidirectional, or --decoder-hidden "
+                         f"{outputs}" if cfg.decoder_hidden is None else
+                         "dot attention compares the decoder's state with the encoder's outputs: --decoder-hidden "
+                         f"must equal their size, {outputs} (or use general or additive attention)")
     return task
 
 
