@@ -288,12 +288,16 @@ def launch(argv, workers, out=None):
         signal.signal(signal.SIGINT, old)
         signal.signal(signal.SIGTERM, old_term)
     # the workers' own one-line errors, each said once; a worker's death explains "lost contact"
+    # (MPICH does not always report the dead rank before a survivor's own report of losing it, or at all)
     errors = list(dict.fromkeys(errors))
     own = [e for e in errors if "lost contact with another worker" not in e]
-    if own or not died:
-        for line in own or errors:
+    lost = len(own) < len(errors)
+    clean = code in (0, 1, 2, EXIT_INTERRUPTED)
+    if own or not (died or lost or not clean):
+        for line in own:
             print(line, file=sys.stderr, flush=True)
-        return code if code in (0, 1, 2, EXIT_INTERRUPTED) else 1
+        return code if clean else 1
+    died = died or ("another worker lost contact with it" if lost else f"exit code {code}")
     where = f"; {out} keeps its last checkpoint" if out else ""
     print(f"rnncli: error: a worker ended abnormally ({died}); the run stopped on every worker{where}",
           file=sys.stderr, flush=True)
