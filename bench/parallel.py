@@ -9,13 +9,15 @@ For each shipped config, on its data in ../shared/data:
              alternating rounds (median of --rounds): steps/s and target tokens/s of the training
              steps (evaluation left out), and the share of a 2-worker step spent in the sum over
              workers (time in MPI / step time: the figure that decides scaling over machines).
-             --torch adds PyTorch on 2 threads at the same shapes (the twins of bench/task_speed.py
-             and bench/seq2seq.py: one process, as a PyTorch user runs it on one machine).
+             --torch adds PyTorch on 2 threads at the same shapes (the twins of bench/task_speed.py;
+             for translate, bench/seq2seq.py's OpenNMT-py recipe at the config's widths: one process,
+             as a PyTorch user runs it on one machine).
   quality    (--quality) the config's own time budget, 1 worker against 2, seed 0: the validation
              score each reaches (loss for language models and translation, accuracy, entity F1).
   predict    (--predict) the speed-up on N machines of 1, 10 and 100 Gb/s at 2, 8 and 32 workers,
-             from the measured step time at the per-worker batch and a ring Allreduce model; and a
-             check of that model here: 2 workers whose every sum is delayed by what a slow link
+             from the measured step time at the per-worker batch (less the share of the optimizer
+             step the other workers take) and a model of the step's exchanges (class Exchange); and
+             a check of that model here: 2 workers whose every step is delayed by what a slow link
              would cost, measured against the prediction.
 
 The throughput runs use the first 200 validation examples only (their end-of-run evaluation is not
@@ -127,11 +129,14 @@ def torch_speed(name, seconds):
     cfg = make_config(os.path.join(ROOT, "configs", f"{name}.yaml"))
     if name == "translate":
         sys.path.insert(0, HERE)
-        from seq2seq import torch_twin
+        from seq2seq import opennmt_model
 
         from rnncli.text.vocab import PAD
 
-        twin = torch_twin(len(ds.meta["vocab"]), len(ds.meta["target_vocab"]), cfg.embed, cfg.hidden, cfg.dropout)
+        # OpenNMT-py's recipe at the config's widths: a bidirectional encoder of hidden/2 per direction
+        # and a decoder of `hidden`, with input feeding (rnncli's config has neither)
+        twin = opennmt_model(len(ds.meta["vocab"]), len(ds.meta["target_vocab"]), cfg.embed, cfg.hidden // 2,
+                             cfg.dropout)
         opt = torch.optim.Adam(twin.parameters(), lr=cfg.lr)
         loss_fn = torch.nn.CrossEntropyLoss(ignore_index=PAD)
         batches = SequenceBatches(ds.train, cfg.batch_size, cfg.seed, "seq2seq")
@@ -193,53 +198,104 @@ main()
 """
 
 
-def parameter_count(name, tmp):
-    from rnncli.config import make_config
-    from rnncli.tasks.build import build_model
-    from rnncli.text.store import load_dataset
+class Exchange:
+    """What one step of N workers exchanges, from the model's shapes and the data (parallel.py):
+      - the dense gradients (every array but the embedding tables): a ring Allreduce, each worker
+        sending and receiving 2(N-1)/N of them in 2(N-1) messages;
+      - the tables' rows each worker's share of the batch touched: an Allgather, each worker
+        receiving the other N-1 workers' rows (a row is its id and its D numbers), plus one small
+        Allreduce of the row counts;
+      - the parameters after the shared-out update: an Allgather, each worker receiving (N-1)/N of
+        them (one exchange for the arrays under 65,536 numbers, one per larger array).
+    Also the optimizer step's time on one process, of which a worker of N runs 1/N."""
 
-    ds = load_dataset(prepare(name, tmp, small_valid=True))
-    model = build_model(make_config(os.path.join(ROOT, "configs", f"{name}.yaml")), ds.meta)
-    return sum(p.size for p in model.params.values())
+    def __init__(self, name, tmp):
+        import time
 
+        import numpy as np
 
-def ring_seconds(n_params, workers, gbits, latency=50e-6):
-    """A ring Allreduce of float32 gradients: each worker sends and receives 2(N-1)/N of the buffer,
-    in 2(N-1) messages of one link latency each."""
-    if workers == 1:
-        return 0.0
-    sent = n_params * 4 * 2 * (workers - 1) / workers
-    return sent * 8 / (gbits * 1e9) + 2 * (workers - 1) * latency
+        from rnncli.config import make_config
+        from rnncli.nn.optim import Optimizer
+        from rnncli.parallel import IN_PLACE_FROM
+        from rnncli.tasks.build import build_model
+        from rnncli.text.store import load_dataset
+
+        self.ds = load_dataset(prepare(name, tmp, small_valid=True))
+        self.cfg = cfg = make_config(os.path.join(ROOT, "configs", f"{name}.yaml"))
+        params = build_model(cfg, self.ds.meta).params
+        self.tables = {k: p.shape[1] for k, p in params.items() if k.endswith(".E")}
+        self.parameters = sum(p.size for p in params.values())
+        self.dense = sum(p.size for k, p in params.items() if k not in self.tables)
+        self.large = sum(p.size >= IN_PLACE_FROM for p in params.values())
+        opt = Optimizer(cfg.optimizer, lr=cfg.lr, weight_decay=cfg.weight_decay, average=cfg.average)
+        grads = {k: np.random.default_rng(0).standard_normal(p.shape).astype(p.dtype) * 1e-3 for k, p in params.items()}
+        times = []
+        for _ in range(12):
+            t = time.perf_counter()
+            opt.step(params, grads)
+            times.append(time.perf_counter() - t)
+        self.optimizer_seconds = statistics.median(times[2:])
+
+    def rows_per_worker(self, share, draws=20):
+        """Numbers (ids and gradients) of the table rows one worker's share of a batch touches."""
+        import numpy as np
+
+        rng, split, total = np.random.default_rng(0), self.ds.train, 0.0
+        reads = {"embedding.E": (split.ids, split.offsets), "source_embedding.E": (split.ids, split.offsets),
+                 "target_embedding.E": (split.targets, split.target_offsets),
+                 "char_embedding.E": (split.chars, split.char_offsets)}
+        for _ in range(draws):
+            for table, width in self.tables.items():
+                flat, offsets = reads.get(table, (None, None))
+                if flat is None:
+                    continue
+                if self.cfg.task in (None, "lm") and table == "embedding.E":  # share streams of seq_len tokens
+                    starts = rng.integers(0, len(flat) - self.cfg.seq_len, share)
+                    ids = flat[starts[:, None] + np.arange(self.cfg.seq_len)]
+                else:
+                    n = len(offsets) - 1
+                    picked = rng.integers(0, n, share)
+                    ids = np.concatenate([flat[offsets[i] : offsets[i + 1]] for i in picked])
+                total += len(np.unique(ids)) * (1 + width)
+        return total / draws
+
+    def seconds(self, workers, gbits, latency=50e-6):
+        """The exchanges of one step over a link of `gbits` Gb/s with `latency` per message."""
+        if workers == 1:
+            return 0.0
+        n = workers
+        share = max(1, -(-self.cfg.batch_size // n))
+        numbers = 2 * (n - 1) / n * self.dense + (n - 1) * self.rows_per_worker(share) + (n - 1) / n * self.parameters
+        messages = 2 * (n - 1) + (n - 1) + 2 * (n - 1) + (n - 1) * (1 + self.large)
+        return numbers * 4 * 8 / (gbits * 1e9) + messages * latency
 
 
 def predict(name, args, tmp):
     """Step time at the per-worker batch (one process, this machine's threads, as one machine of a
-    cluster would run it) plus the ring Allreduce; -> rows for docs/scaling.md."""
-    from rnncli.config import make_config
-
+    cluster would run it), less the optimizer's share other workers take, plus the exchanges; ->
+    rows for docs/scaling.md."""
     data = prepare(name, tmp, small_valid=True)
-    batch = make_config(os.path.join(ROOT, "configs", f"{name}.yaml")).batch_size
-    n_params = parameter_count(name, tmp)
+    exchange = Exchange(name, tmp)
+    batch = exchange.cfg.batch_size
     extra = ["--max-time", f"{args.seconds}s", "--eval-every", "1000000", "--epochs", "1000", "--patience", "1000"]
     compute = {}
     for workers in (1, 2, 8, 32):
         share = max(1, -(-batch // workers))  # the largest share
         s = run_training(name, data, tmp, 1, [*extra, "--batch-size", str(share)])
-        compute[workers] = s["step_seconds"] / s["steps"]
+        compute[workers] = s["step_seconds"] / s["steps"] - exchange.optimizer_seconds * (1 - 1 / workers)
     rows = []
     for workers in (2, 8, 32):
         for gbits in (1, 10, 100):
-            step = compute[workers] + ring_seconds(n_params, workers, gbits)
+            step = compute[workers] + exchange.seconds(workers, gbits)
             rows.append((workers, gbits, compute[workers], step, compute[1] / step))
-    return n_params, compute, rows
+    return exchange, compute, rows
 
 
 def check_prediction(name, args, tmp, gbits=1.0):
     """Two workers here, each sum delayed by what a `gbits` link adds for this model: measured step
     time against the prediction (the undelayed 2-worker step + the delay)."""
     data = prepare(name, tmp, small_valid=True)
-    n_params = parameter_count(name, tmp)
-    delay = ring_seconds(n_params, 2, gbits)
+    delay = Exchange(name, tmp).seconds(2, gbits)
     extra = ["--max-time", f"{args.seconds}s", "--eval-every", "1000000", "--epochs", "1000", "--patience", "1000"]
     from rnncli.parallel import find_mpiexec
 
@@ -285,10 +341,13 @@ def main():
                   f"({q[1]['steps']:,} steps), 2 workers {q[2]['score']:.4f} ({q[2]['steps']:,} steps)", flush=True)
     if args.predict:
         for name in names:
-            n_params, compute, rows = predict(name, args, tmp)
-            print(f"{name}: {n_params:,} parameters ({n_params * 4 / 1e6:.1f} MB of float32 gradients); step time "
-                  f"at the per-worker batch: " + ", ".join(f"{w} workers {1e3 * c:.1f} ms" for w, c in compute.items()),
-                  flush=True)
+            exchange, compute, rows = predict(name, args, tmp)
+            share = max(1, exchange.cfg.batch_size // 2)
+            steps = ", ".join(f"{w} workers {1e3 * c:.1f} ms" for w, c in compute.items())
+            print(f"{name}: {exchange.parameters:,} parameters, {exchange.dense:,} outside the tables; 2 workers' "
+                  f"rows: {exchange.rows_per_worker(share):,.0f} numbers each; optimizer step "
+                  f"{1e3 * exchange.optimizer_seconds:.1f} ms on one process; step time at the per-worker batch, "
+                  f"its share of the optimizer: {steps}", flush=True)
             for workers, gbits, c, step, speedup in rows:
                 print(f"  {workers:>2} workers, {gbits:>3} Gb/s: compute {1e3 * c:7.1f} ms + sum "
                       f"{1e3 * (step - c):7.1f} ms -> speed-up {speedup:5.2f}x", flush=True)

@@ -14,27 +14,37 @@ Each worker sends n_i * dL_i/dW and n_i in one flat buffer (one Allreduce per st
 divides the sums by sum_i n_i. The loss, the token count and the stop flags ride in the same
 buffer, so all workers stop at the same step.
 
-Large embedding tables travel as rows: where a table's gradient is sparse (pretrained vectors,
-nn/rows.py: a batch reads a few hundred of 100,000 rows), each worker sends the rows it touched and
-their gradients (an Allgather), not the dense table. Other tables are dense, as on one process.
+Embedding tables travel as rows: a batch reads a few hundred of a table's thousands of rows, so
+each worker sends the rows it touched and their gradients (one Allgather for all tables), not the
+dense table. Where the update is lazy (pretrained vectors, nn/rows.py) it stays lazy; elsewhere the
+rows are only the way the gradient travels, and the update is the dense one a single process makes.
+
+The optimizer step is shared out too (ZeRO's first stage): Adam's update and the weight average are
+elementwise, so each worker updates its own block of rows of the parameters (a 1/N share of the
+numbers) and an Allgather gives everyone the rest. Each worker keeps the moments of its own block
+current; they are gathered before an evaluation or a checkpoint reads them.
 
 `Solo` is one process without MPI: the same methods, doing nothing, so that train.py reads as
 a single-process loop. `launch` runs a command again as N ranks on this machine (`--workers N`).
 """
 
+import math
 import os
 import re
 import shutil
 import signal
 import subprocess
 import sys
+import time
 
 import numpy as np
 
 from rnncli.errors import EXIT_INTERRUPTED, RnncliError, UsageError
+from rnncli.nn.layers import Embedding
 from rnncli.nn.rows import RowGradient
 
 INSTALL = "pip install 'rnncli[mpi]'"
+IN_PLACE_FROM = 65_536  # an array of this many numbers is gathered on its own, into itself
 current = None  # the MPI world of this process once it joined one (cli.py ends it on an error)
 
 
@@ -81,10 +91,30 @@ def share_of(n, size, rank):
     return slice(start, start + q + (rank < r))
 
 
+def blocks_of_rows(arrays, size):
+    """How `size` workers share out an update of the arrays {name: array} -> [{name: (start, stop)}]
+    by worker: the arrays laid end to end in the given order and cut into `size` runs of about equal
+    numbers, each cut between two rows (so a block of an array is a view, arrays[name][start:stop])."""
+    total = sum(a.size for a in arrays.values())
+    cuts = [total * r / size for r in range(size + 1)]
+    blocks, at = [{} for _ in range(size)], 0
+    for name, a in arrays.items():
+        if a.ndim == 0 or not a.flags.c_contiguous:
+            raise RnncliError(f"cannot share out the update of {name}: a scalar or a non-contiguous array")
+        rows, width = len(a), max(a.size // max(len(a), 1), 1)
+        bounds = [min(max(math.ceil((c - at) / width), 0), rows) for c in cuts]
+        bounds[-1] = rows
+        for r in range(size):
+            blocks[r][name] = (bounds[r], bounds[r + 1])
+        at += a.size
+    return blocks
+
+
 class Solo:
     """One process: every method is the identity."""
 
     size, rank = 1, 0
+    mpi_seconds = 0.0  # time spent in MPI calls (waiting for the others included)
 
     @property
     def lead(self):
@@ -105,9 +135,19 @@ class Solo:
         """The items (say, evaluation batches) this worker handles: every size-th one."""
         return items[self.rank :: self.size]
 
+    def prepare(self, model):
+        """Ready a model for training on these workers (its tables send rows)."""
+
     def reduce_step(self, grads, loss, count, tokens, flags, params):
         """-> (grads, loss, tokens, flags) of the whole global batch (see the module's docstring)."""
         return grads, loss, tokens, flags
+
+    def update(self, opt, params, grads, lr):
+        """The optimizer step, shared out between the workers."""
+        opt.step(params, grads, lr)
+
+    def gather_state(self, opt):
+        """Make every worker's copy of the optimizer's state whole (before it is read or saved)."""
 
     def sum(self, array):
         return array
@@ -138,13 +178,23 @@ class MpiWorld(Solo):
         self.MPI, self.comm = MPI, MPI.COMM_WORLD
         self.size, self.rank = self.comm.Get_size(), self.comm.Get_rank()
         self._plan = None  # what reduce_step sends how (made at the first step)
+        self._shares = None  # which rows of which parameters each worker updates (made at the first step)
 
     def _timed(self, call, *args):
+        started = time.perf_counter()
         try:
             return call(*args)
         except self.MPI.Exception as e:  # a worker died or a link broke: one line, not MPICH's stack
             first = str(e).splitlines()[0] if str(e) else type(e).__name__
             raise RnncliError(f"lost contact with another worker ({first})") from e
+        finally:
+            self.mpi_seconds += time.perf_counter() - started
+
+    def prepare(self, model):
+        for name in model.params:
+            layer = getattr(model, name[: -len(".E")], None) if name.endswith(".E") else None
+            if isinstance(layer, Embedding):
+                layer.as_rows = True
 
     def reduce_step(self, grads, loss, count, tokens, flags, params):
         if self._plan is None:
@@ -168,41 +218,117 @@ class MpiWorld(Solo):
         for k, n in zip(dense, sizes, strict=True):
             out[k] = buf[at : at + n].reshape(params[k].shape)  # views: the buffer is reused next step
             at += n
-        for k in sparse:
-            out[k] = self._gather_rows(None if grads is None else grads[k], count, total, params[k])
+        if sparse:
+            out.update(self._gather_rows(sparse, grads, count, total, params))
         return out, global_loss, global_tokens, global_flags
 
     def _make_plan(self, grads, params, n_flags):
         """Which gradients travel in the flat buffer and which as rows (the tables whose gradients
-        are sparse, nn/rows.py), agreed by all workers at the first step; and the buffer."""
+        come as rows, nn/rows.py), agreed by all workers at the first step; and the buffer."""
         names = sorted(params)
-        tables = [k for k in names if k.endswith("embedding.E")]
-        mine = [-1 if grads is None else int(isinstance(grads[k], RowGradient)) for k in tables]
+        tables = [k for k in names if k.endswith(".E")]
+        # per table: -1 no gradient here, 0 dense, 1 rows updated lazily, 2 rows updated densely
+        mine = [-1 if grads is None else 0 if not isinstance(grads[k], RowGradient) else 1 if grads[k].lazy else 2
+                for k in tables]
         everyone = np.array(self._timed(self.comm.allgather, mine)).reshape(self.size, len(tables))
-        sparse = [k for k, flag in zip(tables, everyone.max(axis=0), strict=True) if flag == 1]
+        sparse = {k: flag == 1 for k, flag in zip(tables, everyone.max(axis=0), strict=True) if flag >= 1}
         dense = [k for k in names if k not in sparse]
         sizes = [params[k].size for k in dense]
         buf = np.empty(sum(sizes) + 3 + n_flags, params[names[0]].dtype)  # + loss, count, tokens and the flags
         return dense, sizes, sparse, buf
 
-    def _gather_rows(self, g, count, total, table):
-        """A sparse table gradient: every worker's rows (an Allgather), summed where they meet and
-        divided by the global count -> a RowGradient over the rows any worker touched."""
-        width = table.shape[1]
-        if g is None:
-            rows, values = np.zeros(0, np.int64), np.zeros((0, width), table.dtype)
-        else:
-            rows, values = g.rows.astype(np.int64), np.ascontiguousarray(g.values * count)
-        counts = np.array(self._timed(self.comm.allgather, len(rows)))
-        all_rows = np.empty(int(counts.sum()), np.int64)
-        self._timed(self.comm.Allgatherv, rows, [all_rows, counts])
-        all_values = np.empty((len(all_rows), width), table.dtype)
-        self._timed(self.comm.Allgatherv, values, [all_values, counts * width])
-        unique, where = np.unique(all_rows, return_inverse=True)
-        summed = np.zeros((len(unique), width), table.dtype)
-        np.add.at(summed, where, all_values)
-        summed /= summed.dtype.type(total)
-        return RowGradient(unique, summed, table.shape)
+    def _gather_rows(self, sparse, grads, count, total, params):
+        """The tables' gradients as rows: every worker's rows of every table in one Allgather (a row
+        is its id, then n_i times its gradient), summed where they meet and divided by the global
+        count -> {name: RowGradient over the rows any worker touched}."""
+        dtype = params[next(iter(sparse))].dtype
+        parts, counts = [], np.zeros((self.size, len(sparse)), np.int64)
+        for t, k in enumerate(sparse):
+            g = None if grads is None else grads[k]
+            n = 0 if g is None else len(g.rows)
+            part = np.empty((n, 1 + params[k].shape[1]), dtype)  # ids up to 2^24 are exact in float32
+            if n:
+                part[:, 0] = g.rows
+                np.multiply(g.values, count, out=part[:, 1:])
+            parts.append(part.reshape(-1))
+            counts[self.rank, t] = n
+        self._timed(self.comm.Allreduce, self.MPI.IN_PLACE, counts)  # every worker's row counts
+        widths = np.array([1 + params[k].shape[1] for k in sparse])
+        sent = np.concatenate(parts) if parts else np.zeros(0, dtype)
+        received = np.empty(int((counts * widths).sum()), dtype)
+        self._timed(self.comm.Allgatherv, sent, [received, (counts * widths).sum(axis=1)])
+        out, at = {}, 0
+        pieces = {k: [] for k in sparse}
+        for rank in range(self.size):
+            for t, k in enumerate(sparse):
+                n = int(counts[rank, t]) * widths[t]
+                pieces[k].append(received[at : at + n].reshape(-1, widths[t]))
+                at += n
+        for k, lazy in sparse.items():
+            every = np.concatenate(pieces[k])
+            ids = every[:, 0].astype(np.int64)
+            order = np.argsort(ids, kind="stable")
+            ids = ids[order]
+            starts = np.flatnonzero(np.r_[True, ids[1:] != ids[:-1]]) if len(ids) else np.zeros(0, np.int64)
+            summed = np.add.reduceat(every[order, 1:], starts, axis=0) if len(ids) else every[:, 1:]
+            summed /= summed.dtype.type(total)
+            out[k] = RowGradient(ids[starts], summed, params[k].shape, lazy=lazy)
+        return out
+
+    def update(self, opt, params, grads, lr):
+        if self._shares is None:
+            dense = [k for k in sorted(params) if grads.get(k) is not None
+                     and not (isinstance(grads[k], RowGradient) and grads[k].lazy)]
+            self._shares, self._params = blocks_of_rows({k: params[k] for k in dense}, self.size), params
+        opt.step(params, grads, lr, part=self._shares[self.rank])
+        self._allgather_rows(params)
+
+    def _allgather_rows(self, arrays):
+        """Every worker's block of rows of the arrays {name: array} (its shares) to every worker.
+        A large array gathers into itself (no copies); the small ones travel together through one
+        buffer, so that a step makes a few exchanges, not one per array (each costs a link's latency)."""
+        names = [k for k in self._shares[self.rank] if k in arrays]
+        small = [k for k in names if arrays[k].size < IN_PLACE_FROM]
+        for k in names:
+            if k not in small:
+                a = arrays[k]
+                w = a.size // max(len(a), 1)
+                blocks = [share[k] for share in self._shares]
+                counts, displs = [(hi - lo) * w for lo, hi in blocks], [lo * w for lo, _ in blocks]
+                self._timed(self.comm.Allgatherv, self.MPI.IN_PLACE, [a.reshape(-1), (counts, displs)])
+        if not small:
+            return
+        # worker 0's rows of the small arrays, in order, then worker 1's...: each worker fills its own run
+        width = {k: arrays[k].size // max(len(arrays[k]), 1) for k in small}
+        runs, counts, at = [], [], 0  # runs: (worker, name, first row, end row, where in the buffer)
+        for r, share in enumerate(self._shares):
+            first = at
+            for k in small:
+                lo, hi = share[k]
+                runs.append((r, k, lo, hi, at))
+                at += (hi - lo) * width[k]
+            counts.append(at - first)
+        buf = np.empty(at, arrays[small[0]].dtype)
+        for r, k, lo, hi, at in runs:
+            if r == self.rank:
+                buf[at : at + (hi - lo) * width[k]] = arrays[k][lo:hi].reshape(-1)
+        displs = np.r_[0, np.cumsum(counts)[:-1]].tolist()
+        self._timed(self.comm.Allgatherv, self.MPI.IN_PLACE, [buf, (counts, displs)])
+        for r, k, lo, hi, at in runs:
+            if r != self.rank:
+                arrays[k][lo:hi] = buf[at : at + (hi - lo) * width[k]].reshape(arrays[k][lo:hi].shape)
+
+    def gather_state(self, opt):
+        if self._shares is None or opt.t == 0:
+            return  # no step taken yet: no state
+        for kind in (*opt.moment_slots(), *("avg.",) * bool(opt.average)):
+            arrays = {}
+            for k in self._shares[0]:
+                key = kind + k
+                if key not in opt.state:  # a slot only other workers' updates made: theirs fill it
+                    opt.state[key] = np.zeros_like(self._params[k])
+                arrays[k] = opt.state[key]
+            self._allgather_rows(arrays)
 
     def sum(self, array):
         out = np.array(array, np.float64)

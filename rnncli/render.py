@@ -201,7 +201,7 @@ def train_summary(s):
                      f"{best:.4f} (step {s['best_step']})"))
     if s.get("workers", 1) > 1 and s.get("step_seconds"):
         share = s["reduce_seconds"] / s["step_seconds"]
-        rows.append(("workers", f"{s['workers']} (the sum over workers took {100 * share:.0f} % of each step)"))
+        rows.append(("workers", f"{s['workers']} (the exchange between workers took {100 * share:.0f} % of each step)"))
     rows.append(("checkpoint", s["out"]))
     if s["selected_on"] != "validation":
         warnings(["no validation data: the best model was chosen on the training loss"])

@@ -100,6 +100,7 @@ class _Run:
         self.data_meta = model_data_meta(ds.meta, resume[0] if resume else None, pretrained)
         self.model = build_model(cfg, self.data_meta)
         attach_vectors(self.model, self.task, cfg, None if resume else pretrained, self.data_meta)
+        world.prepare(self.model)
         self.train_split, self.valid_split = (reach_cut_words(s, self.data_meta) for s in (ds.train, ds.valid))
         self.decode_sample = None  # an encoder-decoder decodes this fixed sample of the valid split at validation
         n_valid = 0 if self.valid_split is None else self.valid_split.num_sequences
@@ -136,7 +137,7 @@ class _Run:
         # the share of the time budget spent, as all workers agreed it at the last step (the LR schedule's clock)
         self.time_spent = self.st["elapsed"] / self.budget if self.budget else 0.0
         self.recent, self.tokens = [], 0
-        self.step_seconds = self.reduce_seconds = 0.0  # this run's time in steps, and in their sums over workers
+        self.step_seconds = self.reduce_seconds = 0.0  # time in steps, and in their exchanges between workers
         self.t_start = self.t_window = time.perf_counter()
         self.last_train_loss = None
 
@@ -194,9 +195,8 @@ class _Run:
         elapsed = self.st["elapsed"] + time.perf_counter() - self.t_start
         flags = [float(stopper.requested is not None), float(self.budget is not None and elapsed >= self.budget),
                  elapsed / self.budget if self.budget else 0.0]
-        reducing = time.perf_counter()
+        in_mpi = self.world.mpi_seconds
         grads, loss, n_tokens, flags = self.world.reduce_step(grads, loss, count, n_tokens, flags, self.model.params)
-        self.reduce_seconds += time.perf_counter() - reducing
         self.stop_requested, self.time_up = flags[0] > 0, flags[1] > 0
         self.time_spent = flags[2] / self.world.size  # every worker's mean: the same number on all of them
         norm = clip_global_norm(grads, self.cfg.clip)
@@ -204,7 +204,8 @@ class _Run:
             what = f"loss became {loss}" if not math.isfinite(loss) else f"gradient norm became {norm}"
             raise everywhere(RnncliError(f"{what} at step {self.st['step'] + 1}; stopped. {self.out} keeps the last "
                                          "good checkpoint (try a lower --lr or --clip)"))
-        self.opt.step(self.model.params, grads, lr)
+        self.world.update(self.opt, self.model.params, grads, lr)  # each worker updates its share
+        self.reduce_seconds += self.world.mpi_seconds - in_mpi
         if finals is not None:  # the state the next chunk starts from
             self.carry = [tuple(s.copy() for s in f) for f in finals]
         self.recent.append(loss)
@@ -247,6 +248,7 @@ class _Run:
         """Validate (the weight average, if kept), record, keep the best, checkpoint."""
         cfg, st, params = self.cfg, self.st, self.model.params
         speed = self.tokens / max(time.perf_counter() - self.t_window, 1e-9)  # training only, not evaluation
+        self.world.gather_state(self.opt)  # the average and the moments, whole on every worker
         live = _swap_in(params, self.opt.averaged(params)) if cfg.average else None
         metrics = evaluate_split(self.model, self.task, self.valid_split, self.ds.meta["format"], cfg.char_features,
                                  world=self.world, decode_sample=self.decode_sample)

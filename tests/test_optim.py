@@ -122,3 +122,63 @@ def test_scheduled_learning_rates_by_their_definitions():
     assert scheduled_lr(0.1, "linear", 1.7) == 0.0 and scheduled_lr(0.1, "cosine", -1) == 0.1  # clamped to 0..1
     assert [scheduled_lr(0.1, "constant", 0, step, warmup=4) for step in range(6)] == pytest.approx(
         [0.025, 0.05, 0.075, 0.1, 0.1, 0.1])
+
+
+@pytest.mark.parametrize("kind", ["sgd", "momentum", "adagrad", "rmsprop", "adam", "adamw"])
+def test_shares_of_a_step_make_the_whole_step(kind):
+    """Data-parallel workers each update a block of rows (parallel.py): joined, the blocks are one
+    optimizer's step bit for bit, moments and weight average included; a table's gradient carried
+    as rows (lazy=False) updates densely, as the dense array would."""
+    from rnncli.nn.rows import RowGradient
+
+    rng = np.random.default_rng(0)
+    start = {"a": rng.normal(size=(7, 3)), "b": rng.normal(size=5), "E": rng.normal(size=(9, 4))}
+    shares = [{"a": (0, 4), "b": (0, 0), "E": (0, 2)}, {"a": (4, 7), "b": (0, 5), "E": (2, 9)}]
+    whole = {k: v.copy() for k, v in start.items()}
+    joined = {k: v.copy() for k, v in start.items()}
+    one = Optimizer(kind, average=0.9, weight_decay=0.01)
+    workers = [Optimizer(kind, average=0.9, weight_decay=0.01) for _ in shares]
+    for _ in range(4):
+        g = {"a": rng.normal(size=(7, 3)), "b": rng.normal(size=5),
+             "E": RowGradient(np.array([1, 5, 8]), rng.normal(size=(3, 4)), (9, 4), lazy=False)}
+        one.step(whole, {**g, "E": g["E"].dense()}, 0.1)
+        copies = [{k: v.copy() for k, v in joined.items()} for _ in shares]
+        for opt, share, params in zip(workers, shares, copies, strict=True):
+            opt.step(params, g, 0.1, part=share)
+        for share, params in zip(shares, copies, strict=True):  # what the Allgather does
+            for k, (lo, hi) in share.items():
+                joined[k][lo:hi] = params[k][lo:hi]
+    assert all(np.array_equal(whole[k], joined[k]) for k in start)
+    for key, value in one.state.items():
+        name = key.split(".", 1)[1]
+        merged = np.zeros_like(value)
+        for opt, share in zip(workers, shares, strict=True):
+            lo, hi = share[name]
+            if lo < hi:
+                merged[lo:hi] = opt.state[key][lo:hi]
+        assert np.array_equal(merged, value), key
+
+
+@pytest.mark.parametrize("size", [1, 2, 3, 5])
+def test_blocks_of_rows_cover_every_number_once_in_about_equal_runs(size):
+    from rnncli.parallel import blocks_of_rows
+
+    rng = np.random.default_rng(size)
+    arrays = {f"a{i}": np.zeros(tuple(rng.integers(1, 9, rng.integers(1, 3)))) for i in range(7)}
+    arrays["big"] = np.zeros((50, 4))
+    blocks = blocks_of_rows(arrays, size)
+    owner = {k: np.full(len(a), -1) for k, a in arrays.items()}
+    numbers = [0] * size
+    for r, block in enumerate(blocks):
+        for k, (lo, hi) in block.items():
+            assert 0 <= lo <= hi <= len(arrays[k])
+            assert (owner[k][lo:hi] == -1).all()
+            owner[k][lo:hi] = r
+            numbers[r] += (hi - lo) * arrays[k][0].size
+    assert all((o >= 0).all() for o in owner.values())  # every row has a worker
+    # laid end to end in order, worker r's rows come after worker r - 1's
+    order = np.concatenate([owner[k] for k in arrays])
+    assert (np.diff(order) >= 0).all()
+    widest = max(a[0].size for a in arrays.values())
+    total = sum(a.size for a in arrays.values())
+    assert max(numbers) - min(numbers) <= 2 * widest and sum(numbers) == total

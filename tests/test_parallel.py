@@ -86,6 +86,8 @@ TASKS = {  # the data set is f"{task}.npz" up to the first "+"
     "seq2seq": ["--attention", "general", "--max-steps", "12", "--lr-schedule", "cosine", "--warmup", "3",
                 "--decoder-hidden", "10", "--input-feeding"],  # the schedule's steps alike
     "classify+vectors": ["--embeddings", "vec.txt", "--freeze-embeddings"],  # rows travel as rows
+    # a table of 57 x 1,200 numbers: its update's blocks gather into the table itself (parallel.py)
+    "classify+wide": ["--embed", "1200", "--average", "0.9"],
 }
 
 

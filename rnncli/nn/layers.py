@@ -11,13 +11,15 @@ class Embedding:
     """Lookup table E (V, D): ids (...,) -> vectors (..., D).
 
     sparse = True: backward gives only the rows the ids used (nn/rows.py), for large tables;
-    frozen (V,) bool, with sparse: rows that get no gradient at all (pretrained vectors kept fixed)."""
+    frozen (V,) bool, with sparse: rows that get no gradient at all (pretrained vectors kept fixed);
+    as_rows = True: backward gives the rows too, but the update stays dense (lazy=False): a compact
+    gradient for data-parallel workers to send each other (parallel.py)."""
 
     def __init__(self, vocab_size, dim, rng, dtype=np.float32):
         # N(0, 1) rows, as PyTorch's nn.Embedding; the recurrent input weights rescale them
         self.params = {"E": rng.standard_normal((vocab_size, dim)).astype(dtype)}
         self.width = dim  # what each id becomes: D numbers
-        self.sparse = False
+        self.sparse = self.as_rows = False
         self.frozen = None
 
     def forward(self, ids):
@@ -35,13 +37,13 @@ class Embedding:
         order = np.argsort(flat_ids, kind="stable")
         sorted_ids = flat_ids[order]
         starts = np.flatnonzero(np.r_[True, sorted_ids[1:] != sorted_ids[:-1]])
-        if self.sparse:
+        if self.sparse or self.as_rows:
             values = np.add.reduceat(d[order], starts, axis=0) if len(flat_ids) else d[:0]
             rows = sorted_ids[starts]
             if self.frozen is not None:
                 free = ~self.frozen[rows]
                 rows, values = rows[free], values[free]
-            return {"E": RowGradient(rows, values, E.shape)}
+            return {"E": RowGradient(rows, values, E.shape, lazy=self.sparse)}
         dE = np.zeros_like(E)
         if len(flat_ids):
             dE[sorted_ids[starts]] = np.add.reduceat(d[order], starts, axis=0)

@@ -55,10 +55,15 @@ class Optimizer:
             self._work[key] = np.empty_like(like)
         return self._work[key]
 
-    def step(self, params, grads, lr=None):
+    def step(self, params, grads, lr=None, part=None):
         """Update every parameter that has a gradient (a frozen one has none). A RowGradient
         (nn/rows.py) updates only its rows, their moments included: the "lazy" update that
-        PyTorch's SparseAdam makes, equal to the dense one where every row has a gradient."""
+        PyTorch's SparseAdam makes, equal to the dense one where every row has a gradient (one
+        marked lazy=False is only carried as rows, and updates densely).
+
+        part {name: (start, stop)}: update rows [start, stop) of those parameters alone (their
+        moments and averages with them) and leave the other dense ones: one data-parallel worker's
+        share of the step (parallel.py). The update is elementwise, so the shares make the whole."""
         lr = self.lr if lr is None else lr
         self.t += 1
         decay = min(self.average, (1.0 + self.t) / (10.0 + self.t))
@@ -67,10 +72,10 @@ class Optimizer:
             g = grads.get(name)
             if g is None:
                 continue
-            if isinstance(g, RowGradient):  # gather the rows and their moments, update, scatter back
+            if isinstance(g, RowGradient) and g.lazy:  # gather the rows and their moments, update, scatter back
                 if self.average and "avg." + name in self.state:
                     self._catch_up(name, p, g.rows, logs[0])  # the rows' averages, up to the last step
-                full = {k: self._slot(k + name, p) for k in self._moments()}
+                full = {k: self._slot(k + name, p) for k in self.moment_slots()}
                 rows_of = {k: a[g.rows] for k, a in full.items()}
                 sub = p[g.rows]
                 self._update(sub, g.values, lr, rows_of.__getitem__, np.empty_like(sub))
@@ -79,18 +84,25 @@ class Optimizer:
                     a[g.rows] = rows_of[k]
                 if self.average:
                     self._lazy_average(name, p, g.rows, decay, logs[1])
-                    continue
-            else:
-                self._update(p, g, lr, lambda k, name=name, p=p: self._slot(k + name, p), self._scratch(p))
+                continue
+            start, stop = (0, len(p)) if part is None else part.get(name, (0, 0))
+            if start == stop:
+                continue  # another worker's share
+            rows = slice(start, stop)
+            mine = p[rows]  # a view: the update lands in p
+            g = g.dense(start, stop) if isinstance(g, RowGradient) else g[rows]
+            moments = {k: self._slot(k + name, p)[rows] for k in self.moment_slots()}  # views too
+            self._update(mine, g, lr, moments.__getitem__, self._scratch(mine))
             if self.average:
                 avg = self.state.get("avg." + name)
                 if avg is None:
                     self.state["avg." + name] = p.copy()
                 else:
+                    avg = avg[rows]
                     avg *= decay
-                    avg += np.multiply(p, 1.0 - decay, out=self._scratch(p))
+                    avg += np.multiply(mine, 1.0 - decay, out=self._scratch(mine))
 
-    def _moments(self):
+    def moment_slots(self):
         """The state slots the rule keeps per parameter ("m." and/or "v.")."""
         return {"sgd": (), "momentum": ("m.",), "adagrad": ("v.",), "rmsprop": ("v.",)}.get(self.kind, ("m.", "v."))
 

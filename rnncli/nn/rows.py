@@ -5,18 +5,25 @@ the table is large (pretrained vectors: 100,000 rows, of which a batch reads a f
 
 The optimizer then updates only those rows (nn/optim.py, "lazy" as PyTorch's SparseAdam), and
 global-norm clipping reads only them, so a step costs what the batch touched, not the table's size.
+
+lazy = False keeps the dense update (every row's moments move, as for any other array): the rows are
+then only a compact way to carry the gradient, which is what data-parallel workers send each other
+for a table that is not sparse (parallel.py), so that N workers take one process's steps.
 """
 
 import numpy as np
 
 
 class RowGradient:
-    def __init__(self, rows, values, shape):
-        self.rows, self.values, self.shape = rows, values, shape
+    def __init__(self, rows, values, shape, lazy=True):
+        self.rows, self.values, self.shape, self.lazy = rows, values, shape, lazy
 
-    def dense(self):
-        out = np.zeros(self.shape, self.values.dtype)
-        out[self.rows] = self.values
+    def dense(self, start=0, stop=None):
+        """The gradient as an array: rows [start, stop) of the table (all of them by default)."""
+        stop = self.shape[0] if stop is None else stop
+        out = np.zeros((stop - start, *self.shape[1:]), self.values.dtype)
+        inside = (self.rows >= start) & (self.rows < stop)
+        out[self.rows[inside] - start] = self.values[inside]
         return out
 
     def __imul__(self, scale):
