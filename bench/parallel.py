@@ -230,11 +230,11 @@ class Exchange:
         opt = Optimizer(cfg.optimizer, lr=cfg.lr, weight_decay=cfg.weight_decay, average=cfg.average)
         grads = {k: np.random.default_rng(0).standard_normal(p.shape).astype(p.dtype) * 1e-3 for k, p in params.items()}
         times = []
-        for _ in range(12):
+        for _ in range(30):
             t = time.perf_counter()
             opt.step(params, grads)
             times.append(time.perf_counter() - t)
-        self.optimizer_seconds = statistics.median(times[2:])
+        self.optimizer_seconds = statistics.median(times[5:])  # once the moments exist
 
     def rows_per_worker(self, share, draws=20):
         """Numbers (ids and gradients) of the table rows one worker's share of a batch touches."""
