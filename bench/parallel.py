@@ -200,11 +200,12 @@ main()
 
 class Exchange:
     """What one step of N workers exchanges, from the model's shapes and the data (parallel.py):
-      - the dense gradients (every array but the embedding tables): a ring Allreduce, each worker
-        sending and receiving 2(N-1)/N of them in 2(N-1) messages;
+      - the dense gradients (every array but the embedding tables): a ring reduce-scatter, each
+        worker sending and receiving (N-1)/N of them in N-1 messages;
       - the tables' rows each worker's share of the batch touched: an Allgather, each worker
         receiving the other N-1 workers' rows (a row is its id and its D numbers), plus one small
         Allreduce of the row counts;
+      - the gradient norm's squares: one small Allreduce;
       - the parameters after the shared-out update: an Allgather, each worker receiving (N-1)/N of
         them (one exchange for the arrays under 65,536 numbers, one per larger array).
     Also the optimizer step's time on one process, of which a worker of N runs 1/N."""
@@ -265,8 +266,8 @@ class Exchange:
             return 0.0
         n = workers
         share = max(1, -(-self.cfg.batch_size // n))
-        numbers = 2 * (n - 1) / n * self.dense + (n - 1) * self.rows_per_worker(share) + (n - 1) / n * self.parameters
-        messages = 2 * (n - 1) + (n - 1) + 2 * (n - 1) + (n - 1) * (1 + self.large)
+        numbers = (n - 1) / n * self.dense + (n - 1) * self.rows_per_worker(share) + (n - 1) / n * self.parameters
+        messages = (n - 1) + (n - 1) + 2 * (n - 1) + 2 * (n - 1) + (n - 1) * (1 + self.large)
         return numbers * 4 * 8 / (gbits * 1e9) + messages * latency
 
 

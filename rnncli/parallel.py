@@ -10,9 +10,9 @@ tokens, or n_i sequences for a classifier), and the batch's mean is
 
     L = sum_i n_i L_i / sum_i n_i,     so     dL/dW = sum_i n_i dL_i/dW / sum_i n_i.
 
-Each worker sends n_i * dL_i/dW and n_i in one flat buffer (one Allreduce per step); everyone
-divides the sums by sum_i n_i. The loss, the token count and the stop flags ride in the same
-buffer, so all workers stop at the same step.
+Each worker sends n_i * dL_i/dW and n_i in one flat buffer; everyone divides the sums by sum_i n_i.
+The loss, the token count and the stop flags ride in the same buffer, so all workers stop at the
+same step.
 
 Embedding tables travel as rows: a batch reads a few hundred of a table's thousands of rows, so
 each worker sends the rows it touched and their gradients (one Allgather for all tables), not the
@@ -21,8 +21,11 @@ rows are only the way the gradient travels, and the update is the dense one a si
 
 The optimizer step is shared out too (ZeRO's first stage): Adam's update and the weight average are
 elementwise, so each worker updates its own block of rows of the parameters (a 1/N share of the
-numbers) and an Allgather gives everyone the rest. Each worker keeps the moments of its own block
-current; they are gathered before an evaluation or a checkpoint reads them.
+numbers) and an Allgather gives everyone the rest. So a worker needs only its block's gradient sums:
+the flat buffer is laid out block by block and summed with a reduce-scatter (each worker receives
+its block's sums), which sends half of what an Allreduce sends; the global norm for clipping is the
+sum of the workers' blocks' squares. Each worker keeps the moments of its own block current; they
+are gathered before an evaluation or a checkpoint reads them.
 
 `Solo` is one process without MPI: the same methods, doing nothing, so that train.py reads as
 a single-process loop. `launch` runs a command again as N ranks on this machine (`--workers N`).
@@ -41,6 +44,7 @@ import numpy as np
 
 from rnncli.errors import EXIT_INTERRUPTED, RnncliError, UsageError
 from rnncli.nn.layers import Embedding
+from rnncli.nn.optim import clip_global_norm, global_norm
 from rnncli.nn.rows import RowGradient
 
 INSTALL = "pip install 'rnncli[mpi]'"
@@ -142,6 +146,10 @@ class Solo:
         """-> (grads, loss, tokens, flags) of the whole global batch (see the module's docstring)."""
         return grads, loss, tokens, flags
 
+    def clip(self, grads, max_norm):
+        """Clip reduce_step's gradients to a global norm of max_norm; -> the norm before clipping."""
+        return clip_global_norm(grads, max_norm)
+
     def update(self, opt, params, grads, lr):
         """The optimizer step, shared out between the workers."""
         opt.step(params, grads, lr)
@@ -197,34 +205,41 @@ class MpiWorld(Solo):
                 layer.as_rows = True
 
     def reduce_step(self, grads, loss, count, tokens, flags, params):
+        """-> (this worker's block of the summed gradients {name: rows [start, stop) of it} and
+        every table's rows, loss, tokens, flags): what update() needs."""
         if self._plan is None:
             self._plan = self._make_plan(grads, params, len(flags))
-        dense, sizes, sparse, buf = self._plan
-        # one flat buffer: n_i * every dense gradient, then n_i * loss, n_i, the tokens and the flags
-        at = 0
-        for k, n in zip(dense, sizes, strict=True):
-            if grads is None:
-                buf[at : at + n] = 0
+        runs, counts, sparse, buf, mine = self._plan
+        # block by block: n_i * this worker's gradients; each block ends with n_i * loss, n_i, tokens, flags
+        scalars = [loss * count, count, tokens, *flags]
+        for _, k, lo, hi, at in runs:
+            if k is None:  # a block's end: the numbers every worker needs
+                buf[at : at + len(scalars)] = scalars
+            elif grads is None:
+                buf[at : at + (hi - lo) * params[k][0].size] = 0
             else:
-                np.multiply(grads[k].reshape(-1), count, out=buf[at : at + n])
-            at += n
-        buf[at:] = [loss * count, count, tokens, *flags]
-        self._timed(self.comm.Allreduce, self.MPI.IN_PLACE, buf)
-        total = max(float(buf[at + 1]), 1.0)  # an all-padding batch has no tokens and zero gradients
-        buf[: at + 1] /= buf.dtype.type(total)
-        global_loss, global_tokens = float(buf[at]), int(round(float(buf[at + 2])))
-        global_flags = buf[at + 3 :].tolist()
+                g = grads[k][lo:hi].reshape(-1)
+                np.multiply(g, count, out=buf[at : at + len(g)])
+        self._timed(self.comm.Reduce_scatter, buf, mine, counts, self.MPI.SUM)
+        tail = len(mine) - len(scalars)
+        total = max(float(mine[tail + 1]), 1.0)  # an all-padding batch has no tokens and zero gradients
+        mine[: tail + 1] /= mine.dtype.type(total)
+        global_loss, global_tokens = float(mine[tail]), int(round(float(mine[tail + 2])))
+        global_flags = mine[tail + 3 :].tolist()
         out, at = {}, 0
-        for k, n in zip(dense, sizes, strict=True):
-            out[k] = buf[at : at + n].reshape(params[k].shape)  # views: the buffer is reused next step
-            at += n
+        for r, k, lo, hi, _ in runs:
+            if r == self.rank and k is not None:
+                n = (hi - lo) * params[k][0].size
+                out[k] = mine[at : at + n].reshape(hi - lo, *params[k].shape[1:])  # views: reused next step
+                at += n
         if sparse:
             out.update(self._gather_rows(sparse, grads, count, total, params))
         return out, global_loss, global_tokens, global_flags
 
     def _make_plan(self, grads, params, n_flags):
-        """Which gradients travel in the flat buffer and which as rows (the tables whose gradients
-        come as rows, nn/rows.py), agreed by all workers at the first step; and the buffer."""
+        """Agreed by all workers at the first step: which gradients travel in the flat buffer and which
+        as rows (the tables whose gradients come as rows, nn/rows.py); each worker's block of the
+        dense updates (blocks_of_rows); and the buffer, laid out block by block."""
         names = sorted(params)
         tables = [k for k in names if k.endswith(".E")]
         # per table: -1 no gradient here, 0 dense, 1 rows updated lazily, 2 rows updated densely
@@ -232,10 +247,24 @@ class MpiWorld(Solo):
                 for k in tables]
         everyone = np.array(self._timed(self.comm.allgather, mine)).reshape(self.size, len(tables))
         sparse = {k: flag == 1 for k, flag in zip(tables, everyone.max(axis=0), strict=True) if flag >= 1}
+        for k in names:
+            if params[k].ndim == 0:
+                raise RnncliError(f"cannot share out the update of {k}: a scalar")
+        updated = {k: params[k] for k in names if not sparse.get(k)}  # all but the lazy tables
+        self._shares, self._params = blocks_of_rows(updated, self.size), params
         dense = [k for k in names if k not in sparse]
-        sizes = [params[k].size for k in dense]
-        buf = np.empty(sum(sizes) + 3 + n_flags, params[names[0]].dtype)  # + loss, count, tokens and the flags
-        return dense, sizes, sparse, buf
+        runs, counts, at = [], [], 0  # runs: (worker, name, first row, end row, where in the buffer)
+        for r, share in enumerate(self._shares):
+            first = at
+            for k in dense:
+                lo, hi = share[k]
+                runs.append((r, k, lo, hi, at))
+                at += (hi - lo) * params[k][0].size
+            runs.append((r, None, 0, 0, at))
+            at += 3 + n_flags  # + loss, count, tokens and the flags
+            counts.append(at - first)
+        dtype = params[names[0]].dtype
+        return runs, counts, sparse, np.empty(at, dtype), np.empty(counts[self.rank], dtype)
 
     def _gather_rows(self, sparse, grads, count, total, params):
         """The tables' gradients as rows: every worker's rows of every table in one Allgather (a row
@@ -275,11 +304,14 @@ class MpiWorld(Solo):
             out[k] = RowGradient(ids[starts], summed, params[k].shape, lazy=lazy)
         return out
 
+    def clip(self, grads, max_norm):
+        # this worker's blocks, summed over the workers, and the tables' rows, which every worker holds whole
+        blocks = {k: g for k, g in grads.items() if not isinstance(g, RowGradient)}
+        rows = {k: g for k, g in grads.items() if isinstance(g, RowGradient)}
+        squares = self.sum([global_norm(blocks) ** 2])[0] + global_norm(rows) ** 2
+        return clip_global_norm(grads, max_norm, total=math.sqrt(squares))
+
     def update(self, opt, params, grads, lr):
-        if self._shares is None:
-            dense = [k for k in sorted(params) if grads.get(k) is not None
-                     and not (isinstance(grads[k], RowGradient) and grads[k].lazy)]
-            self._shares, self._params = blocks_of_rows({k: params[k] for k in dense}, self.size), params
         opt.step(params, grads, lr, part=self._shares[self.rank])
         self._allgather_rows(params)
 

@@ -31,7 +31,7 @@ from rnncli.errors import EXIT_INTERRUPTED, RnncliError
 from rnncli.evaluate import evaluate_split
 from rnncli.memory import keep_freed_memory
 from rnncli.metrics_log import MetricsLog
-from rnncli.nn.optim import Optimizer, clip_global_norm, decayed_lr, scheduled_lr
+from rnncli.nn.optim import Optimizer, decayed_lr, scheduled_lr
 from rnncli.parallel import Solo, check_batch, everywhere
 from rnncli.pretrained import attach_vectors, model_data_meta, reach_cut_words
 from rnncli.tasks.build import build_model, task_of
@@ -199,7 +199,7 @@ class _Run:
         grads, loss, n_tokens, flags = self.world.reduce_step(grads, loss, count, n_tokens, flags, self.model.params)
         self.stop_requested, self.time_up = flags[0] > 0, flags[1] > 0
         self.time_spent = flags[2] / self.world.size  # every worker's mean: the same number on all of them
-        norm = clip_global_norm(grads, self.cfg.clip)
+        norm = self.world.clip(grads, self.cfg.clip)
         if not (math.isfinite(loss) and math.isfinite(norm)):
             what = f"loss became {loss}" if not math.isfinite(loss) else f"gradient norm became {norm}"
             raise everywhere(RnncliError(f"{what} at step {self.st['step'] + 1}; stopped. {self.out} keeps the last "

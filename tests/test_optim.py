@@ -126,9 +126,9 @@ def test_scheduled_learning_rates_by_their_definitions():
 
 @pytest.mark.parametrize("kind", ["sgd", "momentum", "adagrad", "rmsprop", "adam", "adamw"])
 def test_shares_of_a_step_make_the_whole_step(kind):
-    """Data-parallel workers each update a block of rows (parallel.py): joined, the blocks are one
-    optimizer's step bit for bit, moments and weight average included; a table's gradient carried
-    as rows (lazy=False) updates densely, as the dense array would."""
+    """Data-parallel workers each update a block of rows from its gradients alone (parallel.py):
+    joined, the blocks are one optimizer's step bit for bit, moments and weight average included;
+    a table's gradient carried as rows (lazy=False) updates densely, as the dense array would."""
     from rnncli.nn.rows import RowGradient
 
     rng = np.random.default_rng(0)
@@ -143,8 +143,9 @@ def test_shares_of_a_step_make_the_whole_step(kind):
              "E": RowGradient(np.array([1, 5, 8]), rng.normal(size=(3, 4)), (9, 4), lazy=False)}
         one.step(whole, {**g, "E": g["E"].dense()}, 0.1)
         copies = [{k: v.copy() for k, v in joined.items()} for _ in shares]
-        for opt, share, params in zip(workers, shares, copies, strict=True):
-            opt.step(params, g, 0.1, part=share)
+        for opt, share, params in zip(workers, shares, copies, strict=True):  # each has its block's sums
+            blocks = {k: v if isinstance(v, RowGradient) else v[slice(*share[k])] for k, v in g.items()}
+            opt.step(params, blocks, 0.1, part=share)
         for share, params in zip(shares, copies, strict=True):  # what the Allgather does
             for k, (lo, hi) in share.items():
                 joined[k][lo:hi] = params[k][lo:hi]

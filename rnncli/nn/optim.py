@@ -63,7 +63,8 @@ class Optimizer:
 
         part {name: (start, stop)}: update rows [start, stop) of those parameters alone (their
         moments and averages with them) and leave the other dense ones: one data-parallel worker's
-        share of the step (parallel.py). The update is elementwise, so the shares make the whole."""
+        share of the step (parallel.py), whose grads then hold those rows alone (a RowGradient
+        holds whichever rows it has). The update is elementwise, so the shares make the whole."""
         lr = self.lr if lr is None else lr
         self.t += 1
         decay = min(self.average, (1.0 + self.t) / (10.0 + self.t))
@@ -90,7 +91,10 @@ class Optimizer:
                 continue  # another worker's share
             rows = slice(start, stop)
             mine = p[rows]  # a view: the update lands in p
-            g = g.dense(start, stop) if isinstance(g, RowGradient) else g[rows]
+            if isinstance(g, RowGradient):
+                g = g.dense(start, stop)
+            elif part is None:
+                g = g[rows]
             moments = {k: self._slot(k + name, p)[rows] for k in self.moment_slots()}  # views too
             self._update(mine, g, lr, moments.__getitem__, self._scratch(mine))
             if self.average:
@@ -184,13 +188,19 @@ class Optimizer:
         return {name: self.state.get("avg." + name, p) for name, p in params.items()}
 
 
-def clip_global_norm(grads, max_norm):
+def global_norm(grads):
+    """The L2 norm of all gradients together (a RowGradient counts its rows)."""
+    return math.sqrt(sum(float(np.vdot(v, v)) for v in map(values_of, grads.values())))
+
+
+def clip_global_norm(grads, max_norm, total=None):
     """Scale all gradients together so that their joint L2 norm is at most max_norm.
 
     Clipping the global norm keeps the update's direction; clipping each array separately
     would not. Returns the norm before clipping. max_norm <= 0 disables clipping.
+    total: the norm, when the caller knows it better (data-parallel workers each hold a block).
     """
-    total = math.sqrt(sum(float(np.vdot(v, v)) for v in map(values_of, grads.values())))
+    total = global_norm(grads) if total is None else total
     if max_norm > 0 and math.isfinite(total) and total > max_norm:  # a non-finite norm is the caller's to refuse
         scale = max_norm / (total + 1e-6)
         for g in grads.values():
