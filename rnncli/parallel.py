@@ -253,18 +253,28 @@ class MpiWorld(Solo):
         updated = {k: params[k] for k in names if not sparse.get(k)}  # all but the lazy tables
         self._shares, self._params = blocks_of_rows(updated, self.size), params
         dense = [k for k in names if k not in sparse]
-        runs, counts, at = [], [], 0  # runs: (worker, name, first row, end row, where in the buffer)
+        # each block ends with the loss, the count, the tokens and the flags
+        runs, counts = self._block_layout(dense, {k: params[k][0].size for k in dense}, tail=3 + n_flags)
+        dtype = params[names[0]].dtype
+        return runs, counts, sparse, np.empty(sum(counts), dtype), np.empty(counts[self.rank], dtype)
+
+    def _block_layout(self, names, width, tail=0):
+        """A buffer laid out worker by worker: worker 0's block of rows of each array in `names` (of
+        width[name] numbers a row), then `tail` numbers; then worker 1's... -> (runs, counts): runs
+        (worker, name, first row, end row, where in the buffer), with (worker, None, 0, 0, where) for
+        a tail, and each worker's count of numbers."""
+        runs, counts, at = [], [], 0
         for r, share in enumerate(self._shares):
             first = at
-            for k in dense:
+            for k in names:
                 lo, hi = share[k]
                 runs.append((r, k, lo, hi, at))
-                at += (hi - lo) * params[k][0].size
-            runs.append((r, None, 0, 0, at))
-            at += 3 + n_flags  # + loss, count, tokens and the flags
+                at += (hi - lo) * width[k]
+            if tail:
+                runs.append((r, None, 0, 0, at))
+                at += tail
             counts.append(at - first)
-        dtype = params[names[0]].dtype
-        return runs, counts, sparse, np.empty(at, dtype), np.empty(counts[self.rank], dtype)
+        return runs, counts
 
     def _gather_rows(self, sparse, grads, count, total, params):
         """The tables' gradients as rows: every worker's rows of every table in one Allgather (a row
@@ -332,15 +342,8 @@ class MpiWorld(Solo):
             return
         # worker 0's rows of the small arrays, in order, then worker 1's...: each worker fills its own run
         width = {k: arrays[k].size // max(len(arrays[k]), 1) for k in small}
-        runs, counts, at = [], [], 0  # runs: (worker, name, first row, end row, where in the buffer)
-        for r, share in enumerate(self._shares):
-            first = at
-            for k in small:
-                lo, hi = share[k]
-                runs.append((r, k, lo, hi, at))
-                at += (hi - lo) * width[k]
-            counts.append(at - first)
-        buf = np.empty(at, arrays[small[0]].dtype)
+        runs, counts = self._block_layout(small, width)
+        buf = np.empty(sum(counts), arrays[small[0]].dtype)
         for r, k, lo, hi, at in runs:
             if r == self.rank:
                 buf[at : at + (hi - lo) * width[k]] = arrays[k][lo:hi].reshape(-1)
