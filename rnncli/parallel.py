@@ -45,7 +45,7 @@ import numpy as np
 from rnncli.errors import EXIT_INTERRUPTED, RnncliError, UsageError
 from rnncli.nn.layers import Embedding
 from rnncli.nn.optim import clip_global_norm, global_norm
-from rnncli.nn.rows import RowGradient
+from rnncli.nn.rows import RowGradient, sum_rows
 
 INSTALL = "pip install 'rnncli[mpi]'"
 IN_PLACE_FROM = 65_536  # an array of this many numbers is gathered on its own, into itself
@@ -95,6 +95,11 @@ def share_of(n, size, rank):
     return slice(start, start + q + (rank < r))
 
 
+def row_width(a):
+    """The numbers in one row of an array (a[0].size; 1 for a vector)."""
+    return a.size // max(len(a), 1)
+
+
 def blocks_of_rows(arrays, size):
     """How `size` workers share out an update of the arrays {name: array} -> [{name: (start, stop)}]
     by worker: the arrays laid end to end in the given order and cut into `size` runs of about equal
@@ -105,7 +110,7 @@ def blocks_of_rows(arrays, size):
     for name, a in arrays.items():
         if a.ndim == 0 or not a.flags.c_contiguous:
             raise RnncliError(f"cannot share out the update of {name}: a scalar or a non-contiguous array")
-        rows, width = len(a), max(a.size // max(len(a), 1), 1)
+        rows, width = len(a), max(row_width(a), 1)
         bounds = [min(max(math.ceil((c - at) / width), 0), rows) for c in cuts]
         bounds[-1] = rows
         for r in range(size):
@@ -115,7 +120,7 @@ def blocks_of_rows(arrays, size):
 
 
 class Solo:
-    """One process: every method is the identity."""
+    """One process: every exchange is the identity, and the optimizer takes the whole step."""
 
     size, rank = 1, 0
     mpi_seconds = 0.0  # time spent in MPI calls (waiting for the others included)
@@ -216,7 +221,7 @@ class MpiWorld(Solo):
             if k is None:  # a block's end: the numbers every worker needs
                 buf[at : at + len(scalars)] = scalars
             elif grads is None:
-                buf[at : at + (hi - lo) * params[k][0].size] = 0
+                buf[at : at + (hi - lo) * row_width(params[k])] = 0
             else:
                 g = grads[k][lo:hi].reshape(-1)
                 np.multiply(g, count, out=buf[at : at + len(g)])
@@ -229,7 +234,7 @@ class MpiWorld(Solo):
         out, at = {}, 0
         for r, k, lo, hi, _ in runs:
             if r == self.rank and k is not None:
-                n = (hi - lo) * params[k][0].size
+                n = (hi - lo) * row_width(params[k])
                 out[k] = mine[at : at + n].reshape(hi - lo, *params[k].shape[1:])  # views: reused next step
                 at += n
         if sparse:
@@ -247,14 +252,11 @@ class MpiWorld(Solo):
                 for k in tables]
         everyone = np.array(self._timed(self.comm.allgather, mine)).reshape(self.size, len(tables))
         sparse = {k: flag == 1 for k, flag in zip(tables, everyone.max(axis=0), strict=True) if flag >= 1}
-        for k in names:
-            if params[k].ndim == 0:
-                raise RnncliError(f"cannot share out the update of {k}: a scalar")
         updated = {k: params[k] for k in names if not sparse.get(k)}  # all but the lazy tables
         self._shares, self._params = blocks_of_rows(updated, self.size), params
         dense = [k for k in names if k not in sparse]
         # each block ends with the loss, the count, the tokens and the flags
-        runs, counts = self._block_layout(dense, {k: params[k][0].size for k in dense}, tail=3 + n_flags)
+        runs, counts = self._block_layout(dense, {k: row_width(params[k]) for k in dense}, tail=3 + n_flags)
         dtype = params[names[0]].dtype
         return runs, counts, sparse, np.empty(sum(counts), dtype), np.empty(counts[self.rank], dtype)
 
@@ -305,13 +307,9 @@ class MpiWorld(Solo):
                 at += n
         for k, lazy in sparse.items():
             every = np.concatenate(pieces[k])
-            ids = every[:, 0].astype(np.int64)
-            order = np.argsort(ids, kind="stable")
-            ids = ids[order]
-            starts = np.flatnonzero(np.r_[True, ids[1:] != ids[:-1]]) if len(ids) else np.zeros(0, np.int64)
-            summed = np.add.reduceat(every[order, 1:], starts, axis=0) if len(ids) else every[:, 1:]
+            rows, summed = sum_rows(every[:, 0].astype(np.int64), every[:, 1:])
             summed /= summed.dtype.type(total)
-            out[k] = RowGradient(ids[starts], summed, params[k].shape, lazy=lazy)
+            out[k] = RowGradient(rows, summed, params[k].shape, lazy=lazy)
         return out
 
     def clip(self, grads, max_norm):
@@ -334,14 +332,14 @@ class MpiWorld(Solo):
         for k in names:
             if k not in small:
                 a = arrays[k]
-                w = a.size // max(len(a), 1)
+                w = row_width(a)
                 blocks = [share[k] for share in self._shares]
                 counts, displs = [(hi - lo) * w for lo, hi in blocks], [lo * w for lo, _ in blocks]
                 self._timed(self.comm.Allgatherv, self.MPI.IN_PLACE, [a.reshape(-1), (counts, displs)])
         if not small:
             return
         # worker 0's rows of the small arrays, in order, then worker 1's...: each worker fills its own run
-        width = {k: arrays[k].size // max(len(arrays[k]), 1) for k in small}
+        width = {k: row_width(arrays[k]) for k in small}
         runs, counts = self._block_layout(small, width)
         buf = np.empty(sum(counts), arrays[small[0]].dtype)
         for r, k, lo, hi, at in runs:
@@ -454,7 +452,8 @@ def launch(argv, workers, out=None):
     own = [e for e in errors if "lost contact with another worker" not in e]
     lost = len(own) < len(errors)
     clean = code in (0, 1, 2, EXIT_INTERRUPTED)
-    if own or not (died or lost or not clean):
+    abnormal = died or lost or not clean
+    if own or not abnormal:
         for line in own:
             print(line, file=sys.stderr, flush=True)
         return code if clean else 1

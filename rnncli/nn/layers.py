@@ -4,7 +4,7 @@
 import numpy as np
 
 from rnncli.nn.init import fan_in_uniform, glorot_uniform
-from rnncli.nn.rows import RowGradient
+from rnncli.nn.rows import RowGradient, sum_rows
 
 
 class Embedding:
@@ -26,27 +26,17 @@ class Embedding:
         return self.params["E"][ids]
 
     def backward(self, d_out, ids):
-        """Scatter-add d_out (..., D) into the rows that ids used; returns {"E": (V, D)}.
-
-        np.add.at is unbuffered and slow; sorting the ids and summing each run with
-        np.add.reduceat does the same scatter-add with vectorised loops (bench/core.py times both).
-        """
+        """Scatter-add d_out (..., D) into the rows that ids used (nn/rows.py's sum_rows); returns
+        {"E": (V, D)}, or {"E": RowGradient} for a sparse table or one sent as rows."""
         E = self.params["E"]
-        flat_ids = ids.reshape(-1)
-        d = d_out.reshape(-1, E.shape[1])
-        order = np.argsort(flat_ids, kind="stable")
-        sorted_ids = flat_ids[order]
-        starts = np.flatnonzero(np.r_[True, sorted_ids[1:] != sorted_ids[:-1]])
+        rows, values = sum_rows(ids.reshape(-1), d_out.reshape(-1, E.shape[1]))
         if self.sparse or self.as_rows:
-            values = np.add.reduceat(d[order], starts, axis=0) if len(flat_ids) else d[:0]
-            rows = sorted_ids[starts]
             if self.frozen is not None:
                 free = ~self.frozen[rows]
                 rows, values = rows[free], values[free]
             return {"E": RowGradient(rows, values, E.shape, lazy=self.sparse)}
         dE = np.zeros_like(E)
-        if len(flat_ids):
-            dE[sorted_ids[starts]] = np.add.reduceat(d[order], starts, axis=0)
+        dE[rows] = values
         return {"E": dE}
 
 
