@@ -159,31 +159,46 @@ class Seq2Seq:
 
     def forward(self, source, source_mask, target_in, target_mask, train=False, rng=None):
         """source (S, B) (frames: (S, B, D)), target_in (T, B), masks alike -> logits (T, B, V_target), cache."""
+        h_in, cache = self.read_targets(source, source_mask, target_in, target_mask, train, rng)
+        return self.head.forward(h_in), cache
+
+    def read_targets(self, source, source_mask, target_in, target_mask, train=False, rng=None):
+        """Everything but the head: -> h_in (T, B, H), what the head reads at each target step, and
+        the cache backward needs."""
         memory, finals, enc_cache = self._encode(source, source_mask, train, rng)
         init, bridge_cache = self._bridge(finals)
         y = self.target_embedding.forward(target_in)  # (T, B, E)
         if self.feeding:  # step by step: h~ (T, B, H) already dropped out, as each next step read it
             h_in, _, _, dec_cache = self.feeding.forward(y, init, target_mask, memory, self.memory_mask(source_mask),
                                                          train, rng)
-            return self.head.forward(h_in), (enc_cache, bridge_cache, dec_cache, None, None, h_in)
+            return h_in, (enc_cache, bridge_cache, dec_cache, None, None, h_in)
         h, _, dec_cache = self.decoder.forward(y, init, target_mask, train=train, rng=rng)  # (T, B, H)
         att_cache = None
         if self.attention:
             h, _, att_cache = self.attention.forward(h, memory, self.memory_mask(source_mask))
         drop = dropout_mask(rng, h.shape, self.dropout, self.dtype) if train else None
         h_in = h * drop if drop is not None else h
-        logits = self.head.forward(h_in)
-        return logits, (enc_cache, bridge_cache, dec_cache, att_cache, drop, h_in)
+        return h_in, (enc_cache, bridge_cache, dec_cache, att_cache, drop, h_in)
+
+    @staticmethod
+    def real_positions(h_in, target_mask):
+        """The target steps that are words, not padding: -> their flat indices (N,) into T * B and
+        their h_in (N, H). The head and the loss read only these: a batch's padding (a third of
+        its target positions on eng-fra) would otherwise cost the largest product of the step."""
+        real = np.flatnonzero(target_mask.reshape(-1))
+        return real, h_in.reshape(-1, h_in.shape[-1])[real]
 
     def loss_and_grads(self, source, source_mask, target_in, target_out, target_mask, train=True, rng=None):
         """Mean cross-entropy over the real target tokens and its gradients by parameter name."""
-        logits, (enc_cache, bridge_cache, dec_cache, att_cache, drop, h_in) = self.forward(
+        h_in, (enc_cache, bridge_cache, dec_cache, att_cache, drop, _) = self.read_targets(
             source, source_mask, target_in, target_mask, train, rng)
-        T, B, V = logits.shape
-        loss, d_logits = softmax_cross_entropy(logits.reshape(T * B, V), target_out.reshape(-1),
-                                               target_mask.reshape(-1).astype(self.dtype), self.label_smoothing)
-        dh, grads = self.head.backward(d_logits.reshape(T, B, V), h_in)
+        real, h_real = self.real_positions(h_in, target_mask)  # (N,), (N, H)
+        loss, d_logits = softmax_cross_entropy(self.head.forward(h_real), target_out.reshape(-1)[real],
+                                               None, self.label_smoothing)
+        dh_real, grads = self.head.backward(d_logits, h_real)
         grads = {f"head.{k}": v for k, v in grads.items()}
+        dh = np.zeros(h_in.shape, h_in.dtype)  # C order, so the flat view below writes into it; padding's 0
+        dh.reshape(-1, dh.shape[-1])[real] = dh_real
         if self.feeding:
             dy, d_init, d_memory, dec_grads = self.feeding.backward(dh, dec_cache)
             grads.update(dec_grads)  # decoder.* and attention.*, by their full names
@@ -215,12 +230,10 @@ class Seq2Seq:
 
     def loss(self, source, source_mask, target_in, target_out, target_mask):
         """Evaluation: (summed negative log-likelihood, number of target tokens)."""
-        logits, _ = self.forward(source, source_mask, target_in, target_mask)
-        T, B, V = logits.shape
-        count = float(target_mask.sum())
-        loss, _ = softmax_cross_entropy(logits.reshape(T * B, V), target_out.reshape(-1),
-                                        target_mask.reshape(-1).astype(self.dtype))
-        return loss * count, count
+        h_in, _ = self.read_targets(source, source_mask, target_in, target_mask)
+        real, h_real = self.real_positions(h_in, target_mask)
+        loss, _ = softmax_cross_entropy(self.head.forward(h_real), target_out.reshape(-1)[real])
+        return loss * len(real), float(len(real))
 
     # ------------------------------------------------------------ step by step (decode.py)
 
