@@ -514,6 +514,8 @@ def tune(
                                                min=1)] = None,
     jobs: Annotated[int, typer.Option(help="Trials at a time on this machine (threads per trial: cores / jobs).",
                                       min=1)] = 1,
+    workers: Annotated[int | None, typer.Option(help="Train each trial on this many MPI workers (rnncli[mpi]) "
+                                                "[default: the config's workers, else 1].", min=1)] = None,
     storage: Annotated[str | None, typer.Option(help="Optuna RDB URL to share with other machines [default: an "
                                                 "SQLite file in --out].")] = None,
     study: Annotated[str, typer.Option(help="The study's name in the storage.")] = "rnncli",
@@ -528,6 +530,7 @@ def tune(
     \b
       rnncli tune -d ner.npz --config configs/ner.yaml --space configs/ner.space.yaml --budget 1h -o ner_tuned/
       rnncli tune ... --jobs 2 --seeds 4        # two trials at a time; then a 4-seed ensemble
+      rnncli tune ... --workers 2               # one trial at a time, trained on two workers
       rnncli tune ... --storage postgresql://user@db/rnncli --study ner   # the same command on each machine
     """
     import signal as _signal
@@ -543,7 +546,8 @@ def tune(
     for path, what in ((config, "--config"), (space, "--space")):
         if not path.exists():
             raise UsageError(f"{path}: no such file ({what})")
-    tuner = Tuner(data, config, space, out, storage=storage, study=study, jobs=jobs, seed=seed, pruner=pruner)
+    tuner = Tuner(data, config, space, out, storage=storage, study=study, jobs=jobs, seed=seed, pruner=pruner,
+                  workers=workers)
 
     def interrupted(signum, frame):
         tuner.stop()

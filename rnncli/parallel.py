@@ -413,6 +413,18 @@ _MPICH_NOISE = re.compile(r"^(=+|=\s.*|YOUR APPLICATION TERMINATED.*|This typica
                           r"Please see the FAQ page.*|Abort\(\d+\) on node .*|\w+\(\d+\)\.*:.*|.*error stack:.*)$")
 
 
+def require_mpi(workers):
+    """-> the mpiexec that starts `workers` ranks; a one-line error naming the extra when MPI is missing."""
+    try:
+        import mpi4py  # noqa: F401  (the ranks need it; say so here, before starting them)
+    except ImportError as e:
+        raise UsageError(f"--workers {workers} needs MPI: {INSTALL}") from e
+    mpiexec = find_mpiexec()
+    if mpiexec is None:
+        raise UsageError(f"--workers {workers} needs an mpiexec: {INSTALL} (the mpich wheel brings one)")
+    return mpiexec
+
+
 def find_mpiexec():
     """MPICH's mpiexec beside this Python (the `mpich` wheel's), else the first on PATH."""
     here = os.path.join(os.path.dirname(sys.executable), "mpiexec")
@@ -425,13 +437,7 @@ def launch(argv, workers, out=None):
     Each rank gets cores / workers BLAS threads (rnncli/__init__.py, unless the environment sets
     them). The launcher's own report of a dead rank becomes one line. Ctrl-C here reaches the workers (only
     them): they stop together at the same step and save a resumable checkpoint."""
-    try:
-        import mpi4py  # noqa: F401  (the ranks need it; say so here, before starting them)
-    except ImportError as e:
-        raise UsageError(f"--workers {workers} needs MPI: {INSTALL}") from e
-    mpiexec = find_mpiexec()
-    if mpiexec is None:
-        raise UsageError(f"--workers {workers} needs an mpiexec: {INSTALL} (the mpich wheel brings one)")
+    mpiexec = require_mpi(workers)
     env = dict(os.environ)
     if sys.stderr.isatty():
         env["RNNCLI_TERMINAL"] = "1"  # the lead's stderr is a pipe to us; keep its progress bar and colour

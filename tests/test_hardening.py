@@ -75,6 +75,7 @@ def workdir(tmp_path_factory, request):
     (d / "space_deep.yaml").write_text("lr: " + "[" * 5000 + "]" * 5000 + "\n")
     (d / "cfg_tiny.yaml").write_text("hidden: 8\nembed: 4\nmax_steps: 2\n")
     (d / "cfg_workers.yaml").write_text("hidden: 8\nembed: 4\nmax_steps: 2\nworkers: 2\n")
+    (d / "space_workers.yaml").write_text("lr: [0.01, 0.001]\nworkers: [1, 2]\n")
     (d / "score_word.jsonl").write_text('{"text": "ACGT", "target": 1}\n{"text": "ACG", "target": "high"}\n')
     (d / "score_nan.jsonl").write_text('{"text": "ACGT", "target": NaN}\n')
     (d / "score_ragged.jsonl").write_text('{"text": "ACGT", "target": [1, 2]}\n{"text": "AC", "target": [1]}\n')
@@ -283,8 +284,12 @@ CASES = [
     (["tune", "-d", "rev.npz", "--config", "cfg_tiny.yaml", "--space", "space_deep.yaml", "-o", "st",
       "--trials", "1"], 2,
      "space_deep.yaml"),
+    (["tune", "-d", "rev.npz", "--config", "cfg_tiny.yaml", "--space", "space_workers.yaml", "-o", "sw",
+      "--trials", "1"], 2, "space_workers.yaml: `workers` is not a hyperparameter; give tune --workers N"),
     (["tune", "-d", "rev.npz", "--config", "cfg_workers.yaml", "--space", f"{SAMPLES}/../configs/sentiment.space.yaml",
-      "-o", "sw", "--trials", "1"], 2, "tune trains each trial in one process"),
+      "-o", "sw", "--trials", "1", "--jobs", "1000"], 2, "--jobs 1000 trials of 2 workers each need 2000 cores"),
+    (["tune", "-d", "rev.npz", "--config", "cfg_tiny.yaml", "--space", f"{SAMPLES}/../configs/sentiment.space.yaml",
+      "-o", "sw", "--trials", "1", "--workers", "0"], 2, "--workers"),
     # concurrency: an output another run is writing
     (["train", "-d", "rev.npz", "-o", "busy.npz", "--max-steps", "1"], 1, "busy.npz: another rnncli run is writing"),
     (["tokenize", "pairs.tsv", "-o", "busy.npz", "--force"], 1, "busy.npz: another rnncli run is writing it"),

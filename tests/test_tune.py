@@ -217,3 +217,30 @@ def test_a_budget_ends_without_empty_trials(folder, monkeypatch):
     assert len(trials) >= 2
     for t in trials:
         assert (d / "timed" / "trials" / f"{t.number:04d}" / "model.metrics.jsonl").exists(), t.number
+
+
+@pytest.mark.mpi  # the dev extra's MPICH: python -m pytest -m mpi
+def test_trials_train_on_workers_and_a_pruned_trial_stops_all_of_them(folder):
+    """tune --workers 2: every trial and the ensemble's member are 2-worker runs (their checkpoints say
+    so); the pruner stops a hopeless trial's workers together, and none is left running."""
+    from rnncli.checkpoint import load_checkpoint
+
+    d = folder
+    r = cli("tune", "-d", "r.npz", "--config", "base.yaml", "--space", "space.yaml", "-o", "on_workers",
+            "--trials", "6", "--workers", "2", "--seeds", "1", "--json", cwd=d)
+    assert r.returncode == 0, r.stderr
+    summary = json.loads(r.stdout)
+    assert summary["states"]["COMPLETE"] >= 2 and summary["states"]["PRUNED"] >= 1, summary
+    for line in (d / "on_workers" / "trials.jsonl").read_text().splitlines():
+        trial = json.loads(line)
+        meta, _ = load_checkpoint(str(d / "on_workers" / "trials" / f"{trial['trial']:04d}" / "model.npz"))
+        assert meta["workers"] == 2, trial
+    assert load_checkpoint(str(d / "on_workers" / "ensemble" / "seed0.npz"))[0]["workers"] == 2
+    left = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                left += [pid] if b"on_workers" in f.read() else []
+        except OSError:  # ended while we looked
+            pass
+    assert not left

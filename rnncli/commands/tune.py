@@ -5,7 +5,8 @@
                   any Optuna RDB URL, so that the same command on several machines shares one study
     the start     a new study's first trial is the base config as it is (where the space allows its values)
     a trial       a config = the base config + the trial's values (trials/NNNN/config.yaml), trained
-                  by `rnncli train` in its own process with cores // jobs threads; this process reads
+                  by `rnncli train` in its own process with cores // jobs threads, or with --workers W
+                  on W MPI workers of cores // (jobs W) threads each (parallel.py); this process reads
                   the trial's metrics log as it grows and reports each validation score to Optuna,
                   which may prune the trial (it is stopped with SIGTERM, its checkpoint kept)
     failures      a trial whose process fails (a diverging learning rate, a kill) is recorded FAIL;
@@ -29,6 +30,7 @@ from rnncli import console
 from rnncli.commands.common import lock_output
 from rnncli.config import load_config_file, make_config, parse_duration
 from rnncli.errors import RnncliError, UsageError, mask_credentials
+from rnncli.parallel import require_mpi
 from rnncli.search_space import read_space, suggest, within
 from rnncli.tasks.build import task_of
 from rnncli.train import selection_score
@@ -56,7 +58,8 @@ def score_of(task, metrics):
 
 
 class Tuner:
-    def __init__(self, data, config, space, out, storage=None, study=None, jobs=1, seed=0, pruner="median"):
+    def __init__(self, data, config, space, out, storage=None, study=None, jobs=1, seed=0, pruner="median",
+                 workers=None):
         from rnncli.text.store import load_dataset
 
         self.optuna = _optuna()
@@ -64,14 +67,20 @@ class Tuner:
         self.base = load_config_file(config)
         self.space = read_space(space, config)
         cfg = make_config(config)
-        if cfg.workers > 1 or "workers" in self.space:
-            # trials already use every core (--jobs) and every machine (a shared --storage)
-            raise UsageError(f"{config}: tune trains each trial in one process; leave out `workers` and spread "
-                             "the trials with --jobs (cores) and a shared --storage (machines)")
+        if "workers" in self.space:  # it changes how fast a trial runs, not the model it trains
+            raise UsageError(f"{space}: `workers` is not a hyperparameter; give tune --workers N "
+                             "to train each trial on N workers")
+        self.workers = workers or cfg.workers
+        cores = os.cpu_count() or 1
+        if jobs * self.workers > cores:  # MPI's workers wait for each other by spinning: never more than the cores
+            raise UsageError(f"--jobs {jobs} trials of {self.workers} workers each need {jobs * self.workers} "
+                             f"cores; this machine has {cores}")
+        if self.workers > 1:
+            require_mpi(self.workers)
         self.task = task_of(cfg, load_dataset(self.data).meta)
         os.makedirs(os.path.join(self.out, "trials"), exist_ok=True)
         lock_output(self.out)  # one tune per folder on this machine (other machines share the study, not it)
-        self.threads = max(1, (os.cpu_count() or 1) // jobs)
+        self.threads = max(1, cores // (jobs * self.workers))  # BLAS threads of each worker of each trial
         self.storage = self._storage(storage or f"sqlite:///{os.path.abspath(os.path.join(self.out, 'study.db'))}")
         # no pruning before a trial's second evaluation: the first is noisy (every trial starts poorly)
         warmup = 2 * cfg.eval_every
@@ -139,7 +148,7 @@ class Tuner:
                "MKL_NUM_THREADS": str(self.threads)}
         own = parse_duration(self.base["max_time"]) if self.base.get("max_time") else left
         cmd = [sys.executable, "-m", "rnncli", "train", "-d", self.data, "-o", model, "--config", cfg_path,
-               "--max-time", f"{int(min(left, own))}s", "--force", "--json", "-q"]
+               "--max-time", f"{int(min(left, own))}s", "--workers", str(self.workers), "--force", "--json", "-q"]
         log = os.path.join(folder, "model.metrics.jsonl")
         with open(os.path.join(folder, "train.log"), "w") as err:
             proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err, text=True, env=env)
@@ -236,11 +245,13 @@ class Tuner:
         folder = os.path.join(self.out, "ensemble")
         os.makedirs(folder, exist_ok=True)
         cfg = os.path.join(self.out, "best.yaml")
-        env = {**os.environ, "OMP_NUM_THREADS": str(self.threads), "OPENBLAS_NUM_THREADS": str(self.threads)}
+        env = {**os.environ, "OMP_NUM_THREADS": str(self.threads), "OPENBLAS_NUM_THREADS": str(self.threads),
+               "MKL_NUM_THREADS": str(self.threads)}
         paths = [os.path.join(folder, f"seed{k}.npz") for k in range(seeds)]
         for w in range(0, seeds, self.jobs):
             procs = [subprocess.Popen([sys.executable, "-m", "rnncli", "train", "-d", self.data, "-o", p, "--config",
-                                       cfg, "--seed", str(k), "--force", "-q"], env=env, stdout=subprocess.DEVNULL)
+                                       cfg, "--seed", str(k), "--workers", str(self.workers), "--force", "-q"],
+                                      env=env, stdout=subprocess.DEVNULL)
                      for k, p in list(enumerate(paths))[w : w + self.jobs]]
             if any(p.wait() for p in procs):
                 raise RnncliError("a member of the ensemble failed to train")
