@@ -32,6 +32,8 @@ def parse_yaml(text, source="<yaml>"):
         raise UsageError(f"{source}{'' if line is None else f':{line + 1}'}: not valid YAML") from None
     except RecursionError:  # lists or mappings nested thousands deep
         raise UsageError(f"{source}: not valid YAML (nested too deeply)") from None
+    except ValueError as e:  # a value its type cannot hold: an integer of 5,000 digits, the date 2026-02-31
+        raise UsageError(f"{source}: not valid YAML ({str(e).splitlines()[0][:60]})") from None
 
 
 def load_yaml(path):

@@ -47,6 +47,8 @@ def workdir(tmp_path_factory, request):
     (d / "emptytext.tsv").write_text("positive\tgood\nnegative\t  \n")
     (d / "nan.yaml").write_text("lr: .nan\n")
     (d / "noepochs.yaml").write_text("epochs: null\n")
+    (d / "longint.yaml").write_text("hidden: " + "9" * 5000 + "\n")
+    (d / "baddate.yaml").write_text("hidden: 8\nnote: 2026-02-31\n")
     (d / "pairs_notab.tsv").write_text("hello there\tbonjour\nno tab here\n")
     (d / "pairs_nosource.tsv").write_text("hello there\tbonjour\n \tvide\n")
     (d / "pairs_notarget.tsv").write_text("hello there\tbonjour\nempty target\t\n")
@@ -195,6 +197,8 @@ CASES = [
     (["train", "-o", "x.npz", "--lr", "inf"], 2, "'--lr': must be a finite number"),
     (["train", "-o", "x.npz", "--config", "nan.yaml"], 2, "--lr must be a finite number, not nan"),
     (["train", "-o", "x.npz", "--config", "noepochs.yaml"], 2, "with no --epochs limit, give --max-steps"),
+    (["train", "-o", "x.npz", "--config", "longint.yaml"], 2, "longint.yaml: not valid YAML (Exceeds the limit"),
+    (["train", "-o", "x.npz", "--config", "baddate.yaml"], 2, "baddate.yaml: not valid YAML (day is out of range"),
     (["sample", "--temp", "nan"], 2, "'--temp' / '-t': must be a finite number"),
     (["sample", "--top-p", "inf"], 2, "'--top-p': must be a finite number"),
     # encoder-decoder input and options
