@@ -80,7 +80,9 @@ class Tuner:
         self.task = task_of(cfg, load_dataset(self.data).meta)
         os.makedirs(os.path.join(self.out, "trials"), exist_ok=True)
         lock_output(self.out)  # one tune per folder on this machine (other machines share the study, not it)
-        self.threads = max(1, cores // (jobs * self.workers))  # BLAS threads of each worker of each trial
+        threads = str(max(1, cores // (jobs * self.workers)))  # BLAS threads of each worker of each trial
+        self.env = {**os.environ, **dict.fromkeys(("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"),
+                                                  threads)}
         self.storage = self._storage(storage or f"sqlite:///{os.path.abspath(os.path.join(self.out, 'study.db'))}")
         # no pruning before a trial's second evaluation: the first is noisy (every trial starts poorly)
         warmup = 2 * cfg.eval_every
@@ -144,14 +146,12 @@ class Tuner:
         os.makedirs(folder, exist_ok=True)
         cfg_path, model = os.path.join(folder, "config.yaml"), os.path.join(folder, "model.npz")
         _write_yaml(cfg_path, {**self.base, **values})
-        env = {**os.environ, "OMP_NUM_THREADS": str(self.threads), "OPENBLAS_NUM_THREADS": str(self.threads),
-               "MKL_NUM_THREADS": str(self.threads)}
         own = parse_duration(self.base["max_time"]) if self.base.get("max_time") else left
         cmd = [sys.executable, "-m", "rnncli", "train", "-d", self.data, "-o", model, "--config", cfg_path,
                "--max-time", f"{int(min(left, own))}s", "--workers", str(self.workers), "--force", "--json", "-q"]
         log = os.path.join(folder, "model.metrics.jsonl")
         with open(os.path.join(folder, "train.log"), "w") as err:
-            proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err, text=True, env=env)
+            proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err, text=True, env=self.env)
         with self.lock:
             self.live[trial.number] = proc
         pruned, seen = False, 0
@@ -245,13 +245,11 @@ class Tuner:
         folder = os.path.join(self.out, "ensemble")
         os.makedirs(folder, exist_ok=True)
         cfg = os.path.join(self.out, "best.yaml")
-        env = {**os.environ, "OMP_NUM_THREADS": str(self.threads), "OPENBLAS_NUM_THREADS": str(self.threads),
-               "MKL_NUM_THREADS": str(self.threads)}
         paths = [os.path.join(folder, f"seed{k}.npz") for k in range(seeds)]
         for w in range(0, seeds, self.jobs):
             procs = [subprocess.Popen([sys.executable, "-m", "rnncli", "train", "-d", self.data, "-o", p, "--config",
                                        cfg, "--seed", str(k), "--workers", str(self.workers), "--force", "-q"],
-                                      env=env, stdout=subprocess.DEVNULL)
+                                      env=self.env, stdout=subprocess.DEVNULL)
                      for k, p in list(enumerate(paths))[w : w + self.jobs]]
             if any(p.wait() for p in procs):
                 raise RnncliError("a member of the ensemble failed to train")

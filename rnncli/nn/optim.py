@@ -92,9 +92,7 @@ class Optimizer:
             rows = slice(start, stop)
             mine = p[rows]  # a view: the update lands in p
             if isinstance(g, RowGradient):
-                g = g.dense(start, stop)
-            elif part is None:
-                g = g[rows]
+                g = g.dense(start, stop)  # else g holds these rows: the whole array, or a worker's block
             moments = {k: self._slot(k + name, p)[rows] for k in self.moment_slots()}  # views too
             self._update(mine, g, lr, moments.__getitem__, self._scratch(mine))
             if self.average:

@@ -164,21 +164,21 @@ class Seq2Seq:
 
     def read_targets(self, source, source_mask, target_in, target_mask, train=False, rng=None):
         """Everything but the head: -> h_in (T, B, H), what the head reads at each target step, and
-        the cache backward needs."""
+        the cache backward needs (the head's input is h_in itself)."""
         memory, finals, enc_cache = self._encode(source, source_mask, train, rng)
         init, bridge_cache = self._bridge(finals)
         y = self.target_embedding.forward(target_in)  # (T, B, E)
         if self.feeding:  # step by step: h~ (T, B, H) already dropped out, as each next step read it
             h_in, _, _, dec_cache = self.feeding.forward(y, init, target_mask, memory, self.memory_mask(source_mask),
                                                          train, rng)
-            return h_in, (enc_cache, bridge_cache, dec_cache, None, None, h_in)
+            return h_in, (enc_cache, bridge_cache, dec_cache, None, None)
         h, _, dec_cache = self.decoder.forward(y, init, target_mask, train=train, rng=rng)  # (T, B, H)
         att_cache = None
         if self.attention:
             h, _, att_cache = self.attention.forward(h, memory, self.memory_mask(source_mask))
         drop = dropout_mask(rng, h.shape, self.dropout, self.dtype) if train else None
         h_in = h * drop if drop is not None else h
-        return h_in, (enc_cache, bridge_cache, dec_cache, att_cache, drop, h_in)
+        return h_in, (enc_cache, bridge_cache, dec_cache, att_cache, drop)
 
     @staticmethod
     def real_positions(h_in, target_mask):
@@ -190,7 +190,7 @@ class Seq2Seq:
 
     def loss_and_grads(self, source, source_mask, target_in, target_out, target_mask, train=True, rng=None):
         """Mean cross-entropy over the real target tokens and its gradients by parameter name."""
-        h_in, (enc_cache, bridge_cache, dec_cache, att_cache, drop, _) = self.read_targets(
+        h_in, (enc_cache, bridge_cache, dec_cache, att_cache, drop) = self.read_targets(
             source, source_mask, target_in, target_mask, train, rng)
         real, h_real = self.real_positions(h_in, target_mask)  # (N,), (N, H)
         loss, d_logits = softmax_cross_entropy(self.head.forward(h_real), target_out.reshape(-1)[real],
