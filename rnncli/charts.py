@@ -38,8 +38,19 @@ def _axis(low, high):
     return middle - half, middle + half
 
 
-def line_chart(series, title, x_label, y_label, log_y=False, width=640, height=360):
-    """series: {name: (xs, ys)} -> an <svg> element (markup.Markup); every text in it is escaped."""
+MARKED = 30  # a series of this many points or fewer also draws each point, so a lone one is seen
+
+
+def integer_ticks(low, high, count=5):
+    """About `count` whole numbers from low to high, evenly stepped (steps are counted, not measured)."""
+    step = max(1, math.ceil((high - low) / (count - 1)))
+    first = math.ceil(low)
+    return list(range(first, math.floor(high) + 1, step))
+
+
+def line_chart(series, title, x_label, y_label, log_y=False, width=640, height=360, integer_x=False):
+    """series: {name: (xs, ys)} -> an <svg> element (markup.Markup); every text in it is escaped.
+    integer_x: the x values are counts (steps), ticked at whole numbers only."""
     left, right, top, bottom = 70, 160, 30, 50
 
     def drawn(x, y):
@@ -60,7 +71,8 @@ def line_chart(series, title, x_label, y_label, log_y=False, width=640, height=3
         y1 = y1 if y1 > y0 else y0 + 1
     else:
         y0, y1 = _axis(y0, y1)
-    x1 = x1 if x1 > x0 else x0 + 1
+    if x1 <= x0:  # one x: centre it, rather than at the left edge of a made-up range
+        x0, x1 = x0 - 1, x1 + 1
     pw, ph = width - left - right, height - top - bottom
 
     def sx(x):
@@ -77,27 +89,34 @@ def line_chart(series, title, x_label, y_label, log_y=False, width=640, height=3
         label = f"1e{int(t)}" if log_y else f"{t:.4g}"
         parts.append(element("line", x1=left, x2=left + pw, y1=y, y2=y, stroke="#eee"))
         parts.append(element("text", label, x=left - 6, y=f"{float(y) + 4:.1f}", text_anchor="end"))
-    for k in range(5):
-        x = x0 + (x1 - x0) * k / 4
-        label = f"{round(x):,}" if x1 - x0 >= 8 else f"{x:.3g}"  # steps and distances are whole numbers
+    x_ticks = integer_ticks(x0, x1) if integer_x else [x0 + (x1 - x0) * k / 4 for k in range(5)]
+    for x in x_ticks:
+        label = f"{x:,}" if integer_x else f"{round(x):,}" if x1 - x0 >= 8 else f"{x:.3g}"
         parts.append(element("text", label, x=f"{sx(x):.1f}", y=top + ph + 16, text_anchor="middle"))
     parts.append(element("text", x_label, x=left + pw / 2, y=height - 10, text_anchor="middle"))
     parts.append(element("text", y_label, x=14, y=top + ph / 2, transform=f"rotate(-90 14 {top + ph / 2})",
                          text_anchor="middle"))
     for k, (name, (xs, ys)) in enumerate(series.items()):
         colour = COLOURS[k % len(COLOURS)]
-        path = " ".join(f"{sx(x):.1f},{sy(y):.1f}" for x, y in zip(xs, ys, strict=True) if drawn(x, y))
-        parts.append(element("polyline", fill="none", stroke=colour, stroke_width=2, points=path))
+        points = [(sx(x), sy(y)) for x, y in zip(xs, ys, strict=True) if drawn(x, y)]
+        parts.append(element("polyline", fill="none", stroke=colour, stroke_width=2,
+                             points=" ".join(f"{x:.1f},{y:.1f}" for x, y in points)))
+        if len(points) <= MARKED:
+            parts += [element("circle", cx=f"{x:.1f}", cy=f"{y:.1f}", r=3, fill=colour) for x, y in points]
         parts.append(element("text", name, x=left + pw + 10, y=top + 14 + 18 * k, fill=colour))
     return element("svg", *parts, xmlns=SVG, width=width, height=height, font_family="sans-serif", font_size=12)
 
 
 # long token lines wrap (pre-wrap keeps a token's own spaces), wide tables scroll inside their box,
 # so no page is wider than its window
+# numbers never break (a table cell holds one number: 0.05 must not become "0." over "05"); a
+# picture drawn to be read at its own size (a spectrogram) scrolls in its box instead of shrinking
 CSS = ("body{font-family:sans-serif;margin:2em;max-width:70em;color:#222;overflow-wrap:anywhere}"
        "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:.2em .6em;"
-       "text-align:right}th{background:#f4f4f4}.tok{padding:0 1px;border-radius:2px;white-space:pre-wrap}"
-       ".wide{overflow-x:auto;max-width:100%}svg{max-width:100%;height:auto}")
+       "text-align:right}td{white-space:nowrap;overflow-wrap:normal}th{background:#f4f4f4}"
+       ".tok{padding:0 1px;border-radius:2px;white-space:pre-wrap}"
+       ".wide{overflow-x:auto;max-width:100%}svg{max-width:100%;height:auto}.wide svg{max-width:none}"
+       "svg text{overflow-wrap:normal}")
 
 
 def page(title, *body):

@@ -18,11 +18,11 @@ import re
 
 # the elements and attributes the pages and charts use; anything else is a programming error
 TAGS = frozenset({"html", "head", "meta", "title", "style", "body", "h1", "h2", "p", "div", "span", "br", "table",
-                  "tr", "th", "td", "svg", "g", "text", "line", "rect", "polyline"})
+                  "tr", "th", "td", "svg", "g", "text", "line", "rect", "polyline", "circle"})
 VOID = frozenset({"meta", "br"})
 ATTRIBUTES = frozenset({"lang", "charset", "class", "style", "title", "xmlns", "width", "height", "font-family",
                         "font-size", "x", "y", "x1", "x2", "y1", "y2", "text-anchor", "transform", "fill", "stroke",
-                        "stroke-width", "points", "viewBox"})
+                        "stroke-width", "points", "viewBox", "cx", "cy", "r"})
 # a style attribute holds only what our own code writes: colours and sizes from numbers
 _STYLE = re.compile(r"[a-z-]+:[#a-zA-Z0-9(),.% -]+(;[a-z-]+:[#a-zA-Z0-9(),.% -]+)*;?")
 

@@ -70,33 +70,87 @@ def curve_charts(history):
     valid = [h.get("valid") or {} for h in history]
     if any("loss" in v for v in valid):
         loss["valid loss"] = (steps, [v.get("loss") for v in valid])
-    charts = [line_chart(loss, "loss", "step", "loss")]
+    def chart(series, title, y_label):
+        return line_chart(series, title, "step", y_label, integer_x=True)
+
+    charts = [chart(loss, "loss", "loss")]
     for key, label in (("accuracy", "valid accuracy"), ("f1", "valid entity F1"), ("bleu", "valid BLEU")):
         if any(key in v for v in valid):
-            charts.append(line_chart({label: (steps, [v.get(key) for v in valid])}, label, "step", label))
-    charts.append(line_chart({"learning rate": (steps, [h.get("lr") for h in history])}, "learning rate", "step",
-                             "lr"))
+            charts.append(chart({label: (steps, [v.get(key) for v in valid])}, label, label))
+    charts.append(chart({"learning rate": (steps, [h.get("lr") for h in history])}, "learning rate", "lr"))
     if any(h.get("tokens_per_s") for h in history):  # recorded since this version
-        charts.append(line_chart({"tokens/s": (steps, [h.get("tokens_per_s") for h in history])},
-                                 "training speed", "step", "tokens per second"))
+        charts.append(chart({"tokens/s": (steps, [h.get("tokens_per_s") for h in history])}, "training speed",
+                            "tokens per second"))
     return charts
 
 
-def spectrogram(x, strips=(), cell=4, height=3):
-    """Frames x (T, D), normalised (about -3..3), as an SVG picture: time left to right, the
-    lowest band at the bottom, each cell shaded from white (low) to green (high); under it one
-    strip of T cells per (name, values in [0, 1]) pair: per-frame probabilities."""
-    from rnncli.charts import SVG
+SECONDS = (0.01, 0.02, 0.05, 0.1, 0.2, 0.25, 0.5, 1, 2, 5, 10, 15, 30, 60, 120, 300, 600)
+
+
+def spectrogram(x, strips=(), audio=None):
+    """Frames x (T, D), normalised (about -3..3), as an SVG picture read at its own size: time left
+    to right on an axis in seconds (frames without audio), the lowest band at the bottom on an
+    axis of the mel bands' centre frequencies (dimensions without audio), a colour scale, each
+    cell shaded from white (low) to green (high); under it one strip of T cells per (name, values
+    in [0, 1]) pair: per-frame probabilities. audio: the model's recording settings (sample_rate,
+    hop_ms, bands, deltas), or None for frames given as numbers."""
+    from rnncli.charts import SVG, integer_ticks
 
     T, D = x.shape
+    cw, ch = max(4, -(-640 // T)), max(3, -(-160 // D))  # cells: at least 640 x 160 pixels in all
+    left, top, scale_w = 74, 10, 60
+    image_w, image_h = T * cw, D * ch
     v = np.clip((x + 3.0) / 6.0, 0.0, 1.0)
-    parts = [element("rect", x=t * cell, y=(D - 1 - d) * height, width=cell, height=height,
+    parts = [element("rect", x=left + t * cw, y=top + (D - 1 - d) * ch, width=cw, height=ch,
                      fill="rgb({},{},{})".format(*sequential(v[t, d]))) for t in range(T) for d in range(D)]
-    top = D * height + 4
+    # the frequency axis: each band's centre frequency (deltas, stacked above the bands, marked Δ)
+    if audio:
+        from rnncli.audio import hz_to_mel, mel_to_hz
+
+        bands = audio["bands"]
+        centres = mel_to_hz(np.linspace(0.0, hz_to_mel(audio["sample_rate"] / 2.0), bands + 2))[1:-1]
+
+        def band_label(d):
+            return ("Δ " if d >= bands else "") + f"{centres[d % bands]:,.0f} Hz"
+    else:
+        def band_label(d):
+            return f"dim {d}"
+    for d in sorted({int(round(k * (D - 1) / 4)) for k in range(5)}):
+        y = top + (D - 1 - d) * ch + ch / 2
+        parts.append(element("line", x1=left - 4, x2=left, y1=f"{y:.1f}", y2=f"{y:.1f}", stroke="#555"))
+        parts.append(element("text", band_label(d), x=left - 6, y=f"{y + 4:.1f}", text_anchor="end", font_size=10))
+    what = "mel band" if audio else "frame dimension"
+    parts.append(element("text", what, x=12, y=top + image_h / 2, text_anchor="middle", font_size=11,
+                         transform=f"rotate(-90 12 {top + image_h / 2:.1f})"))
+    # the time axis: seconds for a recording, frame numbers otherwise
+    axis_y = top + image_h
+    if audio:
+        seconds = T * audio["hop_ms"] / 1000.0
+        step = next((s for s in SECONDS if seconds / s <= 8), SECONDS[-1])
+        ticks = [(k * step / (audio["hop_ms"] / 1000.0), f"{k * step:g} s") for k in range(int(seconds / step) + 1)]
+    else:
+        ticks = [(t, f"{t:,}") for t in integer_ticks(0, T)]
+    for t, label in ticks:
+        px = left + t * cw
+        parts.append(element("line", x1=f"{px:.1f}", x2=f"{px:.1f}", y1=axis_y, y2=axis_y + 4, stroke="#555"))
+        parts.append(element("text", label, x=f"{px:.1f}", y=axis_y + 16, text_anchor="middle", font_size=10))
+    parts.append(element("text", "time" if audio else "frame", x=left + image_w / 2, y=axis_y + 30,
+                         text_anchor="middle", font_size=11))
+    # the colour scale, beside the picture: normalised values in standard deviations
+    sx, steps = left + image_w + 12, 12
+    for k in range(steps):
+        parts.append(element("rect", x=sx, y=f"{top + k * image_h / steps:.1f}", width=12,
+                             height=f"{image_h / steps + 0.5:.1f}",
+                             fill="rgb({},{},{})".format(*sequential(1 - (k + 0.5) / steps))))
+    for value, y in (("+3 sd", top + 8), ("0", top + image_h / 2 + 4), ("−3 sd", top + image_h)):
+        parts.append(element("text", value, x=sx + 16, y=f"{y:.1f}", font_size=10))
+    # the strips under the time axis
+    strip_top = axis_y + 42
     for k, (name, values) in enumerate(strips):
-        y = top + k * 16
-        parts += [element("rect", x=t * cell, y=y, width=cell, height=12,
+        y = strip_top + k * 16
+        parts += [element("rect", x=left + t * cw, y=y, width=cw, height=12,
                           fill="rgb({},{},{})".format(*sequential(values[t]))) for t in range(T)]
-        parts.append(element("text", name, x=T * cell + 6, y=y + 10, font_size=11))
-    width, total = T * cell + 160, top + 16 * len(strips) + 4
-    return element("svg", *parts, xmlns=SVG, width=width, height=total, font_family="sans-serif")
+        parts.append(element("text", name, x=left + image_w + 6, y=y + 10, font_size=11))
+    width = left + image_w + max(scale_w, 170 if strips else 0)
+    height = strip_top + 16 * len(strips) + 4
+    return element("svg", *parts, xmlns=SVG, width=width, height=height, font_family="sans-serif")

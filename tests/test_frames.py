@@ -199,7 +199,8 @@ def test_audio_classifier_end_to_end(tones):
     check_page(d / "s.html")
     gates, units = shown["gates"], shown["units"]
     assert list(gates) == ["input gate", "forget gate", "output gate"] and len(units) == 3
-    assert (d / "s.html").read_text().count("<rect") == len(x) * (40 + len(gates) + len(units))
+    # a cell per frame and band, per frame and strip, and the colour scale's 12 steps
+    assert (d / "s.html").read_text().count("<rect") == len(x) * (40 + len(gates) + len(units)) + 12
     # the gates, recomputed from the layer's own equations: a<t-1> from the outputs, x<t> projected
     H = model.rnn.hidden_size
     x_in = model.embedding.forward(z[:, None, :].astype(np.float32))[:, 0].astype(np.float64)
