@@ -26,10 +26,7 @@ DEFAULTS = {"window_ms": 25.0, "hop_ms": 10.0, "bands": 40, "deltas": False}
 
 def read_audio(path):
     """(samples (N,) float64, rate) from a WAV, or any format soundfile reads."""
-    if not os.path.exists(path):
-        raise RnncliError(f"{path}: no such audio file")
-    with open(path, "rb") as f:
-        head = f.read(12)
+    head = read_head(path, "audio file")
     if head[:4] == b"RIFF" and head[8:12] == b"WAVE":
         return read_wav(path)
     try:
@@ -44,8 +41,23 @@ def read_audio(path):
     return _checked(path, data.mean(axis=1), rate)
 
 
+def read_head(path, what, size=12):
+    """The first bytes of the file a record names, or one line saying why it cannot be read (missing,
+    a folder, unreadable)."""
+    if os.path.isdir(path):
+        raise RnncliError(f"{path}: is a directory, not {'an' if what[0] in 'aeiou' else 'a'} {what}")
+    try:
+        with open(path, "rb") as f:
+            return f.read(size)
+    except FileNotFoundError:
+        raise RnncliError(f"{path}: no such {what}") from None
+    except OSError as e:
+        raise RnncliError(f"{path}: cannot read the {what}: {e.strerror or e}") from None
+
+
 def read_wav(path):
     """(samples (N,) float64 in [-1, 1], sample rate) of a WAV file; several channels averaged."""
+    read_head(path, "audio file", 0)
     with open(path, "rb") as f:
         raw = f.read()
     if raw[:4] != b"RIFF" or raw[8:12] != b"WAVE":
@@ -129,6 +141,9 @@ def log_mel(samples, rate, window_ms=25.0, hop_ms=10.0, bands=40, deltas_too=Fal
     win, hop = int(round(rate * window_ms / 1000.0)), int(round(rate * hop_ms / 1000.0))
     if win < 2 or hop < 1:
         raise RnncliError(f"a {window_ms:g} ms window every {hop_ms:g} ms is too short at {rate} Hz")
+    if len(samples) < win:  # less than one analysis window: no frame of it would be the sound's own
+        raise RnncliError(f"the recording is too short: {len(samples):,} samples ({1000 * len(samples) / rate:.3g} "
+                          f"ms), shorter than one {window_ms:g} ms analysis window")
     n_fft = 1 << math.ceil(math.log2(win))
     T = max(1, 1 + math.ceil((len(samples) - win) / hop))
     padded = np.zeros((T - 1) * hop + win)

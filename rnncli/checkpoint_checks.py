@@ -97,7 +97,9 @@ def check_meta(path, meta):
               "regress": ("score_names",)}
     for key in ("labels", "tags", "chars", "target_vocab", "pretrained_vocab", "score_names"):
         if key in needed.get(task, ()) or (key == "chars" and cfg.char_features and task == "tag"):
-            c.strings(f"data.{key}", data.get(key), at_least=2 if key == "labels" else 1)
+            # a classifier needs two labels to choose between; a conditional language model of one
+            # label (200 jigs) is still a model of that label's texts
+            c.strings(f"data.{key}", data.get(key), at_least=2 if key == "labels" and task == "classify" else 1)
         elif data.get(key) is not None:
             c.strings(f"data.{key}", data[key])
     if task == "seq2seq":

@@ -59,6 +59,17 @@ class Level(enum.StrEnum):
     word = "word"
 
 
+def _given(ctx):
+    """The options the user gave this command (on the command line or through the environment), as
+    flags (--proba): what tasks/options.py checks against the model's task."""
+    def typed(name):  # by the source's name: Typer may ship its own copy of click and its enum
+        source = ctx.get_parameter_source(name)
+        return source is not None and source.name in ("COMMANDLINE", "ENVIRONMENT")
+
+    return [next((o for o in p.opts if o.startswith("--")), p.opts[0]) for p in ctx.command.params
+            if p.opts and p.opts[0].startswith("-") and typed(p.name)]
+
+
 def _version(value: bool):
     if value:
         print(f"rnncli {__version__}")
@@ -293,6 +304,7 @@ def _train_fields():
 
 @app.command()
 def sample(
+    ctx: typer.Context,
     model: Annotated[Path, typer.Option("--model", "-m", help="The checkpoint.")] = Path("model.npz"),
     temp: Annotated[float, typer.Option("--temp", "-t", help="Temperature; 0 is greedy.", callback=_finite)] = 1.0,
     top_k: Annotated[int | None, typer.Option(help="Sample among the k likeliest tokens.")] = None,
@@ -333,7 +345,7 @@ def sample(
     if n < 1:
         raise UsageError(f"-n must be at least 1, not {n}")
     temperature = 0.0 if greedy else temp
-    net, meta, guidance = open_sampler(model, temperature, top_k, top_p, max_len, guidance)
+    net, meta, guidance = open_sampler(model, temperature, top_k, top_p, max_len, guidance, _given(ctx))
     rng = np.random.default_rng(seed)
     one_line = prime == "-"
     labels = resolve_labels(model, meta, label, 1 if one_line else n, rng)
@@ -470,6 +482,7 @@ def gradients(
 
 @app.command()
 def show(
+    ctx: typer.Context,
     text: Annotated[str | None, typer.Argument(help="The text to read; - reads standard input.")] = None,
     model: Annotated[Path, typer.Option("--model", "-m", help="The checkpoint.")] = Path("model.npz"),
     unit: Annotated[int | None, typer.Option(help="Language model: colour by this hidden unit of the top layer.")
@@ -496,7 +509,7 @@ def show(
     """
     from rnncli.commands.show import run_show
 
-    run_show(text, model, unit, gate, top, curves, out, json_out, label)
+    run_show(text, model, unit, gate, top, curves, out, json_out, label, _given(ctx))
 
 
 @app.command()
@@ -625,6 +638,7 @@ def import_(
 
 @app.command(name="eval")
 def eval_(
+    ctx: typer.Context,
     data: Annotated[str, typer.Argument(help="Text, TSV or CoNLL file, encoded with the model's vocabulary "
                                              "(- reads standard input); or a tokens.npz made with it, whose "
                                              "validation split is scored (all of it if it has none).")],
@@ -658,7 +672,8 @@ def eval_(
     paths = model or [Path("model.npz")]
     if beam is not None and beam < 0:
         raise UsageError(f"--beam must be 0 (greedy) or more, not {beam}")
-    metrics = evaluate_models(paths, data, beam=beam, max_source=max_source_len, length_penalty=length_penalty)
+    metrics = evaluate_models(paths, data, beam=beam, max_source=max_source_len, length_penalty=length_penalty,
+                              given=_given(ctx))
     if json_out:
         console.write_json(metrics)
     render.eval_report(metrics)
@@ -666,6 +681,7 @@ def eval_(
 
 @app.command()
 def predict(
+    ctx: typer.Context,
     source: Annotated[str, typer.Argument(help="Input file; - (the default) reads standard input.")] = "-",
     model: Annotated[list[Path] | None, typer.Option(
         "--model", "-m", help="The checkpoint [default: model.npz]; repeat it to use an ensemble.")] = None,
@@ -706,8 +722,10 @@ def predict(
     """
     from rnncli import render
     from rnncli.commands.predict import check_decoding_limits, open_predictor, predictions, translations
+    from rnncli.tasks.options import check_options
 
     predictor, meta = open_predictor(model or [Path("model.npz")])
+    check_options("predict", meta["task"], _given(ctx))
     jsonl = format == InputFormat.jsonl or (format is None and source.endswith(".jsonl"))
     if meta["task"] == "seq2seq":
         from rnncli.sample import check_sampling_options

@@ -452,6 +452,8 @@ def launch(argv, workers, out=None):
     finally:
         signal.signal(signal.SIGINT, old)
         signal.signal(signal.SIGTERM, old_term)
+        proc.stdout.close()
+        proc.stderr.close()
     # the workers' own one-line errors, each said once; a worker's death explains "lost contact"
     # (MPICH does not always report the dead rank before a survivor's own report of losing it, or at all)
     errors = list(dict.fromkeys(errors))

@@ -105,32 +105,54 @@ def read_tagger(model, meta, text):
     return {"tokens": words, "tags": [names[t] for t in pred[0]], "probabilities": [float(p) for p in probs[0]]}
 
 
-def read_classifier(model, meta, text):
-    """-> tokens, the predicted label and its probability, and each token's contribution."""
-    data = meta["data"]
-    tokens = tokens_of(text, data)
+def _encoded(model, meta, text):
+    tokens = tokens_of(text, meta["data"])
     if not tokens:
         raise UsageError("nothing to show: the text is empty")
-    ids = encode_words(data, [tokens]).ids[:, None]
-    mask = np.ones(ids.shape, model.dtype)
-    probs = model.predict_proba(ids, mask)[0]
-    k = int(np.argmax(probs))
+    ids = encode_words(meta["data"], [tokens]).ids[:, None]
+    return tokens, ids, np.ones(ids.shape, model.dtype)
+
+
+def _contributions(model, ids, mask, d_outputs):
+    """Each token's share of a many-to-one model's output: with max pooling, the share of the pooled
+    features its position supplies; else gradient x input of the output weighted by d_outputs (K,)."""
     _, cache = model.forward(ids, mask)
     aux = cache[5]  # max pooling: the winning position of each feature
-    if model.pool == "max":  # the share of the pooled features each position supplies
-        share = np.bincount(aux[0], minlength=len(tokens)) / aux.shape[1]
-        how = "share of the max-pooled features this token supplies"
-    else:  # gradient x input of the chosen class's score; two classes have one logit, signed for class 1
-        d_logits = np.zeros((1, model.head.params["W"].shape[0]), model.dtype)
-        if model.num_classes == 2:
-            d_logits[0, 0] = 1.0 if k == 1 else -1.0
-        else:
-            d_logits[0, k] = 1.0
-        dx, _ = model.backward(d_logits, cache)
-        share = (dx * model.embedding.forward(ids)).sum(axis=-1)[:, 0]
-        how = "gradient x input of the predicted class's score"
-    return {"tokens": tokens, "label": data["labels"][k], "probability": float(probs[k]),
-            "contributions": [float(v) for v in share], "how": how}
+    if model.pool == "max":
+        share = np.bincount(aux[0], minlength=len(ids)) / aux.shape[1]
+        return share, "share of the max-pooled features this token supplies"
+    dx, _ = model.backward(np.asarray(d_outputs, model.dtype)[None], cache)
+    return (dx * model.embedding.forward(ids)).sum(axis=-1)[:, 0], None
+
+
+def read_classifier(model, meta, text):
+    """-> tokens, the predicted label and its probability, and each token's contribution."""
+    tokens, ids, mask = _encoded(model, meta, text)
+    probs = model.predict_proba(ids, mask)[0]
+    k = int(np.argmax(probs))
+    d_logits = np.zeros(model.head.params["W"].shape[0])  # the chosen class's logit
+    if model.num_classes == 2:  # two classes have one logit, signed for class 1
+        d_logits[0] = 1.0 if k == 1 else -1.0
+    else:
+        d_logits[k] = 1.0
+    share, how = _contributions(model, ids, mask, d_logits)
+    return {"tokens": tokens, "label": meta["data"]["labels"][k], "probability": float(probs[k]),
+            "contributions": [float(v) for v in share],
+            "how": how or "gradient x input of the predicted class's score"}
+
+
+def read_regression(model, meta, text):
+    """-> tokens, the predicted scores in their own units, and each token's contribution to the
+    first score (in that score's units)."""
+    tokens, ids, mask = _encoded(model, meta, text)
+    scores = model.predict(ids, mask)[0]
+    names = meta["data"]["score_names"]
+    d_z = np.zeros(model.num_scores)
+    d_z[0] = model.score_std[0]  # the score is mean + sd * z
+    share, how = _contributions(model, ids, mask, d_z)
+    return {"tokens": tokens, "scores": dict(zip(names, map(float, scores), strict=True)),
+            "contributions": [float(v) for v in share],
+            "how": how or f"gradient x input of {names[0]} (in its units)"}
 
 
 def read_frame_units(model, frames, kind, n_units=3):

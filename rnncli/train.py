@@ -17,6 +17,7 @@ worker takes the same step; the lead worker alone writes checkpoints and logs an
 """
 
 import dataclasses
+import json
 import math
 import os
 import signal
@@ -129,6 +130,7 @@ class _Run:
         self.best, self.carry = None, None
         if resume is not None:
             self._restore(*resume)
+        self.check_opens()
         self.budget = parse_duration(cfg.max_time) if cfg.max_time else None
         per_run = self.batches.steps_for(cfg.epochs) if cfg.epochs else None
         self.max_steps = cfg.max_steps or per_run
@@ -287,9 +289,25 @@ class _Run:
         states = self.world.gather(self.rng.bit_generator.state)
         if not self.world.lead:
             return
-        meta = {"config": dataclasses.asdict(self.cfg), "data": self.data_meta, "task": self.task,
+        save_checkpoint(self.out, self.checkpoint_meta(states), self.model.params, self.best, self.opt.state,
+                        _join_rows(carries))
+
+    def checkpoint_meta(self, states):
+        return {"config": dataclasses.asdict(self.cfg), "data": self.data_meta, "task": self.task,
                 "opt_t": self.opt.t, "rng": states[0], "workers": self.world.size, "rng_workers": states, **self.st}
-        save_checkpoint(self.out, meta, self.model.params, self.best, self.opt.state, _join_rows(carries))
+
+    def check_opens(self):
+        """Before the first step: the checkpoint this run will write passes the checks every command
+        that opens a model runs (checkpoint_checks.py), so no run trains for hours to write a file
+        that nothing opens. A refusal here is rnncli's own fault, and says so."""
+        from rnncli.checkpoint_checks import check_meta, check_shapes
+
+        try:
+            meta = json.loads(json.dumps(self.checkpoint_meta([self.rng.bit_generator.state])))  # as it is stored
+            check_shapes(self.out, check_meta(self.out, meta), meta, self.model.params)
+        except RnncliError as e:
+            raise everywhere(RnncliError(f"this run would write a model that rnncli could not open again, so it "
+                                         f"stopped before training (please report it): {e}")) from None
 
     def summary(self):
         st = self.st

@@ -1,10 +1,40 @@
-"""The command line as users run it: a fresh `python -m rnncli` process per call."""
+"""The command line as users run it: a fresh `python -m rnncli` process per call (cli), or the same
+command in this process (run)."""
 
+import os
 import subprocess
 import sys
 
 
 def cli(*args, cwd, stdin=None, timeout=300):
-    """Run rnncli with `args` in folder `cwd`; returns the CompletedProcess (text stdout/stderr)."""
+    """Run rnncli with `args` in folder `cwd`; returns the CompletedProcess (text stdout/stderr).
+    Every warning is an error here (PYTHONWARNINGS=error): no NumPy or Python warning may reach a
+    user's terminal, so a new one fails the test that meets it."""
+    env = {**os.environ, "PYTHONWARNINGS": "error"}
     return subprocess.run([sys.executable, "-m", "rnncli", *args], cwd=cwd, capture_output=True, text=True,
-                          input=stdin, timeout=timeout)
+                          input=stdin, timeout=timeout, env=env)
+
+
+def run(*args, cwd, stdin=None):
+    """rnncli in this process (Typer's runner), in folder cwd, with every warning an error; -> its
+    stdout. Fails the calling test on a non-zero exit, with the reason. For tests of what a command
+    answers rather than of the process boundary: no interpreter start per call."""
+    import warnings
+
+    import pytest
+    from typer.testing import CliRunner
+
+    from rnncli.cli import app
+
+    here = os.getcwd()
+    os.chdir(cwd)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # no warning may reach a user
+            result = CliRunner().invoke(app, [str(a) for a in args], input=stdin)
+    finally:
+        os.chdir(here)
+    if result.exit_code != 0:
+        why = result.exception if result.exception and not isinstance(result.exception, SystemExit) else ""
+        pytest.fail(f"rnncli {' '.join(map(str, args))} -> exit {result.exit_code}: {why}\n{result.output[-2000:]}")
+    return result.stdout

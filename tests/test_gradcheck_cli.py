@@ -54,3 +54,18 @@ def test_a_trained_model_on_its_own_examples(tmp_path):
     assert np.isfinite(list(report["errors"].values())).all()
     r = cli("gradcheck", "-m", "m.npz", "--cell", "gru", cwd=tmp_path)
     assert r.returncode == 2 and "leave out the architecture options" in r.stderr
+
+
+def test_rounding_is_agreement_and_a_wrong_gradient_still_fails():
+    """A loss that does not depend on an array (a tagger of one tag) has analytic gradients of zero
+    and numerical ones of rounding: that is agreement. A wrong gradient fails however small."""
+    from rnncli.nn.gradcheck import check_gradients
+
+    rng = np.random.default_rng(0)
+    x, w = rng.normal(size=6), rng.normal(size=6)
+    constant = {"x": x}
+    assert check_gradients(lambda: 0.1 + 1e-17 * float(x @ w), constant, {"x": np.zeros(6)}) == {"x": 0.0}
+    small = 1e-6  # a loss of tiny slope: its gradient is still compared, not passed as rounding
+    assert check_gradients(lambda: small * float(x @ w), {"x": x}, {"x": small * w})["x"] < 1e-6
+    assert check_gradients(lambda: small * float(x @ w), {"x": x}, {"x": small * w * 1.01})["x"] > 1e-3
+    assert check_gradients(lambda: small * float(x @ w), {"x": x}, {"x": np.zeros(6)})["x"] == 1.0

@@ -1,5 +1,6 @@
 """Bad input, damaged checkpoints, interrupted runs: a clean one-line error or a correct result."""
 
+import io
 import json
 import os
 import signal
@@ -87,13 +88,22 @@ def workdir(tmp_path_factory, request):
                "4", cwd=d).returncode == 0
     import wave
 
-    for name, rate, channels, frames in (("fast.wav", 44100, 2, 4410), ("empty.wav", 8000, 1, 0)):
+    for name, rate, channels, frames in (("fast.wav", 44100, 2, 4410), ("empty.wav", 8000, 1, 0),
+                                         ("one_sample.wav", 8000, 1, 1)):
         with wave.open(str(d / "tones" / name), "wb") as w:
             w.setnchannels(channels)
             w.setsampwidth(2)
             w.setframerate(rate)
             w.writeframes(bytes(2 * channels * frames))
     (d / "tones" / "garbage.wav").write_bytes(b"not audio at all" * 10)
+    (d / "tones" / "folder.wav").mkdir()
+    (d / "tones" / "folder.npy").mkdir()
+    header = io.BytesIO()  # a .npy header claiming 10^12 x 40 numbers over 200 bytes
+    np.lib.format.write_array_header_1_0(header, {"descr": "<f8", "fortran_order": False, "shape": (10**12, 40)})
+    (d / "tones" / "huge_header.npy").write_bytes(header.getvalue() + bytes(200))
+    np.save(d / "tones" / "one_frame.npy", np.zeros((3, 40)))
+    (d / "score_overflow.jsonl").write_text("".join(json.dumps({"text": "ACGT", "target": v}) + "\n"
+                                                    for v in (1e300, -1e300, 5e299, 0.0)))
     np.save(d / "tones" / "objects.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
     for name, record in (("ragged", {"frames": [[1, 2, 3], [1, 2]], "label": "a"}),
                          ("nan_frames", {"frames": [[1, float("nan")]], "label": "a"}),
@@ -102,7 +112,14 @@ def workdir(tmp_path_factory, request):
                          ("fast_wav", {"audio": "fast.wav", "label": "3"}),
                          ("empty_wav", {"audio": "empty.wav", "label": "3"}),
                          ("objects_npy", {"features": "objects.npy", "label": "a"}),
-                         ("frames_only", {"frames": [[1.0]]})):
+                         ("frames_only", {"frames": [[1.0]]}),
+                         ("dir_wav", {"audio": "folder.wav", "label": "a"}),
+                         ("dir_npy", {"features": "folder.npy", "label": "a"}),
+                         ("huge_header", {"features": "huge_header.npy", "label": "a"}),
+                         ("string_frames", {"frames": [["1", "2", "3"]], "label": "a"}),
+                         ("two_inputs", {"frames": [[1.0]], "audio": "garbage.wav", "label": "a"}),
+                         ("features_audio", {"features": "one_frame.npy", "audio": "fast.wav", "label": "a"}),
+                         ("one_sample_wav", {"audio": "one_sample.wav", "label": "3"})):
         (d / "tones" / f"{name}.jsonl").write_text(json.dumps(record) + "\n")
     # speech (issue 33): each tone recording with its digit as a word, read by characters
     words = "zero one two three four five six seven eight nine".split()
@@ -254,7 +271,8 @@ CASES = [
     (["predict", "-m", "cls.npz", "huge.jsonl"], 1, "huge.jsonl:1: line of more than 1,048,576 bytes"),
     (["sample", "-m", "clm.npz", "--label", "meh"], 2, "unknown --label 'meh'; clm.npz knows: negative, positive"),
     (["sample", "-m", "clm.npz"], 2, "clm.npz is conditional: choose --label (negative, positive)"),
-    (["sample", "--label", "positive"], 2, "--label needs a conditional language model"),
+    (["sample", "--label", "positive"], 2,
+     "--label does not apply to a language model: sample uses it for conditional language models only"),
     (["sample", "-m", "clm.npz", "--label", "positive", "--guidance", "2"], 2,
      "clm.npz: --guidance needs a conditional language model trained with --label-dropout"),
     (["sample", "-m", "clm.npz", "--label", "positive", "--guidance", "-1"], 2, "--guidance must be >= 0"),
@@ -262,7 +280,7 @@ CASES = [
     (["train", "-d", "rev.npz", "-o", "x.npz", "--task", "lm", "--label-dropout", "1"], 2,
      "--label-dropout must be in [0, 1)"),
     (["train", "-d", "rev.npz", "-o", "x.npz", "--label-dropout", "0.2"], 2,
-     "--label-dropout is for a conditional language model"),
+     "--label-dropout does not apply to a classifier: train uses it for conditional language models only"),
     (["predict", "-m", "clm.npz"], 2, "clm.npz: a language model does not label input"),
     (["train", "-d", "rev.npz", "-o", "x.npz", "--task", "lm", "--condition", "sometimes"], 2, "'--condition'"),
     (["tokenize", "pairs_unkchar.tsv", "--vocab", "cpairs.npz", "-o", "e.npz"], 1,
@@ -335,7 +353,7 @@ CASES = [
     (["train", "-d", "rev.npz", "-o", "x.npz", "--input-projection", "8"], 2, "--input-projection is for frame"),
     (["train", "-d", "tones.npz", "-o", "x.npz", "--input-projection", "-1"], 2, "--input-projection must be at"),
     (["show", "-m", "tone_model.npz", "nothere.wav"], 1, "nothere.wav: no such audio file"),
-    (["show", "-m", "tone_model.npz", "tones/wav/1_0000.wav", "--top"], 2, "read language models, not models of"),
+    (["show", "-m", "tone_model.npz", "tones/wav/1_0000.wav", "--top"], 2, "--top does not apply to a classifier"),
     (["show", "-m", "tone_model.npz", "tones/fast.wav"], 1, "fast.wav: 44,100 Hz, but this data's"),
     (["tokenize", "tones/train.jsonl", "-o", "e.npz", "--hop-ms", "50"], 2, "--hop-ms must be 0.1 to --window-ms"),
     (["tokenize", "tones/train.jsonl", "-o", "e.npz", "--mel-bands", "0"], 2, "--mel-bands must be 1 to 512, not 0"),
@@ -372,6 +390,38 @@ CASES = [
     (["train", "-d", "rev.npz", "-o", "x.npz", "--lr-schedule", "steep"], 2,
      "'steep' is not one of 'constant', 'linear', 'cosine'"),
     (["train", "-d", "rev.npz", "-o", "x.npz", "--warmup", "-1"], 2, "--warmup must be at least 0"),
+    # defects on the new inputs (issue 42)
+    (["tokenize", "tones/dir_wav.jsonl", "-o", "e.npz"], 1, "folder.wav: is a directory, not an audio file"),
+    (["tokenize", "tones/dir_npy.jsonl", "-o", "e.npz"], 1, "folder.npy: is a directory, not a features file"),
+    (["show", "-m", "tone_model.npz", "tones/folder.wav"], 1, "folder.wav: is a directory, not an audio file"),
+    (["tokenize", "tones/huge_header.jsonl", "-o", "e.npz"], 1,
+     "huge_header.npy: its header claims an array of shape (1000000000000, 40)"),
+    (["show", "-m", "tone_model.npz", "tones/huge_header.npy"], 1, "bytes after it (truncated or damaged)"),
+    (["tokenize", "tones/string_frames.jsonl", "-o", "e.npz"], 1,
+     "string_frames.jsonl:1: field 'frames' must hold numbers only (found \"1\", a str)"),
+    (["tokenize", "tones/two_inputs.jsonl", "-o", "e.npz"], 1,
+     "two_inputs.jsonl:1: the record gives its input twice ('frames' and 'audio'); keep one"),
+    (["tokenize", "tones/features_audio.jsonl", "-o", "e.npz"], 1, "twice ('features' and 'audio')"),
+    (["tokenize", "tones/one_sample_wav.jsonl", "-o", "e.npz"], 1,
+     "one_sample.wav: the recording is too short: 1 samples (0.125 ms), shorter than one 25 ms analysis window"),
+    (["show", "-m", "tone_model.npz", "tones/one_sample.wav"], 1, "shorter than one 25 ms analysis window"),
+    (["tokenize", "score_overflow.jsonl", "-o", "e.npz"], 1,
+     "the regression targets spread wider than a float64 holds (values up to 1e+300 in size)"),
+    # an option the model's task does not use (tasks/options.py: one row per command here)
+    (["predict", "-m", "reg.npz", "--proba"], 2,
+     "--proba does not apply to a regression: predict uses it for classifiers and taggers only"),
+    (["predict", "-m", "cls.npz", "--beam", "3"], 2, "--beam does not apply to a classifier: predict uses it for"),
+    (["predict", "-m", "tone_model.npz", "--temp", "0.5"], 2, "--temp does not apply to a classifier"),
+    (["eval", "-m", "cls.npz", f"{SAMPLES}/reviews.tsv", "--beam", "2"], 2,
+     "--beam does not apply to a classifier: eval uses it for encoder-decoders only"),
+    (["show", "-m", "cls.npz", "a fine film", "--unit", "1"], 2,
+     "--unit does not apply to a classifier: show uses it for language models and conditional language models"),
+    (["show", "-m", "model.npz", "a fine film", "--label", "x"], 2, "--label does not apply to a language model"),
+    (["sample", "-m", "model.npz", "--guidance", "2"], 2, "--guidance does not apply to a language model"),
+    (["train", "-d", "rev.npz", "-o", "x.npz", "--crf"], 2, "--crf does not apply to a classifier: train uses it"),
+    (["train", "-d", "tokens.npz", "-o", "x.npz", "--pool", "max"], 2, "--pool does not apply to a language model"),
+    (["train", "-d", "pairs.npz", "-o", "x.npz", "--seq-len", "20"], 2, "--seq-len does not apply to an encoder"),
+    (["train", "-d", "rev.npz", "-o", "x.npz", "--beam", "4"], 2, "--beam does not apply to a classifier"),
 ]
 
 
@@ -384,6 +434,19 @@ def test_bad_input_gives_one_clean_line(workdir, args, code, message):
     assert "Traceback" not in r.stderr and r.stderr.count("\n") == 1, r.stderr
     after = {p.name: p.stat().st_mtime_ns for p in workdir.iterdir() if p.is_file()}
     assert after == before, "a failed run changed or left files behind"
+
+
+def test_predict_skips_an_unreadable_recording_by_name(workdir):
+    """A pipeline of recordings keeps one answer per input: a folder named like a recording, or a
+    recording shorter than one analysis window, is skipped with a line saying which and why."""
+    r = cli("predict", "-m", "tone_model.npz", "-", cwd=workdir, stdin="tones/folder.wav\ntones/one_sample.wav\n"
+            "tones/wav/1_0000.wav\n")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split("\n")[:2] == ["", ""] and r.stdout.split("\n")[2].strip()
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 2 and "Traceback" not in r.stderr, r.stderr
+    assert "folder.wav: is a directory, not an audio file" in lines[0]
+    assert "one_sample.wav: the recording is too short: 1 samples" in lines[1]
 
 
 def test_full_disk_is_a_clean_error(tmp_path, monkeypatch):

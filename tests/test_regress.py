@@ -196,3 +196,40 @@ def test_an_ensemble_of_regressions_averages_their_scores(trained):
     r = cli("eval", "-m", "scores_model.npz", "-m", "seed1.npz", f"{SAMPLES}/scores_valid.jsonl", "--json", cwd=d)
     assert r.returncode == 0 and "pearson" in json.loads(r.stdout)
 
+
+
+@pytest.mark.parametrize("pool", ["last", "mean"])
+def test_show_reads_each_tokens_share_as_gradient_times_input(pool):
+    """read_regression's contributions against their definition: the numerical derivative of the
+    first score (in its own units) with respect to each token's embedding vector, times that vector."""
+    from rnncli.readout import read_regression
+    from rnncli.text.vocab import SPECIALS
+
+    rng = np.random.default_rng(3)
+    vocab = list(SPECIALS) + ["a", "b", "c", "d", "e"]
+    model = Regressor(len(vocab), 2, rng, score_mean=[1.0, -2.0], score_std=[3.0, 0.5], embed=3, hidden=4,
+                      cell="gru", bidirectional=True, pool=pool, dtype=np.float64)
+    meta = {"data": {"vocab": vocab, "level": "word", "lower": False, "score_names": ["x", "y"]}}
+    read = read_regression(model, meta, "a c b c")
+    ids = np.array([[4], [6], [5], [6]])
+    mask = np.ones(ids.shape)
+    vectors = model.embedding.forward(ids)  # (T, 1, E)
+    assert read["scores"]["x"] == pytest.approx(model.predict(ids, mask)[0, 0], rel=1e-12)
+
+    def first_score(x):
+        model.embedding.forward = lambda _ids, *a, **k: x
+        try:
+            return model.predict(ids, mask)[0, 0]
+        finally:
+            del model.embedding.forward
+
+    eps, expected = 1e-6, []
+    for t in range(len(ids)):
+        grad = np.zeros(3)
+        for e in range(3):
+            up, down = vectors.copy(), vectors.copy()
+            up[t, 0, e] += eps
+            down[t, 0, e] -= eps
+            grad[e] = (first_score(up) - first_score(down)) / (2 * eps)
+        expected.append(float(grad @ vectors[t, 0]))
+    np.testing.assert_allclose(read["contributions"], expected, rtol=1e-6, atol=1e-9)

@@ -3,6 +3,7 @@
 from rnncli.errors import RnncliError
 from rnncli.evaluate import evaluate_split
 from rnncli.models import load_models
+from rnncli.tasks.options import check_options
 
 
 def encode_for_model(data, meta, max_source=None, min_source=None):
@@ -25,11 +26,13 @@ def encode_for_model(data, meta, max_source=None, min_source=None):
     return ds.train, "all of it"
 
 
-def evaluate_models(model_paths, data, beam=None, max_source=None, length_penalty=None):
+def evaluate_models(model_paths, data, beam=None, max_source=None, length_penalty=None, given=()):
     """The metrics dict `eval` reports, with what was scored and how many examples. beam and
-    length_penalty None: the model's own decoding defaults (decode.decoding)."""
+    length_penalty None: the model's own decoding defaults (decode.decoding). given: the options the
+    user gave, checked against the model's task (tasks/options.py)."""
     model, meta = load_models(model_paths)
     task = meta["task"]
+    check_options("eval", task, given)
     if task == "seq2seq":
         from rnncli.commands.predict import check_decoding_limits
         from rnncli.decode import decoding

@@ -7,6 +7,7 @@ import numpy as np
 from rnncli.errors import UsageError
 from rnncli.models import load_model
 from rnncli.sample import check_sampling_options, generate
+from rnncli.tasks.options import check_options
 from rnncli.text.vocab import Vocab
 
 ANY_LABEL = "*"  # --label '*': draw each sample's label as often as training saw it
@@ -15,13 +16,15 @@ ANY_LABEL = "*"  # --label '*': draw each sample's label as often as training sa
 DEFAULT_GUIDANCE = 2.0
 
 
-def open_sampler(model_path, temperature=1.0, top_k=None, top_p=None, max_len=1000, guidance=None):
+def open_sampler(model_path, temperature=1.0, top_k=None, top_p=None, max_len=1000, guidance=None, given=()):
     """-> (model, meta, guidance): a model that generates text, with the options checked first;
-    guidance None becomes DEFAULT_GUIDANCE for a model trained with label dropout, else 1."""
+    guidance None becomes DEFAULT_GUIDANCE for a model trained with label dropout, else 1.
+    given: the options the user gave, checked against the model's task (tasks/options.py)."""
     check_sampling_options(temperature, top_k, top_p, max_len, 1.0 if guidance is None else guidance)
     model, meta, _ = load_model(model_path)
     if meta.get("task") not in ("lm", "clm"):
         raise UsageError(f"{model_path}: a {meta.get('task')} model does not generate text; use predict")
+    check_options("sample", meta["task"], given)
     knows_no_label = getattr(model, "no_label", None) is not None
     if guidance is None:
         guidance = DEFAULT_GUIDANCE if knows_no_label else 1.0

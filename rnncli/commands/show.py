@@ -22,9 +22,11 @@ def _write(out, page):
 
 
 def run_show(text, model_path, unit=None, gate=None, top=False, curves=False, out=None, json_out=False,
-             label=None):
+             label=None, given=()):
+    """given: the options the user gave, checked against the model's task (tasks/options.py)."""
     from rnncli import pictures
     from rnncli.charts import page
+    from rnncli.tasks.options import check_options
 
     if curves:
         return _curves(model_path, out)
@@ -32,15 +34,10 @@ def run_show(text, model_path, unit=None, gate=None, top=False, curves=False, ou
 
     model, meta, _ = load_model(model_path)
     task = meta["task"]
+    check_options("show", task, given)
     if meta["data"].get("input") == "frames":
-        if unit is not None or gate or top or label is not None:
-            raise UsageError("--unit, --gate, --top and --label read language models, not models of frames")
         return _frames(model, meta, text, out, json_out, model_path)
     text = _text(text)
-    if task not in ("lm", "clm") and (unit is not None or gate or top):
-        raise UsageError("--unit, --gate and --top read a language model's units")
-    if task != "clm" and label is not None:
-        raise UsageError("--label is for a conditional language model")
     if task in ("lm", "clm"):
         result, tokens, colours, titles, caption = _lm(model, meta, text, unit, gate, top, label)
     elif task == "tag":
@@ -61,6 +58,16 @@ def run_show(text, model_path, unit=None, gate=None, top=False, curves=False, ou
         titles = [f"{v:+.4f}" for v in c]
         caption = (f"{result['label']} (p = {result['probability']:.3f}); colour: {result['how']}"
                    + ("" if min(c) >= 0 else " (red: towards it, blue: against it)"))
+    elif task == "regress":
+        from rnncli.readout import read_regression
+
+        result = read_regression(model, meta, text)
+        c = np.array(result["contributions"])
+        scale = max(float(np.abs(c).max()), 1e-12)
+        tokens, colours = result["tokens"], [pictures.diverging(v / scale) for v in c]
+        titles = [f"{v:+.4g}" for v in c]
+        caption = (", ".join(f"{n} = {v:.4g}" for n, v in result["scores"].items()) + f"; colour: {result['how']}"
+                   + ("" if min(c) >= 0 else " (red: raises it, blue: lowers it)"))
     elif task == "seq2seq":
         from rnncli.readout import read_translation
 
@@ -78,7 +85,8 @@ def run_show(text, model_path, unit=None, gate=None, top=False, curves=False, ou
                                                             "attention: each target token (row) over the source")))
         return None
     else:
-        raise UsageError(f"show reads language models, classifiers, taggers and encoder-decoders, not {task}")
+        raise UsageError(f"show reads language models, classifiers, regressions, taggers and encoder-decoders, not "
+                         f"{task}")
     sep = "" if meta["data"].get("level") == "char" else " "
     console.log(caption)
     console.show(pictures.rich_tokens(tokens, colours, sep))
@@ -223,4 +231,4 @@ def _frames(model, meta, path, out, json_out, model_path):
     if out is not None:
         what = "speech recognition" if task == "seq2seq" else f"{task} of frames"
         _write(out, page(f"{model_path}: {what}", element("p", f"{path}: {caption}"),
-                         element("div", pictures.spectrogram(frames, strips), class_="wide")))
+                         element("div", pictures.spectrogram(frames, strips, data.get("audio")), class_="wide")))

@@ -21,6 +21,7 @@ from rnncli.errors import RnncliError, UsageError
 from rnncli.models import read_checkpoint
 from rnncli.pretrained import prepare
 from rnncli.tasks.build import check_fits_in_memory, check_reduction, task_of
+from rnncli.tasks.options import check_options, train_options_given
 from rnncli.train import train
 
 # what `--resume` may change: when to stop, not what is trained
@@ -113,6 +114,7 @@ def prepare_training(data, out, config_path=None, overrides=None, resume=None, f
             refuse_overwrite(out, force)
         ds, note = load_training_data(data)
         task = task_of(cfg, ds.meta)  # a task the data cannot train is refused before anything is shown
+        check_options("train", task, train_options_given(cfg))
         cfg, pretrained, notes = prepare(cfg, ds, task, overrides.get("embed"))
         check_fits_in_memory(cfg, ds.meta)  # before the configuration is shown
         check_reduction(cfg, ds, task)

@@ -49,11 +49,6 @@ def task_of(cfg, data_meta):
                          f"{fmt} data trains {' or '.join(TASKS_OF_FORMAT[fmt])}")
     if task == "lm" and fmt == "tsv" and cfg.condition != "none":
         task = "clm"  # a language model of labelled texts: conditional on the label
-    if cfg.label_dropout > 0 and task != "clm":
-        raise UsageError("--label-dropout is for a conditional language model (--task lm on label+text data)")
-    if (cfg.beam or cfg.length_penalty is not None) and task != "seq2seq":
-        raise UsageError(f"--{'beam' if cfg.beam else 'length-penalty'} sets an encoder-decoder's decoding; "
-                         f"this data trains {task}")
     if cfg.label_smoothing > 0:
         binary = task == "classify" and len(data_meta.get("labels") or ()) == 2
         if task == "regress" or binary or (task == "tag" and cfg.crf):

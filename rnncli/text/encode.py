@@ -31,6 +31,7 @@ from rnncli.text.readers import (
     tsv_records,
 )
 from rnncli.text.split import split_examples, split_stream
+from rnncli.text.standardise import mean_and_sd
 from rnncli.text.targets import DEFAULT_TARGET_RATIO, source_limit, target_limit, too_long
 from rnncli.text.vectors import WordLookup
 from rnncli.text.vocab import EOS, SPECIALS, UNK, Vocab, char_counts, encode_chars, split_words
@@ -219,8 +220,7 @@ def build_vocabularies(meta, fmt, level, train_units, all_units, max_size, min_f
         K = scores.shape[1]
         meta["score_names"] = ["target"] if K == 1 else [f"target[{k}]" for k in range(K)]
         # the model learns standardised scores (each near mean 0, sd 1) and reports them in their own units
-        meta["score_mean"] = scores.mean(axis=0).tolist()
-        meta["score_std"] = [float(v) if v > 0 else 1.0 for v in scores.std(axis=0)]
+        meta["score_mean"], meta["score_std"] = mean_and_sd(scores, "regression targets")
     elif fmt == "tsv":
         for _, words in train_units:
             counts.update(_words(words))

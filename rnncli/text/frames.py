@@ -14,6 +14,7 @@ deviation of the training split, kept in the data set and the model so that `eva
 normalise whatever comes in alike.
 """
 
+import json
 import os
 
 import numpy as np
@@ -35,6 +36,9 @@ def record_frames(obj, path, n, audio_meta):
     the feature settings, or the model's, which later recordings must match."""
     key = frame_field(obj)
     at = where(path, n)
+    given = [k for k in FIELDS if k in obj]
+    if len(given) > 1:  # which one was meant is not ours to guess
+        raise RnncliError(f"{at}: the record gives its input twice ({' and '.join(map(repr, given))}); keep one")
     value = obj[key]
     if key == "frames":
         if not isinstance(value, list) or not value or not all(isinstance(row, list) for row in value):
@@ -43,12 +47,13 @@ def record_frames(obj, path, n, audio_meta):
         bad = next((k for k, row in enumerate(value) if len(row) != D), None)
         if bad is not None:
             raise RnncliError(f"{at}: frame {bad} has {len(value[bad])} numbers where frame 0 has {D} (ragged frames)")
-        try:
-            x = np.array(value, np.float64)
+        try:  # the types JSON gave: strings ("1") and booleans are not numbers, whatever NumPy would make of them
+            x = np.array(value)
         except (TypeError, ValueError):
             raise RnncliError(f"{at}: field 'frames' must hold numbers only") from None
-        if x.dtype.kind != "f" or any(isinstance(v, bool) for row in value for v in row):
-            raise RnncliError(f"{at}: field 'frames' must hold numbers only")
+        if x.dtype.kind not in "iuf" or any(isinstance(v, bool) for row in value for v in row):
+            raise RnncliError(f"{at}: field 'frames' must hold numbers only (found {_not_a_number(value)})")
+        x = x.astype(np.float64)
     else:
         if not isinstance(value, str) or not value.strip():
             raise RnncliError(f"{at}: field {key!r} must be a file path")
@@ -63,20 +68,52 @@ def record_frames(obj, path, n, audio_meta):
     return x.astype(np.float32)
 
 
+def _not_a_number(rows):
+    v = next(v for row in rows for v in row if isinstance(v, bool) or not isinstance(v, (int, float)))
+    return f"{json.dumps(v)[:20]}, a {'boolean' if isinstance(v, bool) else type(v).__name__}"
+
+
 def load_features(file, at):
-    """A .npy file's (T, D) array, refused with one line if it is not plain numbers."""
-    if not os.path.isfile(file):
-        raise RnncliError(f"{at}: {file}: no such features file")
+    """A .npy file's (T, D) array, refused with one line if it is not plain numbers. The header is
+    checked against the file's size before anything is allocated: a header is a claim, and one of
+    shape (10^12, 40) over 200 bytes would otherwise ask for 146 TiB."""
+    from rnncli.audio import read_head
+
     try:
-        x = np.load(file, allow_pickle=False)
+        read_head(file, "features file", 0)
+        with open(file, "rb") as f:
+            dtype, shape = _npy_header(f)
+            if dtype.kind not in "fiu":
+                raise ValueError("holds Python objects (needs pickle; refused)" if dtype.hasobject else
+                                 f"expected an array of numbers, found {dtype}")
+            need = int(np.prod(shape, dtype=object)) * dtype.itemsize
+            have = os.fstat(f.fileno()).st_size - f.tell()
+            if need != have:
+                raise ValueError(f"its header claims an array of shape {shape} ({need:,} bytes) but the file holds "
+                                 f"{have:,} bytes after it (truncated or damaged)")
+            x = np.load(file, allow_pickle=False)
+    except RnncliError as e:
+        raise RnncliError(f"{at}: {e}") from None
     except ValueError as e:
-        why = "holds Python objects (needs pickle; refused)" if "pickle" in str(e).lower() else str(e)[:80]
-        raise RnncliError(f"{at}: {file}: {why}") from None
+        raise RnncliError(f"{at}: {file}: {str(e)[:160]}") from None
     except (OSError, EOFError) as e:
         raise RnncliError(f"{at}: {file}: not a readable .npy file ({str(e)[:80]})") from None
-    if not isinstance(x, np.ndarray) or x.dtype.kind not in "fiu":
-        raise RnncliError(f"{at}: {file}: expected an array of numbers, found {getattr(x, 'dtype', type(x))}")
     return x.astype(np.float64)
+
+
+def _npy_header(f):
+    """(dtype, shape) of an open .npy file, leaving it at the first byte of the data."""
+    try:
+        version = np.lib.format.read_magic(f)
+        if version == (1, 0):
+            shape, _, dtype = np.lib.format.read_array_header_1_0(f)
+        elif version == (2, 0):
+            shape, _, dtype = np.lib.format.read_array_header_2_0(f)
+        else:
+            raise ValueError(f"a .npy file of version {version}, which is not read here")
+    except ValueError as e:
+        raise ValueError(f"not a .npy file ({str(e)[:80]})") from None
+    return dtype, shape
 
 
 def audio_features(file, at, audio_meta):
@@ -93,15 +130,18 @@ def audio_features(file, at, audio_meta):
         raise RnncliError(f"{at}: {file}: {rate:,} Hz, but this data's (and model's) recordings are "
                           f"{audio_meta['sample_rate']:,} Hz; resample it first (e.g. sox in.wav -r "
                           f"{audio_meta['sample_rate']} out.wav)")
-    return log_mel(samples, rate, audio_meta["window_ms"], audio_meta["hop_ms"], audio_meta["bands"],
-                   audio_meta["deltas"]).astype(np.float64)
+    try:
+        return log_mel(samples, rate, audio_meta["window_ms"], audio_meta["hop_ms"], audio_meta["bands"],
+                       audio_meta["deltas"]).astype(np.float64)
+    except RnncliError as e:
+        raise RnncliError(f"{at}: {file}: {e}") from None
 
 
 def normaliser(arrays):
     """Per-dimension mean and standard deviation of every frame of the training split (sd 0 -> 1)."""
-    total = np.concatenate(arrays, axis=0).astype(np.float64)
-    sd = total.std(axis=0)
-    return total.mean(axis=0).tolist(), [float(v) if v > 1e-12 else 1.0 for v in sd]
+    from rnncli.text.standardise import mean_and_sd
+
+    return mean_and_sd(np.concatenate(arrays, axis=0), "frames", tiny=1e-12)
 
 
 def frame_stats(meta, lengths):
