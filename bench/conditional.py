@@ -37,9 +37,10 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 from abc_bars import bar_fidelity, meter_field  # noqa: E402
 
 from rnncli.config import make_config  # noqa: E402
-from rnncli.evaluate import evaluate_split, predict_split  # noqa: E402
+from rnncli.evaluate import predict_split  # noqa: E402
 from rnncli.models import load_model  # noqa: E402
 from rnncli.sample import sample_batch  # noqa: E402
+from rnncli.tasks.registry import task_named  # noqa: E402
 from rnncli.text.batching import bucketed_batches, make_batch  # noqa: E402
 from rnncli.text.encode import encode_words, tokenize  # noqa: E402
 from rnncli.text.store import load_dataset  # noqa: E402
@@ -110,8 +111,8 @@ def run_music(args, keep):
         cond, meta, _ = load_model(cond_out)
         uncond, _, _ = load_model(unc_out)
         ds = load_dataset(data)
-        m_cond = evaluate_split(cond, "clm", ds.valid, "tsv")
-        m_unc = evaluate_split(uncond, "lm", ds.valid, "tsv")
+        m_cond = task_named("clm").evaluate(cond, ds.valid, "tsv")
+        m_unc = task_named("lm").evaluate(uncond, ds.valid, "tsv")
         counts = meta["data"]["label_counts"]
         prior = np.array([counts[n] for n in meta["data"]["labels"]], float)
         marginal = marginal_bits(cond, ds.valid, prior / prior.sum())
@@ -169,10 +170,10 @@ def run_sentiment(args, keep):
     clm_cfg = os.path.join(ROOT, "configs", "sentiment-lm.yaml")
     budget = args.sentiment_budget or args.budget
     lm, meta, s_lm, _ = fit(clm_cfg, ds, os.path.join(keep, "sst_clm.npz"), budget)
-    m_lm = evaluate_split(lm, "clm", ds.valid, "tsv")
+    m_lm = task_named("clm").evaluate(lm, ds.valid, "tsv")
     cls, meta_c, s_cls, _ = fit(os.path.join(ROOT, "configs", "sentiment.yaml"), ds,
                                 os.path.join(keep, "sst_cls.npz"), budget)
-    m_cls = evaluate_split(cls, "classify", ds.valid, "tsv")
+    m_cls = task_named("classify").evaluate(cls, ds.valid, "tsv")
     print(f"sentiment: conditional LM {s_lm['steps']:,} steps, valid perplexity {m_lm['perplexity']:.1f}; "
           f"classifier {s_cls['steps']:,} steps, valid accuracy {100 * m_cls['accuracy']:.2f} %")
     names = meta["data"]["labels"]

@@ -74,7 +74,7 @@ class Ours(Side):
         self.opt = Optimizer(cfg.optimizer, lr=cfg.lr, weight_decay=cfg.weight_decay, average=cfg.average)
         self.rng = np.random.default_rng(1)
         if self.task == "lm":
-            from rnncli.train import stream_ids
+            from rnncli.text.batching import stream_ids
 
             self.batches = self.endless(StreamBatches(stream_ids(ds.train, ds.meta["format"]), cfg.batch_size,
                                                       cfg.seq_len))
@@ -350,7 +350,7 @@ class TorchLM(Theirs):
     def __init__(self, cfg, ds):
         from torch import nn
 
-        from rnncli.train import stream_ids
+        from rnncli.text.batching import stream_ids
 
         V = len(ds.meta["vocab"])
         net = nn.ModuleDict({"emb": nn.Embedding(V, cfg.embed),

@@ -32,8 +32,8 @@ ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 sys.path.insert(0, ROOT)
 
 from rnncli.config import make_config, parse_duration  # noqa: E402
-from rnncli.evaluate import evaluate_split  # noqa: E402
 from rnncli.metrics import entity_scores  # noqa: E402
+from rnncli.tasks.registry import task_named  # noqa: E402
 from rnncli.text.encode import tokenize  # noqa: E402
 from rnncli.text.readers import parse_conll, parse_tsv, read_text  # noqa: E402
 
@@ -84,7 +84,7 @@ def ours_ensemble(train_file, valid_file, test_file, config, scale, seeds=(0, 1,
         def score(members):
             model, meta = load_models(members)
             test = tokenize([test_file], valid_frac=0, reuse=meta["data"]).train
-            return evaluate_split(model, meta["task"], test, meta["data"]["format"],
+            return task_named(meta["task"]).evaluate(model, test, meta["data"]["format"],
                                   meta["config"].get("char_features"))
 
         members = [(score([p]), s["steps"]) for p, s in zip(paths, summaries, strict=True)]

@@ -26,8 +26,8 @@ import time
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 sys.path.insert(0, ROOT)
 
-from rnncli.evaluate import evaluate_split  # noqa: E402
 from rnncli.models import load_models  # noqa: E402
+from rnncli.tasks.registry import task_named  # noqa: E402
 from rnncli.text.encode import tokenize  # noqa: E402
 
 DATA = os.path.join(ROOT, "..", "shared", "data")
@@ -39,7 +39,7 @@ TASKS = {"wikiann": ("wikiann-en", "train.conll", "valid.conll", "test.conll", "
 def score(paths, test):
     model, meta = load_models(paths)
     split = tokenize([test], valid_frac=0, reuse=meta["data"]).train
-    return evaluate_split(model, meta["task"], split, meta["data"]["format"], meta["config"].get("char_features"))
+    return task_named(meta["task"]).evaluate(model, split, meta["data"]["format"], meta["config"].get("char_features"))
 
 
 def study(name, tmp, budget, jobs, seeds, trials=None, tag=""):

@@ -38,8 +38,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from tasks import crf_ner, fold_in_valid, workdir  # noqa: E402
 
 from rnncli.config import make_config, parse_duration  # noqa: E402
-from rnncli.evaluate import evaluate_split  # noqa: E402
 from rnncli.models import load_model  # noqa: E402
+from rnncli.tasks.registry import task_named  # noqa: E402
 from rnncli.text.encode import tokenize  # noqa: E402
 from rnncli.text.vocab import UNK  # noqa: E402
 
@@ -90,7 +90,8 @@ def compare(name, args, tmp):
         for kind, out in outs.items():
             model, meta, _ = load_model(out)
             test = tokenize([f"{d}/{test_name}"], valid_frac=0, reuse=meta["data"]).train
-            s = evaluate_split(model, meta["task"], test, meta["data"]["format"], meta["config"].get("char_features"))
+            s = task_named(meta["task"]).evaluate(model, test, meta["data"]["format"],
+                                                  meta["config"].get("char_features"))
             scores[kind] = (s, known_share(test), meta)
             summ = summaries[kind]
             extra = ""

@@ -13,19 +13,16 @@ import re
 from rnncli.config import config_from_meta
 from rnncli.errors import RnncliError, UsageError
 from rnncli.nn.recurrent import N_GATES
-from rnncli.tasks.build import PRETRAINED_ROWS, task_of
+from rnncli.tasks.build import task_of
+from rnncli.tasks.registry import TASKS, task_named
 from rnncli.text.readers import is_number
 
 MAX_STRING = 10_000  # characters in one vocabulary entry, label, tag or name
 MAX_HISTORY = 1_000_000  # evaluations in a history (one per --eval-every steps)
-TASKS = ("lm", "clm", "classify", "tag", "seq2seq", "regress")
 FORMATS = ("text", "tsv", "conll", "pairs", "scores")
 # the validation figures render.describe and the pictures read from a history entry
 METRICS = ("loss", "perplexity", "bits_per_token", "exact_match", "bleu", "chrf", "accuracy", "macro_f1", "f1",
            "precision", "recall", "mse", "rmse", "mae", "r2", "pearson", "spearman")
-# the arrays each task's recurrent stacks live under (character stacks are checked apart)
-STACKS = {"lm": ("rnn",), "clm": ("rnn",), "classify": ("rnn",), "tag": ("rnn",), "seq2seq": ("encoder", "decoder"),
-          "regress": ("rnn",)}
 
 
 def is_int(v):
@@ -85,26 +82,21 @@ def check_meta(path, meta):
     """Every meta field rnncli reads, checked; -> the TrainConfig it stores."""
     c = _Checker(path)
     cfg = config_from_meta(path, meta["config"])
-    c.string("task", meta.get("task"), TASKS)
+    c.string("task", meta.get("task"), tuple(TASKS))
     data = meta["data"]
     c.string("data.format", data.get("format"), FORMATS)
     c.string("data.level", data.get("level"), ("char", "word", "frame"))
     if not isinstance(data.get("lower", False), bool):
         c.fail("data.lower", "should be true or false")
     c.strings("data.vocab", data.get("vocab"), at_least=4)
-    task = meta["task"]
-    needed = {"classify": ("labels",), "clm": ("labels",), "tag": ("tags",), "seq2seq": ("target_vocab",),
-              "regress": ("score_names",)}
+    task = task_named(meta["task"])
+    needed = task.names_needed(cfg)  # {key: the fewest names the model can be built from}
     for key in ("labels", "tags", "chars", "target_vocab", "pretrained_vocab", "score_names"):
-        if key in needed.get(task, ()) or (key == "chars" and cfg.char_features and task == "tag"):
-            # a classifier needs two labels to choose between; a conditional language model of one
-            # label (200 jigs) is still a model of that label's texts
-            c.strings(f"data.{key}", data.get(key), at_least=2 if key == "labels" and task == "classify" else 1)
+        if key in needed:
+            c.strings(f"data.{key}", data.get(key), at_least=needed[key])
         elif data.get(key) is not None:
             c.strings(f"data.{key}", data[key])
-    if task == "seq2seq":
-        c.string("data.target_level", data.get("target_level"), ("char", "word"))
-        c.number("data.max_target_ratio", data.get("max_target_ratio"), low=0)
+    task.check_data(c, data)
     c.string("data.tag_scheme", data.get("tag_scheme"), optional=True)
     if data.get("input") == "frames":
         c.integer("data.frame_dim", data.get("frame_dim"), optional=False, low=1)
@@ -119,8 +111,6 @@ def check_meta(path, meta):
                 c.number(f"data.audio.{key}", audio.get(key), optional=False, low=1e-3)
             if not isinstance(audio.get("deltas"), bool):
                 c.fail("data.audio.deltas", "should be true or false")
-    if task == "regress":
-        c.mean_and_sd(data, "score", len(data["score_names"]))
     counts = data.get("label_counts")
     if counts is not None and (not isinstance(counts, dict) or not all(is_number(v) for v in counts.values())):
         c.fail("data.label_counts", "should map labels to counts")
@@ -203,7 +193,8 @@ def check_shapes(path, cfg, meta, params):
             c.fail(f"config.{field}" if not field.startswith("data.") else field,
                    f"says {said:,} but the stored {what} has {stored:,}")
 
-    for prefix in STACKS[task]:
+    task = task_named(task)
+    for prefix in task.stacks:  # (character stacks are checked apart)
         found = _layers(params, prefix)
         if not found or not found[0]:
             raise RnncliError(f"{path}: parameters do not fit the model's configuration (no {prefix} layers)")
@@ -222,7 +213,7 @@ def check_shapes(path, cfg, meta, params):
         agree("cell", N_GATES[cfg.cell] * units, rows.pop() if len(rows) == 1 else -1,
               f"{prefix} gate rows ({cfg.cell}: {N_GATES[cfg.cell]} per unit)")
         two_ways = any(True in d for d in layers.values())
-        if prefix != "decoder" and task not in ("lm", "clm"):
+        if prefix != "decoder" and not task.one_way:
             wanted = True if cfg.bidirectional is None else cfg.bidirectional
             if two_ways != wanted:
                 c.fail("config.bidirectional", f"is {wanted} but the stored {prefix} reads "
@@ -232,41 +223,16 @@ def check_shapes(path, cfg, meta, params):
         if width:
             rows, columns = shape("input.W")
             agree("input_projection", width, rows, "input.W (rows)")
-            stacked = cfg.stack_frames if task == "seq2seq" else 1  # a speech encoder's steps hold stacked frames
-            agree("data.frame_dim", data["frame_dim"] * stacked, columns, "input.W (columns)")
+            # a speech encoder's steps hold stacked frames (task_of allows stacking only there)
+            agree("data.frame_dim", data["frame_dim"] * cfg.stack_frames, columns, "input.W (columns)")
         elif "input.W" in params:
             c.fail("config.input_projection", "is 0 but the model stores an input projection")
     else:
-        source = "source_embedding.E" if task == "seq2seq" else "embedding.E"
-        rows, width = shape(source)
-        agree("embed", cfg.embed, width, source)
-        vocab = len(data["vocab"]) + (len(data.get("pretrained_vocab") or ()) if task in PRETRAINED_ROWS else 0)
-        agree("data.vocab", vocab, rows, f"{source} (rows)")
-    head = shape("head.W")[0]
-    if task == "classify":
-        agree("data.labels", len(data["labels"]), 2 if head == 1 else head, "head.W (classes)")
-    elif task == "regress":
-        agree("data.score_names", len(data["score_names"]), head, "head.W (scores)")
-    elif task == "tag":
-        agree("data.tags", len(data["tags"]), head, "head.W (tags)")
-        if cfg.char_features:
-            char_rows, char_width = shape("char_embedding.E")
-            agree("data.chars", len(data["chars"]), char_rows, "char_embedding.E (rows)")
-            agree("char_embed", cfg.char_embed, char_width, "char_embedding.E")
-            if cfg.char_encoder == "cnn":
-                agree("char_hidden", 2 * cfg.char_hidden, shape("char_cnn.W")[0], "char_cnn.W (filters, twice)")
-            else:
-                agree("char_hidden", cfg.char_hidden, shape("char_rnn.l0.W_aa")[1], "char_rnn.l0.W_aa")
-    elif task == "seq2seq":
-        agree("data.target_vocab", len(data["target_vocab"]), head, "head.W (target tokens)")
-        agree("data.target_vocab", len(data["target_vocab"]), shape("target_embedding.E")[0],
-              "target_embedding.E (rows)")
-    else:
-        agree("data.vocab", len(data["vocab"]), head, "head.W (tokens)")
-        if task == "clm":
-            label_rows = shape("label_embedding.E")[0]
-            agree("data.labels", len(data["labels"]) + (1 if cfg.label_dropout > 0 else 0), label_rows,
-                  "label_embedding.E (rows)")
+        rows, width = shape(task.embedding)
+        agree("embed", cfg.embed, width, task.embedding)
+        added = len(data.get("pretrained_vocab") or ()) if task.pretrained_rows else 0
+        agree("data.vocab", len(data["vocab"]) + added, rows, f"{task.embedding} (rows)")
+    task.check_head(cfg, data, shape, agree)
 
 
 def check_checkpoint(path, meta, groups):

@@ -13,7 +13,7 @@ from rnncli.bleu import corpus_bleu, corpus_chrf
 from rnncli.decode import describe_decoding
 from rnncli.metrics import classification_scores, entity_scores, error_rates, event_scores, regression_scores
 from rnncli.parallel import Solo
-from rnncli.text.batching import bucketed_batches, make_batch, padded_inputs, stream_ids
+from rnncli.text.batching import bucketed_batches, make_batch, padded_inputs
 from rnncli.text.vocab import EOS, join_tokens
 
 
@@ -152,37 +152,34 @@ def evaluate_clm(model, split, batch_size=32, world=None):
     return out
 
 
-def evaluate_split(model, task, split, fmt, char_features=False, names=None, references=None, world=None,
-                   decode_sample=None):
-    """The metrics of one split as a dict (None for no split); fmt is the data's format.
-    world: the workers sharing the work (parallel.py), during training; decode_sample: an
-    encoder-decoder's sample of sequences to decode (evaluate_seq2seq)."""
-    if split is None or split.num_sequences == 0:
-        return None
-    if task == "lm":
-        return evaluate_lm(model, stream_ids(split, fmt))
-    if task == "clm":
-        return evaluate_clm(model, split, world=world)
-    if task == "seq2seq":
-        return evaluate_seq2seq(model, split, references if references is not None else split.target_texts,
-                                world=world, decode_sample=decode_sample)
-    if task == "regress":  # loss: the mean squared error of the standardised scores, as training's
-        pred, _ = predict_split(model, task, split, world=world)
-        scores = regression_scores(split.scores, pred, model.score_names)
-        scores["loss"] = float(np.mean(np.square((pred - split.scores) / model.score_std)))
-        return scores
-    names = names or model.label_names
-    if task == "classify":
-        pred, probs = predict_split(model, task, split, char_features=char_features, world=world)
-        scores = classification_scores(split.labels, pred, names)
-        p_true = probs[np.arange(len(pred)), split.labels]
-        scores["loss"] = float(-np.mean(np.log(np.maximum(p_true, 1e-300))))
-        return scores
-    pred, _ = predict_split(model, task, split, char_features=char_features, world=world)
+def evaluate_regression(model, split, world=None):
+    """Regression scores (metrics.py) of the predictions in the scores' own units; loss: the mean
+    squared error of the standardised scores, as training's."""
+    pred, _ = predict_split(model, "regress", split, world=world)
+    scores = regression_scores(split.scores, pred, model.score_names)
+    scores["loss"] = float(np.mean(np.square((pred - split.scores) / model.score_std)))
+    return scores
+
+
+def evaluate_classifier(model, split, char_features=False, world=None):
+    """Accuracy, per-class and macro scores and the confusion matrix; loss: the mean negative
+    log-probability of the true label."""
+    pred, probs = predict_split(model, "classify", split, char_features=char_features, world=world)
+    scores = classification_scores(split.labels, pred, model.label_names)
+    p_true = probs[np.arange(len(pred)), split.labels]
+    scores["loss"] = float(-np.mean(np.log(np.maximum(p_true, 1e-300))))
+    return scores
+
+
+def evaluate_tagger(model, split, char_features=False, world=None):
+    """Entity scores (conlleval's) of a tagger of words; of a tagger of frames, the events (runs off
+    the background tag) and the frame accuracy."""
+    names = model.label_names
+    pred, _ = predict_split(model, "tag", split, char_features=char_features, world=world)
     true_tags = [[names[t] for t in split.tags[split.offsets[s] : split.offsets[s + 1]]]
                  for s in range(split.num_sequences)]
     pred_tags = [[names[t] for t in p] for p in pred]
-    if split.frames is not None:  # a tag per frame: events (runs off the background tag) and frame accuracy
+    if split.frames is not None:
         background = next((b for b in ("0", "O") if b in names), names[0])
         scores = event_scores(true_tags, pred_tags, background)
         right = sum(a == b for t, p in zip(true_tags, pred_tags, strict=True) for a, b in zip(t, p, strict=True))

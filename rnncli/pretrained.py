@@ -17,17 +17,15 @@ import os
 import numpy as np
 
 from rnncli.errors import UsageError
-from rnncli.tasks.build import PRETRAINED_ROWS
+from rnncli.tasks.registry import task_named
 from rnncli.text.encode import word_encoder
 from rnncli.text.vectors import coverage, match, pretrained_vocab, read_vectors
 from rnncli.text.vocab import UNK
 
-ADDS_ROWS = PRETRAINED_ROWS
-
 
 def table_name(task):
     """The parameter that holds the input word vectors."""
-    return "source_embedding.E" if task == "seq2seq" else "embedding.E"
+    return task_named(task).embedding
 
 
 class Pretrained:
@@ -37,7 +35,7 @@ class Pretrained:
         vocab = data_meta["vocab"]
         self.vectors, self.vocab_size = vectors, len(vocab)
         self.rows, rules = match(vocab, vectors)
-        self.extra = pretrained_vocab(vocab, vectors) if task in ADDS_ROWS else []
+        self.extra = pretrained_vocab(vocab, vectors) if task_named(task).pretrained_rows else []
         self.report = {"file": os.path.basename(vectors.path), "words": len(vectors.words), "dim": vectors.dim,
                        **coverage(rules, np.bincount(train_ids, minlength=len(vocab))), "rows_added": len(self.extra)}
 
@@ -82,7 +80,7 @@ def attach_vectors(model, task, cfg, pretrained, data_meta):
         pretrained.fill(model.params[table_name(task)])
     if not cfg.embeddings:
         return
-    embedding = model.source_embedding if task == "seq2seq" else model.embedding
+    embedding = getattr(model, table_name(task).split(".")[0])  # the layer that owns the table
     embedding.sparse = True  # a large table: a step updates the rows its batch read, not all
     if cfg.freeze_embeddings:
         embedding.frozen = vector_rows(data_meta)

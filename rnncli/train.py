@@ -29,14 +29,13 @@ import numpy as np
 from rnncli.checkpoint import assign_params, save_checkpoint
 from rnncli.config import parse_duration
 from rnncli.errors import EXIT_INTERRUPTED, RnncliError
-from rnncli.evaluate import evaluate_split
 from rnncli.memory import keep_freed_memory
 from rnncli.metrics_log import MetricsLog
 from rnncli.nn.optim import Optimizer, decayed_lr, scheduled_lr
 from rnncli.parallel import Solo, check_batch, everywhere
 from rnncli.pretrained import attach_vectors, model_data_meta, reach_cut_words
 from rnncli.tasks.build import build_model, task_of
-from rnncli.text.batching import SequenceBatches, StreamBatches, TextChunks, stream_ids
+from rnncli.tasks.registry import task_named
 
 
 @dataclasses.dataclass
@@ -97,15 +96,15 @@ class _Run:
     def __init__(self, cfg, ds, out, resume, pretrained=None, world=None):
         self.cfg, self.ds, self.out = cfg, ds, out
         self.world = world = world or Solo()
-        self.task = task_of(cfg, ds.meta)
+        self.task = task_named(task_of(cfg, ds.meta))
         self.data_meta = model_data_meta(ds.meta, resume[0] if resume else None, pretrained)
         self.model = build_model(cfg, self.data_meta)
-        attach_vectors(self.model, self.task, cfg, None if resume else pretrained, self.data_meta)
+        attach_vectors(self.model, self.task.name, cfg, None if resume else pretrained, self.data_meta)
         world.prepare(self.model)
         self.train_split, self.valid_split = (reach_cut_words(s, self.data_meta) for s in (ds.train, ds.valid))
         self.decode_sample = None  # an encoder-decoder decodes this fixed sample of the valid split at validation
         n_valid = 0 if self.valid_split is None else self.valid_split.num_sequences
-        if self.task == "seq2seq" and n_valid > cfg.decode_valid:
+        if self.task.validation_decodes and n_valid > cfg.decode_valid:
             self.decode_sample = np.sort(np.random.default_rng([cfg.seed, 3]).choice(n_valid, cfg.decode_valid,
                                                                                      replace=False))
         self.opt = Optimizer(cfg.optimizer, lr=cfg.lr, weight_decay=cfg.weight_decay, average=cfg.average)
@@ -115,16 +114,7 @@ class _Run:
             check_batch(cfg.batch_size, world.size)
         except RnncliError as e:
             raise everywhere(e) from None
-        share = world.share
-        if self.task == "lm":
-            self.batches = StreamBatches(stream_ids(ds.train, ds.meta["format"]), cfg.batch_size, cfg.seq_len,
-                                         share(cfg.batch_size))
-        elif self.task == "clm":
-            self.batches = TextChunks(ds.train, cfg.batch_size, cfg.seed, cfg.seq_len, cfg.label_dropout,
-                                      self.model.no_label, share)
-        else:
-            self.batches = SequenceBatches(self.train_split, cfg.batch_size, cfg.seed, self.task, cfg.char_features,
-                                           world.deal)
+        self.batches = self.task.training_batches(cfg, ds, self.train_split, self.model, world)
         self.st = {"step": 0, "epoch": 0, "chunk": 0, "history": [], "best_score": None, "best_step": None,
                    "elapsed": 0.0}
         self.best, self.carry = None, None
@@ -175,25 +165,9 @@ class _Run:
         """One update: forward, backward, the sum over workers, clip, optimizer step; the loss joins
         the running mean. batch None: this worker has no share of this batch (it only adds up)."""
         started = time.perf_counter()
-        loss, grads, finals, n_tokens, count = 0.0, None, None, 0, 0
-        if batch is None:
-            if self.task == "clm":
-                self.carry = None  # none of this batch's texts are this worker's
-        elif self.task == "lm":
-            x, y = batch
-            loss, grads, finals = self.model.loss_and_grads(x, y, self.carry, train=True, rng=self.rng)
-            n_tokens = count = x.size
-        elif self.task == "clm":  # a chunk of a batch of texts: from the labels' states, or carried on
-            *args, first = batch
-            n_tokens = count = int(args[1].sum())
-            if count:  # (this worker's texts may all have ended before this chunk: their states stay)
-                loss, grads, finals = self.model.loss_and_grads(*args, None if first else self.carry, rng=self.rng)
-        else:
-            loss, grads = self.model.loss_and_grads(*batch, rng=self.rng)
-            # tokens read: the words of a sentence, or the target tokens of a translation
-            n_tokens = int(batch[-1 if self.task == "seq2seq" else 1].sum())
-            # what the loss is a mean over: sequences for a many-to-one model, else tokens
-            count = batch[1].shape[1] if self.task in ("classify", "regress") else n_tokens
+        # the task reads its batch: the loss, its gradients, the state the next chunk starts from (a
+        # language model's), the tokens read, and what the loss is a mean over (sequences or tokens)
+        loss, grads, carry, n_tokens, count = self.task.step(self.model, batch, self.carry, self.rng)
         elapsed = self.st["elapsed"] + time.perf_counter() - self.t_start
         flags = [float(stopper.requested is not None), float(self.budget is not None and elapsed >= self.budget),
                  elapsed / self.budget if self.budget else 0.0]
@@ -208,8 +182,7 @@ class _Run:
                                          "good checkpoint (try a lower --lr or --clip)"))
         self.world.update(self.opt, self.model.params, grads, lr)  # each worker updates its share
         self.reduce_seconds += self.world.mpi_seconds - in_mpi
-        if finals is not None:  # the state the next chunk starts from
-            self.carry = [tuple(s.copy() for s in f) for f in finals]
+        self.carry = carry
         self.recent.append(loss)
         self.tokens += n_tokens
         self.step_seconds += time.perf_counter() - started
@@ -252,10 +225,10 @@ class _Run:
         speed = self.tokens / max(time.perf_counter() - self.t_window, 1e-9)  # training only, not evaluation
         self.world.gather_state(self.opt)  # the average and the moments, whole on every worker
         live = _swap_in(params, self.opt.averaged(params)) if cfg.average else None
-        metrics = evaluate_split(self.model, self.task, self.valid_split, self.ds.meta["format"], cfg.char_features,
-                                 world=self.world, decode_sample=self.decode_sample)
+        metrics = self.task.evaluate(self.model, self.valid_split, self.ds.meta["format"], cfg.char_features,
+                                     world=self.world, decode_sample=self.decode_sample)
         self.last_train_loss = float(np.mean(self.recent))
-        score = selection_score(self.task, metrics) if metrics else self.last_train_loss
+        score = self.task.selection_score(metrics) if metrics else self.last_train_loss
         now = time.perf_counter()
         st["elapsed"] += now - self.t_start
         self.t_start = now
@@ -293,7 +266,7 @@ class _Run:
                         _join_rows(carries))
 
     def checkpoint_meta(self, states):
-        return {"config": dataclasses.asdict(self.cfg), "data": self.data_meta, "task": self.task,
+        return {"config": dataclasses.asdict(self.cfg), "data": self.data_meta, "task": self.task.name,
                 "opt_t": self.opt.t, "rng": states[0], "workers": self.world.size, "rng_workers": states, **self.st}
 
     def check_opens(self):
@@ -313,7 +286,7 @@ class _Run:
         st = self.st
         last = st["history"][-1] if st["history"] else {}
         validation = self.ds.meta.get("validation", "none") if self.ds.valid is not None else "none"
-        return {"task": self.task, "steps": st["step"], "epochs": st["epoch"],
+        return {"task": self.task.name, "steps": st["step"], "epochs": st["epoch"],
                 "stop": self.stop_reason or "finished", "elapsed": st["elapsed"],
                 "train_loss": last.get("train_loss"), "valid": last.get("valid"),
                 "best_score": st["best_score"], "best_step": st["best_step"],
@@ -359,14 +332,6 @@ def metrics_path(out):
         pass
     root, _ = os.path.splitext(str(out))
     return root + ".metrics.jsonl"
-
-
-def selection_score(task, metrics):
-    """Lower is better: validation loss for language models and encoder-decoders, minus accuracy
-    or entity F1 otherwise."""
-    if task in ("lm", "clm", "seq2seq", "regress"):
-        return metrics["loss"]
-    return -(metrics["accuracy"] if task == "classify" else metrics["f1"])
 
 
 def _join_rows(carries):

@@ -1,9 +1,9 @@
 """rnncli eval: score one model or an ensemble on a file or an encoded data set."""
 
 from rnncli.errors import RnncliError
-from rnncli.evaluate import evaluate_split
 from rnncli.models import load_models
 from rnncli.tasks.options import check_options
+from rnncli.tasks.registry import task_named
 
 
 def encode_for_model(data, meta, max_source=None, min_source=None):
@@ -45,7 +45,7 @@ def evaluate_models(model_paths, data, beam=None, max_source=None, length_penalt
 
         metrics = evaluate_seq2seq(model, split, split.target_texts, beam=beam, length_penalty=length_penalty)
     else:
-        metrics = evaluate_split(model, task, split, meta["data"]["format"], meta["config"].get("char_features"))
+        metrics = task_named(task).evaluate(model, split, meta["data"]["format"], meta["config"].get("char_features"))
     if metrics is None:
         raise RnncliError(f"{data}: nothing to score")
     return {"task": task, "data": str(data), "models": [str(p) for p in model_paths], "scored": part,

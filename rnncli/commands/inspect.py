@@ -1,6 +1,7 @@
 """rnncli inspect: what a checkpoint holds, as data."""
 
 from rnncli.models import read_checkpoint
+from rnncli.tasks.registry import task_named
 
 
 def inspect_model(model_path):
@@ -30,7 +31,7 @@ def inspect_model(model_path):
                                                                "vocab_size": len(data["target_vocab"]),
                                                                "vocab_preview": data["target_vocab"][4:24]},
             "steps": meta.get("step"), "epochs": meta.get("epoch"),
-            "best_score": None if best is None else (best if task in ("lm", "clm", "seq2seq", "regress") else -best),
+            "best_score": None if best is None else task_named(task).reported_score(best),
             "best_step": meta.get("best_step"), "train_time_s": meta.get("elapsed"), "config": cfg,
             "history": meta.get("history", []),
             "pretrained": None if "pretrained" not in data else {

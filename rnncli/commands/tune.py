@@ -33,7 +33,7 @@ from rnncli.errors import RnncliError, UsageError, mask_credentials
 from rnncli.parallel import require_mpi
 from rnncli.search_space import read_space, suggest, within
 from rnncli.tasks.build import task_of
-from rnncli.train import selection_score
+from rnncli.tasks.registry import task_named
 
 MIN_BUDGET = 30  # seconds: a trial needs its start-up and at least one evaluation
 
@@ -48,13 +48,13 @@ def _optuna():
 
 
 def maximizes(task):
-    return task in ("classify", "tag")
+    return task_named(task).maximizes
 
 
 def score_of(task, metrics):
     """The study's objective from a validation record: accuracy or entity F1 (higher is better),
     else the loss (lower is better)."""
-    return -selection_score(task, metrics) if maximizes(task) else selection_score(task, metrics)
+    return task_named(task).reported_score(task_named(task).selection_score(metrics))
 
 
 class Tuner:

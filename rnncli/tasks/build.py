@@ -4,13 +4,12 @@ import numpy as np
 
 from rnncli.errors import RnncliError, UsageError
 from rnncli.nn.recurrent import N_GATES
+from rnncli.tasks.registry import task_named
 
 # the tasks each data format can train, the detected one first: the words of labelled or
 # tagged sentences also make a word-level language model
 TASKS_OF_FORMAT = {"text": ("lm",), "tsv": ("classify", "lm"), "conll": ("tag", "lm"), "pairs": ("seq2seq",),
                    "scores": ("regress", "lm")}
-# the tasks whose embedding keeps rows for pretrained words the training data lacks (pretrained.py)
-PRETRAINED_ROWS = ("classify", "tag", "seq2seq", "regress")
 NEEDS = {"classify": "one label per example (label<TAB>text lines)",
          "regress": 'a number per example (JSON lines {"text": ..., "target": 1.5})',
          "tag": "a tag per token (CoNLL token<TAB>tag lines)",
@@ -133,7 +132,7 @@ def _build(cfg, data_meta, rng):
     dtype = np.dtype(cfg.dtype)
     task = task_of(cfg, data_meta)
     V = len(data_meta["vocab"])
-    if task in PRETRAINED_ROWS:  # rows for pretrained words after the training vocabulary
+    if task_named(task).pretrained_rows:  # rows for pretrained words after the training vocabulary
         V += len(data_meta.get("pretrained_vocab") or ())
     if task == "clm":
         from rnncli.tasks.conditional_lm import ConditionalLM

@@ -12,6 +12,7 @@ import numpy as np
 from rnncli.nn.layers import Linear, dropout_mask, input_grads, input_layer
 from rnncli.nn.losses import sigmoid_binary_cross_entropy, softmax_cross_entropy
 from rnncli.nn.stack import RecurrentStack
+from rnncli.tasks.task import Task
 from rnncli.tasks.word_dropout import word_dropout
 
 
@@ -119,3 +120,24 @@ class Classifier:
             p1 = sigmoid(logits.astype(np.float64))
             return np.stack([1 - p1, p1], axis=1)
         return softmax(logits.astype(np.float64))
+
+
+class ClassifierTask(Task):
+    name, title = "classify", "classifier"
+    maximizes = True
+    many_to_one = True
+
+    def names_needed(self, cfg):
+        return {"labels": 2}  # two labels to choose between at the least
+
+    def check_head(self, cfg, data, shape, agree):
+        head = shape("head.W")[0]  # two classes have one logit
+        agree("data.labels", len(data["labels"]), 2 if head == 1 else head, "head.W (classes)")
+
+    def selection_score(self, metrics):
+        return -metrics["accuracy"]
+
+    def scores(self, model, split, fmt, char_features, world, decode_sample, references):
+        from rnncli.evaluate import evaluate_classifier
+
+        return evaluate_classifier(model, split, char_features, world)

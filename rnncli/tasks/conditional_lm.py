@@ -28,6 +28,8 @@ from rnncli.nn.functional import log_softmax
 from rnncli.nn.layers import Embedding, InitialState, Linear, dropout_mask
 from rnncli.nn.losses import softmax_cross_entropy
 from rnncli.nn.stack import RecurrentStack
+from rnncli.tasks.lm import carried
+from rnncli.tasks.task import Task
 
 CONDITIONS = ("state", "input", "both")
 
@@ -148,3 +150,41 @@ class ConditionalLM:
             x = np.concatenate([x, l], axis=-1)
         h, states = self.rnn.step(x, states)
         return self.head.forward(h), states
+
+
+class ConditionalLanguageModelTask(Task):
+    """Texts read whole in chunks from their label's state: a batch's first chunk starts from the
+    labels, the next ones carry the state on."""
+
+    name, title = "clm", "conditional language model"
+    generates = one_way = True
+    pretrained_rows = False
+
+    def names_needed(self, cfg):
+        return {"labels": 1}  # a model of one label (200 jigs) is still a model of that label's texts
+
+    def check_head(self, cfg, data, shape, agree):
+        super().check_head(cfg, data, shape, agree)
+        agree("data.labels", len(data["labels"]) + (1 if cfg.label_dropout > 0 else 0), shape("label_embedding.E")[0],
+              "label_embedding.E (rows)")
+
+    def training_batches(self, cfg, ds, split, model, world):
+        from rnncli.text.batching import TextChunks
+
+        return TextChunks(ds.train, cfg.batch_size, cfg.seed, cfg.seq_len, cfg.label_dropout, model.no_label,
+                          world.share)
+
+    def step(self, model, batch, carry, rng):
+        if batch is None:  # none of this batch's texts are this worker's
+            return 0.0, None, None, 0, 0
+        *args, first = batch
+        tokens = int(args[1].sum())
+        if not tokens:  # this worker's texts may all have ended before this chunk: their states stay
+            return 0.0, None, carry, 0, 0
+        loss, grads, finals = model.loss_and_grads(*args, None if first else carry, rng=rng)
+        return loss, grads, carried(finals), tokens, tokens
+
+    def scores(self, model, split, fmt, char_features, world, decode_sample, references):
+        from rnncli.evaluate import evaluate_clm
+
+        return evaluate_clm(model, split, world=world)

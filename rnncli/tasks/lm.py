@@ -8,6 +8,7 @@ import numpy as np
 from rnncli.nn.layers import Embedding, Linear, dropout_mask
 from rnncli.nn.losses import softmax_cross_entropy
 from rnncli.nn.stack import RecurrentStack
+from rnncli.tasks.task import Task
 
 
 class LanguageModel:
@@ -68,3 +69,35 @@ class LanguageModel:
         """One generation step: ids_t (B,) -> logits (B, V), new states."""
         h, states = self.rnn.step(self.embedding.params["E"][ids_t], states)
         return self.head.forward(h), states
+
+
+class LanguageModelTask(Task):
+    """Many-to-many, shifted by one: contiguous streams read in chunks, the state carried across."""
+
+    name, title = "lm", "language model"
+    generates = one_way = True
+    pretrained_rows = False  # its input words are also the words it predicts
+
+    def training_batches(self, cfg, ds, split, model, world):
+        from rnncli.text.batching import StreamBatches, stream_ids
+
+        return StreamBatches(stream_ids(ds.train, ds.meta["format"]), cfg.batch_size, cfg.seq_len,
+                             world.share(cfg.batch_size))
+
+    def step(self, model, batch, carry, rng):
+        if batch is None:
+            return 0.0, None, carry, 0, 0
+        x, y = batch
+        loss, grads, finals = model.loss_and_grads(x, y, carry, train=True, rng=rng)
+        return loss, grads, carried(finals), x.size, x.size
+
+    def scores(self, model, split, fmt, char_features, world, decode_sample, references):
+        from rnncli.evaluate import evaluate_lm
+        from rnncli.text.batching import stream_ids
+
+        return evaluate_lm(model, stream_ids(split, fmt))
+
+
+def carried(finals):
+    """The states a chunk ended in, as the next chunk's start: copies, not views of its buffers."""
+    return [tuple(s.copy() for s in f) for f in finals]

@@ -13,6 +13,7 @@ import numpy as np
 
 from rnncli.nn.losses import mean_squared_error
 from rnncli.tasks.classify import Classifier
+from rnncli.tasks.task import Task
 
 
 class Regressor(Classifier):
@@ -35,3 +36,22 @@ class Regressor(Classifier):
         """(B, K) scores in their own units (float64)."""
         z_hat, _ = self.forward(ids, mask)
         return z_hat.astype(np.float64) * self.score_std + self.score_mean
+
+
+class RegressionTask(Task):
+    name, title = "regress", "regression"
+    many_to_one = True
+
+    def names_needed(self, cfg):
+        return {"score_names": 1}
+
+    def check_data(self, check, data):
+        check.mean_and_sd(data, "score", len(data["score_names"]))
+
+    def check_head(self, cfg, data, shape, agree):
+        agree("data.score_names", len(data["score_names"]), shape("head.W")[0], "head.W (scores)")
+
+    def scores(self, model, split, fmt, char_features, world, decode_sample, references):
+        from rnncli.evaluate import evaluate_regression
+
+        return evaluate_regression(model, split, world)

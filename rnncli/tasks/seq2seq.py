@@ -28,6 +28,7 @@ from rnncli.nn.layers import Embedding, FrameInput, InitialState, Linear, dropou
 from rnncli.nn.losses import softmax_cross_entropy
 from rnncli.nn.reduce import join_steps, reduced_mask
 from rnncli.nn.stack import RecurrentStack
+from rnncli.tasks.task import Task
 
 
 class Seq2Seq:
@@ -259,3 +260,37 @@ class Seq2Seq:
         if self.attention:
             h = self.attention.forward(h[None], memory, source_mask, self._prepared[1])[0][0]
         return self.head.forward(h), states
+
+
+class EncoderDecoderTask(Task):
+    """Tx != Ty: sources (words, characters or frames) in, target tokens out."""
+
+    name, title = "seq2seq", "encoder-decoder"
+    stacks = ("encoder", "decoder")
+    embedding = "source_embedding.E"
+    validation_decodes = True
+
+    def names_needed(self, cfg):
+        return {"target_vocab": 1}
+
+    def check_data(self, check, data):
+        check.string("data.target_level", data.get("target_level"), ("char", "word"))
+        check.number("data.max_target_ratio", data.get("max_target_ratio"), low=0)
+
+    def check_head(self, cfg, data, shape, agree):
+        agree("data.target_vocab", len(data["target_vocab"]), shape("head.W")[0], "head.W (target tokens)")
+        agree("data.target_vocab", len(data["target_vocab"]), shape("target_embedding.E")[0],
+              "target_embedding.E (rows)")
+
+    def step(self, model, batch, carry, rng):
+        if batch is None:
+            return 0.0, None, carry, 0, 0
+        loss, grads = model.loss_and_grads(*batch, rng=rng)
+        tokens = int(batch[-1].sum())  # the target tokens: the batch's last array is their mask
+        return loss, grads, carry, tokens, tokens
+
+    def scores(self, model, split, fmt, char_features, world, decode_sample, references):
+        from rnncli.evaluate import evaluate_seq2seq
+
+        return evaluate_seq2seq(model, split, references if references is not None else split.target_texts,
+                                world=world, decode_sample=decode_sample)

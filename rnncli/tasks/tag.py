@@ -20,6 +20,7 @@ from rnncli.nn.functional import log_softmax
 from rnncli.nn.layers import Embedding, Linear, dropout_mask, input_grads, input_layer
 from rnncli.nn.losses import softmax_cross_entropy
 from rnncli.nn.stack import RecurrentStack
+from rnncli.tasks.task import Task
 from rnncli.tasks.word_dropout import word_dropout
 
 
@@ -180,3 +181,30 @@ def bio_transitions(tags):
             for i, prev in enumerate(tags):
                 trans[i, j] = prev in ("B-" + cur[2:], "I-" + cur[2:])
     return start, trans
+
+
+class TaggerTask(Task):
+    name, title = "tag", "tagger"
+    maximizes = True
+
+    def names_needed(self, cfg):
+        return {"tags": 1, **({"chars": 1} if cfg.char_features else {})}
+
+    def check_head(self, cfg, data, shape, agree):
+        agree("data.tags", len(data["tags"]), shape("head.W")[0], "head.W (tags)")
+        if cfg.char_features:
+            char_rows, char_width = shape("char_embedding.E")
+            agree("data.chars", len(data["chars"]), char_rows, "char_embedding.E (rows)")
+            agree("char_embed", cfg.char_embed, char_width, "char_embedding.E")
+            if cfg.char_encoder == "cnn":
+                agree("char_hidden", 2 * cfg.char_hidden, shape("char_cnn.W")[0], "char_cnn.W (filters, twice)")
+            else:
+                agree("char_hidden", cfg.char_hidden, shape("char_rnn.l0.W_aa")[1], "char_rnn.l0.W_aa")
+
+    def selection_score(self, metrics):
+        return -metrics["f1"]
+
+    def scores(self, model, split, fmt, char_features, world, decode_sample, references):
+        from rnncli.evaluate import evaluate_tagger
+
+        return evaluate_tagger(model, split, char_features, world)

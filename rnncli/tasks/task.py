@@ -1,0 +1,75 @@
+"""What differs from task to task, asked of one object instead of compared as a name.
+
+Each task's module (lm.py, conditional_lm.py, classify.py, tag.py, regress.py, seq2seq.py) holds
+its model and its Task: how a training step reads its batch and what the loss averages over,
+which batches training draws, how a split is evaluated and which figure selects the best weights,
+which recurrent stacks and input table its checkpoint stores. registry.py maps the names that
+checkpoints and commands carry ("lm", "clm", "classify", "tag", "regress", "seq2seq") to them.
+
+The defaults here are those of the sequence tasks (classify, tag, regress, seq2seq): a batch of
+whole sequences, bucketed by length, whose loss is a mean over its tokens.
+"""
+
+
+class Task:
+    name = ""  # as checkpoints store it
+    title = ""  # as messages name a model of it: "a {title}"
+    generates = False  # `sample` writes text from it (a language model)
+    maximizes = False  # its selection figure (accuracy, entity F1) is better higher; stored negated
+    many_to_one = False  # the loss is a mean over the batch's sequences, not over its tokens
+    stacks = ("rnn",)  # the recurrent stacks its checkpoint stores, by name prefix
+    embedding = "embedding.E"  # the table of input word vectors (pretrained vectors fill it)
+    pretrained_rows = True  # the table keeps rows for pretrained words the training data lacks
+    validation_decodes = False  # validation decodes a fixed sample of the split (--decode-valid)
+    one_way = False  # never bidirectional (a language model would see the future)
+
+    # ---------------------------------------------------------------- what a checkpoint must hold
+
+    def names_needed(self, cfg):
+        """{data meta key: the fewest names in it} that the model is built from (checkpoint_checks)."""
+        return {}
+
+    def check_data(self, check, data):
+        """The task's own meta fields, checked before anything is built (check: checkpoint_checks's)."""
+
+    def check_head(self, cfg, data, shape, agree):
+        """The output layer's (and the task's own tables') stored shapes against the names they
+        score: shape(name) -> a stored array's shape; agree(field, said, stored, what) fails."""
+        agree("data.vocab", len(data["vocab"]), shape("head.W")[0], "head.W (tokens)")
+
+    # ---------------------------------------------------------------- training and evaluation
+
+    def selection_score(self, metrics):
+        """Lower is better: the validation loss, unless the task maximizes a figure."""
+        return metrics["loss"]
+
+    def reported_score(self, score):
+        """A stored selection score as users read it: accuracy and F1 positive again."""
+        return -score if self.maximizes else score
+
+    def training_batches(self, cfg, ds, split, model, world):
+        """The training batches: bucketed whole sequences, this worker's share of each."""
+        from rnncli.text.batching import SequenceBatches
+
+        return SequenceBatches(split, cfg.batch_size, cfg.seed, self.name, cfg.char_features, world.deal)
+
+    def step(self, model, batch, carry, rng):
+        """One batch's loss and gradients -> (loss, grads, carry for the next batch, tokens read,
+        what the loss is a mean over). batch None: this worker has no share of the batch."""
+        if batch is None:
+            return 0.0, None, carry, 0, 0
+        loss, grads = model.loss_and_grads(*batch, rng=rng)
+        tokens = int(batch[1].sum())  # the words (or frames) of the sequences
+        return loss, grads, carry, tokens, batch[1].shape[1] if self.many_to_one else tokens
+
+    def evaluate(self, model, split, fmt, char_features=False, world=None, decode_sample=None, references=None):
+        """The metrics of one split as a dict (None for no split). fmt: the data's format; world:
+        the workers sharing the work during training; decode_sample: the sequences an
+        encoder-decoder decodes; references: the raw target lines where the split was read from a
+        file."""
+        if split is None or split.num_sequences == 0:
+            return None
+        return self.scores(model, split, fmt, char_features, world, decode_sample, references)
+
+    def scores(self, model, split, fmt, char_features, world, decode_sample, references):
+        raise NotImplementedError
