@@ -170,6 +170,7 @@ def _open_with_every_command(d, model, dataset, raw):
     run("import", f"{model}.safetensors", "--like", model, "-o", f"{model}.imported.npz", "--force", cwd=d)
     run("inspect", f"{model}.imported.npz", cwd=d)
     run("gradcheck", "-m", model, "-d", f"{dataset}.npz", "--entries", "3", "--json", cwd=d)
+    run("gradcheck", "-m", model, "--entries", "3", "--json", cwd=d)  # a random batch that fits the model
     resume = ["train", "-d", f"{dataset}.npz", "--resume", model, "-o", model, "--max-steps", "2", "--quiet"]
     if meta.get("workers", 1) > 1:  # resumed on as many workers: the launcher again (see _train)
         r = cli(*resume, cwd=d)

@@ -137,6 +137,12 @@ class ClassifierTask(Task):
     def selection_score(self, metrics):
         return -metrics["accuracy"]
 
+    def synthetic_names(self, vocab, K):
+        return {"labels": [f"label{i}" for i in range(K)]}
+
+    def random_outputs(self, meta, cfg, rng, inputs, mask):
+        return inputs, mask, rng.integers(0, len(meta["labels"]), mask.shape[1])
+
     def scores(self, model, split, fmt, char_features, world, decode_sample, references):
         from rnncli.evaluate import evaluate_classifier
 

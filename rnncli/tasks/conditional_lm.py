@@ -184,6 +184,13 @@ class ConditionalLanguageModelTask(Task):
         loss, grads, finals = model.loss_and_grads(*args, None if first else carry, rng=rng)
         return loss, grads, carried(finals), tokens, tokens
 
+    def synthetic_names(self, vocab, K):
+        return {"labels": [f"label{i}" for i in range(K)]}
+
+    def random_outputs(self, meta, cfg, rng, inputs, mask):
+        labels = rng.integers(0, len(meta["labels"]), mask.shape[1])
+        return inputs, mask, labels, np.where(mask > 0, rng.integers(3, len(meta["vocab"]), mask.shape), 0)
+
     def scores(self, model, split, fmt, char_features, world, decode_sample, references):
         from rnncli.evaluate import evaluate_clm
 

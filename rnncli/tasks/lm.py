@@ -9,6 +9,7 @@ from rnncli.nn.layers import Embedding, Linear, dropout_mask
 from rnncli.nn.losses import softmax_cross_entropy
 from rnncli.nn.stack import RecurrentStack
 from rnncli.tasks.task import Task
+from rnncli.text.vocab import SPECIALS
 
 
 class LanguageModel:
@@ -74,7 +75,7 @@ class LanguageModel:
 class LanguageModelTask(Task):
     """Many-to-many, shifted by one: contiguous streams read in chunks, the state carried across."""
 
-    name, title = "lm", "language model"
+    name, title, format = "lm", "language model", "text"
     generates = one_way = True
     pretrained_rows = False  # its input words are also the words it predicts
 
@@ -90,6 +91,20 @@ class LanguageModelTask(Task):
         x, y = batch
         loss, grads, finals = model.loss_and_grads(x, y, carry, train=True, rng=rng)
         return loss, grads, carried(finals), x.size, x.size
+
+    def random_outputs(self, meta, cfg, rng, inputs, mask):
+        targets = np.where(mask > 0, rng.integers(len(SPECIALS), len(meta["vocab"]), mask.shape), 0)
+        return inputs, targets, None, mask
+
+    def first_examples(self, ds, cfg, B=3, T=6):
+        from rnncli.text.batching import stream_ids
+
+        ids = stream_ids(ds.train, ds.meta["format"])[: B * (T + 1)].reshape(B, T + 1).T
+        return np.ascontiguousarray(ids[:-1]), np.ascontiguousarray(ids[1:]), None, None
+
+    def check_loss(self, model, batch, rng):
+        ids, targets, states, mask = batch
+        return model.loss_and_grads(ids, targets, states, mask, rng=rng)[:2]
 
     def scores(self, model, split, fmt, char_features, world, decode_sample, references):
         from rnncli.evaluate import evaluate_lm

@@ -39,7 +39,7 @@ class Regressor(Classifier):
 
 
 class RegressionTask(Task):
-    name, title = "regress", "regression"
+    name, title, format = "regress", "regression", "scores"
     many_to_one = True
 
     def names_needed(self, cfg):
@@ -50,6 +50,12 @@ class RegressionTask(Task):
 
     def check_head(self, cfg, data, shape, agree):
         agree("data.score_names", len(data["score_names"]), shape("head.W")[0], "head.W (scores)")
+
+    def synthetic_names(self, vocab, K):
+        return {"score_names": [f"target[{k}]" for k in range(K)], "score_mean": [0.0] * K, "score_std": [1.0] * K}
+
+    def random_outputs(self, meta, cfg, rng, inputs, mask):
+        return inputs, mask, rng.normal(size=(mask.shape[1], len(meta["score_names"])))
 
     def scores(self, model, split, fmt, char_features, world, decode_sample, references):
         from rnncli.evaluate import evaluate_regression

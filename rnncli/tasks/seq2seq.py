@@ -28,7 +28,7 @@ from rnncli.nn.layers import Embedding, FrameInput, InitialState, Linear, dropou
 from rnncli.nn.losses import softmax_cross_entropy
 from rnncli.nn.reduce import join_steps, reduced_mask
 from rnncli.nn.stack import RecurrentStack
-from rnncli.tasks.task import Task
+from rnncli.tasks.task import Task, random_inputs
 
 
 class Seq2Seq:
@@ -265,7 +265,7 @@ class Seq2Seq:
 class EncoderDecoderTask(Task):
     """Tx != Ty: sources (words, characters or frames) in, target tokens out."""
 
-    name, title = "seq2seq", "encoder-decoder"
+    name, title, format = "seq2seq", "encoder-decoder", "pairs"
     stacks = ("encoder", "decoder")
     embedding = "source_embedding.E"
     validation_decodes = True
@@ -288,6 +288,19 @@ class EncoderDecoderTask(Task):
         loss, grads = model.loss_and_grads(*batch, rng=rng)
         tokens = int(batch[-1].sum())  # the target tokens: the batch's last array is their mask
         return loss, grads, carry, tokens, tokens
+
+    def synthetic_names(self, vocab, K):
+        return {"target_vocab": vocab[:9], "target_level": "word"}
+
+    def random_batch(self, meta, cfg, rng, T=5, B=3):
+        # a speech encoder joins stack_frames x 2^pyramid frames into a step: lengths in whole steps
+        step = cfg.stack_frames * 2**cfg.pyramid if meta.get("input") == "frames" else 1
+        inputs, mask = random_inputs(meta, rng, T, B, step)
+        Vt = len(meta["target_vocab"])
+        tmask = np.ones((4, mask.shape[1]))
+        tmask[3:, 1:] = 0
+        return (inputs, mask, np.where(tmask > 0, rng.integers(2, Vt, tmask.shape), 0),
+                np.where(tmask > 0, rng.integers(3, Vt, tmask.shape), 0), tmask)
 
     def scores(self, model, split, fmt, char_features, world, decode_sample, references):
         from rnncli.evaluate import evaluate_seq2seq

@@ -22,6 +22,7 @@ from rnncli.nn.losses import softmax_cross_entropy
 from rnncli.nn.stack import RecurrentStack
 from rnncli.tasks.task import Task
 from rnncli.tasks.word_dropout import word_dropout
+from rnncli.text.vocab import SPECIALS
 
 
 class Tagger:
@@ -184,11 +185,26 @@ def bio_transitions(tags):
 
 
 class TaggerTask(Task):
-    name, title = "tag", "tagger"
+    name, title, format = "tag", "tagger", "conll"
     maximizes = True
 
     def names_needed(self, cfg):
         return {"tags": 1, **({"chars": 1} if cfg.char_features else {})}
+
+    def synthetic_names(self, vocab, K):
+        return {"tags": ["B-X", "I-X", "O"], "chars": list(SPECIALS) + list("abcde"), "tag_scheme": "iob2"}
+
+    def random_outputs(self, meta, cfg, rng, inputs, mask):
+        tags = np.where(mask > 0, random_tags(meta["tags"], rng, mask.shape), 0)
+        if not cfg.char_features:
+            return inputs, mask, tags
+        T, B = mask.shape
+        Lc = 4
+        n = rng.integers(1, Lc + 1, T * B) * (mask.T.reshape(-1) > 0)
+        n = n.reshape(B, T).T.reshape(-1)  # column t*B + b holds word (t, b)
+        cmask = (np.arange(Lc)[:, None] < n[None]).astype(np.float64)
+        chars = np.where(cmask > 0, rng.integers(len(SPECIALS), len(meta["chars"]), (Lc, T * B)), 0)
+        return inputs, mask, tags, chars, cmask
 
     def check_head(self, cfg, data, shape, agree):
         agree("data.tags", len(data["tags"]), shape("head.W")[0], "head.W (tags)")
@@ -208,3 +224,17 @@ class TaggerTask(Task):
         from rnncli.evaluate import evaluate_tagger
 
         return evaluate_tagger(model, split, char_features, world)
+
+
+def random_tags(names, rng, shape):
+    """(T, B) tag ids that an IOB2 scheme allows: any tag but an I-X first, an I-X only after its
+    B-X or I-X (each such step continues the entity half of the time)."""
+    begins = np.array([k for k, n in enumerate(names) if not n.startswith("I-")])
+    tags = begins[rng.integers(0, len(begins), shape)]
+    for t in range(1, shape[0]):
+        for b in range(shape[1]):
+            previous = names[tags[t - 1, b]]
+            inside = f"I-{previous[2:]}" if previous[:2] in ("B-", "I-") else None
+            if inside in names and rng.random() < 0.5:
+                tags[t, b] = names.index(inside)
+    return tags

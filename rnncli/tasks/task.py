@@ -10,9 +10,14 @@ The defaults here are those of the sequence tasks (classify, tag, regress, seq2s
 whole sequences, bucketed by length, whose loss is a mean over its tokens.
 """
 
+import numpy as np
+
+from rnncli.text.vocab import SPECIALS
+
 
 class Task:
     name = ""  # as checkpoints store it
+    format = "tsv"  # the data format that trains it by default (gradcheck's made-up data)
     title = ""  # as messages name a model of it: "a {title}"
     generates = False  # `sample` writes text from it (a language model)
     maximizes = False  # its selection figure (accuracy, entity F1) is better higher; stored negated
@@ -73,3 +78,44 @@ class Task:
 
     def scores(self, model, split, fmt, char_features, world, decode_sample, references):
         raise NotImplementedError
+
+    # ---------------------------------------------------------------- gradient checks (commands/gradcheck.py)
+
+    def synthetic_names(self, vocab, K):
+        """The data meta's names for a made-up model of this task (besides its vocabulary)."""
+        return {}
+
+    def random_batch(self, meta, cfg, rng, T=5, B=3):
+        """The loss arguments of a small padded batch for a model of `meta`: sequences of lengths T,
+        T - 2 and 1 (in steps of the encoder's reduction, for speech), random inputs and outputs."""
+        inputs, mask = random_inputs(meta, rng, T, B)
+        return self.random_outputs(meta, cfg, rng, inputs, mask)
+
+    def random_outputs(self, meta, cfg, rng, inputs, mask):
+        raise NotImplementedError
+
+    def first_examples(self, ds, cfg, B=3, T=6):
+        """The first examples of a data set as the model's loss arguments."""
+        from rnncli.text.batching import make_batch
+
+        index = np.arange(min(B, ds.train.num_sequences))
+        return make_batch(ds.train, index, self.name, cfg.char_features)
+
+    def check_loss(self, model, batch, rng):
+        """(loss, grads) of a batch as random_batch or first_examples made it."""
+        return model.loss_and_grads(*batch, rng=rng)[:2]
+
+
+def random_mask(T, B, step=1):
+    """(T * step, B) float64 mask of sequences of T, T - 2 and 1 steps of `step` frames each."""
+    lengths = np.array([T, max(T - 2, 1), 1][:B]) * step
+    return (np.arange(T * step)[:, None] < lengths[None]).astype(np.float64)
+
+
+def random_inputs(meta, rng, T, B, step=1):
+    """Padded random inputs: ids (T, B) of the vocabulary's own words, or frames (T, B, D) of N(0, 1)
+    numbers; and their mask."""
+    mask = random_mask(T, B, step)
+    if meta.get("input") == "frames":
+        return rng.normal(size=(*mask.shape, meta["frame_dim"])) * mask[:, :, None], mask
+    return np.where(mask > 0, rng.integers(len(SPECIALS), len(meta["vocab"]), mask.shape), 0), mask
