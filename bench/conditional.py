@@ -37,7 +37,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 from abc_bars import bar_fidelity, meter_field  # noqa: E402
 
 from rnncli.config import make_config  # noqa: E402
-from rnncli.evaluate import predict_split  # noqa: E402
+from rnncli.evaluate import predict_classes  # noqa: E402
 from rnncli.models import load_model  # noqa: E402
 from rnncli.sample import sample_batch  # noqa: E402
 from rnncli.tasks.registry import task_named  # noqa: E402
@@ -184,7 +184,7 @@ def run_sentiment(args, keep):
         ids = sample_batch(lm, n, labels=np.full(n, k), temperature=0.8, max_len=60, rng=rng)
         sentences = texts_of(lm, meta, ids)
         split = encode_words(meta_c["data"], [split_words(s, True) or ["<unk>"] for s in sentences])
-        pred, _ = predict_split(cls, "classify", split)
+        pred, _ = predict_classes(cls, split)
         shares[name] = float(np.mean(pred == meta_c["data"]["labels"].index(name)))
         print(f"  {name}: {100 * shares[name]:.1f} % of {n} samples classified {name}; e.g. {sentences[:2]}")
     print(f"sentiment fidelity {100 * np.mean(list(shares.values())):.1f} % (mean over labels)")

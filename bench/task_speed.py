@@ -38,9 +38,9 @@ ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 sys.path.insert(0, ROOT)
 
 from rnncli.config import make_config  # noqa: E402
-from rnncli.evaluate import predict_split  # noqa: E402
 from rnncli.nn.optim import Optimizer, clip_global_norm  # noqa: E402
 from rnncli.tasks.build import build_model  # noqa: E402
+from rnncli.tasks.registry import task_named  # noqa: E402
 from rnncli.text.batching import SequenceBatches, StreamBatches, bucketed_batches, make_batch  # noqa: E402
 from rnncli.text.encode import tokenize  # noqa: E402
 from rnncli.text.vocab import SPECIALS, UNK  # noqa: E402
@@ -98,7 +98,7 @@ class Ours(Side):
         return tokens
 
     def predict(self, split):
-        predict_split(self.model, self.task, split, char_features=self.cfg.char_features)
+        task_named(self.task).predict(self.model, split, char_features=self.cfg.char_features)
 
     def profile(self):
         """Time each phase by wrapping the model's parts (instance attributes, this process only)."""

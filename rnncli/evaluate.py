@@ -37,29 +37,35 @@ def evaluate_lm(model, ids, chunk=256):
             "tokens": int(len(ids))}
 
 
-def predict_split(model, task, split, batch_size=64, char_features=False, proba=False, world=None):
-    """Predictions for every sequence, in the split's order: class ids (S,) and probabilities
-    (S, C), or a list of tag-id arrays and, with proba, a list of each tag's marginal probability
-    p(y_t = tag | sentence) (else None)."""
+def predict_scores(model, split, batch_size=64, world=None):
+    """A regression's scores for every sequence, in the split's order: (S, K) in their own units."""
     world = world or Solo()
-    order = world.mine(bucketed_batches(split.lengths(), batch_size))
-    if task == "regress":  # (S, K) scores in their own units
-        out = np.zeros((split.num_sequences, model.num_scores))
-        for index in order:
-            ids, mask, _ = make_batch(split, index, task)
-            out[index] = model.predict(ids, mask)
-        return world.sum(out), None  # each row was filled by one worker, zero on the others
-    if task == "classify":
-        probs = np.zeros((split.num_sequences, model.num_classes))
-        for index in order:
-            ids, mask, _ = make_batch(split, index, task)
-            probs[index] = model.predict_proba(ids, mask)
-        probs = world.sum(probs)
-        return probs.argmax(axis=1), probs
+    out = np.zeros((split.num_sequences, model.num_scores))
+    for index in world.mine(bucketed_batches(split.lengths(), batch_size)):
+        ids, mask, _ = make_batch(split, index, "regress")
+        out[index] = model.predict(ids, mask)
+    return world.sum(out)  # each row was filled by one worker, zero on the others
+
+
+def predict_classes(model, split, batch_size=64, world=None):
+    """A classifier's class ids (S,) and probabilities (S, C), in the split's order."""
+    world = world or Solo()
+    probs = np.zeros((split.num_sequences, model.num_classes))
+    for index in world.mine(bucketed_batches(split.lengths(), batch_size)):
+        ids, mask, _ = make_batch(split, index, "classify")
+        probs[index] = model.predict_proba(ids, mask)
+    probs = world.sum(probs)
+    return probs.argmax(axis=1), probs
+
+
+def predict_tags(model, split, batch_size=64, char_features=False, proba=False, world=None):
+    """A tagger's tag ids for every sequence, in the split's order (a list of arrays), and with
+    proba each chosen tag's marginal probability p(y_t = tag | sentence) (else None)."""
+    world = world or Solo()
     out = [None] * split.num_sequences
     probs = [None] * split.num_sequences if proba else None
-    for index in order:
-        ids, mask, _, chars, cmask = make_batch(split, index, task, char_features)
+    for index in world.mine(bucketed_batches(split.lengths(), batch_size)):
+        ids, mask, _, chars, cmask = make_batch(split, index, "tag", char_features)
         if proba:
             pred, marginals = model.predict_with_marginals(ids, mask, chars, cmask)
             p_pred = np.take_along_axis(marginals, pred[:, :, None], axis=2)[:, :, 0]
@@ -155,16 +161,16 @@ def evaluate_clm(model, split, batch_size=32, world=None):
 def evaluate_regression(model, split, world=None):
     """Regression scores (metrics.py) of the predictions in the scores' own units; loss: the mean
     squared error of the standardised scores, as training's."""
-    pred, _ = predict_split(model, "regress", split, world=world)
+    pred = predict_scores(model, split, world=world)
     scores = regression_scores(split.scores, pred, model.score_names)
     scores["loss"] = float(np.mean(np.square((pred - split.scores) / model.score_std)))
     return scores
 
 
-def evaluate_classifier(model, split, char_features=False, world=None):
+def evaluate_classifier(model, split, world=None):
     """Accuracy, per-class and macro scores and the confusion matrix; loss: the mean negative
     log-probability of the true label."""
-    pred, probs = predict_split(model, "classify", split, char_features=char_features, world=world)
+    pred, probs = predict_classes(model, split, world=world)
     scores = classification_scores(split.labels, pred, model.label_names)
     p_true = probs[np.arange(len(pred)), split.labels]
     scores["loss"] = float(-np.mean(np.log(np.maximum(p_true, 1e-300))))
@@ -175,7 +181,7 @@ def evaluate_tagger(model, split, char_features=False, world=None):
     """Entity scores (conlleval's) of a tagger of words; of a tagger of frames, the events (runs off
     the background tag) and the frame accuracy."""
     names = model.label_names
-    pred, _ = predict_split(model, "tag", split, char_features=char_features, world=world)
+    pred, _ = predict_tags(model, split, char_features=char_features, world=world)
     true_tags = [[names[t] for t in split.tags[split.offsets[s] : split.offsets[s + 1]]]
                  for s in range(split.num_sequences)]
     pred_tags = [[names[t] for t in p] for p in pred]

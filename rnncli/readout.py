@@ -94,13 +94,13 @@ def top_units(hidden, tokens, n=3):
 
 
 def read_tagger(model, meta, text):
-    from rnncli.evaluate import predict_split
+    from rnncli.evaluate import predict_tags
 
     words = split_words(text)
     if not words:
         raise UsageError("nothing to show: the text is empty")
     split = encode_words(meta["data"], [words])
-    pred, probs = predict_split(model, "tag", split, char_features=meta["config"].get("char_features"), proba=True)
+    pred, probs = predict_tags(model, split, char_features=meta["config"].get("char_features"), proba=True)
     names = meta["data"]["tags"]
     return {"tokens": words, "tags": [names[t] for t in pred[0]], "probabilities": [float(p) for p in probs[0]]}
 

@@ -283,32 +283,10 @@ def eval_report(m):
 
 
 def prediction_text(record, task, names, proba=False, as_json=False):
-    """One record of commands.predict as the text written to stdout."""
-    words, p = record["tokens"], record.get("probabilities")
-    if task == "regress":  # one line per input line: the scores, tab-separated (empty for an empty line)
-        if as_json:
-            values = record.get("scores")
-            return json.dumps({"scores": None if values is None else dict(zip(names, map(float, values),
-                                                                              strict=True))}) + "\n"
-        return "\t".join(f"{v:.6g}" for v in record.get("scores", ())) + "\n"
-    if task == "classify":
-        if not words:  # an empty line in, an empty line out: the lines stay aligned
-            return "\n"
-        k = record["label"]
-        if as_json:
-            return json.dumps({"label": names[k], "probability": float(p[k]), "probabilities":
-                               {n: float(v) for n, v in zip(names, p, strict=True)}}) + "\n"
-        return f"{names[k]}\t{p[k]:.4f}\n" if proba else names[k] + "\n"
-    tags = record.get("tags", [])
-    if as_json:  # one object per sentence; an empty line in gives an empty sentence out
-        return json.dumps({"tokens": words, "tags": [names[t] for t in tags],
-                           "probabilities": [round(float(v), 6) for v in (p if p is not None else [])]}) + "\n"
-    if not words:
-        return ""
-    cols = [f"{w}\t{names[t]}" for w, t in zip(words, tags, strict=True)]
-    if proba:  # the marginal probability of each chosen tag, given the whole sentence
-        cols = [f"{c}\t{v:.4f}" for c, v in zip(cols, p, strict=True)]
-    return "".join(c + "\n" for c in cols) + "\n"
+    """One record of commands.predict as the text written to stdout (the task's own layout)."""
+    from rnncli.tasks.registry import task_named
+
+    return task_named(task).prediction_text(record, names, proba, as_json)
 
 
 def translation_text(record, as_json=False):

@@ -126,14 +126,14 @@ def test_ensemble_through_eval_and_predict(two_taggers):
     # each figure against seqeval on the same models' predictions, made here in-process
     from seqeval.metrics import f1_score
 
-    from rnncli.evaluate import predict_split
+    from rnncli.evaluate import predict_tags
     from rnncli.models import load_models
     from rnncli.text.encode import tokenize
 
     for s, paths in zip(scores, (["m1.npz"], ["m2.npz"], ["m1.npz", "m2.npz"]), strict=True):
         model, meta = load_models([str(d / p) for p in paths])
         split = tokenize([f"{SAMPLES}/ner.conll"], valid_frac=0, reuse=meta["data"]).train
-        pred, _ = predict_split(model, "tag", split, char_features=meta["config"].get("char_features"))
+        pred, _ = predict_tags(model, split, char_features=meta["config"].get("char_features"))
         names = meta["data"]["tags"]
         true = [[names[t] for t in split.tags[a:b]] for a, b in zip(split.offsets[:-1], split.offsets[1:], strict=True)]
         assert s["f1"] == pytest.approx(f1_score(true, [[names[t] for t in p] for p in pred]), abs=1e-12)

@@ -31,22 +31,16 @@ def evaluate_models(model_paths, data, beam=None, max_source=None, length_penalt
     length_penalty None: the model's own decoding defaults (decode.decoding). given: the options the
     user gave, checked against the model's task (tasks/options.py)."""
     model, meta = load_models(model_paths)
-    task = meta["task"]
-    check_options("eval", task, given)
-    if task == "seq2seq":
+    task = task_named(meta["task"])
+    check_options("eval", task.name, given)
+    decoding = task.decoding(meta["config"], beam, length_penalty)  # {} for a task that does not decode
+    if decoding:
         from rnncli.commands.predict import check_decoding_limits
-        from rnncli.decode import decoding
 
-        beam, length_penalty = decoding(meta["config"], beam, length_penalty)
-        check_decoding_limits(meta, beam, max_source)
+        check_decoding_limits(meta, decoding["beam"], max_source)
     split, part = encode_for_model(data, meta, max_source, getattr(model, "reduction", None))
-    if task == "seq2seq":
-        from rnncli.evaluate import evaluate_seq2seq
-
-        metrics = evaluate_seq2seq(model, split, split.target_texts, beam=beam, length_penalty=length_penalty)
-    else:
-        metrics = task_named(task).evaluate(model, split, meta["data"]["format"], meta["config"].get("char_features"))
+    metrics = task.evaluate(model, split, meta["data"]["format"], meta["config"].get("char_features"), **decoding)
     if metrics is None:
         raise RnncliError(f"{data}: nothing to score")
-    return {"task": task, "data": str(data), "models": [str(p) for p in model_paths], "scored": part,
+    return {"task": task.name, "data": str(data), "models": [str(p) for p in model_paths], "scored": part,
             "examples": int(split.num_sequences), "level": meta["data"].get("level"), **metrics}

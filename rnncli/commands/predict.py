@@ -6,11 +6,10 @@ gets an answer per line, a file goes through at batch speed.
 """
 
 from rnncli.errors import UsageError
-from rnncli.evaluate import predict_split
 from rnncli.models import load_models
+from rnncli.tasks.registry import task_named
 from rnncli.text.encode import encode_words, side_tokens
 from rnncli.text.readers import read_groups
-from rnncli.text.vocab import split_words
 
 
 def open_predictor(model_paths):
@@ -43,7 +42,7 @@ def translations(model, meta, source, beam=0, length_penalty=0.0, n_best=1, temp
 
     from rnncli import console
     from rnncli.evaluate import translate_split
-    from rnncli.text.encode import encode_pairs, side_tokens
+    from rnncli.text.encode import encode_pairs
     from rnncli.text.targets import source_limit, too_long
     from rnncli.text.vocab import join_tokens
 
@@ -139,29 +138,18 @@ def predictions(model, meta, source, conll=False, proba=False, jsonl=False):
     "scores": [K numbers in their own units]} (regress); an empty line gives
     a record with no tokens, so output stays aligned with input. jsonl: lines are JSON objects,
     whose "text" (classify) or "tokens" (tag: a list of words, or a string) is read."""
-    task, data = meta["task"], meta["data"]
+    task, data = task_named(meta["task"]), meta["data"]
     char_features = meta["config"].get("char_features")
-    field = ("text" if task in ("classify", "regress") else "tokens") if jsonl else None
-    for group in read_groups(source, conll=conll, field=field):
-        if task in ("classify", "regress"):  # words, or characters for a model tokenized with --level char
-            sentences = [side_tokens(line or "", data.get("level", "word"), data["lower"]) for _, line in group]
-        else:
-            sentences = [item if isinstance(item, list) else split_words(item or "") for _, item in group]
+    for group in read_groups(source, conll=conll, field=task.input_field if jsonl else None):
+        sentences = [task.input_tokens(item, data) for _, item in group]
         records = [{"tokens": ws} for ws in sentences]
         kept = [k for k, ws in enumerate(sentences) if ws]
         if kept:
             split = encode_words(data, [sentences[k] for k in kept])
-            pred, probs = predict_split(model, task, split, char_features=char_features, proba=proba)
+            pred, probs = task.predict(model, split, char_features=char_features, proba=proba)
             for j, k in enumerate(kept):
-                records[k].update(_answer(task, pred[j]), probabilities=None if probs is None else probs[j])
+                records[k].update(task.answer(pred[j]), probabilities=None if probs is None else probs[j])
         yield records
-
-
-def _answer(task, pred):
-    """One sequence's prediction as its record's fields: a label id, scores, or tag ids."""
-    if task == "classify":
-        return {"label": int(pred)}
-    return {"scores": pred.tolist()} if task == "regress" else {"tags": pred}
 
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif")
@@ -225,7 +213,7 @@ def frame_predictions(model, meta, source, proba=False, jsonl=False):
     from rnncli import console
     from rnncli.text.encode import encode_frames
 
-    task, data = meta["task"], meta["data"]
+    task, data = task_named(meta["task"]), meta["data"]
     for group in frame_items(source, jsonl, data):
         records, kept, arrays = [], [], []
         for k, (_, x) in enumerate(group):
@@ -237,7 +225,7 @@ def frame_predictions(model, meta, source, proba=False, jsonl=False):
                 kept.append(k)
                 arrays.append(x)
         if kept:
-            pred, probs = predict_split(model, task, encode_frames(data, arrays), proba=proba)
+            pred, probs = task.predict(model, encode_frames(data, arrays), proba=proba)
             for j, k in enumerate(kept):
-                records[k].update(_answer(task, pred[j]), probabilities=None if probs is None else probs[j])
+                records[k].update(task.answer(pred[j]), probabilities=None if probs is None else probs[j])
         yield records

@@ -7,6 +7,8 @@ mean or max: over the real time steps. Two classes use one sigmoid output and bi
 cross-entropy; more classes a softmax.
 """
 
+import json
+
 import numpy as np
 
 from rnncli.nn.layers import Linear, dropout_mask, input_grads, input_layer
@@ -146,4 +148,34 @@ class ClassifierTask(Task):
     def scores(self, model, split, fmt, char_features, world, decode_sample, references):
         from rnncli.evaluate import evaluate_classifier
 
-        return evaluate_classifier(model, split, char_features, world)
+        return evaluate_classifier(model, split, world)
+
+    input_field = "text"
+
+    def input_tokens(self, item, data):
+        return text_tokens(item, data)
+
+    def predict(self, model, split, char_features=False, proba=False):
+        from rnncli.evaluate import predict_classes
+
+        return predict_classes(model, split)
+
+    def answer(self, prediction):
+        return {"label": int(prediction)}
+
+    def prediction_text(self, record, names, proba=False, as_json=False):
+        if not record["tokens"]:  # an empty line in, an empty line out: the lines stay aligned
+            return "\n"
+        k, p = record["label"], record["probabilities"]
+        if as_json:
+            return json.dumps({"label": names[k], "probability": float(p[k]), "probabilities":
+                               {n: float(v) for n, v in zip(names, p, strict=True)}}) + "\n"
+        return f"{names[k]}\t{p[k]:.4f}\n" if proba else names[k] + "\n"
+
+
+def text_tokens(line, data):
+    """A many-to-one model's input line -> its words, or characters for a model tokenized with
+    --level char."""
+    from rnncli.text.encode import side_tokens
+
+    return side_tokens(line or "", data.get("level", "word"), data["lower"])

@@ -9,10 +9,12 @@ with the training split's mean and sd per score (text/encode.py), so that one le
 every unit; `predict` turns its z back into the scores' own units.
 """
 
+import json
+
 import numpy as np
 
 from rnncli.nn.losses import mean_squared_error
-from rnncli.tasks.classify import Classifier
+from rnncli.tasks.classify import Classifier, text_tokens
 from rnncli.tasks.task import Task
 
 
@@ -61,3 +63,24 @@ class RegressionTask(Task):
         from rnncli.evaluate import evaluate_regression
 
         return evaluate_regression(model, split, world)
+
+    input_field = "text"
+
+    def input_tokens(self, item, data):
+        return text_tokens(item, data)
+
+    def predict(self, model, split, char_features=False, proba=False):
+        from rnncli.evaluate import predict_scores
+
+        return predict_scores(model, split), None
+
+    def answer(self, prediction):
+        return {"scores": prediction.tolist()}
+
+    def prediction_text(self, record, names, proba=False, as_json=False):
+        """One line per input line: the scores, tab-separated (an empty line for an empty one)."""
+        if as_json:
+            values = record.get("scores")
+            return json.dumps({"scores": None if values is None else dict(zip(names, map(float, values),
+                                                                              strict=True))}) + "\n"
+        return "\t".join(f"{v:.6g}" for v in record.get("scores", ())) + "\n"

@@ -302,8 +302,18 @@ class EncoderDecoderTask(Task):
         return (inputs, mask, np.where(tmask > 0, rng.integers(2, Vt, tmask.shape), 0),
                 np.where(tmask > 0, rng.integers(3, Vt, tmask.shape), 0), tmask)
 
-    def scores(self, model, split, fmt, char_features, world, decode_sample, references):
+    def decoding(self, cfg, beam=None, length_penalty=None):
+        from rnncli.decode import decoding
+
+        beam, length_penalty = decoding(cfg, beam, length_penalty)
+        return {"beam": beam, "length_penalty": length_penalty}
+
+    def evaluate(self, model, split, fmt, char_features=False, world=None, decode_sample=None, references=None,
+                 beam=0, length_penalty=0.0):
+        """Task.evaluate, decoding with a beam (0: greedy) and a length penalty."""
         from rnncli.evaluate import evaluate_seq2seq
 
+        if split is None or split.num_sequences == 0:
+            return None
         return evaluate_seq2seq(model, split, references if references is not None else split.target_texts,
-                                world=world, decode_sample=decode_sample)
+                                beam=beam, length_penalty=length_penalty, world=world, decode_sample=decode_sample)

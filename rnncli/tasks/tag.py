@@ -12,6 +12,8 @@ Output: a softmax per token (cross-entropy), or with crf=True a linear-chain CRF
 scores (nn/crf.py), which learns that I-ORG follows B-ORG and scores the tag sequence as a whole.
 """
 
+import json
+
 import numpy as np
 
 from rnncli.nn.conv import CharConv
@@ -224,6 +226,28 @@ class TaggerTask(Task):
         from rnncli.evaluate import evaluate_tagger
 
         return evaluate_tagger(model, split, char_features, world)
+
+    def predict(self, model, split, char_features=False, proba=False):
+        from rnncli.evaluate import predict_tags
+
+        return predict_tags(model, split, char_features=char_features, proba=proba)
+
+    def answer(self, prediction):
+        return {"tags": prediction}
+
+    def prediction_text(self, record, names, proba=False, as_json=False):
+        """token<TAB>tag lines (and each tag's probability with proba), a blank line after each
+        sentence; with as_json one object per sentence (an empty line in gives an empty sentence)."""
+        words, tags, p = record["tokens"], record.get("tags", []), record.get("probabilities")
+        if as_json:
+            return json.dumps({"tokens": words, "tags": [names[t] for t in tags],
+                               "probabilities": [round(float(v), 6) for v in (p if p is not None else [])]}) + "\n"
+        if not words:
+            return ""
+        lines = [f"{w}\t{names[t]}" for w, t in zip(words, tags, strict=True)]
+        if proba:  # the marginal probability of each chosen tag, given the whole sentence
+            lines = [f"{line}\t{v:.4f}" for line, v in zip(lines, p, strict=True)]
+        return "".join(line + "\n" for line in lines) + "\n"
 
 
 def random_tags(names, rng, shape):

@@ -27,6 +27,7 @@ class Task:
     pretrained_rows = True  # the table keeps rows for pretrained words the training data lacks
     validation_decodes = False  # validation decodes a fixed sample of the split (--decode-valid)
     one_way = False  # never bidirectional (a language model would see the future)
+    input_field = "tokens"  # the field predict reads of a JSON lines record
 
     # ---------------------------------------------------------------- what a checkpoint must hold
 
@@ -77,6 +78,32 @@ class Task:
         return self.scores(model, split, fmt, char_features, world, decode_sample, references)
 
     def scores(self, model, split, fmt, char_features, world, decode_sample, references):
+        raise NotImplementedError
+
+    def decoding(self, cfg, beam=None, length_penalty=None):
+        """The decoding options evaluate() takes (an encoder-decoder's beam and length penalty: the
+        model's own defaults where None); {} for a task that does not decode."""
+        return {}
+
+    # ---------------------------------------------------------------- predict
+
+    def input_tokens(self, item, data):
+        """What predict reads of an input line (or a record's field) -> the model's tokens: the
+        words of a sentence (a list of words stays one)."""
+        from rnncli.text.vocab import split_words
+
+        return item if isinstance(item, list) else split_words(item or "")
+
+    def predict(self, model, split, char_features=False, proba=False):
+        """(predictions, probabilities or None) for every sequence of the split, in its order."""
+        raise NotImplementedError
+
+    def answer(self, prediction):
+        """One sequence's prediction as its predict record's fields."""
+        raise NotImplementedError
+
+    def prediction_text(self, record, names, proba=False, as_json=False):
+        """One predict record as the text written to stdout."""
         raise NotImplementedError
 
     # ---------------------------------------------------------------- gradient checks (commands/gradcheck.py)
