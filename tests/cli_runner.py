@@ -38,3 +38,38 @@ def run(*args, cwd, stdin=None):
         why = result.exception if result.exception and not isinstance(result.exception, SystemExit) else ""
         pytest.fail(f"rnncli {' '.join(map(str, args))} -> exit {result.exit_code}: {why}\n{result.output[-2000:]}")
     return result.stdout
+
+
+def main_in_process(*args, cwd, stdin=""):
+    """`rnncli args` as its entry point runs it (main(): the one-line errors and exit codes), in this
+    process: -> a CompletedProcess with the exit code and the text of stdout and stderr. For the
+    bad-input table, whose hundreds of cases check messages, not the process boundary."""
+    import contextlib
+    import io
+    import subprocess
+    import warnings
+
+    from rnncli import cli as cli_module
+    from rnncli import console
+    from rnncli.lock import release_all
+
+    out, err = io.StringIO(), io.StringIO()
+    here, argv, stdin_was = os.getcwd(), sys.argv, sys.stdin
+    code = 0
+    os.chdir(cwd)
+    sys.argv = ["rnncli", *map(str, args)]
+    sys.stdin = io.TextIOWrapper(io.BytesIO((stdin or "").encode()), encoding="utf-8")  # with its .buffer
+    try:
+        with warnings.catch_warnings(), contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            warnings.simplefilter("error")
+            try:
+                cli_module.main()
+            except SystemExit as e:
+                code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+    finally:
+        os.chdir(here)
+        sys.argv, sys.stdin = argv, stdin_was
+        console.set_quiet(False)
+        cli_module._debug = False
+        release_all()  # the locks a command holds until its process ends: this one goes on
+    return subprocess.CompletedProcess(args, code, out.getvalue(), err.getvalue())

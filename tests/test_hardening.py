@@ -10,7 +10,7 @@ import time
 
 import numpy as np
 import pytest
-from cli_runner import cli
+from cli_runner import cli, main_in_process
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -427,8 +427,10 @@ CASES = [
 
 @pytest.mark.parametrize("args,code,message", CASES, ids=[" ".join(c[0])[:60] for c in CASES])
 def test_bad_input_gives_one_clean_line(workdir, args, code, message):
+    """Each row through main(), the entry point, in this process (the interpreter's start-up is
+    the same for every row; tests of the process boundary itself are below and elsewhere)."""
     before = {p.name: p.stat().st_mtime_ns for p in workdir.iterdir() if p.is_file()}
-    r = cli(*args, cwd=workdir, stdin="")
+    r = main_in_process(*args, cwd=workdir, stdin="")
     assert r.returncode == code, (r.returncode, r.stderr)
     assert message in r.stderr, r.stderr
     assert "Traceback" not in r.stderr and r.stderr.count("\n") == 1, r.stderr
