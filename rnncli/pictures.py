@@ -85,6 +85,7 @@ def curve_charts(history):
 
 
 SECONDS = (0.01, 0.02, 0.05, 0.1, 0.2, 0.25, 0.5, 1, 2, 5, 10, 15, 30, 60, 120, 300, 600)
+LEFT, TOP = 74, 10  # room for the frequency axis's labels, and above the picture
 
 
 def spectrogram(x, strips=(), audio=None):
@@ -94,63 +95,73 @@ def spectrogram(x, strips=(), audio=None):
     cell shaded from white (low) to green (high); under it one strip of T cells per (name, values
     in [0, 1]) pair: per-frame probabilities. audio: the model's recording settings (sample_rate,
     hop_ms, bands, deltas), or None for frames given as numbers."""
-    from rnncli.charts import SVG, integer_ticks
+    from rnncli.charts import SVG
 
     T, D = x.shape
     cw, ch = max(4, -(-640 // T)), max(3, -(-160 // D))  # cells: at least 640 x 160 pixels in all
-    left, top, scale_w = 74, 10, 60
-    image_w, image_h = T * cw, D * ch
     v = np.clip((x + 3.0) / 6.0, 0.0, 1.0)
-    parts = [element("rect", x=left + t * cw, y=top + (D - 1 - d) * ch, width=cw, height=ch,
+    parts = [element("rect", x=LEFT + t * cw, y=TOP + (D - 1 - d) * ch, width=cw, height=ch,
                      fill="rgb({},{},{})".format(*sequential(v[t, d]))) for t in range(T) for d in range(D)]
-    # the frequency axis: each band's centre frequency (deltas, stacked above the bands, marked Δ)
+    parts += _frequency_axis(D, ch, audio) + _time_axis(T, cw, TOP + D * ch, audio)
+    parts += _colour_scale(LEFT + T * cw + 12, D * ch)
+    strip_top = TOP + D * ch + 42  # under the time axis
+    for k, (name, values) in enumerate(strips):
+        y = strip_top + k * 16
+        parts += [element("rect", x=LEFT + t * cw, y=y, width=cw, height=12,
+                          fill="rgb({},{},{})".format(*sequential(values[t]))) for t in range(T)]
+        parts.append(element("text", name, x=LEFT + T * cw + 6, y=y + 10, font_size=11))
+    width = LEFT + T * cw + (170 if strips else 60)
+    return element("svg", *parts, xmlns=SVG, width=width, height=strip_top + 16 * len(strips) + 4,
+                   font_family="sans-serif")
+
+
+def _frequency_axis(D, ch, audio):
+    """Five ticks up the left side: each band's centre frequency (deltas, stacked above the bands,
+    marked Δ), or the frame's dimension."""
     if audio:
         from rnncli.audio import hz_to_mel, mel_to_hz
 
         bands = audio["bands"]
         centres = mel_to_hz(np.linspace(0.0, hz_to_mel(audio["sample_rate"] / 2.0), bands + 2))[1:-1]
-
-        def band_label(d):
-            return ("Δ " if d >= bands else "") + f"{centres[d % bands]:,.0f} Hz"
+        labels = [("Δ " if d >= bands else "") + f"{centres[d % bands]:,.0f} Hz" for d in range(D)]
     else:
-        def band_label(d):
-            return f"dim {d}"
+        labels = [f"dim {d}" for d in range(D)]
+    parts = []
     for d in sorted({int(round(k * (D - 1) / 4)) for k in range(5)}):
-        y = top + (D - 1 - d) * ch + ch / 2
-        parts.append(element("line", x1=left - 4, x2=left, y1=f"{y:.1f}", y2=f"{y:.1f}", stroke="#555"))
-        parts.append(element("text", band_label(d), x=left - 6, y=f"{y + 4:.1f}", text_anchor="end", font_size=10))
-    what = "mel band" if audio else "frame dimension"
-    parts.append(element("text", what, x=12, y=top + image_h / 2, text_anchor="middle", font_size=11,
-                         transform=f"rotate(-90 12 {top + image_h / 2:.1f})"))
-    # the time axis: seconds for a recording, frame numbers otherwise
-    axis_y = top + image_h
+        y = TOP + (D - 1 - d) * ch + ch / 2
+        parts.append(element("line", x1=LEFT - 4, x2=LEFT, y1=f"{y:.1f}", y2=f"{y:.1f}", stroke="#555"))
+        parts.append(element("text", labels[d], x=LEFT - 6, y=f"{y + 4:.1f}", text_anchor="end", font_size=10))
+    middle = TOP + D * ch / 2
+    parts.append(element("text", "mel band" if audio else "frame dimension", x=12, y=middle, text_anchor="middle",
+                         font_size=11, transform=f"rotate(-90 12 {middle:.1f})"))
+    return parts
+
+
+def _time_axis(T, cw, y, audio):
+    """Ticks along the bottom: seconds for a recording (a round step, at most eight), frames otherwise."""
+    from rnncli.charts import integer_ticks
+
     if audio:
-        seconds = T * audio["hop_ms"] / 1000.0
+        seconds, hop = T * audio["hop_ms"] / 1000.0, audio["hop_ms"] / 1000.0
         step = next((s for s in SECONDS if seconds / s <= 8), SECONDS[-1])
-        ticks = [(k * step / (audio["hop_ms"] / 1000.0), f"{k * step:g} s") for k in range(int(seconds / step) + 1)]
+        ticks = [(k * step / hop, f"{k * step:g} s") for k in range(int(seconds / step) + 1)]
     else:
         ticks = [(t, f"{t:,}") for t in integer_ticks(0, T)]
+    parts = []
     for t, label in ticks:
-        px = left + t * cw
-        parts.append(element("line", x1=f"{px:.1f}", x2=f"{px:.1f}", y1=axis_y, y2=axis_y + 4, stroke="#555"))
-        parts.append(element("text", label, x=f"{px:.1f}", y=axis_y + 16, text_anchor="middle", font_size=10))
-    parts.append(element("text", "time" if audio else "frame", x=left + image_w / 2, y=axis_y + 30,
-                         text_anchor="middle", font_size=11))
-    # the colour scale, beside the picture: normalised values in standard deviations
-    sx, steps = left + image_w + 12, 12
-    for k in range(steps):
-        parts.append(element("rect", x=sx, y=f"{top + k * image_h / steps:.1f}", width=12,
-                             height=f"{image_h / steps + 0.5:.1f}",
-                             fill="rgb({},{},{})".format(*sequential(1 - (k + 0.5) / steps))))
-    for value, y in (("+3 sd", top + 8), ("0", top + image_h / 2 + 4), ("−3 sd", top + image_h)):
-        parts.append(element("text", value, x=sx + 16, y=f"{y:.1f}", font_size=10))
-    # the strips under the time axis
-    strip_top = axis_y + 42
-    for k, (name, values) in enumerate(strips):
-        y = strip_top + k * 16
-        parts += [element("rect", x=left + t * cw, y=y, width=cw, height=12,
-                          fill="rgb({},{},{})".format(*sequential(values[t]))) for t in range(T)]
-        parts.append(element("text", name, x=left + image_w + 6, y=y + 10, font_size=11))
-    width = left + image_w + max(scale_w, 170 if strips else 0)
-    height = strip_top + 16 * len(strips) + 4
-    return element("svg", *parts, xmlns=SVG, width=width, height=height, font_family="sans-serif")
+        px = f"{LEFT + t * cw:.1f}"
+        parts.append(element("line", x1=px, x2=px, y1=y, y2=y + 4, stroke="#555"))
+        parts.append(element("text", label, x=px, y=y + 16, text_anchor="middle", font_size=10))
+    parts.append(element("text", "time" if audio else "frame", x=LEFT + T * cw / 2, y=y + 30, text_anchor="middle",
+                         font_size=11))
+    return parts
+
+
+def _colour_scale(x, height, steps=12):
+    """A vertical bar of the shades, high at the top, labelled in standard deviations (the frames
+    are normalised)."""
+    parts = [element("rect", x=x, y=f"{TOP + k * height / steps:.1f}", width=12, height=f"{height / steps + 0.5:.1f}",
+                     fill="rgb({},{},{})".format(*sequential(1 - (k + 0.5) / steps))) for k in range(steps)]
+    for value, y in (("+3 sd", TOP + 8), ("0", TOP + height / 2 + 4), ("−3 sd", TOP + height)):
+        parts.append(element("text", value, x=x + 16, y=f"{y:.1f}", font_size=10))
+    return parts

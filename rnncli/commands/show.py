@@ -59,15 +59,7 @@ def run_show(text, model_path, unit=None, gate=None, top=False, curves=False, ou
         caption = (f"{result['label']} (p = {result['probability']:.3f}); colour: {result['how']}"
                    + ("" if min(c) >= 0 else " (red: towards it, blue: against it)"))
     elif task == "regress":
-        from rnncli.readout import read_regression
-
-        result = read_regression(model, meta, text)
-        c = np.array(result["contributions"])
-        scale = max(float(np.abs(c).max()), 1e-12)
-        tokens, colours = result["tokens"], [pictures.diverging(v / scale) for v in c]
-        titles = [f"{v:+.4g}" for v in c]
-        caption = (", ".join(f"{n} = {v:.4g}" for n, v in result["scores"].items()) + f"; colour: {result['how']}"
-                   + ("" if min(c) >= 0 else " (red: raises it, blue: lowers it)"))
+        result, tokens, colours, titles, caption = _regression(model, meta, text)
     elif task == "seq2seq":
         from rnncli.readout import read_translation
 
@@ -129,6 +121,20 @@ def _lm(model, meta, text, unit, gate, top, label=None):
     result = {"tokens": read["tokens"], "values": [float(v) for v in values], "what": caption,
               "top_units": [{"feature": f, "unit": u, "r": r} for f, u, r in ranked], "next": read["next"]}
     return result, read["tokens"], colours, titles, caption
+
+
+def _regression(model, meta, text):
+    """The scores, and each token coloured by its share of the first score."""
+    from rnncli import pictures
+    from rnncli.readout import read_regression
+
+    result = read_regression(model, meta, text)
+    c = np.array(result["contributions"])
+    scale = max(float(np.abs(c).max()), 1e-12)
+    colours = [pictures.diverging(v / scale) for v in c]
+    caption = (", ".join(f"{n} = {v:.4g}" for n, v in result["scores"].items()) + f"; colour: {result['how']}"
+               + ("" if min(c) >= 0 else " (red: raises it, blue: lowers it)"))
+    return result, result["tokens"], colours, [f"{v:+.4g}" for v in c], caption
 
 
 def _attention_table(result):
