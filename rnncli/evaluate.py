@@ -37,24 +37,25 @@ def evaluate_lm(model, ids, chunk=256):
             "tokens": int(len(ids))}
 
 
-def predict_scores(model, split, batch_size=64, world=None):
-    """A regression's scores for every sequence, in the split's order: (S, K) in their own units."""
+def per_sequence(predict, split, width, batch_size=64, world=None):
+    """A many-to-one model's outputs, predict(ids, mask) -> (B, width), for every sequence of the
+    split in its order: (S, width)."""
     world = world or Solo()
-    out = np.zeros((split.num_sequences, model.num_scores))
+    out = np.zeros((split.num_sequences, width))
     for index in world.mine(bucketed_batches(split.lengths(), batch_size)):
-        ids, mask, _ = make_batch(split, index, "regress")
-        out[index] = model.predict(ids, mask)
+        ids, mask, _ = make_batch(split, index, "classify")  # (the labels or scores are not read)
+        out[index] = predict(ids, mask)
     return world.sum(out)  # each row was filled by one worker, zero on the others
 
 
-def predict_classes(model, split, batch_size=64, world=None):
+def predict_scores(model, split, world=None):
+    """A regression's scores for every sequence, in the split's order: (S, K) in their own units."""
+    return per_sequence(model.predict, split, model.num_scores, world=world)
+
+
+def predict_classes(model, split, world=None):
     """A classifier's class ids (S,) and probabilities (S, C), in the split's order."""
-    world = world or Solo()
-    probs = np.zeros((split.num_sequences, model.num_classes))
-    for index in world.mine(bucketed_batches(split.lengths(), batch_size)):
-        ids, mask, _ = make_batch(split, index, "classify")
-        probs[index] = model.predict_proba(ids, mask)
-    probs = world.sum(probs)
+    probs = per_sequence(model.predict_proba, split, model.num_classes, world=world)
     return probs.argmax(axis=1), probs
 
 

@@ -124,10 +124,20 @@ class Classifier:
         return softmax(logits.astype(np.float64))
 
 
-class ClassifierTask(Task):
+class ManyToOneTask(Task):
+    """A sequence in, one answer out (a classifier, a regression): the loss is a mean over the
+    batch's sequences, and predict reads a line's text (a JSON record's "text")."""
+
+    many_to_one = True
+    input_field = "text"
+
+    def input_tokens(self, item, data):
+        return text_tokens(item, data)
+
+
+class ClassifierTask(ManyToOneTask):
     name, title = "classify", "classifier"
     maximizes = True
-    many_to_one = True
 
     def names_needed(self, cfg):
         return {"labels": 2}  # two labels to choose between at the least
@@ -149,11 +159,6 @@ class ClassifierTask(Task):
         from rnncli.evaluate import evaluate_classifier
 
         return evaluate_classifier(model, split, world)
-
-    input_field = "text"
-
-    def input_tokens(self, item, data):
-        return text_tokens(item, data)
 
     def predict(self, model, split, char_features=False, proba=False):
         from rnncli.evaluate import predict_classes

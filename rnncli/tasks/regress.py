@@ -14,8 +14,7 @@ import json
 import numpy as np
 
 from rnncli.nn.losses import mean_squared_error
-from rnncli.tasks.classify import Classifier, text_tokens
-from rnncli.tasks.task import Task
+from rnncli.tasks.classify import Classifier, ManyToOneTask
 
 
 class Regressor(Classifier):
@@ -40,9 +39,8 @@ class Regressor(Classifier):
         return z_hat.astype(np.float64) * self.score_std + self.score_mean
 
 
-class RegressionTask(Task):
+class RegressionTask(ManyToOneTask):
     name, title, format = "regress", "regression", "scores"
-    many_to_one = True
 
     def names_needed(self, cfg):
         return {"score_names": 1}
@@ -63,11 +61,6 @@ class RegressionTask(Task):
         from rnncli.evaluate import evaluate_regression
 
         return evaluate_regression(model, split, world)
-
-    input_field = "text"
-
-    def input_tokens(self, item, data):
-        return text_tokens(item, data)
 
     def predict(self, model, split, char_features=False, proba=False):
         from rnncli.evaluate import predict_scores
