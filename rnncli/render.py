@@ -304,9 +304,10 @@ def translation_text(record, as_json=False):
 
 
 def inspect_report(info):
+    from rnncli.tasks.registry import task_named
+
     cfg, task, total = info["config"], info["task"], info["parameters"]
-    shown_task = (f"language model conditioned on the label ({cfg.get('condition')})" if task == "clm"
-                  else f"{task} model")
+    shown_task = task_named(task).described(cfg)
     console.show(console.table(
         f"{info['path']}: {shown_task}, {info['cell']} x {info['layers']}, {total:,} parameters",
         ["layer", "arrays", "parameters:"],
@@ -314,7 +315,7 @@ def inspect_report(info):
          for layer, rows in info["arrays"].items()]))
     shown = ", ".join(show_char(t) if len(t) == 1 else t for t in info["vocab_preview"])
     more = " ..." if info["vocab_size"] > 4 + len(info["vocab_preview"]) else ""
-    reduction = cfg.get("stack_frames", 1) * 2 ** cfg.get("pyramid", 0) if task == "seq2seq" else 1
+    reduction = cfg.get("stack_frames", 1) * 2 ** cfg.get("pyramid", 0)  # (speech only: 1 for other tasks)
     console.show(console.table("data", ["", "value"], [
         ("format / level", f"{info['format']} / {info['level']}"),
         *([("vocabulary", f"{info['vocab_size']:,}: {shown}{more}")] if info["level"] != "frame" else []),

@@ -160,6 +160,9 @@ class ConditionalLanguageModelTask(Task):
     generates = one_way = True
     pretrained_rows = False
 
+    def described(self, cfg):
+        return f"language model conditioned on the label ({cfg.get('condition')})"
+
     def names_needed(self, cfg):
         return {"labels": 1}  # a model of one label (200 jigs) is still a model of that label's texts
 

@@ -49,6 +49,10 @@ class Task:
         """Lower is better: the validation loss, unless the task maximizes a figure."""
         return metrics["loss"]
 
+    def described(self, cfg):
+        """What `inspect` calls a model of this task with the configuration cfg (a dict)."""
+        return f"{self.name} model"
+
     def reported_score(self, score):
         """A stored selection score as users read it: accuracy and F1 positive again."""
         return -score if self.maximizes else score
