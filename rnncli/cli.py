@@ -575,10 +575,13 @@ def tune(
         raise RnncliError(f"interrupted; the same command resumes the study in {out}", EXIT_INTERRUPTED) from None
     finally:
         _signal.signal(_signal.SIGTERM, old)
-    summary, best = tuner.results()
-    leaderboard(tuner.study, tuner.task, f"study {study}: {summary['trials']} trials")
-    if seeds and best is not None and "best_config" in summary:
-        summary["ensemble"] = tuner.ensemble(best, seeds)
+    try:
+        summary, best = tuner.results()
+        leaderboard(tuner.study, tuner.task, f"study {study}: {summary['trials']} trials")
+        if seeds and best is not None and "best_config" in summary:
+            summary["ensemble"] = tuner.ensemble(best, seeds)
+    finally:
+        tuner.close()
     if json_out:
         console.write_json(summary)
 

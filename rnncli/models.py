@@ -39,7 +39,8 @@ def model_paths(paths):
             out.append(p)
             continue
         try:
-            lines = open(listing, encoding="utf-8").read().splitlines()
+            with open(listing, encoding="utf-8") as f:
+                lines = f.read().splitlines()
         except OSError as e:
             raise RnncliError(f"{listing}: cannot read the list of models: {e.strerror}") from None
         except UnicodeDecodeError:

@@ -6,14 +6,19 @@ import subprocess
 import sys
 
 
-def cli(*args, cwd, stdin=None, timeout=300):
-    """Run rnncli with `args` in folder `cwd`; returns the CompletedProcess (text stdout/stderr).
-    Every warning is an error here (PYTHONWARNINGS=error): no NumPy or Python warning may reach a
-    user's terminal, so a new one fails the test that meets it."""
+def cli(*args, cwd, stdin=None, timeout=None, process=False):
+    """Run rnncli with `args` in folder `cwd`; returns a CompletedProcess (text stdout/stderr).
+    By default through main(), the entry point, in this process (main_in_process): the same exit
+    codes, lines and files, without an interpreter's start-up per call. process=True, or a
+    timeout, starts `python -m rnncli` as users do: for what only a process shows (signals, a hang
+    cut by the timeout, the interpreter's own shutdown). Every warning is an error either way
+    (PYTHONWARNINGS=error): no NumPy or Python warning may reach a user's terminal, so a new one
+    fails the test that meets it."""
+    if not process and timeout is None:
+        return main_in_process(*args, cwd=cwd, stdin=stdin)
     env = {**os.environ, "PYTHONWARNINGS": "error"}
     return subprocess.run([sys.executable, "-m", "rnncli", *args], cwd=cwd, capture_output=True, text=True,
-                          input=stdin, timeout=timeout, env=env)
-
+                          input=stdin, timeout=timeout or 300, env=env)
 
 def run(*args, cwd, stdin=None):
     """rnncli in this process (Typer's runner), in folder cwd, with every warning an error; -> its

@@ -165,6 +165,7 @@ class Tuner:
                     break
             stdout = proc.stdout.read()
         finally:
+            proc.stdout.close()
             with self.lock:
                 self.live.pop(trial.number, None)
         if pruned:
@@ -197,6 +198,10 @@ class Tuner:
                 proc.send_signal(signal.SIGTERM)
 
     # ------------------------------------------------------------ the whole study
+
+    def close(self):
+        """Let go of the study's database connections (the storage's pool)."""
+        self.storage.engine.dispose()
 
     def run(self, budget=None, trials=None, callback=None):
         TrialState = self.optuna.trial.TrialState
