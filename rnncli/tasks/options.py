@@ -10,10 +10,10 @@ counts as given when it differs from its default (config.py).
 """
 
 from rnncli.errors import UsageError
+from rnncli.tasks.registry import TASKS
 
 LM, CLM, CLASSIFY, TAG, REGRESS, SEQ2SEQ = "lm", "clm", "classify", "tag", "regress", "seq2seq"
-NAMES = {LM: "language model", CLM: "conditional language model", CLASSIFY: "classifier", TAG: "tagger",
-         REGRESS: "regression", SEQ2SEQ: "encoder-decoder"}
+NAMES = {name: task.title for name, task in TASKS.items()}  # what messages call a model of each
 
 DECODING = ("--beam", "--length-penalty", "--n-best", "--greedy", "--temp", "--top-k", "--top-p", "--seed",
             "--max-source-len", "--too-long")

@@ -12,7 +12,7 @@ whole sequences, bucketed by length, whose loss is a mean over its tokens.
 
 import numpy as np
 
-from rnncli.text.vocab import SPECIALS
+from rnncli.text.vocab import SPECIALS, split_words
 
 
 class Task:
@@ -94,8 +94,6 @@ class Task:
     def input_tokens(self, item, data):
         """What predict reads of an input line (or a record's field) -> the model's tokens: the
         words of a sentence (a list of words stays one)."""
-        from rnncli.text.vocab import split_words
-
         return item if isinstance(item, list) else split_words(item or "")
 
     def predict(self, model, split, char_features=False, proba=False):
