@@ -184,23 +184,19 @@ def _char_features(g, params, cfg, chars):
 
 
 def build(model, meta):
-    """-> onnx.ModelProto for a language model, classifier or tagger."""
-    from onnx import TensorProto, helper
+    """-> onnx.ModelProto of any task's model: its Task names its graph (Task.graph, one of the
+    *_graph functions below)."""
+    from onnx import helper
+
+    from rnncli.tasks.registry import TASKS
 
     task, cfg, data = meta["task"], meta["config"], meta["data"]
-    if task not in ("lm", "clm", "classify", "tag", "seq2seq", "regress"):
+    if task not in TASKS:
         raise RnncliError(f"ONNX export of a {task} model is not supported")
     # float32 always: onnxruntime's RNN/GRU/LSTM kernels take no float64 (a float64 model is rounded)
     params = {k: np.asarray(v, np.float32) for k, v in model.params.items()}
     g = Graph(np.float32)
-    inputs = [helper.make_tensor_value_info("ids", TensorProto.INT64, ["T", "B"])]
-    outputs = []
-    if task == "seq2seq":
-        inputs, outputs = _seq2seq(g, params, cfg, data)
-    elif task == "clm":
-        inputs, outputs = _conditional_lm(g, params, cfg, data)
-    else:
-        _one_stack_model(g, model, params, cfg, data, task, inputs, outputs)
+    inputs, outputs = globals()[TASKS[task].graph](g, model, params, cfg, data)
     graph = helper.make_graph(g.nodes, f"rnncli_{task}", inputs, outputs, initializer=g.inits)
     onnx_model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="rnncli")
     onnx_model.ir_version = 8
@@ -208,50 +204,77 @@ def build(model, meta):
     return onnx_model
 
 
-def _one_stack_model(g, model, params, cfg, data, task, inputs, outputs):
-    """Language model, classifier, tagger: embedding, one recurrent stack, a head."""
+def _input(g, params, data):
+    """The model's input: ids (T, B) through the embedding, or frames (T, B, D) as tokenize made them,
+    normalised here, then projected. -> (the inputs' value infos, the input's name, x)."""
     from onnx import TensorProto, helper
 
-    ids = "ids"
-    if data.get("input") == "frames":  # frames (T, B, D) as tokenize made them, normalised here, then projected
-        ids = "frames"
-        inputs[0] = helper.make_tensor_value_info(ids, g.elem, ["T", "B", data["frame_dim"]])
-        mean, sd = (np.asarray(data[k], np.float32) for k in ("frame_mean", "frame_std"))
-        x = g.op("Div", [g.op("Sub", [ids, g.const("frame_mean", mean)]), g.const("frame_std", sd)])
-        if "input.W" in params:
-            x = g.matmul_add(x, params["input.W"], params["input.b"], "input")
-    else:
-        x = g.op("Gather", [g.const("E", params["embedding.E"]), ids])
-    bidirectional = task != "lm" and cfg.get("bidirectional") is not False  # None: the tasks' default, True
-    if task == "lm":
-        H, L = cfg["hidden"], cfg["layers"]
-        inputs.append(helper.make_tensor_value_info("h0", g.elem, [L, "B", H]))
-        initial = ("h0", "c0") if cfg["cell"] == "lstm" else ("h0",)
-        if cfg["cell"] == "lstm":
-            inputs.append(helper.make_tensor_value_info("c0", g.elem, [L, "B", H]))
-        top, fh, fc = recurrent_stack(g, x, params, "rnn", cfg, L, False, initial=initial)
-        g.matmul_add(top, params["head.W"], params["head.b"], "head", out="logits")
-        g.op("Concat", fh, out=["hN"], axis=0)
-        outputs += [helper.make_tensor_value_info("logits", g.elem, ["T", "B", len(data["vocab"])]),
-                    helper.make_tensor_value_info("hN", g.elem, [L, "B", H])]
-        if fc:
-            g.op("Concat", fc, out=["cN"], axis=0)
-            outputs.append(helper.make_tensor_value_info("cN", g.elem, [L, "B", H]))
-    else:
-        inputs.append(helper.make_tensor_value_info("lengths", TensorProto.INT32, ["B"]))
-        if task == "tag" and cfg.get("char_features"):
-            inputs.append(helper.make_tensor_value_info("chars", TensorProto.INT64, ["T", "B", "Lc"]))
-            x = g.op("Concat", [x, _char_features(g, params, cfg, "chars")], axis=-1)
-        top, fh, _ = recurrent_stack(g, x, params, "rnn", cfg, cfg["layers"], bidirectional, seq_lens="lengths")
-        if task == "classify":
-            outputs.append(_classify_head(g, params, cfg, data, top, fh, ids))
-        elif task == "regress":
-            outputs.append(_regress_head(g, params, data, _pooled(g, cfg, top, fh, ids)))
-        else:
-            g.matmul_add(top, params["head.W"], params["head.b"], "head", out="emissions")
-            K = len(data["tags"])
-            outputs.append(helper.make_tensor_value_info("emissions", g.elem, ["T", "B", K]))
-            outputs += _crf_outputs(g, model, params, K)
+    if data.get("input") != "frames":
+        return ([helper.make_tensor_value_info("ids", TensorProto.INT64, ["T", "B"])], "ids",
+                g.op("Gather", [g.const("E", params["embedding.E"]), "ids"]))
+    mean, sd = (np.asarray(data[k], np.float32) for k in ("frame_mean", "frame_std"))
+    x = g.op("Div", [g.op("Sub", ["frames", g.const("frame_mean", mean)]), g.const("frame_std", sd)])
+    if "input.W" in params:
+        x = g.matmul_add(x, params["input.W"], params["input.b"], "input")
+    return [helper.make_tensor_value_info("frames", g.elem, ["T", "B", data["frame_dim"]])], "frames", x
+
+
+def lm_graph(g, model, params, cfg, data):
+    """A language model: embedding, one recurrent stack read one way from given states, the head."""
+    from onnx import helper
+
+    inputs, _, x = _input(g, params, data)
+    outputs = []
+    H, L = cfg["hidden"], cfg["layers"]
+    inputs.append(helper.make_tensor_value_info("h0", g.elem, [L, "B", H]))
+    initial = ("h0", "c0") if cfg["cell"] == "lstm" else ("h0",)
+    if cfg["cell"] == "lstm":
+        inputs.append(helper.make_tensor_value_info("c0", g.elem, [L, "B", H]))
+    top, fh, fc = recurrent_stack(g, x, params, "rnn", cfg, L, False, initial=initial)
+    g.matmul_add(top, params["head.W"], params["head.b"], "head", out="logits")
+    g.op("Concat", fh, out=["hN"], axis=0)
+    outputs += [helper.make_tensor_value_info("logits", g.elem, ["T", "B", len(data["vocab"])]),
+                helper.make_tensor_value_info("hN", g.elem, [L, "B", H])]
+    if fc:
+        g.op("Concat", fc, out=["cN"], axis=0)
+        outputs.append(helper.make_tensor_value_info("cN", g.elem, [L, "B", H]))
+    return inputs, outputs
+
+
+def _encoded(g, params, cfg, data, char_features=False):
+    """A classifier's, regression's or tagger's input through its (bidirectional unless configured
+    otherwise) stack, padded batches with their lengths. -> (inputs, input name, top, finals)."""
+    from onnx import TensorProto, helper
+
+    inputs, ids, x = _input(g, params, data)
+    inputs.append(helper.make_tensor_value_info("lengths", TensorProto.INT32, ["B"]))
+    if char_features:
+        inputs.append(helper.make_tensor_value_info("chars", TensorProto.INT64, ["T", "B", "Lc"]))
+        x = g.op("Concat", [x, _char_features(g, params, cfg, "chars")], axis=-1)
+    bidirectional = cfg.get("bidirectional") is not False  # None: the tasks' default, True
+    top, fh, _ = recurrent_stack(g, x, params, "rnn", cfg, cfg["layers"], bidirectional, seq_lens="lengths")
+    return inputs, ids, top, fh
+
+
+def classify_graph(g, model, params, cfg, data):
+    inputs, ids, top, fh = _encoded(g, params, cfg, data)
+    return inputs, [_classify_head(g, params, cfg, data, top, fh, ids)]
+
+
+def regress_graph(g, model, params, cfg, data):
+    inputs, ids, top, fh = _encoded(g, params, cfg, data)
+    return inputs, [_regress_head(g, params, data, _pooled(g, cfg, top, fh, ids))]
+
+
+def tag_graph(g, model, params, cfg, data):
+    """A tagger: each step's emissions, and with a CRF its transitions and Viterbi outputs."""
+    from onnx import helper
+
+    inputs, _, top, _ = _encoded(g, params, cfg, data, char_features=bool(cfg.get("char_features")))
+    g.matmul_add(top, params["head.W"], params["head.b"], "head", out="emissions")
+    K = len(data["tags"])
+    return inputs, [helper.make_tensor_value_info("emissions", g.elem, ["T", "B", K]),
+                    *_crf_outputs(g, model, params, K)]
 
 
 def _initial_states(g, params, prefix, layers, n_states, xs):
@@ -268,7 +291,7 @@ def _initial_states(g, params, prefix, layers, n_states, xs):
     return out
 
 
-def _conditional_lm(g, params, cfg, data):
+def conditional_lm_graph(g, model, params, cfg, data):
     """ids (T, B) read from each label's initial state (and with the label beside every input)."""
     from onnx import TensorProto, helper
 
@@ -296,7 +319,7 @@ def _conditional_lm(g, params, cfg, data):
     return inputs, outputs
 
 
-def _seq2seq(g, params, cfg, data):
+def seq2seq_graph(g, model, params, cfg, data):
     """source (S, B) with its lengths, teacher-forced target inputs <bos> y1.. (T, B) -> logits
     (T, B, Vt) and, with attention, the weights (B, T, S'). A runtime decodes greedily or with a beam
     by running it on the growing target prefix. Speech: the source is frames (S, B, D) as tokenize

@@ -137,6 +137,7 @@ class ManyToOneTask(Task):
 
 class ClassifierTask(ManyToOneTask):
     name, title = "classify", "classifier"
+    graph = "classify_graph"  # export/onnx_graph.py
     maximizes = True
 
     def names_needed(self, cfg):

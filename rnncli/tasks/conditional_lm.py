@@ -157,6 +157,7 @@ class ConditionalLanguageModelTask(Task):
     labels, the next ones carry the state on."""
 
     name, title = "clm", "conditional language model"
+    graph = "conditional_lm_graph"  # export/onnx_graph.py
     generates = one_way = True
     pretrained_rows = False
 

@@ -76,6 +76,7 @@ class LanguageModelTask(Task):
     """Many-to-many, shifted by one: contiguous streams read in chunks, the state carried across."""
 
     name, title, format = "lm", "language model", "text"
+    graph = "lm_graph"  # export/onnx_graph.py
     generates = one_way = True
     pretrained_rows = False  # its input words are also the words it predicts
 

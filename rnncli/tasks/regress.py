@@ -41,6 +41,7 @@ class Regressor(Classifier):
 
 class RegressionTask(ManyToOneTask):
     name, title, format = "regress", "regression", "scores"
+    graph = "regress_graph"  # export/onnx_graph.py
 
     def names_needed(self, cfg):
         return {"score_names": 1}

@@ -266,6 +266,7 @@ class EncoderDecoderTask(Task):
     """Tx != Ty: sources (words, characters or frames) in, target tokens out."""
 
     name, title, format = "seq2seq", "encoder-decoder", "pairs"
+    graph = "seq2seq_graph"  # export/onnx_graph.py
     stacks = ("encoder", "decoder")
     embedding = "source_embedding.E"
     validation_decodes = True

@@ -188,6 +188,7 @@ def bio_transitions(tags):
 
 class TaggerTask(Task):
     name, title, format = "tag", "tagger", "conll"
+    graph = "tag_graph"  # export/onnx_graph.py
     maximizes = True
 
     def names_needed(self, cfg):

@@ -108,6 +108,12 @@ class Task:
         """One predict record as the text written to stdout."""
         raise NotImplementedError
 
+    # ---------------------------------------------------------------- export
+
+    # the function of export/onnx_graph.py that writes its ONNX graph: (g, model, params, cfg, data)
+    # -> (the graph's inputs, its outputs)
+    graph = ""
+
     # ---------------------------------------------------------------- gradient checks (commands/gradcheck.py)
 
     def synthetic_names(self, vocab, K):
