@@ -2,6 +2,7 @@
 as a self-contained HTML page (pictures.py); or draw the training curves."""
 
 import sys
+import typing
 
 import numpy as np
 
@@ -23,73 +24,116 @@ def _write(out, page):
 
 def run_show(text, model_path, unit=None, gate=None, top=False, curves=False, out=None, json_out=False,
              label=None, given=()):
-    """given: the options the user gave, checked against the model's task (tasks/options.py)."""
-    from rnncli import pictures
-    from rnncli.charts import page
+    """given: the options the user gave, checked against the model's task (tasks/options.py). The
+    model's Task names its pictures (Task.text_picture, Task.frames_picture: functions below)."""
     from rnncli.tasks.options import check_options
+    from rnncli.tasks.registry import task_named
 
     if curves:
         return _curves(model_path, out)
     from rnncli.models import load_model
 
     model, meta, _ = load_model(model_path)
-    task = meta["task"]
-    check_options("show", task, given)
+    task = task_named(meta["task"])
+    check_options("show", task.name, given)
+    shown = Shown(model, meta, str(model_path), out, json_out)
     if meta["data"].get("input") == "frames":
-        return _frames(model, meta, text, out, json_out, model_path)
-    text = _text(text)
-    if task in ("lm", "clm"):
-        result, tokens, colours, titles, caption = _lm(model, meta, text, unit, gate, top, label)
-    elif task == "tag":
-        from rnncli.readout import read_tagger
+        return _frames(shown, text, globals()[task.frames_picture])
+    return globals()[task.text_picture](shown, _text(text), dict(unit=unit, gate=gate, top=top, label=label))
 
-        result = read_tagger(model, meta, text)
-        tokens = [f"{w}/{t}" for w, t in zip(result["tokens"], result["tags"], strict=True)]
-        colours = [pictures.sequential(p) for p in result["probabilities"]]
-        titles = [f"{t}: p = {p:.3f}" for t, p in zip(result["tags"], result["probabilities"], strict=True)]
-        caption = "each token's tag, shaded by its probability given the whole sentence"
-    elif task == "classify":
-        from rnncli.readout import read_classifier
 
-        result = read_classifier(model, meta, text)
-        c = np.array(result["contributions"])
-        scale = max(float(np.abs(c).max()), 1e-12)
-        tokens, colours = result["tokens"], [pictures.diverging(v / scale) for v in c]
-        titles = [f"{v:+.4f}" for v in c]
-        caption = (f"{result['label']} (p = {result['probability']:.3f}); colour: {result['how']}"
-                   + ("" if min(c) >= 0 else " (red: towards it, blue: against it)"))
-    elif task == "regress":
-        result, tokens, colours, titles, caption = _regression(model, meta, text)
-    elif task == "seq2seq":
-        from rnncli.readout import read_translation
+class Shown(typing.NamedTuple):
+    """What every picture needs: the model, its meta, its path, where the page goes, --json."""
 
-        result = read_translation(model, meta, text)
-        console.show(" ".join(result["target"][:-1]))
-        if result["attention"] is None:
-            console.log("this encoder-decoder has no attention to show")
-        else:
-            _attention_table(result)
-        if json_out:
-            console.write_json({**result, "attention": None if result["attention"] is None
-                                else np.round(result["attention"], 6).tolist()})
-        if out is not None and result["attention"] is not None:
-            _write(out, page("attention", pictures.heatmap(result["target"], result["source"], result["attention"],
-                                                            "attention: each target token (row) over the source")))
-        return None
-    else:
-        raise UsageError(f"show reads language models, classifiers, regressions, taggers and encoder-decoders, not "
-                         f"{task}")
-    sep = "" if meta["data"].get("level") == "char" else " "
+    model: object
+    meta: dict
+    path: str
+    out: object
+    json_out: bool
+
+
+def _tokens_shown(shown, result, tokens, colours, titles, caption):
+    """Coloured tokens in the terminal, the numbers with --json, and with -o the page."""
+    from rnncli import pictures
+    from rnncli.charts import page
+    from rnncli.markup import element
+
+    sep = "" if shown.meta["data"].get("level") == "char" else " "
     console.log(caption)
     console.show(pictures.rich_tokens(tokens, colours, sep))
-    if json_out:
+    if shown.json_out:
         console.write_json(result)
-    if out is not None:
-        from rnncli.markup import element
+    if shown.out is not None:
+        _write(shown.out, page(f"{shown.path}: {shown.meta['task']}", element("p", caption),
+                               element("p", pictures.html_tokens(tokens, colours, titles, sep),
+                                       style="line-height:1.9")))
 
-        _write(out, page(f"{model_path}: {task}", element("p", caption),
-                         element("p", pictures.html_tokens(tokens, colours, titles, sep), style="line-height:1.9")))
-    return None
+
+def lm_picture(shown, text, options):
+    """A language model's units or gates at every token (--unit, --gate, --top; --label: the text
+    read as that label's)."""
+    _tokens_shown(shown, *_lm(shown.model, shown.meta, text, **options))
+
+
+def tag_picture(shown, text, options):
+    """Each token's tag, shaded by its probability given the whole sentence."""
+    from rnncli import pictures
+    from rnncli.readout import read_tagger
+
+    result = read_tagger(shown.model, shown.meta, text)
+    tokens = [f"{w}/{t}" for w, t in zip(result["tokens"], result["tags"], strict=True)]
+    colours = [pictures.sequential(p) for p in result["probabilities"]]
+    titles = [f"{t}: p = {p:.3f}" for t, p in zip(result["tags"], result["probabilities"], strict=True)]
+    _tokens_shown(shown, result, tokens, colours, titles,
+                  "each token's tag, shaded by its probability given the whole sentence")
+
+
+def classify_picture(shown, text, options):
+    """Each token's share of the predicted label."""
+    from rnncli import pictures
+    from rnncli.readout import read_classifier
+
+    result = read_classifier(shown.model, shown.meta, text)
+    c = np.array(result["contributions"])
+    scale = max(float(np.abs(c).max()), 1e-12)
+    caption = (f"{result['label']} (p = {result['probability']:.3f}); colour: {result['how']}"
+               + ("" if min(c) >= 0 else " (red: towards it, blue: against it)"))
+    _tokens_shown(shown, result, result["tokens"], [pictures.diverging(v / scale) for v in c],
+                  [f"{v:+.4f}" for v in c], caption)
+
+
+def regress_picture(shown, text, options):
+    """The scores, and each token coloured by its share of the first score."""
+    from rnncli import pictures
+    from rnncli.readout import read_regression
+
+    result = read_regression(shown.model, shown.meta, text)
+    c = np.array(result["contributions"])
+    scale = max(float(np.abs(c).max()), 1e-12)
+    caption = (", ".join(f"{n} = {v:.4g}" for n, v in result["scores"].items()) + f"; colour: {result['how']}"
+               + ("" if min(c) >= 0 else " (red: raises it, blue: lowers it)"))
+    _tokens_shown(shown, result, result["tokens"], [pictures.diverging(v / scale) for v in c],
+                  [f"{v:+.4g}" for v in c], caption)
+
+
+def translation_picture(shown, text, options):
+    """The translation, and its attention as a table (and with -o a heat map)."""
+    from rnncli import pictures
+    from rnncli.charts import page
+    from rnncli.readout import read_translation
+
+    result = read_translation(shown.model, shown.meta, text)
+    console.show(" ".join(result["target"][:-1]))
+    if result["attention"] is None:
+        console.log("this encoder-decoder has no attention to show")
+    else:
+        _attention_table(result)
+    if shown.json_out:
+        console.write_json({**result, "attention": None if result["attention"] is None
+                            else np.round(result["attention"], 6).tolist()})
+    if shown.out is not None and result["attention"] is not None:
+        _write(shown.out, page("attention", pictures.heatmap(result["target"], result["source"], result["attention"],
+                                                              "attention: each target token (row) over the source")))
 
 
 def _lm(model, meta, text, unit, gate, top, label=None):
@@ -123,20 +167,6 @@ def _lm(model, meta, text, unit, gate, top, label=None):
     return result, read["tokens"], colours, titles, caption
 
 
-def _regression(model, meta, text):
-    """The scores, and each token coloured by its share of the first score."""
-    from rnncli import pictures
-    from rnncli.readout import read_regression
-
-    result = read_regression(model, meta, text)
-    c = np.array(result["contributions"])
-    scale = max(float(np.abs(c).max()), 1e-12)
-    colours = [pictures.diverging(v / scale) for v in c]
-    caption = (", ".join(f"{n} = {v:.4g}" for n, v in result["scores"].items()) + f"; colour: {result['how']}"
-               + ("" if min(c) >= 0 else " (red: raises it, blue: lowers it)"))
-    return result, result["tokens"], colours, [f"{v:+.4g}" for v in c], caption
-
-
 def _attention_table(result):
     source, weights = result["source"], result["attention"]
     if len(source) <= 8:
@@ -168,11 +198,10 @@ def _curves(model_path, out):
         _write(out, pictures.curves_page(str(model_path), history))
 
 
-def _frames(model, meta, path, out, json_out, model_path):
-    """A model of frames: its input (a recording or a .npy file) as a spectrogram, and what the model
-    makes of it: the label and its probability or the scores, with its top layer's mean gates and
-    its most varying units frame by frame; each tag's probability frame by frame; or a speech
-    model's transcript with each token's attention over the frames."""
+def _frames(shown, path, picture):
+    """A model of frames: its input (a recording or a .npy file) as a spectrogram, and what the
+    model makes of it (picture: the Task's *_frames function below -> strips under the
+    spectrogram, the numbers, a caption)."""
     from rnncli import pictures
     from rnncli.charts import page
     from rnncli.commands.predict import frame_items
@@ -181,60 +210,85 @@ def _frames(model, meta, path, out, json_out, model_path):
 
     if path is None or path == "-":
         raise UsageError("give the recording or .npy features file to show")
-    data, task = meta["data"], meta["task"]
+    data = shown.meta["data"]
     (_, x), = next(frame_items(path, False, data))
     if isinstance(x, str):
         raise RnncliError(x)
     frames = encode_frames(data, [x]).frames  # normalised as the model reads them
-    batch, mask = frames[:, None, :], np.ones((len(frames), 1), np.float32)
-    strips, result = [], {"frames": len(frames), "dim": int(frames.shape[1])}
-    if task in ("classify", "regress"):  # what the top layer does frame by frame
-        from rnncli.readout import read_frame_units
-
-        gates, units = read_frame_units(model, frames, meta["config"]["cell"])
-        names = {"i": "input gate", "f": "forget gate", "o": "output gate", "r": "reset gate", "u": "update gate"}
-        strips += [(f"{names[g]} (mean)", v) for g, v in gates.items()]
-        strips += [(f"unit {u}", (v + 1) / 2) for u, v in units.items()]  # tanh range onto [0, 1]
-        result["gates"] = {names[g]: v.round(6).tolist() for g, v in gates.items()}
-        result["units"] = {str(u): v.round(6).tolist() for u, v in units.items()}
-    if task == "classify":
-        p = model.predict_proba(batch, mask)[0]
-        k = int(p.argmax())
-        result.update(label=data["labels"][k], probability=float(p[k]))
-        caption = f"{data['labels'][k]} (p = {p[k]:.3f})"
-    elif task == "seq2seq":  # speech: the transcript, and where in the recording each word was heard
-        from rnncli.readout import read_transcription
-
-        read = read_transcription(model, meta, frames)
-        words = read["target"]
-        caption = " ".join(words[:-1]) or "(nothing)"
-        result.update(transcript=caption, tokens=words)
-        if read["attention"] is not None:
-            hop = (data.get("audio") or {}).get("hop_ms")
-            rows = [(w, f"{p:,}" + (f" ({p * hop / 1000:.2f} s)" if hop else ""), f"{row.max():.2f}")
-                    for w, p, row in zip(words, read["peaks"], read["attention"], strict=True)]
-            console.show(console.table("where each token was heard: the frame it attended most",
-                                       ["token", "frame", "weight:"], rows))
-            # each token's row scaled to its own peak, so that a spread-out attention is still visible
-            strips = [(w, row / max(row.max(), 1e-12)) for w, row in zip(words, read["per_frame"], strict=True)]
-            result["attention"] = np.round(read["attention"], 6).tolist()
-            result["peaks"] = read["peaks"]
-            caption += " (strips: each token's attention over the frames, scaled to its peak)"
-    elif task == "regress":
-        scores = model.predict(batch, mask)[0]
-        result["scores"] = dict(zip(data["score_names"], map(float, scores), strict=True))
-        caption = ", ".join(f"{n} = {v:.4g}" for n, v in result["scores"].items())
-    else:
-        tags, marginals = model.predict_with_marginals(batch, mask)
-        names = data["tags"]
-        result.update(tags=[names[t] for t in tags[:, 0]], probabilities={n: marginals[:, 0, k].round(6).tolist()
-                                                                         for k, n in enumerate(names)})
-        strips = [(f"p({n})", marginals[:, 0, k]) for k, n in enumerate(names)]
-        caption = "each tag's probability, frame by frame (darker: likelier)"
+    result = {"frames": len(frames), "dim": int(frames.shape[1])}
+    strips, found, caption, what = picture(shown.model, shown.meta, frames)
+    result.update(found)
     console.log(f"{path}: {len(frames)} frames of {frames.shape[1]} numbers; {caption}")
-    if json_out:
+    if shown.json_out:
         console.write_json(result)
-    if out is not None:
-        what = "speech recognition" if task == "seq2seq" else f"{task} of frames"
-        _write(out, page(f"{model_path}: {what}", element("p", f"{path}: {caption}"),
-                         element("div", pictures.spectrogram(frames, strips, data.get("audio")), class_="wide")))
+    if shown.out is not None:
+        _write(shown.out, page(f"{shown.path}: {what}", element("p", f"{path}: {caption}"),
+                               element("div", pictures.spectrogram(frames, strips, data.get("audio")), class_="wide")))
+
+
+def _one_sequence(frames):
+    return frames[:, None, :], np.ones((len(frames), 1), np.float32)
+
+
+def _top_layer(model, meta, frames):
+    """A many-to-one model's top layer frame by frame: its mean gates and its most varying units,
+    as strips and as numbers."""
+    from rnncli.readout import read_frame_units
+
+    gates, units = read_frame_units(model, frames, meta["config"]["cell"])
+    names = {"i": "input gate", "f": "forget gate", "o": "output gate", "r": "reset gate", "u": "update gate"}
+    strips = [(f"{names[g]} (mean)", v) for g, v in gates.items()]
+    strips += [(f"unit {u}", (v + 1) / 2) for u, v in units.items()]  # tanh range onto [0, 1]
+    return strips, {"gates": {names[g]: v.round(6).tolist() for g, v in gates.items()},
+                    "units": {str(u): v.round(6).tolist() for u, v in units.items()}}
+
+
+def classify_frames(model, meta, frames):
+    """The label and its probability, under the top layer's gates and units."""
+    strips, found = _top_layer(model, meta, frames)
+    p = model.predict_proba(*_one_sequence(frames))[0]
+    k = int(p.argmax())
+    label = meta["data"]["labels"][k]
+    return strips, {**found, "label": label, "probability": float(p[k])}, f"{label} (p = {p[k]:.3f})", \
+        "classify of frames"
+
+
+def regress_frames(model, meta, frames):
+    """The scores, under the top layer's gates and units."""
+    strips, found = _top_layer(model, meta, frames)
+    scores = dict(zip(meta["data"]["score_names"], map(float, model.predict(*_one_sequence(frames))[0]),
+                      strict=True))
+    return strips, {**found, "scores": scores}, ", ".join(f"{n} = {v:.4g}" for n, v in scores.items()), \
+        "regress of frames"
+
+
+def tag_frames(model, meta, frames):
+    """Each tag's probability, frame by frame."""
+    tags, marginals = model.predict_with_marginals(*_one_sequence(frames))
+    names = meta["data"]["tags"]
+    found = {"tags": [names[t] for t in tags[:, 0]],
+             "probabilities": {n: marginals[:, 0, k].round(6).tolist() for k, n in enumerate(names)}}
+    return [(f"p({n})", marginals[:, 0, k]) for k, n in enumerate(names)], found, \
+        "each tag's probability, frame by frame (darker: likelier)", "tag of frames"
+
+
+def speech_frames(model, meta, frames):
+    """The transcript, and where in the recording each word was heard: a table of each token's
+    peak, and each token's attention over the frames as strips."""
+    from rnncli.readout import read_transcription
+
+    read = read_transcription(model, meta, frames)
+    words = read["target"]
+    caption = " ".join(words[:-1]) or "(nothing)"
+    found, strips = {"transcript": caption, "tokens": words}, []
+    if read["attention"] is not None:
+        hop = (meta["data"].get("audio") or {}).get("hop_ms")
+        rows = [(w, f"{p:,}" + (f" ({p * hop / 1000:.2f} s)" if hop else ""), f"{row.max():.2f}")
+                for w, p, row in zip(words, read["peaks"], read["attention"], strict=True)]
+        console.show(console.table("where each token was heard: the frame it attended most",
+                                   ["token", "frame", "weight:"], rows))
+        # each token's row scaled to its own peak, so that a spread-out attention is still visible
+        strips = [(w, row / max(row.max(), 1e-12)) for w, row in zip(words, read["per_frame"], strict=True)]
+        found.update(attention=np.round(read["attention"], 6).tolist(), peaks=read["peaks"])
+        caption += " (strips: each token's attention over the frames, scaled to its peak)"
+    return strips, found, caption, "speech recognition"

@@ -138,6 +138,7 @@ class ManyToOneTask(Task):
 class ClassifierTask(ManyToOneTask):
     name, title = "classify", "classifier"
     graph = "classify_graph"  # export/onnx_graph.py
+    text_picture, frames_picture = "classify_picture", "classify_frames"  # commands/show.py
     maximizes = True
 
     def names_needed(self, cfg):

@@ -158,6 +158,7 @@ class ConditionalLanguageModelTask(Task):
 
     name, title = "clm", "conditional language model"
     graph = "conditional_lm_graph"  # export/onnx_graph.py
+    text_picture = "lm_picture"  # commands/show.py
     generates = one_way = True
     pretrained_rows = False
 

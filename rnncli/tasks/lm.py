@@ -77,6 +77,7 @@ class LanguageModelTask(Task):
 
     name, title, format = "lm", "language model", "text"
     graph = "lm_graph"  # export/onnx_graph.py
+    text_picture = "lm_picture"  # commands/show.py
     generates = one_way = True
     pretrained_rows = False  # its input words are also the words it predicts
 

@@ -42,6 +42,7 @@ class Regressor(Classifier):
 class RegressionTask(ManyToOneTask):
     name, title, format = "regress", "regression", "scores"
     graph = "regress_graph"  # export/onnx_graph.py
+    text_picture, frames_picture = "regress_picture", "regress_frames"  # commands/show.py
 
     def names_needed(self, cfg):
         return {"score_names": 1}

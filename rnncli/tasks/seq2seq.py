@@ -267,6 +267,7 @@ class EncoderDecoderTask(Task):
 
     name, title, format = "seq2seq", "encoder-decoder", "pairs"
     graph = "seq2seq_graph"  # export/onnx_graph.py
+    text_picture, frames_picture = "translation_picture", "speech_frames"  # commands/show.py
     stacks = ("encoder", "decoder")
     embedding = "source_embedding.E"
     validation_decodes = True

@@ -189,6 +189,7 @@ def bio_transitions(tags):
 class TaggerTask(Task):
     name, title, format = "tag", "tagger", "conll"
     graph = "tag_graph"  # export/onnx_graph.py
+    text_picture, frames_picture = "tag_picture", "tag_frames"  # commands/show.py
     maximizes = True
 
     def names_needed(self, cfg):

@@ -113,6 +113,8 @@ class Task:
     # the function of export/onnx_graph.py that writes its ONNX graph: (g, model, params, cfg, data)
     # -> (the graph's inputs, its outputs)
     graph = ""
+    # the functions of commands/show.py that draw what a model makes of a text, and of frames
+    text_picture = frames_picture = ""
 
     # ---------------------------------------------------------------- gradient checks (commands/gradcheck.py)
 
