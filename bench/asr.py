@@ -39,7 +39,7 @@ sys.path.insert(0, os.path.join(HERE, ".."))
 
 from rnncli.decode import beam_search, greedy  # noqa: E402
 from rnncli.metrics import error_rates  # noqa: E402
-from rnncli.text.batching import SequenceBatches, bucketed_batches, make_batch, padded_inputs  # noqa: E402
+from rnncli.text.batching import SequenceBatches, bucketed_batches, padded_inputs, paired_batch  # noqa: E402
 from rnncli.text.vocab import PAD, join_tokens  # noqa: E402
 
 FSDD = os.path.join(HERE, "..", "..", "shared", "data", "fsdd")
@@ -167,7 +167,7 @@ def twin_loss(twin, split, loss_fn):
     twin.eval()
     with torch.no_grad():
         for index in bucketed_batches(split.lengths(), 64):
-            x, lengths, t_in, t_out, t_mask = torch_batch(make_batch(split, index, "seq2seq"))
+            x, lengths, t_in, t_out, t_mask = torch_batch(paired_batch(split, index))
             logits = twin(x, lengths, t_in)
             n = float(t_mask.sum())
             total += float(loss_fn(logits.reshape(-1, logits.shape[-1]), t_out.reshape(-1))) * n
@@ -193,7 +193,7 @@ def train_twin(ds, cfg, minutes, seed, eval_every):
     twin = torch_twin(ds.meta["frame_dim"], ds.meta["target_vocab"], cfg)
     opt = torch.optim.Adam(twin.parameters(), lr=cfg["lr"])
     loss_fn = torch.nn.CrossEntropyLoss(ignore_index=PAD)
-    batches = SequenceBatches(ds.train, cfg["batch_size"], seed, "seq2seq")
+    batches = SequenceBatches(ds.train, cfg["batch_size"], seed, paired_batch)
     best, best_state, steps, epoch = math.inf, None, 0, 0
     start = time.perf_counter()
 

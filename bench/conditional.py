@@ -41,7 +41,7 @@ from rnncli.evaluate import predict_classes  # noqa: E402
 from rnncli.models import load_model  # noqa: E402
 from rnncli.sample import sample_batch  # noqa: E402
 from rnncli.tasks.registry import task_named  # noqa: E402
-from rnncli.text.batching import bucketed_batches, make_batch  # noqa: E402
+from rnncli.text.batching import bucketed_batches, framed_texts  # noqa: E402
 from rnncli.text.encode import encode_words, tokenize  # noqa: E402
 from rnncli.text.store import load_dataset  # noqa: E402
 from rnncli.text.vocab import join_tokens, split_words  # noqa: E402
@@ -84,7 +84,7 @@ def marginal_bits(model, split, prior, batch_size=32):
     per text, summed over the split, over its tokens (each text's and its <eos>)."""
     total, tokens = 0.0, 0
     for index in bucketed_batches(split.lengths(), batch_size):
-        inputs, mask, _, targets = make_batch(split, index, "clm")
+        inputs, mask, _, targets = framed_texts(split, index)
         per_label = np.stack([model.token_nll(inputs, mask, np.full(len(index), k), targets).sum(axis=0)
                               for k in range(len(prior))])  # (K, B) nats
         logp = np.log(prior)[:, None] - per_label

@@ -120,7 +120,7 @@ def torch_speed(name, seconds):
     import torch
 
     from rnncli.config import make_config
-    from rnncli.text.batching import SequenceBatches
+    from rnncli.text.batching import SequenceBatches, paired_batch
     from rnncli.text.store import load_dataset
 
     torch.set_num_threads(os.cpu_count() or 1)
@@ -139,7 +139,7 @@ def torch_speed(name, seconds):
                              cfg.dropout)
         opt = torch.optim.Adam(twin.parameters(), lr=cfg.lr)
         loss_fn = torch.nn.CrossEntropyLoss(ignore_index=PAD)
-        batches = SequenceBatches(ds.train, cfg.batch_size, cfg.seed, "seq2seq")
+        batches = SequenceBatches(ds.train, cfg.batch_size, cfg.seed, paired_batch)
 
         def steps():
             for epoch in range(10**6):

@@ -38,7 +38,7 @@ from rnncli.config import make_config  # noqa: E402
 from rnncli.decode import beam_search, decoding, greedy  # noqa: E402
 from rnncli.evaluate import evaluate_seq2seq  # noqa: E402
 from rnncli.models import load_model  # noqa: E402
-from rnncli.text.batching import SequenceBatches, bucketed_batches, make_batch  # noqa: E402
+from rnncli.text.batching import SequenceBatches, bucketed_batches, paired_batch  # noqa: E402
 from rnncli.text.encode import tokenize  # noqa: E402
 from rnncli.text.vocab import PAD, join_tokens  # noqa: E402
 from rnncli.train import train  # noqa: E402
@@ -57,7 +57,7 @@ def decode_all(model, split, beam, length_penalty=0.0, normaliser=None):
     out = [None] * split.num_sequences
     t = time.perf_counter()
     for index in bucketed_batches(split.lengths(), 64):
-        source, mask, *_ = make_batch(split, index, "seq2seq")
+        source, mask, *_ = paired_batch(split, index)
         if beam:
             hyps = [h[0][0] for h in beam_search(model, source, mask, beam, length_penalty, normaliser=normaliser)]
         else:
@@ -175,7 +175,7 @@ def train_twin(ds, budget, seed=0, lr=1e-3, batch_size=64, clip=5.0):
     opt = torch.optim.Adam(twin.parameters(), lr=lr)
     loss_fn = torch.nn.CrossEntropyLoss(ignore_index=PAD)
     train_split = short_pairs(ds.train)
-    batches = SequenceBatches(train_split, batch_size, seed, "seq2seq")
+    batches = SequenceBatches(train_split, batch_size, seed, paired_batch)
     steps = tokens = 0
     start = time.perf_counter()
     epoch = 0
@@ -205,7 +205,7 @@ def twin_loss(twin, split):
     total = count = 0.0
     with torch.no_grad():
         for index in bucketed_batches(split.lengths(), 64):
-            source, mask, target_in, target_out, target_mask = make_batch(split, index, "seq2seq")
+            source, mask, target_in, target_out, target_mask = paired_batch(split, index)
             logits = twin(torch.from_numpy(source).long(), torch.from_numpy(mask), torch.from_numpy(target_in).long())
             nll = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]),
                                                     torch.from_numpy(target_out).long().reshape(-1),
@@ -237,7 +237,7 @@ def run_enfr(args):
     ours_seconds = time.perf_counter() - t
     model, _, _ = load_model(out, which="param")
     ours = {"steps": summary["steps"], "seconds": ours_seconds}
-    tokens = sum(int(make_batch(ds.train, i, "seq2seq")[4].sum()) for i in bucketed_batches(ds.train.lengths(), 64))
+    tokens = sum(int(paired_batch(ds.train, i)[4].sum()) for i in bucketed_batches(ds.train.lengths(), 64))
     epochs_done = summary["steps"] / -(-ds.train.num_sequences // cfg.batch_size)
     ours["target_tokens_per_s"] = tokens * epochs_done / summary["elapsed"]
     ours["loss"] = evaluate_seq2seq(model, valid, references)["loss"]
@@ -319,7 +319,7 @@ def run_against(args, steps=30):
     folder = os.path.join(DATA, "eng-fra")
     ds = tokenize([os.path.join(folder, "train.tsv")], min_freq=2, valid_frac=0)
     config = os.path.join(ROOT, "configs", "translate.yaml")
-    epoch = SequenceBatches(ds.train, 64, 0, "seq2seq").epoch(0, 0)
+    epoch = SequenceBatches(ds.train, 64, 0, paired_batch).epoch(0, 0)
     batches = [next(epoch)[1] for _ in range(steps + 2)]
     sides = [_side(config, ds.meta)]
     with other_tree(args.against):

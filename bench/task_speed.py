@@ -41,7 +41,13 @@ from rnncli.config import make_config  # noqa: E402
 from rnncli.nn.optim import Optimizer, clip_global_norm  # noqa: E402
 from rnncli.tasks.build import build_model  # noqa: E402
 from rnncli.tasks.registry import task_named  # noqa: E402
-from rnncli.text.batching import SequenceBatches, StreamBatches, bucketed_batches, make_batch  # noqa: E402
+from rnncli.text.batching import (  # noqa: E402
+    SequenceBatches,
+    StreamBatches,
+    bucketed_batches,
+    labelled_batch,
+    tagged_batch,
+)
 from rnncli.text.encode import tokenize  # noqa: E402
 from rnncli.text.vocab import SPECIALS, UNK  # noqa: E402
 
@@ -79,8 +85,9 @@ class Ours(Side):
             self.batches = self.endless(StreamBatches(stream_ids(ds.train, ds.meta["format"]), cfg.batch_size,
                                                       cfg.seq_len))
         else:
-            self.batches = self.endless(SequenceBatches(ds.train, cfg.batch_size, cfg.seed, self.task,
-                                                        cfg.char_features))
+            task = task_named(self.task)
+            self.batches = self.endless(SequenceBatches(ds.train, cfg.batch_size, cfg.seed,
+                                                        lambda s, i: task.make_batch(s, i, cfg.char_features)))
         self.carry, self.clip = None, clip_global_norm
 
     def step(self):
@@ -234,7 +241,9 @@ class TorchTagger(Theirs):
         may_start, may_follow = bio_transitions(ds.meta["tags"])
         self.forbid_start, self.forbid = torch.from_numpy(~may_start), torch.from_numpy(~may_follow)
         self.drop = nn.Dropout(cfg.dropout)
-        self.setup(cfg, ds, net, self.endless(SequenceBatches(ds.train, cfg.batch_size, cfg.seed, "tag", True)))
+        tagged = self.endless(SequenceBatches(ds.train, cfg.batch_size, cfg.seed,
+                                              lambda s, i: tagged_batch(s, i, True)))
+        self.setup(cfg, ds, net, tagged)
 
     def emissions(self, ids, mask, chars, cmask):
         torch, n = self.torch, self.net
@@ -291,7 +300,7 @@ class TorchTagger(Theirs):
             start, trans, end = self.scores()
             for index in bucketed_batches(split.lengths(), 64):
                 ids, mask, _, chars, cmask = (torch.from_numpy(np.asarray(a)) for a in
-                                              make_batch(split, index, "tag", True))
+                                              tagged_batch(split, index, True))
                 E = self.emissions(ids.long(), mask, chars.long(), cmask)
                 m = mask.bool()
                 score, back = start + E[0], []
@@ -316,7 +325,7 @@ class TorchClassifier(Theirs):
                              "rnn": nn.LSTM(cfg.embed, cfg.hidden, bidirectional=True),
                              "head": nn.Linear(2 * cfg.hidden, 1)})
         self.drop = nn.Dropout(cfg.dropout)
-        self.setup(cfg, ds, net, self.endless(SequenceBatches(ds.train, cfg.batch_size, cfg.seed, "classify")))
+        self.setup(cfg, ds, net, self.endless(SequenceBatches(ds.train, cfg.batch_size, cfg.seed, labelled_batch)))
 
     def logits(self, ids, mask):
         torch, n = self.torch, self.net
@@ -342,7 +351,7 @@ class TorchClassifier(Theirs):
         self.net.eval()
         with torch.no_grad():
             for index in bucketed_batches(split.lengths(), 64):
-                ids, mask, _ = (torch.from_numpy(np.asarray(a)) for a in make_batch(split, index, "classify"))
+                ids, mask, _ = (torch.from_numpy(np.asarray(a)) for a in labelled_batch(split, index))
                 torch.sigmoid(self.logits(ids.long(), mask))
 
 

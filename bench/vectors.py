@@ -120,14 +120,15 @@ def table_cost(args, tmp):
     from rnncli.nn.optim import Optimizer, clip_global_norm
     from rnncli.pretrained import Pretrained
     from rnncli.tasks.build import build_model
-    from rnncli.text.batching import SequenceBatches
+    from rnncli.text.batching import SequenceBatches, tagged_batch
     from rnncli.text.vectors import read_vectors
 
     d = os.path.join(DATA, "wikiann-en")
     ds = tokenize([f"{d}/train.conll"], valid_frac=0, min_freq=2)
     cfg = make_config(os.path.join(ROOT, "configs", "ner.yaml"), {"embed": 50})
     pre = Pretrained(read_vectors(GLOVE), ds.meta, "tag", ds.train.ids)
-    batches = [b for _, b in SequenceBatches(ds.train, cfg.batch_size, 0, "tag", True).epoch(0, 0)][: args.steps]
+    epoch = SequenceBatches(ds.train, cfg.batch_size, 0, lambda s, i: tagged_batch(s, i, True)).epoch(0, 0)
+    batches = [b for _, b in epoch][: args.steps]
     setups = {}
     for kind in ("training vocabulary only", "with GloVe rows, sparse update", "with GloVe rows, dense update"):
         meta = dict(ds.meta) if kind.startswith("training") else {**ds.meta, "pretrained_vocab": pre.extra}

@@ -13,7 +13,14 @@ from rnncli.bleu import corpus_bleu, corpus_chrf
 from rnncli.decode import describe_decoding
 from rnncli.metrics import classification_scores, entity_scores, error_rates, event_scores, regression_scores
 from rnncli.parallel import Solo
-from rnncli.text.batching import bucketed_batches, make_batch, padded_inputs
+from rnncli.text.batching import (
+    bucketed_batches,
+    framed_texts,
+    labelled_batch,
+    padded_inputs,
+    paired_batch,
+    tagged_batch,
+)
 from rnncli.text.vocab import EOS, join_tokens
 
 
@@ -43,7 +50,7 @@ def per_sequence(predict, split, width, batch_size=64, world=None):
     world = world or Solo()
     out = np.zeros((split.num_sequences, width))
     for index in world.mine(bucketed_batches(split.lengths(), batch_size)):
-        ids, mask, _ = make_batch(split, index, "classify")  # (the labels or scores are not read)
+        ids, mask, _ = labelled_batch(split, index)  # (the labels, or a regression's scores, are not read)
         out[index] = predict(ids, mask)
     return world.sum(out)  # each row was filled by one worker, zero on the others
 
@@ -66,7 +73,7 @@ def predict_tags(model, split, batch_size=64, char_features=False, proba=False, 
     out = [None] * split.num_sequences
     probs = [None] * split.num_sequences if proba else None
     for index in world.mine(bucketed_batches(split.lengths(), batch_size)):
-        ids, mask, _, chars, cmask = make_batch(split, index, "tag", char_features)
+        ids, mask, _, chars, cmask = tagged_batch(split, index, char_features)
         if proba:
             pred, marginals = model.predict_with_marginals(ids, mask, chars, cmask)
             p_pred = np.take_along_axis(marginals, pred[:, :, None], axis=2)[:, :, 0]
@@ -111,7 +118,7 @@ def evaluate_seq2seq(model, split, references=None, beam=0, length_penalty=0.0, 
     world = world or Solo()
     total = count = 0.0
     for index in world.mine(bucketed_batches(split.lengths(), 64)):
-        nll, n = model.loss(*make_batch(split, index, "seq2seq"))
+        nll, n = model.loss(*paired_batch(split, index))
         total, count = total + nll, count + n
     total, count = world.sum([total, count])
     level = model.target_level
@@ -144,7 +151,7 @@ def evaluate_clm(model, split, batch_size=32, world=None):
     world = world or Solo()
     per_label = np.zeros((len(model.label_names), 2))  # summed nll, tokens
     for index in world.mine(bucketed_batches(split.lengths(), batch_size)):
-        inputs, mask, labels, targets = make_batch(split, index, "clm")
+        inputs, mask, labels, targets = framed_texts(split, index)
         nll = model.token_nll(inputs, mask, labels, targets).sum(axis=0)  # (B,)
         np.add.at(per_label, labels, np.stack([nll, mask.sum(axis=0)], axis=1))
     per_label = world.sum(per_label)

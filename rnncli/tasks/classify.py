@@ -151,6 +151,11 @@ class ClassifierTask(ManyToOneTask):
     def selection_score(self, metrics):
         return -metrics["accuracy"]
 
+    def make_batch(self, split, index, char_features=False):
+        from rnncli.text.batching import labelled_batch
+
+        return labelled_batch(split, index)
+
     def synthetic_names(self, vocab, K):
         return {"labels": [f"label{i}" for i in range(K)]}
 

@@ -179,6 +179,11 @@ class ConditionalLanguageModelTask(Task):
         return TextChunks(ds.train, cfg.batch_size, cfg.seed, cfg.seq_len, cfg.label_dropout, model.no_label,
                           world.share)
 
+    def make_batch(self, split, index, char_features=False):
+        from rnncli.text.batching import framed_texts
+
+        return framed_texts(split, index)
+
     def step(self, model, batch, carry, rng):
         if batch is None:  # none of this batch's texts are this worker's
             return 0.0, None, None, 0, 0

@@ -53,6 +53,11 @@ class RegressionTask(ManyToOneTask):
     def check_head(self, cfg, data, shape, agree):
         agree("data.score_names", len(data["score_names"]), shape("head.W")[0], "head.W (scores)")
 
+    def make_batch(self, split, index, char_features=False):
+        from rnncli.text.batching import scored_batch
+
+        return scored_batch(split, index)
+
     def synthetic_names(self, vocab, K):
         return {"score_names": [f"target[{k}]" for k in range(K)], "score_mean": [0.0] * K, "score_std": [1.0] * K}
 

@@ -284,6 +284,11 @@ class EncoderDecoderTask(Task):
         agree("data.target_vocab", len(data["target_vocab"]), shape("target_embedding.E")[0],
               "target_embedding.E (rows)")
 
+    def make_batch(self, split, index, char_features=False):
+        from rnncli.text.batching import paired_batch
+
+        return paired_batch(split, index)
+
     def step(self, model, batch, carry, rng):
         if batch is None:
             return 0.0, None, carry, 0, 0

@@ -195,6 +195,11 @@ class TaggerTask(Task):
     def names_needed(self, cfg):
         return {"tags": 1, **({"chars": 1} if cfg.char_features else {})}
 
+    def make_batch(self, split, index, char_features=False):
+        from rnncli.text.batching import tagged_batch
+
+        return tagged_batch(split, index, char_features)
+
     def synthetic_names(self, vocab, K):
         return {"tags": ["B-X", "I-X", "O"], "chars": list(SPECIALS) + list("abcde"), "tag_scheme": "iob2"}
 

@@ -61,7 +61,12 @@ class Task:
         """The training batches: bucketed whole sequences, this worker's share of each."""
         from rnncli.text.batching import SequenceBatches
 
-        return SequenceBatches(split, cfg.batch_size, cfg.seed, self.name, cfg.char_features, world.deal)
+        return SequenceBatches(split, cfg.batch_size, cfg.seed,
+                               lambda s, index: self.make_batch(s, index, cfg.char_features), world.deal)
+
+    def make_batch(self, split, index, char_features=False):
+        """The sequences `index` of a split as its model's loss takes them (text/batching.py)."""
+        raise NotImplementedError
 
     def step(self, model, batch, carry, rng):
         """One batch's loss and gradients -> (loss, grads, carry for the next batch, tokens read,
@@ -133,10 +138,8 @@ class Task:
 
     def first_examples(self, ds, cfg, B=3, T=6):
         """The first examples of a data set as the model's loss arguments."""
-        from rnncli.text.batching import make_batch
-
         index = np.arange(min(B, ds.train.num_sequences))
-        return make_batch(ds.train, index, self.name, cfg.char_features)
+        return self.make_batch(ds.train, index, cfg.char_features)
 
     def check_loss(self, model, batch, rng):
         """(loss, grads) of a batch as random_batch or first_examples made it."""

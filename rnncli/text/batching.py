@@ -70,9 +70,10 @@ class StreamBatches:
 class SequenceBatches:
     """Bucketed batches of whole sequences; the order of epoch e comes from seed and e alone."""
 
-    def __init__(self, split, batch_size, seed, task, char_features=False, share=None):
+    def __init__(self, split, batch_size, seed, make, share=None):
+        """make(split, index) -> a batch in its model's layout (labelled_batch, paired_batch, ...)."""
         self.split, self.batch_size, self.seed = split, batch_size, seed
-        self.task, self.char_features, self.share = task, char_features, share
+        self.make, self.share = make, share
         self.lengths = split.lengths()
         self.per_epoch = math.ceil(split.num_sequences / batch_size)
 
@@ -85,7 +86,7 @@ class SequenceBatches:
         for k in range(start, len(order)):
             # this worker's sequences of the batch, padded to their own longest (None: no share)
             mine = order[k] if self.share is None else order[k][self.share(len(order[k]))]
-            yield k, make_batch(self.split, mine, self.task, self.char_features) if len(mine) else None
+            yield k, self.make(self.split, mine) if len(mine) else None
 
 
 class TextChunks:
@@ -153,23 +154,38 @@ class TextChunks:
         return inputs, mask, labels, targets
 
 
-def make_batch(split, index, task, char_features=False):
-    """The arguments of the task model's loss: (ids, mask, labels), (ids, mask, tags, chars, char_mask)
-    or (source, source mask, target in, target out, target mask); for frame input, frames (T, B, D)
-    stand where the ids would."""
-    if task == "clm":
-        return framed_texts(split, index)
+# The layouts of a batch of whole sequences, as the models' losses take them (each Task picks its
+# own); for frame input, frames (T, B, D) stand where the ids would.
+
+def _inputs(split, index):
+    """ids (T, B) or frames (T, B, D), mask (T, B), tags (T, B) or None, positions."""
     ids, mask, tags, _, pos = pad_batch(split, index)
-    if split.frames is not None:
-        ids = padded_frames(split, pos, mask)
-    if task == "seq2seq":
-        return (ids, mask, *pad_targets(split, index))
-    if task == "classify":
-        return ids, mask, None if split.labels is None else split.labels[index]
-    if task == "regress":
-        return ids, mask, None if split.scores is None else split.scores[index]
+    return (ids if split.frames is None else padded_frames(split, pos, mask)), mask, tags, pos
+
+
+def labelled_batch(split, index):
+    """(inputs, mask, labels (B,) or None): a classifier's."""
+    ids, mask, _, _ = _inputs(split, index)
+    return ids, mask, None if split.labels is None else split.labels[index]
+
+
+def scored_batch(split, index):
+    """(inputs, mask, scores (B, K) or None): a regression's."""
+    ids, mask, _, _ = _inputs(split, index)
+    return ids, mask, None if split.scores is None else split.scores[index]
+
+
+def tagged_batch(split, index, char_features=False):
+    """(inputs, mask, tags (T, B), chars, char mask): a tagger's (chars None without char_features)."""
+    ids, mask, tags, pos = _inputs(split, index)
     chars, cmask = char_batch(split, pos, mask) if char_features else (None, None)
     return ids, mask, tags, chars, cmask
+
+
+def paired_batch(split, index):
+    """(source, source mask, target in, target out, target mask): an encoder-decoder's."""
+    ids, mask, _, _ = _inputs(split, index)
+    return (ids, mask, *pad_targets(split, index))
 
 
 def bucketed_batches(lengths, batch_size, rng=None):
