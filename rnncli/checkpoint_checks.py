@@ -195,29 +195,7 @@ def check_shapes(path, cfg, meta, params):
 
     task = task_named(task)
     for prefix in task.stacks:  # (character stacks are checked apart)
-        found = _layers(params, prefix)
-        if not found or not found[0]:
-            raise RnncliError(f"{path}: parameters do not fit the model's configuration (no {prefix} layers)")
-        layers, hidden, rows = found
-        if prefix == "decoder" and cfg.decoder_layers is not None:
-            agree("decoder_layers", cfg.decoder_layers, len(layers), "decoder stack's layer count")
-        else:
-            agree("layers", cfg.layers, len(layers), f"{prefix} stack's layer count")
-        if sorted(layers) != list(range(len(layers))):
-            c.fail(prefix, "layers are not numbered 0 .. n-1")
-        if len(hidden) != 1:
-            c.fail(f"{prefix} stack", "has layers of different sizes")
-        field, units = ("decoder_hidden", cfg.decoder_hidden) if prefix == "decoder" and cfg.decoder_hidden \
-            else ("hidden", cfg.hidden)
-        agree(field, units, hidden.pop(), f"{prefix}.l0.W_aa")
-        agree("cell", N_GATES[cfg.cell] * units, rows.pop() if len(rows) == 1 else -1,
-              f"{prefix} gate rows ({cfg.cell}: {N_GATES[cfg.cell]} per unit)")
-        two_ways = any(True in d for d in layers.values())
-        if prefix != "decoder" and not task.one_way:
-            wanted = True if cfg.bidirectional is None else cfg.bidirectional
-            if two_ways != wanted:
-                c.fail("config.bidirectional", f"is {wanted} but the stored {prefix} reads "
-                                               f"{'both ways' if two_ways else 'one way'}")
+        _check_stack(c, path, cfg, params, prefix, task, agree)
     if data.get("input") == "frames":
         width = cfg.embed if cfg.input_projection is None else cfg.input_projection
         if width:
@@ -233,6 +211,34 @@ def check_shapes(path, cfg, meta, params):
         added = len(data.get("pretrained_vocab") or ()) if task.pretrained_rows else 0
         agree("data.vocab", len(data["vocab"]) + added, rows, f"{task.embedding} (rows)")
     task.check_head(cfg, data, shape, agree)
+
+
+def _check_stack(c, path, cfg, params, prefix, task, agree):
+    """One recurrent stack's stored layers against the configuration: their count, numbering, size,
+    gate rows and directions."""
+    found = _layers(params, prefix)
+    if not found or not found[0]:
+        raise RnncliError(f"{path}: parameters do not fit the model's configuration (no {prefix} layers)")
+    layers, hidden, rows = found
+    if prefix == "decoder" and cfg.decoder_layers is not None:
+        agree("decoder_layers", cfg.decoder_layers, len(layers), "decoder stack's layer count")
+    else:
+        agree("layers", cfg.layers, len(layers), f"{prefix} stack's layer count")
+    if sorted(layers) != list(range(len(layers))):
+        c.fail(prefix, "layers are not numbered 0 .. n-1")
+    if len(hidden) != 1:
+        c.fail(f"{prefix} stack", "has layers of different sizes")
+    field, units = ("decoder_hidden", cfg.decoder_hidden) if prefix == "decoder" and cfg.decoder_hidden \
+        else ("hidden", cfg.hidden)
+    agree(field, units, hidden.pop(), f"{prefix}.l0.W_aa")
+    agree("cell", N_GATES[cfg.cell] * units, rows.pop() if len(rows) == 1 else -1,
+          f"{prefix} gate rows ({cfg.cell}: {N_GATES[cfg.cell]} per unit)")
+    two_ways = any(True in d for d in layers.values())
+    if prefix != "decoder" and not task.one_way:
+        wanted = True if cfg.bidirectional is None else cfg.bidirectional
+        if two_ways != wanted:
+            c.fail("config.bidirectional", f"is {wanted} but the stored {prefix} reads "
+                                           f"{'both ways' if two_ways else 'one way'}")
 
 
 def check_checkpoint(path, meta, groups):

@@ -575,13 +575,7 @@ def tune(
         raise RnncliError(f"interrupted; the same command resumes the study in {out}", EXIT_INTERRUPTED) from None
     finally:
         _signal.signal(_signal.SIGTERM, old)
-    try:
-        summary, best = tuner.results()
-        leaderboard(tuner.study, tuner.task, f"study {study}: {summary['trials']} trials")
-        if seeds and best is not None and "best_config" in summary:
-            summary["ensemble"] = tuner.ensemble(best, seeds)
-    finally:
-        tuner.close()
+    summary = tuner.finish(f"study {study}", seeds)
     if json_out:
         console.write_json(summary)
 
@@ -725,10 +719,8 @@ def predict(
     """
     from rnncli import render
     from rnncli.commands.predict import check_decoding_limits, open_predictor, predictions, translations
-    from rnncli.tasks.options import check_options
 
-    predictor, meta = open_predictor(model or [Path("model.npz")])
-    check_options("predict", meta["task"], _given(ctx))
+    predictor, meta = open_predictor(model or [Path("model.npz")], _given(ctx))
     jsonl = format == InputFormat.jsonl or (format is None and source.endswith(".jsonl"))
     if meta["task"] == "seq2seq":
         from rnncli.sample import check_sampling_options

@@ -21,28 +21,14 @@ def cli(*args, cwd, stdin=None, timeout=None, process=False):
                           input=stdin, timeout=timeout or 300, env=env)
 
 def run(*args, cwd, stdin=None):
-    """rnncli in this process (Typer's runner), in folder cwd, with every warning an error; -> its
-    stdout. Fails the calling test on a non-zero exit, with the reason. For tests of what a command
-    answers rather than of the process boundary: no interpreter start per call."""
-    import warnings
-
+    """rnncli in this process (main_in_process) -> its stdout; fails the calling test on a non-zero
+    exit, with the reason. For tests of what a command answers."""
     import pytest
-    from typer.testing import CliRunner
 
-    from rnncli.cli import app
-
-    here = os.getcwd()
-    os.chdir(cwd)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error")  # no warning may reach a user
-            result = CliRunner().invoke(app, [str(a) for a in args], input=stdin)
-    finally:
-        os.chdir(here)
-    if result.exit_code != 0:
-        why = result.exception if result.exception and not isinstance(result.exception, SystemExit) else ""
-        pytest.fail(f"rnncli {' '.join(map(str, args))} -> exit {result.exit_code}: {why}\n{result.output[-2000:]}")
-    return result.stdout
+    r = main_in_process(*args, cwd=cwd, stdin=stdin)
+    if r.returncode != 0:
+        pytest.fail(f"rnncli {' '.join(map(str, args))} -> exit {r.returncode}: {r.stderr[-2000:]}")
+    return r.stdout
 
 
 def main_in_process(*args, cwd, stdin=""):

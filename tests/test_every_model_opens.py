@@ -5,21 +5,18 @@ frames, audio) x the option families that change what a checkpoint stores (one a
 tag, a minimal vocabulary, frames of one number, one and several scores, pretrained rows, a CRF,
 character features, each attention, a pyramid, input feeding, a decoder of its own width), each
 trained for one step and then opened by inspect, eval, predict or sample, show, export (ONNX and
-safetensors), import, gradcheck and train --resume. Commands run in-process (Typer's runner), so the
+safetensors), import, gradcheck and train --resume. Commands run in-process (through main()), so the
 whole product fits the default test run; two workers (--workers 2) are the same check under -m mpi.
 """
 
 import json
-import os
 import wave
 
 import numpy as np
 import pytest
-from cli_runner import cli, run
-from typer.testing import CliRunner
+from cli_runner import cli, main_in_process, run
 
 from rnncli.checkpoint import load_checkpoint
-from rnncli.cli import app
 
 TINY = ["--max-steps", "1", "--hidden", "4", "--embed", "4", "--layers", "1", "--batch-size", "4"]
 
@@ -206,17 +203,10 @@ ONE_PER_TASK = {"lm": MODELS[0], "clm": MODELS[9], "classify": MODELS[11], "tag"
 
 
 def _refused(d, args):
-    """rnncli args in this process -> the UsageError it raised (the test fails if it raised none)."""
-    from rnncli.errors import UsageError
-
-    here = os.getcwd()
-    os.chdir(d)
-    try:
-        result = CliRunner().invoke(app, args)
-    finally:
-        os.chdir(here)
-    assert isinstance(result.exception, UsageError), (args, result.exit_code, result.exception, result.output[-500:])
-    return str(result.exception)
+    """rnncli args in this process -> its one-line usage error (the test fails on any other end)."""
+    r = main_in_process(*args, cwd=d)
+    assert r.returncode == 2 and r.stderr.count("\n") == 1, (args, r.returncode, r.stderr[-500:])
+    return r.stderr.removeprefix("rnncli: error: ").strip()
 
 
 def test_every_option_of_the_table_is_refused_for_the_tasks_it_does_not_apply_to(data):
@@ -268,13 +258,8 @@ def test_train_refuses_before_the_first_step_to_write_a_model_nothing_opens(data
         raise RnncliError(f"{path}: damaged model: data.labels holds 1 entries, fewer than 2")
 
     monkeypatch.setattr(checkpoint_checks, "check_shapes", refuse)
-    here = os.getcwd()
-    os.chdir(data)
-    try:
-        result = CliRunner().invoke(app, ["train", "-d", "jigs.npz", "-o", "lost.npz", *TINY, "--task", "lm"])
-    finally:
-        os.chdir(here)
-    assert isinstance(result.exception, RnncliError)
-    assert "would write a model that rnncli could not open again" in str(result.exception)
-    assert "data.labels holds 1 entries" in str(result.exception)
+    r = main_in_process("train", "-d", "jigs.npz", "-o", "lost.npz", *TINY, "--task", "lm", cwd=data)
+    assert r.returncode == 1
+    assert "would write a model that rnncli could not open again" in r.stderr
+    assert "data.labels holds 1 entries" in r.stderr
     assert not (data / "lost.npz").exists() and not (data / "lost.metrics.jsonl").exists()

@@ -7,16 +7,19 @@ gets an answer per line, a file goes through at batch speed.
 
 from rnncli.errors import UsageError
 from rnncli.models import load_models
+from rnncli.tasks.options import check_options
 from rnncli.tasks.registry import task_named
 from rnncli.text.encode import encode_words, side_tokens
 from rnncli.text.readers import read_groups
 
 
-def open_predictor(model_paths):
-    """-> (model, meta); a language model is refused."""
+def open_predictor(model_paths, given=()):
+    """-> (model, meta); a language model is refused. given: the options the user gave, checked
+    against the model's task (tasks/options.py)."""
     model, meta = load_models(model_paths)
-    if meta["task"] in ("lm", "clm"):
+    if task_named(meta["task"]).generates:
         raise UsageError(f"{model_paths[0]}: a language model does not label input; use sample or eval")
+    check_options("predict", meta["task"], given)
     return model, meta
 
 

@@ -203,6 +203,18 @@ class Tuner:
         """Let go of the study's database connections (the storage's pool)."""
         self.storage.engine.dispose()
 
+    def finish(self, title, seeds=0):
+        """The study's results written, its leaderboard shown, and with seeds the best config's
+        ensemble trained; the storage let go. -> the summary dict."""
+        try:
+            summary, best = self.results()
+            leaderboard(self.study, self.task, f"{title}: {summary['trials']} trials")
+            if seeds and best is not None and "best_config" in summary:
+                summary["ensemble"] = self.ensemble(best, seeds)
+            return summary
+        finally:
+            self.close()
+
     def run(self, budget=None, trials=None, callback=None):
         TrialState = self.optuna.trial.TrialState
         deadline = time.monotonic() + (budget or 10**9)
