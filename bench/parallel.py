@@ -185,7 +185,7 @@ def quality(name, tmp):
 
 DELAY_WRAPPER = """
 import sys, time
-from rnncli import parallel
+from rnncli.parallel import world as parallel
 delay = float(sys.argv.pop(1))
 original = parallel.MpiWorld.reduce_step
 def slow(self, *args, **kwargs):

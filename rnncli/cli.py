@@ -762,8 +762,9 @@ def _say(message):
 
 def _mpi_world():
     """The MPI world this process joined (train on several workers), else None."""
-    parallel = sys.modules.get("rnncli.parallel")  # loaded only by commands that may use it
-    return parallel.current if parallel else None
+    from rnncli.parallel import joined
+
+    return joined()
 
 
 def _end_workers(code, everywhere=False):

@@ -1,6 +1,6 @@
 """Run a model over a data split and return metric dicts (metrics.py computes the scores).
 
-During training on several workers (parallel.py) each worker runs every world.size-th batch and
+During training on several workers (parallel/) each worker runs every world.size-th batch and
 the workers pool what they found (world.sum, world.fill) before scoring, so each gets the
 metrics one process would. A language model's stream is read in one pass by every worker.
 """

@@ -11,7 +11,7 @@ from its labels. Classification and tagging use bucketed batches of whole sequen
 (dropout, batch order) comes from generators whose state the checkpoint keeps, so a resumed
 run repeats an uninterrupted one bit for bit.
 
-On several workers (parallel.py, MPI) the loop is the same: each worker reads its share of every
+On several workers (parallel/, MPI) the loop is the same: each worker reads its share of every
 global batch (its streams, or its sequences), `world.reduce_step` sums the gradients, and every
 worker takes the same step; the lead worker alone writes checkpoints and logs and reports progress.
 """
@@ -57,7 +57,7 @@ def train(cfg, ds, out, resume=None, callback=None, pretrained=None, world=None)
 
     resume: (meta, groups) of a checkpoint to continue from, exactly where it stopped.
     pretrained: word vectors to start from (pretrained.py), for a fresh run with cfg.embeddings.
-    world: the workers training together (parallel.py); one process by default.
+    world: the workers training together (parallel/); one process by default.
     Returns a summary dict.
     """
     world = world or Solo()

@@ -103,6 +103,6 @@ def test_the_layering_test_sees_real_edges():
 
 
 def test_only_parallel_knows_mpi():
-    """MPI lives in one room (parallel.py); train.py and evaluate.py stay single-process loops."""
+    """MPI lives in one room (parallel/world.py); train.py and evaluate.py stay single-process loops."""
     users = {mod for mod, names in GRAPH.items() if any(top(n) == "mpi4py" for n in names)}
-    assert users == {"rnncli.parallel"}
+    assert users == {"rnncli.parallel.world", "rnncli.parallel.launch"}

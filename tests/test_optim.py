@@ -126,7 +126,7 @@ def test_scheduled_learning_rates_by_their_definitions():
 
 @pytest.mark.parametrize("kind", ["sgd", "momentum", "adagrad", "rmsprop", "adam", "adamw"])
 def test_shares_of_a_step_make_the_whole_step(kind):
-    """Data-parallel workers each update a block of rows from its gradients alone (parallel.py):
+    """Data-parallel workers each update a block of rows from its gradients alone (parallel/world.py):
     joined, the blocks are one optimizer's step bit for bit, moments and weight average included;
     a table's gradient carried as rows (lazy=False) updates densely, as the dense array would."""
     from rnncli.nn.rows import RowGradient
@@ -144,8 +144,10 @@ def test_shares_of_a_step_make_the_whole_step(kind):
         one.step(whole, {**g, "E": g["E"].dense()}, 0.1)
         copies = [{k: v.copy() for k, v in joined.items()} for _ in shares]
         for opt, share, params in zip(workers, shares, copies, strict=True):  # each has its block's sums
-            blocks = {k: v if isinstance(v, RowGradient) else v[slice(*share[k])] for k, v in g.items()}
-            opt.step(params, blocks, 0.1, part=share)
+            rows = {k: slice(*share[k]) for k in share if share[k][0] < share[k][1]}
+            blocks = {k: g[k].dense(share[k][0], share[k][1]) if isinstance(g[k], RowGradient) else g[k][r]
+                      for k, r in rows.items()}
+            opt.step({k: params[k][r] for k, r in rows.items()}, blocks, 0.1)  # views of its rows alone
         for share, params in zip(shares, copies, strict=True):  # what the Allgather does
             for k, (lo, hi) in share.items():
                 joined[k][lo:hi] = params[k][lo:hi]
@@ -156,7 +158,7 @@ def test_shares_of_a_step_make_the_whole_step(kind):
         for opt, share in zip(workers, shares, strict=True):
             lo, hi = share[name]
             if lo < hi:
-                merged[lo:hi] = opt.state[key][lo:hi]
+                merged[lo:hi] = opt.state[key]  # a worker's state holds its rows alone
         assert np.array_equal(merged, value), key
 
 

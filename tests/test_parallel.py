@@ -1,4 +1,4 @@
-"""Data-parallel training over MPI (parallel.py): two workers on a global batch B end where one
+"""Data-parallel training over MPI (parallel/): two workers on a global batch B end where one
 process with batch B ends (float64, no dropout), for every task; runs with dropout repeat bit for
 bit at the same number of workers, also across a kill and --resume; a dead worker ends the run
 on the others; two ranks over TCP on 127.0.0.1, as a second machine would talk.
@@ -86,7 +86,7 @@ TASKS = {  # the data set is f"{task}.npz" up to the first "+"
     "seq2seq": ["--attention", "general", "--max-steps", "12", "--lr-schedule", "cosine", "--warmup", "3",
                 "--decoder-hidden", "10", "--input-feeding"],  # the schedule's steps alike
     "classify+vectors": ["--embeddings", "vec.txt", "--freeze-embeddings"],  # rows travel as rows
-    # a table of 57 x 1,200 numbers: its update's blocks gather into the table itself (parallel.py)
+    # a table of 57 x 1,200 numbers: its update's blocks gather into the table itself (parallel/)
     "classify+wide": ["--embed", "1200", "--average", "0.9"],
 }
 
@@ -189,7 +189,7 @@ def test_ctrl_c_stops_every_worker_at_one_step_with_a_resumable_checkpoint(data)
 
 def _ranks(launcher_pid):
     """{rank: pid} of the rnncli processes below the launcher."""
-    from rnncli.parallel import _descendants
+    from rnncli.parallel.launch import _descendants
 
     out = {}
     for pid in _descendants(launcher_pid):

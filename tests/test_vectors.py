@@ -109,7 +109,7 @@ def test_sparse_embedding_gradient_is_the_dense_one():
     rows = emb.backward(d, ids)["E"]
     assert np.array_equal(rows.dense(), dense) and rows.rows.tolist() == sorted(set(ids.ravel().tolist()))
     assert rows.lazy
-    # carried as rows for data-parallel workers (parallel.py), the update stays dense
+    # carried as rows for data-parallel workers (parallel/), the update stays dense
     emb.sparse, emb.as_rows = False, True
     carried = emb.backward(d, ids)["E"]
     assert not carried.lazy and np.array_equal(carried.dense(), dense)

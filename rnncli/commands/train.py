@@ -3,7 +3,7 @@
 A fresh run needs a free (or --force) output; a resumed run keeps its architecture and data
 and may change only its stopping limits (and its number of workers).
 
-On several workers (parallel.py) every worker prepares the same job; the lead alone checks and
+On several workers (parallel/) every worker prepares the same job; the lead alone checks and
 locks the output. A failure on any worker before the first step is every worker's, and the
 workers must agree on rnncli's version, the data and the configuration before they start.
 """
@@ -35,7 +35,7 @@ class TrainingJob:
     out: str
     resume: tuple | None = None
     pretrained: object = None  # word vectors matched to the data (pretrained.py)
-    world: object = None  # the workers training together (parallel.py); None: this process alone
+    world: object = None  # the workers training together (parallel/); None: this process alone
 
     def run(self, callback=None):
         """Train; returns the summary dict."""

@@ -6,7 +6,7 @@
     the start     a new study's first trial is the base config as it is (where the space allows its values)
     a trial       a config = the base config + the trial's values (trials/NNNN/config.yaml), trained
                   by `rnncli train` in its own process with cores // jobs threads, or with --workers W
-                  on W MPI workers of cores // (jobs W) threads each (parallel.py); this process reads
+                  on W MPI workers of cores // (jobs W) threads each (parallel/); this process reads
                   the trial's metrics log as it grows and reports each validation score to Optuna,
                   which may prune the trial (it is stopped with SIGTERM, its checkpoint kept)
     failures      a trial whose process fails (a diverging learning rate, a kill) is recorded FAIL;

@@ -13,7 +13,7 @@ class Embedding:
     sparse = True: backward gives only the rows the ids used (nn/rows.py), for large tables;
     frozen (V,) bool, with sparse: rows that get no gradient at all (pretrained vectors kept fixed);
     as_rows = True: backward gives the rows too, but the update stays dense (lazy=False): a compact
-    gradient for data-parallel workers to send each other (parallel.py)."""
+    gradient for data-parallel workers to send each other (parallel/)."""
 
     def __init__(self, vocab_size, dim, rng, dtype=np.float32):
         # N(0, 1) rows, as PyTorch's nn.Embedding; the recurrent input weights rescale them

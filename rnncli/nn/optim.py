@@ -55,16 +55,15 @@ class Optimizer:
             self._work[key] = np.empty_like(like)
         return self._work[key]
 
-    def step(self, params, grads, lr=None, part=None):
+    def step(self, params, grads, lr=None):
         """Update every parameter that has a gradient (a frozen one has none). A RowGradient
         (nn/rows.py) updates only its rows, their moments included: the "lazy" update that
         PyTorch's SparseAdam makes, equal to the dense one where every row has a gradient (one
         marked lazy=False is only carried as rows, and updates densely).
 
-        part {name: (start, stop)}: update rows [start, stop) of those parameters alone (their
-        moments and averages with them) and leave the other dense ones: one data-parallel worker's
-        share of the step (parallel.py), whose grads then hold those rows alone (a RowGradient
-        holds whichever rows it has). The update is elementwise, so the shares make the whole."""
+        The update is elementwise, so a step of some rows of each parameter (views, with their
+        gradients' rows) is that part of the whole step: data-parallel workers each step their
+        own block of rows so (parallel/world.py), and this class knows nothing of it."""
         lr = self.lr if lr is None else lr
         self.t += 1
         decay = min(self.average, (1.0 + self.t) / (10.0 + self.t))
@@ -86,23 +85,17 @@ class Optimizer:
                 if self.average:
                     self._lazy_average(name, p, g.rows, decay, logs[1])
                 continue
-            start, stop = (0, len(p)) if part is None else part.get(name, (0, 0))
-            if start == stop:
-                continue  # another worker's share
-            rows = slice(start, stop)
-            mine = p[rows]  # a view: the update lands in p
             if isinstance(g, RowGradient):
-                g = g.dense(start, stop)  # else g holds these rows: the whole array, or a worker's block
-            moments = {k: self._slot(k + name, p)[rows] for k in self.moment_slots()}  # views too
-            self._update(mine, g, lr, moments.__getitem__, self._scratch(mine))
+                g = g.dense()
+            moments = {k: self._slot(k + name, p) for k in self.moment_slots()}
+            self._update(p, g, lr, moments.__getitem__, self._scratch(p))
             if self.average:
                 avg = self.state.get("avg." + name)
                 if avg is None:
                     self.state["avg." + name] = p.copy()
                 else:
-                    avg = avg[rows]
                     avg *= decay
-                    avg += np.multiply(mine, 1.0 - decay, out=self._scratch(mine))
+                    avg += np.multiply(p, 1.0 - decay, out=self._scratch(p))
 
     def moment_slots(self):
         """The state slots the rule keeps per parameter ("m." and/or "v.")."""

@@ -8,7 +8,7 @@ global-norm clipping reads only them, so a step costs what the batch touched, no
 
 lazy = False keeps the dense update (every row's moments move, as for any other array): the rows are
 then only a compact way to carry the gradient, which is what data-parallel workers send each other
-for a table that is not sparse (parallel.py), so that N workers take one process's steps.
+for a table that is not sparse (parallel/), so that N workers take one process's steps.
 """
 
 import numpy as np

@@ -5,7 +5,7 @@ as char-rnn does it into `batch_size` contiguous streams, each read in chunks of
 steps; the hidden state is carried from one chunk to the next (truncated BPTT).
 Classifiers and taggers read whole sequences, bucketed by length, padded and masked.
 
-On several workers (parallel.py) every worker plans the same global batches and reads its share:
+On several workers (parallel/) every worker plans the same global batches and reads its share:
 `share(n)` is the slice of a batch of n streams or sequences that is its own.
 """
 
