@@ -52,6 +52,33 @@ class Progress:
     total: int | None = None  # the step limit, for an ETA
 
 
+@dataclasses.dataclass
+class TrainingState:
+    """Where a run is: what the checkpoint's meta saves beside the weights, the optimizer's state and
+    the random generators, so that --resume continues at the same batch."""
+
+    step: int = 0
+    epoch: int = 0
+    chunk: int = 0  # batches of this epoch done
+    history: list = dataclasses.field(default_factory=list)  # a record per evaluation
+    best_score: float | None = None
+    best_step: int | None = None
+    elapsed: float = 0.0  # seconds of training and evaluation
+
+    @classmethod
+    def from_meta(cls, meta):
+        return cls(**{f.name: meta[f.name] for f in dataclasses.fields(cls) if f.name in meta})
+
+
+@dataclasses.dataclass(frozen=True)
+class Stop:
+    """Why a run stops. interrupted: a signal (Ctrl-C, SIGTERM): the checkpoint is saved and the run
+    ends with EXIT_INTERRUPTED, to be resumed."""
+
+    reason: str
+    interrupted: bool = False
+
+
 def train(cfg, ds, out, resume=None, callback=None, pretrained=None, world=None):
     """Fit a model; writes `out` (model.npz) at every evaluation and at the end.
 
@@ -65,33 +92,26 @@ def train(cfg, ds, out, resume=None, callback=None, pretrained=None, world=None)
     keep_freed_memory()  # the steps' arrays reuse their pages (memory.py)
     run = _Run(cfg, ds, out, resume, pretrained, world)
     log_path = metrics_path(out) if world.lead else None
-    with _Stopper() as stopper, MetricsLog(log_path, run.st["step"] if resume else None) as log:
-        while not run.finished():
+    with _Stopper() as stopper, MetricsLog(log_path, run.st.step if resume else None) as log:
+        while run.stop is None and not run.finished():
             for k, batch in run.batches_from_here():
                 lr = run.learning_rate()
                 # forward, backward (through time), sum over workers, clip the global norm, update
-                run.step(batch, lr, stopper)
-                run.st["step"] += 1
-                run.st["chunk"] = k + 1
+                run.step(k, batch, lr, stopper)
                 callback(run.progress(lr))
-                run.check_limits()
                 if run.time_to_evaluate():
                     metrics = run.evaluate_and_save(lr, log)
-                    callback(Progress(run.st["step"], run.st["epoch"], run.last_train_loss, lr, 0.0, metrics, "eval"))
-                    run.check_patience()
-                if run.interrupted:
-                    what = f"{stopper.requested.lower()} received" if stopper.requested else "stopped by another worker"
-                    raise everywhere(RnncliError(f"{what}: saved a resumable checkpoint at step {run.st['step']} "
-                                                  f"to {out}; continue with --resume {out}", EXIT_INTERRUPTED))
-                if run.stop_reason:
+                    callback(Progress(run.st.step, run.st.epoch, run.last_train_loss, lr, 0.0, metrics, "eval"))
+                if run.stop is not None:
                     break
-            if run.stop_reason:
-                break
-    return run.summary()
+    if run.stop is not None and run.stop.interrupted:
+        raise everywhere(RnncliError(f"{run.stop.reason}: saved a resumable checkpoint at step {run.st.step} "
+                                     f"to {out}; continue with --resume {out}", EXIT_INTERRUPTED))
+    return _summary(run)
 
 
 class _Run:
-    """The state of one training run and the helpers that keep its books."""
+    """One training run: the model, the optimizer, the batches, the state, and the step."""
 
     def __init__(self, cfg, ds, out, resume, pretrained=None, world=None):
         self.cfg, self.ds, self.out = cfg, ds, out
@@ -102,11 +122,7 @@ class _Run:
         attach_vectors(self.model, self.task.name, cfg, None if resume else pretrained, self.data_meta)
         world.prepare(self.model)
         self.train_split, self.valid_split = (reach_cut_words(s, self.data_meta) for s in (ds.train, ds.valid))
-        self.decode_sample = None  # an encoder-decoder decodes this fixed sample of the valid split at validation
-        n_valid = 0 if self.valid_split is None else self.valid_split.num_sequences
-        if self.task.validation_decodes and n_valid > cfg.decode_valid:
-            self.decode_sample = np.sort(np.random.default_rng([cfg.seed, 3]).choice(n_valid, cfg.decode_valid,
-                                                                                     replace=False))
+        self.decode_sample = self.task.validation_sample(cfg, self.valid_split)
         self.opt = Optimizer(cfg.optimizer, lr=cfg.lr, weight_decay=cfg.weight_decay, average=cfg.average)
         # dropout masks: worker 0 draws what one process draws; the others their own
         self.rng = np.random.default_rng([cfg.seed, 1] + [world.rank] * (world.rank > 0))
@@ -115,112 +131,84 @@ class _Run:
         except RnncliError as e:
             raise everywhere(e) from None
         self.batches = self.task.training_batches(cfg, ds, self.train_split, self.model, world)
-        self.st = {"step": 0, "epoch": 0, "chunk": 0, "history": [], "best_score": None, "best_step": None,
-                   "elapsed": 0.0}
-        self.best, self.carry = None, None
+        self.st, self.best, self.carry = TrainingState(), None, None
         if resume is not None:
-            self._restore(*resume)
-        self.check_opens()
+            _resume(self, *resume)
+        _check_opens(self)
         self.budget = parse_duration(cfg.max_time) if cfg.max_time else None
-        per_run = self.batches.steps_for(cfg.epochs) if cfg.epochs else None
-        self.max_steps = cfg.max_steps or per_run
-        self.stop_reason, self.out_of_time, self.interrupted = None, False, False
-        self.time_up = self.stop_requested = False  # what all workers agreed at the last step
+        self.max_steps = cfg.max_steps or (self.batches.steps_for(cfg.epochs) if cfg.epochs else None)
+        self.stop = None  # a Stop once the run should end
         # the share of the time budget spent, as all workers agreed it at the last step (the LR schedule's clock)
-        self.time_spent = self.st["elapsed"] / self.budget if self.budget else 0.0
+        self.time_spent = self.st.elapsed / self.budget if self.budget else 0.0
         self.recent, self.tokens = [], 0
         self.step_seconds = self.reduce_seconds = 0.0  # time in steps, and in their exchanges between workers
         self.t_start = self.t_window = time.perf_counter()
         self.last_train_loss = None
 
-    def _restore(self, meta, groups):
-        assign_params(self.out, self.model.params, groups["param"], self.model.dtype)
-        # moments and averages in the weights' type; the lazy average's sums of log decays stay float64
-        self.opt.state = {k: v if k.startswith("avgc") or k == "avgC." else v.astype(self.model.dtype)
-                          for k, v in groups["opt"].items()}
-        self.opt.t = meta["opt_t"]
-        states = meta.get("rng_workers") or [meta["rng"]]
-        if self.world.rank < len(states):  # the same workers as before: each continues its own draws
-            self.rng.bit_generator.state = states[self.world.rank]
-        self.st.update({k: meta[k] for k in self.st if k in meta})
-        self.best = {k: v.astype(self.model.dtype) for k, v in groups["best"].items()} or None
-        if groups["carry"]:  # every worker's rows, in order: this worker's streams or texts are its share
-            rows = next(iter(groups["carry"].values())).shape[0]
-            mine = self.world.share(rows)
-            self.carry = [tuple(groups["carry"][f"{i}.{j}"][mine] for j in range(len(s)))
-                          for i, s in enumerate(self.model.initial_state(1))]
-
-    # ------------------------------------------------------------ the loop's steps
+    # ------------------------------------------------------------ the step
 
     def finished(self):
-        epochs_done = self.cfg.epochs is not None and self.st["epoch"] >= self.cfg.epochs
-        return epochs_done or (self.max_steps is not None and self.st["step"] >= self.max_steps)
+        epochs_done = self.cfg.epochs is not None and self.st.epoch >= self.cfg.epochs
+        return epochs_done or (self.max_steps is not None and self.st.step >= self.max_steps)
 
     def batches_from_here(self):
-        if self.st["chunk"] == 0:
+        if self.st.chunk == 0:
             self.carry = None  # each epoch starts the streams afresh
-        return self.batches.epoch(self.st["epoch"], self.st["chunk"])
+        return self.batches.epoch(self.st.epoch, self.st.chunk)
 
-    def step(self, batch, lr, stopper):
-        """One update: forward, backward, the sum over workers, clip, optimizer step; the loss joins
-        the running mean. batch None: this worker has no share of this batch (it only adds up)."""
+    def step(self, k, batch, lr, stopper):
+        """Update on the epoch's batch k: forward, backward, the sum over workers, clip, optimizer step;
+        the loss joins the running mean, and the run learns whether to stop. batch None: this worker
+        has no share of this batch (it only adds up)."""
         started = time.perf_counter()
         # the task reads its batch: the loss, its gradients, the state the next chunk starts from (a
         # language model's), the tokens read, and what the loss is a mean over (sequences or tokens)
         loss, grads, carry, n_tokens, count = self.task.step(self.model, batch, self.carry, self.rng)
-        elapsed = self.st["elapsed"] + time.perf_counter() - self.t_start
+        elapsed = self.st.elapsed + time.perf_counter() - self.t_start
         flags = [float(stopper.requested is not None), float(self.budget is not None and elapsed >= self.budget),
                  elapsed / self.budget if self.budget else 0.0]
         in_mpi = self.world.mpi_seconds
         grads, loss, n_tokens, flags = self.world.reduce_step(grads, loss, count, n_tokens, flags, self.model.params)
-        self.stop_requested, self.time_up = flags[0] > 0, flags[1] > 0
         self.time_spent = flags[2] / self.world.size  # every worker's mean: the same number on all of them
         norm = self.world.clip(grads, self.cfg.clip)
         if not (math.isfinite(loss) and math.isfinite(norm)):
             what = f"loss became {loss}" if not math.isfinite(loss) else f"gradient norm became {norm}"
-            raise everywhere(RnncliError(f"{what} at step {self.st['step'] + 1}; stopped. {self.out} keeps the last "
+            raise everywhere(RnncliError(f"{what} at step {self.st.step + 1}; stopped. {self.out} keeps the last "
                                          "good checkpoint (try a lower --lr or --clip)"))
         self.world.update(self.opt, self.model.params, grads, lr)  # each worker updates its share
         self.reduce_seconds += self.world.mpi_seconds - in_mpi
         self.carry = carry
         self.recent.append(loss)
         self.tokens += n_tokens
+        self.st.step, self.st.chunk = self.st.step + 1, k + 1
         self.step_seconds += time.perf_counter() - started
+        # a stop request and the time budget as all workers agreed them at this step (reduce_step)
+        self.stop = _stop(self.cfg, self.st.step, self.max_steps, flags[0] > 0, flags[1] > 0, stopper.requested)
 
     def learning_rate(self):
         """This step's learning rate: per-epoch decay, then the schedule over the run so far."""
         cfg, st = self.cfg, self.st
         done = self.time_spent
         if self.max_steps:
-            done = max(done, st["step"] / self.max_steps)
-        return scheduled_lr(decayed_lr(cfg.lr, cfg.lr_decay, st["epoch"]), cfg.lr_schedule, done, st["step"],
-                            cfg.warmup)
+            done = max(done, st.step / self.max_steps)
+        return scheduled_lr(decayed_lr(cfg.lr, cfg.lr_decay, st.epoch), cfg.lr_schedule, done, st.step, cfg.warmup)
 
     def progress(self, lr):
         now = time.perf_counter()
-        return Progress(self.st["step"], self.st["epoch"], float(np.mean(self.recent[-50:])), lr,
+        return Progress(self.st.step, self.st.epoch, float(np.mean(self.recent[-50:])), lr,
                         self.tokens / max(now - self.t_window, 1e-9), total=self.max_steps)
 
-    def check_limits(self):
-        # the time budget and a stop request as all workers agreed at this step (reduce_step)
-        self.out_of_time = self.time_up
-        if self.max_steps is not None and self.st["step"] >= self.max_steps:
-            self.stop_reason = "step limit reached" if self.cfg.max_steps else "finished"
-        elif self.out_of_time:
-            self.stop_reason = f"time budget of {self.cfg.max_time} reached"
-        self.interrupted = self.stop_requested
-
     def epoch_ends(self):
-        return self.st["chunk"] == self.batches.per_epoch
+        return self.st.chunk == self.batches.per_epoch
 
     def time_to_evaluate(self):
-        return (self.st["step"] % self.cfg.eval_every == 0 or self.epoch_ends() or self.stop_reason is not None
-                or self.interrupted)
+        return self.st.step % self.cfg.eval_every == 0 or self.epoch_ends() or self.stop is not None
 
-    # ------------------------------------------------------------ bookkeeping
+    # ------------------------------------------------------------ evaluation and the checkpoint
 
     def evaluate_and_save(self, lr, log):
-        """Validate (the weight average, if kept), record, keep the best, checkpoint."""
+        """Validate (the weight average, if kept), record, keep the best, checkpoint; then the
+        patience may stop the run."""
         cfg, st, params = self.cfg, self.st, self.model.params
         speed = self.tokens / max(time.perf_counter() - self.t_window, 1e-9)  # training only, not evaluation
         self.world.gather_state(self.opt)  # the average and the moments, whole on every worker
@@ -230,31 +218,28 @@ class _Run:
         self.last_train_loss = float(np.mean(self.recent))
         score = self.task.selection_score(metrics) if metrics else self.last_train_loss
         now = time.perf_counter()
-        st["elapsed"] += now - self.t_start
+        st.elapsed += now - self.t_start
         self.t_start = now
-        record = {"step": st["step"], "epoch": st["epoch"], "train_loss": self.last_train_loss,
-                  "valid": metrics, "lr": lr, "elapsed": round(st["elapsed"], 3),
-                  "tokens_per_s": round(speed, 1)}
-        st["history"].append(record)
+        record = {"step": st.step, "epoch": st.epoch, "train_loss": self.last_train_loss,
+                  "valid": metrics, "lr": lr, "elapsed": round(st.elapsed, 3), "tokens_per_s": round(speed, 1)}
+        st.history.append(record)
         log.write(record)
-        if st["best_score"] is None or score < st["best_score"]:
-            st["best_score"], st["best_step"] = score, st["step"]
+        if st.best_score is None or score < st.best_score:
+            st.best_score, st.best_step = score, st.step
             self.best = {name: v.copy() for name, v in params.items()}
         if live is not None:  # back to the live weights, which training continues from
             _swap_in(params, live)
         if self.epoch_ends():
-            st["epoch"], st["chunk"] = st["epoch"] + 1, 0
+            st.epoch, st.chunk = st.epoch + 1, 0
         self.save()
         self.recent, self.tokens, self.t_window = [], 0, time.perf_counter()
-        return metrics
-
-    def check_patience(self):
         # patience counts eval_every-step intervals, not evaluations: the extra ones at epoch
         # ends would otherwise cut the wait short on small data sets
-        cfg, st = self.cfg, self.st
-        if cfg.patience and st["step"] - st["best_step"] >= cfg.patience * cfg.eval_every:
-            self.stop_reason = (f"early stop: no improvement in {st['step'] - st['best_step']} steps "
-                                f"(patience {cfg.patience} x {cfg.eval_every})")
+        waited = st.step - st.best_step
+        if cfg.patience and waited >= cfg.patience * cfg.eval_every and not (self.stop and self.stop.interrupted):
+            self.stop = Stop(f"early stop: no improvement in {waited} steps (patience {cfg.patience} x "
+                             f"{cfg.eval_every})")
+        return metrics
 
     def save(self):
         """The lead worker writes the checkpoint, with every worker's carried states and random state."""
@@ -267,33 +252,68 @@ class _Run:
 
     def checkpoint_meta(self, states):
         return {"config": dataclasses.asdict(self.cfg), "data": self.data_meta, "task": self.task.name,
-                "opt_t": self.opt.t, "rng": states[0], "workers": self.world.size, "rng_workers": states, **self.st}
+                "opt_t": self.opt.t, "rng": states[0], "workers": self.world.size, "rng_workers": states,
+                **dataclasses.asdict(self.st)}
 
-    def check_opens(self):
-        """Before the first step: the checkpoint this run will write passes the checks every command
-        that opens a model runs (checkpoint_checks.py), so no run trains for hours to write a file
-        that nothing opens. A refusal here is rnncli's own fault, and says so."""
-        from rnncli.checkpoint_checks import check_meta, check_shapes
+def _stop(cfg, step, max_steps, requested, time_up, signal_name):
+    """After a step: why the run stops (a Stop), or None. requested, time_up: a stop request and the
+    time budget as all workers agreed them at this step; signal_name: this worker's signal, if any."""
+    if requested:
+        return Stop(f"{signal_name.lower()} received" if signal_name else "stopped by another worker", interrupted=True)
+    if max_steps is not None and step >= max_steps:
+        return Stop("step limit reached" if cfg.max_steps else "finished")
+    if time_up:
+        return Stop(f"time budget of {cfg.max_time} reached")
+    return None
 
-        try:
-            meta = json.loads(json.dumps(self.checkpoint_meta([self.rng.bit_generator.state])))  # as it is stored
-            check_shapes(self.out, check_meta(self.out, meta), meta, self.model.params)
-        except RnncliError as e:
-            raise everywhere(RnncliError(f"this run would write a model that rnncli could not open again, so it "
-                                         f"stopped before training (please report it): {e}")) from None
 
-    def summary(self):
-        st = self.st
-        last = st["history"][-1] if st["history"] else {}
-        validation = self.ds.meta.get("validation", "none") if self.ds.valid is not None else "none"
-        return {"task": self.task.name, "steps": st["step"], "epochs": st["epoch"],
-                "stop": self.stop_reason or "finished", "elapsed": st["elapsed"],
-                "train_loss": last.get("train_loss"), "valid": last.get("valid"),
-                "best_score": st["best_score"], "best_step": st["best_step"],
-                "selected_on": "validation" if self.ds.valid is not None else "training loss",
-                "validation": validation, "level": self.ds.meta["level"], "out": str(self.out),
-                "workers": self.world.size, "step_seconds": round(self.step_seconds, 3),
-                "reduce_seconds": round(self.reduce_seconds, 3)}
+def _resume(run, meta, groups):
+    """Put a checkpoint's weights, optimizer state, random state, training state and carried
+    states into a new run."""
+    assign_params(run.out, run.model.params, groups["param"], run.model.dtype)
+    # moments and averages in the weights' type; the lazy average's sums of log decays stay float64
+    run.opt.state = {k: v if k.startswith("avgc") or k == "avgC." else v.astype(run.model.dtype)
+                     for k, v in groups["opt"].items()}
+    run.opt.t = meta["opt_t"]
+    states = meta.get("rng_workers") or [meta["rng"]]
+    if run.world.rank < len(states):  # the same workers as before: each continues its own draws
+        run.rng.bit_generator.state = states[run.world.rank]
+    run.st = TrainingState.from_meta(meta)
+    run.best = {k: v.astype(run.model.dtype) for k, v in groups["best"].items()} or None
+    if groups["carry"]:  # every worker's rows, in order: this worker's streams or texts are its share
+        rows = next(iter(groups["carry"].values())).shape[0]
+        mine = run.world.share(rows)
+        run.carry = [tuple(groups["carry"][f"{i}.{j}"][mine] for j in range(len(s)))
+                     for i, s in enumerate(run.model.initial_state(1))]
+
+
+def _check_opens(run):
+    """Before the first step: the checkpoint this run will write passes the checks every command
+    that opens a model runs (checkpoint_checks.py), so no run trains for hours to write a file
+    that nothing opens. A refusal here is rnncli's own fault, and says so."""
+    from rnncli.checkpoint_checks import check_meta, check_shapes
+
+    try:
+        meta = json.loads(json.dumps(run.checkpoint_meta([run.rng.bit_generator.state])))  # as it is stored
+        check_shapes(run.out, check_meta(run.out, meta), meta, run.model.params)
+    except RnncliError as e:
+        raise everywhere(RnncliError(f"this run would write a model that rnncli could not open again, so it "
+                                     f"stopped before training (please report it): {e}")) from None
+
+
+def _summary(run):
+    """What the run did, for the command's table and --json."""
+    st = run.st
+    last = st.history[-1] if st.history else {}
+    validation = run.ds.meta.get("validation", "none") if run.ds.valid is not None else "none"
+    return {"task": run.task.name, "steps": st.step, "epochs": st.epoch,
+            "stop": run.stop.reason if run.stop else "finished", "elapsed": st.elapsed,
+            "train_loss": last.get("train_loss"), "valid": last.get("valid"),
+            "best_score": st.best_score, "best_step": st.best_step,
+            "selected_on": "validation" if run.ds.valid is not None else "training loss",
+            "validation": validation, "level": run.ds.meta["level"], "out": str(run.out),
+            "workers": run.world.size, "step_seconds": round(run.step_seconds, 3),
+            "reduce_seconds": round(run.reduce_seconds, 3)}
 
 
 class _Stopper:

@@ -45,6 +45,14 @@ class Task:
 
     # ---------------------------------------------------------------- training and evaluation
 
+    def validation_sample(self, cfg, split):
+        """The sequences of the validation split that validation decodes (a fixed, seeded sample of
+        --decode-valid of them, sorted), or None: all of them, or no decoding."""
+        n = 0 if split is None else split.num_sequences
+        if not self.validation_decodes or n <= cfg.decode_valid:
+            return None
+        return np.sort(np.random.default_rng([cfg.seed, 3]).choice(n, cfg.decode_valid, replace=False))
+
     def selection_score(self, metrics):
         """Lower is better: the validation loss, unless the task maximizes a figure."""
         return metrics["loss"]
