@@ -23,10 +23,12 @@ A decoder of another width than the encoder (decoder_hidden) always starts throu
 import numpy as np
 
 from rnncli.nn.attention import Attention
+from rnncli.nn.bridge import Bridge
+from rnncli.nn.decoder import AttentiveDecoder
 from rnncli.nn.input_feeding import InputFeedingDecoder
-from rnncli.nn.layers import Embedding, FrameInput, InitialState, Linear, dropout_mask
+from rnncli.nn.layers import Embedding, Linear
 from rnncli.nn.losses import softmax_cross_entropy
-from rnncli.nn.reduce import join_steps, reduced_mask
+from rnncli.nn.source_encoder import SourceEncoder, source_reader
 from rnncli.nn.stack import RecurrentStack
 from rnncli.tasks.task import Task, random_inputs
 
@@ -53,108 +55,45 @@ class Seq2Seq:
             raise ValueError("the decoder has 1 to `layers` layers (each starts from an encoder layer's state)")
         if input_feeding and not attention:
             raise ValueError("input feeding feeds the attentional state: it needs attention")
-        if self.frames:
-            self.source_input = FrameInput(frame_dim * stack_frames, embed if input_projection is None
-                                           else input_projection, rng, dtype)
-            width = self.source_input.width
-        else:
-            self.source_embedding = Embedding(source_vocab_size, embed, rng, dtype)
-            width = embed
+        reader = source_reader(source_vocab_size, embed, rng, dtype, frame_dim, input_projection, stack_frames)
         self.target_embedding = Embedding(target_vocab_size, embed, rng, dtype)
         common = dict(dropout=dropout, dtype=dtype, activation=activation, reset_after=reset_after)
-        self.encoder = RecurrentStack(cell, width, hidden, rng, num_layers=layers, bidirectional=bidirectional,
-                                      pyramid=pyramid, **common)
+        self.source = SourceEncoder(reader, cell, hidden, rng, layers, bidirectional, pyramid, stack_frames, **common)
+        self.encoder = self.source.stack
+        if not self.frames:
+            self.source_embedding = reader  # by its parameters' name, for those that look it up
         # with input feeding the first decoder layer reads [E y<t-1>; h~<t-1>]
         self.decoder = RecurrentStack(cell, embed + (Hd if input_feeding else 0), Hd, rng,
                                       num_layers=decoder_layers, bidirectional=False, **common)
         self.n_states = len(self.decoder.initial_state(1)[0])
         # one per decoder layer, for a bidirectional encoder or a decoder of its own width only
         self.directions = 2 if bidirectional else 1
-        self.bridge = [InitialState(self.directions * hidden, Hd, self.n_states, rng, dtype, init="fan_in")
-                       for _ in range(decoder_layers)] if bidirectional or Hd != hidden else []
+        self.bridge = Bridge(layers, decoder_layers, self.directions, hidden, Hd, self.n_states, rng, dtype)
         self.attention = Attention(attention, Hd, self.encoder.output_size, rng, dtype) if attention else None
         self.feeding = InputFeedingDecoder(self.decoder, self.attention, dropout) if input_feeding else None
+        self.reader = self.feeding or AttentiveDecoder(self.decoder, self.attention, dropout)  # reads the targets
         # fan-in init (nn/init.py): from Glorot's, 3x smaller for 15,000 words, it learnt far less per step
         self.head = Linear(Hd, target_vocab_size, rng, dtype, init="fan_in")
-        self.params = ({f"input.{k}": v for k, v in self.source_input.params.items()} if self.frames
-                       else {"source_embedding.E": self.source_embedding.params["E"]})
-        self.params["target_embedding.E"] = self.target_embedding.params["E"]
-        self.params.update({f"encoder.{k}": v for k, v in self.encoder.params.items()})
+        self.params = {k: v for k, v in self.source.params.items() if not k.startswith("encoder.")}  # as before:
+        self.params["target_embedding.E"] = self.target_embedding.params["E"]  # the readers, then the encoder
+        self.params.update(self.source.params)
         self.params.update({f"decoder.{k}": v for k, v in self.decoder.params.items()})
-        for k, bridge in enumerate(self.bridge):
-            self.params.update({f"bridge.l{k}.{n}": v for n, v in bridge.params.items()})
+        self.params.update({f"bridge.{k}": v for k, v in self.bridge.params.items()})
         if self.attention:
             self.params.update({f"attention.{k}": v for k, v in self.attention.params.items()})
         self.params.update({f"head.{k}": v for k, v in self.head.params.items()})
         self._prepared = (None, None)  # step(): the memory last read and attention.prepare of it
-
-    # ------------------------------------------------------------ the bridge
-
-    def _bridge(self, finals):
-        """Encoder final states (one tuple per layer and direction) -> decoder initial states
-        (one tuple per decoder layer, from the encoder's top layers), and what the backward pass needs."""
-        below = self.encoder.num_layers - self.decoder.num_layers  # encoder layers that feed no decoder layer
-        if not self.bridge:
-            return [tuple(s) for s in finals[below:]], None
-        init, cache, dirs = [], [], self.directions
-        for k, bridge in enumerate(self.bridge):
-            ways = finals[dirs * (below + k) : dirs * (below + k + 1)]  # the layer's forward (and backward) states
-            joined = [np.concatenate(arrays, axis=-1) for arrays in zip(*ways, strict=True)]
-            init.append(bridge.forward(joined))  # each state array from its (B, dirs H) [forward; backward]
-            cache.append((joined, init[-1]))
-        return init, cache
-
-    def _bridge_backward(self, d_init, cache):
-        """d_init (one tuple per decoder layer) -> d of the encoder finals (None for the layers that
-        feed no decoder layer), bridge grads."""
-        below = self.encoder.num_layers - self.decoder.num_layers
-        if cache is None:
-            return [None] * below + list(d_init), {}
-        H, dirs = self.encoder.hidden_size, self.directions
-        d_finals, grads = [None] * (dirs * self.encoder.num_layers), {}
-        for k, (bridge, (joined, state)) in enumerate(zip(self.bridge, cache, strict=True)):
-            d_joined, g = bridge.backward(d_init[k], joined, state)
-            grads.update({f"bridge.l{k}.{n}": v for n, v in g.items()})
-            for way in range(dirs):
-                d_finals[dirs * (below + k) + way] = tuple(d[:, way * H : (way + 1) * H] for d in d_joined)
-        return d_finals, grads
 
     # ------------------------------------------------------------ the encoder
 
     @property
     def reduction(self):
         """How many source steps (frames) one step of the encoder's top layer stands for."""
-        return (self.stack_frames if self.frames else 1) * 2**self.encoder.pyramid
+        return self.source.reduction
 
     def memory_mask(self, source_mask):
-        """source mask (S, B) -> the mask of the encoder's outputs, which attention reads: as it is
-        for words; for frames shortened by stacking and the pyramid."""
-        mask = reduced_mask(source_mask, self.stack_frames) if self.frames and self.stack_frames > 1 else source_mask
-        return self.encoder.output_mask(mask)
-
-    def _encode(self, source, source_mask, train=False, rng=None):
-        """source ids (S, B) or frames (S, B, D) -> memory (S', B, He), final states, what backward needs."""
-        if not self.frames:
-            read = source
-            x = self.source_embedding.forward(source)  # (S, B, E)
-            mask = source_mask
-        else:
-            read, mask = source, source_mask
-            if self.stack_frames > 1:
-                read, mask = join_steps(source, source_mask, self.stack_frames)  # (S/k, B, k D)
-            x = self.source_input.forward(read)  # (S/k, B, E)
-        memory, finals, enc_cache = self.encoder.forward(x, None, mask, train=train, rng=rng)
-        return memory, finals, (read, enc_cache)
-
-    def _encode_backward(self, d_memory, d_finals, cache):
-        read, enc_cache = cache
-        dx, _, grads = self.encoder.backward(d_memory, d_finals, enc_cache)
-        grads = {f"encoder.{k}": v for k, v in grads.items()}
-        if self.frames:
-            grads.update({f"input.{k}": v for k, v in self.source_input.backward(dx, read).items()})
-        else:
-            grads["source_embedding.E"] = self.source_embedding.backward(dx, read)["E"]
-        return grads
+        """source mask (S, B) -> the mask of the encoder's outputs, which attention reads."""
+        return self.source.memory_mask(source_mask)
 
     # ------------------------------------------------------------ teacher-forced training
 
@@ -166,20 +105,12 @@ class Seq2Seq:
     def read_targets(self, source, source_mask, target_in, target_mask, train=False, rng=None):
         """Everything but the head: -> h_in (T, B, H), what the head reads at each target step, and
         the cache backward needs (the head's input is h_in itself)."""
-        memory, finals, enc_cache = self._encode(source, source_mask, train, rng)
-        init, bridge_cache = self._bridge(finals)
+        memory, finals, enc_cache = self.source.forward(source, source_mask, train, rng)
+        init, bridge_cache = self.bridge.forward(finals)
         y = self.target_embedding.forward(target_in)  # (T, B, E)
-        if self.feeding:  # step by step: h~ (T, B, H) already dropped out, as each next step read it
-            h_in, _, _, dec_cache = self.feeding.forward(y, init, target_mask, memory, self.memory_mask(source_mask),
-                                                         train, rng)
-            return h_in, (enc_cache, bridge_cache, dec_cache, None, None)
-        h, _, dec_cache = self.decoder.forward(y, init, target_mask, train=train, rng=rng)  # (T, B, H)
-        att_cache = None
-        if self.attention:
-            h, _, att_cache = self.attention.forward(h, memory, self.memory_mask(source_mask))
-        drop = dropout_mask(rng, h.shape, self.dropout, self.dtype) if train else None
-        h_in = h * drop if drop is not None else h
-        return h_in, (enc_cache, bridge_cache, dec_cache, att_cache, drop)
+        h_in, _, _, dec_cache = self.reader.forward(y, init, target_mask, memory, self.memory_mask(source_mask),
+                                                    train, rng)
+        return h_in, (enc_cache, bridge_cache, dec_cache)
 
     @staticmethod
     def real_positions(h_in, target_mask):
@@ -191,7 +122,7 @@ class Seq2Seq:
 
     def loss_and_grads(self, source, source_mask, target_in, target_out, target_mask, train=True, rng=None):
         """Mean cross-entropy over the real target tokens and its gradients by parameter name."""
-        h_in, (enc_cache, bridge_cache, dec_cache, att_cache, drop) = self.read_targets(
+        h_in, (enc_cache, bridge_cache, dec_cache) = self.read_targets(
             source, source_mask, target_in, target_mask, train, rng)
         real, h_real = self.real_positions(h_in, target_mask)  # (N,), (N, H)
         loss, d_logits = softmax_cross_entropy(self.head.forward(h_real), target_out.reshape(-1)[real],
@@ -200,21 +131,11 @@ class Seq2Seq:
         grads = {f"head.{k}": v for k, v in grads.items()}
         dh = np.zeros(h_in.shape, h_in.dtype)  # C order, so the flat view below writes into it; padding's 0
         dh.reshape(-1, dh.shape[-1])[real] = dh_real
-        if self.feeding:
-            dy, d_init, d_memory, dec_grads = self.feeding.backward(dh, dec_cache)
-            grads.update(dec_grads)  # decoder.* and attention.*, by their full names
-        else:
-            if drop is not None:
-                dh *= drop
-            d_memory = None
-            if self.attention:
-                dh, d_memory, att_grads = self.attention.backward(dh, att_cache)
-                grads.update({f"attention.{k}": v for k, v in att_grads.items()})
-            dy, d_init, dec_grads = self.decoder.backward(dh, None, dec_cache)
-            grads.update({f"decoder.{k}": v for k, v in dec_grads.items()})
-        d_finals, bridge_grads = self._bridge_backward(d_init, bridge_cache)
-        grads.update(bridge_grads)
-        grads.update(self._encode_backward(d_memory, d_finals, enc_cache))
+        dy, d_init, d_memory, dec_grads = self.reader.backward(dh, dec_cache)
+        grads.update(dec_grads)  # decoder.* and attention.*, by their full names
+        d_finals, bridge_grads = self.bridge.backward(d_init, bridge_cache)
+        grads.update({f"bridge.{k}": v for k, v in bridge_grads.items()})
+        grads.update(self.source.backward(d_memory, d_finals, enc_cache))
         grads["target_embedding.E"] = self.target_embedding.backward(dy, target_in)["E"]
         return loss, grads
 
@@ -223,11 +144,9 @@ class Seq2Seq:
         tokens target_in (T, B) given (readout.py draws them)."""
         memory, init = self.start(source, source_mask)
         y = self.target_embedding.forward(target_in)
-        mask = np.ones(target_in.shape, self.dtype)
-        if self.feeding:
-            return self.feeding.forward(y, init[:-1], mask, memory, self.memory_mask(source_mask))[2]
-        h, _, _ = self.decoder.forward(y, init, mask)
-        return self.attention.forward(h, memory, self.memory_mask(source_mask))[1]
+        init = init[:-1] if self.feeding else init  # the feed h~<0> is made by forward
+        return self.reader.forward(y, init, np.ones(target_in.shape, self.dtype), memory,
+                                   self.memory_mask(source_mask))[2]
 
     def loss(self, source, source_mask, target_in, target_out, target_mask):
         """Evaluation: (summed negative log-likelihood, number of target tokens)."""
@@ -241,8 +160,8 @@ class Seq2Seq:
     def start(self, source, source_mask):
         """Encode a batch of sources: -> memory (S', B, He) and the decoder's initial states (with
         input feeding, h~<0> = 0 after them as one more state tuple)."""
-        memory, finals, _ = self._encode(source, source_mask)
-        states = self._bridge(finals)[0]
+        memory, finals, _ = self.source.forward(source, source_mask)
+        states = self.bridge.forward(finals)[0]
         if self.feeding:
             states = [*states, (self.feeding.initial_feed(memory.shape[1]),)]
         return memory, states
@@ -256,9 +175,7 @@ class Seq2Seq:
         if self.feeding:
             h, states = self.feeding.step(y_t, states[:-1], states[-1][0], memory, source_mask, self._prepared[1])
             return self.head.forward(h), [*states, (h,)]
-        h, states = self.decoder.step(y_t, states)
-        if self.attention:
-            h = self.attention.forward(h[None], memory, source_mask, self._prepared[1])[0][0]
+        h, states = self.reader.step(y_t, states, memory, source_mask, self._prepared[1])
         return self.head.forward(h), states
 
 
