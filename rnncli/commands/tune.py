@@ -83,37 +83,16 @@ class Tuner:
         threads = str(max(1, cores // (jobs * self.workers)))  # BLAS threads of each worker of each trial
         self.env = {**os.environ, **dict.fromkeys(("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"),
                                                   threads)}
-        self.storage = self._storage(storage or f"sqlite:///{os.path.abspath(os.path.join(self.out, 'study.db'))}")
-        # no pruning before a trial's second evaluation: the first is noisy (every trial starts poorly)
-        warmup = 2 * cfg.eval_every
-        pruners = {"median": self.optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=warmup - 1),
-                   "halving": self.optuna.pruners.SuccessiveHalvingPruner(),
-                   "none": self.optuna.pruners.NopPruner()}
+        own = f"sqlite:///{os.path.abspath(os.path.join(self.out, 'study.db'))}"
+        self.storage = open_storage(self.optuna, storage or own)
         self.study = self.optuna.create_study(
             storage=self.storage, study_name=study or "rnncli", load_if_exists=True,
             direction="maximize" if maximizes(self.task) else "minimize",
-            sampler=self.optuna.samplers.TPESampler(seed=seed), pruner=pruners[pruner])
-        self._fail_stale()
+            sampler=self.optuna.samplers.TPESampler(seed=seed), pruner=make_pruner(self.optuna, pruner, cfg.eval_every))
+        fail_stale(self.optuna, self.study, self.storage)
         self._start_from_the_config(cfg)
         self.live, self.lock, self.stopping = {}, threading.Lock(), False
         self.worker = f"{socket.gethostname()}:{os.getpid()}"
-
-    def _storage(self, url):
-        """An RDB storage, refused in one line (within seconds) when it cannot be reached."""
-        kwargs = {"pool_pre_ping": True}
-        if url.startswith("postgresql"):
-            kwargs["connect_args"] = {"connect_timeout": 5}
-        for attempt in range(4):
-            try:
-                return self.optuna.storages.RDBStorage(url, engine_kwargs=kwargs)
-            except Exception as e:  # sqlalchemy and drivers raise their own kinds
-                error = e
-                # workers started together race to create the tables: the loser tries again
-                if "refused" in str(e) or "timeout" in str(e).lower():
-                    break
-                time.sleep(0.5 + attempt)
-        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise RnncliError(mask_credentials(f"cannot open the study storage {url}: {first[:160]}")) from None
 
     def _start_from_the_config(self, cfg):
         """A new study's first trial is the base config itself (its values the space could suggest; the
@@ -123,15 +102,6 @@ class Tuner:
         values = within(self.space, {key: getattr(cfg, key, None) for key in self.space})
         if values:
             self.study.enqueue_trial(values, skip_if_exists=True)
-
-    def _fail_stale(self):
-        """Trials a killed run left RUNNING: FAIL now (they are not run again). Only in a storage of
-        our own: a shared one has other machines' running trials in it."""
-        if not self.storage.url.startswith("sqlite"):
-            return
-        TrialState = self.optuna.trial.TrialState
-        for t in self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-            self.study.tell(t.number, state=TrialState.FAIL)
 
     # ------------------------------------------------------------ one trial
 
@@ -207,10 +177,10 @@ class Tuner:
         """The study's results written, its leaderboard shown, and with seeds the best config's
         ensemble trained; the storage let go. -> the summary dict."""
         try:
-            summary, best = self.results()
+            summary, best = write_results(self.study, self.task, self.out)
             leaderboard(self.study, self.task, f"{title}: {summary['trials']} trials")
             if seeds and best is not None and "best_config" in summary:
-                summary["ensemble"] = self.ensemble(best, seeds)
+                summary["ensemble"] = train_ensemble(self.data, self.out, seeds, self.jobs, self.workers, self.env)
             return summary
         finally:
             self.close()
@@ -235,45 +205,83 @@ class Tuner:
         self.study.optimize(lambda t: self.objective(t, deadline), timeout=budget, n_jobs=self.jobs,
                             catch=(RuntimeError, ValueError, KeyError), callbacks=callbacks)
 
-    def results(self):
-        """Write trials.jsonl, best.yaml and best.npz; -> (summary dict, the best trial or None)."""
-        trials = self.study.get_trials(deepcopy=False)
-        with open(os.path.join(self.out, "trials.jsonl"), "w", encoding="utf-8") as f:
-            for t in trials:
-                f.write(json.dumps({"trial": t.number, "state": t.state.name, "value": t.value, "params": t.params,
-                                    "steps": t.user_attrs.get("steps"), "worker": t.user_attrs.get("worker")}) + "\n")
-        complete = [t for t in trials if t.state == self.optuna.trial.TrialState.COMPLETE]
-        best = self.study.best_trial if complete else None
-        summary = {"study": self.study.study_name, "task": self.task,
-                   "direction": "maximize" if maximizes(self.task) else "minimize",
-                   "trials": len(trials), "states": {s: sum(t.state.name == s for t in trials)
-                                                     for s in ("COMPLETE", "PRUNED", "FAIL", "RUNNING")}}
-        if best is not None:
-            folder = os.path.join(self.out, "trials", f"{best.number:04d}")
-            summary.update(best_trial=best.number, best_value=best.value, best_params=best.params)
-            if os.path.exists(os.path.join(folder, "config.yaml")):  # trained here, not on another machine
-                shutil.copyfile(os.path.join(folder, "config.yaml"), os.path.join(self.out, "best.yaml"))
-                shutil.copyfile(os.path.join(folder, "model.npz"), os.path.join(self.out, "best.npz"))
-                summary["best_config"] = os.path.join(self.out, "best.yaml")
-        return summary, best
+def fail_stale(optuna, study, storage):
+    """Trials a killed run left RUNNING: FAIL now (they are not run again). Only in a storage of
+    our own: a shared one has other machines' running trials in it."""
+    if not storage.url.startswith("sqlite"):
+        return
+    TrialState = optuna.trial.TrialState
+    for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        study.tell(t.number, state=TrialState.FAIL)
 
-    def ensemble(self, best, seeds):
-        """The best config trained with seeds 0..K-1, `jobs` at a time; -> ensemble.txt's path."""
-        folder = os.path.join(self.out, "ensemble")
-        os.makedirs(folder, exist_ok=True)
-        cfg = os.path.join(self.out, "best.yaml")
-        paths = [os.path.join(folder, f"seed{k}.npz") for k in range(seeds)]
-        for w in range(0, seeds, self.jobs):
-            procs = [subprocess.Popen([sys.executable, "-m", "rnncli", "train", "-d", self.data, "-o", p, "--config",
-                                       cfg, "--seed", str(k), "--workers", str(self.workers), "--force", "-q"],
-                                      env=self.env, stdout=subprocess.DEVNULL)
-                     for k, p in list(enumerate(paths))[w : w + self.jobs]]
-            if any(p.wait() for p in procs):
-                raise RnncliError("a member of the ensemble failed to train")
-        listing = os.path.join(self.out, "ensemble.txt")
-        with open(listing, "w", encoding="utf-8") as f:
-            f.write("".join(os.path.relpath(p, self.out) + "\n" for p in paths))
-        return listing
+
+def make_pruner(optuna, name, eval_every):
+    """Optuna's pruner by its name. The median pruner prunes nothing before a trial's second
+    evaluation: the first is noisy (every trial starts poorly)."""
+    if name == "median":
+        return optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=2 * eval_every - 1)
+    return optuna.pruners.SuccessiveHalvingPruner() if name == "halving" else optuna.pruners.NopPruner()
+
+
+def open_storage(optuna, url):
+    """An RDB storage, refused in one line (within seconds) when it cannot be reached."""
+    kwargs = {"pool_pre_ping": True}
+    if url.startswith("postgresql"):
+        kwargs["connect_args"] = {"connect_timeout": 5}
+    for attempt in range(4):
+        try:
+            return optuna.storages.RDBStorage(url, engine_kwargs=kwargs)
+        except Exception as e:  # sqlalchemy and drivers raise their own kinds
+            error = e
+            # workers started together race to create the tables: the loser tries again
+            if "refused" in str(e) or "timeout" in str(e).lower():
+                break
+            time.sleep(0.5 + attempt)
+    first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    raise RnncliError(mask_credentials(f"cannot open the study storage {url}: {first[:160]}")) from None
+
+
+def write_results(study, task, out):
+    """Write a study's trials.jsonl, best.yaml and best.npz into out; -> (summary dict, the best
+    trial or None)."""
+    trials = study.get_trials(deepcopy=False)
+    with open(os.path.join(out, "trials.jsonl"), "w", encoding="utf-8") as f:
+        for t in trials:
+            f.write(json.dumps({"trial": t.number, "state": t.state.name, "value": t.value, "params": t.params,
+                                "steps": t.user_attrs.get("steps"), "worker": t.user_attrs.get("worker")}) + "\n")
+    complete = [t for t in trials if t.state.name == "COMPLETE"]
+    best = study.best_trial if complete else None
+    summary = {"study": study.study_name, "task": task,
+               "direction": "maximize" if maximizes(task) else "minimize",
+               "trials": len(trials), "states": {s: sum(t.state.name == s for t in trials)
+                                                 for s in ("COMPLETE", "PRUNED", "FAIL", "RUNNING")}}
+    if best is not None:
+        folder = os.path.join(out, "trials", f"{best.number:04d}")
+        summary.update(best_trial=best.number, best_value=best.value, best_params=best.params)
+        if os.path.exists(os.path.join(folder, "config.yaml")):  # trained here, not on another machine
+            shutil.copyfile(os.path.join(folder, "config.yaml"), os.path.join(out, "best.yaml"))
+            shutil.copyfile(os.path.join(folder, "model.npz"), os.path.join(out, "best.npz"))
+            summary["best_config"] = os.path.join(out, "best.yaml")
+    return summary, best
+
+
+def train_ensemble(data, out, seeds, jobs, workers, env):
+    """The best config (out/best.yaml) trained with seeds 0..K-1, `jobs` at a time; -> ensemble.txt's path."""
+    folder = os.path.join(out, "ensemble")
+    os.makedirs(folder, exist_ok=True)
+    cfg = os.path.join(out, "best.yaml")
+    paths = [os.path.join(folder, f"seed{k}.npz") for k in range(seeds)]
+    for w in range(0, seeds, jobs):
+        procs = [subprocess.Popen([sys.executable, "-m", "rnncli", "train", "-d", data, "-o", p, "--config",
+                                   cfg, "--seed", str(k), "--workers", str(workers), "--force", "-q"],
+                                  env=env, stdout=subprocess.DEVNULL)
+                 for k, p in list(enumerate(paths))[w : w + jobs]]
+        if any(p.wait() for p in procs):
+            raise RnncliError("a member of the ensemble failed to train")
+    listing = os.path.join(out, "ensemble.txt")
+    with open(listing, "w", encoding="utf-8") as f:
+        f.write("".join(os.path.relpath(p, out) + "\n" for p in paths))
+    return listing
 
 
 def _records(log):

@@ -67,14 +67,14 @@ class Optimizer:
         lr = self.lr if lr is None else lr
         self.t += 1
         decay = min(self.average, (1.0 + self.t) / (10.0 + self.t))
-        logs = (self._log_decays(), self._log_decays() + math.log(decay)) if self.average else None
+        logs = (_log_decays(self.state), _log_decays(self.state) + math.log(decay)) if self.average else None
         for name, p in params.items():
             g = grads.get(name)
             if g is None:
                 continue
             if isinstance(g, RowGradient) and g.lazy:  # gather the rows and their moments, update, scatter back
                 if self.average and "avg." + name in self.state:
-                    self._catch_up(name, p, g.rows, logs[0])  # the rows' averages, up to the last step
+                    _catch_up(self.state, name, p, g.rows, logs[0])  # the rows' averages, up to the last step
                 full = {k: self._slot(k + name, p) for k in self.moment_slots()}
                 rows_of = {k: a[g.rows] for k, a in full.items()}
                 sub = p[g.rows]
@@ -83,7 +83,7 @@ class Optimizer:
                 for k, a in full.items():
                     a[g.rows] = rows_of[k]
                 if self.average:
-                    self._lazy_average(name, p, g.rows, decay, logs[1])
+                    _lazy_average(self.state, name, p, g.rows, decay, logs[1])
                 continue
             if isinstance(g, RowGradient):
                 g = g.dense()
@@ -143,40 +143,44 @@ class Optimizer:
             update *= step_size
             p -= update
 
-    # ------------------------------------------------------------ the average of a large table, lazily
-    # A row no batch touched keeps its weights p, so its average moves towards p by the decays of the
-    # steps it missed: avg = p + (prod of d_s) (avg_then - p). Keeping the running sum of log d_s
-    # ("avgC.", one number) and each row's value of it when its average was last brought up to date
-    # ("avgc.<name>") makes that exact without touching all rows at every step.
-
-    def _log_decays(self):
-        return float(self.state.get("avgC.", np.zeros(()))[()])
-
-    def _catch_up(self, name, p, rows, now):
-        """Bring the average of `rows` from their last update to the sum of log decays `now`."""
-        avg, synced = self.state["avg." + name], self.state["avgc." + name]
-        factor = np.exp(now - synced[rows])[:, None].astype(p.dtype)
-        avg[rows] = p[rows] + factor * (avg[rows] - p[rows])
-        synced[rows] = now
-
-    def _lazy_average(self, name, p, rows, decay, now):
-        """This step's average update for the rows it changed; the others wait (_catch_up)."""
-        if "avg." + name not in self.state:
-            self.state["avg." + name] = p.copy()
-            self.state["avgc." + name] = np.full(p.shape[0], now)
-        else:
-            avg = self.state["avg." + name]
-            avg[rows] = decay * avg[rows] + (1.0 - decay) * p[rows]
-            self.state["avgc." + name][rows] = now
-        self.state["avgC."] = np.array(now)
-
     def averaged(self, params):
         """{name: averaged weights} (the live weights where no average exists yet). Tables averaged
         lazily are brought up to date first."""
         for name, p in params.items():
             if "avgc." + name in self.state:
-                self._catch_up(name, p, np.arange(p.shape[0]), self._log_decays())
+                _catch_up(self.state, name, p, np.arange(p.shape[0]), _log_decays(self.state))
         return {name: self.state.get("avg." + name, p) for name, p in params.items()}
+
+
+# ---------------------------------------------------------------- the average of a large table, lazily
+# A row no batch touched keeps its weights p, so its average moves towards p by the decays of the
+# steps it missed: avg = p + (prod of d_s) (avg_then - p). Keeping the running sum of log d_s
+# ("avgC.", one number) and each row's value of it when its average was last brought up to date
+# ("avgc.<name>") makes that exact without touching all rows at every step.
+
+
+def _log_decays(state):
+    return float(state.get("avgC.", np.zeros(()))[()])
+
+
+def _catch_up(state, name, p, rows, now):
+    """Bring the average of `rows` from their last update to the sum of log decays `now`."""
+    avg, synced = state["avg." + name], state["avgc." + name]
+    factor = np.exp(now - synced[rows])[:, None].astype(p.dtype)
+    avg[rows] = p[rows] + factor * (avg[rows] - p[rows])
+    synced[rows] = now
+
+
+def _lazy_average(state, name, p, rows, decay, now):
+    """This step's average update for the rows it changed; the others wait (_catch_up)."""
+    if "avg." + name not in state:
+        state["avg." + name] = p.copy()
+        state["avgc." + name] = np.full(p.shape[0], now)
+    else:
+        avg = state["avg." + name]
+        avg[rows] = decay * avg[rows] + (1.0 - decay) * p[rows]
+        state["avgc." + name][rows] = now
+    state["avgC."] = np.array(now)
 
 
 def global_norm(grads):

@@ -517,16 +517,7 @@ class GRU(_Recurrent):
             da, da_prev = da_prev, da
         grads = {}
         dx, dPg = self._input_side(dP, cache["x"], grads)
-        A_prev = _columns(A[:-1]).T  # (T*B, H)
-        if self.reset_after:
-            dRg = _columns(dR)
-            grads["W_aa"] = dRg @ A_prev
-            grads["b_an"] = dRg[2 * H :].sum(axis=1)
-        else:  # r and u read a_prev; the candidate reads Gr * a_prev
-            dW_aa = np.empty_like(W_aa)
-            np.matmul(dPg[: 2 * H], A_prev, out=dW_aa[: 2 * H])
-            np.matmul(dPg[2 * H :], _columns(saved).T, out=dW_aa[2 * H :])
-            grads["W_aa"] = dW_aa
+        grads.update(_gru_recurrent_grads(W_aa, A, dPg, dR, saved))
         return dx, (da,), grads
 
     def step(self, x_t, state):
@@ -546,6 +537,21 @@ class GRU(_Recurrent):
             z[:, 2 * H :] += (z[:, :H] * a) @ p["W_aa"][2 * H :].T
         n = np.tanh(z[:, 2 * H :])
         return (a + z[:, H : 2 * H] * (n - a),)
+
+
+def _gru_recurrent_grads(W_aa, A, dPg, dR, saved):
+    """The GRU's recurrent weights' gradients, summed over steps and batch: A (T+1, H, B) the states,
+    dPg (3H, T*B) the pre-activations' gradients; reset_after (dR given): dW_aa = dR a_prev^T and
+    db_an; else r and u read a_prev and the candidate reads Gr * a_prev (saved)."""
+    H = A.shape[1]
+    A_prev = _columns(A[:-1]).T  # (T*B, H)
+    if dR is not None:
+        dRg = _columns(dR)
+        return {"W_aa": dRg @ A_prev, "b_an": dRg[2 * H :].sum(axis=1)}
+    dW_aa = np.empty_like(W_aa)
+    np.matmul(dPg[: 2 * H], A_prev, out=dW_aa[: 2 * H])
+    np.matmul(dPg[2 * H :], _columns(saved).T, out=dW_aa[2 * H :])
+    return {"W_aa": dW_aa}
 
 
 N_GATES = {"rnn": RNN.n_gates, "gru": GRU.n_gates, "lstm": LSTM.n_gates}  # G: a layer's W_ax has G·H rows
