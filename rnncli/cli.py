@@ -4,7 +4,6 @@ the commands so that `rnncli --help` stays instant.
 """
 
 import enum
-import math
 import os
 import sys
 from pathlib import Path
@@ -13,7 +12,8 @@ from typing import Annotated
 import typer
 
 from rnncli import __version__
-from rnncli.config import CHOICES, help_text
+from rnncli.cli_config import choices_of, config_option, given_options, with_config_options
+from rnncli.cli_config import finite as _finite
 from rnncli.console import set_quiet
 from rnncli.errors import EXIT_INTERRUPTED, RnncliError, UsageError, mask_credentials
 
@@ -74,13 +74,6 @@ def _version(value: bool):
     if value:
         print(f"rnncli {__version__}")
         raise typer.Exit()
-
-
-def _finite(value):
-    """Every float option: NaN and infinity are usage errors naming the option."""
-    if value is not None and not math.isfinite(value):
-        raise typer.BadParameter(f"must be a finite number, not {value}")
-    return value
 
 
 @app.callback()
@@ -165,96 +158,22 @@ def tokenize(
 # ---------------------------------------------------------------- train
 
 
-def _choices(name, key):
-    """A StrEnum of the values config.py allows, so that --help lists them and they live in one place."""
-    return enum.StrEnum(name, {v: v for v in CHOICES[key]})
-
-
-Cell = _choices("Cell", "cell")
-Optim = _choices("Optim", "optimizer")
-Schedule = _choices("Schedule", "lr_schedule")
-Task = _choices("Task", "task")
-Activation = _choices("Activation", "activation")
-Pool = _choices("Pool", "pool")
-AttentionKind = _choices("AttentionKind", "attention")
-Condition = _choices("Condition", "condition")
-CharEncoder = _choices("CharEncoder", "char_encoder")
-DType = _choices("DType", "dtype")
-
-
-def _opt(name, *flags, **kw):
-    """A training option whose help and default come from TrainConfig (rnncli/config.py)."""
-    return typer.Option(*flags, help=help_text(name), **kw)
-
-
-def _float(name):
-    return _opt(name, callback=_finite)
-
-
 def _v(x):
     return x.value if isinstance(x, enum.Enum) else x
 
 
 @app.command()
+@with_config_options  # and every TrainConfig field as an option (cli_config.py)
 def train(
     data: Annotated[str, typer.Option("--data", "-d", help="tokens.npz, or a raw file to tokenize.")] = "tokens.npz",
     out: Annotated[Path, typer.Option("--out", "-o", help="The checkpoint to write.",
                                       readable=False)] = Path("model.npz"),
     config: Annotated[Path | None, typer.Option("--config", "-c", help="YAML file of options.")] = None,
     resume: Annotated[Path | None, typer.Option(help="Continue this checkpoint's run.")] = None,
-    task: Annotated[Task | None, _opt("task")] = None,
-    cell: Annotated[Cell | None, _opt("cell")] = None,
-    layers: Annotated[int | None, _opt("layers")] = None,
-    hidden: Annotated[int | None, _opt("hidden")] = None,
-    embed: Annotated[int | None, _opt("embed")] = None,
-    bidirectional: Annotated[bool | None, _opt("bidirectional", "--bidirectional/--no-bidirectional")] = None,
-    dropout: Annotated[float | None, _float("dropout")] = None,
-    activation: Annotated[Activation | None, _opt("activation")] = None,
-    reset_after: Annotated[bool | None, _opt("reset_after", "--reset-after/--no-reset-after")] = None,
-    char_features: Annotated[bool | None, _opt("char_features", "--char-features/--no-char-features")] = None,
-    char_encoder: Annotated[CharEncoder | None, _opt("char_encoder")] = None,
-    char_embed: Annotated[int | None, _opt("char_embed")] = None,
-    char_hidden: Annotated[int | None, _opt("char_hidden")] = None,
-    crf: Annotated[bool | None, _opt("crf", "--crf/--no-crf")] = None,
-    pool: Annotated[Pool | None, _opt("pool")] = None,
-    attention: Annotated[AttentionKind | None, _opt("attention")] = None,
-    input_feeding: Annotated[bool | None, _opt("input_feeding", "--input-feeding/--no-input-feeding")] = None,
-    condition: Annotated[Condition | None, _opt("condition")] = None,
-    label_dropout: Annotated[float | None, _float("label_dropout")] = None,
-    word_dropout: Annotated[float | None, _float("word_dropout")] = None,
-    embeddings: Annotated[str | None, _opt("embeddings")] = None,
-    freeze_embeddings: Annotated[bool | None, _opt("freeze_embeddings", "--freeze-embeddings/--fine-tune-embeddings")
-                                 ] = None,
-    input_projection: Annotated[int | None, _opt("input_projection")] = None,
-    beam: Annotated[int | None, _opt("beam")] = None,
-    length_penalty: Annotated[float | None, _float("length_penalty")] = None,
-    stack_frames: Annotated[int | None, _opt("stack_frames")] = None,
-    pyramid: Annotated[int | None, _opt("pyramid")] = None,
-    decoder_layers: Annotated[int | None, _opt("decoder_layers")] = None,
-    decoder_hidden: Annotated[int | None, _opt("decoder_hidden")] = None,
-    seq_len: Annotated[int | None, _opt("seq_len")] = None,
-    batch_size: Annotated[int | None, _opt("batch_size")] = None,
-    epochs: Annotated[int | None, _opt("epochs")] = None,
-    max_steps: Annotated[int | None, _opt("max_steps")] = None,
-    max_time: Annotated[str | None, _opt("max_time")] = None,
-    optimizer: Annotated[Optim | None, _opt("optimizer")] = None,
-    lr: Annotated[float | None, _float("lr")] = None,
-    lr_decay: Annotated[float | None, _float("lr_decay")] = None,
-    lr_schedule: Annotated[Schedule | None, _opt("lr_schedule")] = None,
-    warmup: Annotated[int | None, _opt("warmup")] = None,
-    clip: Annotated[float | None, _float("clip")] = None,
-    weight_decay: Annotated[float | None, _float("weight_decay")] = None,
-    label_smoothing: Annotated[float | None, _float("label_smoothing")] = None,
-    average: Annotated[float | None, _float("average")] = None,
-    decode_valid: Annotated[int | None, _opt("decode_valid")] = None,
-    eval_every: Annotated[int | None, _opt("eval_every")] = None,
-    patience: Annotated[int | None, _opt("patience")] = None,
-    seed: Annotated[int | None, _opt("seed")] = None,
-    workers: Annotated[int | None, _opt("workers")] = None,
-    dtype: Annotated[DType | None, _opt("dtype")] = None,
     force: Annotated[bool, typer.Option("--force", help="Overwrite --out if it exists.")] = False,
     json_out: Annotated[bool, typer.Option("--json", help="Print the summary as JSON on stdout.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
+    **options,
 ):
     """Train an RNN, GRU or LSTM on a tokenized data set.
 
@@ -270,9 +189,7 @@ def train(
     from rnncli.commands.train import prepare_workers, workers_to_start
 
     set_quiet(quiet)
-    # every TrainConfig field is a parameter of this function by the same name: read them all
-    options = dict(locals())
-    overrides = {k: _v(options[k]) for k in _train_fields()}
+    overrides = given_options(options)
     if n := workers_to_start(config, {**overrides, "resume": resume}):
         from rnncli.parallel import launch
 
@@ -291,12 +208,6 @@ def train(
     if json_out:
         console.write_json(summary)
     render.train_summary(summary)
-
-
-def _train_fields():
-    from rnncli.config import TrainConfig
-
-    return TrainConfig.field_names()
 
 
 # ---------------------------------------------------------------- sample, inspect
@@ -396,16 +307,16 @@ def gradcheck(
     data: Annotated[str | None, typer.Option("--data", "-d", help="With -m: its first examples from this "
                                              "tokens.npz (else a random batch of its vocabulary).")] = None,
     task: Annotated[GradTask, typer.Option(help="The fresh model's task.")] = "lm",
-    cell: Annotated[Cell | None, _opt("cell")] = None,
-    layers: Annotated[int | None, _opt("layers")] = None,
-    bidirectional: Annotated[bool | None, _opt("bidirectional", "--bidirectional/--no-bidirectional")] = None,
-    activation: Annotated[Activation | None, _opt("activation")] = None,
-    reset_after: Annotated[bool | None, _opt("reset_after", "--reset-after/--no-reset-after")] = None,
-    char_features: Annotated[bool | None, _opt("char_features", "--char-features/--no-char-features")] = None,
-    char_encoder: Annotated[CharEncoder | None, _opt("char_encoder")] = None,
-    crf: Annotated[bool | None, _opt("crf", "--crf/--no-crf")] = None,
-    pool: Annotated[Pool | None, _opt("pool")] = None,
-    attention: Annotated[AttentionKind | None, _opt("attention")] = None,
+    cell: config_option("cell") = None,
+    layers: config_option("layers") = None,
+    bidirectional: config_option("bidirectional") = None,
+    activation: config_option("activation") = None,
+    reset_after: config_option("reset_after") = None,
+    char_features: config_option("char_features") = None,
+    char_encoder: config_option("char_encoder") = None,
+    crf: config_option("crf") = None,
+    pool: config_option("pool") = None,
+    attention: config_option("attention") = None,
     entries: Annotated[int, typer.Option(help="Entries checked per parameter array (sampled).", min=1)] = 30,
     tol: Annotated[float, typer.Option(help="The largest relative error that passes (a correct backward gives "
                                        "1e-7 or less on a fresh model; a trained one's small gradients lose a "
@@ -444,7 +355,8 @@ def gradients(
     data: Annotated[str, typer.Option("--data", "-d", help="tokens.npz to back-propagate on.")] = "tokens.npz",
     model: Annotated[Path | None, typer.Option("--model", "-m", help="A trained language model (else fresh models "
                                                "of each --cell).")] = None,
-    cell: Annotated[list[Cell] | None, typer.Option(help="Fresh cells to compare [default: rnn, gru, lstm].")
+    cell: Annotated[list[choices_of("cell")] | None, typer.Option(
+        help="Fresh cells to compare [default: rnn, gru, lstm].")
                     ] = None,
     steps: Annotated[int, typer.Option(help="Tokens read before the predicted one (the longest distance).",
                                        min=2)] = 100,
