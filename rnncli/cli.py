@@ -630,39 +630,17 @@ def predict(
       echo "i am cold ." | rnncli predict -m mt.npz --beam 5  # one translation per line
     """
     from rnncli import render
-    from rnncli.commands.predict import check_decoding_limits, open_predictor, predictions, translations
+    from rnncli.commands.predict import open_predictor, predicted_records
 
     predictor, meta = open_predictor(model or [Path("model.npz")], _given(ctx))
+    decoding = dict(beam=beam, length_penalty=length_penalty, n_best=n_best, temperature=0.0 if greedy else temp,
+                    sampling=greedy or temp > 0, top_k=top_k, top_p=top_p, seed=seed, max_source=max_source_len,
+                    cut=too_long == TooLong.cut)
     jsonl = format == InputFormat.jsonl or (format is None and source.endswith(".jsonl"))
-    if meta["task"] == "seq2seq":
-        from rnncli.sample import check_sampling_options
-
-        check_sampling_options(temp, top_k, top_p, 1)
-        from rnncli.decode import decoding
-
-        beam, length_penalty = decoding(meta["config"], beam, length_penalty, sampling=greedy or temp > 0)
-        if beam < 0 or n_best < 1 or (n_best > 1 and n_best > beam):
-            raise UsageError("--beam must be 0 or more and --n-best at least 1 and at most --beam")
-        if beam and temp:
-            raise UsageError("--beam and --temp exclude each other (beam search is not sampling)")
-        check_decoding_limits(meta, beam, max_source_len)
-        stream = translations(predictor, meta, source, beam=beam, length_penalty=length_penalty, n_best=n_best,
-                              temperature=0.0 if greedy else temp, top_k=top_k, top_p=top_p, seed=seed, jsonl=jsonl,
-                              max_source=max_source_len, cut=too_long == TooLong.cut)
-        for records in stream:
-            sys.stdout.write("".join(render.translation_text(r, json_out) for r in records))
-            sys.stdout.flush()
-        return
-    names = predictor.score_names if meta["task"] == "regress" else predictor.label_names
-    if meta["data"].get("input") == "frames":  # recordings, features files or records of frames
-        from rnncli.commands.predict import frame_predictions
-
-        stream = frame_predictions(predictor, meta, source, proba=proba or json_out, jsonl=jsonl)
-    else:
-        stream = predictions(predictor, meta, source, conll=(format == InputFormat.conll), proba=proba or json_out,
-                             jsonl=jsonl)
+    stream = predicted_records(predictor, meta, source, jsonl=jsonl, conll=format == InputFormat.conll,
+                               proba=proba or json_out, decoding=decoding)
     for records in stream:
-        sys.stdout.write("".join(render.prediction_text(r, meta["task"], names, proba, json_out) for r in records))
+        sys.stdout.write("".join(render.predicted_text(r, meta, predictor, proba, json_out) for r in records))
         sys.stdout.flush()
 
 

@@ -1,7 +1,6 @@
 """How results are shown: Rich tables and the progress bar for people (stderr), lines and JSON
 for scripts (stdout). The commands (commands/) return data; nothing here computes."""
 
-import json
 import sys
 
 from rnncli import console
@@ -282,22 +281,12 @@ def eval_report(m):
 # ---------------------------------------------------------------- predict (stdout)
 
 
-def prediction_text(record, task, names, proba=False, as_json=False):
-    """One record of commands.predict as the text written to stdout (the task's own layout)."""
+def predicted_text(record, meta, model, proba=False, as_json=False):
+    """One record of commands.predict as the text written to stdout (its Task's own layout)."""
     from rnncli.tasks.registry import task_named
 
-    return task_named(task).prediction_text(record, names, proba, as_json)
-
-
-def translation_text(record, as_json=False):
-    """One record of commands.predict.translations as the line written to stdout."""
-    hyps = record["hypotheses"]
-    if as_json:  # speech names its output a transcript
-        best, key = hyps[0] if hyps else ("", None, None), record.get("key", "translation")
-        return json.dumps({"source": record["source"], key: best[0], "score": best[1],
-                           "log_prob": best[2], "n_best": [{key: t, "score": s, "log_prob": lp}
-                                                           for t, s, lp in hyps]}, ensure_ascii=False) + "\n"
-    return (hyps[0][0] if hyps else "") + "\n"
+    task = task_named(meta["task"])
+    return task.prediction_text(record, task.answer_names(model), proba, as_json)
 
 
 # ---------------------------------------------------------------- inspect

@@ -23,6 +23,30 @@ def open_predictor(model_paths, given=()):
     return model, meta
 
 
+def predicted_records(predictor, meta, source, jsonl, conll, proba, decoding):
+    """The answers to every input of `source`, in batches of records (render.predicted_text writes
+    them): a translation or transcription per line (decoding: the options of decode.py), or a
+    label, tags or scores per line, sentence or recording."""
+    if task_named(meta["task"]).decodes:
+        from rnncli.decode import decoding as model_decoding
+        from rnncli.sample import check_sampling_options
+
+        d = decoding
+        check_sampling_options(d["temperature"], d["top_k"], d["top_p"], 1)
+        beam, length_penalty = model_decoding(meta["config"], d["beam"], d["length_penalty"], sampling=d["sampling"])
+        if beam < 0 or d["n_best"] < 1 or (d["n_best"] > 1 and d["n_best"] > beam):
+            raise UsageError("--beam must be 0 or more and --n-best at least 1 and at most --beam")
+        if beam and d["temperature"]:
+            raise UsageError("--beam and --temp exclude each other (beam search is not sampling)")
+        check_decoding_limits(meta, beam, d["max_source"])
+        return translations(predictor, meta, source, beam=beam, length_penalty=length_penalty, n_best=d["n_best"],
+                            temperature=d["temperature"], top_k=d["top_k"], top_p=d["top_p"], seed=d["seed"],
+                            jsonl=jsonl, max_source=d["max_source"], cut=d["cut"])
+    if meta["data"].get("input") == "frames":  # recordings, features files or records of frames
+        return frame_predictions(predictor, meta, source, proba=proba, jsonl=jsonl)
+    return predictions(predictor, meta, source, conll=conll, proba=proba, jsonl=jsonl)
+
+
 def check_decoding_limits(meta, beam, max_source):
     """--beam and --max-source-len before any work: a beam wider than the target vocabulary keeps
     nothing more (and would allocate for nothing)."""

@@ -77,6 +77,9 @@ class RegressionTask(ManyToOneTask):
     def answer(self, prediction):
         return {"scores": prediction.tolist()}
 
+    def answer_names(self, model):
+        return model.score_names
+
     def prediction_text(self, record, names, proba=False, as_json=False):
         """One line per input line: the scores, tab-separated (an empty line for an empty one)."""
         if as_json:

@@ -20,6 +20,8 @@ a<0> = tanh(W [a_fwd; a_bwd] + b), and for an LSTM c<0> = W' [c_fwd; c_bwd] + b'
 A decoder of another width than the encoder (decoder_hidden) always starts through such a map.
 """
 
+import json
+
 import numpy as np
 
 from rnncli.nn.attention import Attention
@@ -187,7 +189,7 @@ class EncoderDecoderTask(Task):
     text_picture, frames_picture = "translation_picture", "speech_frames"  # commands/show.py
     stacks = ("encoder", "decoder")
     embedding = "source_embedding.E"
-    validation_decodes = True
+    decodes = True
 
     def names_needed(self, cfg):
         return {"target_vocab": 1}
@@ -225,6 +227,17 @@ class EncoderDecoderTask(Task):
         tmask[3:, 1:] = 0
         return (inputs, mask, np.where(tmask > 0, rng.integers(2, Vt, tmask.shape), 0),
                 np.where(tmask > 0, rng.integers(3, Vt, tmask.shape), 0), tmask)
+
+    def prediction_text(self, record, names, proba=False, as_json=False):
+        """A line per source: the best hypothesis; under --json also its score, log-probability and
+        the n best (a speech model names its output a transcript)."""
+        hyps = record["hypotheses"]
+        if as_json:
+            best, key = hyps[0] if hyps else ("", None, None), record.get("key", "translation")
+            return json.dumps({"source": record["source"], key: best[0], "score": best[1], "log_prob": best[2],
+                               "n_best": [{key: t, "score": s, "log_prob": lp} for t, s, lp in hyps]},
+                              ensure_ascii=False) + "\n"
+        return (hyps[0][0] if hyps else "") + "\n"
 
     def decoding(self, cfg, beam=None, length_penalty=None):
         from rnncli.decode import decoding

@@ -25,7 +25,7 @@ class Task:
     stacks = ("rnn",)  # the recurrent stacks its checkpoint stores, by name prefix
     embedding = "embedding.E"  # the table of input word vectors (pretrained vectors fill it)
     pretrained_rows = True  # the table keeps rows for pretrained words the training data lacks
-    validation_decodes = False  # validation decodes a fixed sample of the split (--decode-valid)
+    decodes = False  # predictions are decoded sequences (decode.py); validation decodes a sample (--decode-valid)
     one_way = False  # never bidirectional (a language model would see the future)
     input_field = "tokens"  # the field predict reads of a JSON lines record
 
@@ -49,7 +49,7 @@ class Task:
         """The sequences of the validation split that validation decodes (a fixed, seeded sample of
         --decode-valid of them, sorted), or None: all of them, or no decoding."""
         n = 0 if split is None else split.num_sequences
-        if not self.validation_decodes or n <= cfg.decode_valid:
+        if not self.decodes or n <= cfg.decode_valid:
             return None
         return np.sort(np.random.default_rng([cfg.seed, 3]).choice(n, cfg.decode_valid, replace=False))
 
@@ -117,8 +117,12 @@ class Task:
         """One sequence's prediction as its predict record's fields."""
         raise NotImplementedError
 
+    def answer_names(self, model):
+        """The names of what an answer holds: the model's labels or tags (None: no names)."""
+        return getattr(model, "label_names", None)
+
     def prediction_text(self, record, names, proba=False, as_json=False):
-        """One predict record as the text written to stdout."""
+        """One predict record as the text written to stdout; names: answer_names'."""
         raise NotImplementedError
 
     # ---------------------------------------------------------------- export
