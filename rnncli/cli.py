@@ -248,40 +248,18 @@ def sample(
       rnncli sample -m tunes_model.npz --label waltz -n 3 --temp 0.8 > waltzes.abc
       rnncli sample -m tunes_model.npz --label 'slip jig' --guidance 1.5
     """
-    import numpy as np
-
-    from rnncli import console
-    from rnncli.commands.sample import label_name, open_sampler, resolve_labels, sample_pieces
+    from rnncli import render
+    from rnncli.commands.sample import open_sampler, samples
 
     if n < 1:
         raise UsageError(f"-n must be at least 1, not {n}")
     temperature = 0.0 if greedy else temp
     net, meta, guidance = open_sampler(model, temperature, top_k, top_p, max_len, guidance, _given(ctx))
-    rng = np.random.default_rng(seed)
     one_line = prime == "-"
-    labels = resolve_labels(model, meta, label, 1 if one_line else n, rng)
-    if one_line:  # the same labels for every prime line
-        labels = list(labels)
     primes = (line.rstrip("\n") for line in sys.stdin) if one_line else [prime or ""]
-    blank = meta["data"]["level"] == "char" and not one_line
-    first = True
-    for p in primes:
-        for lab in labels:
-            pieces = sample_pieces(net, meta, p, lab, temperature, top_k, top_p, max_len, rng, one_line, guidance)
-            if json_out:
-                console.write_json_line({"label": label_name(meta, lab), "prime": p, "text": "".join(pieces)})
-                continue
-            if blank and not first:
-                sys.stdout.write("\n")
-            first, last = False, ""
-            for piece in pieces:
-                sys.stdout.write(piece)
-                last = piece
-                if not one_line:
-                    sys.stdout.flush()
-            if one_line or not last.endswith("\n"):
-                sys.stdout.write("\n")
-            sys.stdout.flush()
+    drawn = samples(net, meta, model, primes, label, n, seed, one_line, temperature=temperature, top_k=top_k,
+                    top_p=top_p, max_len=max_len, guidance=guidance)
+    render.write_samples(drawn, json_out, one_line, apart=meta["data"]["level"] == "char" and not one_line)
 
 
 @app.command()
@@ -458,36 +436,13 @@ def tune(
       rnncli tune ... --workers 2               # one trial at a time, trained on two workers
       rnncli tune ... --storage postgresql://user@db/rnncli --study ner   # the same command on each machine
     """
-    import signal as _signal
-
     from rnncli import console
-    from rnncli.commands.tune import Tuner, check_budget, leaderboard
+    from rnncli.commands.tune import Tuner, check_tune_options, run_study
 
-    if pruner not in ("median", "halving", "none"):
-        raise UsageError(f"--pruner {pruner!r} is not one of median, halving, none")
-    seconds = check_budget(budget)
-    if seconds is None and trials is None:
-        raise UsageError("give --budget, --trials or both")
-    for path, what in ((config, "--config"), (space, "--space")):
-        if not path.exists():
-            raise UsageError(f"{path}: no such file ({what})")
+    seconds = check_tune_options(budget, trials, pruner, config, space)
     tuner = Tuner(data, config, space, out, storage=storage, study=study, jobs=jobs, seed=seed, pruner=pruner,
                   workers=workers)
-
-    def interrupted(signum, frame):
-        tuner.stop()
-        raise KeyboardInterrupt
-
-    old = _signal.signal(_signal.SIGTERM, interrupted)
-    try:
-        tuner.run(seconds, trials, callback=lambda st, t: leaderboard(st, tuner.task, f"after trial {t.number}"))
-    except KeyboardInterrupt:
-        tuner.stop()
-        tuner.results()
-        raise RnncliError(f"interrupted; the same command resumes the study in {out}", EXIT_INTERRUPTED) from None
-    finally:
-        _signal.signal(_signal.SIGTERM, old)
-    summary = tuner.finish(f"study {study}", seeds)
+    summary = run_study(tuner, seconds, trials, f"study {study}", seeds)
     if json_out:
         console.write_json(summary)
 

@@ -281,6 +281,28 @@ def eval_report(m):
 # ---------------------------------------------------------------- predict (stdout)
 
 
+def write_samples(samples, as_json, one_line, apart):
+    """Write commands.sample.samples to stdout as they are generated: each sample's pieces flushed as
+    they come; a sample per line (one_line), or separated by a blank line (apart: a character model's
+    samples span lines); or a JSON object per sample."""
+    first = True
+    for label, prime, pieces in samples:
+        if as_json:
+            console.write_json_line({"label": label, "prime": prime, "text": "".join(pieces)})
+            continue
+        if apart and not first:
+            sys.stdout.write("\n")
+        first, last = False, ""
+        for piece in pieces:
+            sys.stdout.write(piece)
+            last = piece
+            if not one_line:
+                sys.stdout.flush()
+        if one_line or not last.endswith("\n"):
+            sys.stdout.write("\n")
+        sys.stdout.flush()
+
+
 def predicted_text(record, meta, model, proba=False, as_json=False):
     """One record of commands.predict as the text written to stdout (its Task's own layout)."""
     from rnncli.tasks.registry import task_named

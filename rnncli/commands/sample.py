@@ -81,5 +81,20 @@ def sample_pieces(model, meta, prime, label, temperature, top_k, top_p, max_len,
         yield flat(token)
 
 
+def samples(model, meta, model_path, primes, labels, n, seed, one_line, **decoding):
+    """Every sample asked for: n per label (or labels drawn; one per line of primes with one_line),
+    for each prime -> yields (label name, prime, the sample's pieces as they are generated)."""
+    rng = np.random.default_rng(seed)
+    chosen = resolve_labels(model_path, meta, labels, 1 if one_line else n, rng)
+    if one_line:  # the same labels for every prime line
+        chosen = list(chosen)
+    for prime in primes:
+        for label in chosen:
+            d = decoding
+            pieces = sample_pieces(model, meta, prime, label, d["temperature"], d["top_k"], d["top_p"], d["max_len"],
+                                   rng, one_line, d["guidance"])
+            yield label_name(meta, label), prime, pieces
+
+
 def label_name(meta, label):
     return None if label is None else meta["data"]["labels"][label]

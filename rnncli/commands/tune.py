@@ -29,7 +29,7 @@ import time
 from rnncli import console
 from rnncli.commands.common import lock_output
 from rnncli.config import load_config_file, make_config, parse_duration
-from rnncli.errors import RnncliError, UsageError, mask_credentials
+from rnncli.errors import EXIT_INTERRUPTED, RnncliError, UsageError, mask_credentials
 from rnncli.parallel import require_mpi
 from rnncli.search_space import read_space, suggest, within
 from rnncli.tasks.build import task_of
@@ -55,6 +55,43 @@ def score_of(task, metrics):
     """The study's objective from a validation record: accuracy or entity F1 (higher is better),
     else the loss (lower is better)."""
     return task_named(task).reported_score(task_named(task).selection_score(metrics))
+
+
+def check_tune_options(budget, trials, pruner, config, space):
+    """The study's options, before anything starts -> the budget in seconds (None: none)."""
+    if pruner not in ("median", "halving", "none"):
+        raise UsageError(f"--pruner {pruner!r} is not one of median, halving, none")
+    seconds = check_budget(budget)
+    if seconds is None and trials is None:
+        raise UsageError("give --budget, --trials or both")
+    for path, what in ((config, "--config"), (space, "--space")):
+        if not os.path.exists(path):
+            raise UsageError(f"{path}: no such file ({what})")
+    return seconds
+
+
+def run_study(tuner, seconds, trials, title, seeds=0):
+    """Run the study to its budget or trial count, then finish it (Tuner.finish) -> the summary.
+    Ctrl-C or SIGTERM stops the running trials (each saves a checkpoint), writes the results so
+    far and ends with EXIT_INTERRUPTED: the same command resumes the study."""
+
+    def interrupted(signum, frame):
+        tuner.stop()
+        raise KeyboardInterrupt
+
+    old = signal.signal(signal.SIGTERM, interrupted)
+    try:
+        tuner.run(seconds, trials, callback=lambda st, t: leaderboard(st, tuner.task, f"after trial {t.number}"))
+    except KeyboardInterrupt:
+        tuner.stop()
+        try:
+            write_results(tuner.study, tuner.task, tuner.out)
+        finally:
+            tuner.close()
+        raise RnncliError(f"interrupted; the same command resumes the study in {tuner.out}", EXIT_INTERRUPTED) from None
+    finally:
+        signal.signal(signal.SIGTERM, old)
+    return tuner.finish(title, seeds)
 
 
 class Tuner:
