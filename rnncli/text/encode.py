@@ -370,6 +370,43 @@ def tokenize(paths, fmt=None, level=None, lower=False, max_size=None, min_freq=1
     audio: log-mel settings for recordings (window_ms, hop_ms, bands, deltas; audio.DEFAULTS for the
     rest); a reused model's own settings are kept and cannot change.
     """
+    valid_frac = _check_options(valid_frac, max_size, min_freq, audio, reuse)
+    audio_meta = dict(reuse.get("audio") or {}) if reuse is not None else dict(audio or {})
+    fmt, texts, jsonl = _read(paths, fmt, known=reuse["format"] if reuse is not None else None, audio_meta=audio_meta)
+    level, lower, target_level, max_target_ratio = _reading(paths, fmt, texts, jsonl, level, lower, target_level,
+                                                            max_target_ratio, reuse)
+    meta = {"format_version": FORMAT_VERSION, "format": fmt, "level": level, "lower": bool(lower),
+            "options": {"max_size": max_size, "min_freq": min_freq, "valid_frac": valid_frac,
+                        "seed": seed, "valid_file": valid_path},
+            "sources": [str(p) for p in paths]}
+    if fmt == "pairs":
+        meta["target_level"], meta["max_target_ratio"] = target_level, max_target_ratio
+    if jsonl:
+        meta["input"] = "frames" if jsonl == "frames" else "jsonl"
+    units, origin = read_units(fmt, texts, level, lower, target_level, jsonl)
+    if not units:
+        raise RnncliError(f"{where(paths[0])}: nothing to tokenize (empty file?)")
+    (t_units, t_origin, v_units, v_origin), warnings = _hold_out(meta, units, origin, valid_path, valid_frac, seed,
+                                                                 jsonl, audio_meta)
+    if reuse is None:
+        warnings += build_vocabularies(meta, fmt, level, t_units, units + (v_units or []), max_size, min_freq)
+        if jsonl == "frames":  # normalisation from the training split's frames alone
+            arrays = [_sequence(fmt, u) for u in t_units]
+            meta["frame_dim"] = int(arrays[0].shape[1])
+            meta["frame_mean"], meta["frame_std"] = normaliser(arrays)
+            if audio_meta:
+                meta["audio"] = audio_meta
+    else:
+        warnings += _reuse_vocabularies(meta, reuse, t_units, t_origin)
+    if fmt == "pairs":
+        _check_pair_lengths(meta, t_units, t_origin, v_units, v_origin, reuse, max_source, min_source)
+    train = encode_units(meta, fmt, level, t_units, t_origin)
+    valid = encode_units(meta, fmt, level, v_units, v_origin) if v_units else None
+    return Dataset(meta, train, valid, warnings)
+
+
+def _check_options(valid_frac, max_size, min_freq, audio, reuse):
+    """The options that need no data -> valid_frac, its default filled in."""
     if valid_frac is None:
         valid_frac = 0.0 if reuse is not None else 0.05
     if max_size is not None and max_size < 1:
@@ -383,8 +420,12 @@ def tokenize(paths, fmt=None, level=None, lower=False, max_size=None, min_freq=1
                          "tokenized); drop them with --vocab")
     if audio:
         check_audio_options(audio)
-    audio_meta = dict(reuse.get("audio") or {}) if reuse is not None else dict(audio or {})
-    fmt, texts, jsonl = _read(paths, fmt, known=reuse["format"] if reuse is not None else None, audio_meta=audio_meta)
+    return valid_frac
+
+
+def _reading(paths, fmt, texts, jsonl, level, lower, target_level, max_target_ratio, reuse):
+    """How the data is read, from the options, the data and a reused vocabulary's meta -> (level,
+    lower, target_level, max_target_ratio)."""
     frames = jsonl == "frames"
     if reuse is not None:
         if fmt != reuse["format"]:
@@ -416,71 +457,64 @@ def tokenize(paths, fmt=None, level=None, lower=False, max_size=None, min_freq=1
         if reuse is not None:
             max_target_ratio = reuse.get("max_target_ratio", DEFAULT_TARGET_RATIO)
         max_target_ratio = DEFAULT_TARGET_RATIO if max_target_ratio is None else float(max_target_ratio)
-    meta = {"format_version": FORMAT_VERSION, "format": fmt, "level": level, "lower": bool(lower),
-            "options": {"max_size": max_size, "min_freq": min_freq, "valid_frac": valid_frac,
-                        "seed": seed, "valid_file": valid_path},
-            "sources": [str(p) for p in paths]}
-    if fmt == "pairs":
-        meta["target_level"], meta["max_target_ratio"] = target_level, max_target_ratio
-    if jsonl:
-        meta["input"] = "frames" if frames else "jsonl"
-    units, origin = read_units(fmt, texts, level, lower, target_level, jsonl)
-    if not units:
-        raise RnncliError(f"{where(paths[0])}: nothing to tokenize (empty file?)")
-    warnings = []
+    return level, lower, target_level, max_target_ratio
+
+
+def _hold_out(meta, units, origin, valid_path, valid_frac, seed, jsonl, audio_meta):
+    """The validation split: the file given, the end of a text, or a random share of examples ->
+    ((train units, their origins, valid units, their origins), warnings); meta["validation"] says how."""
+    fmt, level, frames = meta["format"], meta["level"], jsonl == "frames"
     if valid_path is not None:
         v_fmt, v_texts, v_jsonl = _read([valid_path], "jsonl" if jsonl else fmt, audio_meta=audio_meta)
         if v_fmt != fmt or v_jsonl != jsonl:
             v_fmt = f"frames+{v_fmt}" if v_jsonl == "frames" else v_fmt
             raise UsageError(f"{valid_path}: holds {v_fmt} records, but the training data is "
                              f"{'frames+' if frames else ''}{fmt}")
-        v_units, v_origin = read_units(fmt, v_texts, level, lower, target_level, v_jsonl)
+        v_units, v_origin = read_units(fmt, v_texts, level, meta["lower"], meta.get("target_level"), v_jsonl)
         t_units, t_origin, how = units, origin, f"the file {valid_path}"
     elif fmt == "text":
         t_units, t_origin, v_units, v_origin, how = split_stream(units, origin, valid_frac, level)
     else:
         t_units, t_origin, v_units, v_origin, how = split_examples(units, origin, valid_frac, seed)
+    warnings = []
     if valid_frac > 0 and valid_path is None and v_units is None:
         warnings.append("too little data to hold any out for validation; training will select on its own loss")
     meta["validation"] = how
-    if reuse is None:
-        warnings += build_vocabularies(meta, fmt, level, t_units, units + (v_units or []), max_size, min_freq)
-        if frames:  # normalisation from the training split's frames alone
-            arrays = [_sequence(fmt, u) for u in t_units]
-            meta["frame_dim"] = int(arrays[0].shape[1])
-            meta["frame_mean"], meta["frame_std"] = normaliser(arrays)
-            if audio_meta:
-                meta["audio"] = audio_meta
-    else:
-        for key in ("vocab", "labels", "tags", "chars", "tag_scheme", "target_vocab", "source_unk_trained",
-                    "pretrained_vocab", "longest_source", "score_names", "score_mean", "score_std", "frame_dim",
-                    "frame_mean", "frame_std", "audio"):
-            if key in reuse:
-                meta[key] = reuse[key]
-        if frames:
-            for u, (path, line) in zip(t_units, t_origin, strict=True):
-                x = _sequence(fmt, u)
-                if x.shape[1] != meta["frame_dim"]:
-                    raise RnncliError(f"{where(path, line)}: frames of {x.shape[1]} numbers; the model reads "
-                                      f"{meta['frame_dim']}")
-        if fmt == "pairs" and frames:
-            warnings += _check_known_targets(meta, t_units, t_origin)
-        elif fmt == "pairs":
-            warnings += _check_known_sources(meta, t_units, t_origin)
-    if fmt == "pairs":
-        for u, o in ((t_units, t_origin), (v_units or [], v_origin or [])):
-            _check_target_lengths(meta, u, o, fixed=reuse is not None)
-        if reuse is None:  # the longest source a model of this data will read without being told (targets.py)
-            meta["longest_source"] = max(len(u[0]) for u in t_units + (v_units or []))
-        else:
-            limit = source_limit(meta, max_source)
-            for (source, *_), (path, line) in zip(t_units, t_origin, strict=True):
-                if len(source) > limit:
-                    raise RnncliError(f"{where(path, line)}: {too_long(len(source), limit, frames)}")
-                if min_source is not None and len(source) < min_source:
-                    raise RnncliError(f"{where(path, line)}: a recording of {len(source):,} frames, shorter than "
-                                      f"the encoder's reduction of {min_source:,} frames (--stack-frames x "
-                                      "2^--pyramid)")
-    train = encode_units(meta, fmt, level, t_units, t_origin)
-    valid = encode_units(meta, fmt, level, v_units, v_origin) if v_units else None
-    return Dataset(meta, train, valid, warnings)
+    return (t_units, t_origin, v_units, v_origin), warnings
+
+
+REUSED = ("vocab", "labels", "tags", "chars", "tag_scheme", "target_vocab", "source_unk_trained", "pretrained_vocab",
+          "longest_source", "score_names", "score_mean", "score_std", "frame_dim", "frame_mean", "frame_std", "audio")
+
+
+def _reuse_vocabularies(meta, reuse, units, origin):
+    """A model's vocabularies, label sets and frame statistics, checked against the data -> warnings."""
+    meta.update({key: reuse[key] for key in REUSED if key in reuse})
+    frames = meta.get("input") == "frames"
+    if frames:
+        for u, (path, line) in zip(units, origin, strict=True):
+            x = _sequence(meta["format"], u)
+            if x.shape[1] != meta["frame_dim"]:
+                raise RnncliError(f"{where(path, line)}: frames of {x.shape[1]} numbers; the model reads "
+                                  f"{meta['frame_dim']}")
+    if meta["format"] != "pairs":
+        return []
+    return _check_known_targets(meta, units, origin) if frames else _check_known_sources(meta, units, origin)
+
+
+def _check_pair_lengths(meta, t_units, t_origin, v_units, v_origin, reuse, max_source, min_source):
+    """Targets within their limit; for a new model the longest source it will read unasked, for a
+    reused one its sources within the model's limits."""
+    for u, o in ((t_units, t_origin), (v_units or [], v_origin or [])):
+        _check_target_lengths(meta, u, o, fixed=reuse is not None)
+    if reuse is None:  # the longest source a model of this data will read without being told (targets.py)
+        meta["longest_source"] = max(len(u[0]) for u in t_units + (v_units or []))
+        return
+    limit, frames = source_limit(meta, max_source), meta.get("input") == "frames"
+    for (source, *_), (path, line) in zip(t_units, t_origin, strict=True):
+        if len(source) > limit:
+            raise RnncliError(f"{where(path, line)}: {too_long(len(source), limit, frames)}")
+        if min_source is not None and len(source) < min_source:
+            raise RnncliError(f"{where(path, line)}: a recording of {len(source):,} frames, shorter than "
+                              f"the encoder's reduction of {min_source:,} frames (--stack-frames x "
+                              "2^--pyramid)")
