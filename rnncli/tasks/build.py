@@ -129,70 +129,8 @@ def build_model(cfg, data_meta, rng=None):
 def _build(cfg, data_meta, rng):
     check_fits_in_memory(cfg, data_meta)
     rng = np.random.default_rng(cfg.seed) if rng is None else rng
-    dtype = np.dtype(cfg.dtype)
-    task = task_of(cfg, data_meta)
+    task = task_named(task_of(cfg, data_meta))
     V = len(data_meta["vocab"])
-    if task_named(task).pretrained_rows:  # rows for pretrained words after the training vocabulary
+    if task.pretrained_rows:  # rows for pretrained words after the training vocabulary
         V += len(data_meta.get("pretrained_vocab") or ())
-    if task == "clm":
-        from rnncli.tasks.conditional_lm import ConditionalLM
-
-        model = ConditionalLM(V, len(data_meta["labels"]), rng, embed=cfg.embed, hidden=cfg.hidden, cell=cfg.cell,
-                              layers=cfg.layers, dropout=cfg.dropout, condition=cfg.condition, dtype=dtype,
-                              activation=cfg.activation, reset_after=cfg.reset_after,
-                              unlabelled=cfg.label_dropout > 0)
-        model.label_names = data_meta["labels"]
-        return model
-    if task == "lm":
-        from rnncli.tasks.lm import LanguageModel
-
-        if cfg.bidirectional:
-            raise RnncliError("a language model cannot be bidirectional (it would see the future)")
-        return LanguageModel(V, rng, embed=cfg.embed, hidden=cfg.hidden, cell=cfg.cell, layers=cfg.layers,
-                             dropout=cfg.dropout, dtype=dtype, activation=cfg.activation,
-                             reset_after=cfg.reset_after)
-    bidirectional = True if cfg.bidirectional is None else cfg.bidirectional
-    if task == "seq2seq":
-        from rnncli.tasks.seq2seq import Seq2Seq
-        from rnncli.text.targets import DEFAULT_TARGET_RATIO
-
-        attention = None if cfg.attention in (None, "none") else cfg.attention
-        model = Seq2Seq(V, len(data_meta["target_vocab"]), rng, embed=cfg.embed, hidden=cfg.hidden, cell=cfg.cell,
-                        layers=cfg.layers, bidirectional=bidirectional, dropout=cfg.dropout, attention=attention,
-                        dtype=dtype, activation=cfg.activation, reset_after=cfg.reset_after,
-                        frame_dim=data_meta.get("frame_dim"), input_projection=cfg.input_projection,
-                        stack_frames=cfg.stack_frames, pyramid=cfg.pyramid, decoder_layers=cfg.decoder_layers,
-                        input_feeding=cfg.input_feeding, decoder_hidden=cfg.decoder_hidden)
-        model.target_tokens, model.target_level = data_meta["target_vocab"], data_meta["target_level"]
-        model.lower = data_meta["lower"]
-        model.max_target_ratio = data_meta.get("max_target_ratio", DEFAULT_TARGET_RATIO)
-        model.label_names = None
-        return model
-    common = dict(embed=cfg.embed, hidden=cfg.hidden, cell=cfg.cell, layers=cfg.layers, bidirectional=bidirectional,
-                  dropout=cfg.dropout, dtype=dtype, activation=cfg.activation, reset_after=cfg.reset_after,
-                  frame_dim=data_meta.get("frame_dim"), input_projection=cfg.input_projection)
-    if task == "regress":
-        from rnncli.tasks.regress import Regressor
-
-        model = Regressor(V, len(data_meta["score_names"]), rng, score_mean=data_meta["score_mean"],
-                          score_std=data_meta["score_std"], pool=cfg.pool, word_dropout=cfg.word_dropout, **common)
-        model.label_names, model.score_names = None, data_meta["score_names"]
-        return model
-    if task == "classify":
-        from rnncli.tasks.classify import Classifier
-
-        names = data_meta["labels"]
-        if len(names) < 2:
-            raise RnncliError(f"classification needs at least two labels; the data has {names}")
-        model = Classifier(V, len(names), rng, pool=cfg.pool, word_dropout=cfg.word_dropout, **common)
-    else:
-        from rnncli.tasks.tag import Tagger, bio_transitions
-
-        names = data_meta["tags"]
-        chars = len(data_meta["chars"]) if cfg.char_features else None
-        allowed = bio_transitions(names) if data_meta.get("tag_scheme") == "iob2" else None
-        model = Tagger(V, len(names), rng, char_vocab_size=chars, word_dropout=cfg.word_dropout, allowed=allowed,
-                       crf=cfg.crf, char_encoder=cfg.char_encoder, char_embed=cfg.char_embed,
-                       char_hidden=cfg.char_hidden, **common)
-    model.label_names = names
-    return model
+    return task.build(cfg, data_meta, rng, V, np.dtype(cfg.dtype))

@@ -11,10 +11,11 @@ import json
 
 import numpy as np
 
+from rnncli.errors import RnncliError
 from rnncli.nn.layers import Linear, dropout_mask, input_grads, input_layer
 from rnncli.nn.losses import sigmoid_binary_cross_entropy, softmax_cross_entropy
 from rnncli.nn.stack import RecurrentStack
-from rnncli.tasks.task import Task
+from rnncli.tasks.task import Task, reader_options
 from rnncli.tasks.word_dropout import word_dropout
 
 
@@ -140,6 +141,15 @@ class ClassifierTask(ManyToOneTask):
     graph = "classify_graph"  # export/onnx_graph.py
     text_picture, frames_picture = "classify_picture", "classify_frames"  # commands/show.py
     maximizes = True
+
+    def build(self, cfg, data_meta, rng, V, dtype):
+        names = data_meta["labels"]
+        if len(names) < 2:
+            raise RnncliError(f"classification needs at least two labels; the data has {names}")
+        model = Classifier(V, len(names), rng, pool=cfg.pool, word_dropout=cfg.word_dropout,
+                           **reader_options(cfg, data_meta, dtype))
+        model.label_names = names
+        return model
 
     def names_needed(self, cfg):
         return {"labels": 2}  # two labels to choose between at the least

@@ -162,6 +162,14 @@ class ConditionalLanguageModelTask(Task):
     generates = one_way = True
     pretrained_rows = False
 
+    def build(self, cfg, data_meta, rng, V, dtype):
+        model = ConditionalLM(V, len(data_meta["labels"]), rng, embed=cfg.embed, hidden=cfg.hidden, cell=cfg.cell,
+                              layers=cfg.layers, dropout=cfg.dropout, condition=cfg.condition, dtype=dtype,
+                              activation=cfg.activation, reset_after=cfg.reset_after,
+                              unlabelled=cfg.label_dropout > 0)
+        model.label_names = data_meta["labels"]
+        return model
+
     def described(self, cfg):
         return f"language model conditioned on the label ({cfg.get('condition')})"
 

@@ -5,6 +5,7 @@
 
 import numpy as np
 
+from rnncli.errors import RnncliError
 from rnncli.nn.layers import Embedding, Linear, dropout_mask
 from rnncli.nn.losses import softmax_cross_entropy
 from rnncli.nn.stack import RecurrentStack
@@ -80,6 +81,13 @@ class LanguageModelTask(Task):
     text_picture = "lm_picture"  # commands/show.py
     generates = one_way = True
     pretrained_rows = False  # its input words are also the words it predicts
+
+    def build(self, cfg, data_meta, rng, V, dtype):
+        """The model a config and a data set describe (tasks/build.py has checked and sized them)."""
+        if cfg.bidirectional:
+            raise RnncliError("a language model cannot be bidirectional (it would see the future)")
+        return LanguageModel(V, rng, embed=cfg.embed, hidden=cfg.hidden, cell=cfg.cell, layers=cfg.layers,
+                             dropout=cfg.dropout, dtype=dtype, activation=cfg.activation, reset_after=cfg.reset_after)
 
     def training_batches(self, cfg, ds, split, model, world):
         from rnncli.text.batching import StreamBatches, stream_ids

@@ -15,6 +15,7 @@ import numpy as np
 
 from rnncli.nn.losses import mean_squared_error
 from rnncli.tasks.classify import Classifier, ManyToOneTask
+from rnncli.tasks.task import reader_options
 
 
 class Regressor(Classifier):
@@ -43,6 +44,13 @@ class RegressionTask(ManyToOneTask):
     name, title, format = "regress", "regression", "scores"
     graph = "regress_graph"  # export/onnx_graph.py
     text_picture, frames_picture = "regress_picture", "regress_frames"  # commands/show.py
+
+    def build(self, cfg, data_meta, rng, V, dtype):
+        model = Regressor(V, len(data_meta["score_names"]), rng, score_mean=data_meta["score_mean"],
+                          score_std=data_meta["score_std"], pool=cfg.pool, word_dropout=cfg.word_dropout,
+                          **reader_options(cfg, data_meta, dtype))
+        model.label_names, model.score_names = None, data_meta["score_names"]
+        return model
 
     def names_needed(self, cfg):
         return {"score_names": 1}

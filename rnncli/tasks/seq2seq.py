@@ -33,6 +33,7 @@ from rnncli.nn.losses import softmax_cross_entropy
 from rnncli.nn.source_encoder import SourceEncoder, source_reader
 from rnncli.nn.stack import RecurrentStack
 from rnncli.tasks.task import Task, random_inputs
+from rnncli.text.targets import DEFAULT_TARGET_RATIO
 
 
 class Seq2Seq:
@@ -190,6 +191,20 @@ class EncoderDecoderTask(Task):
     stacks = ("encoder", "decoder")
     embedding = "source_embedding.E"
     decodes = True
+
+    def build(self, cfg, data_meta, rng, V, dtype):
+        attention = None if cfg.attention in (None, "none") else cfg.attention
+        model = Seq2Seq(V, len(data_meta["target_vocab"]), rng, embed=cfg.embed, hidden=cfg.hidden, cell=cfg.cell,
+                        layers=cfg.layers, bidirectional=cfg.bidirectional is not False, dropout=cfg.dropout,
+                        attention=attention, dtype=dtype, activation=cfg.activation, reset_after=cfg.reset_after,
+                        frame_dim=data_meta.get("frame_dim"), input_projection=cfg.input_projection,
+                        stack_frames=cfg.stack_frames, pyramid=cfg.pyramid, decoder_layers=cfg.decoder_layers,
+                        input_feeding=cfg.input_feeding, decoder_hidden=cfg.decoder_hidden)
+        model.target_tokens, model.target_level = data_meta["target_vocab"], data_meta["target_level"]
+        model.lower = data_meta["lower"]
+        model.max_target_ratio = data_meta.get("max_target_ratio", DEFAULT_TARGET_RATIO)
+        model.label_names = None
+        return model
 
     def names_needed(self, cfg):
         return {"target_vocab": 1}

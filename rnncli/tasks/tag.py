@@ -22,7 +22,7 @@ from rnncli.nn.functional import log_softmax
 from rnncli.nn.layers import Embedding, Linear, dropout_mask, input_grads, input_layer
 from rnncli.nn.losses import softmax_cross_entropy
 from rnncli.nn.stack import RecurrentStack
-from rnncli.tasks.task import Task
+from rnncli.tasks.task import Task, reader_options
 from rnncli.tasks.word_dropout import word_dropout
 from rnncli.text.vocab import SPECIALS
 
@@ -191,6 +191,16 @@ class TaggerTask(Task):
     graph = "tag_graph"  # export/onnx_graph.py
     text_picture, frames_picture = "tag_picture", "tag_frames"  # commands/show.py
     maximizes = True
+
+    def build(self, cfg, data_meta, rng, V, dtype):
+        names = data_meta["tags"]
+        chars = len(data_meta["chars"]) if cfg.char_features else None
+        allowed = bio_transitions(names) if data_meta.get("tag_scheme") == "iob2" else None
+        model = Tagger(V, len(names), rng, char_vocab_size=chars, word_dropout=cfg.word_dropout, allowed=allowed,
+                       crf=cfg.crf, char_encoder=cfg.char_encoder, char_embed=cfg.char_embed,
+                       char_hidden=cfg.char_hidden, **reader_options(cfg, data_meta, dtype))
+        model.label_names = names
+        return model
 
     def names_needed(self, cfg):
         return {"tags": 1, **({"chars": 1} if cfg.char_features else {})}

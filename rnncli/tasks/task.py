@@ -43,6 +43,11 @@ class Task:
         score: shape(name) -> a stored array's shape; agree(field, said, stored, what) fails."""
         agree("data.vocab", len(data["vocab"]), shape("head.W")[0], "head.W (tokens)")
 
+    def build(self, cfg, data_meta, rng, V, dtype):
+        """The model a config and a data set describe, V input rows (tasks/build.py has checked and
+        sized them): its parameters drawn from rng, in dtype."""
+        raise NotImplementedError
+
     # ---------------------------------------------------------------- training and evaluation
 
     def validation_sample(self, cfg, split):
@@ -171,3 +176,12 @@ def random_inputs(meta, rng, T, B, step=1):
     if meta.get("input") == "frames":
         return rng.normal(size=(*mask.shape, meta["frame_dim"])) * mask[:, :, None], mask
     return np.where(mask > 0, rng.integers(len(SPECIALS), len(meta["vocab"]), mask.shape), 0), mask
+
+
+def reader_options(cfg, data_meta, dtype):
+    """What a classifier, a regression and a tagger read their inputs with: the recurrent stack
+    (bidirectional unless told not to) over embedded words, or over frames projected to a width."""
+    return dict(embed=cfg.embed, hidden=cfg.hidden, cell=cfg.cell, layers=cfg.layers,
+                bidirectional=cfg.bidirectional is not False, dropout=cfg.dropout, dtype=dtype,
+                activation=cfg.activation, reset_after=cfg.reset_after, frame_dim=data_meta.get("frame_dim"),
+                input_projection=cfg.input_projection)
