@@ -7,6 +7,7 @@ from rnncli.checkpoint_checks import check_checkpoint
 from rnncli.config import config_from_meta
 from rnncli.errors import RnncliError
 from rnncli.tasks.build import build_model
+from rnncli.tasks.registry import task_named
 
 
 def read_checkpoint(path):
@@ -67,8 +68,9 @@ def load_models(paths):
     if len(loaded) == 1:
         return loaded[0]
     first_path, (_, first) = paths[0], loaded[0]
-    if first["task"] in ("lm", "clm", "seq2seq"):
-        what = "an encoder-decoder" if first["task"] == "seq2seq" else "a language model"
+    task = task_named(first["task"])
+    if not task.ensembles:
+        what = "an encoder-decoder" if task.decodes else "a language model"
         raise RnncliError(f"{first_path}: {what} cannot be part of an ensemble "
                           "(ensembles are for classifiers, taggers and regressions)")
     for path, (_, meta) in zip(paths[1:], loaded[1:], strict=True):

@@ -15,6 +15,7 @@ import numpy as np
 
 from rnncli.errors import RnncliError, UsageError
 from rnncli.nn.functional import sigmoid, softmax
+from rnncli.tasks.registry import task_named
 from rnncli.text.encode import encode_words, side_tokens
 from rnncli.text.vocab import EOS, Vocab, split_words
 
@@ -48,7 +49,7 @@ def read_lm(model, meta, text, label=None):
     if not tokens:
         raise UsageError("nothing to show: the text is empty")
     ids = np.concatenate([[EOS], Vocab(data["vocab"]).encode(tokens)])[:, None]  # (n + 1, 1)
-    if meta["task"] == "clm":
+    if task_named(meta["task"]).conditioned:
         names = data["labels"]
         if label not in names:
             raise UsageError(f"a conditional model reads a text for a label: --label one of {', '.join(names)}")

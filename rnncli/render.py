@@ -190,9 +190,10 @@ def train_summary(s):
         rows.append(("last validation", describe(s["valid"], s["level"])))
     rows.append(("validation data", s["validation"]))
     if s.get("best_score") is not None:
-        label = {"lm": "loss", "clm": "loss", "seq2seq": "loss", "classify": "accuracy %",
-                 "tag": "entity F1", "regress": "loss (standardised MSE)"}[s["task"]]
-        best = s["best_score"] if s["task"] in ("lm", "clm", "seq2seq", "regress") else -100 * s["best_score"]
+        from rnncli.tasks.registry import task_named
+
+        task = task_named(s["task"])
+        label, best = task.score_name, task.reported_score(s["best_score"]) * (100 if task.maximizes else 1)
         if s["selected_on"] != "validation":
             label = "train loss"
             best = s["best_score"]
@@ -211,62 +212,76 @@ def train_summary(s):
 
 
 def eval_report(m):
+    """eval's report: what was scored, then the tables of the model's Task (Task.report names the
+    function below that draws them)."""
+    from rnncli.tasks.registry import task_named
+
+    task = task_named(m["task"])
     if len(m["models"]) > 1:
         console.log(f"ensemble of {len(m['models'])} models: {', '.join(m['models'])}")
-    console.log(f"{m['data']}: scored {m['scored']}, {m['examples']:,} "
-                f"{'sequences' if m['task'] in ('lm', 'clm') else 'examples'}")
-    if m["task"] == "lm":
-        unit = "char" if m["level"] == "char" else "word"
-        console.show(console.table(f"{m['data']}: language model", ["", "value:"], [
-            ("tokens", f"{m['tokens']:,}"), ("loss (nats per token)", f"{m['loss']:.4f}"),
-            ("perplexity", f"{m['perplexity']:.2f}"), (f"bits per {unit}", f"{m['bits_per_token']:.4f}")]))
-        return
-    if m["task"] == "clm":
-        unit = "char" if m["level"] == "char" else "word"
-        rows = [(name, f"{x['tokens']:,}", f"{x['loss']:.4f}", f"{x['perplexity']:.2f}", f"{x['bits_per_token']:.4f}")
-                for name, x in m["labels"].items()]
-        rows.append(("all", f"{m['tokens']:,}", f"{m['loss']:.4f}", f"{m['perplexity']:.2f}",
-                     f"{m['bits_per_token']:.4f}"))
-        console.show(console.table(f"{m['data']}: language model conditioned on the label",
-                                   ["label", "tokens:", "loss (nats):", "perplexity:", f"bits per {unit}:"], rows))
-        return
-    if m["task"] == "seq2seq" and "wer" in m:
-        w, c = m["word_errors"], m["char_errors"]
-        console.log(f"{m['data']}: WER [bold]{pct(m['wer'])} %[/bold], CER {pct(m['cer'])} %, sentences right "
-                    f"{pct(m['sentence_accuracy'])} % ({m['decoding']})")
-        console.show(console.table(f"{m['data']}: speech recognition ({m['decoding']})",
-                                   ["", "error rate:", "substituted:", "deleted:", "inserted:", "in the references:"],
-                                   [(name, f"{pct(x['rate'])} %", f"{x['substitutions']:,}", f"{x['deletions']:,}",
-                                     f"{x['insertions']:,}", f"{x['reference']:,}")
-                                    for name, x in (("words", w), ("characters", c))]))
-        console.show(console.table("", ["", "value:"], [
-            ("sentences right", f"{pct(m['sentence_accuracy'])} %"), ("target tokens", f"{m['tokens']:,}"),
-            ("loss (nats per token)", f"{m['loss']:.4f}"), ("perplexity", f"{m['perplexity']:.2f}")]))
-        return
-    if m["task"] == "seq2seq":
+    console.log(f"{m['data']}: scored {m['scored']}, {m['examples']:,} {'sequences' if task.generates else 'examples'}")
+    globals()[task.report](m)
+
+
+def lm_report(m):
+    unit = "char" if m["level"] == "char" else "word"
+    console.show(console.table(f"{m['data']}: language model", ["", "value:"], [
+        ("tokens", f"{m['tokens']:,}"), ("loss (nats per token)", f"{m['loss']:.4f}"),
+        ("perplexity", f"{m['perplexity']:.2f}"), (f"bits per {unit}", f"{m['bits_per_token']:.4f}")]))
+
+
+def conditional_lm_report(m):
+    unit = "char" if m["level"] == "char" else "word"
+    rows = [(name, f"{x['tokens']:,}", f"{x['loss']:.4f}", f"{x['perplexity']:.2f}", f"{x['bits_per_token']:.4f}")
+            for name, x in m["labels"].items()]
+    rows.append(("all", f"{m['tokens']:,}", f"{m['loss']:.4f}", f"{m['perplexity']:.2f}", f"{m['bits_per_token']:.4f}"))
+    console.show(console.table(f"{m['data']}: language model conditioned on the label",
+                               ["label", "tokens:", "loss (nats):", "perplexity:", f"bits per {unit}:"], rows))
+
+
+def seq2seq_report(m):
+    """A translation's BLEU, chrF and exact match; a speech model's word and character errors."""
+    if "wer" not in m:
         console.show(console.table(f"{m['data']}: encoder-decoder ({m['decoding']})", ["", "value:"], [
             ("BLEU (sacreBLEU 13a)", f"{m['bleu']:.2f}"), ("chrF", f"{m['chrf']:.2f}"),
             ("exact match", f"{pct(m['exact_match'])} %"), ("target tokens", f"{m['tokens']:,}"),
             ("loss (nats per token)", f"{m['loss']:.4f}"), ("perplexity", f"{m['perplexity']:.2f}")]))
         return
-    if m["task"] == "regress":
-        rows = [(name, f"{x['rmse']:.4g}", f"{x['mae']:.4g}", f"{x['r2']:.4f}", f"{x['pearson']:.4f}",
-                 f"{x['spearman']:.4f}", f"{x['count']:,}") for name, x in m["scores"].items()]
-        console.log(f"{m['data']}: RMSE [bold]{m['rmse']:.4g}[/bold], R² {m['r2']:.4f}, Pearson r {m['pearson']:.4f}, "
-                    f"Spearman ρ {m['spearman']:.4f}")
-        console.show(console.table("regression (in the scores' own units)",
-                                   ["score", "RMSE:", "MAE:", "R²:", "Pearson r:", "Spearman ρ:", "examples:"], rows))
-        return
-    if m["task"] == "classify":
-        rows = [(n, pct(c["precision"]), pct(c["recall"]), pct(c["f1"]), c["support"]) for n, c in m["classes"].items()]
-        rows.append(("macro", "", "", pct(m["macro_f1"]), sum(c["support"] for c in m["classes"].values())))
-        console.log(f"{m['data']}: accuracy [bold]{pct(m['accuracy'])} %[/bold], macro-F1 {pct(m['macro_f1'])}")
-        console.show(console.table("per class", ["class", "precision:", "recall:", "F1:", "support:"], rows))
-        names = m["labels"]
-        console.show(console.table("confusion (rows true, columns predicted)", ["", *[n + ":" for n in names]],
-                                   [(n, *row) for n, row in zip(names, m["confusion"], strict=True)]))
-        return
-    if m.get("level") == "frame":  # a tag per frame: events, as the trigger-word task scores them
+    w, c = m["word_errors"], m["char_errors"]
+    console.log(f"{m['data']}: WER [bold]{pct(m['wer'])} %[/bold], CER {pct(m['cer'])} %, sentences right "
+                f"{pct(m['sentence_accuracy'])} % ({m['decoding']})")
+    console.show(console.table(f"{m['data']}: speech recognition ({m['decoding']})",
+                               ["", "error rate:", "substituted:", "deleted:", "inserted:", "in the references:"],
+                               [(name, f"{pct(x['rate'])} %", f"{x['substitutions']:,}", f"{x['deletions']:,}",
+                                 f"{x['insertions']:,}", f"{x['reference']:,}")
+                                for name, x in (("words", w), ("characters", c))]))
+    console.show(console.table("", ["", "value:"], [
+        ("sentences right", f"{pct(m['sentence_accuracy'])} %"), ("target tokens", f"{m['tokens']:,}"),
+        ("loss (nats per token)", f"{m['loss']:.4f}"), ("perplexity", f"{m['perplexity']:.2f}")]))
+
+
+def regress_report(m):
+    rows = [(name, f"{x['rmse']:.4g}", f"{x['mae']:.4g}", f"{x['r2']:.4f}", f"{x['pearson']:.4f}",
+             f"{x['spearman']:.4f}", f"{x['count']:,}") for name, x in m["scores"].items()]
+    console.log(f"{m['data']}: RMSE [bold]{m['rmse']:.4g}[/bold], R² {m['r2']:.4f}, Pearson r {m['pearson']:.4f}, "
+                f"Spearman ρ {m['spearman']:.4f}")
+    console.show(console.table("regression (in the scores' own units)",
+                               ["score", "RMSE:", "MAE:", "R²:", "Pearson r:", "Spearman ρ:", "examples:"], rows))
+
+
+def classify_report(m):
+    rows = [(n, pct(c["precision"]), pct(c["recall"]), pct(c["f1"]), c["support"]) for n, c in m["classes"].items()]
+    rows.append(("macro", "", "", pct(m["macro_f1"]), sum(c["support"] for c in m["classes"].values())))
+    console.log(f"{m['data']}: accuracy [bold]{pct(m['accuracy'])} %[/bold], macro-F1 {pct(m['macro_f1'])}")
+    console.show(console.table("per class", ["class", "precision:", "recall:", "F1:", "support:"], rows))
+    names = m["labels"]
+    console.show(console.table("confusion (rows true, columns predicted)", ["", *[n + ":" for n in names]],
+                               [(n, *row) for n, row in zip(names, m["confusion"], strict=True)]))
+
+
+def tag_report(m):
+    """Entities by type (conlleval's rules); for a tag per frame, events as the trigger-word task scores them."""
+    if m.get("level") == "frame":
         console.log(f"{m['data']}: event F1 [bold]{pct(m['f1'])}[/bold] (precision {pct(m['precision'])}, recall "
                     f"{pct(m['recall'])}; {m['events']:,} events, {m['predicted']:,} predicted), frame accuracy "
                     f"{pct(m['token_accuracy'])} %")

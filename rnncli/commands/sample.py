@@ -8,6 +8,7 @@ from rnncli.errors import UsageError
 from rnncli.models import load_model
 from rnncli.sample import check_sampling_options, generate
 from rnncli.tasks.options import check_options
+from rnncli.tasks.registry import task_named
 from rnncli.text.vocab import Vocab
 
 ANY_LABEL = "*"  # --label '*': draw each sample's label as often as training saw it
@@ -42,7 +43,7 @@ def resolve_labels(model_path, meta, labels, n, rng):
     an unconditional model. A conditional model needs --label: a label it was not trained on is
     a usage error listing the known ones; '*' draws from the training data's label frequencies.
     The ids come as an iterator, a few thousand at a time: -n may be as large as one likes."""
-    if meta["task"] != "clm":
+    if not task_named(meta["task"]).conditioned:
         if labels:
             raise UsageError(f"{model_path}: --label needs a conditional language model (trained with --task lm "
                              "on label+text data); this one was trained without labels")

@@ -141,6 +141,8 @@ class ClassifierTask(ManyToOneTask):
     graph = "classify_graph"  # export/onnx_graph.py
     text_picture, frames_picture = "classify_picture", "classify_frames"  # commands/show.py
     maximizes = True
+    report = "classify_report"  # render.py: eval's tables
+    score_name = "accuracy %"
 
     def build(self, cfg, data_meta, rng, V, dtype):
         names = data_meta["labels"]

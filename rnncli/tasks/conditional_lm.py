@@ -161,6 +161,8 @@ class ConditionalLanguageModelTask(Task):
     text_picture = "lm_picture"  # commands/show.py
     generates = one_way = True
     pretrained_rows = False
+    report = "conditional_lm_report"  # render.py: eval's tables
+    conditioned, ensembles = True, False
 
     def build(self, cfg, data_meta, rng, V, dtype):
         model = ConditionalLM(V, len(data_meta["labels"]), rng, embed=cfg.embed, hidden=cfg.hidden, cell=cfg.cell,

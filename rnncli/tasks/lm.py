@@ -81,6 +81,8 @@ class LanguageModelTask(Task):
     text_picture = "lm_picture"  # commands/show.py
     generates = one_way = True
     pretrained_rows = False  # its input words are also the words it predicts
+    report = "lm_report"  # render.py: eval's tables
+    ensembles = False
 
     def build(self, cfg, data_meta, rng, V, dtype):
         """The model a config and a data set describe (tasks/build.py has checked and sized them)."""

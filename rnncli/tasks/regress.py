@@ -44,6 +44,8 @@ class RegressionTask(ManyToOneTask):
     name, title, format = "regress", "regression", "scores"
     graph = "regress_graph"  # export/onnx_graph.py
     text_picture, frames_picture = "regress_picture", "regress_frames"  # commands/show.py
+    report = "regress_report"  # render.py: eval's tables
+    score_name = "loss (standardised MSE)"
 
     def build(self, cfg, data_meta, rng, V, dtype):
         model = Regressor(V, len(data_meta["score_names"]), rng, score_mean=data_meta["score_mean"],

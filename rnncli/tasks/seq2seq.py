@@ -191,6 +191,8 @@ class EncoderDecoderTask(Task):
     stacks = ("encoder", "decoder")
     embedding = "source_embedding.E"
     decodes = True
+    report = "seq2seq_report"  # render.py: eval's tables
+    ensembles = False
 
     def build(self, cfg, data_meta, rng, V, dtype):
         attention = None if cfg.attention in (None, "none") else cfg.attention

@@ -191,6 +191,8 @@ class TaggerTask(Task):
     graph = "tag_graph"  # export/onnx_graph.py
     text_picture, frames_picture = "tag_picture", "tag_frames"  # commands/show.py
     maximizes = True
+    report = "tag_report"  # render.py: eval's tables
+    score_name = "entity F1"
 
     def build(self, cfg, data_meta, rng, V, dtype):
         names = data_meta["tags"]

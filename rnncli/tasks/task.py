@@ -19,6 +19,9 @@ class Task:
     name = ""  # as checkpoints store it
     format = "tsv"  # the data format that trains it by default (gradcheck's made-up data)
     title = ""  # as messages name a model of it: "a {title}"
+    score_name = "loss"  # what its selection score is, as the training summary names it
+    conditioned = False  # it reads a label beside its text (sample --label, show --label)
+    ensembles = True  # models of it average their answers (predict and eval -m a -m b)
     generates = False  # `sample` writes text from it (a language model)
     maximizes = False  # its selection figure (accuracy, entity F1) is better higher; stored negated
     many_to_one = False  # the loss is a mean over the batch's sequences, not over its tokens
@@ -137,6 +140,7 @@ class Task:
     graph = ""
     # the functions of commands/show.py that draw what a model makes of a text, and of frames
     text_picture = frames_picture = ""
+    report = ""  # the function of render.py that draws eval's tables
 
     # ---------------------------------------------------------------- gradient checks (commands/gradcheck.py)
 
