@@ -360,7 +360,9 @@ def inspect_report(info):
     hist = info["history"]
     rows = [(h["step"], h["epoch"], f"{h['train_loss']:.4f}", describe(h["valid"], info["level"])
              if h.get("valid") else "-", f"{h['elapsed']:.0f}") for h in hist[-10:]]
-    label = {"classify": "accuracy", "tag": "entity F1"}.get(task, "loss")
+    from rnncli.tasks.registry import task_named
+
+    key, label = task_named(task).metric, task_named(task).metric_title
     best_text = "-" if info["best_score"] is None else f"{info['best_score']:.4f}"
     console.show(console.table(f"history (last {len(rows)} of {len(hist)} evaluations; best {label} {best_text} "
                                f"at step {info['best_step']}, {info['train_time_s'] or 0:.0f} s of training)",
@@ -369,7 +371,6 @@ def inspect_report(info):
         from rnncli.charts import sparkline
 
         curves = {"train loss": [h["train_loss"] for h in hist]}
-        key = {"classify": "accuracy", "tag": "f1"}.get(task, "loss")
         if all((h.get("valid") or {}).get(key) is not None for h in hist):
             curves[f"valid {'loss' if key == 'loss' else label}"] = [h["valid"][key] for h in hist]
         every = -(-len(hist) // 60)

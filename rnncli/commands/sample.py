@@ -23,7 +23,7 @@ def open_sampler(model_path, temperature=1.0, top_k=None, top_p=None, max_len=10
     given: the options the user gave, checked against the model's task (tasks/options.py)."""
     check_sampling_options(temperature, top_k, top_p, max_len, 1.0 if guidance is None else guidance)
     model, meta, _ = load_model(model_path)
-    if meta.get("task") not in ("lm", "clm"):
+    if not task_named(meta["task"]).generates:
         raise UsageError(f"{model_path}: a {meta.get('task')} model does not generate text; use predict")
     check_options("sample", meta["task"], given)
     knows_no_label = getattr(model, "no_label", None) is not None

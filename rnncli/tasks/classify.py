@@ -143,6 +143,7 @@ class ClassifierTask(ManyToOneTask):
     maximizes = True
     report = "classify_report"  # render.py: eval's tables
     score_name = "accuracy %"
+    metric = metric_title = "accuracy"
 
     def build(self, cfg, data_meta, rng, V, dtype):
         names = data_meta["labels"]

@@ -193,6 +193,7 @@ class TaggerTask(Task):
     maximizes = True
     report = "tag_report"  # render.py: eval's tables
     score_name = "entity F1"
+    metric, metric_title = "f1", "entity F1"
 
     def build(self, cfg, data_meta, rng, V, dtype):
         names = data_meta["tags"]

@@ -20,6 +20,7 @@ class Task:
     format = "tsv"  # the data format that trains it by default (gradcheck's made-up data)
     title = ""  # as messages name a model of it: "a {title}"
     score_name = "loss"  # what its selection score is, as the training summary names it
+    metric, metric_title = "loss", "loss"  # the validation figure inspect draws, and its name
     conditioned = False  # it reads a label beside its text (sample --label, show --label)
     ensembles = True  # models of it average their answers (predict and eval -m a -m b)
     generates = False  # `sample` writes text from it (a language model)
