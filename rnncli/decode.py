@@ -114,11 +114,7 @@ def beam_search(model, source, source_mask, beam=5, length_penalty=0.0, n_best=1
         logits, states = model.step(prev, states, memory, mask)
         V = logits.shape[1]
         candidates = (scores[:, :, None] + _log_probs(logits).reshape(B, K, V)).reshape(B, K * V)
-        # the 2K best of each source: at most K of them end in <eos>, so K others stay alive
-        top = np.argpartition(-candidates, 2 * K - 1, axis=1)[:, : 2 * K] if K * V > 2 * K else \
-            np.broadcast_to(np.arange(K * V), (B, K * V))
-        top = np.take_along_axis(top, np.argsort(-np.take_along_axis(candidates, top, 1), 1, kind="stable"), 1)
-        top_scores = np.take_along_axis(candidates, top, 1)
+        top, top_scores = _best_two_beams(candidates, K)
         from_beam, token = top // V, top % V
         ends = (token == EOS) & np.isfinite(top_scores)
         length = t + 1
@@ -152,3 +148,13 @@ def beam_search(model, source, source_mask, beam=5, length_penalty=0.0, n_best=1
         if all(f[0] != tokens[b] for f in finished[b]):
             finished[b].append((tokens[b], logp[b] / norm(max(n, 1)), logp[b]))
     return [sorted(f, key=lambda h: -h[1])[:n_best] for f in finished]
+
+
+def _best_two_beams(candidates, K):
+    """candidates (B, K V): each source's scores of every extension -> the 2K best of each, best
+    first: (their indices, their scores). At most K of them end in <eos>, so K others stay alive."""
+    B, KV = candidates.shape
+    top = np.argpartition(-candidates, 2 * K - 1, axis=1)[:, : 2 * K] if KV > 2 * K else \
+        np.broadcast_to(np.arange(KV), (B, KV))
+    top = np.take_along_axis(top, np.argsort(-np.take_along_axis(candidates, top, 1), 1, kind="stable"), 1)
+    return top, np.take_along_axis(candidates, top, 1)

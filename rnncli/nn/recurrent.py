@@ -463,10 +463,9 @@ class GRU(_Recurrent):
         W_aa = self.params["W_aa"]
         # contiguous transposes, made once (only those this formulation uses): the per-step
         # products with out= run faster on them
-        if self.reset_after:
-            W_aaT = np.ascontiguousarray(W_aa.T)
-        else:
-            W_ruT, W_nT = np.ascontiguousarray(W_aa[: 2 * H].T), np.ascontiguousarray(W_aa[2 * H :].T)
+        W_aaT = np.ascontiguousarray(W_aa.T) if self.reset_after else None
+        W_ruT, W_nT = (None, None) if self.reset_after else (np.ascontiguousarray(W_aa[: 2 * H].T),
+                                                             np.ascontiguousarray(W_aa[2 * H :].T))
         dP = np.empty_like(gates)  # gradients of the input-side pre-activations
         # reset_after: the recurrent product sees the n block scaled by Gr, so it needs its own array
         dR = np.empty_like(gates) if self.reset_after else None

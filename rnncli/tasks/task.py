@@ -32,6 +32,9 @@ class Task:
     decodes = False  # predictions are decoded sequences (decode.py); validation decodes a sample (--decode-valid)
     one_way = False  # never bidirectional (a language model would see the future)
     input_field = "tokens"  # the field predict reads of a JSON lines record
+    # functions named by the modules that hold them: export/onnx_graph.py's that writes its ONNX graph,
+    # commands/show.py's that draw what a model makes of a text and of frames, render.py's eval tables
+    graph = text_picture = frames_picture = report = ""
 
     # ---------------------------------------------------------------- what a checkpoint must hold
 
@@ -133,15 +136,6 @@ class Task:
     def prediction_text(self, record, names, proba=False, as_json=False):
         """One predict record as the text written to stdout; names: answer_names'."""
         raise NotImplementedError
-
-    # ---------------------------------------------------------------- export
-
-    # the function of export/onnx_graph.py that writes its ONNX graph: (g, model, params, cfg, data)
-    # -> (the graph's inputs, its outputs)
-    graph = ""
-    # the functions of commands/show.py that draw what a model makes of a text, and of frames
-    text_picture = frames_picture = ""
-    report = ""  # the function of render.py that draws eval's tables
 
     # ---------------------------------------------------------------- gradient checks (commands/gradcheck.py)
 

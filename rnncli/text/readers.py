@@ -223,6 +223,31 @@ def jsonl_scores(obj, path, n):
     return [float(v) for v in values]
 
 
+def _tagged_record(obj, path, n):
+    """{"tokens": [...], "tags": [...]} -> (line, tokens, tags): as many of each, words without spaces."""
+    tokens, tags = _jsonl_list(obj, "tokens", path, n), _jsonl_list(obj, "tags", path, n)
+    if len(tokens) != len(tags):
+        raise RnncliError(f"{where(path, n)}: {len(tokens)} tokens but {len(tags)} tags")
+    if not tokens:
+        raise RnncliError(f"{where(path, n)}: field 'tokens' is empty")
+    bad = next((t for t in tokens if not t.strip() or any(c.isspace() for c in t)), None)
+    if bad is not None:
+        raise RnncliError(f"{where(path, n)}: field 'tokens' holds {bad!r}: a token is one word without spaces")
+    return n, tokens, [t.strip() for t in tags]
+
+
+def _scored_record(obj, path, n, records):
+    """{"text": ..., "target": number or [numbers]} -> (line, text, [numbers]), as many numbers as
+    the first record's."""
+    text, scores = _jsonl_string(obj, "text", path, n), jsonl_scores(obj, path, n)
+    if not text.strip():
+        raise RnncliError(f"{where(path, n)}: field 'text' is empty")
+    if records and len(scores) != len(records[0][2]):
+        raise RnncliError(f"{where(path, n)}: {len(scores)} numbers in 'target', where the first record "
+                          f"has {len(records[0][2])}")
+    return n, text, scores
+
+
 def jsonl_records(text, path, audio_meta=None):
     """-> (kind, records): records shaped as the kind's own reader gives them:
     text  (line, text)               tsv    (line, label, text)
@@ -252,35 +277,19 @@ def jsonl_records(text, path, audio_meta=None):
                 raise RnncliError(f"{where(path, n)}: missing field {key!r} (this file's records have "
                                   f"{' and '.join(keys)})")
         if kind == "conll":
-            tokens, tags = _jsonl_list(obj, "tokens", path, n), _jsonl_list(obj, "tags", path, n)
-            if len(tokens) != len(tags):
-                raise RnncliError(f"{where(path, n)}: {len(tokens)} tokens but {len(tags)} tags")
-            if not tokens:
-                raise RnncliError(f"{where(path, n)}: field 'tokens' is empty")
-            bad = next((t for t in tokens if not t.strip() or any(c.isspace() for c in t)), None)
-            if bad is not None:
-                raise RnncliError(f"{where(path, n)}: field 'tokens' holds {bad!r}: a token is one word without spaces")
-            records.append((n, tokens, [t.strip() for t in tags]))
-            continue
-        if kind.startswith("frames:"):
+            records.append(_tagged_record(obj, path, n))
+        elif kind.startswith("frames:"):
             records.append(_frames_record(obj, kind[7:], path, n, audio_meta, records))
-            continue
-        if kind == "scores":
-            text, scores = _jsonl_string(obj, "text", path, n), jsonl_scores(obj, path, n)
-            if not text.strip():
-                raise RnncliError(f"{where(path, n)}: field 'text' is empty")
-            if records and len(scores) != len(records[0][2]):
-                raise RnncliError(f"{where(path, n)}: {len(scores)} numbers in 'target', where the first record "
-                                  f"has {len(records[0][2])}")
-            records.append((n, text, scores))
-            continue
-        values = [_jsonl_string(obj, key, path, n, allow_int=key == "label") for key in keys]
-        for key, value in zip(keys, values, strict=True):
-            if not value.strip():
-                raise RnncliError(f"{where(path, n)}: field {key!r} is empty")
-        if kind == "tsv":
-            values[0] = values[0].strip()
-        records.append((n, *values))
+        elif kind == "scores":
+            records.append(_scored_record(obj, path, n, records))
+        else:
+            values = [_jsonl_string(obj, key, path, n, allow_int=key == "label") for key in keys]
+            for key, value in zip(keys, values, strict=True):
+                if not value.strip():
+                    raise RnncliError(f"{where(path, n)}: field {key!r} is empty")
+            if kind == "tsv":
+                values[0] = values[0].strip()
+            records.append((n, *values))
     if not records:
         raise RnncliError(f"{where(path)}: no records (empty file?)")
     return kind, records
