@@ -458,7 +458,7 @@ class GRU(_Recurrent):
 
     def _backward_loop(self, d_out, d_final, cache):
         (A,), gates, saved, m = cache["states"], cache["gates"], cache["saved"], cache["m"]
-        (T, G3, B), H, W_aa = gates.shape, self.hidden_size, self.params["W_aa"]
+        (T, _, B), H, W_aa = gates.shape, self.hidden_size, self.params["W_aa"]
         # contiguous transposes, made once (only those this formulation uses): the per-step
         # products with out= run faster on them
         W_aaT = np.ascontiguousarray(W_aa.T) if self.reset_after else None
