@@ -397,9 +397,10 @@ def show(
       rnncli show -m ner_model.npz "Anna moved to Paris" -o tags.html
       rnncli show -m model.npz --curves -o curves.html
     """
+    from rnncli import render
     from rnncli.commands.show import run_show
 
-    run_show(text, model, unit, gate, top, curves, out, json_out, label, _given(ctx))
+    render.show_picture(run_show(text, model, unit, gate, top, curves, out, label, _given(ctx)), out, json_out)
 
 
 @app.command()

@@ -296,6 +296,20 @@ def tag_report(m):
 # ---------------------------------------------------------------- predict (stdout)
 
 
+def show_picture(picture, out=None, as_json=False):
+    """show's Picture (commands/show.py): its terminal items in order, its numbers with --json, and
+    its page written to out (-o)."""
+    for kind, item in picture.terminal:
+        (console.log if kind == "log" else console.show)(item)
+    if as_json and picture.numbers is not None:
+        console.write_json(picture.numbers)
+    if out is not None and picture.page is not None:
+        from rnncli.npzfile import write_file
+
+        write_file(out, lambda f: f.write(picture.page.encode("utf-8")))
+        console.log(f"wrote {out}")
+
+
 def write_samples(samples, as_json, one_line, apart):
     """Write commands.sample.samples to stdout as they are generated: each sample's pieces flushed as
     they come; a sample per line (one_line), or separated by a blank line (apart: a character model's

@@ -1,5 +1,6 @@
-"""rnncli show: load the model, read the text (readout.py), draw it in the terminal and, with -o,
-as a self-contained HTML page (pictures.py); or draw the training curves."""
+"""rnncli show: load the model, read the text (readout.py) and make its picture: what the terminal
+shows, the numbers (--json) and, with -o, a self-contained HTML page (pictures.py); or the training
+curves. Returns a Picture; render.show_picture prints it and writes the page."""
 
 import sys
 import typing
@@ -8,7 +9,6 @@ import numpy as np
 
 from rnncli import console
 from rnncli.errors import RnncliError, UsageError
-from rnncli.npzfile import write_file
 
 
 def _text(text):
@@ -17,15 +17,20 @@ def _text(text):
     return sys.stdin.read() if text == "-" else text
 
 
-def _write(out, page):
-    write_file(out, lambda f: f.write(page.encode("utf-8")))
-    console.log(f"wrote {out}")
+class Picture(typing.NamedTuple):
+    """What show makes: ("log", text) and ("show", a Rich renderable) items for the terminal, in
+    order; the numbers (--json); and the page (HTML, or SVG) for -o."""
+
+    terminal: list
+    numbers: dict | None = None
+    page: str | None = None
 
 
-def run_show(text, model_path, unit=None, gate=None, top=False, curves=False, out=None, json_out=False,
-             label=None, given=()):
-    """given: the options the user gave, checked against the model's task (tasks/options.py). The
-    model's Task names its pictures (Task.text_picture, Task.frames_picture: functions below)."""
+def run_show(text, model_path, unit=None, gate=None, top=False, curves=False, out=None, label=None, given=()):
+    """-> the Picture of a text (or recording) read by the model, or of its training curves. out: where
+    the page will go (-o), None for none; given: the options the user gave, checked against the model's
+    task (tasks/options.py). The model's Task names its pictures (Task.text_picture, Task.frames_picture:
+    functions below)."""
     from rnncli.tasks.options import check_options
     from rnncli.tasks.registry import task_named
 
@@ -36,20 +41,21 @@ def run_show(text, model_path, unit=None, gate=None, top=False, curves=False, ou
     model, meta, _ = load_model(model_path)
     task = task_named(meta["task"])
     check_options("show", task.name, given)
-    shown = Shown(model, meta, str(model_path), out, json_out)
+    shown = Shown(model, meta, str(model_path), out is not None, [])
     if meta["data"].get("input") == "frames":
         return _frames(shown, text, globals()[task.frames_picture])
     return globals()[task.text_picture](shown, _text(text), dict(unit=unit, gate=gate, top=top, label=label))
 
 
 class Shown(typing.NamedTuple):
-    """What every picture needs: the model, its meta, its path, where the page goes, --json."""
+    """What every picture needs: the model, its meta, its path, whether a page is asked for (-o),
+    and the terminal's items so far."""
 
     model: object
     meta: dict
     path: str
-    out: object
-    json_out: bool
+    paged: bool
+    terminal: list
 
 
 def _tokens_shown(shown, result, tokens, colours, titles, caption):
@@ -59,20 +65,16 @@ def _tokens_shown(shown, result, tokens, colours, titles, caption):
     from rnncli.markup import element
 
     sep = "" if shown.meta["data"].get("level") == "char" else " "
-    console.log(caption)
-    console.show(pictures.rich_tokens(tokens, colours, sep))
-    if shown.json_out:
-        console.write_json(result)
-    if shown.out is not None:
-        _write(shown.out, page(f"{shown.path}: {shown.meta['task']}", element("p", caption),
-                               element("p", pictures.html_tokens(tokens, colours, titles, sep),
-                                       style="line-height:1.9")))
+    shown.terminal.extend([("log", caption), ("show", pictures.rich_tokens(tokens, colours, sep))])
+    html = page(f"{shown.path}: {shown.meta['task']}", element("p", caption),
+                element("p", pictures.html_tokens(tokens, colours, titles, sep), style="line-height:1.9"))
+    return Picture(shown.terminal, result, html if shown.paged else None)
 
 
 def lm_picture(shown, text, options):
     """A language model's units or gates at every token (--unit, --gate, --top; --label: the text
     read as that label's)."""
-    _tokens_shown(shown, *_lm(shown.model, shown.meta, text, **options))
+    return _tokens_shown(shown, *_lm(shown, text, **options))
 
 
 def tag_picture(shown, text, options):
@@ -84,8 +86,8 @@ def tag_picture(shown, text, options):
     tokens = [f"{w}/{t}" for w, t in zip(result["tokens"], result["tags"], strict=True)]
     colours = [pictures.sequential(p) for p in result["probabilities"]]
     titles = [f"{t}: p = {p:.3f}" for t, p in zip(result["tags"], result["probabilities"], strict=True)]
-    _tokens_shown(shown, result, tokens, colours, titles,
-                  "each token's tag, shaded by its probability given the whole sentence")
+    return _tokens_shown(shown, result, tokens, colours, titles,
+                         "each token's tag, shaded by its probability given the whole sentence")
 
 
 def classify_picture(shown, text, options):
@@ -98,8 +100,8 @@ def classify_picture(shown, text, options):
     scale = max(float(np.abs(c).max()), 1e-12)
     caption = (f"{result['label']} (p = {result['probability']:.3f}); colour: {result['how']}"
                + ("" if min(c) >= 0 else " (red: towards it, blue: against it)"))
-    _tokens_shown(shown, result, result["tokens"], [pictures.diverging(v / scale) for v in c],
-                  [f"{v:+.4f}" for v in c], caption)
+    return _tokens_shown(shown, result, result["tokens"], [pictures.diverging(v / scale) for v in c],
+                         [f"{v:+.4f}" for v in c], caption)
 
 
 def regress_picture(shown, text, options):
@@ -112,8 +114,8 @@ def regress_picture(shown, text, options):
     scale = max(float(np.abs(c).max()), 1e-12)
     caption = (", ".join(f"{n} = {v:.4g}" for n, v in result["scores"].items()) + f"; colour: {result['how']}"
                + ("" if min(c) >= 0 else " (red: raises it, blue: lowers it)"))
-    _tokens_shown(shown, result, result["tokens"], [pictures.diverging(v / scale) for v in c],
-                  [f"{v:+.4g}" for v in c], caption)
+    return _tokens_shown(shown, result, result["tokens"], [pictures.diverging(v / scale) for v in c],
+                         [f"{v:+.4g}" for v in c], caption)
 
 
 def translation_picture(shown, text, options):
@@ -123,23 +125,22 @@ def translation_picture(shown, text, options):
     from rnncli.readout import read_translation
 
     result = read_translation(shown.model, shown.meta, text)
-    console.show(" ".join(result["target"][:-1]))
+    shown.terminal.append(("show", " ".join(result["target"][:-1])))
     if result["attention"] is None:
-        console.log("this encoder-decoder has no attention to show")
-    else:
-        _attention_table(result)
-    if shown.json_out:
-        console.write_json({**result, "attention": None if result["attention"] is None
-                            else np.round(result["attention"], 6).tolist()})
-    if shown.out is not None and result["attention"] is not None:
-        _write(shown.out, page("attention", pictures.heatmap(result["target"], result["source"], result["attention"],
-                                                              "attention: each target token (row) over the source")))
+        shown.terminal.append(("log", "this encoder-decoder has no attention to show"))
+        return Picture(shown.terminal, {**result, "attention": None})
+    shown.terminal.append(("show", _attention_table(result)))
+    html = page("attention", pictures.heatmap(result["target"], result["source"], result["attention"],
+                                              "attention: each target token (row) over the source"))
+    return Picture(shown.terminal, {**result, "attention": np.round(result["attention"], 6).tolist()},
+                   html if shown.paged else None)
 
 
-def _lm(model, meta, text, unit, gate, top, label=None):
+def _lm(shown, text, unit, gate, top, label=None):
     from rnncli import pictures
     from rnncli.readout import GATES, read_lm, top_units
 
+    model, meta = shown.model, shown.meta
     read = read_lm(model, meta, text, label)
     H = read["hidden"].shape[1]
     if unit is not None and not 0 <= unit < H:
@@ -149,8 +150,9 @@ def _lm(model, meta, text, unit, gate, top, label=None):
         raise UsageError(f"--gate of a {kind}: {', '.join(GATES[kind]) or 'none (it has no gates)'}")
     ranked = top_units(read["hidden"], read["tokens"]) if top or unit is None and gate is None else []
     if top:
-        console.show(console.table("units that track something simple (|r| = Pearson correlation)",
-                                   ["feature", "unit:", "r:"], [(f, str(u), f"{r:+.2f}") for f, u, r in ranked]))
+        shown.terminal.append(("show", console.table("units that track something simple (|r| = Pearson correlation)",
+                                                     ["feature", "unit:", "r:"],
+                                                     [(f, str(u), f"{r:+.2f}") for f, u, r in ranked])))
     if gate is not None:
         values = read["gates"][gate][:, unit] if unit is not None else read["gates"][gate].mean(axis=1)
         colours = [pictures.sequential(v) for v in values]
@@ -171,13 +173,12 @@ def _attention_table(result):
     source, weights = result["source"], result["attention"]
     if len(source) <= 8:
         rows = [(t, *[f"{w:.2f}" for w in row]) for t, row in zip(result["target"], weights, strict=True)]
-        console.show(console.table("attention (rows: target tokens, columns: source tokens)", ["", *source], rows))
-        return
+        return console.table("attention (rows: target tokens, columns: source tokens)", ["", *source], rows)
     # too wide for a terminal: each target token's most attended source tokens (-o draws it all)
     rows = [(t, ", ".join(f"{source[s]!r} {row[s]:.2f}" for s in np.argsort(-row)[:3]))
             for t, row in zip(result["target"], weights, strict=True)]
-    console.show(console.table("attention: the three source tokens each target token attends to most",
-                               ["target", "source tokens (weight)"], rows))
+    return console.table("attention: the three source tokens each target token attends to most",
+                         ["target", "source tokens (weight)"], rows)
 
 
 def _curves(model_path, out):
@@ -191,17 +192,14 @@ def _curves(model_path, out):
     if out is None:
         raise UsageError("--curves draws a picture: give -o curves.html (or .svg)")
     if str(out).endswith(".svg"):  # one picture: the loss
-        svg = pictures.curve_charts(history)[0]
-        write_file(out, lambda f: f.write(svg.encode("utf-8")))
-        console.log(f"wrote {out}")
-    else:
-        _write(out, pictures.curves_page(str(model_path), history))
+        return Picture([], page=pictures.curve_charts(history)[0])
+    return Picture([], page=pictures.curves_page(str(model_path), history))
 
 
 def _frames(shown, path, picture):
     """A model of frames: its input (a recording or a .npy file) as a spectrogram, and what the
     model makes of it (picture: the Task's *_frames function below -> strips under the
-    spectrogram, the numbers, a caption)."""
+    spectrogram, the numbers, a caption, the page's title, tables for the terminal)."""
     from rnncli import pictures
     from rnncli.charts import page
     from rnncli.commands.predict import frame_items
@@ -216,14 +214,15 @@ def _frames(shown, path, picture):
         raise RnncliError(x)
     frames = encode_frames(data, [x]).frames  # normalised as the model reads them
     result = {"frames": len(frames), "dim": int(frames.shape[1])}
-    strips, found, caption, what = picture(shown.model, shown.meta, frames)
+    strips, found, caption, what, tables = picture(shown.model, shown.meta, frames)
     result.update(found)
-    console.log(f"{path}: {len(frames)} frames of {frames.shape[1]} numbers; {caption}")
-    if shown.json_out:
-        console.write_json(result)
-    if shown.out is not None:
-        _write(shown.out, page(f"{shown.path}: {what}", element("p", f"{path}: {caption}"),
-                               element("div", pictures.spectrogram(frames, strips, data.get("audio")), class_="wide")))
+    shown.terminal.extend([("show", t) for t in tables] + [("log", f"{path}: {len(frames)} frames of "
+                                                                   f"{frames.shape[1]} numbers; {caption}")])
+    if not shown.paged:
+        return Picture(shown.terminal, result)
+    return Picture(shown.terminal, result, page(f"{shown.path}: {what}", element("p", f"{path}: {caption}"),
+                                                element("div", pictures.spectrogram(frames, strips, data.get("audio")),
+                                                        class_="wide")))
 
 
 def _one_sequence(frames):
@@ -250,7 +249,7 @@ def classify_frames(model, meta, frames):
     k = int(p.argmax())
     label = meta["data"]["labels"][k]
     return strips, {**found, "label": label, "probability": float(p[k])}, f"{label} (p = {p[k]:.3f})", \
-        "classify of frames"
+        "classify of frames", []
 
 
 def regress_frames(model, meta, frames):
@@ -259,7 +258,7 @@ def regress_frames(model, meta, frames):
     scores = dict(zip(meta["data"]["score_names"], map(float, model.predict(*_one_sequence(frames))[0]),
                       strict=True))
     return strips, {**found, "scores": scores}, ", ".join(f"{n} = {v:.4g}" for n, v in scores.items()), \
-        "regress of frames"
+        "regress of frames", []
 
 
 def tag_frames(model, meta, frames):
@@ -269,7 +268,7 @@ def tag_frames(model, meta, frames):
     found = {"tags": [names[t] for t in tags[:, 0]],
              "probabilities": {n: marginals[:, 0, k].round(6).tolist() for k, n in enumerate(names)}}
     return [(f"p({n})", marginals[:, 0, k]) for k, n in enumerate(names)], found, \
-        "each tag's probability, frame by frame (darker: likelier)", "tag of frames"
+        "each tag's probability, frame by frame (darker: likelier)", "tag of frames", []
 
 
 def speech_frames(model, meta, frames):
@@ -280,15 +279,15 @@ def speech_frames(model, meta, frames):
     read = read_transcription(model, meta, frames)
     words = read["target"]
     caption = " ".join(words[:-1]) or "(nothing)"
-    found, strips = {"transcript": caption, "tokens": words}, []
+    found, strips, tables = {"transcript": caption, "tokens": words}, [], []
     if read["attention"] is not None:
         hop = (meta["data"].get("audio") or {}).get("hop_ms")
         rows = [(w, f"{p:,}" + (f" ({p * hop / 1000:.2f} s)" if hop else ""), f"{row.max():.2f}")
                 for w, p, row in zip(words, read["peaks"], read["attention"], strict=True)]
-        console.show(console.table("where each token was heard: the frame it attended most",
-                                   ["token", "frame", "weight:"], rows))
+        tables.append(console.table("where each token was heard: the frame it attended most",
+                                    ["token", "frame", "weight:"], rows))
         # each token's row scaled to its own peak, so that a spread-out attention is still visible
         strips = [(w, row / max(row.max(), 1e-12)) for w, row in zip(words, read["per_frame"], strict=True)]
         found.update(attention=np.round(read["attention"], 6).tolist(), peaks=read["peaks"])
         caption += " (strips: each token's attention over the frames, scaled to its peak)"
-    return strips, found, caption, "speech recognition"
+    return strips, found, caption, "speech recognition", tables
