@@ -24,7 +24,7 @@ import numpy as np
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, ".."))
 
-from rnncli.audio import log_mel, read_audio  # noqa: E402
+from rnncli.frames.audio import log_mel, read_audio  # noqa: E402
 
 DATA = os.path.join(HERE, "..", "..", "shared", "data", "fsdd")
 

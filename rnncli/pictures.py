@@ -119,7 +119,7 @@ def _frequency_axis(D, ch, audio):
     """Five ticks up the left side: each band's centre frequency (deltas, stacked above the bands,
     marked Δ), or the frame's dimension."""
     if audio:
-        from rnncli.audio import hz_to_mel, mel_to_hz
+        from rnncli.frames.audio import hz_to_mel, mel_to_hz
 
         bands = audio["bands"]
         centres = mel_to_hz(np.linspace(0.0, hz_to_mel(audio["sample_rate"] / 2.0), bands + 2))[1:-1]

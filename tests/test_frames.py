@@ -13,8 +13,8 @@ import pytest
 from cli_runner import cli
 from gradient_asserts import run_guide_block
 
-from rnncli.audio import log_mel, mel_filters, read_wav
 from rnncli.errors import RnncliError
+from rnncli.frames.audio import log_mel, mel_filters, read_wav
 from rnncli.nn.gradcheck import check_gradients
 from rnncli.tasks.classify import Classifier
 from rnncli.tasks.regress import Regressor
@@ -65,7 +65,7 @@ def test_every_wav_sample_format_reads_back(tmp_path, tag, bits, channels, exten
 def test_bad_wav_files_are_one_line_errors(tmp_path, raw, message):
     path = tmp_path / "bad.wav"
     path.write_bytes(raw)
-    from rnncli.audio import read_audio
+    from rnncli.frames.audio import read_audio
 
     with pytest.raises(RnncliError, match=message):
         read_audio(str(path))
@@ -160,8 +160,8 @@ def test_audio_classifier_end_to_end(tones):
     from rnncli.models import load_model
 
     model, meta, _ = load_model(str(d / "m.npz"))  # the answer is the model's, on frames normalised alike
-    from rnncli.audio import log_mel as features
-    from rnncli.audio import read_audio
+    from rnncli.frames.audio import log_mel as features
+    from rnncli.frames.audio import read_audio
 
     x = features(*read_audio(str(d / "wav/7_0004.wav")))
     z = (x - np.array(meta["data"]["frame_mean"])) / np.array(meta["data"]["frame_std"])

@@ -57,7 +57,7 @@ def test_nn_imports_only_nn_numpy_and_the_standard_library():
             assert not outside and not third_party, (mod, outside, third_party)
 
 
-LEAVES = ("rnncli.text", "rnncli.checkpoint", "rnncli.npzfile", "rnncli.errors", "rnncli.yamlfile")
+LEAVES = ("rnncli.text", "rnncli.frames", "rnncli.checkpoint", "rnncli.npzfile", "rnncli.errors", "rnncli.yamlfile")
 UPPER = ("rnncli.tasks", "rnncli.cli", "rnncli.commands", "rnncli.render", "rnncli.train", "rnncli.models",
          "rnncli.evaluate", "rnncli.sample", "rnncli.ensemble", "rnncli.console")
 

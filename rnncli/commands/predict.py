@@ -189,7 +189,7 @@ def frame_items(source, jsonl, data):
     data: the model's data meta; every file must fit its recording settings (sample rate, window,
     bands) and its frame size D."""
     from rnncli.errors import RnncliError, where
-    from rnncli.text.frames import FIELDS, record_frames
+    from rnncli.frames.records import FIELDS, record_frames
     from rnncli.text.readers import json_object
 
     audio_meta = dict(data.get("audio") or {})

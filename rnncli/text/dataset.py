@@ -36,7 +36,7 @@ class Split:
     target_offsets: np.ndarray | None = None
     target_texts: list | None = None  # pairs read from a file: the raw target lines (not saved)
     scores: np.ndarray | None = None
-    frames: np.ndarray | None = None  # (N, D) float32, normalised: inputs that are numbers (text/frames.py)
+    frames: np.ndarray | None = None  # (N, D) float32, normalised: inputs that are numbers (frames/records.py)
 
     @property
     def num_sequences(self):
@@ -125,7 +125,7 @@ def dataset_stats(ds, top=10):
         stats["valid"] = {"sequences": ds.valid.num_sequences, "tokens": int(len(ds.valid.ids))}
         stats["unk_rate"]["valid"] = _unk_rate(ds.valid)
     if ds.train.frames is not None:
-        from rnncli.text.frames import frame_stats
+        from rnncli.frames.records import frame_stats
 
         stats["frames"] = frame_stats(ds.meta, tr.lengths())
         stats["top_tokens"], stats["coverage"] = [], 1.0

@@ -19,8 +19,8 @@ from collections import Counter
 import numpy as np
 
 from rnncli.errors import RnncliError, UsageError, where
+from rnncli.frames.records import check_audio_options, normaliser
 from rnncli.text.dataset import FORMAT_VERSION, Dataset, Split
-from rnncli.text.frames import check_audio_options, normaliser
 from rnncli.text.readers import (
     conll_records,
     detect_format,
@@ -41,7 +41,7 @@ def _read(paths, fmt, known=None, audio_meta=None):
     """-> (format, [(path, text)], jsonl): the files' text, or for JSON lines their records
     (readers.jsonl_records), and the format they hold. fmt: given by the user (or "jsonl"); known:
     the format of the vocabulary being reused, which a file that is not JSON lines is read as.
-    jsonl is "frames" for records of frames (text/frames.py), whose format is their output's."""
+    jsonl is "frames" for records of frames (frames/records.py), whose format is their output's."""
     texts = [(p, read_text(p)) for p in paths]
     if fmt == "jsonl" or (fmt is None and all(looks_like_jsonl(t, p) for p, t in texts)):
         parsed = [(p, jsonl_records(t, p, audio_meta)) for p, t in texts]

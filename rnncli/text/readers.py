@@ -196,8 +196,8 @@ def json_object(line, path, n):
 def jsonl_kind(obj):
     """The format a JSON record stands for, from its fields (None if none fits): a text with a
     numeric target is "scores"; a target that is text makes a pair with a source. A record of
-    frames (text/frames.py) is "frames:" and the format of its output field."""
-    from rnncli.text.frames import frame_field
+    frames (frames/records.py) is "frames:" and the format of its output field."""
+    from rnncli.frames.records import frame_field
 
     if frame_field(obj) is not None:
         out = next((kind for key, kind in (("label", "tsv"), ("tags", "conll"), ("target", "scores"),
@@ -297,7 +297,7 @@ def jsonl_records(text, path, audio_meta=None):
 
 def _frames_record(obj, out, path, n, audio_meta, records):
     """One frames record shaped as its output's reader gives records (the frames where the text is)."""
-    from rnncli.text.frames import frame_field, record_frames
+    from rnncli.frames.records import frame_field, record_frames
 
     if frame_field(obj) is None:
         raise RnncliError(f"{where(path, n)}: missing field 'frames', 'features' or 'audio' (this file's records "

@@ -77,7 +77,7 @@ def load_features(file, at):
     """A .npy file's (T, D) array, refused with one line if it is not plain numbers. The header is
     checked against the file's size before anything is allocated: a header is a claim, and one of
     shape (10^12, 40) over 200 bytes would otherwise ask for 146 TiB."""
-    from rnncli.audio import read_head
+    from rnncli.frames.audio import read_head
 
     try:
         read_head(file, "features file", 0)
@@ -118,7 +118,7 @@ def _npy_header(f):
 
 def audio_features(file, at, audio_meta):
     """Log-mel frames of a recording; its sample rate must be the data set's (the first one's)."""
-    from rnncli.audio import DEFAULTS, log_mel, read_audio
+    from rnncli.frames.audio import DEFAULTS, log_mel, read_audio
 
     try:
         samples, rate = read_audio(file)
