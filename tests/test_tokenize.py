@@ -207,3 +207,15 @@ def test_predict_reader_yields_conll_sentences_whole(tmp_path):
     path = write(tmp_path, "s.conll", "-DOCSTART- O\n\nA\tB-PER\nb\tO\n\n\nC x O\n")
     assert [s for g in read_groups(path, conll=True) for s in g] == [(f"{path}:3", ["A", "b"]),
                                                                       (f"{path}:7", ["C"])]
+
+
+@pytest.mark.parametrize("name, options", [("corpus.txt", {}), ("corpus.txt", {"level": "word"}),
+                                           ("reviews.tsv", {}), ("ner.conll", {}), ("dates.tsv", {"level": "char"}),
+                                           ("scores.jsonl", {})])
+def test_every_meta_field_tokenize_writes_is_declared(name, options):
+    """text/meta.DataMeta names every field a data set's meta holds (and says what it holds)."""
+    from rnncli.text.meta import DataMeta
+
+    ds = tokenize([os.path.join(SAMPLES, name)], **options)
+    assert set(ds.meta) <= set(DataMeta.__annotations__), set(ds.meta) - set(DataMeta.__annotations__)
+    assert {"format", "level", "vocab", "validation"} <= set(ds.meta)

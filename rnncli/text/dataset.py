@@ -18,10 +18,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from rnncli.text.meta import DataMeta
 from rnncli.text.vocab import EOS, SPECIALS, UNK, Vocab
 
 FORMAT_VERSION = 1
-KINDS = {"text": "lm", "tsv": "classify", "conll": "tag", "pairs": "seq2seq", "scores": "regress"}
+FORMATS = ("text", "tsv", "conll", "pairs", "scores")  # what the records of a data set are
 
 
 @dataclass
@@ -71,7 +72,7 @@ class Split:
 
 @dataclass
 class Dataset:
-    meta: dict
+    meta: DataMeta  # text/meta.py: every field, typed
     train: Split
     valid: Split | None
     warnings: list = field(default_factory=list)  # for the report; not saved
@@ -79,10 +80,6 @@ class Dataset:
     @property
     def vocab(self):
         return Vocab(self.meta["vocab"])
-
-    @property
-    def kind(self):
-        return KINDS[self.meta["format"]]
 
 
 def _unk_rate(split):

@@ -21,6 +21,7 @@ import numpy as np
 from rnncli.errors import RnncliError, UsageError, where
 from rnncli.frames.records import check_audio_options, normaliser
 from rnncli.text.dataset import FORMAT_VERSION, Dataset, Split
+from rnncli.text.meta import DataMeta
 from rnncli.text.readers import (
     conll_records,
     detect_format,
@@ -375,10 +376,10 @@ def tokenize(paths, fmt=None, level=None, lower=False, max_size=None, min_freq=1
     fmt, texts, jsonl = _read(paths, fmt, known=reuse["format"] if reuse is not None else None, audio_meta=audio_meta)
     level, lower, target_level, max_target_ratio = _reading(paths, fmt, texts, jsonl, level, lower, target_level,
                                                             max_target_ratio, reuse)
-    meta = {"format_version": FORMAT_VERSION, "format": fmt, "level": level, "lower": bool(lower),
-            "options": {"max_size": max_size, "min_freq": min_freq, "valid_frac": valid_frac,
-                        "seed": seed, "valid_file": valid_path},
-            "sources": [str(p) for p in paths]}
+    meta: DataMeta = {"format_version": FORMAT_VERSION, "format": fmt, "level": level, "lower": bool(lower),
+                      "options": {"max_size": max_size, "min_freq": min_freq, "valid_frac": valid_frac,
+                                  "seed": seed, "valid_file": valid_path},
+                      "sources": [str(p) for p in paths]}
     if fmt == "pairs":
         meta["target_level"], meta["max_target_ratio"] = target_level, max_target_ratio
     if jsonl:

@@ -11,7 +11,7 @@ import numpy as np
 
 from rnncli.errors import RnncliError
 from rnncli.npzfile import load_npz, save_npz
-from rnncli.text.dataset import FORMAT_VERSION, KINDS, Dataset, Split
+from rnncli.text.dataset import FORMAT_VERSION, FORMATS, Dataset, Split
 
 FIELDS = ("ids", "offsets", "labels", "tags", "chars", "char_offsets", "targets", "target_offsets", "scores",
           "frames")
@@ -75,7 +75,7 @@ def _check_split(path, name, split, meta):
 
 def load_dataset(path):
     arrays, meta = load_npz(path, "data set")
-    if meta.get("format") not in KINDS or not isinstance(meta.get("vocab"), list):
+    if meta.get("format") not in FORMATS or not isinstance(meta.get("vocab"), list):
         raise RnncliError(f"{path}: not an rnncli data set (no vocabulary); is it a model?")
     if meta.get("format_version", 0) > FORMAT_VERSION:
         raise RnncliError(f"{path}: data set format {meta['format_version']} is newer than this rnncli "
@@ -106,7 +106,7 @@ def load_vocab_source(path):
     else:
         _, meta = load_npz(path, "data set or model")
         meta = meta.get("data", meta)  # a model keeps its data set's meta under "data"
-    if not isinstance(meta, dict) or not isinstance(meta.get("vocab"), list) or meta.get("format") not in KINDS:
+    if not isinstance(meta, dict) or not isinstance(meta.get("vocab"), list) or meta.get("format") not in FORMATS:
         raise RnncliError(f"{path}: holds no rnncli vocabulary")
     return meta
 
