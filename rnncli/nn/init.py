@@ -16,7 +16,7 @@ def fan_in_uniform(rng, shape, fan_in, dtype=np.float32):
     Glorot's limit shrinks with fan_out, which suits square layers but not a softmax over 15,000
     words: its weights start 3x smaller than these. The encoder-decoder's output layer, bridge and
     attention start from this one: on eng-fra, with these alone taken from a PyTorch twin's start,
-    rnncli's validation loss after 1,000 steps fell from 2.52 to 2.09 (bench/RESULTS.md).
+    rnncli's validation loss after 1,000 steps fell from 2.52 to 2.09 (bench/HISTORY.md).
     """
     limit = 1.0 / np.sqrt(fan_in)
     return rng.uniform(-limit, limit, size=shape).astype(dtype)
