@@ -1,6 +1,6 @@
 """Scores for generated text against one reference per sentence: corpus BLEU and chrF, computed
 as sacreBLEU computes them with its defaults, so the figures compare with published ones
-(tests/test_bleu.py checks equality with the sacrebleu package).
+(tests/tasks/test_bleu.py checks equality with the sacrebleu package).
 
 BLEU (Papineni et al. 2002), corpus level:
     both sides tokenised by mteval-v13a's rules; for n = 1..4, matches_n = sum over sentences of

@@ -1,5 +1,5 @@
 """Writes tests/compat/538af89/: small data sets and models of every task, made by rnncli at
-commit 538af89, and what that rnncli answered with them (expected.json). tests/test_compat.py
+commit 538af89, and what that rnncli answered with them (expected.json). tests/project/test_compat.py
 replays the same commands with today's rnncli and compares: checkpoints and data files written
 before the fourth round's restructuring still load and give the same outputs.
 

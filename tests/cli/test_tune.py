@@ -17,7 +17,7 @@ from cli_runner import cli
 
 optuna = pytest.importorskip("optuna", reason="the tune extra (pip install -e '.[tune]') is not installed")
 
-SAMPLES = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "sample_data"))
+SAMPLES = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "sample_data"))
 PG_BIN = "/usr/lib/postgresql/15/bin"
 BASE = "hidden: 12\nembed: 8\nmax_steps: 40\neval_every: 5\nepochs: null\n"
 SPACE = "lr: [0.01, 0.00001]\ndropout: {uniform: [0.0, 0.3]}\n"
@@ -156,7 +156,7 @@ def test_bad_input_is_one_line(folder, space, extra, code, message):
 def test_the_shipped_search_spaces_are_valid(name):
     from rnncli.search_space import read_space
 
-    root = os.path.join(os.path.dirname(__file__), "..", "configs")
+    root = os.path.join(os.path.dirname(__file__), "..", "..", "configs")
     space = read_space(os.path.join(root, f"{name}.space.yaml"), os.path.join(root, f"{name}.yaml"))
     assert "lr" in space and space["lr"][0] == "log_uniform"
 
@@ -244,3 +244,28 @@ def test_trials_train_on_workers_and_a_pruned_trial_stops_all_of_them(folder):
         except OSError:  # ended while we looked
             pass
     assert not left
+
+
+
+
+def test_a_storage_password_is_never_printed_or_written(models):
+    pytest.importorskip("optuna")
+    pytest.importorskip("psycopg")
+    d = models
+    (d / "cfg.yaml").write_text("hidden: 8\nembed: 4\nmax_steps: 2\n")
+    (d / "space.yaml").write_text("lr: {log_uniform: [0.001, 0.01]}\n")
+    r = cli("tune", "-d", "rev.npz", "--config", "cfg.yaml", "--space", "space.yaml", "-o", "study",
+            "--storage", "postgresql://someone:s3cretpass@127.0.0.1:1/db", "--budget", "1m", cwd=d, timeout=120)
+    assert r.returncode == 1 and "postgresql://someone:***@127.0.0.1:1/db" in r.stderr, r.stderr
+    assert "s3cretpass" not in r.stderr + r.stdout
+    for root, _, files in os.walk(d / "study"):
+        for f in files:
+            assert b"s3cretpass" not in open(os.path.join(root, f), "rb").read()
+
+
+def test_mask_credentials():
+    from rnncli.errors import mask_credentials
+
+    assert mask_credentials("at postgresql://u:p%40ss@h:5432/db now") == "at postgresql://u:***@h:5432/db now"
+    assert mask_credentials("dsn host=h password=hunter2 user=u") == "dsn host=h password=*** user=u"
+    assert mask_credentials("sqlite:////tmp/study.db") == "sqlite:////tmp/study.db"

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-PACKAGE = os.path.join(os.path.dirname(__file__), "..", "rnncli")
+PACKAGE = os.path.join(os.path.dirname(__file__), "..", "..", "rnncli")
 
 
 def module_name(path):

@@ -25,7 +25,7 @@ from rnncli.nn.stack import RecurrentStack
 from rnncli.tasks.build import build_model
 from rnncli.tasks.seq2seq import Seq2Seq
 
-SAMPLES = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "sample_data"))
+SAMPLES = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "sample_data"))
 D = 4
 
 

@@ -15,8 +15,8 @@ from test_seq2seq import batch
 from rnncli.checkpoint import load_checkpoint
 from rnncli.tasks.seq2seq import Seq2Seq
 
-SAMPLES = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "sample_data"))
-CONFIGS = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "configs"))
+SAMPLES = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "sample_data"))
+CONFIGS = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "configs"))
 
 
 def model_of(rng, cell="lstm", attention="general", bidirectional=True, layers=1, dropout=0.0):

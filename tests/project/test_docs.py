@@ -14,7 +14,7 @@ from rnncli.config import make_config
 from rnncli.text.encode import tokenize
 from rnncli.train import train
 
-ROOT = os.path.join(os.path.dirname(__file__), "..")
+ROOT = os.path.join(os.path.dirname(__file__), "..", "..")
 SAMPLES = os.path.join(ROOT, "sample_data")
 DOC = open(os.path.join(ROOT, "docs", "checkpoint.md"), encoding="utf-8").read()
 

@@ -21,7 +21,7 @@ from cli_runner import cli
 
 pytestmark = pytest.mark.mpi  # about 40 s: run with `python -m pytest -m mpi` (.ci/run does)
 
-SAMPLES = os.path.join(os.path.dirname(__file__), "..", "sample_data")
+SAMPLES = os.path.join(os.path.dirname(__file__), "..", "..", "sample_data")
 MPIEXEC = os.path.join(os.path.dirname(sys.executable), "mpiexec")
 SMALL = ["--dtype", "float64", "--dropout", "0", "--hidden", "12", "--embed", "8", "--layers", "1",
          "--max-steps", "20", "--eval-every", "7", "--lr", "0.01", "-q"]

@@ -18,7 +18,7 @@ from rnncli.checkpoint import load_checkpoint
 from rnncli.errors import RnncliError
 from rnncli.text.encode import tokenize
 
-SAMPLES = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "sample_data"))
+SAMPLES = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "sample_data"))
 
 
 @pytest.fixture(scope="module")

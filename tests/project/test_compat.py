@@ -9,7 +9,7 @@ import shutil
 import pytest
 from cli_runner import run
 
-STORED = os.path.join(os.path.dirname(__file__), "compat", "538af89")
+STORED = os.path.join(os.path.dirname(__file__), "..", "compat", "538af89")
 with open(os.path.join(STORED, "expected.json"), encoding="utf-8") as f:
     EXPECTED = json.load(f)
 

@@ -13,7 +13,7 @@ from rnncli.gradflow import state_gradients, states_along
 from rnncli.nn.functional import log_softmax
 from rnncli.tasks.lm import LanguageModel
 
-SAMPLES = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "sample_data"))
+SAMPLES = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "sample_data"))
 
 
 def test_the_norms_are_the_finite_difference_gradients():

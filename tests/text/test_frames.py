@@ -20,7 +20,7 @@ from rnncli.tasks.classify import Classifier
 from rnncli.tasks.regress import Regressor
 from rnncli.tasks.tag import Tagger
 
-SAMPLES = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "sample_data"))
+SAMPLES = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "sample_data"))
 
 
 def wav_bytes(samples, rate, tag, bits, channels=1, extensible=False):
@@ -194,7 +194,7 @@ def test_audio_classifier_end_to_end(tones):
     assert r.returncode == 0, r.stderr
     shown = json.loads(r.stdout)
     assert shown["label"] == meta["data"]["labels"][int(p.argmax())] and shown["frames"] == len(x)
-    from test_security import check_page
+    from test_pages import check_page
 
     check_page(d / "s.html")
     gates, units = shown["gates"], shown["units"]

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from cli_runner import cli
 
-SAMPLES = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "sample_data"))
+SAMPLES = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "sample_data"))
 
 
 class Spans(html.parser.HTMLParser):

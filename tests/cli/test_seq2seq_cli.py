@@ -9,8 +9,8 @@ import pytest
 import sacrebleu
 from cli_runner import cli
 
-SAMPLES = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "sample_data"))
-CONFIGS = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "configs"))
+SAMPLES = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "sample_data"))
+CONFIGS = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "configs"))
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ from rnncli.text.store import load_dataset, save_dataset
 from rnncli.text.vocab import EOS, SPECIALS, UNK, Vocab, encode_chars, split_words
 
 HERE = os.path.dirname(__file__)
-SAMPLES = os.path.join(HERE, "..", "sample_data")
+SAMPLES = os.path.join(HERE, "..", "..", "sample_data")
 
 
 def write(tmp_path, name, text, mode="w"):

@@ -12,7 +12,7 @@ from cli_runner import cli
 from rnncli.nn.gradcheck import check_gradients
 from rnncli.tasks.regress import Regressor
 
-SAMPLES = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "sample_data"))
+SAMPLES = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "sample_data"))
 
 
 def batch(rng, T=5, B=3, V=9, padded=True):

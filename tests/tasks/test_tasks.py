@@ -1,5 +1,7 @@
 """Classifier and tagger: gradient checks through every piece, and padding invariance."""
 
+import math
+
 import numpy as np
 import pytest
 
@@ -136,3 +138,35 @@ def test_constrained_decode_finds_the_best_valid_sequence_by_brute_force():
         want = max(valid, key=lambda seq: sum(logp[t, b, k] for t, k in enumerate(seq)))
         assert tuple(best[:L, b]) == want
     assert not trans[tags.index("O"), tags.index("I-PER")] and trans[tags.index("B-PER"), tags.index("I-PER")]
+
+
+def test_mean_pooling_never_divides_by_a_zero_length():
+    from rnncli.tasks.classify import Classifier
+
+    model = Classifier(9, 2, np.random.default_rng(0), embed=3, hidden=4, pool="mean", dtype=np.float64)
+    ids, mask = np.full((3, 2), 5), np.ones((3, 2))
+    mask[:, 1], ids[:, 1] = 0, 0  # the second sequence has no real step
+    loss, grads = model.loss_and_grads(ids, mask, np.array([1, 0]))
+    assert math.isfinite(loss) and all(np.all(np.isfinite(g)) for g in grads.values())
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_lm_evaluation_is_one_continuous_pass_over_every_token(cell):
+    from rnncli.evaluate import evaluate_lm
+    from rnncli.nn.functional import log_softmax
+    from rnncli.tasks.lm import LanguageModel
+    from rnncli.text.vocab import EOS
+
+    rng = np.random.default_rng(0)
+    model = LanguageModel(11, rng, embed=5, hidden=6, cell=cell, layers=2, dtype=np.float64)
+    ids = rng.integers(3, 11, 700).astype(np.int32)
+    # the oracle: one token at a time through step(), the state carried from <eos> to the end
+    states, nll, prev = model.initial_state(1), 0.0, EOS
+    for token in ids:
+        logits, states = model.step(np.array([prev]), states)
+        nll -= log_softmax(logits[0])[token]
+        prev = token
+    for chunk in (1, 64, 1000):
+        result = evaluate_lm(model, ids, chunk=chunk)
+        assert result["tokens"] == 700
+        assert abs(result["loss"] - nll / 700) < 1e-12

@@ -10,7 +10,7 @@ import shutil
 import pytest
 from cli_runner import cli
 
-ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 
 
 def main_job():

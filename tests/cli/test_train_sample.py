@@ -19,7 +19,7 @@ from rnncli.text.encode import tokenize
 from rnncli.text.vocab import EOS
 from rnncli.train import train
 
-SAMPLES = os.path.join(os.path.dirname(__file__), "..", "sample_data")
+SAMPLES = os.path.join(os.path.dirname(__file__), "..", "..", "sample_data")
 CORPUS = os.path.join(SAMPLES, "corpus.txt")
 
 
@@ -289,3 +289,107 @@ def test_learning_rate_schedule_over_a_time_budget_ends_near_zero(tmp_path, corp
     assert seen[0] == 0.01 and len(seen) > 10
     assert all(b <= a for a, b in zip(seen, seen[1:], strict=False))  # the clock only moves forward
     assert seen[-1] < 0.002  # the last step ran within the last fifth of the budget
+
+
+TINY = ["--hidden", "8", "--layers", "1", "--embed", "4", "--eval-every", "5"]
+
+
+def ok(r):
+    assert r.returncode == 0, r.stderr
+    return r
+
+
+def test_sample_primes_are_read_with_the_models_lower_casing(tmp_path):
+    ok(cli("tokenize", CORPUS, "--lower", cwd=tmp_path))
+    ok(cli("train", "--max-steps", "10", *TINY, cwd=tmp_path))
+    outs = [ok(cli("sample", "--prime", p, "--seed", "3", "--max-len", "40", cwd=tmp_path)).stdout
+            for p in ("MARA WREN", "mara wren")]
+    assert outs[0][len("MARA WREN"):] == outs[1][len("mara wren"):]
+    from rnncli.models import load_model
+    from rnncli.sample import encode_prime
+    from rnncli.text.vocab import UNK, Vocab
+
+    _, meta, _ = load_model(str(tmp_path / "model.npz"))
+    assert UNK not in encode_prime("The", Vocab(meta["data"]["vocab"]), "char", lower=True).tolist()
+
+
+def test_the_metrics_log_belongs_to_one_run_and_ends_at_the_checkpoint(tmp_path):
+    ok(cli("tokenize", CORPUS, cwd=tmp_path))
+    ok(cli("train", "--max-steps", "20", *TINY, cwd=tmp_path))
+    ok(cli("train", "--max-steps", "10", *TINY, "--force", cwd=tmp_path))
+    log = tmp_path / "model.metrics.jsonl"
+    steps = [json.loads(line)["step"] for line in log.read_text().splitlines()]
+    assert steps == [5, 10], steps  # the --force run's own, nothing of the first run
+    # a kill after a log line but before its checkpoint leaves a line the checkpoint does not know
+    with open(log, "a") as f:
+        f.write(json.dumps({"step": 15, "valid": None}) + "\n" + '{"step": 2')  # and a torn line
+    ok(cli("train", "--resume", "model.npz", "--max-steps", "20", cwd=tmp_path))
+    steps = [json.loads(line)["step"] for line in log.read_text().splitlines()]
+    assert steps == [5, 10, 15, 20], steps
+
+
+def test_task_lm_trains_a_word_language_model_on_tsv_and_conll(tmp_path):
+    """--condition none: the labels are ignored (without it, labelled texts train a conditional LM)."""
+    ok(cli("tokenize", f"{SAMPLES}/reviews.tsv", "-o", "r.npz", cwd=tmp_path))
+    summary = json.loads(ok(cli("train", "-d", "r.npz", "--task", "lm", "--condition", "none", "--max-steps", "10",
+                                *TINY, "--json", cwd=tmp_path)).stdout)
+    assert summary["task"] == "lm" and summary["valid"]["perplexity"] > 1
+    words = ok(cli("sample", "--seed", "1", "--max-len", "12", cwd=tmp_path)).stdout.split()
+    assert 1 <= len(words) <= 12
+    ok(cli("tokenize", f"{SAMPLES}/ner.conll", "-o", "n.npz", cwd=tmp_path))
+    ok(cli("train", "-d", "n.npz", "-o", "n_lm.npz", "--task", "lm", "--max-steps", "5", *TINY, cwd=tmp_path))
+
+
+@pytest.mark.parametrize("data,task,message", [
+    ("corpus.txt", "classify", "--task classify needs one label per example"),
+    ("corpus.txt", "tag", "--task tag needs a tag per token"),
+    ("reviews.tsv", "tag", "--task tag needs a tag per token"),
+    ("ner.conll", "classify", "--task classify needs one label per example"),
+])
+def test_task_refuses_what_the_data_cannot_train(tmp_path, data, task, message):
+    ok(cli("tokenize", f"{SAMPLES}/{data}", cwd=tmp_path))
+    r = cli("train", "--task", task, "--max-steps", "1", cwd=tmp_path)
+    assert r.returncode == 2 and message in r.stderr and r.stderr.count("\n") == 1, r.stderr
+
+
+def test_max_steps_alone_is_not_capped_by_the_default_epochs(tmp_path):
+    ok(cli("tokenize", f"{SAMPLES}/reviews.tsv", "--valid-frac", "0.2", cwd=tmp_path))  # 5 batches of 64 an epoch
+    args = ["--batch-size", "64", *TINY, "--eval-every", "100", "--json"]
+    summary = json.loads(ok(cli("train", "--max-steps", "70", *args, cwd=tmp_path)).stdout)
+    assert summary["steps"] == 70 and summary["epochs"] == 14
+    summary = json.loads(ok(cli("train", "--max-steps", "70", "--epochs", "2", "--force", *args, cwd=tmp_path)).stdout)
+    assert summary["steps"] == 10  # an explicit --epochs still counts
+
+
+def test_a_non_finite_gradient_norm_stops_training(tmp_path, monkeypatch):
+    from rnncli.config import make_config
+    from rnncli.errors import RnncliError
+    from rnncli.tasks.lm import LanguageModel
+    from rnncli.text.encode import tokenize
+    from rnncli.train import train
+
+    real = LanguageModel.loss_and_grads
+
+    def poisoned(self, *a, **kw):
+        loss, grads, finals = real(self, *a, **kw)
+        grads["head.b"][0] = np.inf  # the loss stays finite
+        return loss, grads, finals
+
+    monkeypatch.setattr(LanguageModel, "loss_and_grads", poisoned)
+    cfg = make_config(None, dict(hidden=8, layers=1, embed=4, max_steps=3))
+    with pytest.raises(RnncliError, match="gradient norm became inf at step 1"):
+        train(cfg, tokenize([CORPUS]), str(tmp_path / "m.npz"))
+
+
+def test_resume_of_a_checkpoint_from_another_version_is_one_line(tmp_path):
+    ok(cli("tokenize", CORPUS, cwd=tmp_path))
+    ok(cli("train", "--max-steps", "2", *TINY, cwd=tmp_path))
+    with np.load(tmp_path / "model.npz") as z:
+        arrays = {k: z[k] for k in z.files}
+    meta = json.loads(str(arrays.pop("meta")))
+    meta["config"]["warp_drive"] = 9
+    np.savez(tmp_path / "future.npz", meta=np.array(json.dumps(meta)), **arrays)
+    for args in (["train", "--resume", "future.npz"], ["sample", "-m", "future.npz"]):
+        r = cli(*args, cwd=tmp_path)
+        assert r.returncode == 1 and "future.npz: made by another rnncli version" in r.stderr, r.stderr
+        assert r.stderr.count("\n") == 1

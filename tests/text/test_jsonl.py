@@ -10,7 +10,7 @@ import pytest
 from rnncli.text.encode import tokenize
 from rnncli.text.readers import read_text
 
-SAMPLES = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "sample_data"))
+SAMPLES = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "sample_data"))
 
 
 def same_data(a, b):

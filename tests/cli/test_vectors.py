@@ -17,7 +17,7 @@ from rnncli.nn.rows import RowGradient
 from rnncli.text.store import load_dataset
 from rnncli.text.vectors import WordLookup, coverage, match, read_vectors
 
-SAMPLES = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "sample_data"))
+SAMPLES = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "sample_data"))
 
 
 def write_vectors(path, words, dim=6, seed=0, header=False):
@@ -287,7 +287,7 @@ def test_the_lazy_weight_average_of_a_sparse_table_equals_the_dense_one():
 def test_the_shipped_glove_config_finds_the_shared_vectors():
     from rnncli.config import make_config
 
-    cfg = make_config(os.path.join(os.path.dirname(__file__), "..", "configs", "ner-glove.yaml"))
+    cfg = make_config(os.path.join(os.path.dirname(__file__), "..", "..", "configs", "ner-glove.yaml"))
     assert cfg.embeddings.endswith(os.path.join("shared", "data", "glove", "glove.6B.50d.top100k.txt"))
-    shared = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data")
+    shared = os.path.join(os.path.dirname(__file__), "..", "..", "..", "shared", "data")
     assert os.path.exists(cfg.embeddings) or not os.path.isdir(shared)  # beside the repository, where it lives

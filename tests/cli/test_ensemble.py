@@ -13,7 +13,7 @@ from rnncli.nn.functional import log_softmax
 from rnncli.tasks.classify import Classifier
 from rnncli.tasks.tag import Tagger, bio_transitions
 
-SAMPLES = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "sample_data"))
+SAMPLES = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "sample_data"))
 TAGS = ["B-A", "B-B", "I-A", "I-B", "O"]
 
 

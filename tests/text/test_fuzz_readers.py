@@ -135,7 +135,7 @@ def checkpoint(tmp_path_factory):
     from cli_runner import cli
 
     d = tmp_path_factory.mktemp("fuzzmodel")
-    samples = os.path.join(os.path.dirname(__file__), "..", "sample_data")
+    samples = os.path.join(os.path.dirname(__file__), "..", "..", "sample_data")
     assert cli("tokenize", f"{samples}/reviews.tsv", "-o", "rev.npz", cwd=d).returncode == 0
     assert cli("train", "-d", "rev.npz", "-o", "cls.npz", "--max-steps", "2", "--hidden", "8", "--embed", "4",
                "--eval-every", "1", cwd=d).returncode == 0

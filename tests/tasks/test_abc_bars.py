@@ -8,10 +8,10 @@ from fractions import Fraction
 
 import pytest
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "bench"))
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "bench"))
 from abc_bars import bar_fidelity, bars, meter_field  # noqa: E402
 
-DATA = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "nottingham")
+DATA = os.path.join(os.path.dirname(__file__), "..", "..", "..", "shared", "data", "nottingham")
 
 
 def test_hand_made_bars():
