@@ -188,7 +188,10 @@ def train_summary(s):
         rows.append(("last train loss", f"{s['train_loss']:.4f}"))
     if s.get("valid"):
         rows.append(("last validation", describe(s["valid"], s["level"])))
-    rows.append(("validation data", s["validation"]))
+    read = s.get("validation_read") or {}
+    sample = (f"; each validation read a fixed sample of {read['tokens']:,} of its {read['of_tokens']:,} tokens "
+              "(--eval-tokens)") if read.get("sample") else ""
+    rows.append(("validation data", s["validation"] + sample))
     if s.get("best_score") is not None:
         from rnncli.tasks.registry import task_named
 

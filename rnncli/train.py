@@ -121,7 +121,9 @@ class _Run:
         self.model = build_model(cfg, self.data_meta)
         attach_vectors(self.model, self.task.name, cfg, None if resume else pretrained, self.data_meta)
         world.prepare(self.model)
-        self.train_split, self.valid_split = (reach_cut_words(s, self.data_meta) for s in (ds.train, ds.valid))
+        self.train_split, valid = (reach_cut_words(s, self.data_meta) for s in (ds.train, ds.valid))
+        # what every validation reads: all of a small split, a fixed sample of a large one (--eval-tokens)
+        self.valid_split, self.valid_read = self.task.evaluation_part(cfg, valid, self.train_split, ds.meta["format"])
         self.decode_sample = self.task.validation_sample(cfg, self.valid_split)
         self.opt = Optimizer(cfg.optimizer, lr=cfg.lr, weight_decay=cfg.weight_decay, average=cfg.average)
         # dropout masks: worker 0 draws what one process draws; the others their own
@@ -222,6 +224,8 @@ class _Run:
         self.t_start = now
         record = {"step": st.step, "epoch": st.epoch, "train_loss": self.last_train_loss,
                   "valid": metrics, "lr": lr, "elapsed": round(st.elapsed, 3), "tokens_per_s": round(speed, 1)}
+        if metrics and self.valid_read and self.valid_read["sample"]:
+            record["valid_read"] = self.valid_read  # the metrics log says what the figures are of
         st.history.append(record)
         log.write(record)
         if st.best_score is None or score < st.best_score:
@@ -311,7 +315,8 @@ def _summary(run):
             "train_loss": last.get("train_loss"), "valid": last.get("valid"),
             "best_score": st.best_score, "best_step": st.best_step,
             "selected_on": "validation" if run.ds.valid is not None else "training loss",
-            "validation": validation, "level": run.ds.meta["level"], "out": str(run.out),
+            "validation": validation, "validation_read": run.valid_read if run.ds.valid is not None else None,
+            "level": run.ds.meta["level"], "out": str(run.out),
             "workers": run.world.size, "step_seconds": round(run.step_seconds, 3),
             "reduce_seconds": round(run.reduce_seconds, 3)}
 

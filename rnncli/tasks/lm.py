@@ -118,6 +118,26 @@ class LanguageModelTask(Task):
         ids, targets, states, mask = batch
         return model.loss_and_grads(ids, targets, states, mask, rng=rng)[:2]
 
+    def evaluation_budget(self, cfg, train):
+        if cfg.eval_tokens is not None:
+            return cfg.eval_tokens
+        return max(int(0.3 * cfg.eval_every * cfg.batch_size * cfg.seq_len), 1)  # a step reads B x seq_len tokens
+
+    def evaluation_part(self, cfg, split, train, fmt):
+        """A language model reads one stream: its sample is one contiguous stretch of it, at a
+        seeded place (whole sequences for words read from labelled or tagged sentences)."""
+        from rnncli.text.batching import stream_ids
+        from rnncli.text.dataset import Split
+
+        budget = self.evaluation_budget(cfg, train)
+        if fmt != "text" or split is None or budget == 0 or len(split.ids) <= budget:
+            return super().evaluation_part(cfg, split, train, fmt)
+        stream = stream_ids(split, fmt)
+        start = int(np.random.default_rng([cfg.seed, 4]).integers(len(stream) - budget + 1))
+        part = Split(np.ascontiguousarray(stream[start : start + budget]), np.array([0, budget], np.int64))
+        return part, {"tokens": budget, "sequences": 1, "sample": True, "of_tokens": int(len(stream)),
+                      "of_sequences": split.num_sequences, "from_token": start}
+
     def scores(self, model, split, fmt, char_features, world, decode_sample, references):
         from rnncli.evaluate import evaluate_lm
         from rnncli.text.batching import stream_ids

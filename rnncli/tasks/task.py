@@ -57,6 +57,34 @@ class Task:
 
     # ---------------------------------------------------------------- training and evaluation
 
+    def evaluation_part(self, cfg, split, train, fmt):
+        """The part of the validation split that every validation during training reads, the same at
+        each (one yardstick for the best weights) -> (that part, what it is: {"tokens", "sequences",
+        "sample", and for a sample the split's "of_tokens", "of_sequences"}). All of it when it holds
+        no more than the budget (--eval-tokens; by default 30 % of the tokens trained between two
+        validations: a forward pass costs about a third of a training step, so a validation takes
+        about a tenth of their time); else a fixed, seeded sample of whole sequences."""
+        if split is None or split.num_sequences == 0:
+            return split, None
+        n, total = split.num_sequences, int(split.offsets[-1])
+        budget = self.evaluation_budget(cfg, train)
+        if budget == 0 or total <= budget:
+            return split, {"tokens": total, "sequences": n, "sample": False}
+        rng = np.random.default_rng([cfg.seed, 4])
+        order = rng.permutation(n)
+        k = min(int(np.searchsorted(np.cumsum(split.lengths()[order]), budget)) + 1, n)
+        part = split.take(np.sort(order[:k]))
+        return part, {"tokens": int(part.offsets[-1]), "sequences": k, "sample": True, "of_tokens": total,
+                      "of_sequences": n}
+
+    def evaluation_budget(self, cfg, train):
+        """--eval-tokens, or its default: 30 % of the tokens of eval_every batches of the training
+        split's mean sequence (0: no limit)."""
+        if cfg.eval_tokens is not None:
+            return cfg.eval_tokens
+        mean = float(train.lengths().mean()) if train is not None and train.num_sequences else 1.0
+        return max(int(0.3 * cfg.eval_every * cfg.batch_size * mean), 1)
+
     def validation_sample(self, cfg, split):
         """The sequences of the validation split that validation decodes (a fixed, seeded sample of
         --decode-valid of them, sorted), or None: all of them, or no decoding."""

@@ -47,12 +47,11 @@ class Split:
         return np.diff(self.offsets)
 
     def take(self, index):
-        """The sequences `index` (in that order) as a Split of their own: inputs (ids or frames),
-        targets and the per-sequence fields (tagging's per-token fields are not carried)."""
+        """The sequences `index` (in that order) as a Split of their own, every field carried."""
         index = np.asarray(index, np.int64)
 
-        def pieces(flat, offsets):
-            parts = [flat[offsets[i] : offsets[i + 1]] for i in index]
+        def pieces(flat, offsets, which=index):
+            parts = [flat[offsets[i] : offsets[i + 1]] for i in which]
             new = np.r_[0, np.cumsum([len(p) for p in parts])].astype(np.int64)
             return (np.concatenate(parts) if parts else flat[:0]), new
 
@@ -60,6 +59,12 @@ class Split:
         out = Split(ids, offsets)
         if self.frames is not None:
             out.frames = pieces(self.frames, self.offsets)[0]
+        if self.tags is not None:  # a tag per token, aligned with ids
+            out.tags = pieces(self.tags, self.offsets)[0]
+        if self.chars is not None:  # the characters of each token of the sequences taken
+            tokens = np.concatenate([np.arange(self.offsets[i], self.offsets[i + 1]) for i in index]) \
+                if len(index) else np.zeros(0, np.int64)
+            out.chars, out.char_offsets = pieces(self.chars, self.char_offsets, tokens)
         if self.targets is not None:
             out.targets, out.target_offsets = pieces(self.targets, self.target_offsets)
         for name in ("labels", "scores"):

@@ -179,6 +179,7 @@ CASES = [
     (["train", "-o", "x.npz", "--layers", "-1"], 2, "--layers must be at least 1"),
     (["train", "-o", "x.npz", "--seed", "-1"], 2, "--seed must be at least 0"),
     (["train", "-o", "x.npz", "--workers", "0"], 2, "--workers must be at least 1"),
+    (["train", "-o", "x.npz", "--eval-tokens", "-5"], 2, "--eval-tokens must be at least 0"),
     (["train", "-o", "x.npz", "--workers", "2", "--batch-size", "1", "--max-steps", "1"], 2,
      "--batch-size 1 is smaller than the 2 workers"),
     (["train", "-o", "x.npz", "--dropout", "1"], 2, "--dropout must be in [0, 1)"),
