@@ -118,34 +118,80 @@ def _check_members(raw, path, what):
             if not info.filename.endswith(".npy"):
                 continue
             with z.open(info) as f:
-                version = np.lib.format.read_magic(f)
-                read_header = {(1, 0): np.lib.format.read_array_header_1_0,
-                               (2, 0): np.lib.format.read_array_header_2_0}.get(version)
-                if read_header is None:
-                    raise ValueError(f"array format {version}")
-                shape, _, dtype = read_header(f, max_header_size=10_000)
-                if dtype.hasobject:
-                    raise ValueError("object arrays need pickle")
+                shape, _, dtype = _read_header(f)
                 size = dtype.itemsize * math.prod(shape)
                 if size > info.file_size:
                     raise RnncliError(f"{path}: not a valid rnncli {what} (array {info.filename[:-4]!r} declares "
                                       f"{size:,} bytes but holds {info.file_size:,})")
 
 
-def load_npz(path, what="file"):
-    """Load every array and the JSON meta; refuse pickles and damaged files with one line."""
+def _read_header(f):
+    """An .npy header at f's position -> (shape, fortran order, dtype); only plain numbers and text."""
+    version = np.lib.format.read_magic(f)
+    read_header = {(1, 0): np.lib.format.read_array_header_1_0,
+                   (2, 0): np.lib.format.read_array_header_2_0}.get(version)
+    if read_header is None:
+        raise ValueError(f"array format {version}")
+    shape, fortran, dtype = read_header(f, max_header_size=10_000)
+    if dtype.hasobject:
+        raise ValueError("object arrays need pickle")
+    return shape, fortran, dtype
+
+
+def _mapped_members(path, what):
+    """{name: array} of an .npz, each uncompressed array mapped from the file where its data starts
+    (the local header's 30 bytes, the name and the extra field, then the .npy header), checked
+    against the bytes its member holds before anything is mapped; the others read."""
+    with open(path, "rb") as f:
+        if f.read(2) != b"PK":
+            raise RnncliError(f"{path}: not a valid rnncli {what} (not an .npz archive)")
+    arrays = {}
+    with zipfile.ZipFile(path) as z, open(path, "rb") as f:
+        for info in z.infolist():
+            if not info.filename.endswith(".npy"):
+                continue
+            name = info.filename[:-4]
+            f.seek(info.header_offset)
+            local = f.read(30)
+            if len(local) < 30 or local[:4] != b"PK\x03\x04":
+                raise zipfile.BadZipFile(f"member {name!r} has no local header")
+            start = info.header_offset + 30 + int.from_bytes(local[26:28], "little") + \
+                int.from_bytes(local[28:30], "little")
+            with z.open(info) as member:
+                shape, fortran, dtype = _read_header(member)
+            size = dtype.itemsize * math.prod(shape)
+            if size > info.file_size:
+                raise RnncliError(f"{path}: not a valid rnncli {what} (array {name!r} declares "
+                                  f"{size:,} bytes but holds {info.file_size:,})")
+            if info.compress_type != zipfile.ZIP_STORED or fortran or not shape or dtype.kind == "U" or size == 0:
+                with z.open(info) as member:
+                    arrays[name] = np.lib.format.read_array(member, allow_pickle=False)
+                continue
+            f.seek(start)
+            _read_header(f)  # to where the data starts
+            arrays[name] = np.memmap(path, dtype=dtype, mode="r", offset=f.tell(), shape=shape)
+    return arrays
+
+
+def load_npz(path, what="file", mapped=False):
+    """Load every array and the JSON meta; refuse pickles and damaged files with one line.
+    mapped: map each uncompressed array from the file instead of reading it (read-only; a data set
+    larger than memory), as np.savez stores them; a compressed one is read."""
     if not os.path.exists(path):
         raise RnncliError(f"{path}: no such {what}")
     if os.path.isdir(path):
         raise RnncliError(f"{path}: is a directory, expected a {what}")
     try:
-        with open(path, "rb") as f:
-            raw = f.read()
-        if not raw.startswith(b"PK"):
-            raise RnncliError(f"{path}: not a valid rnncli {what} (not an .npz archive)")
-        _check_members(raw, path, what)
-        with np.load(io.BytesIO(raw), allow_pickle=False) as z:
-            arrays = {k: z[k] for k in z.files}
+        if mapped:
+            arrays = _mapped_members(path, what)
+        else:
+            with open(path, "rb") as f:
+                raw = f.read()
+            if not raw.startswith(b"PK"):
+                raise RnncliError(f"{path}: not a valid rnncli {what} (not an .npz archive)")
+            _check_members(raw, path, what)
+            with np.load(io.BytesIO(raw), allow_pickle=False) as z:
+                arrays = {k: z[k] for k in z.files}
     except ValueError as e:
         if "pickle" in str(e).lower() or "object" in str(e).lower():
             raise RnncliError(f"{path}: holds pickled objects; refusing to load it "

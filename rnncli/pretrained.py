@@ -98,7 +98,7 @@ def reach_cut_words(split, data_meta):
     chars = data_meta["chars"]
     words = ["".join(chars[c] for c in split.chars[split.char_offsets[p] : split.char_offsets[p + 1]])
              for p in unknown]
-    ids = split.ids.copy()
+    ids = split.ids.astype(np.int32)  # a copy wide enough for the rows the vectors add (ids are stored compact)
     ids[unknown] = word_encoder(data_meta).encode([w.lower() for w in words] if data_meta["lower"] else words)
     return dataclasses.replace(split, ids=ids)
 

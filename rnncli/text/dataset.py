@@ -1,17 +1,20 @@
 """Encoded data sets: what `tokenize` writes to tokens.npz and what `train` reads.
 
 A split holds all its sequences back to back:
-    ids      (N,) int32     token ids; for plain text every sequence ends with <eos>
-    offsets  (S+1,) int64   sequence s is ids[offsets[s]:offsets[s+1]]
-    labels   (S,) int32     classification only
-    tags     (N,) int32     tagging only, aligned with ids
-    chars    (M,) int32 and char_offsets (N+1,) int64: tagging only, the characters of each token
-    targets  (N',) int32 and target_offsets (S+1,) int64: pairs only, each example's target side
+    ids      (N,) uint     token ids; for plain text every sequence ends with <eos>
+    offsets  (S+1,) int64  sequence s is ids[offsets[s]:offsets[s+1]]
+    labels   (S,) uint     classification only
+    tags     (N,) uint     tagging only, aligned with ids
+    chars    (M,) uint and char_offsets (N+1,) int64: tagging only, the characters of each token
+    targets  (N',) uint and target_offsets (S+1,) int64: pairs only, each example's target side
              (ids in the target vocabulary, without <bos>/<eos>: batching frames them)
     scores   (S, K) float64: scores only, each sequence's K measured values, in their own units
     frames   (N, D) float32: frame input only, the normalised vectors x<t> (ids then only keep lengths)
-The JSON meta holds the vocabularies, the options used and how the validation part was made.
-text/encode.py builds these from files, text/store.py saves and loads them.
+"uint": ids are stored in the smallest unsigned type that holds what they index (uint8 up to 256
+names, uint16 up to 65,536, else uint32; files written before are int32, and load as they are).
+The JSON meta (text/meta.py) holds the vocabularies, the options used and how the validation part
+was made. text/encode.py builds these from files, text/store.py saves them uncompressed and maps
+them back (a data set larger than memory is read page by page).
 """
 
 from dataclasses import dataclass, field

@@ -17,6 +17,19 @@ FIELDS = ("ids", "offsets", "labels", "tags", "chars", "char_offsets", "targets"
           "frames")
 
 
+# the fields of ids and what they index: stored in the smallest unsigned type that holds the names
+INDEXES = {"ids": "vocab", "targets": "target_vocab", "chars": "chars", "tags": "tags", "labels": "labels"}
+
+
+def compact(ids, size):
+    """ids into `size` names -> in uint8, uint16 or uint32, the smallest that holds size - 1 (a
+    character vocabulary takes a byte a token on disk, and in memory where it is mapped)."""
+    for dtype in (np.uint8, np.uint16, np.uint32):
+        if size <= np.iinfo(dtype).max + 1:
+            return ids.astype(dtype, copy=False)
+    raise RnncliError(f"{size:,} names are more than 2^32: too many to store")
+
+
 def save_dataset(path, ds):
     arrays = {}
     for name, split in (("train", ds.train), ("valid", ds.valid)):
@@ -24,6 +37,8 @@ def save_dataset(path, ds):
             continue
         for field in FIELDS:
             value = getattr(split, field)
+            if value is not None and field in INDEXES and ds.meta.get(INDEXES[field]) is not None:
+                value = compact(value, len(ds.meta[INDEXES[field]]))
             if value is not None:
                 arrays[f"{name}_{field}"] = value
     save_npz(path, arrays, ds.meta)
@@ -74,7 +89,9 @@ def _check_split(path, name, split, meta):
 
 
 def load_dataset(path):
-    arrays, meta = load_npz(path, "data set")
+    """A tokens.npz, its arrays mapped from the file (npzfile.load_npz): a data set larger than
+    memory is read page by page as training reaches it, and workers on one machine share it."""
+    arrays, meta = load_npz(path, "data set", mapped=True)
     if meta.get("format") not in FORMATS or not isinstance(meta.get("vocab"), list):
         raise RnncliError(f"{path}: not an rnncli data set (no vocabulary); is it a model?")
     if meta.get("format_version", 0) > FORMAT_VERSION:
