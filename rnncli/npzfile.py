@@ -7,6 +7,7 @@ Metadata travels as JSON text in a 0-d unicode array, which NumPy stores without
 import io
 import json
 import math
+import mmap
 import os
 import stat
 import tempfile
@@ -136,6 +137,22 @@ def _read_header(f):
     if dtype.hasobject:
         raise ValueError("object arrays need pickle")
     return shape, fortran, dtype
+
+
+def release(arr, start, stop):
+    """Let go of the pages of arr[start:stop] that this process holds, where arr is mapped from a file
+    (np.memmap): they are the file's, read again from it (or the page cache) when next touched. A
+    pass over a mapped data set then leaves no trace in the resident memory."""
+    mapping = getattr(arr, "_mmap", None)
+    if mapping is None or not hasattr(mmap, "MADV_DONTNEED"):
+        return
+    base = getattr(arr, "offset", 0) % mmap.ALLOCATIONGRANULARITY  # numpy maps from the granule before the data
+    first = (base + start * arr.itemsize) // mmap.PAGESIZE * mmap.PAGESIZE
+    last = base + stop * arr.itemsize
+    try:
+        mapping.madvise(mmap.MADV_DONTNEED, first, last - first)
+    except (OSError, ValueError):
+        pass  # only a hint
 
 
 def _mapped_members(path, what):
