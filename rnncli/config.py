@@ -126,9 +126,11 @@ class TrainConfig:
     eval_every: int = option(200, "Steps between validations (and checkpoints).", at_least=1)
     # reading all of a large validation split took longer than the training between two validations
     eval_tokens: int | None = option(None, "Validations during training read a fixed, seeded sample of about this "
-                                     "many tokens of the validation split (0: all of it); by default 30 % of the "
-                                     "tokens trained between two validations, about a tenth of their time. A "
-                                     "smaller split is read whole; eval reads everything.", at_least=0)
+                                     "many tokens of the validation split (0: all of it); by default what takes "
+                                     "about a tenth of the time between two validations (30 % of the tokens "
+                                     "trained between them, 5 % for a language model, which reads its stream "
+                                     "token by token). A smaller split is read whole; eval reads everything.",
+                                     at_least=0)
     patience: int | None = option(None, "Early stop after N x eval-every steps without gain.", at_least=1)
     seed: int = option(0, "Seed of initialisation, dropout and batch order.", at_least=0)
     # the global batch stays batch_size at any number of workers, so a config means one model

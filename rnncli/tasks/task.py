@@ -61,9 +61,8 @@ class Task:
         """The part of the validation split that every validation during training reads, the same at
         each (one yardstick for the best weights) -> (that part, what it is: {"tokens", "sequences",
         "sample", and for a sample the split's "of_tokens", "of_sequences"}). All of it when it holds
-        no more than the budget (--eval-tokens; by default 30 % of the tokens trained between two
-        validations: a forward pass costs about a third of a training step, so a validation takes
-        about a tenth of their time); else a fixed, seeded sample of whole sequences."""
+        no more than the budget (--eval-tokens; by default evaluation_budget's, about a tenth of the
+        time between two validations); else a fixed, seeded sample of whole sequences."""
         if split is None or split.num_sequences == 0:
             return split, None
         n, total = split.num_sequences, int(split.offsets[-1])
@@ -79,7 +78,8 @@ class Task:
 
     def evaluation_budget(self, cfg, train):
         """--eval-tokens, or its default: 30 % of the tokens of eval_every batches of the training
-        split's mean sequence (0: no limit)."""
+        split's mean sequence, as validations read them batched and forward only, about a third of a
+        training token's cost (0: no limit)."""
         if cfg.eval_tokens is not None:
             return cfg.eval_tokens
         mean = float(train.lengths().mean()) if train is not None and train.num_sequences else 1.0
