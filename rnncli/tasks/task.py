@@ -15,7 +15,34 @@ import numpy as np
 from rnncli.text.vocab import SPECIALS, split_words
 
 
-class Task:
+class GradcheckBatches:
+    """What `gradcheck` (commands/gradcheck.py) needs of a task: a made-up model's names and a small
+    padded batch of random inputs and outputs for it, or a data set's first examples."""
+
+    def synthetic_names(self, vocab, K):
+        """The data meta's names for a made-up model of this task (besides its vocabulary)."""
+        return {}
+
+    def random_batch(self, meta, cfg, rng, T=5, B=3):
+        """The loss arguments of a small padded batch for a model of `meta`: sequences of lengths T,
+        T - 2 and 1 (in steps of the encoder's reduction, for speech), random inputs and outputs."""
+        inputs, mask = random_inputs(meta, rng, T, B)
+        return self.random_outputs(meta, cfg, rng, inputs, mask)
+
+    def random_outputs(self, meta, cfg, rng, inputs, mask):
+        raise NotImplementedError
+
+    def first_examples(self, ds, cfg, B=3, T=6):
+        """The first examples of a data set as the model's loss arguments."""
+        index = np.arange(min(B, ds.train.num_sequences))
+        return self.make_batch(ds.train, index, cfg.char_features)
+
+    def check_loss(self, model, batch, rng):
+        """(loss, grads) of a batch as random_batch or first_examples made it."""
+        return model.loss_and_grads(*batch, rng=rng)[:2]
+
+
+class Task(GradcheckBatches):
     name = ""  # as checkpoints store it
     format = "tsv"  # the data format that trains it by default (gradcheck's made-up data)
     title = ""  # as messages name a model of it: "a {title}"
@@ -65,16 +92,7 @@ class Task:
         time between two validations); else a fixed, seeded sample of whole sequences."""
         if split is None or split.num_sequences == 0:
             return split, None
-        n, total = split.num_sequences, int(split.offsets[-1])
-        budget = self.evaluation_budget(cfg, train)
-        if budget == 0 or total <= budget:
-            return split, {"tokens": total, "sequences": n, "sample": False}
-        rng = np.random.default_rng([cfg.seed, 4])
-        order = rng.permutation(n)
-        k = min(int(np.searchsorted(np.cumsum(split.lengths()[order]), budget)) + 1, n)
-        part = split.take(np.sort(order[:k]))
-        return part, {"tokens": int(part.offsets[-1]), "sequences": k, "sample": True, "of_tokens": total,
-                      "of_sequences": n}
+        return sample_of(split, self.evaluation_budget(cfg, train), cfg.seed)
 
     def evaluation_budget(self, cfg, train):
         """--eval-tokens, or its default: 30 % of the tokens of eval_every batches of the training
@@ -165,30 +183,6 @@ class Task:
         """One predict record as the text written to stdout; names: answer_names'."""
         raise NotImplementedError
 
-    # ---------------------------------------------------------------- gradient checks (commands/gradcheck.py)
-
-    def synthetic_names(self, vocab, K):
-        """The data meta's names for a made-up model of this task (besides its vocabulary)."""
-        return {}
-
-    def random_batch(self, meta, cfg, rng, T=5, B=3):
-        """The loss arguments of a small padded batch for a model of `meta`: sequences of lengths T,
-        T - 2 and 1 (in steps of the encoder's reduction, for speech), random inputs and outputs."""
-        inputs, mask = random_inputs(meta, rng, T, B)
-        return self.random_outputs(meta, cfg, rng, inputs, mask)
-
-    def random_outputs(self, meta, cfg, rng, inputs, mask):
-        raise NotImplementedError
-
-    def first_examples(self, ds, cfg, B=3, T=6):
-        """The first examples of a data set as the model's loss arguments."""
-        index = np.arange(min(B, ds.train.num_sequences))
-        return self.make_batch(ds.train, index, cfg.char_features)
-
-    def check_loss(self, model, batch, rng):
-        """(loss, grads) of a batch as random_batch or first_examples made it."""
-        return model.loss_and_grads(*batch, rng=rng)[:2]
-
 
 def random_mask(T, B, step=1):
     """(T * step, B) float64 mask of sequences of T, T - 2 and 1 steps of `step` frames each."""
@@ -212,3 +206,16 @@ def reader_options(cfg, data_meta, dtype):
                 bidirectional=cfg.bidirectional is not False, dropout=cfg.dropout, dtype=dtype,
                 activation=cfg.activation, reset_after=cfg.reset_after, frame_dim=data_meta.get("frame_dim"),
                 input_projection=cfg.input_projection)
+
+
+def sample_of(split, budget, seed):
+    """A split's sequences in a seeded order, kept until they hold `budget` tokens, in the split's own
+    order -> (the sample, what it read); the split itself when it is no larger (or budget is 0)."""
+    n, total = split.num_sequences, int(split.offsets[-1])
+    if budget == 0 or total <= budget:
+        return split, {"tokens": total, "sequences": n, "sample": False}
+    order = np.random.default_rng([seed, 4]).permutation(n)
+    k = min(int(np.searchsorted(np.cumsum(split.lengths()[order]), budget)) + 1, n)
+    part = split.take(np.sort(order[:k]))
+    return part, {"tokens": int(part.offsets[-1]), "sequences": k, "sample": True, "of_tokens": total,
+                  "of_sequences": n}
