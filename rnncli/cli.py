@@ -608,6 +608,8 @@ def _say(message):
 
 def _mpi_world():
     """The MPI world this process joined (train on several workers), else None."""
+    if "rnncli.parallel" not in sys.modules:  # loaded by the commands that may train on workers; not loaded
+        return None  # here, where an import could fail itself (out of memory)
     from rnncli.parallel import joined
 
     return joined()

@@ -90,23 +90,37 @@ class Dataset:
         return Vocab(self.meta["vocab"])
 
 
+def token_counts(ids, size, chunk=1 << 20):
+    """How often each of `size` ids occurs, counted a chunk at a time (a mapped split of a large
+    corpus is not copied whole, nor widened to 8 bytes an id)."""
+    from rnncli.npzfile import release
+
+    counts = np.zeros(size, np.int64)
+    for start in range(0, len(ids), chunk):
+        counts += np.bincount(ids[start : start + chunk], minlength=size)[:size]
+        release(ids, start, min(start + chunk, len(ids)))  # a mapped split's pages: the file's again
+    return counts
+
+
 def _unk_rate(split):
     n = len(split.ids)
-    return float((split.ids == UNK).sum()) / n if n else 0.0
+    return float(token_counts(split.ids, UNK + 1)[UNK]) / n if n else 0.0
 
 
 def dataset_stats(ds, top=10):
     """The figures `tokenize` reports, as plain data."""
     vocab = ds.vocab
     tr = ds.train
-    real = tr.ids[tr.ids != EOS] if ds.meta["format"] == "text" else tr.ids
-    counts = np.bincount(real, minlength=len(vocab))
+    counts = token_counts(tr.ids, len(vocab))
+    if ds.meta["format"] == "text":
+        counts[EOS] = 0  # the <eos> that ends each paragraph or line is not the text's
+    real = int(counts.sum())
     order = np.argsort(-counts[len(SPECIALS):], kind="stable")[:top] + len(SPECIALS)
     stats = {
         "format": ds.meta["format"], "level": ds.meta["level"],
-        "train": {"sequences": tr.num_sequences, "tokens": int(len(real))},
+        "train": {"sequences": tr.num_sequences, "tokens": real},
         "vocab_size": len(vocab),
-        "coverage": 1.0 - (float((real == UNK).sum()) / len(real) if len(real) else 0.0),
+        "coverage": 1.0 - (float(counts[UNK]) / real if real else 0.0),
         "unk_rate": {"train": _unk_rate(tr)},
         "top_tokens": [[vocab.tokens[i], int(counts[i])] for i in order if counts[i] > 0],
         "validation": ds.meta.get("validation", "none"),

@@ -371,7 +371,7 @@ def tokenize(paths, fmt=None, level=None, lower=False, max_size=None, min_freq=1
     audio: log-mel settings for recordings (window_ms, hop_ms, bands, deltas; audio.DEFAULTS for the
     rest); a reused model's own settings are kept and cannot change.
     """
-    valid_frac = _check_options(valid_frac, max_size, min_freq, audio, reuse)
+    valid_frac = check_options(valid_frac, max_size, min_freq, audio, reuse)
     audio_meta = dict(reuse.get("audio") or {}) if reuse is not None else dict(audio or {})
     fmt, texts, jsonl = _read(paths, fmt, known=reuse["format"] if reuse is not None else None, audio_meta=audio_meta)
     level, lower, target_level, max_target_ratio = _reading(paths, fmt, texts, jsonl, level, lower, target_level,
@@ -406,7 +406,7 @@ def tokenize(paths, fmt=None, level=None, lower=False, max_size=None, min_freq=1
     return Dataset(meta, train, valid, warnings)
 
 
-def _check_options(valid_frac, max_size, min_freq, audio, reuse):
+def check_options(valid_frac, max_size, min_freq, audio, reuse):
     """The options that need no data -> valid_frac, its default filled in."""
     if valid_frac is None:
         valid_frac = 0.0 if reuse is not None else 0.05

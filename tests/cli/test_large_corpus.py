@@ -1,6 +1,6 @@
-"""A data set larger than the memory a run may use: `train` maps tokens.npz instead of reading it,
-so it trains under a cap on its memory (RLIMIT_DATA: its heap and private mappings) that reading the
-data set whole cannot pass. (tokenize under the same cap is still to come: it reads its corpus whole.)"""
+"""A corpus larger than the memory a run may use: `tokenize` streams plain text (text/stream.py) and
+`train` maps tokens.npz instead of reading it, so both run under a cap on their memory
+(RLIMIT_DATA: heap and private mappings) that reading the corpus whole cannot pass."""
 
 import json
 import os
@@ -11,11 +11,8 @@ import sys
 import numpy as np
 import pytest
 
-from rnncli.text.dataset import FORMAT_VERSION, Dataset, Split
-from rnncli.text.store import save_dataset
-
-CAP = 160 * 2**20  # bytes of heap and private mappings the child may use
-TOKENS = 256 * 2**20  # a byte each: the data set is well past the cap
+CAP = 140 * 2**20  # bytes of heap and private mappings each child may use
+CORPUS = 200 * 2**20  # bytes of text: well past the cap
 
 
 def capped(*args, cwd):
@@ -26,29 +23,35 @@ def capped(*args, cwd):
 
 @pytest.fixture(scope="module")
 def large(tmp_path_factory):
+    """200 MB of text: sentences of a small vocabulary, a paragraph every eight lines."""
     d = tmp_path_factory.mktemp("large")
     rng = np.random.default_rng(0)
-    vocab = ["<pad>", "<unk>", "<bos>", "<eos>"] + [chr(ord("a") + k) for k in range(26)]
-    ids = rng.integers(4, len(vocab), TOKENS, dtype=np.uint8)
-    ids[999::1000] = 3  # a paragraph every 1,000 characters
-    offsets = np.r_[0:TOKENS:1000, TOKENS].astype(np.int64)
-    valid = rng.integers(4, len(vocab), 100_000, dtype=np.uint8)
-    meta = {"format_version": FORMAT_VERSION, "format": "text", "level": "char", "lower": False, "options": {},
-            "sources": ["generated"], "validation": "generated", "vocab": vocab}
-    save_dataset(str(d / "big.npz"), Dataset(meta, Split(ids, offsets), Split(valid, np.array([0, 100_000]))))
-    del ids
-    assert os.path.getsize(d / "big.npz") > 1.5 * CAP
+    words = ["the", "king", "queen", "of", "and", "to", "my", "lord", "thou", "art", "Speak", "again."]
+    block = "".join(" ".join(rng.choice(words, 12)) + ("\n\n" if i % 8 == 7 else "\n") for i in range(20_000))
+    block = block.encode("utf-8")
+    with open(d / "corpus.txt", "wb") as f:
+        for _ in range(-(-CORPUS // len(block))):
+            f.write(block)
     return d
 
 
-def test_reading_the_data_set_whole_does_not_fit_under_the_cap(large):
-    r = capped("-c", "import numpy as np; print(np.fromfile('big.npz', np.uint8).sum())", cwd=large)
+def test_reading_the_corpus_whole_does_not_fit_under_the_cap(large):
+    r = capped("-c", "print(len(open('corpus.txt', 'rb').read().decode()))", cwd=large)
     assert r.returncode != 0 and "MemoryError" in r.stderr
+    # the in-memory pipeline (which a --valid file still takes) cannot tokenize it either
+    r = capped("-m", "rnncli", "tokenize", "corpus.txt", "--valid", "corpus.txt", "-o", "whole.npz", cwd=large)
+    assert r.returncode == 1 and "out of memory" in r.stderr and not (large / "whole.npz").exists()
 
 
-def test_training_maps_the_data_set_and_fits_under_the_cap(large):
-    r = capped("-m", "rnncli", "train", "-d", "big.npz", "-o", "m.npz", "--hidden", "32", "--layers", "1", "--embed",
-               "8", "--max-steps", "20", "--eval-every", "10", "--eval-tokens", "20000", "--json", "-q", cwd=large)
+def test_tokenize_streams_and_train_maps_the_data_under_the_cap(large):
+    r = capped("-m", "rnncli", "tokenize", "corpus.txt", "--json", "-q", cwd=large)
+    assert r.returncode == 0, r.stderr
+    report = json.loads(r.stdout)
+    assert report["train"]["tokens"] + report["valid"]["tokens"] > CORPUS
+    # a byte a character, and the offsets of its paragraphs (8 bytes each, one every 600 characters here)
+    assert os.path.getsize(large / "tokens.npz") < 1.03 * os.path.getsize(large / "corpus.txt")
+    r = capped("-m", "rnncli", "train", "--hidden", "32", "--layers", "1", "--embed", "8", "--max-steps", "20",
+               "--eval-every", "10", "--json", "-q", cwd=large)
     assert r.returncode == 0, r.stderr
     summary = json.loads(r.stdout)
-    assert summary["steps"] == 20 and summary["validation_read"]["tokens"] == 20_000
+    assert summary["steps"] == 20 and summary["validation_read"]["sample"]

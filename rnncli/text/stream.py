@@ -1,0 +1,292 @@
+"""Plain text tokenized by characters without the corpus in memory: passes over the files.
+
+The in-memory pipeline (text/encode.py) reads the whole text, cuts it into paragraphs, holds out
+its end (text/split.py), counts the training part's characters and encodes everything: about 17
+times the corpus in memory. This module makes the same data set reading the files a chunk at a
+time (a megabyte of text, cut after a run of newlines so that no paragraph break is split):
+
+    1. paragraphs: each one's length and first line (text up to and including a run of two or more
+       newlines, as encode._paragraphs cuts it);
+    2. the validation part: split.split_stream's choice made on those lengths; when the cut falls
+       inside a paragraph, that paragraph alone is read again to find split._cut_point's place;
+    3. the vocabulary: the training part's characters counted (one bincount of code points a chunk);
+    4. the ids: a code-point table maps each chunk, <eos> after every paragraph, written to two
+       temporary files, then into tokens.npz as its uncompressed members.
+
+Memory holds a chunk, the paragraphs' lengths (16 bytes a paragraph) and the counts; the ids go to
+disk as they are made. tests/text/test_stream.py checks that both pipelines write the same data set.
+"""
+
+import codecs
+import json
+import os
+import re
+import shutil
+import tempfile
+import zipfile
+from array import array
+from collections import Counter
+
+import numpy as np
+
+from rnncli.errors import RnncliError, where
+from rnncli.npzfile import write_file
+from rnncli.text.dataset import FORMAT_VERSION
+from rnncli.text.split import _cut_point
+from rnncli.text.store import compact
+from rnncli.text.vocab import EOS, UNK, Vocab
+
+CHUNK = 1 << 20  # bytes read at a time: a chunk's arrays (its code points, their ids) stay near 30 MB
+
+
+def _last_cut(text):
+    """Where a chunk may end: after the last run of newlines that something other than a newline
+    follows (so a run of newlines is never split); None when there is no such place."""
+    j = text.rfind("\n")
+    while j >= 0 and (j + 1 == len(text) or text[j + 1] == "\n"):
+        j = text.rfind("\n", 0, j)
+    return None if j < 0 else j + 1
+
+
+def chunks(path, lower=False, size=None):
+    """The text of a file as read_text gives it (BOM dropped, CRLF as LF; lower-cased with --lower),
+    in pieces of about `size` bytes that end after a run of newlines -> yields (piece, its first line).
+    NUL bytes and invalid UTF-8 are errors naming the line."""
+    size = size or CHUNK
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    pending, line, first = "", 1, True
+    with open(path, "rb") as f:
+        while True:
+            block = f.read(size)
+            if b"\x00" in block:
+                at = line + pending.count("\n") + block[: block.index(b"\x00")].count(b"\n")
+                raise RnncliError(f"{where(path, at)}: NUL byte: this looks like a binary file, not text")
+            try:
+                text = decoder.decode(block, final=not block)
+            except UnicodeDecodeError as e:
+                at = line + pending.count("\n") + block[: max(e.start, 0)].count(b"\n")
+                bad = block[e.start] if 0 <= e.start < len(block) else 0
+                raise RnncliError(f"{where(path, at)}: invalid UTF-8 (byte 0x{bad:02x})") from None
+            if first and text:
+                text, first = (text[1:] if text.startswith("\ufeff") else text), False
+            text = pending + text
+            if block and text.endswith("\r"):  # it may be half of a CRLF
+                text, held = text[:-1], "\r"
+            else:
+                held = ""
+            text = text.replace("\r\n", "\n")
+            cut = len(text) if not block else _last_cut(text)
+            if cut is None:  # no run of newlines to end at: a long line, or newlines still coming
+                cut = len(text) - (len(text) - len(text.rstrip("\n")))
+                # lower() reads a word's end (a final sigma): cut after a space, unless the word is a huge one
+                if lower and len(text) < max(4 * size, 1 << 20):
+                    cut = next((i + 1 for i in range(cut - 1, -1, -1) if text[i].isspace()), 0)
+            piece, pending = text[:cut], text[cut:] + held
+            if piece:
+                yield (piece.lower() if lower else piece), line
+                line += piece.count("\n")
+            if not block:
+                return
+
+
+def _paragraphs(paths, lower):
+    """Pass 1: (lengths in characters, first lines, the index of each path's first paragraph) of every
+    paragraph of the files, in order."""
+    lengths, lines, starts = array("q"), array("q"), []
+    for path in paths:
+        starts.append(len(lengths))
+        size, first = 0, None
+        for piece, line in chunks(path, lower):
+            at = 0  # where the paragraph being read starts in this piece, on line `line`
+            for m in re.finditer(r"\n{2,}", piece):
+                lengths.append(size + m.end() - at)
+                lines.append(first if first is not None else line)
+                line += piece.count("\n", at, m.end())
+                size, first, at = 0, None, m.end()
+            if at < len(piece):
+                if first is None:
+                    first = line
+                size += len(piece) - at
+        if size:
+            lengths.append(size)
+            lines.append(first)
+    return np.frombuffer(lengths, np.int64), np.frombuffer(lines, np.int64), starts
+
+
+def _text_between(paths, lower, start, stop):
+    """Yield the pieces of the files' text from character start to stop (a pass over the files)."""
+    at = 0
+    for path in paths:
+        for piece, _ in chunks(path, lower):
+            end = at + len(piece)
+            if end > start and at < stop:
+                yield piece[max(start - at, 0) : stop - at]
+            at = end
+            if at >= stop:
+                return
+
+
+def _hold_out(paths, lower, lengths, lines, starts, frac):
+    """split_stream's choice on the paragraphs' lengths -> (unit ends in characters: train's, valid's;
+    the description; the characters of the training part)."""
+    units = len(lengths)
+    total = int(lengths.sum())
+    ends = np.cumsum(lengths)
+    if frac <= 0 or total < 2:
+        return ends, ends[:0], "none", total
+    target = total * (1 - frac)
+    inner = ends[:-1]
+    if len(inner):
+        j = int(np.argmin(np.abs(inner - target)))
+        if abs(inner[j] - target) <= 0.5 * frac * total:
+            k = j + 1
+            share = 1 - inner[j] / total
+            return (ends[:k], ends[k:], f"the last {units - k:,} of {units:,} paragraphs ({100 * share:.1f} % of "
+                    "the tokens)", int(ends[k - 1]))
+    k = min(int(np.searchsorted(ends, target, side="right")), units - 1)
+    if lengths[k] < 2:
+        k = min(max(k, 1), units - 1)
+        return ends[:k], ends[k:], f"the last {units - k:,} paragraphs", int(ends[k - 1])
+    begin = int(ends[k] - lengths[k])
+    unit = "".join(_text_between(paths, lower, begin, int(ends[k])))  # the one paragraph the cut falls in
+    cut = _cut_point(unit, int(round(target - begin)), "char")
+    path_index = int(np.searchsorted(starts, k, side="right")) - 1
+    line_b = int(lines[k]) + unit[:cut].count("\n")
+    train_ends = np.r_[ends[:k], begin + cut]
+    share = (total - begin - cut) / total
+    return (train_ends, ends[k:], f"the last {100 * share:.1f} % of the tokens, from "
+            f"{where(paths[path_index], line_b)} on", begin + cut)
+
+
+def _count(paths, lower, stop):
+    """Pass 3: the characters of the text's first `stop` characters -> Counter (as vocab.char_counts)."""
+    counts = np.zeros(0, np.int64)
+    for piece in _text_between(paths, lower, 0, stop):
+        cps = np.frombuffer(piece.encode("utf-32-le", "surrogatepass"), np.uint32)
+        found = np.bincount(cps)
+        if len(found) > len(counts):
+            counts = np.r_[counts, np.zeros(len(found) - len(counts), np.int64)]
+        counts[: len(found)] += found
+    return Counter({chr(v): int(counts[v]) for v in np.flatnonzero(counts)})
+
+
+def _encode(paths, lower, vocab, train_ends, valid_ends, split_at, folder):
+    """Pass 4: every character's id and <eos> after every unit -> (train ids file, valid ids file,
+    their dtype), written as raw bytes."""
+    known = {ord(t): i for t, i in vocab.index.items() if len(t) == 1}
+    dtype = compact(np.zeros(0, np.int64), len(vocab)).dtype
+    table = np.full(0x110000, UNK, dtype)  # every code point: what the vocabulary lacks is <unk>
+    table[np.fromiter(known.keys(), np.int64)] = np.fromiter(known.values(), np.int64)
+    ends = np.r_[train_ends, valid_ends]
+    files = [os.path.join(folder, "train.ids"), os.path.join(folder, "valid.ids")]
+    outs = [open(p, "wb") for p in files]
+    try:
+        at = 0
+        for piece in _text_between(paths, lower, 0, int(ends[-1]) if len(ends) else 0):
+            cps = np.frombuffer(piece.encode("utf-32-le", "surrogatepass"), np.uint32)
+            ids = table[cps]
+            stop = at + len(piece)
+            inside = ends[(ends > at) & (ends <= stop)] - at
+            if at < split_at < stop and split_at not in inside + at:
+                raise RnncliError("internal: the validation cut is not a unit's end")
+            # the training part: the characters before split_at and the <eos> of its units
+            cut = min(max(split_at - at, 0), len(piece))
+            before = inside[inside <= cut]
+            outs[0].write(np.insert(ids[:cut], before, EOS).astype(dtype).tobytes())
+            after = inside[inside > cut] - cut
+            outs[1].write(np.insert(ids[cut:], after, EOS).astype(dtype).tobytes())
+            at = stop
+    finally:
+        for f in outs:
+            f.close()
+    return files, dtype
+
+
+def _offsets(unit_ends, start):
+    """Unit ends in characters (from `start`) -> a split's offsets: each unit and its <eos>."""
+    sizes = np.diff(np.r_[start, unit_ends])
+    return np.r_[0, np.cumsum(sizes + 1)].astype(np.int64)
+
+
+def _member(z, name, dtype, shape, source=None, array_value=None):
+    """One .npy member of an uncompressed archive, its data copied from a file or an array."""
+    with z.open(name + ".npy", "w", force_zip64=True) as m:
+        if array_value is not None:
+            np.lib.format.write_array(m, array_value, allow_pickle=False)
+            return
+        np.lib.format.write_array_header_1_0(m, {"descr": np.lib.format.dtype_to_descr(np.dtype(dtype)),
+                                                 "fortran_order": False, "shape": shape})
+        with open(source, "rb") as f:
+            shutil.copyfileobj(f, m, 16 << 20)
+
+
+def stream_tokenize(paths, out, lower=False, max_size=None, min_freq=1, valid_frac=0.05, seed=0):
+    """Plain text by characters into `out` (tokens.npz), as encode.tokenize and store.save_dataset
+    make it, with memory that does not grow with the corpus -> the warnings."""
+    lengths, lines, starts = _paragraphs(paths, lower)
+    if not len(lengths):
+        raise RnncliError(f"{where(paths[0])}: nothing to tokenize (empty file?)")
+    train_ends, valid_ends, how, split_at = _hold_out(paths, lower, lengths, lines, starts, valid_frac)
+    warnings = []
+    if valid_frac > 0 and not len(valid_ends):
+        warnings.append("too little data to hold any out for validation; training will select on its own loss")
+    meta = {"format_version": FORMAT_VERSION, "format": "text", "level": "char", "lower": bool(lower),
+            "options": {"max_size": max_size, "min_freq": min_freq, "valid_frac": valid_frac, "seed": seed,
+                        "valid_file": None},
+            "sources": [str(p) for p in paths], "validation": how}
+    vocab = Vocab.build(_count(paths, lower, split_at), max_size, min_freq)
+    meta["vocab"] = vocab.tokens
+    folder = tempfile.mkdtemp(prefix=".rnncli-tokenize-", dir=os.path.dirname(os.path.abspath(out)))
+    try:
+        (train_file, valid_file), dtype = _encode(paths, lower, vocab, train_ends, valid_ends, split_at, folder)
+        train_offsets = _offsets(train_ends, 0)
+        valid_offsets = _offsets(valid_ends, split_at) if len(valid_ends) else None
+
+        def write(f):
+            with zipfile.ZipFile(f, "w", zipfile.ZIP_STORED, allowZip64=True) as z:
+                _member(z, "train_ids", dtype, (int(train_offsets[-1]),), train_file)
+                _member(z, "train_offsets", np.int64, None, array_value=train_offsets)
+                if valid_offsets is not None:
+                    _member(z, "valid_ids", dtype, (int(valid_offsets[-1]),), valid_file)
+                    _member(z, "valid_offsets", np.int64, None, array_value=valid_offsets)
+                _member(z, "meta", None, None, array_value=np.array(json.dumps(meta, ensure_ascii=False)))
+
+        write_file(out, write)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    return warnings
+
+
+def streams(paths, fmt, level, reuse, valid_path, pair_options=()):
+    """Does this tokenize take the streaming path? Files (not stdin) of plain text read by characters,
+    a new vocabulary, the validation part held out of the text itself (pair_options: options only
+    pairs take, which the full reading refuses by name)."""
+    if reuse is not None or valid_path is not None or any(str(p) == "-" for p in paths):
+        return False
+    if any(v is not None for v in pair_options):
+        return False
+    if level not in (None, "char") or fmt not in (None, "text"):
+        return False
+    from rnncli.text.readers import detect_format, looks_like_jsonl
+
+    for path in paths:
+        head = _head(path)
+        if looks_like_jsonl(head, path) or (fmt is None and detect_format(head) != "text"):
+            return False
+    return True
+
+
+def _head(path, lines=2001):
+    """The text's first `lines` lines (what format detection reads), decoded leniently (an error is
+    the full reading's to report)."""
+    out, count = [], 0
+    with open(path, "rb") as f:
+        while count < lines:
+            block = f.read(1 << 20)
+            if not block:
+                break
+            out.append(block)
+            count += block.count(b"\n")
+    text = b"".join(out).decode("utf-8", "replace")
+    return (text[1:] if text.startswith("\ufeff") else text).replace("\r\n", "\n")
+

@@ -1,0 +1,109 @@
+"""Plain text by characters, streamed (text/stream.py), against the in-memory pipeline as its twin:
+the same arrays and meta for any text, whatever the chunk size (a few bytes here, so that runs of
+newlines, CRLF pairs, multi-byte characters and the validation cut fall across chunk boundaries);
+the same errors naming the same line."""
+
+import json
+import os
+import re
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import rnncli.text.stream as stream
+from rnncli.errors import RnncliError
+from rnncli.text.encode import tokenize
+from rnncli.text.store import save_dataset
+
+SAMPLES = os.path.join(os.path.dirname(__file__), "..", "..", "sample_data")
+
+
+def both(tmp_path, paths, **options):
+    """-> (the in-memory pipeline's arrays and meta, the streamed one's), as tokens.npz holds them."""
+    save_dataset(str(tmp_path / "a.npz"), tokenize(paths, fmt="text", **options))
+    stream.stream_tokenize(paths, str(tmp_path / "b.npz"), **options)
+    out = []
+    for name in ("a.npz", "b.npz"):
+        with np.load(tmp_path / name) as z:
+            arrays = {k: z[k] for k in z.files}
+        out.append((json.loads(str(arrays.pop("meta"))), arrays))
+    return out
+
+
+def assert_same(a, b):
+    (meta_a, arrays_a), (meta_b, arrays_b) = a, b
+    assert meta_a == meta_b
+    assert set(arrays_a) == set(arrays_b)
+    for k in arrays_a:
+        assert arrays_a[k].dtype == arrays_b[k].dtype and np.array_equal(arrays_a[k], arrays_b[k]), k
+
+
+pieces = st.lists(st.one_of(st.sampled_from(["\n", "\n\n", "\n\n\n", "\r\n", "\r\n\r\n", " ", "ab", "Σ", "é",
+                                              "日本", "x" * 9, "ΟΔΟΣ ", "\t"]),
+                            st.text(alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"),
+                                    max_size=6)), min_size=1, max_size=60)
+
+
+@settings(max_examples=60, deadline=None)
+@given(pieces, st.sampled_from([0.0, 0.05, 0.3, 0.5]), st.booleans(), st.sampled_from([1, 3, 7, 64]),
+       st.booleans())
+def test_any_text_streams_to_the_same_data_set(tmp_path_factory, parts, frac, lower, chunk, bom):
+    d = tmp_path_factory.mktemp("s")
+    text = "".join(parts)
+    (d / "c.txt").write_bytes((b"\xef\xbb\xbf" if bom else b"") + text.encode("utf-8"))
+    stream.CHUNK = chunk
+    try:
+        if not tokenize_has_text(d / "c.txt"):
+            return
+        assert_same(*both(d, [str(d / "c.txt")], valid_frac=frac, lower=lower))
+    finally:
+        stream.CHUNK = 1 << 20
+
+
+def tokenize_has_text(path):
+    try:
+        tokenize([str(path)], level="char", fmt="text")
+        return True
+    except RnncliError:
+        return False
+
+
+@pytest.mark.parametrize("chunk", [5, 1 << 20])
+def test_the_sample_corpus_and_several_files_stream_alike(tmp_path, chunk):
+    corpus = os.path.join(SAMPLES, "corpus.txt")
+    (tmp_path / "two.txt").write_text("second file\n\nits end", encoding="utf-8")
+    stream.CHUNK = chunk
+    try:
+        assert_same(*both(tmp_path, [corpus]))
+        assert_same(*both(tmp_path, [corpus, str(tmp_path / "two.txt")], valid_frac=0.2, max_size=20, min_freq=2))
+    finally:
+        stream.CHUNK = 1 << 20
+
+
+@pytest.mark.parametrize("data,message", [(b"line one\nline two\n\x00rest", "c.txt:3: NUL byte"),
+                                          (b"ok\nstill ok\n\xff\xfe bad", "c.txt:3: invalid UTF-8 (byte 0xff)")])
+def test_errors_name_the_line_as_the_full_reading_does(tmp_path, data, message):
+    (tmp_path / "c.txt").write_bytes(data)
+    with pytest.raises(RnncliError, match=re.escape(message)):
+        tokenize([str(tmp_path / "c.txt")])
+    stream.CHUNK = 4
+    try:
+        with pytest.raises(RnncliError, match=re.escape(message)):
+            stream.stream_tokenize([str(tmp_path / "c.txt")], str(tmp_path / "b.npz"))
+    finally:
+        stream.CHUNK = 1 << 20
+    assert not (tmp_path / "b.npz").exists()
+
+
+def test_which_inputs_stream(tmp_path):
+    corpus = os.path.join(SAMPLES, "corpus.txt")
+    assert stream.streams([corpus], None, None, None, None)
+    assert stream.streams([corpus], "text", "char", None, None)
+    assert not stream.streams([corpus], None, "word", None, None)  # words: not yet
+    assert not stream.streams([os.path.join(SAMPLES, "reviews.tsv")], None, None, None, None)
+    assert not stream.streams([corpus], None, None, {"vocab": []}, None)
+    assert not stream.streams([corpus], None, None, None, corpus)
+    assert not stream.streams(["-"], None, None, None, None)
+    assert not stream.streams([os.path.join(SAMPLES, "scores.jsonl")], None, None, None, None)
