@@ -81,14 +81,21 @@ def prepare_workers(data, out, config_path=None, overrides=None, resume=None, fo
     return job, notes
 
 
-def data_fingerprint(ds):
-    """A short hash of a data set's contents (its meta and every array), the same on any machine."""
+def data_fingerprint(ds, chunk=1 << 24):
+    """A short hash of a data set's contents (its meta and every array), the same on any machine. The
+    arrays are read a chunk at a time and a mapped one's pages let go again, so that every worker can
+    hash a data set larger than memory without copying it."""
+    from rnncli.npzfile import release
+
     h = hashlib.sha256(json.dumps(ds.meta, sort_keys=True, default=str).encode())
     for split in (ds.train, ds.valid):
         for name, value in sorted(vars(split).items()) if split is not None else ():
             if isinstance(value, np.ndarray):
                 h.update(name.encode())
-                h.update(np.ascontiguousarray(value).tobytes())
+                flat = value.reshape(-1) if value.flags.c_contiguous else np.ascontiguousarray(value).reshape(-1)
+                for start in range(0, len(flat), chunk):
+                    h.update(memoryview(flat[start : start + chunk]).cast("B"))
+                    release(flat, start, min(start + chunk, len(flat)))
     return h.hexdigest()[:16]
 
 
