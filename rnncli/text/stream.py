@@ -202,6 +202,12 @@ def _encode(paths, lower, vocab, train_ends, valid_ends, split_at, folder):
     return files, dtype
 
 
+def _state(path):
+    """A file's size and modification time: what tells that it changed between two passes."""
+    st = os.stat(path)
+    return st.st_size, st.st_mtime_ns
+
+
 def _offsets(unit_ends, start):
     """Unit ends in characters (from `start`) -> a split's offsets: each unit and its <eos>."""
     sizes = np.diff(np.r_[start, unit_ends])
@@ -223,6 +229,7 @@ def _member(z, name, dtype, shape, source=None, array_value=None):
 def stream_tokenize(paths, out, lower=False, max_size=None, min_freq=1, valid_frac=0.05, seed=0):
     """Plain text by characters into `out` (tokens.npz), as encode.tokenize and store.save_dataset
     make it, with memory that does not grow with the corpus -> the warnings."""
+    seen = [_state(p) for p in paths]  # the files are read several times: they must not change meanwhile
     lengths, lines, starts = _paragraphs(paths, lower)
     if not len(lengths):
         raise RnncliError(f"{where(paths[0])}: nothing to tokenize (empty file?)")
@@ -241,6 +248,11 @@ def stream_tokenize(paths, out, lower=False, max_size=None, min_freq=1, valid_fr
         (train_file, valid_file), dtype = _encode(paths, lower, vocab, train_ends, valid_ends, split_at, folder)
         train_offsets = _offsets(train_ends, 0)
         valid_offsets = _offsets(valid_ends, split_at) if len(valid_ends) else None
+
+        for path, before in zip(paths, seen, strict=True):
+            if _state(path) != before:
+                raise RnncliError(f"{path}: changed while it was read; nothing was written (tokenize it again "
+                                  "once it is complete)")
 
         def write(f):
             with zipfile.ZipFile(f, "w", zipfile.ZIP_STORED, allowZip64=True) as z:

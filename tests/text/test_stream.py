@@ -107,3 +107,22 @@ def test_which_inputs_stream(tmp_path):
     assert not stream.streams([corpus], None, None, None, corpus)
     assert not stream.streams(["-"], None, None, None, None)
     assert not stream.streams([os.path.join(SAMPLES, "scores.jsonl")], None, None, None, None)
+
+
+def test_a_file_that_changes_while_it_is_read_is_refused(tmp_path, monkeypatch):
+    """The passes read the file again: one that grows meanwhile (a log still being written) would
+    give ids that do not match the paragraphs counted first."""
+    path = tmp_path / "c.txt"
+    path.write_text("first paragraph\n\nsecond one\n" * 50, encoding="utf-8")
+    count = stream._count
+
+    def count_then_append(paths, lower, stop):
+        with open(path, "a", encoding="utf-8") as f:
+            f.write("more text arriving\n")
+        return count(paths, lower, stop)
+
+    monkeypatch.setattr(stream, "_count", count_then_append)
+    (tmp_path / "b.npz").write_bytes(b"the user's file")
+    with pytest.raises(RnncliError, match="c.txt: changed while it was read; nothing was written"):
+        stream.stream_tokenize([str(path)], str(tmp_path / "b.npz"))
+    assert (tmp_path / "b.npz").read_bytes() == b"the user's file"
