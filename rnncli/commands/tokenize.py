@@ -5,7 +5,7 @@ from rnncli.npzfile import write_text
 from rnncli.text.dataset import dataset_stats
 from rnncli.text.encode import check_options, tokenize
 from rnncli.text.readers import require_file
-from rnncli.text.store import load_dataset, load_vocab_source, save_dataset, vocab_json
+from rnncli.text.store import load_vocab_source, save_dataset, vocab_json
 from rnncli.text.stream import stream_tokenize, streams
 
 
@@ -23,15 +23,18 @@ def tokenize_files(inputs, out, fmt=None, level=None, lower=False, max_size=None
     if streams(inputs, fmt, level, reuse, valid, (target_level, max_target_ratio, audio or None)):
         # plain text by characters: read a chunk at a time, the ids written as they are made (text/stream.py)
         valid_frac = check_options(valid_frac, max_size, min_freq, audio, reuse)
-        warnings = stream_tokenize(inputs, out, lower=lower, max_size=max_size, min_freq=min_freq,
-                                   valid_frac=valid_frac, seed=seed)
-        ds = load_dataset(out)
-        ds.warnings = warnings
-    else:
-        ds = tokenize(inputs, fmt=fmt, level=level, lower=lower, max_size=max_size, min_freq=min_freq,
-                      valid_frac=valid_frac, valid_path=valid, seed=seed, reuse=reuse, target_level=target_level,
-                      max_target_ratio=max_target_ratio, audio=audio)
-        save_dataset(out, ds)
+        with stream_tokenize(inputs, out, lower=lower, max_size=max_size, min_freq=min_freq, valid_frac=valid_frac,
+                             seed=seed) as ds:
+            return _report(ds, out, vocab_out)
+    ds = tokenize(inputs, fmt=fmt, level=level, lower=lower, max_size=max_size, min_freq=min_freq,
+                  valid_frac=valid_frac, valid_path=valid, seed=seed, reuse=reuse, target_level=target_level,
+                  max_target_ratio=max_target_ratio, audio=audio)
+    save_dataset(out, ds)
+    return _report(ds, out, vocab_out)
+
+
+def _report(ds, out, vocab_out):
+    """Write vocab.json if asked; -> the report's figures."""
     if vocab_out is not None:
         write_text(vocab_out, vocab_json(ds.meta))
     stats = dataset_stats(ds)

@@ -18,6 +18,7 @@ disk as they are made. tests/text/test_stream.py checks that both pipelines writ
 """
 
 import codecs
+import contextlib
 import json
 import os
 import re
@@ -31,7 +32,7 @@ import numpy as np
 
 from rnncli.errors import RnncliError, where
 from rnncli.npzfile import write_file
-from rnncli.text.dataset import FORMAT_VERSION
+from rnncli.text.dataset import FORMAT_VERSION, Dataset, Split
 from rnncli.text.split import _cut_point
 from rnncli.text.store import compact
 from rnncli.text.vocab import EOS, UNK, Vocab
@@ -226,9 +227,12 @@ def _member(z, name, dtype, shape, source=None, array_value=None):
             shutil.copyfileobj(f, m, 16 << 20)
 
 
+@contextlib.contextmanager
 def stream_tokenize(paths, out, lower=False, max_size=None, min_freq=1, valid_frac=0.05, seed=0):
     """Plain text by characters into `out` (tokens.npz), as encode.tokenize and store.save_dataset
-    make it, with memory that does not grow with the corpus -> the warnings."""
+    make it, with memory that does not grow with the corpus. A context: inside it, the Dataset just
+    written, its ids mapped from the temporary files they were made in (`out` may be a pipe or a
+    device that cannot be read back), for the report; the files go when it ends."""
     seen = [_state(p) for p in paths]  # the files are read several times: they must not change meanwhile
     lengths, lines, starts = _paragraphs(paths, lower)
     if not len(lengths):
@@ -243,12 +247,11 @@ def stream_tokenize(paths, out, lower=False, max_size=None, min_freq=1, valid_fr
             "sources": [str(p) for p in paths], "validation": how}
     vocab = Vocab.build(_count(paths, lower, split_at), max_size, min_freq)
     meta["vocab"] = vocab.tokens
-    folder = tempfile.mkdtemp(prefix=".rnncli-tokenize-", dir=os.path.dirname(os.path.abspath(out)))
+    folder = _work_folder(out)
     try:
         (train_file, valid_file), dtype = _encode(paths, lower, vocab, train_ends, valid_ends, split_at, folder)
         train_offsets = _offsets(train_ends, 0)
         valid_offsets = _offsets(valid_ends, split_at) if len(valid_ends) else None
-
         for path, before in zip(paths, seen, strict=True):
             if _state(path) != before:
                 raise RnncliError(f"{path}: changed while it was read; nothing was written (tokenize it again "
@@ -264,9 +267,25 @@ def stream_tokenize(paths, out, lower=False, max_size=None, min_freq=1, valid_fr
                 _member(z, "meta", None, None, array_value=np.array(json.dumps(meta, ensure_ascii=False)))
 
         write_file(out, write)
+        train = Split(_mapped(train_file, dtype), train_offsets)
+        valid = None if valid_offsets is None else Split(_mapped(valid_file, dtype), valid_offsets)
+        yield Dataset(meta, train, valid, warnings)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
-    return warnings
+
+
+def _work_folder(out):
+    """A temporary folder for the ids: beside the output (its file system has room for it), or where
+    the system keeps temporary files when that folder takes none (-o /dev/null)."""
+    try:
+        return tempfile.mkdtemp(prefix=".rnncli-tokenize-", dir=os.path.dirname(os.path.abspath(out)))
+    except OSError:
+        return tempfile.mkdtemp(prefix="rnncli-tokenize-")
+
+
+def _mapped(path, dtype):
+    """The ids in a raw file, mapped (an empty file maps to nothing: an empty array)."""
+    return np.memmap(path, dtype=dtype, mode="r") if os.path.getsize(path) else np.zeros(0, dtype)
 
 
 def streams(paths, fmt, level, reuse, valid_path, pair_options=()):

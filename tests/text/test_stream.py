@@ -23,7 +23,8 @@ SAMPLES = os.path.join(os.path.dirname(__file__), "..", "..", "sample_data")
 def both(tmp_path, paths, **options):
     """-> (the in-memory pipeline's arrays and meta, the streamed one's), as tokens.npz holds them."""
     save_dataset(str(tmp_path / "a.npz"), tokenize(paths, fmt="text", **options))
-    stream.stream_tokenize(paths, str(tmp_path / "b.npz"), **options)
+    with stream.stream_tokenize(paths, str(tmp_path / "b.npz"), **options):
+        pass
     out = []
     for name in ("a.npz", "b.npz"):
         with np.load(tmp_path / name) as z:
@@ -90,8 +91,9 @@ def test_errors_name_the_line_as_the_full_reading_does(tmp_path, data, message):
         tokenize([str(tmp_path / "c.txt")])
     stream.CHUNK = 4
     try:
-        with pytest.raises(RnncliError, match=re.escape(message)):
-            stream.stream_tokenize([str(tmp_path / "c.txt")], str(tmp_path / "b.npz"))
+        with pytest.raises(RnncliError, match=re.escape(message)), \
+                stream.stream_tokenize([str(tmp_path / "c.txt")], str(tmp_path / "b.npz")):
+            pass
     finally:
         stream.CHUNK = 1 << 20
     assert not (tmp_path / "b.npz").exists()
@@ -123,6 +125,7 @@ def test_a_file_that_changes_while_it_is_read_is_refused(tmp_path, monkeypatch):
 
     monkeypatch.setattr(stream, "_count", count_then_append)
     (tmp_path / "b.npz").write_bytes(b"the user's file")
-    with pytest.raises(RnncliError, match="c.txt: changed while it was read; nothing was written"):
-        stream.stream_tokenize([str(path)], str(tmp_path / "b.npz"))
+    with pytest.raises(RnncliError, match="c.txt: changed while it was read; nothing was written"), \
+            stream.stream_tokenize([str(path)], str(tmp_path / "b.npz")):
+        pass
     assert (tmp_path / "b.npz").read_bytes() == b"the user's file"
