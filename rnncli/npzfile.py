@@ -118,12 +118,7 @@ def _check_members(raw, path, what):
         for info in z.infolist():
             if not info.filename.endswith(".npy"):
                 continue
-            with z.open(info) as f:
-                shape, _, dtype = _read_header(f)
-                size = dtype.itemsize * math.prod(shape)
-                if size > info.file_size:
-                    raise RnncliError(f"{path}: not a valid rnncli {what} (array {info.filename[:-4]!r} declares "
-                                      f"{size:,} bytes but holds {info.file_size:,})")
+            _member_header(z, info, path, what)
 
 
 def _read_header(f):
@@ -155,6 +150,19 @@ def release(arr, start, stop):
         pass  # only a hint
 
 
+def _member_header(z, info, path, what):
+    """A member's .npy header, read before anything is allocated -> (shape, fortran order, dtype, the
+    bytes it declares); the size it declares must fit in the bytes the member holds (a crafted header
+    could otherwise ask for terabytes)."""
+    with z.open(info) as f:
+        shape, fortran, dtype = _read_header(f)
+    size = dtype.itemsize * math.prod(shape)
+    if size > info.file_size:
+        raise RnncliError(f"{path}: not a valid rnncli {what} (array {info.filename[:-4]!r} declares "
+                          f"{size:,} bytes but holds {info.file_size:,})")
+    return shape, fortran, dtype, size
+
+
 def _mapped_members(path, what):
     """{name: array} of an .npz, each uncompressed array mapped from the file where its data starts
     (the local header's 30 bytes, the name and the extra field, then the .npy header), checked
@@ -174,12 +182,7 @@ def _mapped_members(path, what):
                 raise zipfile.BadZipFile(f"member {name!r} has no local header")
             start = info.header_offset + 30 + int.from_bytes(local[26:28], "little") + \
                 int.from_bytes(local[28:30], "little")
-            with z.open(info) as member:
-                shape, fortran, dtype = _read_header(member)
-            size = dtype.itemsize * math.prod(shape)
-            if size > info.file_size:
-                raise RnncliError(f"{path}: not a valid rnncli {what} (array {name!r} declares "
-                                  f"{size:,} bytes but holds {info.file_size:,})")
+            shape, fortran, dtype, size = _member_header(z, info, path, what)
             if info.compress_type != zipfile.ZIP_STORED or fortran or not shape or dtype.kind == "U" or size == 0:
                 with z.open(info) as member:
                     arrays[name] = np.lib.format.read_array(member, allow_pickle=False)

@@ -5,6 +5,7 @@ held out for the report); units and origins are as text/encode.py reads them.
 """
 
 import re
+from typing import NamedTuple
 
 import numpy as np
 
@@ -21,38 +22,58 @@ def _cut_point(unit, offset, level):
     return min(max(offset, 1), len(unit) - 1)
 
 
-def split_stream(units, origin, frac, level):
-    """Text: hold out the last `frac` of the tokens. Cut between paragraphs (or lines) when one
-    lies near the target; otherwise inside the unit there, at a line boundary (char level), so
-    that a corpus without blank lines still gets its validation part.
-    -> (train units, train origins, valid units, valid origins, description)."""
-    what = "paragraphs" if level == "char" else "lines"
-    sizes = np.array([len(u) for u in units], np.int64)
+class Cut(NamedTuple):
+    """Where the last `frac` of a stream of units is held out: units[k:] (whole, when `inside` is None),
+    or from position `inside` of unit k on; `share` of the tokens held out (None: not said)."""
+
+    k: int
+    inside: int | None
+    share: float | None
+
+
+def stream_cut(sizes, frac):
+    """The cut of a stream of units of these sizes (np.int64) that holds out its last `frac` -> a Cut,
+    or None (nothing held out). Between two units when one lies near the target; otherwise inside the
+    unit there (where exactly: _cut_point, on its text); a unit under two tokens falls back to the
+    nearest boundary. split_stream and text/stream.py share it."""
     total = int(sizes.sum())
     if frac <= 0 or total < 2:
-        return units, origin, None, None, "none"
+        return None
     target = total * (1 - frac)
     cum = np.cumsum(sizes)
     inner = cum[:-1]
     if len(inner):
         j = int(np.argmin(np.abs(inner - target)))
         if abs(inner[j] - target) <= 0.5 * frac * total:
-            k = j + 1
-            share = 1 - inner[j] / total
-            return (units[:k], origin[:k], units[k:], origin[k:],
-                    f"the last {len(units) - k:,} of {len(units):,} {what} ({100 * share:.1f} % of the tokens)")
-    k = int(np.searchsorted(cum, target, side="right"))
-    k = min(k, len(units) - 1)
+            return Cut(j + 1, None, 1 - inner[j] / total)
+    k = min(int(np.searchsorted(cum, target, side="right")), len(sizes) - 1)
+    if sizes[k] < 2:  # no room inside
+        return Cut(min(max(k, 1), len(sizes) - 1), None, None)
+    return Cut(k, int(round(target - (cum[k] - sizes[k]))), None)
+
+
+def split_stream(units, origin, frac, level):
+    """Text: hold out the last `frac` of the tokens (stream_cut). Cut between paragraphs (or lines)
+    when one lies near the target; otherwise inside the unit there, at a line boundary (char level),
+    so that a corpus without blank lines still gets its validation part.
+    -> (train units, train origins, valid units, valid origins, description)."""
+    what = "paragraphs" if level == "char" else "lines"
+    sizes = np.array([len(u) for u in units], np.int64)
+    c = stream_cut(sizes, frac)
+    if c is None:
+        return units, origin, None, None, "none"
+    k = c.k
+    if c.inside is None:
+        said = (f"the last {len(units) - k:,} of {len(units):,} {what} ({100 * c.share:.1f} % of the tokens)"
+                if c.share is not None else f"the last {len(units) - k:,} {what}")
+        return units[:k], origin[:k], units[k:], origin[k:], said
     unit = units[k]
-    if len(unit) < 2:  # no room inside: fall back to the nearest boundary
-        k = min(max(k, 1), len(units) - 1)
-        return units[:k], origin[:k], units[k:], origin[k:], f"the last {len(units) - k:,} {what}"
-    cut = _cut_point(unit, int(round(target - (cum[k] - sizes[k]))), level)
+    cut = _cut_point(unit, c.inside, level)
     path, line = origin[k]
     line_b = line + (unit[:cut].count("\n") if level == "char" else 0)
     train_u, train_o = units[:k] + [unit[:cut]], origin[:k] + [(path, line)]
     valid_u, valid_o = [unit[cut:]] + units[k + 1 :], [(path, line_b)] + origin[k + 1 :]
-    share = sum(len(u) for u in valid_u) / total
+    share = sum(len(u) for u in valid_u) / int(sizes.sum())
     return (train_u, train_o, valid_u, valid_o,
             f"the last {100 * share:.1f} % of the tokens, from {where(path, line_b)} on")
 

@@ -33,7 +33,7 @@ import numpy as np
 from rnncli.errors import RnncliError, where
 from rnncli.npzfile import write_file
 from rnncli.text.dataset import FORMAT_VERSION, Dataset, Split
-from rnncli.text.split import _cut_point
+from rnncli.text.split import _cut_point, stream_cut
 from rnncli.text.store import compact
 from rnncli.text.vocab import EOS, UNK, Vocab
 
@@ -128,34 +128,25 @@ def _text_between(paths, lower, start, stop):
 
 
 def _hold_out(paths, lower, lengths, lines, starts, frac):
-    """split_stream's choice on the paragraphs' lengths -> (unit ends in characters: train's, valid's;
-    the description; the characters of the training part)."""
-    units = len(lengths)
-    total = int(lengths.sum())
-    ends = np.cumsum(lengths)
-    if frac <= 0 or total < 2:
+    """split_stream's choice (split.stream_cut) on the paragraphs' lengths -> (unit ends in characters:
+    train's, valid's; the description; the characters of the training part). When the cut falls inside
+    a paragraph, that one paragraph is read again to find its place."""
+    units, total, ends = len(lengths), int(lengths.sum()), np.cumsum(lengths)
+    c = stream_cut(lengths, frac)
+    if c is None:
         return ends, ends[:0], "none", total
-    target = total * (1 - frac)
-    inner = ends[:-1]
-    if len(inner):
-        j = int(np.argmin(np.abs(inner - target)))
-        if abs(inner[j] - target) <= 0.5 * frac * total:
-            k = j + 1
-            share = 1 - inner[j] / total
-            return (ends[:k], ends[k:], f"the last {units - k:,} of {units:,} paragraphs ({100 * share:.1f} % of "
-                    "the tokens)", int(ends[k - 1]))
-    k = min(int(np.searchsorted(ends, target, side="right")), units - 1)
-    if lengths[k] < 2:
-        k = min(max(k, 1), units - 1)
-        return ends[:k], ends[k:], f"the last {units - k:,} paragraphs", int(ends[k - 1])
+    k = c.k
+    if c.inside is None:
+        said = (f"the last {units - k:,} of {units:,} paragraphs ({100 * c.share:.1f} % of the tokens)"
+                if c.share is not None else f"the last {units - k:,} paragraphs")
+        return ends[:k], ends[k:], said, int(ends[k - 1])
     begin = int(ends[k] - lengths[k])
-    unit = "".join(_text_between(paths, lower, begin, int(ends[k])))  # the one paragraph the cut falls in
-    cut = _cut_point(unit, int(round(target - begin)), "char")
+    unit = "".join(_text_between(paths, lower, begin, int(ends[k])))
+    cut = _cut_point(unit, c.inside, "char")
     path_index = int(np.searchsorted(starts, k, side="right")) - 1
     line_b = int(lines[k]) + unit[:cut].count("\n")
-    train_ends = np.r_[ends[:k], begin + cut]
     share = (total - begin - cut) / total
-    return (train_ends, ends[k:], f"the last {100 * share:.1f} % of the tokens, from "
+    return (np.r_[ends[:k], begin + cut], ends[k:], f"the last {100 * share:.1f} % of the tokens, from "
             f"{where(paths[path_index], line_b)} on", begin + cut)
 
 
