@@ -144,12 +144,12 @@ def tokenize(
     from rnncli.commands.tokenize import tokenize_files
 
     set_quiet(quiet)
-    stats = tokenize_files(inputs, out, fmt=_v(format), level=_v(level), target_level=_v(target_level),
-                           max_target_ratio=max_target_ratio, lower=lower, max_size=max_size, min_freq=min_freq,
-                           valid_frac=valid_frac, valid=valid,
-                           vocab=vocab, vocab_out=vocab_out, seed=seed, force=force,
-                           audio={k: v for k, v in (("window_ms", window_ms), ("hop_ms", hop_ms), ("bands", mel_bands),
-                                                    ("deltas", deltas)) if v is not None})
+    with render.TokenizeProgress(inputs) as progress:
+        audio = dict(window_ms=window_ms, hop_ms=hop_ms, bands=mel_bands, deltas=deltas)
+        stats = tokenize_files(inputs, out, fmt=_v(format), level=_v(level), target_level=_v(target_level),
+                               max_target_ratio=max_target_ratio, lower=lower, max_size=max_size, min_freq=min_freq,
+                               valid_frac=valid_frac, valid=valid, vocab=vocab, vocab_out=vocab_out, seed=seed,
+                               force=force, progress=progress, audio={k: v for k, v in audio.items() if v is not None})
     if json_out:
         console.write_json(stats)
     render.tokenize_report(stats)

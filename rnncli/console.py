@@ -22,6 +22,11 @@ def set_quiet(quiet):
     _quiet = bool(quiet)
 
 
+def is_terminal():
+    """Does stderr go to a terminal (where bars redraw in place)?"""
+    return _TERMINAL
+
+
 def is_quiet():
     return _quiet
 

@@ -1,6 +1,7 @@
 """How results are shown: Rich tables and the progress bar for people (stderr), lines and JSON
 for scripts (stdout). The commands (commands/) return data; nothing here computes."""
 
+import os
 import sys
 
 from rnncli import console
@@ -154,6 +155,32 @@ def describe(metrics, level="word"):
         return f"valid accuracy {100 * metrics['accuracy']:.2f} %, macro-F1 {100 * metrics['macro_f1']:.2f}"
     return (f"valid entity F1 {100 * metrics['f1']:.2f} (precision {100 * metrics['precision']:.2f}, "
             f"recall {100 * metrics['recall']:.2f})")
+
+
+class TokenizeProgress:
+    """tokenize's callback for a corpus it streams: a bar per pass over the files, in MB and MB/s."""
+
+    def __init__(self, inputs):
+        self.total = sum(os.path.getsize(p) for p in inputs if p != "-" and os.path.isfile(p))
+        self.stage = self.bar = None
+
+    def __call__(self, stage, nbytes):
+        if stage != self.stage:
+            if self.bar is not None:
+                self.bar.close()
+            self.stage = stage
+            # on a terminal only: a log or a pipe keeps tokenize's one line of report (or of error)
+            self.bar = console.progress(self.total, f"tokenize: {stage}", unit="B",
+                                        disable=console.is_quiet() or not console.is_terminal())
+            self.bar.unit_scale, self.bar.unit_divisor = True, 1024
+        self.bar.update(nbytes)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        if self.bar is not None:
+            self.bar.close()
 
 
 class TrainProgress:

@@ -11,9 +11,10 @@ from rnncli.text.stream import stream_tokenize, streams
 
 def tokenize_files(inputs, out, fmt=None, level=None, lower=False, max_size=None, min_freq=1,
                    valid_frac=None, valid=None, vocab=None, vocab_out=None, seed=0, force=False, target_level=None,
-                   max_target_ratio=None, audio=None):
+                   max_target_ratio=None, audio=None, progress=None):
     """Encode `inputs` into `out`; returns the report's figures. Nothing is written unless
-    everything was read and encoded without error."""
+    everything was read and encoded without error. progress(pass, bytes): the reads of a corpus that
+    streams (text/stream.py)."""
     for path in inputs:  # a missing input is the first thing to hear about
         require_file(path)
     refuse_overwrite(out, force)
@@ -24,7 +25,7 @@ def tokenize_files(inputs, out, fmt=None, level=None, lower=False, max_size=None
         # plain text by characters: read a chunk at a time, the ids written as they are made (text/stream.py)
         valid_frac = check_options(valid_frac, max_size, min_freq, audio, reuse)
         with stream_tokenize(inputs, out, lower=lower, max_size=max_size, min_freq=min_freq, valid_frac=valid_frac,
-                             seed=seed) as ds:
+                             seed=seed, progress=progress) as ds:
             return _report(ds, out, vocab_out)
     ds = tokenize(inputs, fmt=fmt, level=level, lower=lower, max_size=max_size, min_freq=min_freq,
                   valid_frac=valid_frac, valid_path=valid, seed=seed, reuse=reuse, target_level=target_level,

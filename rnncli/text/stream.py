@@ -49,16 +49,18 @@ def _last_cut(text):
     return None if j < 0 else j + 1
 
 
-def chunks(path, lower=False, size=None):
+def chunks(path, lower=False, size=None, on_read=None):
     """The text of a file as read_text gives it (BOM dropped, CRLF as LF; lower-cased with --lower),
     in pieces of about `size` bytes that end after a run of newlines -> yields (piece, its first line).
-    NUL bytes and invalid UTF-8 are errors naming the line."""
+    NUL bytes and invalid UTF-8 are errors naming the line. on_read(bytes) hears of every read."""
     size = size or CHUNK
     decoder = codecs.getincrementaldecoder("utf-8")()
     pending, line, first = "", 1, True
     with open(path, "rb") as f:
         while True:
             block = f.read(size)
+            if on_read is not None:
+                on_read(len(block))
             if b"\x00" in block:
                 at = line + pending.count("\n") + block[: block.index(b"\x00")].count(b"\n")
                 raise RnncliError(f"{where(path, at)}: NUL byte: this looks like a binary file, not text")
@@ -90,14 +92,14 @@ def chunks(path, lower=False, size=None):
                 return
 
 
-def _paragraphs(paths, lower):
+def _paragraphs(paths, lower, on_read=None):
     """Pass 1: (lengths in characters, first lines, the index of each path's first paragraph) of every
     paragraph of the files, in order."""
     lengths, lines, starts = array("q"), array("q"), []
     for path in paths:
         starts.append(len(lengths))
         size, first = 0, None
-        for piece, line in chunks(path, lower):
+        for piece, line in chunks(path, lower, on_read=on_read):
             at = 0  # where the paragraph being read starts in this piece, on line `line`
             for m in re.finditer(r"\n{2,}", piece):
                 lengths.append(size + m.end() - at)
@@ -114,11 +116,11 @@ def _paragraphs(paths, lower):
     return np.frombuffer(lengths, np.int64), np.frombuffer(lines, np.int64), starts
 
 
-def _text_between(paths, lower, start, stop):
+def _text_between(paths, lower, start, stop, on_read=None):
     """Yield the pieces of the files' text from character start to stop (a pass over the files)."""
     at = 0
     for path in paths:
-        for piece, _ in chunks(path, lower):
+        for piece, _ in chunks(path, lower, on_read=on_read):
             end = at + len(piece)
             if end > start and at < stop:
                 yield piece[max(start - at, 0) : stop - at]
@@ -150,10 +152,10 @@ def _hold_out(paths, lower, lengths, lines, starts, frac):
             f"{where(paths[path_index], line_b)} on", begin + cut)
 
 
-def _count(paths, lower, stop):
+def _count(paths, lower, stop, on_read=None):
     """Pass 3: the characters of the text's first `stop` characters -> Counter (as vocab.char_counts)."""
     counts = np.zeros(0, np.int64)
-    for piece in _text_between(paths, lower, 0, stop):
+    for piece in _text_between(paths, lower, 0, stop, on_read):
         cps = np.frombuffer(piece.encode("utf-32-le", "surrogatepass"), np.uint32)
         found = np.bincount(cps)
         if len(found) > len(counts):
@@ -162,7 +164,7 @@ def _count(paths, lower, stop):
     return Counter({chr(v): int(counts[v]) for v in np.flatnonzero(counts)})
 
 
-def _encode(paths, lower, vocab, train_ends, valid_ends, split_at, folder):
+def _encode(paths, lower, vocab, train_ends, valid_ends, split_at, folder, on_read=None):
     """Pass 4: every character's id and <eos> after every unit -> (train ids file, valid ids file,
     their dtype), written as raw bytes."""
     known = {ord(t): i for t, i in vocab.index.items() if len(t) == 1}
@@ -174,7 +176,7 @@ def _encode(paths, lower, vocab, train_ends, valid_ends, split_at, folder):
     outs = [open(p, "wb") for p in files]
     try:
         at = 0
-        for piece in _text_between(paths, lower, 0, int(ends[-1]) if len(ends) else 0):
+        for piece in _text_between(paths, lower, 0, int(ends[-1]) if len(ends) else 0, on_read):
             cps = np.frombuffer(piece.encode("utf-32-le", "surrogatepass"), np.uint32)
             ids = table[cps]
             stop = at + len(piece)
@@ -219,13 +221,17 @@ def _member(z, name, dtype, shape, source=None, array_value=None):
 
 
 @contextlib.contextmanager
-def stream_tokenize(paths, out, lower=False, max_size=None, min_freq=1, valid_frac=0.05, seed=0):
+def stream_tokenize(paths, out, lower=False, max_size=None, min_freq=1, valid_frac=0.05, seed=0, progress=None):
     """Plain text by characters into `out` (tokens.npz), as encode.tokenize and store.save_dataset
     make it, with memory that does not grow with the corpus. A context: inside it, the Dataset just
     written, its ids mapped from the temporary files they were made in (`out` may be a pipe or a
     device that cannot be read back), for the report; the files go when it ends."""
+
+    def reads(name):  # progress(pass, bytes) hears of each pass's reads: "paragraphs", "counting", "encoding"
+        return None if progress is None else (lambda n: progress(name, n))
+
     seen = [_state(p) for p in paths]  # the files are read several times: they must not change meanwhile
-    lengths, lines, starts = _paragraphs(paths, lower)
+    lengths, lines, starts = _paragraphs(paths, lower, reads("paragraphs"))
     if not len(lengths):
         raise RnncliError(f"{where(paths[0])}: nothing to tokenize (empty file?)")
     train_ends, valid_ends, how, split_at = _hold_out(paths, lower, lengths, lines, starts, valid_frac)
@@ -236,11 +242,12 @@ def stream_tokenize(paths, out, lower=False, max_size=None, min_freq=1, valid_fr
             "options": {"max_size": max_size, "min_freq": min_freq, "valid_frac": valid_frac, "seed": seed,
                         "valid_file": None},
             "sources": [str(p) for p in paths], "validation": how}
-    vocab = Vocab.build(_count(paths, lower, split_at), max_size, min_freq)
+    vocab = Vocab.build(_count(paths, lower, split_at, reads("counting")), max_size, min_freq)
     meta["vocab"] = vocab.tokens
     folder = _work_folder(out)
     try:
-        (train_file, valid_file), dtype = _encode(paths, lower, vocab, train_ends, valid_ends, split_at, folder)
+        (train_file, valid_file), dtype = _encode(paths, lower, vocab, train_ends, valid_ends, split_at, folder,
+                                                  reads("encoding"))
         train_offsets = _offsets(train_ends, 0)
         valid_offsets = _offsets(valid_ends, split_at) if len(valid_ends) else None
         for path, before in zip(paths, seen, strict=True):
@@ -248,16 +255,7 @@ def stream_tokenize(paths, out, lower=False, max_size=None, min_freq=1, valid_fr
                 raise RnncliError(f"{path}: changed while it was read; nothing was written (tokenize it again "
                                   "once it is complete)")
 
-        def write(f):
-            with zipfile.ZipFile(f, "w", zipfile.ZIP_STORED, allowZip64=True) as z:
-                _member(z, "train_ids", dtype, (int(train_offsets[-1]),), train_file)
-                _member(z, "train_offsets", np.int64, None, array_value=train_offsets)
-                if valid_offsets is not None:
-                    _member(z, "valid_ids", dtype, (int(valid_offsets[-1]),), valid_file)
-                    _member(z, "valid_offsets", np.int64, None, array_value=valid_offsets)
-                _member(z, "meta", None, None, array_value=np.array(json.dumps(meta, ensure_ascii=False)))
-
-        write_file(out, write)
+        _write_archive(out, meta, dtype, (train_file, train_offsets), (valid_file, valid_offsets))
         train = Split(_mapped(train_file, dtype), train_offsets)
         valid = None if valid_offsets is None else Split(_mapped(valid_file, dtype), valid_offsets)
         yield Dataset(meta, train, valid, warnings)
@@ -272,6 +270,20 @@ def _work_folder(out):
         return tempfile.mkdtemp(prefix=".rnncli-tokenize-", dir=os.path.dirname(os.path.abspath(out)))
     except OSError:
         return tempfile.mkdtemp(prefix="rnncli-tokenize-")
+
+
+def _write_archive(out, meta, dtype, train, valid):
+    """tokens.npz as save_dataset writes it: its members uncompressed, in the same order. train,
+    valid: (the raw file of its ids, its offsets); valid's offsets None for no validation part."""
+    def write(f):
+        with zipfile.ZipFile(f, "w", zipfile.ZIP_STORED, allowZip64=True) as z:
+            for name, (ids_file, offsets) in (("train", train), ("valid", valid)):
+                if offsets is not None:
+                    _member(z, f"{name}_ids", dtype, (int(offsets[-1]),), ids_file)
+                    _member(z, f"{name}_offsets", np.int64, None, array_value=offsets)
+            _member(z, "meta", None, None, array_value=np.array(json.dumps(meta, ensure_ascii=False)))
+
+    write_file(out, write)
 
 
 def _mapped(path, dtype):

@@ -118,10 +118,10 @@ def test_a_file_that_changes_while_it_is_read_is_refused(tmp_path, monkeypatch):
     path.write_text("first paragraph\n\nsecond one\n" * 50, encoding="utf-8")
     count = stream._count
 
-    def count_then_append(paths, lower, stop):
+    def count_then_append(paths, lower, stop, on_read=None):
         with open(path, "a", encoding="utf-8") as f:
             f.write("more text arriving\n")
-        return count(paths, lower, stop)
+        return count(paths, lower, stop, on_read)
 
     monkeypatch.setattr(stream, "_count", count_then_append)
     (tmp_path / "b.npz").write_bytes(b"the user's file")
