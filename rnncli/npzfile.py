@@ -150,6 +150,14 @@ def release(arr, start, stop):
         pass  # only a hint
 
 
+def in_chunks(arr, size):
+    """arr[0:size], arr[size:2 size]... in order; after each, a mapped array's pages of it are let go
+    (release), so that one pass over a data set larger than memory leaves no trace in it."""
+    for start in range(0, len(arr), size):
+        yield arr[start : start + size]
+        release(arr, start, min(start + size, len(arr)))
+
+
 def _member_header(z, info, path, what):
     """A member's .npy header, read before anything is allocated -> (shape, fortran order, dtype, the
     bytes it declares); the size it declares must fit in the bytes the member holds (a crafted header

@@ -85,7 +85,7 @@ def data_fingerprint(ds, chunk=1 << 24):
     """A short hash of a data set's contents (its meta and every array), the same on any machine. The
     arrays are read a chunk at a time and a mapped one's pages let go again, so that every worker can
     hash a data set larger than memory without copying it."""
-    from rnncli.npzfile import release
+    from rnncli.npzfile import in_chunks
 
     h = hashlib.sha256(json.dumps(ds.meta, sort_keys=True, default=str).encode())
     for split in (ds.train, ds.valid):
@@ -93,9 +93,8 @@ def data_fingerprint(ds, chunk=1 << 24):
             if isinstance(value, np.ndarray):
                 h.update(name.encode())
                 flat = value.reshape(-1) if value.flags.c_contiguous else np.ascontiguousarray(value).reshape(-1)
-                for start in range(0, len(flat), chunk):
-                    h.update(memoryview(flat[start : start + chunk]).cast("B"))
-                    release(flat, start, min(start + chunk, len(flat)))
+                for part in in_chunks(flat, chunk):
+                    h.update(memoryview(part).cast("B"))
     return h.hexdigest()[:16]
 
 

@@ -118,12 +118,12 @@ class LanguageModelTask(Task):
         ids, targets, states, mask = batch
         return model.loss_and_grads(ids, targets, states, mask, rng=rng)[:2]
 
-    def evaluation_budget(self, cfg, train):
-        if cfg.eval_tokens is not None:
-            return cfg.eval_tokens
-        # a validation reads the stream one token after another (batch 1: bench/scale.py measured a token
-        # 0.7 to 2.5 times a training token's cost), so 5 % of the tokens trained keeps it near a tenth
-        return max(int(0.05 * cfg.eval_every * cfg.batch_size * cfg.seq_len), 1)
+    # a validation reads the stream one token after another (batch 1: bench/scale.py measured a token
+    # 0.7 to 2.5 times a training token's cost), so 5 % of the tokens trained keeps it near a tenth
+    evaluation_share = 0.05
+
+    def sequence_tokens(self, cfg, train):
+        return cfg.seq_len  # a step reads B streams of seq_len tokens
 
     def evaluation_part(self, cfg, split, train, fmt):
         """A language model reads one stream: its sample is one contiguous stretch of it, at a

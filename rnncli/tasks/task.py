@@ -94,14 +94,20 @@ class Task(GradcheckBatches):
             return split, None
         return sample_of(split, self.evaluation_budget(cfg, train), cfg.seed)
 
+    # the share of the tokens trained between two validations that one reads by default: they read
+    # batched and forward only, about a third of a training token's cost, so about a tenth of the time
+    evaluation_share = 0.3
+
     def evaluation_budget(self, cfg, train):
-        """--eval-tokens, or its default: 30 % of the tokens of eval_every batches of the training
-        split's mean sequence, as validations read them batched and forward only, about a third of a
-        training token's cost (0: no limit)."""
+        """--eval-tokens, or its default: evaluation_share of the tokens of eval_every batches of
+        sequence_tokens each (0: no limit)."""
         if cfg.eval_tokens is not None:
             return cfg.eval_tokens
-        mean = float(train.lengths().mean()) if train is not None and train.num_sequences else 1.0
-        return max(int(0.3 * cfg.eval_every * cfg.batch_size * mean), 1)
+        return max(int(self.evaluation_share * cfg.eval_every * cfg.batch_size * self.sequence_tokens(cfg, train)), 1)
+
+    def sequence_tokens(self, cfg, train):
+        """The tokens of one sequence of a training batch: the training split's mean length."""
+        return float(train.lengths().mean()) if train is not None and train.num_sequences else 1.0
 
     def validation_sample(self, cfg, split):
         """The sequences of the validation split that validation decodes (a fixed, seeded sample of

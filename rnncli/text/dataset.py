@@ -93,12 +93,11 @@ class Dataset:
 def token_counts(ids, size, chunk=1 << 20):
     """How often each of `size` ids occurs, counted a chunk at a time (a mapped split of a large
     corpus is not copied whole, nor widened to 8 bytes an id)."""
-    from rnncli.npzfile import release
+    from rnncli.npzfile import in_chunks
 
     counts = np.zeros(size, np.int64)
-    for start in range(0, len(ids), chunk):
-        counts += np.bincount(ids[start : start + chunk], minlength=size)[:size]
-        release(ids, start, min(start + chunk, len(ids)))  # a mapped split's pages: the file's again
+    for part in in_chunks(ids, chunk):
+        counts += np.bincount(part, minlength=size)[:size]
     return counts
 
 

@@ -10,7 +10,7 @@ import json
 import numpy as np
 
 from rnncli.errors import RnncliError
-from rnncli.npzfile import load_npz, release, save_npz
+from rnncli.npzfile import in_chunks, load_npz, save_npz
 from rnncli.text.dataset import FORMAT_VERSION, FORMATS, Dataset, Split
 
 FIELDS = ("ids", "offsets", "labels", "tags", "chars", "char_offsets", "targets", "target_offsets", "scores",
@@ -49,19 +49,14 @@ CHUNK = 1 << 24  # ids checked at a time
 
 def _in_range(arr, size):
     """Every id of arr indexes `size` names. A mapped array is read a chunk at a time and each chunk's
-    pages let go of again (npzfile.release), so checking a data set larger than memory does not fill it."""
+    pages let go of again (npzfile.in_chunks), so checking a data set larger than memory does not fill it."""
     if arr is None or len(arr) == 0:
         return True
     if arr.dtype.kind not in "iu":
         return False
     if arr.dtype.kind == "u" and np.iinfo(arr.dtype).max < size:
         return True  # the type cannot hold an id past the names
-    for start in range(0, len(arr), CHUNK):
-        part = arr[start : start + CHUNK]
-        if part.min() < 0 or part.max() >= size:
-            return False
-        release(arr, start, start + len(part))
-    return True
+    return all(part.min() >= 0 and part.max() < size for part in in_chunks(arr, CHUNK))
 
 
 def _offsets_fit(offsets, total):
