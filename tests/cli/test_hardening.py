@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+import zipfile
 
 import numpy as np
 import pytest
@@ -38,6 +39,14 @@ def workdir(tmp_path_factory, request):
     assert cli("train", "-d", "rev.npz", "-o", "cls.npz", "--max-steps", "3", "--hidden", "8", "--embed", "4",
                cwd=d).returncode == 0
     (d / "empty.txt").write_text("")
+    with zipfile.ZipFile(d / "tokens.npz") as z:  # a data set whose ids claim 10 TB: refused before mapping
+        members = {i.filename: z.read(i) for i in z.infolist()}
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(header, {"descr": "|u1", "fortran_order": False, "shape": (10**13,)})
+    members["train_ids.npy"] = header.getvalue() + b"\0" * 64
+    with zipfile.ZipFile(d / "claims.npz", "w") as z:
+        for name, data in members.items():
+            z.writestr(name, data)
     (d / "bad_utf8.txt").write_bytes(b"ok\n\xc3\x28 broken\n")
     (d / "binary.bin").write_bytes(bytes(range(256)) * 4)
     (d / "huge.tsv").write_text("positive\t" + "x" * (3 << 20) + "\n")
@@ -180,6 +189,8 @@ CASES = [
     (["train", "-o", "x.npz", "--seed", "-1"], 2, "--seed must be at least 0"),
     (["train", "-o", "x.npz", "--workers", "0"], 2, "--workers must be at least 1"),
     (["train", "-o", "x.npz", "--eval-tokens", "-5"], 2, "--eval-tokens must be at least 0"),
+    (["train", "-d", "claims.npz", "-o", "x.npz"], 1, "claims.npz: not a valid rnncli data set (array 'train_ids' "
+                                                     "declares 10,000,000,000,000 bytes"),
     (["train", "-o", "x.npz", "--workers", "2", "--batch-size", "1", "--max-steps", "1"], 2,
      "--batch-size 1 is smaller than the 2 workers"),
     (["train", "-o", "x.npz", "--dropout", "1"], 2, "--dropout must be in [0, 1)"),
