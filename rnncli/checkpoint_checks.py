@@ -13,7 +13,7 @@ import re
 from rnncli.config import config_from_meta
 from rnncli.errors import RnncliError, UsageError
 from rnncli.nn.recurrent import N_GATES
-from rnncli.tasks.build import task_of
+from rnncli.tasks.build import parameter_shapes, task_of
 from rnncli.tasks.registry import TASKS, task_named
 from rnncli.text.readers import is_number
 
@@ -21,6 +21,8 @@ MAX_STRING = 10_000  # characters in one vocabulary entry, label, tag or name
 MAX_HISTORY = 1_000_000  # evaluations in a history (one per --eval-every steps)
 FORMATS = ("text", "tsv", "conll", "pairs", "scores")
 # the validation figures render.describe and the pictures read from a history entry
+# the data's name lists whose lengths size a model (inputs, outputs, characters)
+NAMES = ("vocab", "pretrained_vocab", "labels", "tags", "chars", "target_vocab", "score_names")
 METRICS = ("loss", "perplexity", "bits_per_token", "exact_match", "bleu", "chrf", "accuracy", "macro_f1", "f1",
            "precision", "recall", "mse", "rmse", "mae", "r2", "pearson", "spearman")
 
@@ -182,12 +184,6 @@ def check_shapes(path, cfg, meta, params):
     if implied != task:
         c.fail("task", f"is {task} but its configuration and data make a {implied} model")
 
-    def shape(name):
-        arr = params.get(name)
-        if arr is None:
-            raise RnncliError(f"{path}: parameters do not fit the model's configuration (missing {name})")
-        return arr.shape
-
     def agree(field, said, stored, what):
         if said != stored:
             c.fail(f"config.{field}" if not field.startswith("data.") else field,
@@ -196,21 +192,28 @@ def check_shapes(path, cfg, meta, params):
     task = task_named(task)
     for prefix in task.stacks:  # (character stacks are checked apart)
         _check_stack(c, path, cfg, params, prefix, task, agree)
-    if data.get("input") == "frames":
-        width = cfg.embed if cfg.input_projection is None else cfg.input_projection
-        if width:
-            rows, columns = shape("input.W")
-            agree("input_projection", width, rows, "input.W (rows)")
-            # a speech encoder's steps hold stacked frames (task_of allows stacking only there)
-            agree("data.frame_dim", data["frame_dim"] * cfg.stack_frames, columns, "input.W (columns)")
-        elif "input.W" in params:
-            c.fail("config.input_projection", "is 0 but the model stores an input projection")
-    else:
-        rows, width = shape(task.embedding)
-        agree("embed", cfg.embed, width, task.embedding)
-        added = len(data.get("pretrained_vocab") or ()) if task.pretrained_rows else 0
-        agree("data.vocab", len(data["vocab"]) + added, rows, f"{task.embedding} (rows)")
-    task.check_head(cfg, data, shape, agree)
+    # the stored layer counts now bound the model: draw it on a blueprint and compare every parameter
+    try:
+        expected = parameter_shapes(cfg, data)
+    except (UsageError, ValueError) as e:  # a constructor's own refusal of a combination
+        raise RnncliError(f"{path}: damaged model configuration ({e})") from None
+    _check_against_blueprint(c, path, expected, params, cfg, data)
+
+
+def _check_against_blueprint(c, path, expected, params, cfg, data):
+    """Every parameter the configuration and data make (tasks/build.parameter_shapes, read from the
+    constructors themselves) stored with that shape, and nothing else stored."""
+    missing = [name for name in expected if name not in params]
+    extra = [name for name in params if name not in expected]
+    if missing or extra:
+        raise RnncliError(f"{path}: parameters do not fit the model's configuration "
+                          f"(missing {missing[:3]}, unexpected {extra[:3]})")
+    for name, shape in expected.items():
+        if params[name].shape != shape:
+            sizes = ", ".join(f"{key} {getattr(cfg, key)}" for key in ("embed", "hidden", "layers"))
+            names = ", ".join(f"{len(data[key]):,} {key}" for key in NAMES if data.get(key) is not None)
+            c.fail(name, f"is stored as {params[name].shape} but the configuration ({sizes}) and the data's "
+                         f"names ({names}) make it {shape}")
 
 
 def _check_stack(c, path, cfg, params, prefix, task, agree):

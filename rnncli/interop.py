@@ -9,6 +9,8 @@ The GRU's update block is negated both ways: rnncli stores the lecture's Gu, PyT
 
 import numpy as np
 
+from rnncli.nn.stack import layer_name
+
 
 def _negate_update_block(W, H):
     W = W.copy()
@@ -46,7 +48,7 @@ def from_torch(state_dict, cell, hidden):
     for name, arr in state_dict.items():
         kind, _, rest = name.rpartition("_l")
         k, _, reverse = rest.partition("_")
-        layer = f"l{k}" + ("_reverse" if reverse else "")
+        layer = layer_name(int(k), bool(reverse))
         arr = np.asarray(arr)
         if kind == "weight_ih":
             out[f"{layer}.W_ax"] = arr

@@ -24,6 +24,7 @@ import json
 import numpy as np
 
 from rnncli.errors import RnncliError
+from rnncli.nn.stack import layer_name
 
 OPSET = 17
 INT32, INT64 = 6, 7  # onnx.TensorProto's element types, for Cast
@@ -101,7 +102,7 @@ def recurrent_stack(g, x, params, prefix, cfg, layers, bidirectional, seq_lens="
     for k in range(layers):
         if 0 < k <= pyramid:
             x, seq_lens = join_steps(g, x, seq_lens, 2, dirs * H)
-        names = [f"l{k}", f"l{k}_reverse"][:dirs]
+        names = [layer_name(k, d) for d in range(dirs)]
         Ws, Rs, Bs = zip(*(onnx_weights(params, prefix, n, cell, H, cfg["reset_after"]) for n in names), strict=True)
         inputs = [x, g.const(f"{prefix}_l{k}_W", np.stack(Ws)), g.const(f"{prefix}_l{k}_R", np.stack(Rs)),
                   g.const(f"{prefix}_l{k}_B", np.stack(Bs)), seq_lens]

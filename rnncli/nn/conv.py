@@ -16,7 +16,7 @@ positions: the whole batch is one matrix product, which is why it is the faster 
 
 import numpy as np
 
-from rnncli.nn.init import glorot_uniform
+from rnncli.nn.init import glorot_uniform, zeros
 
 
 class CharConv:
@@ -25,7 +25,7 @@ class CharConv:
             raise ValueError("the window width must be odd, so that it centres on a character")
         self.width, self.filters, self.dtype = width, filters, np.dtype(dtype)
         self.params = {"W": glorot_uniform(rng, (filters, width * input_size), dtype),
-                       "b": np.zeros(filters, dtype)}
+                       "b": zeros(rng, (filters,), dtype)}
 
     def _windows(self, x):
         """x (L, N, C) -> (L, N, w*C): the w embeddings centred on each position, side by side."""

@@ -13,7 +13,7 @@ from rnncli.nn.layers import dropout_mask
 
 class AttentiveDecoder:
     """Holds no parameters of its own: `stack` (a unidirectional RecurrentStack) and `attention`
-    (an Attention, or None) keep theirs, returned as "decoder.*" and "attention.*"."""
+    (an Attention, or None) keep theirs; backward returns each one's gradients by its own names."""
 
     def __init__(self, stack, attention=None, dropout=0.0):
         self.stack, self.attention, self.dropout, self.dtype = stack, attention, dropout, stack.dtype
@@ -31,17 +31,15 @@ class AttentiveDecoder:
 
     def backward(self, d_out, cache):
         """d_out (T, B, Hd) of h_in -> dy (T, B, E), d_init (one tuple per layer), d_memory (None
-        without attention), grads by the model's names."""
+        without attention), the stack's grads and the attention's (empty without it)."""
         stack_cache, att_cache, drop = cache
         if drop is not None:
             d_out = d_out * drop
-        d_memory, grads = None, {}
+        d_memory, att_grads = None, {}
         if self.attention:
             d_out, d_memory, att_grads = self.attention.backward(d_out, att_cache)
-            grads.update({f"attention.{k}": v for k, v in att_grads.items()})
         dy, d_init, stack_grads = self.stack.backward(d_out, None, stack_cache)
-        grads.update({f"decoder.{k}": v for k, v in stack_grads.items()})
-        return dy, d_init, d_memory, grads
+        return dy, d_init, d_memory, stack_grads, att_grads
 
     def step(self, y_t, states, memory, memory_mask, prepared):
         """One decoding step: y_t (N, E), states -> h (N, Hd) for the output layer, the new states.

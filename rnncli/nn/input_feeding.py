@@ -21,12 +21,14 @@ Dropout sits where the plain decoder has it: on the input of layers above the fi
 import numpy as np
 
 from rnncli.nn.layers import dropout_mask
+from rnncli.nn.stack import layer_name
 
 
 class InputFeedingDecoder:
     """A unidirectional decoder stack whose first layer reads [E y; h~] (input size E + Hd) and
     attention, run step by step. Holds no parameters of its own: `stack` (the decoder's
-    RecurrentStack) and `attention` (its Attention) keep theirs, under their usual names."""
+    RecurrentStack) and `attention` (its Attention) keep theirs, and its backward names their
+    gradients as they name their parameters."""
 
     def __init__(self, stack, attention, dropout=0.0):
         self.stack, self.attention, self.dropout = stack, attention, dropout
@@ -66,15 +68,16 @@ class InputFeedingDecoder:
 
     def backward(self, d_out, cache):
         """d_out (T, B, Hd) of the fed h~ -> dy (T, B, E), d_init (one tuple per layer), d_memory
-        (S, B, He), grads {"decoder.l0.W_ax": ..., "attention.W_c": ...}."""
+        (S, B, He), the stack's grads {"l0.W_ax": ...} and the attention's {"W_c": ...}, each by its
+        own names (the owner prefixes them)."""
         caches, E, M = cache  # M: the memory batch-major (B, S, He), as attention read it
         T, B, _ = d_out.shape
         dy = np.empty((T, B, E), self.dtype)
         d_states = [None] * self.stack.num_layers  # d of the states after step t (none after the last)
         d_feed = np.zeros((B, self.hidden_size), self.dtype)  # d h~<t> from step t+1's input
-        d_memory, d_keys, grads = None, None, {}
+        d_memory, d_keys, stack_grads, att_grads = None, None, {}, {}
 
-        def add(name, g):
+        def add(grads, name, g):  # a parameter's gradient sums over the steps
             grads[name] = g if name not in grads else grads[name] + g
 
         for t in reversed(range(T)):
@@ -83,17 +86,17 @@ class InputFeedingDecoder:
             if drop is not None:
                 d = d * drop[0]
             # what flows through the attention keys is summed over the steps and taken back once, below
-            d_top, dM, att_grads, dK = self.attention.backward(d[None], att_cache, keys_later=True)
+            d_top, dM, step_grads, dK = self.attention.backward(d[None], att_cache, keys_later=True)
             d_memory = dM if d_memory is None else d_memory + dM
             if dK is not None:
                 d_keys = dK if d_keys is None else d_keys + dK
-            for name, g in att_grads.items():
-                add(f"attention.{name}", g)
+            for name, g in step_grads.items():
+                add(att_grads, name, g)
             for k in reversed(range(self.stack.num_layers)):
                 layer_drop, cell_cache = layer_caches[k]
                 d_top, d_states[k], cell_grads = self.stack.layers[k][0].backward(d_top, d_states[k], cell_cache)
                 for name, g in cell_grads.items():
-                    add(f"decoder.l{k}.{name}", g)
+                    add(stack_grads, f"{layer_name(k)}.{name}", g)
                 if layer_drop is not None:
                     d_top = d_top * layer_drop
             # d_top is now d of x<t> = [E y<t-1>; h~<t-1>]
@@ -102,8 +105,8 @@ class InputFeedingDecoder:
             key_grads, dM = self.attention.keys_backward(d_keys, M)
             d_memory += dM.transpose(1, 0, 2)
             for name, g in key_grads.items():
-                add(f"attention.{name}", g)
-        return dy, d_states, d_memory, grads
+                add(att_grads, name, g)
+        return dy, d_states, d_memory, stack_grads, att_grads
 
     def step(self, y_t, states, feed, memory, memory_mask, prepared):
         """One decoding step: y_t (N, E), states (one tuple per layer), feed h~<t-1> (N, Hd) ->

@@ -3,7 +3,7 @@
 
 import numpy as np
 
-from rnncli.nn.init import fan_in_uniform, glorot_uniform
+from rnncli.nn.init import fan_in_uniform, glorot_uniform, standard_normal, zeros
 from rnncli.nn.rows import RowGradient, sum_rows
 
 
@@ -17,7 +17,7 @@ class Embedding:
 
     def __init__(self, vocab_size, dim, rng, dtype=np.float32):
         # N(0, 1) rows, as PyTorch's nn.Embedding; the recurrent input weights rescale them
-        self.params = {"E": rng.standard_normal((vocab_size, dim)).astype(dtype)}
+        self.params = {"E": standard_normal(rng, (vocab_size, dim), dtype)}
         self.width = dim  # what each id becomes: D numbers
         self.sparse = self.as_rows = False
         self.frozen = None
@@ -47,7 +47,7 @@ class Linear:
         """init "glorot": W ~ Glorot uniform, b = 0; "fan_in": W and b ~ U(+-1/sqrt(in)), as PyTorch's
         nn.Linear starts (nn/init.py: the encoder-decoder learns much faster from it)."""
         if init == "glorot":
-            self.params = {"W": glorot_uniform(rng, (out_size, in_size), dtype), "b": np.zeros(out_size, dtype)}
+            self.params = {"W": glorot_uniform(rng, (out_size, in_size), dtype), "b": zeros(rng, out_size, dtype)}
         else:
             self.params = {"W": fan_in_uniform(rng, (out_size, in_size), in_size, dtype),
                            "b": fan_in_uniform(rng, (out_size,), in_size, dtype)}

@@ -35,10 +35,12 @@ a<t> = m * a_new + (1 - m) * a<t-1>, so padding after a sequence's end never cha
 final state, and the gradient reaching the parameters from a padded step is exactly zero.
 """
 
+from functools import cached_property
+
 import numpy as np
 
 from rnncli.nn.functional import sigmoid
-from rnncli.nn.init import glorot_uniform, recurrent_orthogonal
+from rnncli.nn.init import glorot_uniform, recurrent_orthogonal, zeros
 
 
 class _Recurrent:
@@ -58,7 +60,7 @@ class _Recurrent:
         self.params = {
             "W_ax": glorot_uniform(rng, (G * H, D), self.dtype),
             "W_aa": recurrent_orthogonal(rng, G, H, self.dtype),
-            "b": np.zeros(G * H, dtype=self.dtype),
+            "b": zeros(rng, (G * H,), self.dtype),
         }
 
     def initial_state(self, batch):
@@ -279,7 +281,10 @@ class LSTM(_Recurrent):
         super().__init__(input_size, hidden_size, rng, dtype)
         H = hidden_size
         self.params["b"][H : 2 * H] = 1.0
-        self.gates = OneTanhGates(H, self.dtype)
+
+    @cached_property
+    def gates(self):
+        return OneTanhGates(self.hidden_size, self.dtype)  # made at first use: a Blueprint allocates nothing
 
     def _forward_loop(self, x, state, m):
         p, gates = self.params, self.gates
@@ -409,7 +414,7 @@ class GRU(_Recurrent):
         super().__init__(input_size, hidden_size, rng, dtype)
         self.reset_after = bool(reset_after)
         if self.reset_after:
-            self.params["b_an"] = np.zeros(hidden_size, self.dtype)
+            self.params["b_an"] = zeros(rng, (hidden_size,), self.dtype)
 
     def _forward_loop(self, x, state, m):
         p = self.params

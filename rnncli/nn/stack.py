@@ -22,6 +22,11 @@ from rnncli.nn.recurrent import make_cell
 from rnncli.nn.reduce import join_steps, join_steps_backward, reduced_mask
 
 
+def layer_name(k, direction=0):
+    """The name prefix of layer k's cell reading forward (direction 0) or backward (1)."""
+    return f"l{k}_reverse" if direction else f"l{k}"
+
+
 def reverse_index(mask):
     """mask (T, B) -> time index (T, B) that reverses each sequence within its length."""
     T, B = mask.shape
@@ -57,9 +62,8 @@ class RecurrentStack:
             cells = []
             for d in range(self.directions):
                 c = make_cell(cell, size, hidden_size, rng, dtype, activation, reset_after)
-                suffix = "_reverse" if d else ""
                 for name, arr in c.params.items():
-                    self.params[f"l{k}{suffix}.{name}"] = arr
+                    self.params[f"{layer_name(k, d)}.{name}"] = arr
                 cells.append(c)
             self.layers.append(cells)
             size = self.output_size * (2 if k < pyramid else 1)  # a joined pair of steps is twice as wide
@@ -127,9 +131,8 @@ class RecurrentStack:
                     dx = dx[rev, cols]
                 d_inp = dx if d_inp is None else d_inp + dx
                 d_states[idx] = ds0
-                suffix = "_reverse" if d else ""
                 for name, arr in g.items():
-                    grads[f"l{k}{suffix}.{name}"] = arr
+                    grads[f"{layer_name(k, d)}.{name}"] = arr
             if drop is not None:
                 d_inp *= drop
             if 0 < k <= self.pyramid:

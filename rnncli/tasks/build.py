@@ -1,9 +1,11 @@
 """Build the model a configuration and a data set describe (checkpoints: models.py)."""
 
+import math
+
 import numpy as np
 
 from rnncli.errors import RnncliError, UsageError
-from rnncli.nn.recurrent import N_GATES
+from rnncli.nn.init import Blueprint
 from rnncli.tasks.registry import task_named
 
 # the tasks each data format can train, the detected one first: the words of labelled or
@@ -70,22 +72,16 @@ def task_of(cfg, data_meta):
 COPIES = 6  # parameters, gradients, two Adam moments, the best weights, an average: what training holds
 
 
-def parameter_estimate(cfg, data_meta):
-    """About how many numbers the model holds: the embedding, the recurrent stack(s) and the output
-    layer (small parts such as CRF transitions left out), from the configuration alone."""
-    V = len(data_meta["vocab"]) + len(data_meta.get("pretrained_vocab") or ())
-    out = len(data_meta.get("target_vocab") or data_meta.get("labels") or data_meta.get("tags")
-              or data_meta.get("score_names") or data_meta["vocab"])
-    one_way = task_of(cfg, data_meta) in ("lm", "clm") or cfg.bidirectional is False
-    dirs = 1 if one_way else 2
-    G, H, E = N_GATES[cfg.cell], cfg.hidden, cfg.embed
-    stack = sum(dirs * G * H * ((E if k == 0 else dirs * H) + H + 1) for k in range(min(cfg.layers, 2)))
-    stack += max(cfg.layers - 2, 0) * dirs * G * H * (dirs * H + H + 1)
-    if data_meta.get("format") == "pairs":  # an encoder-decoder: the decoder's stack, and a head on its states
-        Hd = cfg.decoder_hidden or H
-        decoder = sum(G * Hd * ((E if k == 0 else Hd) + Hd + 1) for k in range(cfg.decoder_layers or cfg.layers))
-        return V * E + stack + decoder + out * (E + Hd + 1)  # and the target embedding
-    return V * E + stack + out * (dirs * H + 1)
+def parameter_shapes(cfg, data_meta):
+    """{name: shape} of every parameter the model holds, read from its constructor run on a Blueprint
+    (nn/init.py): the constructors are the one place where shapes are written, and this allocates
+    nothing, whatever sizes the configuration claims."""
+    return {name: arr.shape for name, arr in _construct(cfg, data_meta, Blueprint()).params.items()}
+
+
+def parameter_count(cfg, data_meta):
+    """How many numbers the model holds, exactly."""
+    return sum(math.prod(shape) for shape in parameter_shapes(cfg, data_meta).values())
 
 
 def reduction(cfg):
@@ -112,10 +108,15 @@ def check_fits_in_memory(cfg, data_meta):
         memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     except (ValueError, OSError, AttributeError):
         return
-    count = parameter_estimate(cfg, data_meta)
-    need = count * np.dtype(cfg.dtype).itemsize * COPIES
+    per_number = np.dtype(cfg.dtype).itemsize * COPIES
+    # every recurrent layer holds at least its H x H recurrent weights: a bound that refuses an absurd
+    # depth before the blueprint is drawn layer by layer
+    count, bound = cfg.layers * cfg.hidden**2, "at least "
+    if count * per_number <= memory:
+        count, bound = parameter_count(cfg, data_meta), ""
+    need = count * per_number
     if need > memory:
-        raise UsageError(f"the model would hold about {count:,} parameters ({need / 2**30:,.1f} GiB with what "
+        raise UsageError(f"the model would hold {bound}{count:,} parameters ({need / 2**30:,.1f} GiB with what "
                          f"training keeps beside them), more than this machine's {memory / 2**30:,.1f} GiB of memory; "
                          "lower --layers, --hidden or --embed")
 
@@ -128,7 +129,10 @@ def build_model(cfg, data_meta, rng=None):
 
 def _build(cfg, data_meta, rng):
     check_fits_in_memory(cfg, data_meta)
-    rng = np.random.default_rng(cfg.seed) if rng is None else rng
+    return _construct(cfg, data_meta, np.random.default_rng(cfg.seed) if rng is None else rng)
+
+
+def _construct(cfg, data_meta, rng):
     task = task_named(task_of(cfg, data_meta))
     V = len(data_meta["vocab"])
     if task.pretrained_rows:  # rows for pretrained words after the training vocabulary

@@ -157,10 +157,6 @@ class ClassifierTask(ManyToOneTask):
     def names_needed(self, cfg):
         return {"labels": 2}  # two labels to choose between at the least
 
-    def check_head(self, cfg, data, shape, agree):
-        head = shape("head.W")[0]  # two classes have one logit
-        agree("data.labels", len(data["labels"]), 2 if head == 1 else head, "head.W (classes)")
-
     def selection_score(self, metrics):
         return -metrics["accuracy"]
 

@@ -178,11 +178,6 @@ class ConditionalLanguageModelTask(Task):
     def names_needed(self, cfg):
         return {"labels": 1}  # a model of one label (200 jigs) is still a model of that label's texts
 
-    def check_head(self, cfg, data, shape, agree):
-        super().check_head(cfg, data, shape, agree)
-        agree("data.labels", len(data["labels"]) + (1 if cfg.label_dropout > 0 else 0), shape("label_embedding.E")[0],
-              "label_embedding.E (rows)")
-
     def training_batches(self, cfg, ds, split, model, world):
         from rnncli.text.batching import TextChunks
 

@@ -60,9 +60,6 @@ class RegressionTask(ManyToOneTask):
     def check_data(self, check, data):
         check.mean_and_sd(data, "score", len(data["score_names"]))
 
-    def check_head(self, cfg, data, shape, agree):
-        agree("data.score_names", len(data["score_names"]), shape("head.W")[0], "head.W (scores)")
-
     def make_batch(self, split, index, char_features=False):
         from rnncli.text.batching import scored_batch
 

@@ -68,7 +68,7 @@ class Seq2Seq:
         # with input feeding the first decoder layer reads [E y<t-1>; h~<t-1>]
         self.decoder = RecurrentStack(cell, embed + (Hd if input_feeding else 0), Hd, rng,
                                       num_layers=decoder_layers, bidirectional=False, **common)
-        self.n_states = len(self.decoder.initial_state(1)[0])
+        self.n_states = self.decoder.layers[0][0].n_states
         # one per decoder layer, for a bidirectional encoder or a decoder of its own width only
         self.directions = 2 if bidirectional else 1
         self.bridge = Bridge(layers, decoder_layers, self.directions, hidden, Hd, self.n_states, rng, dtype)
@@ -134,8 +134,9 @@ class Seq2Seq:
         grads = {f"head.{k}": v for k, v in grads.items()}
         dh = np.zeros(h_in.shape, h_in.dtype)  # C order, so the flat view below writes into it; padding's 0
         dh.reshape(-1, dh.shape[-1])[real] = dh_real
-        dy, d_init, d_memory, dec_grads = self.reader.backward(dh, dec_cache)
-        grads.update(dec_grads)  # decoder.* and attention.*, by their full names
+        dy, d_init, d_memory, dec_grads, att_grads = self.reader.backward(dh, dec_cache)
+        grads.update({f"decoder.{k}": v for k, v in dec_grads.items()})
+        grads.update({f"attention.{k}": v for k, v in att_grads.items()})
         d_finals, bridge_grads = self.bridge.backward(d_init, bridge_cache)
         grads.update({f"bridge.{k}": v for k, v in bridge_grads.items()})
         grads.update(self.source.backward(d_memory, d_finals, enc_cache))
@@ -214,11 +215,6 @@ class EncoderDecoderTask(Task):
     def check_data(self, check, data):
         check.string("data.target_level", data.get("target_level"), ("char", "word"))
         check.number("data.max_target_ratio", data.get("max_target_ratio"), low=0)
-
-    def check_head(self, cfg, data, shape, agree):
-        agree("data.target_vocab", len(data["target_vocab"]), shape("head.W")[0], "head.W (target tokens)")
-        agree("data.target_vocab", len(data["target_vocab"]), shape("target_embedding.E")[0],
-              "target_embedding.E (rows)")
 
     def make_batch(self, split, index, char_features=False):
         from rnncli.text.batching import paired_batch

@@ -19,6 +19,7 @@ import numpy as np
 from rnncli.nn.conv import CharConv
 from rnncli.nn.crf import crf_marginals, crf_nll, viterbi
 from rnncli.nn.functional import log_softmax
+from rnncli.nn.init import zeros
 from rnncli.nn.layers import Embedding, Linear, dropout_mask, input_grads, input_layer
 from rnncli.nn.losses import softmax_cross_entropy
 from rnncli.nn.stack import RecurrentStack
@@ -62,7 +63,7 @@ class Tagger:
         if crf:
             # zero scores: the CRF starts as the softmax tagger and learns transitions from the data
             for name, shape in (("start", (num_tags,)), ("trans", (num_tags, num_tags)), ("end", (num_tags,))):
-                self.params[f"crf.{name}"] = np.zeros(shape, self.dtype)
+                self.params[f"crf.{name}"] = zeros(rng, shape, self.dtype)
 
     def _constrained(self, start, trans, end):
         """Start (K,), transition (K, K) and end (K,) scores with -inf where the tag scheme forbids."""
@@ -227,17 +228,6 @@ class TaggerTask(Task):
         cmask = (np.arange(Lc)[:, None] < n[None]).astype(np.float64)
         chars = np.where(cmask > 0, rng.integers(len(SPECIALS), len(meta["chars"]), (Lc, T * B)), 0)
         return inputs, mask, tags, chars, cmask
-
-    def check_head(self, cfg, data, shape, agree):
-        agree("data.tags", len(data["tags"]), shape("head.W")[0], "head.W (tags)")
-        if cfg.char_features:
-            char_rows, char_width = shape("char_embedding.E")
-            agree("data.chars", len(data["chars"]), char_rows, "char_embedding.E (rows)")
-            agree("char_embed", cfg.char_embed, char_width, "char_embedding.E")
-            if cfg.char_encoder == "cnn":
-                agree("char_hidden", 2 * cfg.char_hidden, shape("char_cnn.W")[0], "char_cnn.W (filters, twice)")
-            else:
-                agree("char_hidden", cfg.char_hidden, shape("char_rnn.l0.W_aa")[1], "char_rnn.l0.W_aa")
 
     def selection_score(self, metrics):
         return -metrics["f1"]

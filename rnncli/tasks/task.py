@@ -72,11 +72,6 @@ class Task(GradcheckBatches):
     def check_data(self, check, data):
         """The task's own meta fields, checked before anything is built (check: checkpoint_checks's)."""
 
-    def check_head(self, cfg, data, shape, agree):
-        """The output layer's (and the task's own tables') stored shapes against the names they
-        score: shape(name) -> a stored array's shape; agree(field, said, stored, what) fails."""
-        agree("data.vocab", len(data["vocab"]), shape("head.W")[0], "head.W (tokens)")
-
     def build(self, cfg, data_meta, rng, V, dtype):
         """The model a config and a data set describe, V input rows (tasks/build.py has checked and
         sized them): its parameters drawn from rng, in dtype."""
