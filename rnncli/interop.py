@@ -9,7 +9,7 @@ The GRU's update block is negated both ways: rnncli stores the lecture's Gu, PyT
 
 import numpy as np
 
-from rnncli.nn.stack import layer_name
+from rnncli.nn.names import layer_name
 
 
 def _negate_update_block(W, H):

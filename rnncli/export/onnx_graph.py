@@ -24,7 +24,7 @@ import json
 import numpy as np
 
 from rnncli.errors import RnncliError
-from rnncli.nn.stack import layer_name
+from rnncli.nn.names import layer_name
 
 OPSET = 17
 INT32, INT64 = 6, 7  # onnx.TensorProto's element types, for Cast

@@ -18,6 +18,7 @@ import numpy as np
 
 from rnncli import interop
 from rnncli.errors import RnncliError
+from rnncli.nn.names import prefixed
 
 _STACK = re.compile(r"^(?P<stack>.+)\.l(?P<k>\d+)(?P<rev>_reverse)?\.(?P<key>W_ax|W_aa|b|b_an)$")
 
@@ -42,7 +43,7 @@ def to_state_dict(params, cfg):
     stacks = _stacks(params)
     for prefix, group in stacks.items():
         H = group["l0.W_aa"].shape[1]
-        out.update({f"{prefix}.{k}": v for k, v in interop.to_torch(group, cfg["cell"], H, True).items()})
+        out.update(prefixed(prefix, interop.to_torch(group, cfg["cell"], H, True)))
     for name, arr in params.items():
         if _STACK.match(name):
             continue
@@ -79,7 +80,7 @@ def from_state_dict(tensors, like_params, cfg, path):
         H = like_params[f"{prefix}.l0.W_aa"].shape[1]
         group = {k[len(prefix) + 1 :]: np.asarray(v) for k, v in tensors.items() if k.startswith(prefix + ".")
                  and _STACK.match(k) is None and re.search(r"_(ih|hh)_l\d", k)}
-        out.update({f"{prefix}.{k}": v for k, v in interop.from_torch(group, cfg["cell"], H).items()})
+        out.update(prefixed(prefix, interop.from_torch(group, cfg["cell"], H)))
     for name, arr in like_params.items():
         if name in out:
             continue

@@ -11,6 +11,7 @@ the final state is passed on as it is; otherwise a learned projection per decode
 import numpy as np
 
 from rnncli.nn.layers import InitialState
+from rnncli.nn.names import layer_name, prefixed
 
 
 class Bridge:
@@ -24,7 +25,9 @@ class Bridge:
         projected = directions == 2 or decoder_hidden != hidden
         self.layers = [InitialState(directions * hidden, decoder_hidden, n_states, rng, dtype, init="fan_in")
                        for _ in range(decoder_layers)] if projected else []
-        self.params = {f"l{k}.{n}": v for k, layer in enumerate(self.layers) for n, v in layer.params.items()}
+        self.params = {}
+        for k, layer in enumerate(self.layers):
+            self.params.update(prefixed(layer_name(k), layer.params))
 
     def forward(self, finals):
         """Encoder final states (one tuple per layer and direction) -> decoder initial states (one
@@ -48,7 +51,7 @@ class Bridge:
         d_finals, grads = [None] * (dirs * self.encoder_layers), {}
         for k, (layer, (joined, state)) in enumerate(zip(self.layers, cache, strict=True)):
             d_joined, g = layer.backward(d_init[k], joined, state)
-            grads.update({f"l{k}.{n}": v for n, v in g.items()})
+            grads.update(prefixed(layer_name(k), g))
             for way in range(dirs):
                 d_finals[dirs * (self.below + k) + way] = tuple(d[:, way * H : (way + 1) * H] for d in d_joined)
         return d_finals, grads

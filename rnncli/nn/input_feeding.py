@@ -21,7 +21,7 @@ Dropout sits where the plain decoder has it: on the input of layers above the fi
 import numpy as np
 
 from rnncli.nn.layers import dropout_mask
-from rnncli.nn.stack import layer_name
+from rnncli.nn.names import layer_name
 
 
 class InputFeedingDecoder:

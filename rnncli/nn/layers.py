@@ -4,6 +4,7 @@
 import numpy as np
 
 from rnncli.nn.init import fan_in_uniform, glorot_uniform, standard_normal, zeros
+from rnncli.nn.names import prefixed
 from rnncli.nn.rows import RowGradient, sum_rows
 
 
@@ -75,7 +76,9 @@ class InitialState:
 
     def __init__(self, in_size, hidden, n_states, rng, dtype=np.float32, init="glorot"):
         self.parts = [Linear(in_size, hidden, rng, dtype, init) for _ in range(n_states)]
-        self.params = {f"{'ac'[j]}.{n}": v for j, lin in enumerate(self.parts) for n, v in lin.params.items()}
+        self.params = {}
+        for j, lin in enumerate(self.parts):
+            self.params.update(prefixed("ac"[j], lin.params))
 
     def forward(self, xs):
         """xs: one (B, in) input per state array -> the state tuple of (B, H) arrays."""
@@ -93,7 +96,7 @@ class InitialState:
         for j, (lin, x, z, d) in enumerate(zip(self.parts, xs, state, d_state, strict=True)):
             dx, g = lin.backward(d * (1.0 - z * z) if j == 0 else d, x)
             dxs.append(dx)
-            grads.update({f"{'ac'[j]}.{n}": v for n, v in g.items()})
+            grads.update(prefixed("ac"[j], g))
         return dxs, grads
 
 
@@ -135,11 +138,11 @@ def input_layer(vocab_size, embed, rng, dtype, frame_dim=None, projection=None):
         layer = Embedding(vocab_size, embed, rng, dtype)
         return layer, {"embedding.E": layer.params["E"]}
     layer = FrameInput(frame_dim, embed if projection is None else projection, rng, dtype)
-    return layer, {f"input.{k}": v for k, v in layer.params.items()}
+    return layer, prefixed("input", layer.params)
 
 
 def input_grads(layer, d_out, read):
     """Gradients of input_layer's parameters, by full name, from d of its output and what it read."""
     if isinstance(layer, FrameInput):
-        return {f"input.{k}": v for k, v in layer.backward(d_out, read).items()}
+        return prefixed("input", layer.backward(d_out, read))
     return {"embedding.E": layer.backward(d_out, read)["E"]}

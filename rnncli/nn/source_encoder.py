@@ -7,6 +7,7 @@
 """
 
 from rnncli.nn.layers import Embedding, FrameInput
+from rnncli.nn.names import prefixed
 from rnncli.nn.reduce import join_steps, reduced_mask
 from rnncli.nn.stack import RecurrentStack
 
@@ -30,13 +31,13 @@ class SourceEncoder:
         self.frames, self.stack_frames = isinstance(reader, FrameInput), stack_frames
         if self.frames:
             self.input = reader
-            self.params = {f"input.{k}": v for k, v in reader.params.items()}
+            self.params = prefixed("input", reader.params)
         else:
             self.embedding = reader
             self.params = {"source_embedding.E": reader.params["E"]}
         self.stack = RecurrentStack(cell, reader.width, hidden, rng, num_layers=layers, bidirectional=bidirectional,
                                     pyramid=pyramid, **common)
-        self.params.update({f"encoder.{k}": v for k, v in self.stack.params.items()})
+        self.params.update(prefixed("encoder", self.stack.params))
 
     @property
     def reduction(self):
@@ -65,9 +66,9 @@ class SourceEncoder:
         """d of the memory and of the final states -> grads by the model's names."""
         read, stack_cache = cache
         dx, _, grads = self.stack.backward(d_memory, d_finals, stack_cache)
-        grads = {f"encoder.{k}": v for k, v in grads.items()}
+        grads = prefixed("encoder", grads)
         if self.frames:
-            grads.update({f"input.{k}": v for k, v in self.input.backward(dx, read).items()})
+            grads.update(prefixed("input", self.input.backward(dx, read)))
         else:
             grads["source_embedding.E"] = self.embedding.backward(dx, read)["E"]
         return grads

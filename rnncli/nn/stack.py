@@ -18,13 +18,9 @@ Parameter names: "l{k}.W_ax" for layer k, "l{k}_reverse.W_ax" for its reverse di
 import numpy as np
 
 from rnncli.nn.layers import dropout_mask
+from rnncli.nn.names import layer_name
 from rnncli.nn.recurrent import make_cell
 from rnncli.nn.reduce import join_steps, join_steps_backward, reduced_mask
-
-
-def layer_name(k, direction=0):
-    """The name prefix of layer k's cell reading forward (direction 0) or backward (1)."""
-    return f"l{k}_reverse" if direction else f"l{k}"
 
 
 def reverse_index(mask):

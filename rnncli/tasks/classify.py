@@ -14,6 +14,7 @@ import numpy as np
 from rnncli.errors import RnncliError
 from rnncli.nn.layers import Linear, dropout_mask, input_grads, input_layer
 from rnncli.nn.losses import sigmoid_binary_cross_entropy, softmax_cross_entropy
+from rnncli.nn.names import prefixed
 from rnncli.nn.stack import RecurrentStack
 from rnncli.tasks.task import Task, reader_options
 from rnncli.tasks.word_dropout import word_dropout
@@ -39,8 +40,8 @@ class Classifier:
                                   reset_after=reset_after)
         self.head = Linear(self.rnn.output_size, outputs or (1 if num_classes == 2 else num_classes), rng, dtype)
         self.params = dict(input_params)
-        self.params.update({f"rnn.{k}": v for k, v in self.rnn.params.items()})
-        self.params.update({f"head.{k}": v for k, v in self.head.params.items()})
+        self.params.update(prefixed("rnn", self.rnn.params))
+        self.params.update(prefixed("head", self.head.params))
 
     def _pool(self, h, finals, mask):
         """h (T, B, F), mask (T, B) -> (B, F) and what backward needs."""
@@ -110,8 +111,8 @@ class Classifier:
             d_feats *= drop
         d_h, d_finals = self._unpool(d_feats, h, finals, mask, aux)
         dx, _, rnn_grads = self.rnn.backward(d_h, d_finals, rnn_cache)
-        grads = {f"rnn.{k}": v for k, v in rnn_grads.items()}
-        grads.update({f"head.{k}": v for k, v in head_grads.items()})
+        grads = prefixed("rnn", rnn_grads)
+        grads.update(prefixed("head", head_grads))
         return dx, grads
 
     def predict_proba(self, ids, mask):

@@ -27,6 +27,7 @@ import numpy as np
 from rnncli.nn.functional import log_softmax
 from rnncli.nn.layers import Embedding, InitialState, Linear, dropout_mask
 from rnncli.nn.losses import softmax_cross_entropy
+from rnncli.nn.names import layer_name, prefixed
 from rnncli.nn.stack import RecurrentStack
 from rnncli.tasks.lm import carried
 from rnncli.tasks.task import Task
@@ -58,10 +59,10 @@ class ConditionalLM:
                      for _ in range(layers if self.by_state else 0)]
         self.head = Linear(hidden, vocab_size, rng, dtype)
         self.params = {"embedding.E": self.embedding.params["E"], "label_embedding.E": self.label_embedding.params["E"]}
-        self.params.update({f"rnn.{k}": v for k, v in self.rnn.params.items()})
+        self.params.update(prefixed("rnn", self.rnn.params))
         for k, init in enumerate(self.init):
-            self.params.update({f"init.l{k}.{n}": v for n, v in init.params.items()})
-        self.params.update({f"head.{k}": v for k, v in self.head.params.items()})
+            self.params.update(prefixed(f"init.{layer_name(k)}", init.params))
+        self.params.update(prefixed("head", self.head.params))
 
     # ------------------------------------------------------------ the label's initial state
 
@@ -77,7 +78,7 @@ class ConditionalLM:
         for k, (init, state) in enumerate(zip(self.init, states, strict=True)):
             dls, g = init.backward(d_init[k], (l,) * self.n_states, state)
             dl += sum(dls)
-            grads.update({f"init.l{k}.{n}": v for n, v in g.items()})
+            grads.update(prefixed(f"init.{layer_name(k)}", g))
         return dl, grads
 
     def _inputs(self, ids, l):
@@ -124,8 +125,8 @@ class ConditionalLM:
                 init_grads = {name: np.zeros_like(p) for name, p in self.params.items() if name.startswith("init.")}
             grads.update(init_grads)
         grads["label_embedding.E"] = self.label_embedding.backward(dl, labels)["E"]
-        grads.update({f"rnn.{k}": v for k, v in rnn_grads.items()})
-        grads.update({f"head.{k}": v for k, v in head_grads.items()})
+        grads.update(prefixed("rnn", rnn_grads))
+        grads.update(prefixed("head", head_grads))
         return loss, grads, finals
 
     def token_nll(self, ids, mask, labels, targets):

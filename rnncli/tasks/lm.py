@@ -8,6 +8,7 @@ import numpy as np
 from rnncli.errors import RnncliError
 from rnncli.nn.layers import Embedding, Linear, dropout_mask
 from rnncli.nn.losses import softmax_cross_entropy
+from rnncli.nn.names import prefixed
 from rnncli.nn.stack import RecurrentStack
 from rnncli.tasks.task import Task
 from rnncli.text.vocab import SPECIALS
@@ -26,8 +27,8 @@ class LanguageModel:
                                   dtype=dtype, activation=activation, reset_after=reset_after)
         self.head = Linear(hidden, vocab_size, rng, dtype)
         self.params = {"embedding.E": self.embedding.params["E"]}
-        self.params.update({f"rnn.{k}": v for k, v in self.rnn.params.items()})
-        self.params.update({f"head.{k}": v for k, v in self.head.params.items()})
+        self.params.update(prefixed("rnn", self.rnn.params))
+        self.params.update(prefixed("head", self.head.params))
 
     def initial_state(self, batch):
         return self.rnn.initial_state(batch)
@@ -54,8 +55,8 @@ class LanguageModel:
             dh *= drop
         dx, _, rnn_grads = self.rnn.backward(dh, None, rnn_cache)
         grads = {"embedding.E": self.embedding.backward(dx, ids)["E"]}
-        grads.update({f"rnn.{k}": v for k, v in rnn_grads.items()})
-        grads.update({f"head.{k}": v for k, v in head_grads.items()})
+        grads.update(prefixed("rnn", rnn_grads))
+        grads.update(prefixed("head", head_grads))
         return loss, grads, finals
 
     def loss(self, ids, targets, states=None, mask=None):

@@ -30,6 +30,7 @@ from rnncli.nn.decoder import AttentiveDecoder
 from rnncli.nn.input_feeding import InputFeedingDecoder
 from rnncli.nn.layers import Embedding, Linear
 from rnncli.nn.losses import softmax_cross_entropy
+from rnncli.nn.names import prefixed
 from rnncli.nn.source_encoder import SourceEncoder, source_reader
 from rnncli.nn.stack import RecurrentStack
 from rnncli.tasks.task import Task, random_inputs
@@ -80,11 +81,11 @@ class Seq2Seq:
         self.params = {k: v for k, v in self.source.params.items() if not k.startswith("encoder.")}  # as before:
         self.params["target_embedding.E"] = self.target_embedding.params["E"]  # the readers, then the encoder
         self.params.update(self.source.params)
-        self.params.update({f"decoder.{k}": v for k, v in self.decoder.params.items()})
-        self.params.update({f"bridge.{k}": v for k, v in self.bridge.params.items()})
+        self.params.update(prefixed("decoder", self.decoder.params))
+        self.params.update(prefixed("bridge", self.bridge.params))
         if self.attention:
-            self.params.update({f"attention.{k}": v for k, v in self.attention.params.items()})
-        self.params.update({f"head.{k}": v for k, v in self.head.params.items()})
+            self.params.update(prefixed("attention", self.attention.params))
+        self.params.update(prefixed("head", self.head.params))
         self._prepared = (None, None)  # step(): the memory last read and attention.prepare of it
 
     # ------------------------------------------------------------ the encoder
@@ -131,14 +132,14 @@ class Seq2Seq:
         loss, d_logits = softmax_cross_entropy(self.head.forward(h_real), target_out.reshape(-1)[real],
                                                None, self.label_smoothing)
         dh_real, grads = self.head.backward(d_logits, h_real)
-        grads = {f"head.{k}": v for k, v in grads.items()}
+        grads = prefixed("head", grads)
         dh = np.zeros(h_in.shape, h_in.dtype)  # C order, so the flat view below writes into it; padding's 0
         dh.reshape(-1, dh.shape[-1])[real] = dh_real
         dy, d_init, d_memory, dec_grads, att_grads = self.reader.backward(dh, dec_cache)
-        grads.update({f"decoder.{k}": v for k, v in dec_grads.items()})
-        grads.update({f"attention.{k}": v for k, v in att_grads.items()})
+        grads.update(prefixed("decoder", dec_grads))
+        grads.update(prefixed("attention", att_grads))
         d_finals, bridge_grads = self.bridge.backward(d_init, bridge_cache)
-        grads.update({f"bridge.{k}": v for k, v in bridge_grads.items()})
+        grads.update(prefixed("bridge", bridge_grads))
         grads.update(self.source.backward(d_memory, d_finals, enc_cache))
         grads["target_embedding.E"] = self.target_embedding.backward(dy, target_in)["E"]
         return loss, grads

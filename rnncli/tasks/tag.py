@@ -22,6 +22,7 @@ from rnncli.nn.functional import log_softmax
 from rnncli.nn.init import zeros
 from rnncli.nn.layers import Embedding, Linear, dropout_mask, input_grads, input_layer
 from rnncli.nn.losses import softmax_cross_entropy
+from rnncli.nn.names import prefixed
 from rnncli.nn.stack import RecurrentStack
 from rnncli.tasks.task import Task, reader_options
 from rnncli.tasks.word_dropout import word_dropout
@@ -53,13 +54,13 @@ class Tagger:
                                                activation=activation, reset_after=reset_after)
             else:
                 self.char_net = CharConv(char_embed, 2 * char_hidden, rng, dtype=dtype)
-            self.params.update({f"char_{char_encoder}.{k}": v for k, v in self.char_net.params.items()})
+            self.params.update(prefixed(f"char_{char_encoder}", self.char_net.params))
             in_size += 2 * char_hidden
         self.rnn = RecurrentStack(cell, in_size, hidden, rng, num_layers=layers, bidirectional=bidirectional,
                                   dropout=dropout, dtype=dtype, activation=activation, reset_after=reset_after)
         self.head = Linear(self.rnn.output_size, num_tags, rng, dtype)
-        self.params.update({f"rnn.{k}": v for k, v in self.rnn.params.items()})
-        self.params.update({f"head.{k}": v for k, v in self.head.params.items()})
+        self.params.update(prefixed("rnn", self.rnn.params))
+        self.params.update(prefixed("head", self.head.params))
         if crf:
             # zero scores: the CRF starts as the softmax tagger and learns transitions from the data
             for name, shape in (("start", (num_tags,)), ("trans", (num_tags, num_tags)), ("end", (num_tags,))):
@@ -94,7 +95,7 @@ class Tagger:
             d_finals = [(d_feats[:, :Hc], *[np.zeros_like(a) for a in finals[0][1:]]),
                         (d_feats[:, Hc:], *[np.zeros_like(a) for a in finals[1][1:]])]
             dcx, _, grads = self.char_net.backward(None, d_finals, cache)
-        out = {f"char_{self.char_encoder}.{k}": v for k, v in grads.items()}
+        out = prefixed(f"char_{self.char_encoder}", grads)
         out["char_embedding.E"] = self.char_embedding.backward(dcx, chars)["E"]
         return out
 
@@ -137,9 +138,9 @@ class Tagger:
         grads = input_grads(self.embedding, dx[:, :, :E], ids)
         if char_cache is not None:
             grads.update(self._char_backward(dx[:, :, E:].reshape(T * B, -1), char_cache))
-        grads.update({f"rnn.{k}": v for k, v in rnn_grads.items()})
-        grads.update({f"head.{k}": v for k, v in head_grads.items()})
-        grads.update({f"crf.{k}": v for k, v in crf_grads.items()})
+        grads.update(prefixed("rnn", rnn_grads))
+        grads.update(prefixed("head", head_grads))
+        grads.update(prefixed("crf", crf_grads))
         return loss, grads
 
     def decoding_scores(self, ids, mask, chars=None, char_mask=None):
