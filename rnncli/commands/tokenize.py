@@ -22,10 +22,10 @@ def tokenize_files(inputs, out, fmt=None, level=None, lower=False, max_size=None
         refuse_overwrite(vocab_out, force)
     reuse = load_vocab_source(vocab) if vocab else None
     if streams(inputs, fmt, level, reuse, valid, (target_level, max_target_ratio, audio or None)):
-        # plain text by characters: read a chunk at a time, the ids written as they are made (text/stream.py)
+        # plain text by characters or words: read a chunk at a time, the ids written as made (text/stream.py)
         valid_frac = check_options(valid_frac, max_size, min_freq, audio, reuse)
         with stream_tokenize(inputs, out, lower=lower, max_size=max_size, min_freq=min_freq, valid_frac=valid_frac,
-                             seed=seed, progress=progress) as ds:
+                             seed=seed, progress=progress, level=level or "char") as ds:
             return _report(ds, out, vocab_out)
     ds = tokenize(inputs, fmt=fmt, level=level, lower=lower, max_size=max_size, min_freq=min_freq,
                   valid_frac=valid_frac, valid_path=valid, seed=seed, reuse=reuse, target_level=target_level,

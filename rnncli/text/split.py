@@ -31,25 +31,47 @@ class Cut(NamedTuple):
     share: float | None
 
 
+BLOCK = 1 << 20  # units read at a time: sizes may be a mapped file of millions of lines
+
+
+def _first_end(sizes, value, strictly):
+    """The first unit whose end (the running sum of sizes) is > value (strictly) or >= value ->
+    (its index, its end); (len(sizes), the total) when none is. Read in blocks: no running sum of
+    the whole array is held."""
+    done = 0
+    for s in range(0, len(sizes), BLOCK):
+        ends = np.cumsum(sizes[s : s + BLOCK], dtype=np.int64) + done
+        i = int(np.searchsorted(ends, value, side="right" if strictly else "left"))
+        if i < len(ends):
+            return s + i, int(ends[i])
+        done = int(ends[-1])
+    return len(sizes), done
+
+
 def stream_cut(sizes, frac):
-    """The cut of a stream of units of these sizes (np.int64) that holds out its last `frac` -> a Cut,
-    or None (nothing held out). Between two units when one lies near the target; otherwise inside the
-    unit there (where exactly: _cut_point, on its text); a unit under two tokens falls back to the
-    nearest boundary. split_stream and text/stream.py share it."""
-    total = int(sizes.sum())
+    """The cut of a stream of units of these sizes that holds out its last `frac` -> a Cut, or None
+    (nothing held out). Between two units when one lies near the target; otherwise inside the unit
+    there (where exactly: _cut_point, on its text); a unit under two tokens falls back to the
+    nearest boundary. split_stream and text/stream.py share it; sizes may be a mapped file."""
+    n = len(sizes)
+    total = _first_end(sizes, float("inf"), True)[1]
     if frac <= 0 or total < 2:
         return None
     target = total * (1 - frac)
-    cum = np.cumsum(sizes)
-    inner = cum[:-1]
-    if len(inner):
-        j = int(np.argmin(np.abs(inner - target)))
-        if abs(inner[j] - target) <= 0.5 * frac * total:
-            return Cut(j + 1, None, 1 - inner[j] / total)
-    k = min(int(np.searchsorted(cum, target, side="right")), len(sizes) - 1)
+    k, end = _first_end(sizes, target, True)  # the unit the target falls in (the last ends at total > target)
+    start = end - int(sizes[k])
+    if n > 1:
+        # the boundaries nearest the target: where unit k starts (at or before it) and where it ends (after)
+        below, above = (start if k >= 1 else None), (end if k <= n - 2 else None)
+        if below is not None and (above is None or abs(below - target) <= abs(above - target)):
+            j, at = _first_end(sizes, below, False)[0], below  # the first boundary there (units of size 0)
+        else:
+            j, at = k, end
+        if abs(at - target) <= 0.5 * frac * total:
+            return Cut(j + 1, None, 1 - at / total)
     if sizes[k] < 2:  # no room inside
-        return Cut(min(max(k, 1), len(sizes) - 1), None, None)
-    return Cut(k, int(round(target - (cum[k] - sizes[k]))), None)
+        return Cut(min(max(k, 1), n - 1), None, None)
+    return Cut(k, int(round(target - start)), None)
 
 
 def split_stream(units, origin, frac, level):

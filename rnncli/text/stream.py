@@ -1,4 +1,4 @@
-"""Plain text tokenized by characters without the corpus in memory: passes over the files.
+"""Plain text tokenized without the corpus in memory: passes over the files (by words: stream_words.py).
 
 The in-memory pipeline (text/encode.py) reads the whole text, cuts it into paragraphs, holds out
 its end (text/split.py), counts the training part's characters and encodes everything: about 17
@@ -35,6 +35,7 @@ from rnncli.npzfile import write_file
 from rnncli.text.dataset import FORMAT_VERSION, Dataset, Split
 from rnncli.text.split import _cut_point, stream_cut
 from rnncli.text.store import compact
+from rnncli.text.stream_words import word_passes
 from rnncli.text.vocab import EOS, UNK, Vocab
 
 CHUNK = 1 << 20  # bytes read at a time: a chunk's arrays (its code points, their ids) stay near 30 MB
@@ -49,10 +50,12 @@ def _last_cut(text):
     return None if j < 0 else j + 1
 
 
-def chunks(path, lower=False, size=None, on_read=None):
+def chunks(path, lower=False, size=None, on_read=None, words=False):
     """The text of a file as read_text gives it (BOM dropped, CRLF as LF; lower-cased with --lower),
     in pieces of about `size` bytes that end after a run of newlines -> yields (piece, its first line).
-    NUL bytes and invalid UTF-8 are errors naming the line. on_read(bytes) hears of every read."""
+    A line longer than that ends a piece after a space when it holds one (with --lower or `words`:
+    no word is cut in two). NUL bytes and invalid UTF-8 are errors naming the line. on_read(bytes)
+    hears of every read."""
     size = size or CHUNK
     decoder = codecs.getincrementaldecoder("utf-8")()
     pending, line, first = "", 1, True
@@ -81,8 +84,9 @@ def chunks(path, lower=False, size=None, on_read=None):
             cut = len(text) if not block else _last_cut(text)
             if cut is None:  # no run of newlines to end at: a long line, or newlines still coming
                 cut = len(text) - (len(text) - len(text.rstrip("\n")))
-                # lower() reads a word's end (a final sigma): cut after a space, unless the word is a huge one
-                if lower and len(text) < max(4 * size, 1 << 20):
+                # lower() reads a word's end (a final sigma), and words are tokens: cut after a space,
+                # unless the word is a huge one
+                if (lower or words) and len(text) < max(4 * size, 1 << 20):
                     cut = next((i + 1 for i in range(cut - 1, -1, -1) if text[i].isspace()), 0)
             piece, pending = text[:cut], text[cut:] + held
             if piece:
@@ -92,14 +96,14 @@ def chunks(path, lower=False, size=None, on_read=None):
                 return
 
 
-def _paragraphs(paths, lower, on_read=None):
-    """Pass 1: (lengths in characters, first lines, the index of each path's first paragraph) of every
-    paragraph of the files, in order."""
+def _paragraphs(texts):
+    """Pass 1: (lengths in characters, first lines, the index of each file's first paragraph) of every
+    paragraph of the files, in order. texts: each file's chunks."""
     lengths, lines, starts = array("q"), array("q"), []
-    for path in paths:
+    for pieces in texts:
         starts.append(len(lengths))
         size, first = 0, None
-        for piece, line in chunks(path, lower, on_read=on_read):
+        for piece, line in pieces:
             at = 0  # where the paragraph being read starts in this piece, on line `line`
             for m in re.finditer(r"\n{2,}", piece):
                 lengths.append(size + m.end() - at)
@@ -116,11 +120,11 @@ def _paragraphs(paths, lower, on_read=None):
     return np.frombuffer(lengths, np.int64), np.frombuffer(lines, np.int64), starts
 
 
-def _text_between(paths, lower, start, stop, on_read=None):
-    """Yield the pieces of the files' text from character start to stop (a pass over the files)."""
+def _text_between(texts, start, stop):
+    """Yield the pieces of the files' text from character start to stop. texts: each file's chunks."""
     at = 0
-    for path in paths:
-        for piece, _ in chunks(path, lower, on_read=on_read):
+    for pieces in texts:
+        for piece, _ in pieces:
             end = at + len(piece)
             if end > start and at < stop:
                 yield piece[max(start - at, 0) : stop - at]
@@ -129,7 +133,7 @@ def _text_between(paths, lower, start, stop, on_read=None):
                 return
 
 
-def _hold_out(paths, lower, lengths, lines, starts, frac):
+def _hold_out(paths, texts, lengths, lines, starts, frac):
     """split_stream's choice (split.stream_cut) on the paragraphs' lengths -> (unit ends in characters:
     train's, valid's; the description; the characters of the training part). When the cut falls inside
     a paragraph, that one paragraph is read again to find its place."""
@@ -143,7 +147,7 @@ def _hold_out(paths, lower, lengths, lines, starts, frac):
                 if c.share is not None else f"the last {units - k:,} paragraphs")
         return ends[:k], ends[k:], said, int(ends[k - 1])
     begin = int(ends[k] - lengths[k])
-    unit = "".join(_text_between(paths, lower, begin, int(ends[k])))
+    unit = "".join(_text_between(texts(None), begin, int(ends[k])))
     cut = _cut_point(unit, c.inside, "char")
     path_index = int(np.searchsorted(starts, k, side="right")) - 1
     line_b = int(lines[k]) + unit[:cut].count("\n")
@@ -152,10 +156,10 @@ def _hold_out(paths, lower, lengths, lines, starts, frac):
             f"{where(paths[path_index], line_b)} on", begin + cut)
 
 
-def _count(paths, lower, stop, on_read=None):
+def _count(texts, stop):
     """Pass 3: the characters of the text's first `stop` characters -> Counter (as vocab.char_counts)."""
     counts = np.zeros(0, np.int64)
-    for piece in _text_between(paths, lower, 0, stop, on_read):
+    for piece in _text_between(texts, 0, stop):
         cps = np.frombuffer(piece.encode("utf-32-le", "surrogatepass"), np.uint32)
         found = np.bincount(cps)
         if len(found) > len(counts):
@@ -164,7 +168,7 @@ def _count(paths, lower, stop, on_read=None):
     return Counter({chr(v): int(counts[v]) for v in np.flatnonzero(counts)})
 
 
-def _encode(paths, lower, vocab, train_ends, valid_ends, split_at, folder, on_read=None):
+def _encode(texts, vocab, train_ends, valid_ends, split_at, folder):
     """Pass 4: every character's id and <eos> after every unit -> (train ids file, valid ids file,
     their dtype), written as raw bytes."""
     known = {ord(t): i for t, i in vocab.index.items() if len(t) == 1}
@@ -176,7 +180,7 @@ def _encode(paths, lower, vocab, train_ends, valid_ends, split_at, folder, on_re
     outs = [open(p, "wb") for p in files]
     try:
         at = 0
-        for piece in _text_between(paths, lower, 0, int(ends[-1]) if len(ends) else 0, on_read):
+        for piece in _text_between(texts, 0, int(ends[-1]) if len(ends) else 0):
             cps = np.frombuffer(piece.encode("utf-32-le", "surrogatepass"), np.uint32)
             ids = table[cps]
             stop = at + len(piece)
@@ -221,46 +225,59 @@ def _member(z, name, dtype, shape, source=None, array_value=None):
 
 
 @contextlib.contextmanager
-def stream_tokenize(paths, out, lower=False, max_size=None, min_freq=1, valid_frac=0.05, seed=0, progress=None):
-    """Plain text by characters into `out` (tokens.npz), as encode.tokenize and store.save_dataset
-    make it, with memory that does not grow with the corpus. A context: inside it, the Dataset just
-    written, its ids mapped from the temporary files they were made in (`out` may be a pipe or a
-    device that cannot be read back), for the report; the files go when it ends."""
+def stream_tokenize(paths, out, lower=False, max_size=None, min_freq=1, valid_frac=0.05, seed=0, progress=None,
+                    level="char"):
+    """Plain text by characters (or words: text/stream_words.py) into `out` (tokens.npz), as
+    encode.tokenize and store.save_dataset make it, with memory that does not grow with the corpus.
+    A context: inside it, the Dataset just written, its arrays mapped from the temporary files they
+    were made in (`out` may be a pipe or a device that cannot be read back), for the report; the
+    files go when it ends."""
 
-    def reads(name):  # progress(pass, bytes) hears of each pass's reads: "paragraphs", "counting", "encoding"
-        return None if progress is None else (lambda n: progress(name, n))
+    def pieces(name):  # progress(pass, bytes) hears of each pass's reads: "paragraphs", "counting", "encoding"
+        on_read = None if progress is None or name is None else (lambda n: progress(name, n))
+        return ((p, chunks(p, lower, on_read=on_read, words=level == "word")) for p in paths)
 
     seen = [_state(p) for p in paths]  # the files are read several times: they must not change meanwhile
-    lengths, lines, starts = _paragraphs(paths, lower, reads("paragraphs"))
-    if not len(lengths):
-        raise RnncliError(f"{where(paths[0])}: nothing to tokenize (empty file?)")
-    train_ends, valid_ends, how, split_at = _hold_out(paths, lower, lengths, lines, starts, valid_frac)
-    warnings = []
-    if valid_frac > 0 and not len(valid_ends):
-        warnings.append("too little data to hold any out for validation; training will select on its own loss")
-    meta = {"format_version": FORMAT_VERSION, "format": "text", "level": "char", "lower": bool(lower),
+    meta = {"format_version": FORMAT_VERSION, "format": "text", "level": level, "lower": bool(lower),
             "options": {"max_size": max_size, "min_freq": min_freq, "valid_frac": valid_frac, "seed": seed,
                         "valid_file": None},
-            "sources": [str(p) for p in paths], "validation": how}
-    vocab = Vocab.build(_count(paths, lower, split_at, reads("counting")), max_size, min_freq)
-    meta["vocab"] = vocab.tokens
+            "sources": [str(p) for p in paths]}
     folder = _work_folder(out)
     try:
-        (train_file, valid_file), dtype = _encode(paths, lower, vocab, train_ends, valid_ends, split_at, folder,
-                                                  reads("encoding"))
-        train_offsets = _offsets(train_ends, 0)
-        valid_offsets = _offsets(valid_ends, split_at) if len(valid_ends) else None
+        passes = _char_passes if level == "char" else word_passes
+        vocab, meta["validation"], warnings, dtype, train, valid = passes(paths, pieces, valid_frac, max_size,
+                                                                            min_freq, folder)
+        if valid_frac > 0 and valid is None:
+            warnings.append("too little data to hold any out for validation; training will select on its own loss")
+        meta["vocab"] = vocab.tokens
         for path, before in zip(paths, seen, strict=True):
             if _state(path) != before:
                 raise RnncliError(f"{path}: changed while it was read; nothing was written (tokenize it again "
                                   "once it is complete)")
-
-        _write_archive(out, meta, dtype, (train_file, train_offsets), (valid_file, valid_offsets))
-        train = Split(_mapped(train_file, dtype), train_offsets)
-        valid = None if valid_offsets is None else Split(_mapped(valid_file, dtype), valid_offsets)
-        yield Dataset(meta, train, valid, warnings)
+        _write_archive(out, meta, dtype, train, valid)
+        yield Dataset(meta, *(None if part is None else Split(_mapped(part[0], dtype), _mapped(part[1], np.int64))
+                              for part in (train, valid)), warnings)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def _char_passes(paths, pieces, valid_frac, max_size, min_freq, folder):
+    """The passes by characters -> as stream_words.word_passes."""
+    def texts(name):
+        return (chunks for _, chunks in pieces(name))
+
+    lengths, lines, starts = _paragraphs(texts("paragraphs"))
+    if not len(lengths):
+        raise RnncliError(f"{where(paths[0])}: nothing to tokenize (empty file?)")
+    train_ends, valid_ends, how, split_at = _hold_out(paths, texts, lengths, lines, starts, valid_frac)
+    vocab = Vocab.build(_count(texts("counting"), split_at), max_size, min_freq)
+    (train_file, valid_file), dtype = _encode(texts("encoding"), vocab, train_ends, valid_ends, split_at, folder)
+    files = []
+    for name, offsets in (("train", _offsets(train_ends, 0)), ("valid", _offsets(valid_ends, split_at))):
+        files.append(os.path.join(folder, f"{name}.offsets"))
+        offsets.tofile(files[-1])
+    valid = (valid_file, files[1]) if len(valid_ends) else None
+    return vocab, how, [], dtype, (train_file, files[0]), valid
 
 
 def _work_folder(out):
@@ -274,13 +291,15 @@ def _work_folder(out):
 
 def _write_archive(out, meta, dtype, train, valid):
     """tokens.npz as save_dataset writes it: its members uncompressed, in the same order. train,
-    valid: (the raw file of its ids, its offsets); valid's offsets None for no validation part."""
+    valid: (the raw file of its ids, of its int64 offsets); valid None for no validation part."""
     def write(f):
         with zipfile.ZipFile(f, "w", zipfile.ZIP_STORED, allowZip64=True) as z:
-            for name, (ids_file, offsets) in (("train", train), ("valid", valid)):
-                if offsets is not None:
-                    _member(z, f"{name}_ids", dtype, (int(offsets[-1]),), ids_file)
-                    _member(z, f"{name}_offsets", np.int64, None, array_value=offsets)
+            for name, part in (("train", train), ("valid", valid)):
+                if part is not None:
+                    ids_file, offsets_file = part
+                    _member(z, f"{name}_ids", dtype, (os.path.getsize(ids_file) // np.dtype(dtype).itemsize,),
+                            ids_file)
+                    _member(z, f"{name}_offsets", np.int64, (os.path.getsize(offsets_file) // 8,), offsets_file)
             _member(z, "meta", None, None, array_value=np.array(json.dumps(meta, ensure_ascii=False)))
 
     write_file(out, write)
@@ -292,14 +311,14 @@ def _mapped(path, dtype):
 
 
 def streams(paths, fmt, level, reuse, valid_path, pair_options=()):
-    """Does this tokenize take the streaming path? Files (not stdin) of plain text read by characters,
+    """Does this tokenize take the streaming path? Files (not stdin) of plain text read by characters or words,
     a new vocabulary, the validation part held out of the text itself (pair_options: options only
     pairs take, which the full reading refuses by name)."""
     if reuse is not None or valid_path is not None or any(str(p) == "-" for p in paths):
         return False
     if any(v is not None for v in pair_options):
         return False
-    if level not in (None, "char") or fmt not in (None, "text"):
+    if level not in (None, "char", "word") or fmt not in (None, "text"):
         return False
     from rnncli.text.readers import detect_format, looks_like_jsonl
 

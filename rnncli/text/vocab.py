@@ -32,6 +32,15 @@ def split_words(line, lower=False):
     return _WORD.findall(line.lower() if lower else line)
 
 
+_WORD_OR_NEWLINE = re.compile(_WORD.pattern + r"|\n")
+
+
+def words_and_newlines(text):
+    """The words of every line of a text in one call, each newline kept as "\n": since no word spans a
+    newline, the words between two newlines are split_words of that line (text/stream_words.py)."""
+    return _WORD_OR_NEWLINE.findall(text)
+
+
 class Vocab:
     def __init__(self, tokens):
         tokens = list(tokens)

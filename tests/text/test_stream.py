@@ -1,4 +1,5 @@
-"""Plain text by characters, streamed (text/stream.py), against the in-memory pipeline as its twin:
+"""Plain text by characters or words, streamed (text/stream.py, stream_words.py), against the in-memory
+pipeline as its twin:
 the same arrays and meta for any text, whatever the chunk size (a few bytes here, so that runs of
 newlines, CRLF pairs, multi-byte characters and the validation cut fall across chunk boundaries);
 the same errors naming the same line."""
@@ -20,10 +21,10 @@ from rnncli.text.store import save_dataset
 SAMPLES = os.path.join(os.path.dirname(__file__), "..", "..", "sample_data")
 
 
-def both(tmp_path, paths, **options):
+def both(tmp_path, paths, level="char", **options):
     """-> (the in-memory pipeline's arrays and meta, the streamed one's), as tokens.npz holds them."""
-    save_dataset(str(tmp_path / "a.npz"), tokenize(paths, fmt="text", **options))
-    with stream.stream_tokenize(paths, str(tmp_path / "b.npz"), **options):
+    save_dataset(str(tmp_path / "a.npz"), tokenize(paths, fmt="text", level=level, **options))
+    with stream.stream_tokenize(paths, str(tmp_path / "b.npz"), **options, level=level):
         pass
     out = []
     for name in ("a.npz", "b.npz"):
@@ -42,43 +43,46 @@ def assert_same(a, b):
 
 
 pieces = st.lists(st.one_of(st.sampled_from(["\n", "\n\n", "\n\n\n", "\r\n", "\r\n\r\n", " ", "ab", "Σ", "é",
-                                              "日本", "x" * 9, "ΟΔΟΣ ", "\t"]),
+                                              "日本", "x" * 9, "ΟΔΟΣ ", "\t", "don't ", "<unk> ", "<eos>", "a-b", ", ",
+                                              "word ", "Word. "]),
                             st.text(alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"),
                                     max_size=6)), min_size=1, max_size=60)
 
 
 @settings(max_examples=60, deadline=None)
 @given(pieces, st.sampled_from([0.0, 0.05, 0.3, 0.5]), st.booleans(), st.sampled_from([1, 3, 7, 64]),
-       st.booleans())
-def test_any_text_streams_to_the_same_data_set(tmp_path_factory, parts, frac, lower, chunk, bom):
+       st.booleans(), st.sampled_from(["char", "word"]))
+def test_any_text_streams_to_the_same_data_set(tmp_path_factory, parts, frac, lower, chunk, bom, level):
     d = tmp_path_factory.mktemp("s")
     text = "".join(parts)
     (d / "c.txt").write_bytes((b"\xef\xbb\xbf" if bom else b"") + text.encode("utf-8"))
     stream.CHUNK = chunk
     try:
-        if not tokenize_has_text(d / "c.txt"):
+        if not tokenize_has_text(d / "c.txt", level):
             return
-        assert_same(*both(d, [str(d / "c.txt")], valid_frac=frac, lower=lower))
+        assert_same(*both(d, [str(d / "c.txt")], level, valid_frac=frac, lower=lower))
     finally:
         stream.CHUNK = 1 << 20
 
 
-def tokenize_has_text(path):
+def tokenize_has_text(path, level="char"):
     try:
-        tokenize([str(path)], level="char", fmt="text")
+        tokenize([str(path)], level=level, fmt="text")
         return True
     except RnncliError:
         return False
 
 
 @pytest.mark.parametrize("chunk", [5, 1 << 20])
-def test_the_sample_corpus_and_several_files_stream_alike(tmp_path, chunk):
+@pytest.mark.parametrize("level", ["char", "word"])
+def test_the_sample_corpus_and_several_files_stream_alike(tmp_path, chunk, level):
     corpus = os.path.join(SAMPLES, "corpus.txt")
     (tmp_path / "two.txt").write_text("second file\n\nits end", encoding="utf-8")
     stream.CHUNK = chunk
     try:
-        assert_same(*both(tmp_path, [corpus]))
-        assert_same(*both(tmp_path, [corpus, str(tmp_path / "two.txt")], valid_frac=0.2, max_size=20, min_freq=2))
+        assert_same(*both(tmp_path, [corpus], level))
+        assert_same(*both(tmp_path, [corpus, str(tmp_path / "two.txt")], level, valid_frac=0.2, max_size=20,
+                          min_freq=2))
     finally:
         stream.CHUNK = 1 << 20
 
@@ -103,7 +107,7 @@ def test_which_inputs_stream(tmp_path):
     corpus = os.path.join(SAMPLES, "corpus.txt")
     assert stream.streams([corpus], None, None, None, None)
     assert stream.streams([corpus], "text", "char", None, None)
-    assert not stream.streams([corpus], None, "word", None, None)  # words: not yet
+    assert stream.streams([corpus], None, "word", None, None)
     assert not stream.streams([os.path.join(SAMPLES, "reviews.tsv")], None, None, None, None)
     assert not stream.streams([corpus], None, None, {"vocab": []}, None)
     assert not stream.streams([corpus], None, None, None, corpus)
@@ -118,10 +122,10 @@ def test_a_file_that_changes_while_it_is_read_is_refused(tmp_path, monkeypatch):
     path.write_text("first paragraph\n\nsecond one\n" * 50, encoding="utf-8")
     count = stream._count
 
-    def count_then_append(paths, lower, stop, on_read=None):
+    def count_then_append(texts, stop):
         with open(path, "a", encoding="utf-8") as f:
             f.write("more text arriving\n")
-        return count(paths, lower, stop, on_read)
+        return count(texts, stop)
 
     monkeypatch.setattr(stream, "_count", count_then_append)
     (tmp_path / "b.npz").write_bytes(b"the user's file")
@@ -129,3 +133,36 @@ def test_a_file_that_changes_while_it_is_read_is_refused(tmp_path, monkeypatch):
             stream.stream_tokenize([str(path)], str(tmp_path / "b.npz")):
         pass
     assert (tmp_path / "b.npz").read_bytes() == b"the user's file"
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.lists(st.integers(0, 40), min_size=1, max_size=400), st.integers(2, 12))
+def test_word_counts_in_bounded_memory_are_short_by_at_most_what_they_say(ids, limit):
+    """Lossy counting (stream_words.WordCounts) against exact counts: never over, never short by more
+    than its undercount, and the table never holds more than its limit after an update."""
+    from collections import Counter
+
+    from rnncli.text.stream_words import WordCounts
+
+    counts, exact = WordCounts(limit), Counter()
+    for k in range(0, len(ids), 7):
+        words = [f"w{i}" for i in ids[k : k + 7]]
+        counts.update(words)
+        exact.update(words)
+        assert len(counts.counts) <= limit
+    for w, c in exact.items():
+        assert c - counts.undercount <= counts.counts.get(w, 0) <= c
+    if len(exact) <= limit:
+        assert counts.undercount == 0 and counts.counts == dict(exact)
+
+
+def test_a_corpus_of_more_words_than_are_counted_exactly_says_so(tmp_path, monkeypatch):
+    import rnncli.text.stream_words as stream_words
+
+    monkeypatch.setattr(stream_words, "DISTINCT", 50)
+    words = [f"rare{i}" for i in range(400)]
+    text = "\n".join(f"the cat {w} sat" for w in words) + "\n"
+    (tmp_path / "c.txt").write_text(text, encoding="utf-8")
+    with stream.stream_tokenize([str(tmp_path / "c.txt")], str(tmp_path / "b.npz"), level="word") as ds:
+        assert any("more than 50 different words" in w for w in ds.warnings)
+        assert ds.meta["vocab"][4:7] == ["cat", "sat", "the"]  # the frequent words, exactly as counted in memory

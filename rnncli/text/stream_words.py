@@ -1,0 +1,210 @@
+"""Plain text tokenized by words without the corpus in memory: text/stream.py's passes, for words.
+
+In memory (text/encode.py) a word-level text is its lines that hold words, each split by
+vocab.split_words and followed by <eos>; its last share of words is held out (split.stream_cut,
+whose cut inside a line falls at a word: no text needs reading again). Here, a chunk at a time
+(cut after a newline, or after a space inside a very long line, so that no word is split):
+
+    1. lines: the word count of every line that has words, written to a file (4 bytes a line);
+    2. the validation part: stream_cut on that file, read in blocks;
+    3. the vocabulary: the training part's words counted in bounded memory (WordCounts);
+    4. the ids: each chunk's words looked up, <eos> after each line, written to the training part's
+       file until the cut and to the validation part's after it; the offsets of both from the
+       line counts, in blocks.
+
+Memory holds a chunk and the word counts; everything that grows with the corpus goes to disk.
+tests/text/test_stream.py checks that both pipelines write the same data set.
+"""
+
+import os
+
+import numpy as np
+
+from rnncli.errors import RnncliError, where
+from rnncli.text.split import BLOCK, stream_cut
+from rnncli.text.store import compact
+from rnncli.text.vocab import EOS, UNK, Vocab, words_and_newlines
+
+NEWLINE = -1  # the id a "\n" token takes while a chunk is encoded: it becomes <eos> or goes
+DISTINCT = 1_000_000  # different words counted exactly; beyond, the rarest are dropped (WordCounts)
+
+
+def _is_newline(tokens):
+    return np.fromiter((t == "\n" for t in tokens), bool, len(tokens))
+
+
+def line_lengths(pieces, out):
+    """Pass 1: pieces (path, [(text, first line)]) -> the word count of every line that has words,
+    written to `out` as uint32 -> (lines, words)."""
+    units = words = 0
+    with open(out, "wb") as f:
+        for chunks in pieces:
+            run = 0  # words of the line being read, begun in an earlier piece
+            for piece, _ in chunks:
+                tokens = words_and_newlines(piece)
+                nl = np.flatnonzero(_is_newline(tokens))
+                if not len(nl):
+                    run += len(tokens)
+                    continue
+                sizes = np.diff(np.r_[-1, nl]) - 1
+                sizes[0] += run
+                sizes = sizes[sizes > 0]
+                f.write(sizes.astype(np.uint32).tobytes())
+                units, words = units + len(sizes), words + int(sizes.sum())
+                run = len(tokens) - int(nl[-1]) - 1
+            if run:  # a file's last line, without its newline
+                f.write(np.array([run], np.uint32).tobytes())
+                units, words = units + 1, words + run
+    return units, words
+
+
+class WordCounts:
+    """Word counts in bounded memory (lossy counting): exact while the corpus has at most `limit`
+    different words, the usual case. Beyond that, whenever the table is full its rarest words are
+    dropped, and a word seen again starts from zero; `undercount` is the most any word's count can
+    be short by, so every word kept with a count over it is in the vocabulary as exact counts would
+    put it, give or take that many."""
+
+    def __init__(self, limit=None):
+        self.limit, self.counts, self.undercount = limit or DISTINCT, {}, 0
+
+    def update(self, words):
+        counts = self.counts
+        for w in words:
+            counts[w] = counts.get(w, 0) + 1
+        if len(counts) > self.limit:
+            self._prune()
+
+    def _prune(self):
+        values = np.fromiter(self.counts.values(), np.int64, len(self.counts))
+        # the smallest count that, with every count at or under it dropped, leaves half the table
+        floor = int(np.partition(values, len(values) - self.limit // 2)[len(values) - self.limit // 2 - 1])
+        self.counts = {w: c for w, c in self.counts.items() if c > floor}
+        self.undercount += floor
+
+
+def count_words(pieces, stop, begin):
+    """Pass 3: the words of the text's first `stop` words counted -> (WordCounts, (path, line) where
+    the word numbered `begin` is). pieces: (path, its [(text, first line)])."""
+    counts, seen, found = WordCounts(), 0, None
+    for path, chunks in pieces:
+        for piece, line in chunks:
+            tokens = words_and_newlines(piece)
+            nl = _is_newline(tokens)
+            words = [t for t, n in zip(tokens, nl, strict=True) if not n]
+            if found is None and seen <= begin < seen + len(words):
+                at = int(np.flatnonzero(~nl)[begin - seen])
+                found = (path, line + int(nl[:at].sum()))
+            counts.update(words[: max(stop - seen, 0)])
+            seen += len(words)
+            if seen >= stop and found is not None:
+                return counts, found
+    return counts, found
+
+
+class _SplitWriter:
+    """Ids in stream order to the training part's file until `cut` ids are written, then to the
+    validation part's (with an <eos> closing the training part first when the cut splits a line)."""
+
+    def __init__(self, files, cut, close_line, dtype):
+        self.outs = [open(f, "wb") for f in files]
+        self.cut, self.close_line, self.dtype, self.written = cut, close_line, dtype, 0
+
+    def write(self, ids):
+        k = min(max(self.cut - self.written, 0), len(ids))
+        if k:
+            self.outs[0].write(ids[:k].astype(self.dtype).tobytes())
+        if k < len(ids):
+            if self.written + k == self.cut and self.close_line:
+                self.outs[0].write(np.array([EOS], self.dtype).tobytes())
+            self.outs[1].write(ids[k:].astype(self.dtype).tobytes())
+        self.written += len(ids)
+
+    def close(self):
+        for f in self.outs:
+            f.close()
+
+
+def encode_words(pieces, vocab, writer):
+    """Pass 4: every word's id, <eos> after every line that has words, to writer."""
+    lookup = dict(vocab.index)
+    lookup["\n"] = NEWLINE
+    get = lookup.get
+    for chunks in pieces:
+        open_line = False  # the line being read has words (begun in an earlier piece)
+        for piece, _ in chunks:
+            tokens = words_and_newlines(piece)
+            if not tokens:
+                continue
+            ids = np.fromiter((get(t, UNK) for t in tokens), np.int64, len(tokens))
+            nl = ids == NEWLINE
+            # a newline ends a line: an <eos> after a line of words, nothing after an empty one
+            after_word = np.r_[open_line, ~nl[:-1]]
+            ids[nl] = EOS
+            writer.write(ids[~nl | after_word])
+            open_line = not nl[-1]
+        if open_line:
+            writer.write(np.array([EOS], np.int64))
+
+
+def offsets_file(lengths, parts, out):
+    """A split's offsets, each line and its <eos>, written to `out` as int64. parts: its lines as
+    ranges of the lengths array (start, stop) and single sizes (a line cut in two) -> how many."""
+    total, count = 0, 0
+    with open(out, "wb") as f:
+        f.write(np.zeros(1, np.int64).tobytes())
+        for part in parts:
+            blocks = ([np.array([part])] if isinstance(part, int) else
+                      (lengths[s : min(s + BLOCK, part[1])] for s in range(part[0], part[1], BLOCK)))
+            for sizes in blocks:
+                ends = np.cumsum(sizes.astype(np.int64) + 1) + total
+                f.write(ends.tobytes())
+                total, count = int(ends[-1]) if len(ends) else total, count + len(sizes)
+    return count
+
+
+def word_passes(paths, pieces, valid_frac, max_size, min_freq, folder):
+    """The four passes -> (vocabulary, the validation part's description, warnings, the ids' dtype,
+    train and valid: (ids file, offsets file), valid None when nothing is held out). pieces(pass name)
+    -> a fresh iterator of (path, that file's [(text, first line)]) for each file."""
+    lengths_file = os.path.join(folder, "lines.u32")
+    units, total = line_lengths((chunks for _, chunks in pieces("lines")), lengths_file)
+    if not units:
+        raise RnncliError(f"{where(paths[0])}: nothing to tokenize (empty file?)")
+    lengths = np.memmap(lengths_file, np.uint32, mode="r")
+    c = stream_cut(lengths, valid_frac)
+    if c is None:
+        k, inside, split_at = units, None, total
+    else:
+        k = c.k
+        begin = int(np.sum(lengths[:k], dtype=np.int64))
+        inside = None if c.inside is None else min(max(c.inside, 1), int(lengths[k]) - 1)  # split._cut_point
+        split_at = begin + (inside or 0)
+    counts, found = count_words(pieces("counting"), split_at, split_at - (inside or 0))
+    warnings = []
+    if counts.undercount:
+        warnings.append(f"more than {counts.limit:,} different words: the rarest were counted approximately "
+                        f"(a count may be short by up to {counts.undercount:,})")
+    if c is None:
+        how = "none"
+    elif inside is None:
+        how = (f"the last {units - k:,} of {units:,} lines ({100 * c.share:.1f} % of the tokens)"
+               if c.share is not None else f"the last {units - k:,} lines")
+    else:
+        how = f"the last {100 * (total - split_at) / total:.1f} % of the tokens, from {where(*found)} on"
+    vocab = Vocab.build(counts.counts, max_size, min_freq)
+    dtype = compact(np.zeros(0, np.int64), len(vocab)).dtype
+    files = [os.path.join(folder, n) for n in ("train.ids", "valid.ids", "train.offsets", "valid.offsets")]
+    writer = _SplitWriter(files[:2], split_at + k, inside is not None, dtype)
+    try:
+        encode_words((chunks for _, chunks in pieces("encoding")), vocab, writer)
+    finally:
+        writer.close()
+    if inside is None:
+        offsets_file(lengths, [(0, k)], files[2])
+        valid = offsets_file(lengths, [(k, units)], files[3])
+    else:
+        offsets_file(lengths, [(0, k), inside], files[2])
+        valid = offsets_file(lengths, [int(lengths[k]) - inside, (k + 1, units)], files[3])
+    del lengths
+    return vocab, how, warnings, dtype, (files[0], files[2]), ((files[1], files[3]) if valid else None)
