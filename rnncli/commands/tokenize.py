@@ -1,12 +1,16 @@
 """rnncli tokenize: read a corpus, build its vocabulary, write tokens.npz (and vocab.json)."""
 
+import contextlib
+import io
+import sys
+
 from rnncli.commands.common import refuse_overwrite
 from rnncli.npzfile import write_text
 from rnncli.text.dataset import dataset_stats
 from rnncli.text.encode import check_options, tokenize
 from rnncli.text.readers import require_file
 from rnncli.text.store import load_vocab_source, save_dataset, vocab_json
-from rnncli.text.stream import stream_tokenize, streams
+from rnncli.text.stream import could_stream, spooled_stdin, stream_tokenize, streams
 
 
 def tokenize_files(inputs, out, fmt=None, level=None, lower=False, max_size=None, min_freq=1,
@@ -21,17 +25,49 @@ def tokenize_files(inputs, out, fmt=None, level=None, lower=False, max_size=None
     if vocab_out is not None:
         refuse_overwrite(vocab_out, force)
     reuse = load_vocab_source(vocab) if vocab else None
-    if streams(inputs, fmt, level, reuse, valid, (target_level, max_target_ratio, audio or None)):
-        # plain text by characters or words: read a chunk at a time, the ids written as made (text/stream.py)
-        valid_frac = check_options(valid_frac, max_size, min_freq, audio, reuse)
-        with stream_tokenize(inputs, out, lower=lower, max_size=max_size, min_freq=min_freq, valid_frac=valid_frac,
-                             seed=seed, progress=progress, level=level or "char") as ds:
-            return _report(ds, out, vocab_out)
+    options = (fmt, level, reuse, valid, (target_level, max_target_ratio, audio or None))
+    if "-" in map(str, inputs) and could_stream(*options):
+        # stdin may be a corpus larger than memory: kept in a file, it streams as a file does
+        with spooled_stdin(out) as spool:
+            if streams(inputs, *options, sources={"-": spool}):
+                return _streamed(inputs, out, vocab_out, lower, max_size, min_freq, valid_frac, seed, progress,
+                                 level, audio, {"-": spool})
+            with open(spool, "rb") as f, _stdin_holding(f.read()):  # the full reading reads stdin: what was kept
+                return _in_memory(inputs, out, vocab_out, fmt, level, lower, max_size, min_freq, valid_frac, valid,
+                                  reuse, seed, target_level, max_target_ratio, audio)
+    if streams(inputs, *options):
+        return _streamed(inputs, out, vocab_out, lower, max_size, min_freq, valid_frac, seed, progress, level, audio)
+    return _in_memory(inputs, out, vocab_out, fmt, level, lower, max_size, min_freq, valid_frac, valid, reuse, seed,
+                      target_level, max_target_ratio, audio)
+
+
+@contextlib.contextmanager
+def _stdin_holding(data):
+    """sys.stdin reads `data` inside the context, and is itself again after it."""
+    before = sys.stdin
+    sys.stdin = io.TextIOWrapper(io.BytesIO(data), encoding="utf-8")
+    try:
+        yield
+    finally:
+        sys.stdin = before
+
+
+def _in_memory(inputs, out, vocab_out, fmt, level, lower, max_size, min_freq, valid_frac, valid, reuse, seed,
+               target_level, max_target_ratio, audio):
     ds = tokenize(inputs, fmt=fmt, level=level, lower=lower, max_size=max_size, min_freq=min_freq,
                   valid_frac=valid_frac, valid_path=valid, seed=seed, reuse=reuse, target_level=target_level,
                   max_target_ratio=max_target_ratio, audio=audio)
     save_dataset(out, ds)
     return _report(ds, out, vocab_out)
+
+
+def _streamed(inputs, out, vocab_out, lower, max_size, min_freq, valid_frac, seed, progress, level, audio,
+              sources=None):
+    """Plain text by characters or words: read a chunk at a time, the ids written as made (text/stream.py)."""
+    valid_frac = check_options(valid_frac, max_size, min_freq, audio, None)
+    with stream_tokenize(inputs, out, lower=lower, max_size=max_size, min_freq=min_freq, valid_frac=valid_frac,
+                         seed=seed, progress=progress, level=level or "char", sources=sources) as ds:
+        return _report(ds, out, vocab_out)
 
 
 def _report(ds, out, vocab_out):

@@ -33,7 +33,7 @@ import numpy as np
 from rnncli.errors import RnncliError, where
 from rnncli.npzfile import write_file
 from rnncli.text.dataset import FORMAT_VERSION, Dataset, Split
-from rnncli.text.split import _cut_point, stream_cut
+from rnncli.text.split import stream_cut
 from rnncli.text.store import compact
 from rnncli.text.stream_words import word_passes
 from rnncli.text.vocab import EOS, UNK, Vocab
@@ -50,16 +50,16 @@ def _last_cut(text):
     return None if j < 0 else j + 1
 
 
-def chunks(path, lower=False, size=None, on_read=None, words=False):
+def chunks(path, lower=False, size=None, on_read=None, words=False, source=None):
     """The text of a file as read_text gives it (BOM dropped, CRLF as LF; lower-cased with --lower),
     in pieces of about `size` bytes that end after a run of newlines -> yields (piece, its first line).
     A line longer than that ends a piece after a space when it holds one (with --lower or `words`:
     no word is cut in two). NUL bytes and invalid UTF-8 are errors naming the line. on_read(bytes)
-    hears of every read."""
+    hears of every read. source: the file to read when `path` is only its name (stdin's spool)."""
     size = size or CHUNK
     decoder = codecs.getincrementaldecoder("utf-8")()
     pending, line, first = "", 1, True
-    with open(path, "rb") as f:
+    with open(source or path, "rb") as f:
         while True:
             block = f.read(size)
             if on_read is not None:
@@ -136,7 +136,7 @@ def _text_between(texts, start, stop):
 def _hold_out(paths, texts, lengths, lines, starts, frac):
     """split_stream's choice (split.stream_cut) on the paragraphs' lengths -> (unit ends in characters:
     train's, valid's; the description; the characters of the training part). When the cut falls inside
-    a paragraph, that one paragraph is read again to find its place."""
+    a paragraph, that one paragraph is read again, in pieces, to find its place."""
     units, total, ends = len(lengths), int(lengths.sum()), np.cumsum(lengths)
     c = stream_cut(lengths, frac)
     if c is None:
@@ -147,13 +147,34 @@ def _hold_out(paths, texts, lengths, lines, starts, frac):
                 if c.share is not None else f"the last {units - k:,} paragraphs")
         return ends[:k], ends[k:], said, int(ends[k - 1])
     begin = int(ends[k] - lengths[k])
-    unit = "".join(_text_between(texts(None), begin, int(ends[k])))
-    cut = _cut_point(unit, c.inside, "char")
+    cut = _streamed_cut_point(_text_between(texts(None), begin, int(ends[k])), int(lengths[k]), c.inside)
     path_index = int(np.searchsorted(starts, k, side="right")) - 1
-    line_b = int(lines[k]) + unit[:cut].count("\n")
+    line_b = int(lines[k]) + sum(p.count("\n") for p in _text_between(texts(None), begin, begin + cut))
     share = (total - begin - cut) / total
     return (np.r_[ends[:k], begin + cut], ends[k:], f"the last {100 * share:.1f} % of the tokens, from "
             f"{where(paths[path_index], line_b)} on", begin + cut)
+
+
+def _streamed_cut_point(pieces, length, offset):
+    """split._cut_point(unit, offset, "char") for a unit read in pieces (a paragraph may be the whole
+    corpus, one line of a gigabyte): after the newline nearest `offset`, else after the nearest
+    space, else at `offset`; the first of two equally near."""
+    best = {"\n": None, " ": None}
+    at = 0
+    for piece in pieces:
+        cps = np.frombuffer(piece.encode("utf-32-le", "surrogatepass"), np.uint32)
+        for sep in best:
+            spots = np.flatnonzero(cps == ord(sep)) + at + 1  # where a cut after each one falls
+            spots = spots[(spots > 0) & (spots < length)]
+            if len(spots):
+                spot = int(spots[np.argmin(np.abs(spots - offset))])  # the first of equals: the earliest
+                if best[sep] is None or abs(spot - offset) < abs(best[sep] - offset):
+                    best[sep] = spot
+        at += len(cps)
+    for sep in ("\n", " "):
+        if best[sep] is not None:
+            return best[sep]
+    return min(max(offset, 1), length - 1)
 
 
 def _count(texts, stop):
@@ -226,18 +247,20 @@ def _member(z, name, dtype, shape, source=None, array_value=None):
 
 @contextlib.contextmanager
 def stream_tokenize(paths, out, lower=False, max_size=None, min_freq=1, valid_frac=0.05, seed=0, progress=None,
-                    level="char"):
+                    level="char", sources=None):
     """Plain text by characters (or words: text/stream_words.py) into `out` (tokens.npz), as
     encode.tokenize and store.save_dataset make it, with memory that does not grow with the corpus.
     A context: inside it, the Dataset just written, its arrays mapped from the temporary files they
     were made in (`out` may be a pipe or a device that cannot be read back), for the report; the
-    files go when it ends."""
+    files go when it ends. sources: {path: the file that holds it} ("-": stdin's spool, spooled_stdin)."""
+    sources = sources or {}
 
     def pieces(name):  # progress(pass, bytes) hears of each pass's reads: "paragraphs", "counting", "encoding"
         on_read = None if progress is None or name is None else (lambda n: progress(name, n))
-        return ((p, chunks(p, lower, on_read=on_read, words=level == "word")) for p in paths)
+        return ((p, chunks(p, lower, on_read=on_read, words=level == "word", source=sources.get(p))) for p in paths)
 
-    seen = [_state(p) for p in paths]  # the files are read several times: they must not change meanwhile
+    paths = [str(p) for p in paths]
+    seen = [_state(sources.get(p, p)) for p in paths]  # read several times: they must not change meanwhile
     meta = {"format_version": FORMAT_VERSION, "format": "text", "level": level, "lower": bool(lower),
             "options": {"max_size": max_size, "min_freq": min_freq, "valid_frac": valid_frac, "seed": seed,
                         "valid_file": None},
@@ -245,13 +268,17 @@ def stream_tokenize(paths, out, lower=False, max_size=None, min_freq=1, valid_fr
     folder = _work_folder(out)
     try:
         passes = _char_passes if level == "char" else word_passes
-        vocab, meta["validation"], warnings, dtype, train, valid = passes(paths, pieces, valid_frac, max_size,
-                                                                            min_freq, folder)
+        try:
+            vocab, meta["validation"], warnings, dtype, train, valid = passes(paths, pieces, valid_frac, max_size,
+                                                                                min_freq, folder)
+        except OSError as e:  # the disk filled while the ids were written: the user's files are untouched
+            raise RnncliError(f"{out}: cannot write the ids as they are made, in {folder}: {e.strerror or e}; "
+                              "nothing was written") from None
         if valid_frac > 0 and valid is None:
             warnings.append("too little data to hold any out for validation; training will select on its own loss")
         meta["vocab"] = vocab.tokens
         for path, before in zip(paths, seen, strict=True):
-            if _state(path) != before:
+            if _state(sources.get(path, path)) != before:
                 raise RnncliError(f"{path}: changed while it was read; nothing was written (tokenize it again "
                                   "once it is complete)")
         _write_archive(out, meta, dtype, train, valid)
@@ -310,23 +337,51 @@ def _mapped(path, dtype):
     return np.memmap(path, dtype=dtype, mode="r") if os.path.getsize(path) else np.zeros(0, dtype)
 
 
-def streams(paths, fmt, level, reuse, valid_path, pair_options=()):
-    """Does this tokenize take the streaming path? Files (not stdin) of plain text read by characters or words,
-    a new vocabulary, the validation part held out of the text itself (pair_options: options only
-    pairs take, which the full reading refuses by name)."""
-    if reuse is not None or valid_path is not None or any(str(p) == "-" for p in paths):
+def streams(paths, fmt, level, reuse, valid_path, pair_options=(), sources=None):
+    """Does this tokenize take the streaming path? Plain text read by characters or words, a new
+    vocabulary, the validation part held out of the text itself (pair_options: options only pairs
+    take, which the full reading refuses by name). sources: {"-": stdin's spool}; without one, stdin
+    does not stream."""
+    sources = sources or {}
+    if not could_stream(fmt, level, reuse, valid_path, pair_options):
         return False
-    if any(v is not None for v in pair_options):
-        return False
-    if level not in (None, "char", "word") or fmt not in (None, "text"):
+    if any(str(p) == "-" and "-" not in sources for p in paths):
         return False
     from rnncli.text.readers import detect_format, looks_like_jsonl
 
     for path in paths:
-        head = _head(path)
+        head = _head(sources.get(str(path), path))
         if looks_like_jsonl(head, path) or (fmt is None and detect_format(head) != "text"):
             return False
     return True
+
+
+def could_stream(fmt, level, reuse, valid_path, pair_options=()):
+    """What the options alone say: plain text (or not yet known) by characters or words, a new
+    vocabulary, no validation file, no option of pairs."""
+    return (reuse is None and valid_path is None and all(v is None for v in pair_options)
+            and level in (None, "char", "word") and fmt in (None, "text"))
+
+
+@contextlib.contextmanager
+def spooled_stdin(out):
+    """stdin copied to a temporary file a megabyte at a time (beside `out`, or the system's temporary
+    folder): the passes read a corpus several times, and a pipe can be read once. -> its path; the
+    file goes when the context ends."""
+    import sys
+
+    folder = _work_folder(out)
+    path = os.path.join(folder, "stdin.txt")
+    try:
+        with open(path, "wb") as f:
+            try:
+                shutil.copyfileobj(sys.stdin.buffer, f, CHUNK)
+            except OSError as e:
+                raise RnncliError(f"<stdin>: cannot keep the corpus to read it again, in {folder}: "
+                                  f"{e.strerror or e}") from None
+        yield path
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def _head(path, lines=2001):

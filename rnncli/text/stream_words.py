@@ -17,6 +17,8 @@ tests/text/test_stream.py checks that both pipelines write the same data set.
 """
 
 import os
+from collections import Counter
+from itertools import repeat
 
 import numpy as np
 
@@ -30,7 +32,7 @@ DISTINCT = 1_000_000  # different words counted exactly; beyond, the rarest are 
 
 
 def _is_newline(tokens):
-    return np.fromiter((t == "\n" for t in tokens), bool, len(tokens))
+    return np.fromiter(map("\n".__eq__, tokens), bool, len(tokens))
 
 
 def line_lengths(pieces, out):
@@ -66,20 +68,18 @@ class WordCounts:
     put it, give or take that many."""
 
     def __init__(self, limit=None):
-        self.limit, self.counts, self.undercount = limit or DISTINCT, {}, 0
+        self.limit, self.counts, self.undercount = limit or DISTINCT, Counter(), 0
 
     def update(self, words):
-        counts = self.counts
-        for w in words:
-            counts[w] = counts.get(w, 0) + 1
-        if len(counts) > self.limit:
+        self.counts.update(words)  # (Counter counts a list in C)
+        if len(self.counts) > self.limit:
             self._prune()
 
     def _prune(self):
         values = np.fromiter(self.counts.values(), np.int64, len(self.counts))
         # the smallest count that, with every count at or under it dropped, leaves half the table
         floor = int(np.partition(values, len(values) - self.limit // 2)[len(values) - self.limit // 2 - 1])
-        self.counts = {w: c for w, c in self.counts.items() if c > floor}
+        self.counts = Counter({w: c for w, c in self.counts.items() if c > floor})
         self.undercount += floor
 
 
@@ -87,18 +87,20 @@ def count_words(pieces, stop, begin):
     """Pass 3: the words of the text's first `stop` words counted -> (WordCounts, (path, line) where
     the word numbered `begin` is). pieces: (path, its [(text, first line)])."""
     counts, seen, found = WordCounts(), 0, None
-    for path, chunks in pieces:
-        for piece, line in chunks:
-            tokens = words_and_newlines(piece)
-            nl = _is_newline(tokens)
-            words = [t for t, n in zip(tokens, nl, strict=True) if not n]
-            if found is None and seen <= begin < seen + len(words):
-                at = int(np.flatnonzero(~nl)[begin - seen])
-                found = (path, line + int(nl[:at].sum()))
-            counts.update(words[: max(stop - seen, 0)])
-            seen += len(words)
-            if seen >= stop and found is not None:
-                return counts, found
+    for path, piece, line in ((path, *p) for path, chunks in pieces for p in chunks):
+        tokens = words_and_newlines(piece)
+        nl = _is_newline(tokens)
+        where_words = np.flatnonzero(~nl)  # each word's place among the tokens
+        if found is None and seen <= begin < seen + len(where_words):
+            at = int(where_words[begin - seen])
+            found = (path, line + int(nl[:at].sum()))
+        if seen < stop:
+            end = len(tokens) if stop - seen >= len(where_words) else int(where_words[stop - seen])
+            counts.update(tokens[:end])  # the newlines among them are counted too, and dropped below
+        seen += len(where_words)
+        if seen >= stop and found is not None:
+            break
+    counts.counts.pop("\n", None)
     return counts, found
 
 
@@ -136,7 +138,7 @@ def encode_words(pieces, vocab, writer):
             tokens = words_and_newlines(piece)
             if not tokens:
                 continue
-            ids = np.fromiter((get(t, UNK) for t in tokens), np.int64, len(tokens))
+            ids = np.fromiter(map(get, tokens, repeat(UNK)), np.int64, len(tokens))
             nl = ids == NEWLINE
             # a newline ends a line: an <eos> after a line of words, nothing after an empty one
             after_word = np.r_[open_line, ~nl[:-1]]

@@ -55,3 +55,40 @@ def test_tokenize_streams_and_train_maps_the_data_under_the_cap(large):
     assert r.returncode == 0, r.stderr
     summary = json.loads(r.stdout)
     assert summary["steps"] == 20 and summary["validation_read"]["sample"]
+
+
+@pytest.mark.parametrize("level", ["char", "word"])
+def test_a_corpus_that_is_one_long_line_streams_under_the_cap(tmp_path, level):
+    """No newline in 80 MB: the chunks end after a space, and the validation cut, which falls inside
+    the one paragraph, is found reading it in pieces (reading it whole needs several times the cap)."""
+    rng = np.random.default_rng(1)
+    words = ["the", "king", "queen", "of", "and", "to", "my", "lord", "thou", "art"]
+    block = (" ".join(rng.choice(words, 200_000)) + " ").encode("utf-8")
+    with open(tmp_path / "line.txt", "wb") as f:
+        for _ in range(-(-80 * 2**20 // len(block))):
+            f.write(block)
+    r = capped("-m", "rnncli", "tokenize", "line.txt", "--level", level, "--json", "-q", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    report = json.loads(r.stdout)
+    assert report["valid"]["tokens"] > 0.04 * (report["train"]["tokens"] + report["valid"]["tokens"])
+    assert report["train"]["sequences"] == report["valid"]["sequences"] == 1  # the one line, cut in two
+
+
+@pytest.mark.parametrize("limit_kb", [200, 1500])
+def test_a_disk_that_fills_while_tokens_are_written_leaves_nothing_half_written(tmp_path, limit_kb):
+    """A cap on the size of any file written (RLIMIT_FSIZE: a write past it fails, as on a full disk),
+    low enough to stop the ids' temporary files (200 KB) or only the archive (1.5 MB): one line of
+    error, the user's tokens.npz as it was, no temporary file left."""
+    rng = np.random.default_rng(2)
+    (tmp_path / "c.txt").write_text("".join(" ".join(rng.choice(["a", "bb", "ccc"], 10)) + "\n" for _ in range(60_000)))
+    (tmp_path / "tokens.npz").write_bytes(b"the user's data set")
+
+    def small_files():
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit_kb * 1024, limit_kb * 1024))
+
+    r = subprocess.run([sys.executable, "-m", "rnncli", "tokenize", "c.txt", "--force"], cwd=tmp_path,
+                       capture_output=True, text=True, timeout=120, preexec_fn=small_files)
+    assert r.returncode == 1 and r.stderr.count("\n") == 1 and "File too large" in r.stderr, r.stderr
+    assert "nothing was written" in r.stderr or "cannot write" in r.stderr
+    assert (tmp_path / "tokens.npz").read_bytes() == b"the user's data set"
+    assert sorted(os.listdir(tmp_path)) == ["c.txt", "tokens.npz"]

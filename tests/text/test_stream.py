@@ -166,3 +166,61 @@ def test_a_corpus_of_more_words_than_are_counted_exactly_says_so(tmp_path, monke
     with stream.stream_tokenize([str(tmp_path / "c.txt")], str(tmp_path / "b.npz"), level="word") as ds:
         assert any("more than 50 different words" in w for w in ds.warnings)
         assert ds.meta["vocab"][4:7] == ["cat", "sat", "the"]  # the frequent words, exactly as counted in memory
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.text(alphabet="ab \n", min_size=2, max_size=40), st.integers(0, 45), st.lists(st.integers(1, 9), max_size=8))
+def test_the_cut_inside_a_paragraph_is_found_reading_it_in_pieces(unit, offset, sizes):
+    """A paragraph may be the whole corpus (one line of a gigabyte): its cut is found piece by piece,
+    where split._cut_point finds it in the whole text."""
+    from rnncli.text.split import _cut_point
+
+    offset = min(max(offset, 1), len(unit) - 1)
+    pieces, at = [], 0
+    for n in sizes:
+        pieces.append(unit[at : at + n])
+        at += n
+    pieces.append(unit[at:])
+    assert stream._streamed_cut_point(iter(pieces), len(unit), offset) == _cut_point(unit, offset, "char")
+
+
+@pytest.mark.parametrize("level", ["char", "word"])
+def test_a_corpus_on_stdin_is_kept_in_a_file_and_streams(tmp_path, monkeypatch, level):
+    """`cat corpus | rnncli tokenize -`: stdin is spooled beside the output and streamed as a file is;
+    the data set is the in-memory reading's, sources ["-"]; nothing is left behind."""
+    import io
+    import sys
+
+    from rnncli.commands.tokenize import tokenize_files
+
+    corpus = os.path.join(SAMPLES, "corpus.txt")
+    with open(corpus, "rb") as f:
+        data = f.read()
+    calls = []
+    monkeypatch.setattr(stream, "_write_archive", lambda *a, _w=stream._write_archive: calls.append(1) or _w(*a))
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(data)))
+    report = tokenize_files(["-"], str(tmp_path / "b.npz"), level=level)
+    assert calls and report["train"]["tokens"] > 0  # it took the streaming path
+    save_dataset(str(tmp_path / "a.npz"), tokenize([corpus], fmt="text", level=level))
+    with np.load(tmp_path / "a.npz") as a, np.load(tmp_path / "b.npz") as b:
+        meta_a, meta_b = json.loads(str(a["meta"])), json.loads(str(b["meta"]))
+        assert meta_b["sources"] == ["-"] and meta_a["vocab"] == meta_b["vocab"]
+        assert {k: v for k, v in meta_a.items() if k not in ("sources", "validation")} == \
+               {k: v for k, v in meta_b.items() if k not in ("sources", "validation")}
+        for k in a.files:
+            if k != "meta":
+                assert np.array_equal(a[k], b[k]), k
+    assert sorted(n for n in os.listdir(tmp_path) if not n.endswith(".lock")) == ["a.npz", "b.npz"]
+
+
+def test_labelled_text_on_stdin_is_read_whole_as_before(tmp_path, monkeypatch):
+    import io
+    import sys
+
+    from rnncli.commands.tokenize import tokenize_files
+
+    before = io.TextIOWrapper(io.BytesIO(b"pos\tgood film\nneg\tbad film\npos\tfine\nneg\tdull\n"))
+    monkeypatch.setattr(sys, "stdin", before)
+    report = tokenize_files(["-"], str(tmp_path / "b.npz"))
+    assert report["format"] == "tsv" and sys.stdin is before
+    assert sorted(n for n in os.listdir(tmp_path) if not n.endswith(".lock")) == ["b.npz"]
