@@ -39,7 +39,10 @@ MODEL = ["--hidden", "64", "--layers", "1", "--embed", "16", "--batch-size", "32
 
 def make_corpus(path, level, mb, seed=0):
     """The level's source text repeated to `mb` MB, each copy with 4 % of its letters (char) or
-    words (word) replaced by ones drawn from the same text."""
+    words (word) replaced by ones drawn from the same text. A corpus kept from an earlier run (--keep)
+    is used again."""
+    if os.path.exists(path):
+        return
     text = open(SOURCES[level], encoding="utf-8").read()
     rng = np.random.default_rng(seed)
     target = mb * 2**20

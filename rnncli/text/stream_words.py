@@ -7,7 +7,9 @@ whose cut inside a line falls at a word: no text needs reading again). Here, a c
 
     1. lines: the word count of every line that has words, written to a file (4 bytes a line);
     2. the validation part: stream_cut on that file, read in blocks;
-    3. the vocabulary: the training part's words counted in bounded memory (WordCounts);
+    3. the vocabulary: every word was counted in pass 1, in bounded memory (WordCounts); the held-out
+       part's words are counted again and taken away (or, when the counts had to drop rare words,
+       the training part's are counted afresh);
     4. the ids: each chunk's words looked up, <eos> after each line, written to the training part's
        file until the cut and to the validation part's after it; the offsets of both from the
        line counts, in blocks.
@@ -35,16 +37,19 @@ def _is_newline(tokens):
     return np.fromiter(map("\n".__eq__, tokens), bool, len(tokens))
 
 
-def line_lengths(pieces, out):
+def line_lengths(pieces, out, counts):
     """Pass 1: pieces (path, [(text, first line)]) -> the word count of every line that has words,
-    written to `out` as uint32 -> (lines, words)."""
+    written to `out` as uint32; every word counted into `counts` -> (lines, words, each piece's words)."""
     units = words = 0
+    per_piece = []
     with open(out, "wb") as f:
         for chunks in pieces:
             run = 0  # words of the line being read, begun in an earlier piece
             for piece, _ in chunks:
                 tokens = words_and_newlines(piece)
+                counts.update(tokens)  # the newlines too (dropped when the counting is done)
                 nl = np.flatnonzero(_is_newline(tokens))
+                per_piece.append(len(tokens) - len(nl))
                 if not len(nl):
                     run += len(tokens)
                     continue
@@ -57,7 +62,8 @@ def line_lengths(pieces, out):
             if run:  # a file's last line, without its newline
                 f.write(np.array([run], np.uint32).tobytes())
                 units, words = units + 1, words + run
-    return units, words
+    counts.counts.pop("\n", None)
+    return units, words, per_piece
 
 
 class WordCounts:
@@ -83,21 +89,28 @@ class WordCounts:
         self.undercount += floor
 
 
-def count_words(pieces, stop, begin):
-    """Pass 3: the words of the text's first `stop` words counted -> (WordCounts, (path, line) where
-    the word numbered `begin` is). pieces: (path, its [(text, first line)])."""
+def count_words(pieces, start, stop, begin, per_piece):
+    """The words numbered start to stop counted -> (WordCounts, (path, line) where the word numbered
+    `begin` is). pieces: (path, its [(text, first line)]), as pass 1 read them: per_piece, their word
+    counts, lets the pieces outside those words go untokenized."""
     counts, seen, found = WordCounts(), 0, None
-    for path, piece, line in ((path, *p) for path, chunks in pieces for p in chunks):
+    for n, (path, (piece, line)) in zip(per_piece, ((path, p) for path, chunks in pieces for p in chunks),
+                                        strict=False):
+        if seen + n <= min(start, begin) or seen >= max(stop, begin + 1):
+            seen += n
+            if seen >= stop and found is not None:
+                break
+            continue
         tokens = words_and_newlines(piece)
         nl = _is_newline(tokens)
         where_words = np.flatnonzero(~nl)  # each word's place among the tokens
-        if found is None and seen <= begin < seen + len(where_words):
+        if found is None and seen <= begin < seen + n:
             at = int(where_words[begin - seen])
             found = (path, line + int(nl[:at].sum()))
-        if seen < stop:
-            end = len(tokens) if stop - seen >= len(where_words) else int(where_words[stop - seen])
-            counts.update(tokens[:end])  # the newlines among them are counted too, and dropped below
-        seen += len(where_words)
+        first = int(where_words[start - seen]) if seen < start < seen + n else 0 if seen >= start else len(tokens)
+        last = int(where_words[stop - seen]) if seen < stop < seen + n else len(tokens) if stop >= seen + n else 0
+        counts.update(tokens[first:last])  # the newlines among them are counted too, and dropped below
+        seen += n
         if seen >= stop and found is not None:
             break
     counts.counts.pop("\n", None)
@@ -170,7 +183,8 @@ def word_passes(paths, pieces, valid_frac, max_size, min_freq, folder):
     train and valid: (ids file, offsets file), valid None when nothing is held out). pieces(pass name)
     -> a fresh iterator of (path, that file's [(text, first line)]) for each file."""
     lengths_file = os.path.join(folder, "lines.u32")
-    units, total = line_lengths((chunks for _, chunks in pieces("lines")), lengths_file)
+    counts = WordCounts()
+    units, total, per_piece = line_lengths((chunks for _, chunks in pieces("lines")), lengths_file, counts)
     if not units:
         raise RnncliError(f"{where(paths[0])}: nothing to tokenize (empty file?)")
     lengths = np.memmap(lengths_file, np.uint32, mode="r")
@@ -182,7 +196,13 @@ def word_passes(paths, pieces, valid_frac, max_size, min_freq, folder):
         begin = int(np.sum(lengths[:k], dtype=np.int64))
         inside = None if c.inside is None else min(max(c.inside, 1), int(lengths[k]) - 1)  # split._cut_point
         split_at = begin + (inside or 0)
-    counts, found = count_words(pieces("counting"), split_at, split_at - (inside or 0))
+    begin = split_at - (inside or 0)  # where the line the cut falls in starts (its line number is said)
+    if counts.undercount:  # counted approximately: count the training part alone, afresh
+        counts, found = count_words(pieces("counting"), 0, split_at, begin, per_piece)
+    else:  # every word was counted exactly: take away the validation part's
+        held, found = count_words(pieces("counting"), split_at, total, begin, per_piece)
+        counts.counts.subtract(held.counts)
+        counts.counts = +counts.counts  # (drops the words seen only there)
     warnings = []
     if counts.undercount:
         warnings.append(f"more than {counts.limit:,} different words: the rarest were counted approximately "
