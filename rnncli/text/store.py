@@ -60,8 +60,17 @@ def _in_range(arr, size):
 
 
 def _offsets_fit(offsets, total):
-    return (offsets is not None and offsets.dtype.kind in "iu" and len(offsets) >= 1 and offsets[0] == 0
-            and offsets[-1] == total and bool(np.all(np.diff(offsets) >= 0)))
+    """Offsets start at 0, end at the ids' length and never go back: read a chunk at a time, as the
+    ids are (a word-level corpus has an offset a line: tens of megabytes at a gigabyte)."""
+    if not (offsets is not None and offsets.dtype.kind in "iu" and len(offsets) >= 1 and offsets[0] == 0
+            and offsets[-1] == total):
+        return False
+    last = 0
+    for part in in_chunks(offsets, CHUNK):
+        if part[0] < last or not np.all(part[1:] >= part[:-1]):
+            return False
+        last = part[-1]
+    return True
 
 
 def _check_split(path, name, split, meta):
