@@ -384,17 +384,19 @@ def spooled_stdin(out):
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def _head(path, lines=2001):
-    """The text's first `lines` lines (what format detection reads), decoded leniently (an error is
-    the full reading's to report)."""
-    out, count = [], 0
+def _head(path, lines=2001, most=1 << 20):
+    """The text's first `lines` lines (what format detection reads), at most `most` bytes of them (a
+    corpus may be one line of a gigabyte), decoded leniently (an error is the full reading's to report)."""
+    out, count, size = [], 0, 0
     with open(path, "rb") as f:
-        while count < lines:
+        while count < lines and size < most:
             block = f.read(1 << 20)
             if not block:
                 break
             out.append(block)
-            count += block.count(b"\n")
+            count, size = count + block.count(b"\n"), size + len(block)
     text = b"".join(out).decode("utf-8", "replace")
+    if size >= most and "\n" in text:  # whole lines only, as detection reads them
+        text = text[: text.rfind("\n") + 1]
     return (text[1:] if text.startswith("\ufeff") else text).replace("\r\n", "\n")
 
