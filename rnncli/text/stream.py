@@ -21,7 +21,6 @@ import codecs
 import contextlib
 import json
 import os
-import re
 import shutil
 import tempfile
 import zipfile
@@ -98,22 +97,32 @@ def chunks(path, lower=False, size=None, on_read=None, words=False, source=None)
 
 def _paragraphs(texts):
     """Pass 1: (lengths in characters, first lines, the index of each file's first paragraph) of every
-    paragraph of the files, in order. texts: each file's chunks."""
+    paragraph of the files, in order. texts: each file's chunks (no run of newlines is split between
+    two). A piece at a time, as arrays: a paragraph ends after every run of two or more newlines."""
     lengths, lines, starts = array("q"), array("q"), []
     for pieces in texts:
         starts.append(len(lengths))
-        size, first = 0, None
+        size, first = 0, None  # the paragraph begun in an earlier piece: its characters so far, first line
         for piece, line in pieces:
-            at = 0  # where the paragraph being read starts in this piece, on line `line`
-            for m in re.finditer(r"\n{2,}", piece):
-                lengths.append(size + m.end() - at)
-                lines.append(first if first is not None else line)
-                line += piece.count("\n", at, m.end())
-                size, first, at = 0, None, m.end()
-            if at < len(piece):
+            newline = np.frombuffer(piece.encode("utf-32-le", "surrogatepass"), np.uint32) == 10
+            edges = np.flatnonzero(np.diff(np.r_[0, newline.view(np.int8), 0]))  # each run's start, end
+            run_starts, run_ends = edges[0::2], edges[1::2]
+            ends = run_ends[run_ends - run_starts >= 2]  # where this piece's paragraphs end
+            before = np.r_[0, np.cumsum(newline, dtype=np.int64)]  # newlines before each position
+            at = 0  # where the paragraph being read starts in this piece
+            if len(ends):
+                sizes = np.diff(np.r_[0, ends])
+                sizes[0] += size
+                firsts = line + before[np.r_[0, ends[:-1]]]
+                if first is not None:
+                    firsts[0] = first
+                lengths.frombytes(sizes.astype(np.int64).tobytes())
+                lines.frombytes(firsts.astype(np.int64).tobytes())
+                size, first, at = 0, None, int(ends[-1])
+            if at < len(newline):
                 if first is None:
-                    first = line
-                size += len(piece) - at
+                    first = line + int(before[at])
+                size += len(newline) - at
         if size:
             lengths.append(size)
             lines.append(first)
@@ -196,16 +205,18 @@ def _encode(texts, vocab, train_ends, valid_ends, split_at, folder):
     dtype = compact(np.zeros(0, np.int64), len(vocab)).dtype
     table = np.full(0x110000, UNK, dtype)  # every code point: what the vocabulary lacks is <unk>
     table[np.fromiter(known.keys(), np.int64)] = np.fromiter(known.values(), np.int64)
-    ends = np.r_[train_ends, valid_ends]
     files = [os.path.join(folder, "train.ids"), os.path.join(folder, "valid.ids")]
     outs = [open(p, "wb") for p in files]
+    last = int(valid_ends[-1]) if len(valid_ends) else int(train_ends[-1]) if len(train_ends) else 0
     try:
         at = 0
-        for piece in _text_between(texts, 0, int(ends[-1]) if len(ends) else 0):
+        for piece in _text_between(texts, 0, last):
             cps = np.frombuffer(piece.encode("utf-32-le", "surrogatepass"), np.uint32)
             ids = table[cps]
             stop = at + len(piece)
-            inside = ends[(ends > at) & (ends <= stop)] - at
+            # the units that end in this piece (each part's ends are sorted: binary searches, not a scan)
+            inside = np.concatenate([e[np.searchsorted(e, at, "right") : np.searchsorted(e, stop, "right")]
+                                     for e in (train_ends, valid_ends)]) - at
             if at < split_at < stop and split_at not in inside + at:
                 raise RnncliError("internal: the validation cut is not a unit's end")
             # the training part: the characters before split_at and the <eos> of its units
@@ -228,9 +239,12 @@ def _state(path):
 
 
 def _offsets(unit_ends, start):
-    """Unit ends in characters (from `start`) -> a split's offsets: each unit and its <eos>."""
-    sizes = np.diff(np.r_[start, unit_ends])
-    return np.r_[0, np.cumsum(sizes + 1)].astype(np.int64)
+    """Unit ends in characters (from `start`) -> a split's offsets: each unit and its <eos>, that is
+    the k-th unit's end plus the k <eos> before it (one array, filled in place)."""
+    offsets = np.arange(len(unit_ends) + 1, dtype=np.int64)
+    offsets[1:] += unit_ends
+    offsets[1:] -= start
+    return offsets
 
 
 def _member(z, name, dtype, shape, source=None, array_value=None):
@@ -297,12 +311,12 @@ def _char_passes(paths, pieces, valid_frac, max_size, min_freq, folder):
     if not len(lengths):
         raise RnncliError(f"{where(paths[0])}: nothing to tokenize (empty file?)")
     train_ends, valid_ends, how, split_at = _hold_out(paths, texts, lengths, lines, starts, valid_frac)
+    del lengths, lines  # 16 bytes a paragraph: let them go before the next passes
     vocab = Vocab.build(_count(texts("counting"), split_at), max_size, min_freq)
     (train_file, valid_file), dtype = _encode(texts("encoding"), vocab, train_ends, valid_ends, split_at, folder)
-    files = []
-    for name, offsets in (("train", _offsets(train_ends, 0)), ("valid", _offsets(valid_ends, split_at))):
-        files.append(os.path.join(folder, f"{name}.offsets"))
-        offsets.tofile(files[-1])
+    files = [os.path.join(folder, f"{name}.offsets") for name in ("train", "valid")]
+    _offsets(train_ends, 0).tofile(files[0])
+    _offsets(valid_ends, split_at).tofile(files[1])
     valid = (valid_file, files[1]) if len(valid_ends) else None
     return vocab, how, [], dtype, (train_file, files[0]), valid
 
