@@ -1,12 +1,12 @@
 """Corpora larger than memory: tokenize and train as the corpus grows (issue 44).
 
-    python bench/scale.py [--sizes 10,100,1000] [--levels char,word] [--keep DIR]
+    python bench/scale.py [--sizes 10,100,1000] [--levels char,word,tsv] [--keep DIR]
 
-For each size (MB) and level it makes a corpus from ../shared/data text: tinyshakespeare (char) or
-PTB's training text (word), repeated until it is that size, each copy perturbed with a fixed seed
-(4 % of its letters, or of its words, replaced by others drawn from the same text: the copies differ,
-so the corpus does not compress to one copy, and its vocabulary stays the text's). Then, each in a
-process of its own:
+For each size (MB) and level it makes a corpus from ../shared/data text: tinyshakespeare (char),
+PTB's training text (word) or SST-2's labelled sentences (tsv: label<TAB>text, a classifier's data),
+repeated until it is that size, each copy perturbed with a fixed seed (4 % of its letters, or of its
+words, replaced by others drawn from the same text: the copies differ, so the corpus does not
+compress to one copy, and its vocabulary stays the text's). Then, each in a process of its own:
 
 - the floor: read the file in 16 MB chunks and np.bincount its bytes (touching every byte once);
 - `rnncli tokenize`: wall time and peak RSS; the data set's size on disk in bytes per character;
@@ -33,7 +33,8 @@ import numpy as np
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 DATA = os.path.join(ROOT, "..", "shared", "data")
-SOURCES = {"char": os.path.join(DATA, "tinyshakespeare", "input.txt"), "word": os.path.join(DATA, "ptb", "train.txt")}
+SOURCES = {"char": os.path.join(DATA, "tinyshakespeare", "input.txt"), "word": os.path.join(DATA, "ptb", "train.txt"),
+           "tsv": os.path.join(DATA, "sst2", "train.tsv")}
 MODEL = ["--hidden", "64", "--layers", "1", "--embed", "16", "--batch-size", "32", "--seq-len", "64"]
 
 
@@ -59,14 +60,16 @@ def make_corpus(path, level, mb, seed=0):
                 piece = copy.tobytes().decode("utf-32-le")
                 f.write(piece)
                 written += len(piece.encode("utf-8"))
-        else:
-            lines = [line.split() for line in text.splitlines()]
-            words = np.array([w for line in lines for w in line])
+        else:  # word, or tsv: label<TAB>words, the label kept
+            rows = [line.split("\t", 1) if level == "tsv" else ["", line] for line in text.splitlines()]
+            lines = [(label, body.split()) for label, body in rows]
+            words = np.array([w for _, line in lines for w in line])
             while written < target:
                 out = []
-                for line in lines:
+                for label, line in lines:
                     swap = rng.random(len(line)) < 0.04
-                    out.append(" ".join(rng.choice(words) if s else w for w, s in zip(line, swap, strict=True)))
+                    body = " ".join(rng.choice(words) if s else w for w, s in zip(line, swap, strict=True))
+                    out.append(f"{label}\t{body}" if level == "tsv" else body)
                 piece = "\n".join(out) + "\n"
                 f.write(piece)
                 written += len(piece.encode("utf-8"))
@@ -98,27 +101,29 @@ def rnncli(*args):
 
 
 def measure(folder, level, mb):
-    corpus = os.path.join(folder, f"{level}{mb}.txt")
+    corpus = os.path.join(folder, f"{level}{mb}.{'tsv' if level == 'tsv' else 'txt'}")
     make_corpus(corpus, level, mb)
     size = os.path.getsize(corpus)
     row = {"level": level, "MB": round(size / 2**20, 1)}
     row["floor_s"], _, _ = timed([sys.executable, "-c", FLOOR, corpus], folder)
     data = os.path.join(folder, f"{level}{mb}.npz")
-    tok = ["--level", level] + (["--max-size", "10000"] if level == "word" else [])
+    tok = (["--level", level] if level != "tsv" else []) + (["--max-size", "10000"] if level != "char" else [])
+    at = MODEL.index("--seq-len")
+    model = MODEL[:at] + MODEL[at + 2 :] if level == "tsv" else MODEL  # (a classifier has no BPTT length)
     row["tokenize_s"], row["tokenize_rss_MB"], _ = timed(rnncli("tokenize", corpus, "-o", data, "-q", "--force", *tok),
                                                          folder)
     text = open(corpus, encoding="utf-8").read() if size < 2**30 else None
     row["disk_bytes_per_char"] = os.path.getsize(data) / len(text) if text is not None else float("nan")
     del text
     for workers in (1, 2):
-        wall, rss, out = timed(rnncli("train", "-d", data, "-o", os.path.join(folder, "m.npz"), *MODEL,
+        wall, rss, out = timed(rnncli("train", "-d", data, "-o", os.path.join(folder, "m.npz"), *model,
                                       "--max-steps", "1", "--eval-every", "1000", "--eval-tokens", "1", "--workers",
                                       str(workers), "--force", "-q", "--json"), folder)
         summary = json.loads(out)
         row[f"first_step_s_{workers}w"] = wall - summary["step_seconds"]
         row[f"train_rss_MB_{workers}w"] = rss
     every = 100
-    _, _, out = timed(rnncli("train", "-d", data, "-o", os.path.join(folder, "e.npz"), *MODEL, "--max-steps",
+    _, _, out = timed(rnncli("train", "-d", data, "-o", os.path.join(folder, "e.npz"), *model, "--max-steps",
                              str(2 * every), "--eval-every", str(every), "--force", "-q", "--json"), folder)
     summary = json.loads(out)
     records = [json.loads(line) for line in open(os.path.join(folder, "e.metrics.jsonl"), encoding="utf-8")]
@@ -136,7 +141,7 @@ def measure(folder, level, mb):
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--sizes", default="10,100")
-    parser.add_argument("--levels", default="char,word")
+    parser.add_argument("--levels", default="char,word,tsv")
     parser.add_argument("--keep")
     args = parser.parse_args()
     if not all(os.path.exists(p) for p in SOURCES.values()):

@@ -26,6 +26,7 @@ import tempfile
 import zipfile
 from array import array
 from collections import Counter
+from typing import NamedTuple
 
 import numpy as np
 
@@ -33,7 +34,8 @@ from rnncli.errors import RnncliError, where
 from rnncli.npzfile import write_file
 from rnncli.text.dataset import FORMAT_VERSION, Dataset, Split
 from rnncli.text.split import stream_cut
-from rnncli.text.store import compact
+from rnncli.text.store import FIELDS, compact
+from rnncli.text.stream_examples import example_passes
 from rnncli.text.stream_words import word_passes
 from rnncli.text.vocab import EOS, UNK, Vocab
 
@@ -261,49 +263,67 @@ def _member(z, name, dtype, shape, source=None, array_value=None):
 
 @contextlib.contextmanager
 def stream_tokenize(paths, out, lower=False, max_size=None, min_freq=1, valid_frac=0.05, seed=0, progress=None,
-                    level="char", sources=None):
-    """Plain text by characters (or words: text/stream_words.py) into `out` (tokens.npz), as
-    encode.tokenize and store.save_dataset make it, with memory that does not grow with the corpus.
-    A context: inside it, the Dataset just written, its arrays mapped from the temporary files they
-    were made in (`out` may be a pipe or a device that cannot be read back), for the report; the
-    files go when it ends. sources: {path: the file that holds it} ("-": stdin's spool, spooled_stdin)."""
+                    level="char", sources=None, fmt="text"):
+    """Plain text by characters or words (text/stream_words.py), or label<TAB>text examples
+    (text/stream_examples.py), into `out` (tokens.npz), as encode.tokenize and store.save_dataset make
+    it, with memory that does not grow with the corpus. A context: inside it, the Dataset just written,
+    its arrays mapped from the temporary files they were made in (`out` may be a pipe or a device that
+    cannot be read back), for the report; the files go when it ends. sources: {path: the file that
+    holds it} ("-": stdin's spool, spooled_stdin)."""
     sources = sources or {}
+    whole_text = fmt == "text"  # (a label keeps its case: examples lower-case their texts themselves)
 
     def pieces(name):  # progress(pass, bytes) hears of each pass's reads: "paragraphs", "counting", "encoding"
         on_read = None if progress is None or name is None else (lambda n: progress(name, n))
-        return ((p, chunks(p, lower, on_read=on_read, words=level == "word", source=sources.get(p))) for p in paths)
+        return ((p, chunks(p, lower and whole_text, on_read=on_read, words=level == "word",
+                           source=sources.get(p))) for p in paths)
 
     paths = [str(p) for p in paths]
     seen = [_state(sources.get(p, p)) for p in paths]  # read several times: they must not change meanwhile
-    meta = {"format_version": FORMAT_VERSION, "format": "text", "level": level, "lower": bool(lower),
+    meta = {"format_version": FORMAT_VERSION, "format": fmt, "level": level, "lower": bool(lower),
             "options": {"max_size": max_size, "min_freq": min_freq, "valid_frac": valid_frac, "seed": seed,
                         "valid_file": None},
             "sources": [str(p) for p in paths]}
     folder = _work_folder(out)
     try:
-        passes = _char_passes if level == "char" else word_passes
+        options = Options(valid_frac, max_size, min_freq, seed, lower, level)
+        passes = example_passes if fmt == "tsv" else _char_passes if level == "char" else word_passes
         try:
-            vocab, meta["validation"], warnings, dtype, train, valid = passes(paths, pieces, valid_frac, max_size,
-                                                                                min_freq, folder)
+            names, meta["validation"], warnings, parts = passes(paths, pieces, options, folder)
         except OSError as e:  # the disk filled while the ids were written: the user's files are untouched
             raise RnncliError(f"{out}: cannot write the ids as they are made, in {folder}: {e.strerror or e}; "
                               "nothing was written") from None
-        if valid_frac > 0 and valid is None:
-            warnings.append("too little data to hold any out for validation; training will select on its own loss")
-        meta["vocab"] = vocab.tokens
+        if valid_frac > 0 and parts["valid"] is None:
+            warnings.insert(0, "too little data to hold any out for validation; training will select on its own "
+                               "loss")
+        meta.update(names)
         for path, before in zip(paths, seen, strict=True):
             if _state(sources.get(path, path)) != before:
                 raise RnncliError(f"{path}: changed while it was read; nothing was written (tokenize it again "
                                   "once it is complete)")
-        _write_archive(out, meta, dtype, train, valid)
-        yield Dataset(meta, *(None if part is None else Split(_mapped(part[0], dtype), _mapped(part[1], np.int64))
-                              for part in (train, valid)), warnings)
+        _write_archive(out, meta, parts)
+        splits = [None if parts[name] is None else Split(**{field: _mapped(*member)
+                                                             for field, member in parts[name].items()})
+                  for name in ("train", "valid")]
+        yield Dataset(meta, *splits, warnings)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def _char_passes(paths, pieces, valid_frac, max_size, min_freq, folder):
+class Options(NamedTuple):
+    """What the passes read of tokenize's options."""
+
+    valid_frac: float
+    max_size: int | None
+    min_freq: int
+    seed: int
+    lower: bool
+    level: str
+
+
+def _char_passes(paths, pieces, options, folder):
     """The passes by characters -> as stream_words.word_passes."""
+    valid_frac, max_size, min_freq = options.valid_frac, options.max_size, options.min_freq
     def texts(name):
         return (chunks for _, chunks in pieces(name))
 
@@ -317,8 +337,9 @@ def _char_passes(paths, pieces, valid_frac, max_size, min_freq, folder):
     files = [os.path.join(folder, f"{name}.offsets") for name in ("train", "valid")]
     _offsets(train_ends, 0).tofile(files[0])
     _offsets(valid_ends, split_at).tofile(files[1])
-    valid = (valid_file, files[1]) if len(valid_ends) else None
-    return vocab, how, [], dtype, (train_file, files[0]), valid
+    parts = {"train": {"ids": (train_file, dtype), "offsets": (files[0], np.int64)},
+             "valid": {"ids": (valid_file, dtype), "offsets": (files[1], np.int64)} if len(valid_ends) else None}
+    return {"vocab": vocab.tokens}, how, [], parts
 
 
 def _work_folder(out):
@@ -330,17 +351,17 @@ def _work_folder(out):
         return tempfile.mkdtemp(prefix="rnncli-tokenize-")
 
 
-def _write_archive(out, meta, dtype, train, valid):
-    """tokens.npz as save_dataset writes it: its members uncompressed, in the same order. train,
-    valid: (the raw file of its ids, of its int64 offsets); valid None for no validation part."""
+def _write_archive(out, meta, parts):
+    """tokens.npz as save_dataset writes it: its members uncompressed, in the same order. parts:
+    {"train": {field: (the raw file of its values, their dtype)}, "valid": the same, or None}."""
     def write(f):
         with zipfile.ZipFile(f, "w", zipfile.ZIP_STORED, allowZip64=True) as z:
-            for name, part in (("train", train), ("valid", valid)):
-                if part is not None:
-                    ids_file, offsets_file = part
-                    _member(z, f"{name}_ids", dtype, (os.path.getsize(ids_file) // np.dtype(dtype).itemsize,),
-                            ids_file)
-                    _member(z, f"{name}_offsets", np.int64, (os.path.getsize(offsets_file) // 8,), offsets_file)
+            for name in ("train", "valid"):
+                for field in FIELDS:
+                    if parts[name] is not None and field in parts[name]:
+                        source, dtype = parts[name][field]
+                        count = os.path.getsize(source) // np.dtype(dtype).itemsize
+                        _member(z, f"{name}_{field}", dtype, (count,), source)
             _member(z, "meta", None, None, array_value=np.array(json.dumps(meta, ensure_ascii=False)))
 
     write_file(out, write)
@@ -352,29 +373,32 @@ def _mapped(path, dtype):
 
 
 def streams(paths, fmt, level, reuse, valid_path, pair_options=(), sources=None):
-    """Does this tokenize take the streaming path? Plain text read by characters or words, a new
-    vocabulary, the validation part held out of the text itself (pair_options: options only pairs
-    take, which the full reading refuses by name). sources: {"-": stdin's spool}; without one, stdin
-    does not stream."""
+    """Does this tokenize take the streaming path? -> the format it streams ("text" or "tsv"), or None.
+    Plain text read by characters or words, or label<TAB>text examples, a new vocabulary, the
+    validation part held out of the data itself (pair_options: options only pairs take, which the
+    full reading refuses by name). sources: {"-": stdin's spool}; without one, stdin does not stream."""
     sources = sources or {}
     if not could_stream(fmt, level, reuse, valid_path, pair_options):
-        return False
+        return None
     if any(str(p) == "-" and "-" not in sources for p in paths):
-        return False
+        return None
     from rnncli.text.readers import detect_format, looks_like_jsonl
 
+    found = set()
     for path in paths:
         head = _head(sources.get(str(path), path))
-        if looks_like_jsonl(head, path) or (fmt is None and detect_format(head) != "text"):
-            return False
-    return True
+        if looks_like_jsonl(head, path):
+            return None
+        found.add(fmt or detect_format(head))
+    streamed = found.pop() if len(found) == 1 else None  # (files of two formats: the full reading says so)
+    return streamed if streamed in ("text", "tsv") else None
 
 
 def could_stream(fmt, level, reuse, valid_path, pair_options=()):
-    """What the options alone say: plain text (or not yet known) by characters or words, a new
-    vocabulary, no validation file, no option of pairs."""
+    """What the options alone say: plain text or label<TAB>text (or not yet known) by characters or
+    words, a new vocabulary, no validation file, no option of pairs."""
     return (reuse is None and valid_path is None and all(v is None for v in pair_options)
-            and level in (None, "char", "word") and fmt in (None, "text"))
+            and level in (None, "char", "word") and fmt in (None, "text", "tsv"))
 
 
 @contextlib.contextmanager

@@ -178,10 +178,12 @@ def offsets_file(lengths, parts, out):
     return count
 
 
-def word_passes(paths, pieces, valid_frac, max_size, min_freq, folder):
-    """The four passes -> (vocabulary, the validation part's description, warnings, the ids' dtype,
-    train and valid: (ids file, offsets file), valid None when nothing is held out). pieces(pass name)
-    -> a fresh iterator of (path, that file's [(text, first line)]) for each file."""
+def word_passes(paths, pieces, options, folder):
+    """The four passes -> ({"vocab": its tokens}, the validation part's description, warnings, the
+    parts: {"train": {"ids": (file, dtype), "offsets": (file, dtype)}, "valid": the same or None when
+    nothing is held out}). pieces(pass name) -> a fresh iterator of (path, that file's [(text, first
+    line)]) for each file; options: stream.Options."""
+    valid_frac, max_size, min_freq = options.valid_frac, options.max_size, options.min_freq
     lengths_file = os.path.join(folder, "lines.u32")
     counts = WordCounts()
     units, total, per_piece = line_lengths((chunks for _, chunks in pieces("lines")), lengths_file, counts)
@@ -229,4 +231,6 @@ def word_passes(paths, pieces, valid_frac, max_size, min_freq, folder):
         offsets_file(lengths, [(0, k), inside], files[2])
         valid = offsets_file(lengths, [int(lengths[k]) - inside, (k + 1, units)], files[3])
     del lengths
-    return vocab, how, warnings, dtype, (files[0], files[2]), ((files[1], files[3]) if valid else None)
+    parts = {"train": {"ids": (files[0], dtype), "offsets": (files[2], np.int64)},
+             "valid": {"ids": (files[1], dtype), "offsets": (files[3], np.int64)} if valid else None}
+    return {"vocab": vocab.tokens}, how, warnings, parts

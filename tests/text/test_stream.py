@@ -105,10 +105,12 @@ def test_errors_name_the_line_as_the_full_reading_does(tmp_path, data, message):
 
 def test_which_inputs_stream(tmp_path):
     corpus = os.path.join(SAMPLES, "corpus.txt")
-    assert stream.streams([corpus], None, None, None, None)
-    assert stream.streams([corpus], "text", "char", None, None)
-    assert stream.streams([corpus], None, "word", None, None)
-    assert not stream.streams([os.path.join(SAMPLES, "reviews.tsv")], None, None, None, None)
+    assert stream.streams([corpus], None, None, None, None) == "text"
+    assert stream.streams([corpus], "text", "char", None, None) == "text"
+    assert stream.streams([corpus], None, "word", None, None) == "text"
+    assert stream.streams([os.path.join(SAMPLES, "reviews.tsv")], None, None, None, None) == "tsv"
+    assert not stream.streams([os.path.join(SAMPLES, "reviews.tsv"), corpus], None, None, None, None)
+    assert not stream.streams([os.path.join(SAMPLES, "ner.conll")], None, None, None, None)
     assert not stream.streams([corpus], None, None, {"vocab": []}, None)
     assert not stream.streams([corpus], None, None, None, corpus)
     assert not stream.streams(["-"], None, None, None, None)
@@ -224,3 +226,72 @@ def test_labelled_text_on_stdin_is_read_whole_as_before(tmp_path, monkeypatch):
     report = tokenize_files(["-"], str(tmp_path / "b.npz"))
     assert report["format"] == "tsv" and sys.stdin is before
     assert sorted(n for n in os.listdir(tmp_path) if not n.endswith(".lock")) == ["b.npz"]
+
+
+def both_tsv(tmp_path, paths, level=None, **options):
+    """As both(), for label<TAB>text examples (text/stream_examples.py)."""
+    save_dataset(str(tmp_path / "a.npz"), tokenize(paths, fmt="tsv", level=level, **options))
+    with stream.stream_tokenize(paths, str(tmp_path / "b.npz"), **options, level=level or "word", fmt="tsv"):
+        pass
+    out = []
+    for name in ("a.npz", "b.npz"):
+        with np.load(tmp_path / name) as z:
+            arrays = {k: z[k] for k in z.files}
+        out.append((json.loads(str(arrays.pop("meta"))), arrays))
+    return out
+
+
+examples = st.lists(st.one_of(
+    st.tuples(st.sampled_from(["pos", "neg", " Neu ", "pos "]),
+              st.lists(st.sampled_from(["good", "Bad", "film", "it's", "ΟΔΟΣ", "!", "日本", "<unk>", "a-b", "x" * 7]),
+                       min_size=1, max_size=9).map(" ".join)),
+    st.sampled_from(["", "  "])), min_size=1, max_size=40)
+
+
+@settings(max_examples=60, deadline=None)
+@given(examples, st.sampled_from([0.0, 0.1, 0.3, 0.5]), st.booleans(), st.sampled_from([1, 5, 64]),
+       st.sampled_from([None, "char"]), st.integers(0, 3), st.booleans())
+def test_any_labelled_examples_stream_to_the_same_data_set(tmp_path_factory, rows, frac, lower, chunk, level, seed,
+                                                           crlf):
+    d = tmp_path_factory.mktemp("e")
+    lines = [r if isinstance(r, str) else f"{r[0]}\t{r[1]}" for r in rows]
+    if not any("\t" in ln for ln in lines):
+        return
+    (d / "c.tsv").write_bytes(("\r\n" if crlf else "\n").join(lines).encode("utf-8"))
+    stream.CHUNK = chunk
+    try:
+        assert_same(*both_tsv(d, [str(d / "c.tsv")], level, valid_frac=frac, lower=lower, seed=seed, max_size=8))
+    finally:
+        stream.CHUNK = 1 << 20
+
+
+@pytest.mark.parametrize("chunk", [7, 1 << 20])
+def test_the_sample_reviews_stream_alike(tmp_path, chunk):
+    reviews = os.path.join(SAMPLES, "reviews.tsv")
+    stream.CHUNK = chunk
+    try:
+        assert_same(*both_tsv(tmp_path, [reviews]))
+        assert_same(*both_tsv(tmp_path, [reviews, reviews], valid_frac=0.2, min_freq=2, lower=True))
+    finally:
+        stream.CHUNK = 1 << 20
+
+
+@pytest.mark.parametrize("data,message", [
+    (b"pos\tgood\nneg bad\npos\tfine\n", "c.tsv:2: expected 'label<TAB>text', found no tab"),
+    (b"pos\tgood\n\t bad\n", "c.tsv:2: empty label"),
+    (b"pos\tgood\npos\t  \n", "c.tsv:2: empty text"),
+    (b"pos\tgood\nneg bad\n\xff\n", "c.tsv:3: invalid UTF-8"),  # decoding errors first, as read_text's
+    (b"\n\n", "c.tsv: no examples (empty file?)"),
+])
+def test_bad_examples_are_refused_as_the_full_reading_refuses_them(tmp_path, data, message):
+    (tmp_path / "c.tsv").write_bytes(data)
+    with pytest.raises(RnncliError, match=re.escape(message)):
+        tokenize([str(tmp_path / "c.tsv")], fmt="tsv")
+    stream.CHUNK = 3
+    try:
+        with pytest.raises(RnncliError, match=re.escape(message)), \
+                stream.stream_tokenize([str(tmp_path / "c.tsv")], str(tmp_path / "b.npz"), level="word", fmt="tsv"):
+            pass
+    finally:
+        stream.CHUNK = 1 << 20
+    assert not (tmp_path / "b.npz").exists()
