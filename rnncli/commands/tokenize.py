@@ -31,13 +31,13 @@ def tokenize_files(inputs, out, fmt=None, level=None, lower=False, max_size=None
         with spooled_stdin(out) as spool:
             if streamed := streams(inputs, *options, sources={"-": spool}):
                 return _streamed(inputs, out, vocab_out, streamed, lower, max_size, min_freq, valid_frac, seed,
-                                 progress, level, audio, {"-": spool})
+                                 progress, level, audio, valid, {"-": spool})
             with open(spool, "rb") as f, _stdin_holding(f.read()):  # the full reading reads stdin: what was kept
                 return _in_memory(inputs, out, vocab_out, fmt, level, lower, max_size, min_freq, valid_frac, valid,
                                   reuse, seed, target_level, max_target_ratio, audio)
     if streamed := streams(inputs, *options):
         return _streamed(inputs, out, vocab_out, streamed, lower, max_size, min_freq, valid_frac, seed, progress,
-                         level, audio)
+                         level, audio, valid)
     return _in_memory(inputs, out, vocab_out, fmt, level, lower, max_size, min_freq, valid_frac, valid, reuse, seed,
                       target_level, max_target_ratio, audio)
 
@@ -63,13 +63,14 @@ def _in_memory(inputs, out, vocab_out, fmt, level, lower, max_size, min_freq, va
 
 
 def _streamed(inputs, out, vocab_out, fmt, lower, max_size, min_freq, valid_frac, seed, progress, level, audio,
-              sources=None):
+              valid=None, sources=None):
     """Plain text by characters or words, or label<TAB>text examples: read a chunk at a time, the ids
     written as they are made (text/stream.py)."""
     valid_frac = check_options(valid_frac, max_size, min_freq, audio, None)
     level = level or ("char" if fmt == "text" else "word")  # as the full reading decides
     with stream_tokenize(inputs, out, lower=lower, max_size=max_size, min_freq=min_freq, valid_frac=valid_frac,
-                         seed=seed, progress=progress, level=level, sources=sources, fmt=fmt) as ds:
+                         seed=seed, progress=progress, level=level, sources=sources, fmt=fmt,
+                         valid_path=valid) as ds:
         return _report(ds, out, vocab_out)
 
 

@@ -36,7 +36,7 @@ from rnncli.text.dataset import FORMAT_VERSION, Dataset, Split
 from rnncli.text.split import stream_cut
 from rnncli.text.store import FIELDS, compact
 from rnncli.text.stream_examples import example_passes
-from rnncli.text.stream_words import word_passes
+from rnncli.text.stream_words import word_passes, word_valid_file
 from rnncli.text.vocab import EOS, UNK, Vocab
 
 CHUNK = 1 << 20  # bytes read at a time: a chunk's arrays (its code points, their ids) stay near 30 MB
@@ -263,41 +263,47 @@ def _member(z, name, dtype, shape, source=None, array_value=None):
 
 @contextlib.contextmanager
 def stream_tokenize(paths, out, lower=False, max_size=None, min_freq=1, valid_frac=0.05, seed=0, progress=None,
-                    level="char", sources=None, fmt="text"):
+                    level="char", sources=None, fmt="text", valid_path=None):
     """Plain text by characters or words (text/stream_words.py), or label<TAB>text examples
     (text/stream_examples.py), into `out` (tokens.npz), as encode.tokenize and store.save_dataset make
     it, with memory that does not grow with the corpus. A context: inside it, the Dataset just written,
     its arrays mapped from the temporary files they were made in (`out` may be a pipe or a device that
     cannot be read back), for the report; the files go when it ends. sources: {path: the file that
-    holds it} ("-": stdin's spool, spooled_stdin)."""
+    holds it} ("-": stdin's spool, spooled_stdin). valid_path: plain text to validate on, encoded with
+    the training part's vocabulary (nothing is held out then)."""
     sources = sources or {}
     whole_text = fmt == "text"  # (a label keeps its case: examples lower-case their texts themselves)
 
-    def pieces(name):  # progress(pass, bytes) hears of each pass's reads: "paragraphs", "counting", "encoding"
+    def pieces(name, of=None):  # progress(pass, bytes) hears of each pass's reads: "paragraphs", "encoding", ...
         on_read = None if progress is None or name is None else (lambda n: progress(name, n))
         return ((p, chunks(p, lower and whole_text, on_read=on_read, words=level == "word",
-                           source=sources.get(p))) for p in paths)
+                           source=sources.get(p))) for p in (of or paths))
 
     paths = [str(p) for p in paths]
-    seen = [_state(sources.get(p, p)) for p in paths]  # read several times: they must not change meanwhile
+    read = paths + ([str(valid_path)] if valid_path is not None else [])
+    seen = [_state(sources.get(p, p)) for p in read]  # read several times: they must not change meanwhile
     meta = {"format_version": FORMAT_VERSION, "format": fmt, "level": level, "lower": bool(lower),
             "options": {"max_size": max_size, "min_freq": min_freq, "valid_frac": valid_frac, "seed": seed,
-                        "valid_file": None},
+                        "valid_file": valid_path},
             "sources": [str(p) for p in paths]}
     folder = _work_folder(out)
     try:
-        options = Options(valid_frac, max_size, min_freq, seed, lower, level)
+        options = Options(0.0 if valid_path is not None else valid_frac, max_size, min_freq, seed, lower, level)
         passes = example_passes if fmt == "tsv" else _char_passes if level == "char" else word_passes
         try:
             names, meta["validation"], warnings, parts = passes(paths, pieces, options, folder)
+            if valid_path is not None:  # (plain text only: streams() sends nothing else here)
+                encode = _char_valid_file if level == "char" else word_valid_file
+                parts["valid"] = encode(lambda: pieces("validation", [str(valid_path)]), Vocab(names["vocab"]), folder)
+                meta["validation"] = f"the file {valid_path}"
         except OSError as e:  # the disk filled while the ids were written: the user's files are untouched
             raise RnncliError(f"{out}: cannot write the ids as they are made, in {folder}: {e.strerror or e}; "
                               "nothing was written") from None
-        if valid_frac > 0 and parts["valid"] is None:
+        if valid_path is None and valid_frac > 0 and parts["valid"] is None:
             warnings.insert(0, "too little data to hold any out for validation; training will select on its own "
                                "loss")
         meta.update(names)
-        for path, before in zip(paths, seen, strict=True):
+        for path, before in zip(read, seen, strict=True):
             if _state(sources.get(path, path)) != before:
                 raise RnncliError(f"{path}: changed while it was read; nothing was written (tokenize it again "
                                   "once it is complete)")
@@ -340,6 +346,21 @@ def _char_passes(paths, pieces, options, folder):
     parts = {"train": {"ids": (train_file, dtype), "offsets": (files[0], np.int64)},
              "valid": {"ids": (valid_file, dtype), "offsets": (files[1], np.int64)} if len(valid_ends) else None}
     return {"vocab": vocab.tokens}, how, [], parts
+
+
+def _char_valid_file(pieces, vocab, folder):
+    """A validation file by characters, every paragraph encoded with the training vocabulary -> its
+    part (as _char_passes'), or None when it holds nothing. pieces() reads the file afresh."""
+    lengths, _, _ = _paragraphs(chunks for _, chunks in pieces())
+    if not len(lengths):
+        return None
+    ends = np.cumsum(lengths)
+    own = os.path.join(folder, "valid-file")
+    os.makedirs(own)
+    (_, ids_file), dtype = _encode((chunks for _, chunks in pieces()), vocab, ends[:0], ends, 0, own)
+    offsets_file = os.path.join(own, "valid.offsets")
+    _offsets(ends, 0).tofile(offsets_file)
+    return {"ids": (ids_file, dtype), "offsets": (offsets_file, np.int64)}
 
 
 def _work_folder(out):
@@ -391,13 +412,15 @@ def streams(paths, fmt, level, reuse, valid_path, pair_options=(), sources=None)
             return None
         found.add(fmt or detect_format(head))
     streamed = found.pop() if len(found) == 1 else None  # (files of two formats: the full reading says so)
+    if valid_path is not None and (streamed != "text" or str(valid_path) == "-"):
+        return None  # a validation file streams beside plain text only
     return streamed if streamed in ("text", "tsv") else None
 
 
 def could_stream(fmt, level, reuse, valid_path, pair_options=()):
     """What the options alone say: plain text or label<TAB>text (or not yet known) by characters or
-    words, a new vocabulary, no validation file, no option of pairs."""
-    return (reuse is None and valid_path is None and all(v is None for v in pair_options)
+    words, a new vocabulary, no option of pairs."""
+    return (reuse is None and all(v is None for v in pair_options)
             and level in (None, "char", "word") and fmt in (None, "text", "tsv"))
 
 

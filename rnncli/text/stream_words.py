@@ -234,3 +234,23 @@ def word_passes(paths, pieces, options, folder):
     parts = {"train": {"ids": (files[0], dtype), "offsets": (files[2], np.int64)},
              "valid": {"ids": (files[1], dtype), "offsets": (files[3], np.int64)} if valid else None}
     return {"vocab": vocab.tokens}, how, warnings, parts
+
+
+def word_valid_file(pieces, vocab, folder):
+    """A validation file by words, every line encoded with the training vocabulary -> its part (as
+    word_passes'), or None when it holds no words. pieces() reads the file afresh."""
+    own = os.path.join(folder, "valid-file")
+    os.makedirs(own)
+    lengths_file = os.path.join(own, "lines.u32")
+    units, _, _ = line_lengths((chunks for _, chunks in pieces()), lengths_file, WordCounts())
+    if not units:
+        return None
+    ids_file, offsets = os.path.join(own, "valid.ids"), os.path.join(own, "valid.offsets")
+    dtype = compact(np.zeros(0, np.int64), len(vocab)).dtype
+    writer = _SplitWriter([os.devnull, ids_file], 0, False, dtype)
+    try:
+        encode_words((chunks for _, chunks in pieces()), vocab, writer)
+    finally:
+        writer.close()
+    offsets_file(np.memmap(lengths_file, np.uint32, mode="r"), [(0, units)], offsets)
+    return {"ids": (ids_file, dtype), "offsets": (offsets, np.int64)}

@@ -112,7 +112,7 @@ def test_which_inputs_stream(tmp_path):
     assert not stream.streams([os.path.join(SAMPLES, "reviews.tsv"), corpus], None, None, None, None)
     assert not stream.streams([os.path.join(SAMPLES, "ner.conll")], None, None, None, None)
     assert not stream.streams([corpus], None, None, {"vocab": []}, None)
-    assert not stream.streams([corpus], None, None, None, corpus)
+    assert stream.streams([corpus], None, None, None, corpus) == "text"  # a validation file beside plain text
     assert not stream.streams(["-"], None, None, None, None)
     assert not stream.streams([os.path.join(SAMPLES, "scores.jsonl")], None, None, None, None)
 
@@ -295,3 +295,22 @@ def test_bad_examples_are_refused_as_the_full_reading_refuses_them(tmp_path, dat
     finally:
         stream.CHUNK = 1 << 20
     assert not (tmp_path / "b.npz").exists()
+
+
+@pytest.mark.parametrize("level", ["char", "word"])
+@pytest.mark.parametrize("chunk", [4, 1 << 20])
+def test_a_validation_file_streams_beside_the_corpus(tmp_path, level, chunk):
+    """tokenize train.txt --valid valid.txt: the training text whole, the file encoded with its
+    vocabulary (unknown characters or words as <unk>), as the full reading does it."""
+    corpus = os.path.join(SAMPLES, "corpus.txt")
+    (tmp_path / "v.txt").write_text("Unseen words: zyzzyva, Ωmega!\r\n\nand the rest\nof it", encoding="utf-8")
+    (tmp_path / "empty.txt").write_text("\n\n", encoding="utf-8")
+    stream.CHUNK = chunk
+    try:
+        for valid in ("v.txt", "empty.txt"):
+            v = str(tmp_path / valid)
+            assert_same(*both(tmp_path, [corpus], level, valid_path=v, lower=True, min_freq=2))
+        assert stream.streams([corpus], None, level, None, str(tmp_path / "v.txt")) == "text"
+        assert not stream.streams([os.path.join(SAMPLES, "reviews.tsv")], None, None, None, str(tmp_path / "v.txt"))
+    finally:
+        stream.CHUNK = 1 << 20
