@@ -3,6 +3,7 @@
 import contextlib
 import io
 import sys
+from typing import NamedTuple
 
 from rnncli.commands.common import refuse_overwrite
 from rnncli.npzfile import write_text
@@ -11,6 +12,23 @@ from rnncli.text.encode import check_options, tokenize
 from rnncli.text.readers import require_file
 from rnncli.text.store import load_vocab_source, save_dataset, vocab_json
 from rnncli.text.stream import could_stream, spooled_stdin, stream_tokenize, streams
+
+
+class Asked(NamedTuple):
+    """What tokenize was asked, as the full reading (encode.tokenize) takes it."""
+
+    fmt: str | None
+    level: str | None
+    lower: bool
+    max_size: int | None
+    min_freq: int
+    valid_frac: float | None
+    valid_path: str | None
+    seed: int
+    reuse: dict | None
+    target_level: str | None
+    max_target_ratio: float | None
+    audio: dict | None
 
 
 def tokenize_files(inputs, out, fmt=None, level=None, lower=False, max_size=None, min_freq=1,
@@ -25,21 +43,19 @@ def tokenize_files(inputs, out, fmt=None, level=None, lower=False, max_size=None
     if vocab_out is not None:
         refuse_overwrite(vocab_out, force)
     reuse = load_vocab_source(vocab) if vocab else None
+    asked = Asked(fmt, level, lower, max_size, min_freq, valid_frac, valid, seed, reuse, target_level,
+                  max_target_ratio, audio)
     options = (fmt, level, reuse, valid, (target_level, max_target_ratio, audio or None))
     if "-" in map(str, inputs) and could_stream(*options):
         # stdin may be a corpus larger than memory: kept in a file, it streams as a file does
         with spooled_stdin(out) as spool:
             if streamed := streams(inputs, *options, sources={"-": spool}):
-                return _streamed(inputs, out, vocab_out, streamed, lower, max_size, min_freq, valid_frac, seed,
-                                 progress, level, audio, valid, {"-": spool})
+                return _streamed(inputs, out, vocab_out, streamed, asked, progress, {"-": spool})
             with open(spool, "rb") as f, _stdin_holding(f.read()):  # the full reading reads stdin: what was kept
-                return _in_memory(inputs, out, vocab_out, fmt, level, lower, max_size, min_freq, valid_frac, valid,
-                                  reuse, seed, target_level, max_target_ratio, audio)
+                return _in_memory(inputs, out, vocab_out, asked)
     if streamed := streams(inputs, *options):
-        return _streamed(inputs, out, vocab_out, streamed, lower, max_size, min_freq, valid_frac, seed, progress,
-                         level, audio, valid)
-    return _in_memory(inputs, out, vocab_out, fmt, level, lower, max_size, min_freq, valid_frac, valid, reuse, seed,
-                      target_level, max_target_ratio, audio)
+        return _streamed(inputs, out, vocab_out, streamed, asked, progress)
+    return _in_memory(inputs, out, vocab_out, asked)
 
 
 @contextlib.contextmanager
@@ -53,24 +69,22 @@ def _stdin_holding(data):
         sys.stdin = before
 
 
-def _in_memory(inputs, out, vocab_out, fmt, level, lower, max_size, min_freq, valid_frac, valid, reuse, seed,
-               target_level, max_target_ratio, audio):
-    ds = tokenize(inputs, fmt=fmt, level=level, lower=lower, max_size=max_size, min_freq=min_freq,
-                  valid_frac=valid_frac, valid_path=valid, seed=seed, reuse=reuse, target_level=target_level,
-                  max_target_ratio=max_target_ratio, audio=audio)
+def _in_memory(inputs, out, vocab_out, asked):
+    ds = tokenize(inputs, **asked._asdict())
     save_dataset(out, ds)
     return _report(ds, out, vocab_out)
 
 
-def _streamed(inputs, out, vocab_out, fmt, lower, max_size, min_freq, valid_frac, seed, progress, level, audio,
-              valid=None, sources=None):
+def _streamed(inputs, out, vocab_out, fmt, asked, progress, sources=None):
     """Plain text by characters or words, or label<TAB>text examples: read a chunk at a time, the ids
-    written as they are made (text/stream.py)."""
-    valid_frac = check_options(valid_frac, max_size, min_freq, audio, None)
-    level = level or ("char" if fmt == "text" else "word")  # as the full reading decides
-    with stream_tokenize(inputs, out, lower=lower, max_size=max_size, min_freq=min_freq, valid_frac=valid_frac,
-                         seed=seed, progress=progress, level=level, sources=sources, fmt=fmt,
-                         valid_path=valid) as ds:
+    written as they are made (text/stream.py). A vocabulary reused (--vocab) fixes the level and case."""
+    valid_frac = check_options(asked.valid_frac, asked.max_size, asked.min_freq, asked.audio, asked.reuse)
+    level, lower = asked.level or ("char" if fmt == "text" else "word"), asked.lower  # as the full reading decides
+    if asked.reuse is not None:
+        level, lower = asked.reuse["level"], asked.reuse["lower"]
+    with stream_tokenize(inputs, out, lower=lower, max_size=asked.max_size, min_freq=asked.min_freq,
+                         valid_frac=valid_frac, seed=asked.seed, progress=progress, level=level, sources=sources,
+                         fmt=fmt, valid_path=asked.valid_path, reuse=asked.reuse) as ds:
         return _report(ds, out, vocab_out)
 
 

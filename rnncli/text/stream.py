@@ -33,6 +33,7 @@ import numpy as np
 from rnncli.errors import RnncliError, where
 from rnncli.npzfile import write_file
 from rnncli.text.dataset import FORMAT_VERSION, Dataset, Split
+from rnncli.text.encode import REUSED
 from rnncli.text.split import stream_cut
 from rnncli.text.store import FIELDS, compact
 from rnncli.text.stream_examples import example_passes
@@ -263,14 +264,15 @@ def _member(z, name, dtype, shape, source=None, array_value=None):
 
 @contextlib.contextmanager
 def stream_tokenize(paths, out, lower=False, max_size=None, min_freq=1, valid_frac=0.05, seed=0, progress=None,
-                    level="char", sources=None, fmt="text", valid_path=None):
+                    level="char", sources=None, fmt="text", valid_path=None, reuse=None):
     """Plain text by characters or words (text/stream_words.py), or label<TAB>text examples
     (text/stream_examples.py), into `out` (tokens.npz), as encode.tokenize and store.save_dataset make
     it, with memory that does not grow with the corpus. A context: inside it, the Dataset just written,
     its arrays mapped from the temporary files they were made in (`out` may be a pipe or a device that
     cannot be read back), for the report; the files go when it ends. sources: {path: the file that
     holds it} ("-": stdin's spool, spooled_stdin). valid_path: plain text to validate on, encoded with
-    the training part's vocabulary (nothing is held out then)."""
+    the training part's vocabulary (nothing is held out then). reuse: a model's data meta (--vocab),
+    whose vocabulary encodes plain text instead of one counted from it."""
     sources = sources or {}
     whole_text = fmt == "text"  # (a label keeps its case: examples lower-case their texts themselves)
 
@@ -288,7 +290,8 @@ def stream_tokenize(paths, out, lower=False, max_size=None, min_freq=1, valid_fr
             "sources": [str(p) for p in paths]}
     folder = _work_folder(out)
     try:
-        options = Options(0.0 if valid_path is not None else valid_frac, max_size, min_freq, seed, lower, level)
+        options = Options(0.0 if valid_path is not None else valid_frac, max_size, min_freq, seed, lower, level,
+                          None if reuse is None else Vocab(reuse["vocab"]))
         passes = example_passes if fmt == "tsv" else _char_passes if level == "char" else word_passes
         try:
             names, meta["validation"], warnings, parts = passes(paths, pieces, options, folder)
@@ -303,6 +306,8 @@ def stream_tokenize(paths, out, lower=False, max_size=None, min_freq=1, valid_fr
             warnings.insert(0, "too little data to hold any out for validation; training will select on its own "
                                "loss")
         meta.update(names)
+        if reuse is not None:
+            meta.update({key: reuse[key] for key in REUSED if key in reuse})
         for path, before in zip(read, seen, strict=True):
             if _state(sources.get(path, path)) != before:
                 raise RnncliError(f"{path}: changed while it was read; nothing was written (tokenize it again "
@@ -325,6 +330,7 @@ class Options(NamedTuple):
     seed: int
     lower: bool
     level: str
+    vocab: Vocab | None = None  # a model's (--vocab): nothing is counted
 
 
 def _char_passes(paths, pieces, options, folder):
@@ -338,7 +344,7 @@ def _char_passes(paths, pieces, options, folder):
         raise RnncliError(f"{where(paths[0])}: nothing to tokenize (empty file?)")
     train_ends, valid_ends, how, split_at = _hold_out(paths, texts, lengths, lines, starts, valid_frac)
     del lengths, lines  # 16 bytes a paragraph: let them go before the next passes
-    vocab = Vocab.build(_count(texts("counting"), split_at), max_size, min_freq)
+    vocab = options.vocab or Vocab.build(_count(texts("counting"), split_at), max_size, min_freq)
     (train_file, valid_file), dtype = _encode(texts("encoding"), vocab, train_ends, valid_ends, split_at, folder)
     files = [os.path.join(folder, f"{name}.offsets") for name in ("train", "valid")]
     _offsets(train_ends, 0).tofile(files[0])
@@ -412,15 +418,16 @@ def streams(paths, fmt, level, reuse, valid_path, pair_options=(), sources=None)
             return None
         found.add(fmt or detect_format(head))
     streamed = found.pop() if len(found) == 1 else None  # (files of two formats: the full reading says so)
-    if valid_path is not None and (streamed != "text" or str(valid_path) == "-"):
-        return None  # a validation file streams beside plain text only
+    if (valid_path is not None or reuse is not None) and (streamed != "text" or str(valid_path) == "-"):
+        return None  # a validation file, or a model's vocabulary, streams with plain text only
     return streamed if streamed in ("text", "tsv") else None
 
 
 def could_stream(fmt, level, reuse, valid_path, pair_options=()):
     """What the options alone say: plain text or label<TAB>text (or not yet known) by characters or
-    words, a new vocabulary, no option of pairs."""
-    return (reuse is None and all(v is None for v in pair_options)
+    words, a new vocabulary or a plain-text model's, no option of pairs."""
+    reusable = reuse is None or (reuse.get("format") == "text" and reuse.get("level") in ("char", "word"))
+    return (reusable and all(v is None for v in pair_options)
             and level in (None, "char", "word") and fmt in (None, "text", "tsv"))
 
 

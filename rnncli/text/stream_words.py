@@ -199,7 +199,10 @@ def word_passes(paths, pieces, options, folder):
         inside = None if c.inside is None else min(max(c.inside, 1), int(lengths[k]) - 1)  # split._cut_point
         split_at = begin + (inside or 0)
     begin = split_at - (inside or 0)  # where the line the cut falls in starts (its line number is said)
-    if counts.undercount:  # counted approximately: count the training part alone, afresh
+    if options.vocab is not None:  # a model's vocabulary: only the line the cut falls in is looked for
+        found = count_words(pieces("counting"), total, total, begin, per_piece)[1] if inside is not None else None
+        counts = WordCounts()
+    elif counts.undercount:  # counted approximately: count the training part alone, afresh
         counts, found = count_words(pieces("counting"), 0, split_at, begin, per_piece)
     else:  # every word was counted exactly: take away the validation part's
         held, found = count_words(pieces("counting"), split_at, total, begin, per_piece)
@@ -216,7 +219,7 @@ def word_passes(paths, pieces, options, folder):
                if c.share is not None else f"the last {units - k:,} lines")
     else:
         how = f"the last {100 * (total - split_at) / total:.1f} % of the tokens, from {where(*found)} on"
-    vocab = Vocab.build(counts.counts, max_size, min_freq)
+    vocab = options.vocab or Vocab.build(counts.counts, max_size, min_freq)
     dtype = compact(np.zeros(0, np.int64), len(vocab)).dtype
     files = [os.path.join(folder, n) for n in ("train.ids", "valid.ids", "train.offsets", "valid.offsets")]
     writer = _SplitWriter(files[:2], split_at + k, inside is not None, dtype)

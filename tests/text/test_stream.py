@@ -314,3 +314,28 @@ def test_a_validation_file_streams_beside_the_corpus(tmp_path, level, chunk):
         assert not stream.streams([os.path.join(SAMPLES, "reviews.tsv")], None, None, None, str(tmp_path / "v.txt"))
     finally:
         stream.CHUNK = 1 << 20
+
+
+@pytest.mark.parametrize("level", ["char", "word"])
+@pytest.mark.parametrize("frac", [0.0, 0.2])
+def test_text_encoded_with_a_models_vocabulary_streams(tmp_path, level, frac):
+    """tokenize test.txt --vocab model.npz: the model's vocabulary, level and case, nothing counted."""
+    corpus = os.path.join(SAMPLES, "corpus.txt")
+    (tmp_path / "t.txt").write_text("Unseen words: zyzzyva, Ωmega!\n\nand the rest\nof it\n" * 3, encoding="utf-8")
+    reuse = tokenize([corpus], fmt="text", level=level, lower=True, max_size=30).meta
+    save_dataset(str(tmp_path / "a.npz"), tokenize([str(tmp_path / "t.txt")], reuse=reuse, valid_frac=frac))
+    stream.CHUNK = 5
+    try:
+        with stream.stream_tokenize([str(tmp_path / "t.txt")], str(tmp_path / "b.npz"), level=level, lower=True,
+                                    valid_frac=frac, reuse=reuse):
+            pass
+    finally:
+        stream.CHUNK = 1 << 20
+    out = []
+    for name in ("a.npz", "b.npz"):
+        with np.load(tmp_path / name) as z:
+            arrays = {k: z[k] for k in z.files}
+        out.append((json.loads(str(arrays.pop("meta"))), arrays))
+    assert_same(*out)
+    assert stream.streams([str(tmp_path / "t.txt")], None, None, reuse, None) == "text"
+    assert not stream.streams([str(tmp_path / "t.txt")], None, None, {**reuse, "format": "tsv"}, None)
