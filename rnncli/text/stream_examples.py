@@ -60,7 +60,7 @@ def _examples(pieces, level, lower, counts):
     every file has been read, in the full reading's order: a file's over-long line before its other
     problems, the files in order; the files' decoding errors (NUL, invalid UTF-8) come first, as
     they are met."""
-    labels, label_of, label_ids, sizes, problems = [], {}, array("l"), array("q"), []
+    labels, label_of, label_ids, sizes, problems = [], {}, array("I"), array("I"), []  # 8 bytes an example
     for path, chunks in pieces:
         too_long = problem = None
         count = 0
@@ -90,8 +90,8 @@ def _examples(pieces, level, lower, counts):
     for p in problems:
         if p:
             raise RnncliError(p)
-    return labels, np.frombuffer(label_ids, np.int64) if label_ids else np.zeros(0, np.int64), \
-        np.frombuffer(sizes, np.int64) if sizes else np.zeros(0, np.int64)
+    return labels, np.frombuffer(label_ids, np.uint32) if label_ids else np.zeros(0, np.uint32), \
+        np.frombuffer(sizes, np.uint32) if sizes else np.zeros(0, np.uint32)
 
 
 def _held_out(S, frac, seed):
@@ -103,6 +103,7 @@ def _held_out(S, frac, seed):
     order = np.random.default_rng(seed).permutation(S)
     held = np.zeros(S, bool)
     held[order[:k]] = True
+    del order  # (8 bytes an example: the permutation itself is not kept)
     return held, f"a random {k:,} of {S:,} examples (seed {seed})"
 
 
@@ -115,6 +116,17 @@ def _bodies(pieces, level, lower, wanted=None):
             if line.strip():
                 yield tokens_of(line.split("\t", 1)[1], level, lower) if wanted is None or wanted[k] else None
                 k += 1
+
+
+def _write_offsets(path, sizes, mask, block=1 << 20):
+    """The offsets of the examples `mask` picks, of these sizes, written as int64 a block at a time."""
+    with open(path, "wb") as f:
+        f.write(np.zeros(1, np.int64).tobytes())
+        total = 0
+        for s in range(0, len(sizes), block):
+            ends = np.cumsum(sizes[s : s + block][mask[s : s + block]], dtype=np.int64) + total
+            f.write(ends.tobytes())
+            total = int(ends[-1]) if len(ends) else total
 
 
 def _write(path, values, dtype):
@@ -146,8 +158,9 @@ def example_passes(paths, pieces, options, folder):
                         f"(a count may be short by up to {counts.undercount:,})")
     vocab = Vocab.build(counts.counts, options.max_size, options.min_freq)
     names = sorted(labels)
-    rank = np.array([names.index(label) for label in labels], np.int64)  # order met -> sorted order
-    label_ids = rank[label_ids]
+    label_dtype = compact(np.zeros(0, np.int64), len(names)).dtype
+    rank = np.array([names.index(label) for label in labels], label_dtype)  # order met -> sorted order
+    label_ids = rank[label_ids]  # (a byte an example for fewer than 257 labels)
     seen = np.bincount(label_ids[train], minlength=len(names))
     warnings += [f"label {n!r} has no training example" for n, c in zip(names, seen, strict=True) if not c]
     dtype = compact(np.zeros(0, np.int64), len(vocab)).dtype
@@ -168,13 +181,12 @@ def example_passes(paths, pieces, options, folder):
     finally:
         for f in outs:
             f.close()
-    label_dtype = compact(np.zeros(0, np.int64), len(names)).dtype
     parts = {}
     for part, mask in (("train", train), ("valid", None if held is None else held)):
         if mask is None:
             parts[part] = None
             continue
-        _write(files[part]["offsets"], np.r_[0, np.cumsum(sizes[mask])], np.int64)
+        _write_offsets(files[part]["offsets"], sizes, mask)
         _write(files[part]["labels"], label_ids[mask], label_dtype)
         parts[part] = {"ids": (files[part]["ids"], dtype), "offsets": (files[part]["offsets"], np.int64),
                        "labels": (files[part]["labels"], label_dtype)}
