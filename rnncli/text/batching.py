@@ -74,15 +74,19 @@ class SequenceBatches:
         """make(split, index) -> a batch in its model's layout (labelled_batch, paired_batch, ...)."""
         self.split, self.batch_size, self.seed = split, batch_size, seed
         self.make, self.share = make, share
-        self.lengths = split.lengths()
+        self.lengths = split.lengths(np.uint32)
         self.per_epoch = math.ceil(split.num_sequences / batch_size)
+        self._planned = (None, None)  # (epoch, its EpochBatches): planned once, however often resumed
 
     def steps_for(self, epochs):
         return epochs * self.per_epoch
 
     def epoch(self, epoch, start):
         """Yield (batch number, the task model's loss arguments) from batch `start` on."""
-        order = bucketed_batches(self.lengths, self.batch_size, np.random.default_rng([self.seed, epoch]))
+        if self._planned[0] != epoch:
+            self._planned = epoch, bucketed_batches(self.lengths, self.batch_size,
+                                                    np.random.default_rng([self.seed, epoch]))
+        order = self._planned[1]
         for k in range(start, len(order)):
             # this worker's sequences of the batch, padded to their own longest (None: no share)
             mine = order[k] if self.share is None else order[k][self.share(len(order[k]))]
@@ -192,18 +196,39 @@ def bucketed_batches(lengths, batch_size, rng=None):
     """Lists of sequence indices whose lengths are close, so little time goes to padding.
 
     With rng: sequences are shuffled, sorted by length within windows of 50 batches, and the
-    batches themselves shuffled; without: sorted by length (evaluation).
+    batches themselves shuffled (an EpochBatches); without: sorted by length (evaluation).
     """
     n = len(lengths)
     if rng is None:
         order = np.argsort(lengths, kind="stable")
         return [order[i : i + batch_size] for i in range(0, n, batch_size)]
-    order = rng.permutation(n)
-    window = batch_size * 50
-    parts = [order[i : i + window] for i in range(0, n, window)]
-    order = np.concatenate([p[np.argsort(lengths[p], kind="stable")] for p in parts])
-    batches = [order[i : i + batch_size] for i in range(0, n, batch_size)]
-    return [batches[i] for i in rng.permutation(len(batches))]
+    return EpochBatches(lengths, batch_size, rng)
+
+
+class EpochBatches:
+    """An epoch's bucketed batches, held as one array of sequence indices (4 bytes a sequence)
+    and the order of the batches, rather than as a list of arrays: a classifier's corpus of
+    millions of examples is planned in a few tens of megabytes. batches[k] is the k-th batch."""
+
+    def __init__(self, lengths, batch_size, rng):
+        n = len(lengths)
+        order = rng.permutation(np.arange(n, dtype=np.uint32))  # the same draw as rng.permutation(n)
+        window = batch_size * 50
+        for i in range(0, n, window):
+            part = order[i : i + window]
+            part[:] = part[np.argsort(lengths[part], kind="stable")]
+        self.order, self.batch_size = order, batch_size
+        self.batch_order = rng.permutation(math.ceil(n / batch_size))
+
+    def __len__(self):
+        return len(self.batch_order)
+
+    def __getitem__(self, k):
+        j = int(self.batch_order[k]) * self.batch_size
+        return self.order[j : j + self.batch_size].astype(np.int64)
+
+    def __iter__(self):
+        return (self[k] for k in range(len(self)))
 
 
 def pad_batch(split, index, max_len=None):
