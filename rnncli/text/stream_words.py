@@ -96,7 +96,8 @@ def count_words(pieces, start, stop, begin, per_piece):
     counts, seen, found = WordCounts(), 0, None
     for n, (path, (piece, line)) in zip(per_piece, ((path, p) for path, chunks in pieces for p in chunks),
                                         strict=False):
-        if seen + n <= min(start, begin) or seen >= max(stop, begin + 1):
+        holds_begin = found is None and seen <= begin < seen + n
+        if not holds_begin and (seen + n <= start or seen >= stop):  # nothing to count or find here
             seen += n
             if seen >= stop and found is not None:
                 break
@@ -104,7 +105,7 @@ def count_words(pieces, start, stop, begin, per_piece):
         tokens = words_and_newlines(piece)
         nl = _is_newline(tokens)
         where_words = np.flatnonzero(~nl)  # each word's place among the tokens
-        if found is None and seen <= begin < seen + n:
+        if holds_begin:
             at = int(where_words[begin - seen])
             found = (path, line + int(nl[:at].sum()))
         first = int(where_words[start - seen]) if seen < start < seen + n else 0 if seen >= start else len(tokens)

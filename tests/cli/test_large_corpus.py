@@ -59,14 +59,14 @@ def test_tokenize_streams_and_train_maps_the_data_under_the_cap(large):
 
 @pytest.mark.parametrize("level", ["char", "word"])
 def test_a_corpus_that_is_one_long_line_streams_under_the_cap(tmp_path, level):
-    """No newline in 80 MB: the chunks end after a space, format detection reads its first megabyte,
+    """No newline in 24 MB: the chunks end after a space, format detection reads its first megabyte,
     and the validation cut, which falls inside the one paragraph, is found reading it in pieces
     (detection over the whole line, as before, ran out of memory under this cap)."""
     rng = np.random.default_rng(1)
     words = ["the", "king", "queen", "of", "and", "to", "my", "lord", "thou", "art"]
     block = (" ".join(rng.choice(words, 200_000)) + " ").encode("utf-8")
     with open(tmp_path / "line.txt", "wb") as f:
-        for _ in range(-(-80 * 2**20 // len(block))):
+        for _ in range(-(-24 * 2**20 // len(block))):
             f.write(block)
     r = capped("-m", "rnncli", "tokenize", "line.txt", "--level", level, "--json", "-q", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
