@@ -21,17 +21,22 @@ from rnncli.text.store import save_dataset
 SAMPLES = os.path.join(os.path.dirname(__file__), "..", "..", "sample_data")
 
 
+def written(folder):
+    """-> [(meta, arrays)] of a.npz (the in-memory pipeline's) and b.npz (the streamed one's)."""
+    out = []
+    for name in ("a.npz", "b.npz"):
+        with np.load(folder / name) as z:
+            arrays = {k: z[k] for k in z.files}
+        out.append((json.loads(str(arrays.pop("meta"))), arrays))
+    return out
+
+
 def both(tmp_path, paths, level="char", **options):
     """-> (the in-memory pipeline's arrays and meta, the streamed one's), as tokens.npz holds them."""
     save_dataset(str(tmp_path / "a.npz"), tokenize(paths, fmt="text", level=level, **options))
     with stream.stream_tokenize(paths, str(tmp_path / "b.npz"), **options, level=level):
         pass
-    out = []
-    for name in ("a.npz", "b.npz"):
-        with np.load(tmp_path / name) as z:
-            arrays = {k: z[k] for k in z.files}
-        out.append((json.loads(str(arrays.pop("meta"))), arrays))
-    return out
+    return written(tmp_path)
 
 
 def assert_same(a, b):
@@ -233,12 +238,7 @@ def both_tsv(tmp_path, paths, level=None, **options):
     save_dataset(str(tmp_path / "a.npz"), tokenize(paths, fmt="tsv", level=level, **options))
     with stream.stream_tokenize(paths, str(tmp_path / "b.npz"), **options, level=level or "word", fmt="tsv"):
         pass
-    out = []
-    for name in ("a.npz", "b.npz"):
-        with np.load(tmp_path / name) as z:
-            arrays = {k: z[k] for k in z.files}
-        out.append((json.loads(str(arrays.pop("meta"))), arrays))
-    return out
+    return written(tmp_path)
 
 
 examples = st.lists(st.one_of(
@@ -331,11 +331,6 @@ def test_text_encoded_with_a_models_vocabulary_streams(tmp_path, level, frac):
             pass
     finally:
         stream.CHUNK = 1 << 20
-    out = []
-    for name in ("a.npz", "b.npz"):
-        with np.load(tmp_path / name) as z:
-            arrays = {k: z[k] for k in z.files}
-        out.append((json.loads(str(arrays.pop("meta"))), arrays))
-    assert_same(*out)
+    assert_same(*written(tmp_path))
     assert stream.streams([str(tmp_path / "t.txt")], None, None, reuse, None) == "text"
     assert not stream.streams([str(tmp_path / "t.txt")], None, None, {**reuse, "format": "tsv"}, None)
