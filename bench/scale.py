@@ -12,8 +12,8 @@ compress to one copy, and its vocabulary stays the text's). Then, each in a proc
 - `rnncli tokenize`: wall time and peak RSS; the data set's size on disk in bytes per character;
 - `rnncli train --max-steps 1`: time to the first step (the run's wall time, less its one step) and
   peak RSS, with 1 and 2 workers (`--workers 2`: the highest RSS of a worker);
-- `rnncli train --max-steps 2*E --eval-every E`: one in-training evaluation's time against the time
-  between two evaluations (from the metrics log and the summary).
+- `rnncli train --max-steps 2*E --eval-every E`: one in-training evaluation's time (the median of the
+  metrics log's valid_seconds) against the time between two evaluations (the summary's step time).
 
 Peak RSS counts the pages of a mapped data set a process touched; they are the file's (the page
 cache's), not memory it allocated. Results go to stdout as a table; the corpora to --keep or a
@@ -127,8 +127,8 @@ def measure(folder, level, mb):
                              str(2 * every), "--eval-every", str(every), "--force", "-q", "--json"), folder)
     summary = json.loads(out)
     records = [json.loads(line) for line in open(os.path.join(folder, "e.metrics.jsonl"), encoding="utf-8")]
-    evaluations = len([r for r in records if r.get("valid")])
-    per_eval = (summary["elapsed"] - summary["step_seconds"]) / max(evaluations, 1)
+    timed_evals = [r["valid_seconds"] for r in records if r.get("valid")]  # each validation's own time
+    per_eval = float(np.median(timed_evals))
     row["eval_s"] = per_eval
     row["between_evals_s"] = summary["step_seconds"] / (2 * every) * every
     row["eval_share"] = per_eval / row["between_evals_s"]

@@ -146,7 +146,7 @@ def _check_history(c, history):
             c.fail(field, "should be a mapping")
         c.integer(f"{field}.step", h.get("step"), optional=False)
         c.integer(f"{field}.epoch", h.get("epoch"))
-        for key in ("train_loss", "elapsed", "lr", "tokens_per_s"):
+        for key in ("train_loss", "elapsed", "lr", "tokens_per_s", "valid_seconds"):
             c.number(f"{field}.{key}", h.get(key))
         valid = h.get("valid")
         if valid is None:

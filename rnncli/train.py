@@ -215,8 +215,10 @@ class _Run:
         speed = self.tokens / max(time.perf_counter() - self.t_window, 1e-9)  # training only, not evaluation
         self.world.gather_state(self.opt)  # the average and the moments, whole on every worker
         live = _swap_in(params, self.opt.averaged(params)) if cfg.average else None
+        began = time.perf_counter()
         metrics = self.task.evaluate(self.model, self.valid_split, self.ds.meta["format"], cfg.char_features,
                                      world=self.world, decode_sample=self.decode_sample)
+        spent = time.perf_counter() - began
         self.last_train_loss = float(np.mean(self.recent))
         score = self.task.selection_score(metrics) if metrics else self.last_train_loss
         now = time.perf_counter()
@@ -224,6 +226,8 @@ class _Run:
         self.t_start = now
         record = {"step": st.step, "epoch": st.epoch, "train_loss": self.last_train_loss,
                   "valid": metrics, "lr": lr, "elapsed": round(st.elapsed, 3), "tokens_per_s": round(speed, 1)}
+        if metrics:
+            record["valid_seconds"] = round(spent, 3)  # what the validation cost, beside the training's elapsed
         if metrics and self.valid_read and self.valid_read["sample"]:
             record["valid_read"] = self.valid_read  # the metrics log says what the figures are of
         st.history.append(record)
