@@ -212,7 +212,8 @@ class EpochBatches:
 
     def __init__(self, lengths, batch_size, rng):
         n = len(lengths)
-        order = rng.permutation(np.arange(n, dtype=np.uint32))  # the same draw as rng.permutation(n)
+        order = np.arange(n, dtype=np.uint32)
+        rng.shuffle(order)  # in place: the same draw as rng.permutation(n), in half its memory
         window = batch_size * 50
         for i in range(0, n, window):
             part = order[i : i + window]

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from rnncli.npzfile import release
 from rnncli.text.meta import DataMeta
 from rnncli.text.vocab import EOS, SPECIALS, UNK, Vocab
 
@@ -48,11 +49,12 @@ class Split:
 
     def lengths(self, dtype=np.int64):
         """Each sequence's length, made a block at a time in `dtype` (uint32 for the millions of a
-        large corpus: no int64 difference of all the offsets on the way)."""
+        large corpus: no int64 difference of all the offsets on the way, and the offsets' pages let go)."""
         out = np.empty(max(len(self.offsets) - 1, 0), dtype)
         for s in range(0, len(out), 1 << 20):
             e = min(s + (1 << 20), len(out))
             np.subtract(self.offsets[s + 1 : e + 1], self.offsets[s:e], out=out[s:e], casting="unsafe")
+            release(self.offsets, s, e)  # a mapped file's pages: read again when training reaches them
         return out
 
     def take(self, index):

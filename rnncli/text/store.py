@@ -44,7 +44,7 @@ def save_dataset(path, ds):
     save_npz(path, arrays, ds.meta)
 
 
-CHUNK = 1 << 24  # ids checked at a time
+CHUNK = 1 << 24  # bytes of an array checked at a time (their pages let go after each)
 
 
 def _in_range(arr, size):
@@ -56,7 +56,7 @@ def _in_range(arr, size):
         return False
     if arr.dtype.kind == "u" and np.iinfo(arr.dtype).max < size:
         return True  # the type cannot hold an id past the names
-    return all(part.min() >= 0 and part.max() < size for part in in_chunks(arr, CHUNK))
+    return all(part.min() >= 0 and part.max() < size for part in in_chunks(arr, CHUNK // arr.itemsize))
 
 
 def _offsets_fit(offsets, total):
@@ -66,7 +66,7 @@ def _offsets_fit(offsets, total):
             and offsets[-1] == total):
         return False
     last = 0
-    for part in in_chunks(offsets, CHUNK):
+    for part in in_chunks(offsets, CHUNK // offsets.itemsize):
         if part[0] < last or not np.all(part[1:] >= part[:-1]):
             return False
         last = part[-1]
