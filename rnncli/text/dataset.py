@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from rnncli.npzfile import release
+from rnncli.npzfile import in_chunks, release
 from rnncli.text.meta import DataMeta
 from rnncli.text.vocab import EOS, SPECIALS, UNK, Vocab
 
@@ -101,8 +101,6 @@ class Dataset:
 def token_counts(ids, size, chunk=1 << 20):
     """How often each of `size` ids occurs, counted a chunk at a time (a mapped split of a large
     corpus is not copied whole, nor widened to 8 bytes an id)."""
-    from rnncli.npzfile import in_chunks
-
     counts = np.zeros(size, np.int64)
     for part in in_chunks(ids, chunk):
         counts += np.bincount(part, minlength=size)[:size]

@@ -21,13 +21,18 @@ FIELDS = ("ids", "offsets", "labels", "tags", "chars", "char_offsets", "targets"
 INDEXES = {"ids": "vocab", "targets": "target_vocab", "chars": "chars", "tags": "tags", "labels": "labels"}
 
 
-def compact(ids, size):
-    """ids into `size` names -> in uint8, uint16 or uint32, the smallest that holds size - 1 (a
-    character vocabulary takes a byte a token on disk, and in memory where it is mapped)."""
+def id_dtype(size):
+    """uint8, uint16 or uint32: the smallest type that holds ids into `size` names (a character
+    vocabulary takes a byte a token on disk, and in memory where it is mapped)."""
     for dtype in (np.uint8, np.uint16, np.uint32):
         if size <= np.iinfo(dtype).max + 1:
-            return ids.astype(dtype, copy=False)
+            return np.dtype(dtype)
     raise RnncliError(f"{size:,} names are more than 2^32: too many to store")
+
+
+def compact(ids, size):
+    """ids into `size` names -> in id_dtype(size)."""
+    return ids.astype(id_dtype(size), copy=False)
 
 
 def save_dataset(path, ds):

@@ -22,6 +22,7 @@ import contextlib
 import json
 import os
 import shutil
+import sys
 import tempfile
 import zipfile
 from array import array
@@ -34,11 +35,12 @@ from rnncli.errors import RnncliError, where
 from rnncli.npzfile import write_file
 from rnncli.text.dataset import FORMAT_VERSION, Dataset, Split
 from rnncli.text.encode import REUSED
+from rnncli.text.readers import detect_format, looks_like_jsonl
 from rnncli.text.split import stream_cut
-from rnncli.text.store import FIELDS, compact
+from rnncli.text.store import FIELDS, id_dtype
 from rnncli.text.stream_examples import example_passes
 from rnncli.text.stream_words import word_passes, word_valid_file
-from rnncli.text.vocab import EOS, UNK, Vocab
+from rnncli.text.vocab import EOS, UNK, Vocab, code_points
 
 CHUNK = 1 << 20  # bytes read at a time: a chunk's arrays (its code points, their ids) stay near 30 MB
 
@@ -107,7 +109,7 @@ def _paragraphs(texts):
         starts.append(len(lengths))
         size, first = 0, None  # the paragraph begun in an earlier piece: its characters so far, first line
         for piece, line in pieces:
-            newline = np.frombuffer(piece.encode("utf-32-le", "surrogatepass"), np.uint32) == 10
+            newline = code_points(piece) == 10
             edges = np.flatnonzero(np.diff(np.r_[0, newline.view(np.int8), 0]))  # each run's start, end
             run_starts, run_ends = edges[0::2], edges[1::2]
             ends = run_ends[run_ends - run_starts >= 2]  # where this piece's paragraphs end
@@ -174,7 +176,7 @@ def _streamed_cut_point(pieces, length, offset):
     best = {"\n": None, " ": None}
     at = 0
     for piece in pieces:
-        cps = np.frombuffer(piece.encode("utf-32-le", "surrogatepass"), np.uint32)
+        cps = code_points(piece)
         for sep in best:
             spots = np.flatnonzero(cps == ord(sep)) + at + 1  # where a cut after each one falls
             spots = spots[(spots > 0) & (spots < length)]
@@ -193,7 +195,7 @@ def _count(texts, stop):
     """Pass 3: the characters of the text's first `stop` characters -> Counter (as vocab.char_counts)."""
     counts = np.zeros(0, np.int64)
     for piece in _text_between(texts, 0, stop):
-        cps = np.frombuffer(piece.encode("utf-32-le", "surrogatepass"), np.uint32)
+        cps = code_points(piece)
         found = np.bincount(cps)
         if len(found) > len(counts):
             counts = np.r_[counts, np.zeros(len(found) - len(counts), np.int64)]
@@ -205,7 +207,7 @@ def _encode(texts, vocab, train_ends, valid_ends, split_at, folder):
     """Pass 4: every character's id and <eos> after every unit -> (train ids file, valid ids file,
     their dtype), written as raw bytes."""
     known = {ord(t): i for t, i in vocab.index.items() if len(t) == 1}
-    dtype = compact(np.zeros(0, np.int64), len(vocab)).dtype
+    dtype = id_dtype(len(vocab))
     table = np.full(0x110000, UNK, dtype)  # every code point: what the vocabulary lacks is <unk>
     table[np.fromiter(known.keys(), np.int64)] = np.fromiter(known.values(), np.int64)
     files = [os.path.join(folder, "train.ids"), os.path.join(folder, "valid.ids")]
@@ -214,7 +216,7 @@ def _encode(texts, vocab, train_ends, valid_ends, split_at, folder):
     try:
         at = 0
         for piece in _text_between(texts, 0, last):
-            cps = np.frombuffer(piece.encode("utf-32-le", "surrogatepass"), np.uint32)
+            cps = code_points(piece)
             ids = table[cps]
             stop = at + len(piece)
             # the units that end in this piece (each part's ends are sorted: binary searches, not a scan)
@@ -336,6 +338,7 @@ class Options(NamedTuple):
 def _char_passes(paths, pieces, options, folder):
     """The passes by characters -> as stream_words.word_passes."""
     valid_frac, max_size, min_freq = options.valid_frac, options.max_size, options.min_freq
+
     def texts(name):
         return (chunks for _, chunks in pieces(name))
 
@@ -409,8 +412,6 @@ def streams(paths, fmt, level, reuse, valid_path, pair_options=(), sources=None)
         return None
     if any(str(p) == "-" and "-" not in sources for p in paths):
         return None
-    from rnncli.text.readers import detect_format, looks_like_jsonl
-
     found = set()
     for path in paths:
         head = _head(sources.get(str(path), path))
@@ -436,8 +437,6 @@ def spooled_stdin(out):
     """stdin copied to a temporary file a megabyte at a time (beside `out`, or the system's temporary
     folder): the passes read a corpus several times, and a pipe can be read once. -> its path; the
     file goes when the context ends."""
-    import sys
-
     folder = _work_folder(out)
     path = os.path.join(folder, "stdin.txt")
     try:

@@ -25,7 +25,7 @@ import numpy as np
 
 from rnncli.errors import RnncliError, where
 from rnncli.text.readers import MAX_LINE
-from rnncli.text.store import compact
+from rnncli.text.store import id_dtype
 from rnncli.text.stream_words import WordCounts
 from rnncli.text.vocab import UNK, Vocab, split_words
 
@@ -158,12 +158,12 @@ def example_passes(paths, pieces, options, folder):
                         f"(a count may be short by up to {counts.undercount:,})")
     vocab = Vocab.build(counts.counts, options.max_size, options.min_freq)
     names = sorted(labels)
-    label_dtype = compact(np.zeros(0, np.int64), len(names)).dtype
+    label_dtype = id_dtype(len(names))
     rank = np.array([names.index(label) for label in labels], label_dtype)  # order met -> sorted order
     label_ids = rank[label_ids]  # (a byte an example for fewer than 257 labels)
     seen = np.bincount(label_ids[train], minlength=len(names))
     warnings += [f"label {n!r} has no training example" for n, c in zip(names, seen, strict=True) if not c]
-    dtype = compact(np.zeros(0, np.int64), len(vocab)).dtype
+    dtype = id_dtype(len(vocab))
     files = {part: {field: os.path.join(folder, f"{part}.{field}") for field in ("ids", "offsets", "labels")}
              for part in ("train", "valid")}
     get = vocab.index.get

@@ -26,7 +26,7 @@ import numpy as np
 
 from rnncli.errors import RnncliError, where
 from rnncli.text.split import BLOCK, stream_cut
-from rnncli.text.store import compact
+from rnncli.text.store import id_dtype
 from rnncli.text.vocab import EOS, UNK, Vocab, words_and_newlines
 
 NEWLINE = -1  # the id a "\n" token takes while a chunk is encoded: it becomes <eos> or goes
@@ -221,7 +221,7 @@ def word_passes(paths, pieces, options, folder):
     else:
         how = f"the last {100 * (total - split_at) / total:.1f} % of the tokens, from {where(*found)} on"
     vocab = options.vocab or Vocab.build(counts.counts, max_size, min_freq)
-    dtype = compact(np.zeros(0, np.int64), len(vocab)).dtype
+    dtype = id_dtype(len(vocab))
     files = [os.path.join(folder, n) for n in ("train.ids", "valid.ids", "train.offsets", "valid.offsets")]
     writer = _SplitWriter(files[:2], split_at + k, inside is not None, dtype)
     try:
@@ -250,7 +250,7 @@ def word_valid_file(pieces, vocab, folder):
     if not units:
         return None
     ids_file, offsets = os.path.join(own, "valid.ids"), os.path.join(own, "valid.offsets")
-    dtype = compact(np.zeros(0, np.int64), len(vocab)).dtype
+    dtype = id_dtype(len(vocab))
     writer = _SplitWriter([os.devnull, ids_file], 0, False, dtype)
     try:
         encode_words((chunks for _, chunks in pieces()), vocab, writer)

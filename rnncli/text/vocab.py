@@ -81,13 +81,14 @@ def join_tokens(tokens, level):
     return re.sub(r" ([.,)])", r"\1", " ".join(tokens))
 
 
-def _code_points(text):
+def code_points(text):
+    """text -> its code points (N,) uint32, through UTF-32: one array, no Python loop."""
     return np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
 
 
 def char_counts(text):
     """Counter of characters, vectorised: code points via UTF-32, then one bincount."""
-    cps = _code_points(text)
+    cps = code_points(text)
     if not len(cps):
         return Counter()
     counts = np.bincount(cps)
@@ -98,7 +99,7 @@ def char_counts(text):
 def encode_chars(vocab, text):
     """text -> int32 ids, one per character, through a code-point lookup table: no Python loop
     over characters and no temporaries wider than the int32 result (memory ~ 8 bytes a character)."""
-    cps = _code_points(text)
+    cps = code_points(text)
     known = {ord(t): i for t, i in vocab.index.items() if len(t) == 1}
     size = int(max(cps.max(initial=0), max(known, default=0))) + 1
     table = np.full(size, UNK, np.int32)
