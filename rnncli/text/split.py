@@ -100,13 +100,21 @@ def split_stream(units, origin, frac, level):
             f"the last {100 * share:.1f} % of the tokens, from {where(path, line_b)} on")
 
 
+def held_out_examples(S, frac, seed):
+    """Which of S examples are held out: a random share, fixed by the seed -> (a mask of them, or
+    None for none; the description). split_examples and text/stream_examples.py share it."""
+    if frac <= 0 or S < 2:
+        return None, "none"
+    k = min(max(1, int(round(S * frac))), S - 1)
+    held = np.zeros(S, bool)
+    held[np.random.default_rng(seed).permutation(S)[:k]] = True
+    return held, f"a random {k:,} of {S:,} examples (seed {seed})"
+
+
 def split_examples(units, origin, frac, seed):
     """tsv/conll: a random share of the examples, the rest in their order."""
-    S = len(units)
-    if frac <= 0 or S < 2:
-        return units, origin, None, None, "none"
-    k = min(max(1, int(round(S * frac))), S - 1)
-    order = np.random.default_rng(seed).permutation(S)
-    tr, va = np.sort(order[k:]), np.sort(order[:k])
-    return ([units[i] for i in tr], [origin[i] for i in tr], [units[i] for i in va], [origin[i] for i in va],
-            f"a random {k:,} of {S:,} examples (seed {seed})")
+    held, how = held_out_examples(len(units), frac, seed)
+    if held is None:
+        return units, origin, None, None, how
+    tr, va = np.flatnonzero(~held), np.flatnonzero(held)
+    return [units[i] for i in tr], [origin[i] for i in tr], [units[i] for i in va], [origin[i] for i in va], how

@@ -19,12 +19,14 @@ over the training examples and the label set taken from all. Here, a line at a t
 
 import os
 from array import array
+from collections import Counter
 from itertools import repeat
 
 import numpy as np
 
 from rnncli.errors import RnncliError, where
 from rnncli.text.readers import MAX_LINE
+from rnncli.text.split import held_out_examples
 from rnncli.text.store import id_dtype
 from rnncli.text.stream_words import WordCounts
 from rnncli.text.vocab import UNK, Vocab, split_words
@@ -94,19 +96,6 @@ def _examples(pieces, level, lower, counts):
         np.frombuffer(sizes, np.uint32) if sizes else np.zeros(0, np.uint32)
 
 
-def _held_out(S, frac, seed):
-    """split.split_examples' choice for S examples -> (a mask of the held-out ones or None, the
-    description)."""
-    if frac <= 0 or S < 2:
-        return None, "none"
-    k = min(max(1, int(round(S * frac))), S - 1)
-    order = np.random.default_rng(seed).permutation(S)
-    held = np.zeros(S, bool)
-    held[order[:k]] = True
-    del order  # (8 bytes an example: the permutation itself is not kept)
-    return held, f"a random {k:,} of {S:,} examples (seed {seed})"
-
-
 def _bodies(pieces, level, lower, wanted=None):
     """Passes 3 and 4: every example's tokens, in order (the lines were checked in pass 1); None for
     an example that `wanted` (a mask) leaves out, which is not split at all."""
@@ -140,22 +129,17 @@ def example_passes(paths, pieces, options, folder):
     level, lower = options.level or "word", options.lower
     counts = WordCounts()
     labels, label_ids, sizes = _examples(pieces("examples"), level, lower, counts)
-    held, how = _held_out(len(sizes), options.valid_frac, options.seed)
+    held, how = held_out_examples(len(sizes), options.valid_frac, options.seed)
     train = ~held if held is not None else np.ones(len(sizes), bool)
     if held is not None and not counts.undercount:  # exact counts of all: take the held-out examples' away
-        for tokens in _bodies(pieces("counting"), level, lower, held):
-            if tokens is not None:
-                counts.counts.subtract(tokens)
-        counts.counts = +counts.counts  # (drops the tokens seen only there)
+        counts.take_away(Counter(t for tokens in _bodies(pieces("counting"), level, lower, held) if tokens
+                                 for t in tokens))
     elif held is not None:  # counted approximately: the training examples afresh
         counts = WordCounts()
         for tokens in _bodies(pieces("counting"), level, lower, train):
             if tokens is not None:
                 counts.update(tokens)
-    warnings = []
-    if counts.undercount:
-        warnings.append(f"more than {counts.limit:,} different tokens: the rarest were counted approximately "
-                        f"(a count may be short by up to {counts.undercount:,})")
+    warnings = [w for w in (counts.warning("tokens"),) if w]
     vocab = Vocab.build(counts.counts, options.max_size, options.min_freq)
     names = sorted(labels)
     label_dtype = id_dtype(len(names))

@@ -81,6 +81,17 @@ class WordCounts:
         if len(self.counts) > self.limit:
             self._prune()
 
+    def take_away(self, held):
+        """Exact counts less those of a held-out part (a Counter); the words seen only there go."""
+        self.counts.subtract(held)
+        self.counts = +self.counts
+
+    def warning(self, what):
+        """The report's line when the counts are approximate, else None."""
+        if self.undercount:
+            return (f"more than {self.limit:,} different {what}: the rarest were counted approximately (a count "
+                    f"may be short by up to {self.undercount:,})")
+
     def _prune(self):
         values = np.fromiter(self.counts.values(), np.int64, len(self.counts))
         # the smallest count that, with every count at or under it dropped, leaves half the table
@@ -193,13 +204,12 @@ def word_passes(paths, pieces, options, folder):
     lengths = np.memmap(lengths_file, np.uint32, mode="r")
     c = stream_cut(lengths, valid_frac)
     if c is None:
-        k, inside, split_at = units, None, total
+        k, inside, begin = units, None, total
     else:
         k = c.k
-        begin = int(np.sum(lengths[:k], dtype=np.int64))
+        begin = int(np.sum(lengths[:k], dtype=np.int64))  # where line k starts (its number is said)
         inside = None if c.inside is None else min(max(c.inside, 1), int(lengths[k]) - 1)  # split._cut_point
-        split_at = begin + (inside or 0)
-    begin = split_at - (inside or 0)  # where the line the cut falls in starts (its line number is said)
+    split_at = begin + (inside or 0)
     if options.vocab is not None:  # a model's vocabulary: only the line the cut falls in is looked for
         found = count_words(pieces("counting"), total, total, begin, per_piece)[1] if inside is not None else None
         counts = WordCounts()
@@ -207,12 +217,8 @@ def word_passes(paths, pieces, options, folder):
         counts, found = count_words(pieces("counting"), 0, split_at, begin, per_piece)
     else:  # every word was counted exactly: take away the validation part's
         held, found = count_words(pieces("counting"), split_at, total, begin, per_piece)
-        counts.counts.subtract(held.counts)
-        counts.counts = +counts.counts  # (drops the words seen only there)
-    warnings = []
-    if counts.undercount:
-        warnings.append(f"more than {counts.limit:,} different words: the rarest were counted approximately "
-                        f"(a count may be short by up to {counts.undercount:,})")
+        counts.take_away(held.counts)
+    warnings = [w for w in (counts.warning("words"),) if w]
     if c is None:
         how = "none"
     elif inside is None:
