@@ -21,7 +21,7 @@ Dropout sits where the plain decoder has it: on the input of layers above the fi
 import numpy as np
 
 from rnncli.nn.layers import dropout_mask
-from rnncli.nn.names import layer_name
+from rnncli.nn.names import layer_name, prefixed
 
 
 class InputFeedingDecoder:
@@ -75,7 +75,8 @@ class InputFeedingDecoder:
         dy = np.empty((T, B, E), self.dtype)
         d_states = [None] * self.stack.num_layers  # d of the states after step t (none after the last)
         d_feed = np.zeros((B, self.hidden_size), self.dtype)  # d h~<t> from step t+1's input
-        d_memory, d_keys, stack_grads, att_grads = None, None, {}, {}
+        d_memory, d_keys, att_grads = None, None, {}
+        layer_grads = [{} for _ in range(self.stack.num_layers)]  # each layer's cell's, by its own names
 
         def add(grads, name, g):  # a parameter's gradient sums over the steps
             grads[name] = g if name not in grads else grads[name] + g
@@ -96,7 +97,7 @@ class InputFeedingDecoder:
                 layer_drop, cell_cache = layer_caches[k]
                 d_top, d_states[k], cell_grads = self.stack.layers[k][0].backward(d_top, d_states[k], cell_cache)
                 for name, g in cell_grads.items():
-                    add(stack_grads, f"{layer_name(k)}.{name}", g)
+                    add(layer_grads[k], name, g)
                 if layer_drop is not None:
                     d_top = d_top * layer_drop
             # d_top is now d of x<t> = [E y<t-1>; h~<t-1>]
@@ -106,6 +107,9 @@ class InputFeedingDecoder:
             d_memory += dM.transpose(1, 0, 2)
             for name, g in key_grads.items():
                 add(att_grads, name, g)
+        stack_grads = {}
+        for k, grads in enumerate(layer_grads):  # named as the stack names its layers, once, after the loop
+            stack_grads.update(prefixed(layer_name(k), grads))
         return dy, d_states, d_memory, stack_grads, att_grads
 
     def step(self, y_t, states, feed, memory, memory_mask, prepared):

@@ -37,9 +37,10 @@ def _is_newline(tokens):
     return np.fromiter(map("\n".__eq__, tokens), bool, len(tokens))
 
 
-def line_lengths(pieces, out, counts):
+def line_lengths(pieces, out, counts=None):
     """Pass 1: pieces (path, [(text, first line)]) -> the word count of every line that has words,
-    written to `out` as uint32; every word counted into `counts` -> (lines, words, each piece's words)."""
+    written to `out` as uint32; every word counted into `counts` (when given) -> (lines, words, each
+    piece's words)."""
     units = words = 0
     per_piece = []
     with open(out, "wb") as f:
@@ -47,7 +48,8 @@ def line_lengths(pieces, out, counts):
             run = 0  # words of the line being read, begun in an earlier piece
             for piece, _ in chunks:
                 tokens = words_and_newlines(piece)
-                counts.update(tokens)  # the newlines too (dropped when the counting is done)
+                if counts is not None:
+                    counts.update(tokens)  # the newlines too (dropped when the counting is done)
                 nl = np.flatnonzero(_is_newline(tokens))
                 per_piece.append(len(tokens) - len(nl))
                 if not len(nl):
@@ -62,7 +64,8 @@ def line_lengths(pieces, out, counts):
             if run:  # a file's last line, without its newline
                 f.write(np.array([run], np.uint32).tobytes())
                 units, words = units + 1, words + run
-    counts.counts.pop("\n", None)
+    if counts is not None:
+        counts.counts.pop("\n", None)
     return units, words, per_piece
 
 
@@ -252,7 +255,7 @@ def word_valid_file(pieces, vocab, folder):
     own = os.path.join(folder, "valid-file")
     os.makedirs(own)
     lengths_file = os.path.join(own, "lines.u32")
-    units, _, _ = line_lengths((chunks for _, chunks in pieces()), lengths_file, WordCounts())
+    units, _, _ = line_lengths((chunks for _, chunks in pieces()), lengths_file)
     if not units:
         return None
     ids_file, offsets = os.path.join(own, "valid.ids"), os.path.join(own, "valid.offsets")
