@@ -58,13 +58,18 @@ def load_checkpoint(path):
     return meta, groups
 
 
-def assign_params(path, params, loaded, dtype):
-    """Copy loaded arrays into the model's own arrays, checking names and shapes."""
-    missing = sorted(set(params) - set(loaded))
-    extra = sorted(set(loaded) - set(params))
+def check_names(path, expected, loaded):
+    """The names of the arrays loaded are the model's, none missing, none more."""
+    missing = sorted(set(expected) - set(loaded))
+    extra = sorted(set(loaded) - set(expected))
     if missing or extra:
         raise RnncliError(f"{path}: parameters do not fit the model's configuration "
                           f"(missing {missing[:3]}, unexpected {extra[:3]})")
+
+
+def assign_params(path, params, loaded, dtype):
+    """Copy loaded arrays into the model's own arrays, checking names and shapes."""
+    check_names(path, params, loaded)
     for name, arr in params.items():
         if loaded[name].shape != arr.shape:
             raise RnncliError(f"{path}: parameter {name} has shape {loaded[name].shape}, "

@@ -10,6 +10,7 @@ is refused in milliseconds, naming the field, instead of allocating gigabytes.
 
 import re
 
+from rnncli.checkpoint import check_names
 from rnncli.config import config_from_meta
 from rnncli.errors import RnncliError, UsageError
 from rnncli.nn.recurrent import N_GATES
@@ -203,11 +204,7 @@ def check_shapes(path, cfg, meta, params):
 def _check_against_blueprint(c, path, expected, params, cfg, data):
     """Every parameter the configuration and data make (tasks/build.parameter_shapes, read from the
     constructors themselves) stored with that shape, and nothing else stored."""
-    missing = [name for name in expected if name not in params]
-    extra = [name for name in params if name not in expected]
-    if missing or extra:
-        raise RnncliError(f"{path}: parameters do not fit the model's configuration "
-                          f"(missing {missing[:3]}, unexpected {extra[:3]})")
+    check_names(path, expected, params)
     for name, shape in expected.items():
         if params[name].shape != shape:
             sizes = ", ".join(f"{key} {getattr(cfg, key)}" for key in ("embed", "hidden", "layers"))
