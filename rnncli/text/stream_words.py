@@ -14,6 +14,8 @@ whose cut inside a line falls at a word: no text needs reading again). Here, a c
        file until the cut and to the validation part's after it; the offsets of both from the
        line counts, in blocks.
 
+Words are found and numbered by text/ascii_words.py (whole-array operations on ASCII text, the
+regular expression elsewhere), so counting is a bincount and looking up an array index.
 Memory holds a chunk and the word counts; everything that grows with the corpus goes to disk.
 tests/text/test_stream.py checks that both pipelines write the same data set.
 """
@@ -25,47 +27,40 @@ from itertools import repeat
 import numpy as np
 
 from rnncli.errors import RnncliError, where
+from rnncli.text.ascii_words import Interner, newlines
 from rnncli.text.split import BLOCK, stream_cut
 from rnncli.text.store import id_dtype
-from rnncli.text.vocab import EOS, UNK, Vocab, words_and_newlines
+from rnncli.text.vocab import EOS, UNK, Vocab
 
 NEWLINE = -1  # the id a "\n" token takes while a chunk is encoded: it becomes <eos> or goes
 DISTINCT = 1_000_000  # different words counted exactly; beyond, the rarest are dropped (WordCounts)
 
 
-def _is_newline(tokens):
-    return np.fromiter(map("\n".__eq__, tokens), bool, len(tokens))
-
-
 def line_lengths(pieces, out, counts=None):
     """Pass 1: pieces (path, [(text, first line)]) -> the word count of every line that has words,
-    written to `out` as uint32; every word counted into `counts` (when given) -> (lines, words, each
-    piece's words)."""
+    written to `out` as uint32; every word counted into `counts` (a WordCounts, when given) ->
+    (lines, words, each piece's words)."""
     units = words = 0
     per_piece = []
     with open(out, "wb") as f:
         for chunks in pieces:
             run = 0  # words of the line being read, begun in an earlier piece
             for piece, _ in chunks:
-                tokens = words_and_newlines(piece)
-                if counts is not None:
-                    counts.update(tokens)  # the newlines too (dropped when the counting is done)
-                nl = np.flatnonzero(_is_newline(tokens))
-                per_piece.append(len(tokens) - len(nl))
+                is_newline = counts.of_text(piece) == 0 if counts is not None else newlines(piece)
+                nl = np.flatnonzero(is_newline)
+                per_piece.append(len(is_newline) - len(nl))
                 if not len(nl):
-                    run += len(tokens)
+                    run += len(is_newline)
                     continue
                 sizes = np.diff(np.r_[-1, nl]) - 1
                 sizes[0] += run
                 sizes = sizes[sizes > 0]
                 f.write(sizes.astype(np.uint32).tobytes())
                 units, words = units + len(sizes), words + int(sizes.sum())
-                run = len(tokens) - int(nl[-1]) - 1
+                run = len(is_newline) - int(nl[-1]) - 1
             if run:  # a file's last line, without its newline
                 f.write(np.array([run], np.uint32).tobytes())
                 units, words = units + 1, words + run
-    if counts is not None:
-        counts.counts.pop("\n", None)
     return units, words, per_piece
 
 
@@ -74,20 +69,52 @@ class WordCounts:
     different words, the usual case. Beyond that, whenever the table is full its rarest words are
     dropped, and a word seen again starts from zero; `undercount` is the most any word's count can
     be short by, so every word kept with a count over it is in the vocabulary as exact counts would
-    put it, give or take that many."""
+    put it, give or take that many.
 
-    def __init__(self, limit=None):
-        self.limit, self.counts, self.undercount = limit or DISTINCT, Counter(), 0
+    The words are numbered by an Interner (text/ascii_words.py), shared when given: tally[k] is the
+    count of word number k (number 0, the newline, is counted too and never reported)."""
 
-    def update(self, words):
-        self.counts.update(words)  # (Counter counts a list in C)
-        if len(self.counts) > self.limit:
+    def __init__(self, limit=None, interner=None):
+        self.limit, self.undercount = limit or DISTINCT, 0
+        self.interner = interner or Interner()
+        self.tally = np.zeros(len(self.interner), np.int64)
+
+    def _grow(self):
+        if len(self.tally) < len(self.interner):
+            self.tally = np.r_[self.tally, np.zeros(len(self.interner) - len(self.tally), np.int64)]
+
+    def add(self, numbers):
+        """Count words by their numbers (n,) int64 (the interner's)."""
+        self._grow()
+        self.tally += np.bincount(numbers, minlength=len(self.tally))
+        if len(self.interner) - 1 > self.limit:
             self._prune()
 
+    def update(self, words):
+        """Count a list of words."""
+        self.add(self.interner.of_tokens(words))
+
+    def of_text(self, text):
+        """Count the words and newlines of a text -> their numbers (words_and_newlines(text)'s)."""
+        numbers = self.interner.of_text(text)
+        self.add(numbers)
+        return numbers
+
+    @property
+    def counts(self):
+        """The counts as a Counter of words."""
+        tokens, tally = self.interner.tokens, self.tally.tolist()
+        return Counter({tokens[k]: c for k, c in enumerate(tally) if c > 0 and k > 0})
+
     def take_away(self, held):
-        """Exact counts less those of a held-out part (a Counter); the words seen only there go."""
-        self.counts.subtract(held)
-        self.counts = +self.counts
+        """Exact counts less those of a held-out part (WordCounts on the same interner, or a Counter);
+        the words seen only there go."""
+        if isinstance(held, WordCounts):
+            self.tally[: len(held.tally)] -= held.tally
+        else:
+            numbers = self.interner.of_tokens(list(held))
+            self._grow()
+            self.tally[numbers] -= np.fromiter(held.values(), np.int64, len(held))
 
     def warning(self, what):
         """The report's line when the counts are approximate, else None."""
@@ -96,18 +123,19 @@ class WordCounts:
                     f"may be short by up to {self.undercount:,})")
 
     def _prune(self):
-        values = np.fromiter(self.counts.values(), np.int64, len(self.counts))
+        values = self.tally[1:]
         # the smallest count that, with every count at or under it dropped, leaves half the table
         floor = int(np.partition(values, len(values) - self.limit // 2)[len(values) - self.limit // 2 - 1])
-        self.counts = Counter({w: c for w, c in self.counts.items() if c > floor})
+        renumber = self.interner.keep(self.tally > floor)
+        self.tally = self.tally[renumber >= 0]
         self.undercount += floor
 
 
-def count_words(pieces, start, stop, begin, per_piece):
-    """The words numbered start to stop counted -> (WordCounts, (path, line) where the word numbered
-    `begin` is). pieces: (path, its [(text, first line)]), as pass 1 read them: per_piece, their word
-    counts, lets the pieces outside those words go untokenized."""
-    counts, seen, found = WordCounts(), 0, None
+def count_words(pieces, start, stop, begin, per_piece, interner=None):
+    """The words numbered start to stop counted -> (WordCounts, on `interner` when given; (path, line)
+    where the word numbered `begin` is). pieces: (path, its [(text, first line)]), as pass 1 read
+    them: per_piece, their word counts, lets the pieces outside those words go untokenized."""
+    counts, seen, found = WordCounts(interner=interner), 0, None
     for n, (path, (piece, line)) in zip(per_piece, ((path, p) for path, chunks in pieces for p in chunks),
                                         strict=False):
         holds_begin = found is None and seen <= begin < seen + n
@@ -116,19 +144,18 @@ def count_words(pieces, start, stop, begin, per_piece):
             if seen >= stop and found is not None:
                 break
             continue
-        tokens = words_and_newlines(piece)
-        nl = _is_newline(tokens)
+        numbers = counts.interner.of_text(piece)
+        nl = numbers == 0
         where_words = np.flatnonzero(~nl)  # each word's place among the tokens
         if holds_begin:
             at = int(where_words[begin - seen])
             found = (path, line + int(nl[:at].sum()))
-        first = int(where_words[start - seen]) if seen < start < seen + n else 0 if seen >= start else len(tokens)
-        last = int(where_words[stop - seen]) if seen < stop < seen + n else len(tokens) if stop >= seen + n else 0
-        counts.update(tokens[first:last])  # the newlines among them are counted too, and dropped below
+        first = int(where_words[start - seen]) if seen < start < seen + n else 0 if seen >= start else len(nl)
+        last = int(where_words[stop - seen]) if seen < stop < seen + n else len(nl) if stop >= seen + n else 0
+        counts.add(numbers[first:last][~nl[first:last]])
         seen += n
         if seen >= stop and found is not None:
             break
-    counts.counts.pop("\n", None)
     return counts, found
 
 
@@ -155,24 +182,30 @@ class _SplitWriter:
             f.close()
 
 
-def encode_words(pieces, vocab, writer):
-    """Pass 4: every word's id, <eos> after every line that has words, to writer."""
-    lookup = dict(vocab.index)
-    lookup["\n"] = NEWLINE
-    get = lookup.get
+def encode_words(pieces, vocab, writer, interner=None):
+    """Pass 4: every word's id, <eos> after every line that has words, to writer. interner: the
+    counting's, when there is one (its numbers are then known already)."""
+    interner = interner or Interner()
+    id_of = np.zeros(0, np.int64)  # a word's number -> its id
     for chunks in pieces:
         open_line = False  # the line being read has words (begun in an earlier piece)
         for piece, _ in chunks:
-            tokens = words_and_newlines(piece)
-            if not tokens:
+            numbers = interner.of_text(piece)
+            if not len(numbers):
                 continue
-            ids = np.fromiter(map(get, tokens, repeat(UNK)), np.int64, len(tokens))
+            if len(id_of) < len(interner):
+                new = interner.tokens[len(id_of) :]
+                id_of = np.r_[id_of, np.fromiter(map(vocab.index.get, new, repeat(UNK)), np.int64, len(new))]
+                id_of[0] = NEWLINE
+            ids = id_of[numbers]
             nl = ids == NEWLINE
             # a newline ends a line: an <eos> after a line of words, nothing after an empty one
             after_word = np.r_[open_line, ~nl[:-1]]
             ids[nl] = EOS
             writer.write(ids[~nl | after_word])
             open_line = not nl[-1]
+            if len(interner) - 1 > DISTINCT:  # the words outside the vocabulary are forgotten
+                id_of = id_of[interner.keep(id_of != UNK) >= 0]
         if open_line:
             writer.write(np.array([EOS], np.int64))
 
@@ -219,8 +252,8 @@ def word_passes(paths, pieces, options, folder):
     elif counts.undercount:  # counted approximately: count the training part alone, afresh
         counts, found = count_words(pieces("counting"), 0, split_at, begin, per_piece)
     else:  # every word was counted exactly: take away the validation part's
-        held, found = count_words(pieces("counting"), split_at, total, begin, per_piece)
-        counts.take_away(held.counts)
+        held, found = count_words(pieces("counting"), split_at, total, begin, per_piece, counts.interner)
+        counts.take_away(held)
     warnings = [w for w in (counts.warning("words"),) if w]
     if c is None:
         how = "none"
@@ -234,7 +267,7 @@ def word_passes(paths, pieces, options, folder):
     files = [os.path.join(folder, n) for n in ("train.ids", "valid.ids", "train.offsets", "valid.offsets")]
     writer = _SplitWriter(files[:2], split_at + k, inside is not None, dtype)
     try:
-        encode_words((chunks for _, chunks in pieces("encoding")), vocab, writer)
+        encode_words((chunks for _, chunks in pieces("encoding")), vocab, writer, counts.interner)
     finally:
         writer.close()
     if inside is None:
