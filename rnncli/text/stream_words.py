@@ -36,17 +36,25 @@ NEWLINE = -1  # the id a "\n" token takes while a chunk is encoded: it becomes <
 DISTINCT = 1_000_000  # different words counted exactly; beyond, the rarest are dropped (WordCounts)
 
 
-def line_lengths(pieces, out, counts=None):
+def line_lengths(pieces, out, counts=None, numbers_out=None):
     """Pass 1: pieces (path, [(text, first line)]) -> the word count of every line that has words,
     written to `out` as uint32; every word counted into `counts` (a WordCounts, when given) ->
-    (lines, words, each piece's words)."""
+    (lines, words, each piece's words). numbers_out: a file for every token's number (uint32, a
+    newline closing each file's last line), written while the counts are exact (their numbers do not
+    change), so that pass 4 need not split the text again."""
     units = words = 0
     per_piece = []
-    with open(out, "wb") as f:
+    with open(out, "wb") as f, open(numbers_out or os.devnull, "wb") as numbered:
         for chunks in pieces:
             run = 0  # words of the line being read, begun in an earlier piece
             for piece, _ in chunks:
-                is_newline = counts.of_text(piece) == 0 if counts is not None else newlines(piece)
+                if counts is not None:
+                    numbers = counts.of_text(piece)
+                    if numbers_out and not counts.undercount:
+                        numbered.write(numbers.astype(np.uint32).tobytes())
+                    is_newline = numbers == 0
+                else:
+                    is_newline = newlines(piece)
                 nl = np.flatnonzero(is_newline)
                 per_piece.append(len(is_newline) - len(nl))
                 if not len(nl):
@@ -60,6 +68,7 @@ def line_lengths(pieces, out, counts=None):
                 run = len(is_newline) - int(nl[-1]) - 1
             if run:  # a file's last line, without its newline
                 f.write(np.array([run], np.uint32).tobytes())
+                numbered.write(np.zeros(1, np.uint32).tobytes())
                 units, words = units + 1, words + run
     return units, words, per_piece
 
@@ -197,17 +206,33 @@ def encode_words(pieces, vocab, writer, interner=None):
                 new = interner.tokens[len(id_of) :]
                 id_of = np.r_[id_of, np.fromiter(map(vocab.index.get, new, repeat(UNK)), np.int64, len(new))]
                 id_of[0] = NEWLINE
-            ids = id_of[numbers]
-            nl = ids == NEWLINE
-            # a newline ends a line: an <eos> after a line of words, nothing after an empty one
-            after_word = np.r_[open_line, ~nl[:-1]]
-            ids[nl] = EOS
-            writer.write(ids[~nl | after_word])
-            open_line = not nl[-1]
+            open_line = _write_lines(id_of[numbers], open_line, writer)
             if len(interner) - 1 > DISTINCT:  # the words outside the vocabulary are forgotten
                 id_of = id_of[interner.keep(id_of != UNK) >= 0]
         if open_line:
             writer.write(np.array([EOS], np.int64))
+
+
+def _write_lines(ids, open_line, writer):
+    """ids (n,) int64, with NEWLINE where a line ends, to writer -> whether the last line is open
+    (has words and no end yet). open_line: the same, before these ids."""
+    nl = ids == NEWLINE
+    # a newline ends a line: an <eos> after a line of words, nothing after an empty one
+    after_word = np.r_[open_line, ~nl[:-1]]
+    ids[nl] = EOS
+    writer.write(ids[~nl | after_word])
+    return not nl[-1]
+
+
+def encode_numbers(path, interner, vocab, writer):
+    """Pass 4 from pass 1's numbers (a file of uint32, see line_lengths), a block at a time (read,
+    not mapped: the pages of a map read once would count in the process's memory)."""
+    id_of = np.fromiter(map(vocab.index.get, interner.tokens, repeat(UNK)), np.int64, len(interner))
+    id_of[0] = NEWLINE
+    open_line = False
+    with open(path, "rb") as f:
+        while len(numbers := np.fromfile(f, np.uint32, BLOCK)):
+            open_line = _write_lines(id_of[numbers], open_line, writer)
 
 
 def offsets_file(lengths, parts, out):
@@ -232,9 +257,11 @@ def word_passes(paths, pieces, options, folder):
     nothing is held out}). pieces(pass name) -> a fresh iterator of (path, that file's [(text, first
     line)]) for each file; options: stream.Options."""
     valid_frac, max_size, min_freq = options.valid_frac, options.max_size, options.min_freq
-    lengths_file = os.path.join(folder, "lines.u32")
+    lengths_file, numbers_file = os.path.join(folder, "lines.u32"), os.path.join(folder, "numbers.u32")
     counts = WordCounts()
-    units, total, per_piece = line_lengths((chunks for _, chunks in pieces("lines")), lengths_file, counts)
+    units, total, per_piece = line_lengths((chunks for _, chunks in pieces("lines")), lengths_file, counts,
+                                           numbers_file)
+    numbered, interner = not counts.undercount, counts.interner  # (numbers change when rare words go)
     if not units:
         raise RnncliError(f"{where(paths[0])}: nothing to tokenize (empty file?)")
     lengths = np.memmap(lengths_file, np.uint32, mode="r")
@@ -267,7 +294,11 @@ def word_passes(paths, pieces, options, folder):
     files = [os.path.join(folder, n) for n in ("train.ids", "valid.ids", "train.offsets", "valid.offsets")]
     writer = _SplitWriter(files[:2], split_at + k, inside is not None, dtype)
     try:
-        encode_words((chunks for _, chunks in pieces("encoding")), vocab, writer, counts.interner)
+        if numbered:
+            encode_numbers(numbers_file, interner, vocab, writer)
+        else:
+            encode_words((chunks for _, chunks in pieces("encoding")), vocab, writer)
+        os.remove(numbers_file)
     finally:
         writer.close()
     if inside is None:
