@@ -4,22 +4,24 @@ classifier's data.
 In memory (text/encode.py) every non-empty line is an example, its label stripped and its text
 split into words (or characters, --level char); a random share of the examples is held out
 (split.split_examples: a permutation of their number, fixed by the seed); the vocabulary is counted
-over the training examples and the label set taken from all. Here, a line at a time:
+over the training examples and the label set taken from all. Here, a piece of whole lines at a
+time:
 
     1. examples: each one's label (an index into the labels met so far) and its number of tokens,
        as arrays (8 bytes an example); the lines checked as the full reading checks them, the first
-       problem reported after every file is read, as the full reading would order it;
+       problem reported after every file is read, as the full reading would order it; every token
+       counted (stream_words.WordCounts) and its number written to a file (4 bytes a token);
     2. the validation part: split_examples' permutation of the example count alone;
-    3. the vocabulary: every example's tokens were counted in pass 1 (stream_words.WordCounts); the
-       held-out examples' are counted again and taken away (or, when the counts had to drop rare
-       tokens, the training examples' are counted afresh);
-    4. the ids: each example's tokens looked up and written to its part's file; the offsets and
-       labels of both parts made from the arrays of pass 1.
+    3. the vocabulary: the held-out examples' tokens, read back from the numbers, are taken away
+       from the counts (or, when the counts had to drop rare tokens and the numbers changed, the
+       training examples' are counted afresh from the text);
+    4. the ids: the numbers read back again, looked up and written to each example's part's file
+       (or from the text, as in 3); the offsets and labels of both parts made from the arrays of
+       pass 1.
 """
 
 import os
 from array import array
-from collections import Counter
 from itertools import repeat
 
 import numpy as np
@@ -32,20 +34,21 @@ from rnncli.text.stream_words import WordCounts
 from rnncli.text.vocab import UNK, Vocab, split_words
 
 
-def _lines(chunks):
-    """A file's pieces (text, first line) -> (line number, line) for every line, empty ones included,
-    as str.split("\n") of the whole text gives them (a piece may end inside a very long line)."""
+def _line_blocks(chunks):
+    """A file's pieces (text, first line) -> (number of the first line, [lines]) for each piece's
+    whole lines, empty ones included, as str.split("\n") of the whole text gives them (a piece may
+    end inside a very long line: it is held until its end)."""
     pending, n = "", 1
     for piece, _ in chunks:
         *whole, pending = (pending + piece).split("\n")
-        for line in whole:
-            yield n, line
-            n += 1
+        if whole:
+            yield n, whole
+            n += len(whole)
         if len(pending) > MAX_LINE:  # a line already too long: no need to hold more of it
-            yield n, pending
+            yield n, [pending]
             return
     if pending:
-        yield n, pending
+        yield n, [pending]
 
 
 def tokens_of(body, level, lower):
@@ -55,40 +58,87 @@ def tokens_of(body, level, lower):
     return [t.lower() for t in tokens] if lower else tokens
 
 
-def _examples(pieces, level, lower, counts):
+def _block_numbers(lines, examples, level, lower, interner):
+    """The tokens of the texts of a block of whole lines -> (their numbers, in order; each example's
+    number of tokens). lines: [str]; examples: the indexes of those that are examples (checked).
+
+    Words of ASCII lines are found all at once: every other line emptied and every example's label
+    and tab blanked out (spaces split no word and make none), the lines' words are their texts'; the
+    other lines' tokens are split one example at a time, and both merged in the examples' order."""
+    one_by_one = examples if level == "char" else [i for i in examples if not lines[i].isascii()]
+    split = [tokens_of(lines[i].split("\t", 1)[1], level, lower) for i in one_by_one]
+    sizes = np.zeros(len(lines), np.int64)
+    sizes[one_by_one] = [len(t) for t in split]
+    slow = interner.of_tokens([t for tokens in split for t in tokens])
+    if len(one_by_one) == len(examples):
+        return slow, sizes[examples]
+    at_once = np.setdiff1d(examples, one_by_one)
+    kept = [""] * len(lines)
+    for i in at_once.tolist():
+        kept[i] = lines[i]
+    b = np.frombuffer(("\n".join(kept) + "\n").encode("ascii"), np.uint8).copy()
+    starts = np.r_[0, np.flatnonzero(b == 10)[:-1] + 1][at_once]
+    tabs = np.flatnonzero(b == 9)
+    blank = np.zeros(len(b) + 1, np.int8)
+    blank[starts] = 1
+    blank[tabs[np.searchsorted(tabs, starts)] + 1] = -1  # after each example's first tab
+    b[np.cumsum(blank[:-1]) > 0] = 32
+    if lower:  # (ASCII: lower-casing keeps every position)
+        b[(b >= 65) & (b <= 90)] += 32
+    numbers = interner.of_text(b.tobytes().decode("ascii"))
+    per_line = np.diff(np.r_[-1, np.flatnonzero(numbers == 0)]) - 1
+    sizes[at_once] = per_line[at_once]
+    sizes = sizes[examples]
+    merged = np.empty(int(sizes.sum()), np.int64)
+    fast = np.repeat(np.isin(examples, at_once), sizes)
+    merged[fast], merged[~fast] = numbers[numbers != 0], slow
+    return merged, sizes
+
+
+def _examples(pieces, level, lower, counts, numbers_out):
     """Pass 1 -> (labels in the order first met, each example's label index and token count); every
-    example's tokens counted into `counts`. Problems
+    example's tokens counted into `counts` and their numbers written to `numbers_out` (uint32, while
+    the counts are exact). Problems
     (a line over MAX_LINE, no tab, an empty label or text, a file without examples) are raised once
     every file has been read, in the full reading's order: a file's over-long line before its other
     problems, the files in order; the files' decoding errors (NUL, invalid UTF-8) come first, as
     they are met."""
     labels, label_of, label_ids, sizes, problems = [], {}, array("I"), array("I"), []  # 8 bytes an example
-    for path, chunks in pieces:
-        too_long = problem = None
-        count = 0
-        for n, line in _lines(chunks):
-            if len(line) > MAX_LINE:
-                too_long = too_long or f"{where(path, n)}: line of {len(line):,} characters (limit {MAX_LINE:,})"
-            if problem or too_long or not line.strip():
-                continue
-            if "\t" not in line:
-                problem = f"{where(path, n)}: expected 'label<TAB>text', found no tab"
-                continue
-            label, body = line.split("\t", 1)
-            empty = "label" if not label.strip() else "text" if not body.strip() else None
-            if empty:
-                problem = f"{where(path, n)}: empty {empty}"
-                continue
-            label = label.strip()
-            if label not in label_of:
-                label_of[label] = len(labels)
-                labels.append(label)
-            label_ids.append(label_of[label])
-            tokens = tokens_of(body, level, lower)
-            counts.update(tokens)
-            sizes.append(len(tokens))
-            count += 1
-        problems.append(too_long or problem or (None if count else f"{where(path)}: no examples (empty file?)"))
+    with open(numbers_out, "wb") as numbered:
+        for path, chunks in pieces:
+            too_long = problem = None
+            count = 0
+            for n0, lines in _line_blocks(chunks):
+                examples = []  # (their tokens are split once the block's lines are checked)
+                for i, line in enumerate(lines):
+                    n = n0 + i
+                    if len(line) > MAX_LINE:
+                        too_long = too_long or (f"{where(path, n)}: line of {len(line):,} characters "
+                                                f"(limit {MAX_LINE:,})")
+                    if problem or too_long or not line.strip():
+                        continue
+                    if "\t" not in line:
+                        problem = f"{where(path, n)}: expected 'label<TAB>text', found no tab"
+                        continue
+                    label, body = line.split("\t", 1)
+                    empty = "label" if not label.strip() else "text" if not body.strip() else None
+                    if empty:
+                        problem = f"{where(path, n)}: empty {empty}"
+                        continue
+                    label = label.strip()
+                    if label not in label_of:
+                        label_of[label] = len(labels)
+                        labels.append(label)
+                    label_ids.append(label_of[label])
+                    count += 1
+                    examples.append(i)
+                if examples and not (problem or too_long):
+                    numbers, sized = _block_numbers(lines, examples, level, lower, counts.interner)
+                    counts.add(numbers)
+                    sizes.extend(sized.tolist())
+                    if not counts.undercount:
+                        numbered.write(numbers.astype(np.uint32).tobytes())
+            problems.append(too_long or problem or (None if count else f"{where(path)}: no examples (empty file?)"))
     for p in problems:
         if p:
             raise RnncliError(p)
@@ -97,14 +147,29 @@ def _examples(pieces, level, lower, counts):
 
 
 def _bodies(pieces, level, lower, wanted=None):
-    """Passes 3 and 4: every example's tokens, in order (the lines were checked in pass 1); None for
-    an example that `wanted` (a mask) leaves out, which is not split at all."""
+    """Passes 3 and 4 when the counts were approximate: every example's tokens, in order (the lines
+    were checked in pass 1); None for an example that `wanted` (a mask) leaves out, which is not split
+    at all."""
     k = 0
     for _, chunks in pieces:
-        for _, line in _lines(chunks):
-            if line.strip():
-                yield tokens_of(line.split("\t", 1)[1], level, lower) if wanted is None or wanted[k] else None
-                k += 1
+        for _, lines in _line_blocks(chunks):
+            for line in lines:
+                if line.strip():
+                    yield tokens_of(line.split("\t", 1)[1], level, lower) if wanted is None or wanted[k] else None
+                    k += 1
+
+
+def _numbered_blocks(path, sizes, tokens=1 << 20, window=1 << 16):
+    """Pass 1's numbers read back, about `tokens` at a time -> (a slice of the examples, their tokens'
+    numbers (n,) int64); a mask of examples is one of tokens by np.repeat(mask[part], sizes[part])."""
+    with open(path, "rb") as f:
+        for w in range(0, len(sizes), window):
+            ends = np.cumsum(sizes[w : w + window], dtype=np.int64)
+            cuts = np.unique(np.r_[0, np.searchsorted(ends, np.arange(tokens, ends[-1], tokens)) + 1, len(ends)])
+            for a, b in zip(cuts[:-1].tolist(), cuts[1:].tolist(), strict=True):
+                part = slice(w + a, w + b)
+                count = int(ends[b - 1] - (ends[a - 1] if a else 0))
+                yield part, np.fromfile(f, np.uint32, count).astype(np.int64)
 
 
 def _write_offsets(path, sizes, mask, block=1 << 20):
@@ -118,6 +183,21 @@ def _write_offsets(path, sizes, mask, block=1 << 20):
             total = int(ends[-1]) if len(ends) else total
 
 
+def _encode_bodies(bodies, train, vocab, outs, dtype):
+    """Pass 4 from the text: each example's tokens looked up and written to its part's file (outs:
+    the training part's, the validation part's)."""
+    get = vocab.index.get
+    batch = ([], [])  # each part's ids, written a few thousand examples at a time
+    for tokens, in_train in zip(bodies, train, strict=True):
+        part = batch[0 if in_train else 1]
+        part.extend(map(get, tokens, repeat(UNK)))
+        if len(part) > 1 << 16:
+            outs[0 if in_train else 1].write(np.array(part, dtype).tobytes())
+            part.clear()
+    for f, part in zip(outs, batch, strict=True):
+        f.write(np.array(part, dtype).tobytes())
+
+
 def _write(path, values, dtype):
     with open(path, "wb") as f:
         f.write(np.asarray(values).astype(dtype).tobytes())
@@ -127,13 +207,14 @@ def example_passes(paths, pieces, options, folder):
     """The four passes -> as stream_words.word_passes, with "labels" and "label_counts" beside the
     vocabulary and each part's labels."""
     level, lower = options.level or "word", options.lower
-    counts = WordCounts()
-    labels, label_ids, sizes = _examples(pieces("examples"), level, lower, counts)
+    counts, numbers_file = WordCounts(), os.path.join(folder, "numbers.u32")
+    labels, label_ids, sizes = _examples(pieces("examples"), level, lower, counts, numbers_file)
+    numbered, interner = not counts.undercount, counts.interner  # (numbers change when rare tokens go)
     held, how = held_out_examples(len(sizes), options.valid_frac, options.seed)
     train = ~held if held is not None else np.ones(len(sizes), bool)
-    if held is not None and not counts.undercount:  # exact counts of all: take the held-out examples' away
-        counts.take_away(Counter(t for tokens in _bodies(pieces("counting"), level, lower, held) if tokens
-                                 for t in tokens))
+    if held is not None and numbered:  # exact counts of all: take the held-out examples' away
+        for part, numbers in _numbered_blocks(numbers_file, sizes):
+            counts.tally -= np.bincount(numbers[np.repeat(held[part], sizes[part])], minlength=len(counts.tally))
     elif held is not None:  # counted approximately: the training examples afresh
         counts = WordCounts()
         for tokens in _bodies(pieces("counting"), level, lower, train):
@@ -150,21 +231,21 @@ def example_passes(paths, pieces, options, folder):
     dtype = id_dtype(len(vocab))
     files = {part: {field: os.path.join(folder, f"{part}.{field}") for field in ("ids", "offsets", "labels")}
              for part in ("train", "valid")}
-    get = vocab.index.get
     outs = [open(files["train"]["ids"], "wb"), open(files["valid"]["ids"], "wb")]
-    batch = ([], [])  # each part's ids, written a few thousand examples at a time
     try:
-        for tokens, in_train in zip(_bodies(pieces("encoding"), level, lower), train, strict=True):
-            part = batch[0 if in_train else 1]
-            part.extend(map(get, tokens, repeat(UNK)))
-            if len(part) > 1 << 16:
-                outs[0 if in_train else 1].write(np.array(part, dtype).tobytes())
-                part.clear()
-        for f, part in zip(outs, batch, strict=True):
-            f.write(np.array(part, dtype).tobytes())
+        if numbered:
+            id_of = np.fromiter(map(vocab.index.get, interner.tokens, repeat(UNK)), np.int64, len(interner))
+            for part, numbers in _numbered_blocks(numbers_file, sizes):
+                ids = id_of[numbers].astype(dtype)
+                in_train = np.repeat(train[part], sizes[part])
+                outs[0].write(ids[in_train].tobytes())
+                outs[1].write(ids[~in_train].tobytes())
+        else:
+            _encode_bodies(_bodies(pieces("encoding"), level, lower), train, vocab, outs, dtype)
     finally:
         for f in outs:
             f.close()
+    os.remove(numbers_file)
     parts = {}
     for part, mask in (("train", train), ("valid", None if held is None else held)):
         if mask is None:

@@ -173,6 +173,24 @@ def test_a_corpus_of_more_words_than_are_counted_exactly_says_so(tmp_path, monke
     with stream.stream_tokenize([str(tmp_path / "c.txt")], str(tmp_path / "b.npz"), level="word") as ds:
         assert any("more than 50 different words" in w for w in ds.warnings)
         assert ds.meta["vocab"][4:7] == ["cat", "sat", "the"]  # the frequent words, exactly as counted in memory
+        ids = ds.train.ids
+        assert [ds.meta["vocab"][i] for i in ids[:5]] == ["the", "cat", "<unk>", "sat", "<eos>"]
+
+
+def test_examples_of_more_words_than_are_counted_exactly_are_encoded_from_the_text(tmp_path, monkeypatch):
+    """Rare words dropped from the counts change the numbers pass 1 wrote: the ids come from the text."""
+    import rnncli.text.stream_words as stream_words
+
+    monkeypatch.setattr(stream_words, "DISTINCT", 50)
+    text = "".join(f"{'pos' if i % 2 else 'neg'}\tthe cat rare{i} sat\n" for i in range(400))
+    (tmp_path / "c.tsv").write_text(text, encoding="utf-8")
+    with stream.stream_tokenize([str(tmp_path / "c.tsv")], str(tmp_path / "b.npz"), level="word", fmt="tsv",
+                                valid_frac=0.1) as ds:
+        assert any("more than 50 different tokens" in w for w in ds.warnings)
+        vocab, split = ds.meta["vocab"], ds.train
+        assert vocab[4:7] == ["cat", "sat", "the"]
+        assert [vocab[i] for i in split.ids[:4]] == ["the", "cat", "<unk>", "sat"]
+        assert len(split.ids) == 4 * len(split.labels)
 
 
 @settings(max_examples=150, deadline=None)
@@ -243,7 +261,8 @@ def both_tsv(tmp_path, paths, level=None, **options):
 
 examples = st.lists(st.one_of(
     st.tuples(st.sampled_from(["pos", "neg", " Neu ", "pos "]),
-              st.lists(st.sampled_from(["good", "Bad", "film", "it's", "ΟΔΟΣ", "!", "日本", "<unk>", "a-b", "x" * 7]),
+              st.lists(st.sampled_from(["good", "Bad", "film", "it's", "ΟΔΟΣ", "!", "日本", "<unk>", "a-b", "x" * 7,
+                                        "'Tis", "in\tside", "<b>", "Supercalifragilistic", "--"]),
                        min_size=1, max_size=9).map(" ".join)),
     st.sampled_from(["", "  "])), min_size=1, max_size=40)
 
@@ -334,3 +353,19 @@ def test_text_encoded_with_a_models_vocabulary_streams(tmp_path, level, frac):
     assert_same(*written(tmp_path))
     assert stream.streams([str(tmp_path / "t.txt")], None, None, reuse, None) == "text"
     assert not stream.streams([str(tmp_path / "t.txt")], None, None, {**reuse, "format": "tsv"}, None)
+
+
+@given(st.lists(st.integers(1, 9), min_size=1, max_size=60), st.integers(1, 20), st.integers(1, 7))
+@settings(max_examples=100, deadline=None)
+def test_numbers_are_read_back_in_blocks_of_whole_examples(tmp_path_factory, sizes, tokens, window):
+    from rnncli.text.stream_examples import _numbered_blocks
+
+    path = tmp_path_factory.mktemp("n") / "numbers.u32"
+    sizes = np.array(sizes, np.uint32)
+    numbers = np.arange(int(sizes.sum()), dtype=np.uint32)
+    numbers.tofile(path)
+    parts = list(_numbered_blocks(str(path), sizes, tokens, window))
+    assert [p.start for p, _ in parts] == [0] + [p.stop for p, _ in parts[:-1]] and parts[-1][0].stop >= len(sizes)
+    assert np.array_equal(np.concatenate([n for _, n in parts]), numbers)
+    for part, n in parts:
+        assert len(n) == sizes[part].sum() and len(n) < tokens + sizes[part].max()  # (cut after reaching it)
