@@ -24,7 +24,7 @@ def stream_ids(split, fmt):
     tsv/conll sequences (a language model over their words) get one appended."""
     if fmt == "text":
         return split.ids
-    return np.insert(split.ids, split.offsets[1:], EOS).astype(np.int32)
+    return np.insert(split.ids, split.offsets[1:].astype(np.int64), EOS).astype(np.int32)  # (np.insert adds to them)
 
 
 def lm_streams(ids, batch_size):
@@ -74,7 +74,8 @@ class SequenceBatches:
         """make(split, index) -> a batch in its model's layout (labelled_batch, paired_batch, ...)."""
         self.split, self.batch_size, self.seed = split, batch_size, seed
         self.make, self.share = make, share
-        self.lengths = split.lengths(np.uint32)
+        # (2 bytes a sequence where they fit: a classifier's corpus can hold tens of millions)
+        self.lengths = split.lengths(np.uint16 if split.longest() < 1 << 16 else np.uint32)
         self.per_epoch = math.ceil(split.num_sequences / batch_size)
         self._planned = (None, None)  # (epoch, its EpochBatches): planned once, however often resumed
 

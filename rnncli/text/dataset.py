@@ -2,16 +2,18 @@
 
 A split holds all its sequences back to back:
     ids      (N,) uint     token ids; for plain text every sequence ends with <eos>
-    offsets  (S+1,) int64  sequence s is ids[offsets[s]:offsets[s+1]]
+    offsets  (S+1,) offs   sequence s is ids[offsets[s]:offsets[s+1]]
     labels   (S,) uint     classification only
     tags     (N,) uint     tagging only, aligned with ids
-    chars    (M,) uint and char_offsets (N+1,) int64: tagging only, the characters of each token
-    targets  (N',) uint and target_offsets (S+1,) int64: pairs only, each example's target side
+    chars    (M,) uint and char_offsets (N+1,) offs: tagging only, the characters of each token
+    targets  (N',) uint and target_offsets (S+1,) offs: pairs only, each example's target side
              (ids in the target vocabulary, without <bos>/<eos>: batching frames them)
     scores   (S, K) float64: scores only, each sequence's K measured values, in their own units
     frames   (N, D) float32: frame input only, the normalised vectors x<t> (ids then only keep lengths)
 "uint": ids are stored in the smallest unsigned type that holds what they index (uint8 up to 256
 names, uint16 up to 65,536, else uint32; files written before are int32, and load as they are).
+"offs": offsets are stored as uint32 while the split has fewer than 2^32 tokens, else int64 (files
+written before are int64, and load as they are).
 The JSON meta (text/meta.py) holds the vocabularies, the options used and how the validation part
 was made. text/encode.py builds these from files, text/store.py saves them uncompressed and maps
 them back (a data set larger than memory is read page by page).
@@ -56,6 +58,15 @@ class Split:
             np.subtract(self.offsets[s + 1 : e + 1], self.offsets[s:e], out=out[s:e], casting="unsafe")
             release(self.offsets, s, e)  # a mapped file's pages: read again when training reaches them
         return out
+
+    def longest(self):
+        """The longest sequence's length, read a block at a time as lengths() reads."""
+        longest = 0
+        for s in range(0, self.num_sequences, 1 << 20):
+            e = min(s + (1 << 20), self.num_sequences)
+            longest = max(longest, int(np.max(np.diff(self.offsets[s : e + 1]))))
+            release(self.offsets, s, e)
+        return longest
 
     def take(self, index):
         """The sequences `index` (in that order) as a Split of their own, every field carried."""

@@ -107,7 +107,10 @@ def held_out_examples(S, frac, seed):
         return None, "none"
     k = min(max(1, int(round(S * frac))), S - 1)
     held = np.zeros(S, bool)
-    held[np.random.default_rng(seed).permutation(S)[:k]] = True
+    # rng.permutation(S) drawn in place over 4-byte numbers: the same draw in half the memory
+    order = np.arange(S, dtype=np.uint32 if S <= np.iinfo(np.uint32).max else np.int64)
+    np.random.default_rng(seed).shuffle(order)
+    held[order[:k]] = True
     return held, f"a random {k:,} of {S:,} examples (seed {seed})"
 
 

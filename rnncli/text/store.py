@@ -30,6 +30,15 @@ def id_dtype(size):
     raise RnncliError(f"{size:,} names are more than 2^32: too many to store")
 
 
+OFFSETS = ("offsets", "char_offsets", "target_offsets")
+
+
+def offsets_dtype(total):
+    """uint32 while every offset fits (fewer than 2^32 tokens), else int64: the offsets of a corpus
+    of short lines take 4 bytes a line, not 8."""
+    return np.dtype(np.uint32) if total <= np.iinfo(np.uint32).max else np.dtype(np.int64)
+
+
 def compact(ids, size):
     """ids into `size` names -> in id_dtype(size)."""
     return ids.astype(id_dtype(size), copy=False)
@@ -44,6 +53,8 @@ def save_dataset(path, ds):
             value = getattr(split, field)
             if value is not None and field in INDEXES and ds.meta.get(INDEXES[field]) is not None:
                 value = compact(value, len(ds.meta[INDEXES[field]]))
+            elif value is not None and field in OFFSETS and len(value):
+                value = value.astype(offsets_dtype(int(value[-1])), copy=False)
             if value is not None:
                 arrays[f"{name}_{field}"] = value
     save_npz(path, arrays, ds.meta)

@@ -32,12 +32,13 @@ from typing import NamedTuple
 import numpy as np
 
 from rnncli.errors import RnncliError, where
-from rnncli.npzfile import write_file
+from rnncli.npzfile import in_chunks, write_file
 from rnncli.text.dataset import FORMAT_VERSION, Dataset, Split
 from rnncli.text.encode import REUSED
 from rnncli.text.readers import detect_format, looks_like_jsonl
 from rnncli.text.split import stream_cut
-from rnncli.text.store import FIELDS, id_dtype
+from rnncli.text.store import FIELDS, OFFSETS, id_dtype, offsets_dtype
+from rnncli.text.stream_conll import conll_passes
 from rnncli.text.stream_examples import example_passes
 from rnncli.text.stream_words import word_passes, word_valid_file
 from rnncli.text.vocab import EOS, UNK, Vocab, code_points
@@ -294,13 +295,15 @@ def stream_tokenize(paths, out, lower=False, max_size=None, min_freq=1, valid_fr
     try:
         options = Options(0.0 if valid_path is not None else valid_frac, max_size, min_freq, seed, lower, level,
                           None if reuse is None else Vocab(reuse["vocab"]))
-        passes = example_passes if fmt == "tsv" else _char_passes if level == "char" else word_passes
+        passes = {"tsv": example_passes, "conll": conll_passes}.get(fmt) or (_char_passes if level == "char"
+                                                                             else word_passes)
         try:
             names, meta["validation"], warnings, parts = passes(paths, pieces, options, folder)
             if valid_path is not None:  # (plain text only: streams() sends nothing else here)
                 encode = _char_valid_file if level == "char" else word_valid_file
                 parts["valid"] = encode(lambda: pieces("validation", [str(valid_path)]), Vocab(names["vocab"]), folder)
                 meta["validation"] = f"the file {valid_path}"
+            _compact_offsets(parts)
         except OSError as e:  # the disk filled while the ids were written: the user's files are untouched
             raise RnncliError(f"{out}: cannot write the ids as they are made, in {folder}: {e.strerror or e}; "
                               "nothing was written") from None
@@ -381,6 +384,24 @@ def _work_folder(out):
         return tempfile.mkdtemp(prefix="rnncli-tokenize-")
 
 
+def _compact_offsets(parts):
+    """Each part's offsets (written as int64 while their total was unknown) rewritten in the type
+    save_dataset stores them in (store.offsets_dtype), a block at a time."""
+    for part in parts.values():
+        for field, (path, dtype) in list((part or {}).items()):
+            if field not in OFFSETS:
+                continue
+            values = np.memmap(path, dtype, mode="r")
+            want = offsets_dtype(int(values[-1]))
+            if want != values.dtype:
+                with open(path + ".compact", "wb") as f:
+                    for block in in_chunks(values, 1 << 20):
+                        f.write(block.astype(want).tobytes())
+                del values
+                os.replace(path + ".compact", path)
+                part[field] = (path, want)
+
+
 def _write_archive(out, meta, parts):
     """tokens.npz as save_dataset writes it: its members uncompressed, in the same order. parts:
     {"train": {field: (the raw file of its values, their dtype)}, "valid": the same, or None}."""
@@ -421,7 +442,9 @@ def streams(paths, fmt, level, reuse, valid_path, pair_options=(), sources=None)
     streamed = found.pop() if len(found) == 1 else None  # (files of two formats: the full reading says so)
     if (valid_path is not None or reuse is not None) and (streamed != "text" or str(valid_path) == "-"):
         return None  # a validation file, or a model's vocabulary, streams with plain text only
-    return streamed if streamed in ("text", "tsv") else None
+    if streamed == "conll" and level == "char":
+        return None  # (the full reading says why not)
+    return streamed if streamed in ("text", "tsv", "conll") else None
 
 
 def could_stream(fmt, level, reuse, valid_path, pair_options=()):
@@ -429,7 +452,7 @@ def could_stream(fmt, level, reuse, valid_path, pair_options=()):
     words, a new vocabulary or a plain-text model's, no option of pairs."""
     reusable = reuse is None or (reuse.get("format") == "text" and reuse.get("level") in ("char", "word"))
     return (reusable and all(v is None for v in pair_options)
-            and level in (None, "char", "word") and fmt in (None, "text", "tsv"))
+            and level in (None, "char", "word") and fmt in (None, "text", "tsv", "conll"))
 
 
 @contextlib.contextmanager

@@ -8,8 +8,9 @@ over the training examples and the label set taken from all. Here, a piece of wh
 time:
 
     1. examples: each one's label (an index into the labels met so far) and its number of tokens,
-       as arrays (8 bytes an example); the lines checked as the full reading checks them, the first
-       problem reported after every file is read, as the full reading would order it; every token
+       as arrays (3 bytes an example, more with over 256 labels or very long examples); the lines
+       checked as the full reading checks them, the first problem reported after every file is
+       read, as the full reading would order it; every token
        counted (stream_words.WordCounts) and its number written to a file (4 bytes a token);
     2. the validation part: split_examples' permutation of the example count alone;
     3. the vocabulary: the held-out examples' tokens, read back from the numbers, are taken away
@@ -34,7 +35,7 @@ from rnncli.text.stream_words import WordCounts
 from rnncli.text.vocab import UNK, Vocab, split_words
 
 
-def _line_blocks(chunks):
+def line_blocks(chunks):
     """A file's pieces (text, first line) -> (number of the first line, [lines]) for each piece's
     whole lines, empty ones included, as str.split("\n") of the whole text gives them (a piece may
     end inside a very long line: it is held until its end)."""
@@ -49,6 +50,18 @@ def _line_blocks(chunks):
             return
     if pending:
         yield n, [pending]
+
+
+def widened(numbers, value):
+    """An array.array of unsigned numbers, copied to a wider type when `value` does not fit its own."""
+    if value <= np.iinfo(np.dtype(numbers.typecode)).max:
+        return numbers
+    return array(next(c for c in "HIQ" if value <= np.iinfo(np.dtype(c)).max), numbers)
+
+
+def as_numbers(numbers):
+    """An array.array -> a NumPy array over the same memory."""
+    return np.frombuffer(numbers, numbers.typecode) if len(numbers) else np.zeros(0, numbers.typecode)
 
 
 def tokens_of(body, level, lower):
@@ -103,12 +116,13 @@ def _examples(pieces, level, lower, counts, numbers_out):
     every file has been read, in the full reading's order: a file's over-long line before its other
     problems, the files in order; the files' decoding errors (NUL, invalid UTF-8) come first, as
     they are met."""
-    labels, label_of, label_ids, sizes, problems = [], {}, array("I"), array("I"), []  # 8 bytes an example
+    # a byte an example for its label and two for its size, widened when a label or a size needs it
+    labels, label_of, label_ids, sizes, problems = [], {}, array("B"), array("H"), []
     with open(numbers_out, "wb") as numbered:
         for path, chunks in pieces:
             too_long = problem = None
             count = 0
-            for n0, lines in _line_blocks(chunks):
+            for n0, lines in line_blocks(chunks):
                 examples = []  # (their tokens are split once the block's lines are checked)
                 for i, line in enumerate(lines):
                     n = n0 + i
@@ -129,12 +143,14 @@ def _examples(pieces, level, lower, counts, numbers_out):
                     if label not in label_of:
                         label_of[label] = len(labels)
                         labels.append(label)
+                        label_ids = widened(label_ids, len(labels) - 1)
                     label_ids.append(label_of[label])
                     count += 1
                     examples.append(i)
                 if examples and not (problem or too_long):
                     numbers, sized = _block_numbers(lines, examples, level, lower, counts.interner)
                     counts.add(numbers)
+                    sizes = widened(sizes, int(sized.max()))
                     sizes.extend(sized.tolist())
                     if not counts.undercount:
                         numbered.write(numbers.astype(np.uint32).tobytes())
@@ -142,8 +158,7 @@ def _examples(pieces, level, lower, counts, numbers_out):
     for p in problems:
         if p:
             raise RnncliError(p)
-    return labels, np.frombuffer(label_ids, np.uint32) if label_ids else np.zeros(0, np.uint32), \
-        np.frombuffer(sizes, np.uint32) if sizes else np.zeros(0, np.uint32)
+    return labels, as_numbers(label_ids), as_numbers(sizes)
 
 
 def _bodies(pieces, level, lower, wanted=None):
@@ -152,14 +167,14 @@ def _bodies(pieces, level, lower, wanted=None):
     at all."""
     k = 0
     for _, chunks in pieces:
-        for _, lines in _line_blocks(chunks):
+        for _, lines in line_blocks(chunks):
             for line in lines:
                 if line.strip():
                     yield tokens_of(line.split("\t", 1)[1], level, lower) if wanted is None or wanted[k] else None
                     k += 1
 
 
-def _numbered_blocks(path, sizes, tokens=1 << 20, window=1 << 16):
+def numbered_blocks(path, sizes, tokens=1 << 20, window=1 << 16):
     """Pass 1's numbers read back, about `tokens` at a time -> (a slice of the examples, their tokens'
     numbers (n,) int64); a mask of examples is one of tokens by np.repeat(mask[part], sizes[part])."""
     with open(path, "rb") as f:
@@ -213,7 +228,7 @@ def example_passes(paths, pieces, options, folder):
     held, how = held_out_examples(len(sizes), options.valid_frac, options.seed)
     train = ~held if held is not None else np.ones(len(sizes), bool)
     if held is not None and numbered:  # exact counts of all: take the held-out examples' away
-        for part, numbers in _numbered_blocks(numbers_file, sizes):
+        for part, numbers in numbered_blocks(numbers_file, sizes):
             counts.tally -= np.bincount(numbers[np.repeat(held[part], sizes[part])], minlength=len(counts.tally))
     elif held is not None:  # counted approximately: the training examples afresh
         counts = WordCounts()
@@ -235,7 +250,7 @@ def example_passes(paths, pieces, options, folder):
     try:
         if numbered:
             id_of = np.fromiter(map(vocab.index.get, interner.tokens, repeat(UNK)), np.int64, len(interner))
-            for part, numbers in _numbered_blocks(numbers_file, sizes):
+            for part, numbers in numbered_blocks(numbers_file, sizes):
                 ids = id_of[numbers].astype(dtype)
                 in_train = np.repeat(train[part], sizes[part])
                 outs[0].write(ids[in_train].tobytes())

@@ -115,7 +115,8 @@ def test_which_inputs_stream(tmp_path):
     assert stream.streams([corpus], None, "word", None, None) == "text"
     assert stream.streams([os.path.join(SAMPLES, "reviews.tsv")], None, None, None, None) == "tsv"
     assert not stream.streams([os.path.join(SAMPLES, "reviews.tsv"), corpus], None, None, None, None)
-    assert not stream.streams([os.path.join(SAMPLES, "ner.conll")], None, None, None, None)
+    assert stream.streams([os.path.join(SAMPLES, "ner.conll")], None, None, None, None) == "conll"
+    assert not stream.streams([os.path.join(SAMPLES, "ner.conll")], None, "char", None, None)  # refused in full
     assert not stream.streams([corpus], None, None, {"vocab": []}, None)
     assert stream.streams([corpus], None, None, None, corpus) == "text"  # a validation file beside plain text
     assert not stream.streams(["-"], None, None, None, None)
@@ -358,14 +359,75 @@ def test_text_encoded_with_a_models_vocabulary_streams(tmp_path, level, frac):
 @given(st.lists(st.integers(1, 9), min_size=1, max_size=60), st.integers(1, 20), st.integers(1, 7))
 @settings(max_examples=100, deadline=None)
 def test_numbers_are_read_back_in_blocks_of_whole_examples(tmp_path_factory, sizes, tokens, window):
-    from rnncli.text.stream_examples import _numbered_blocks
+    from rnncli.text.stream_examples import numbered_blocks
 
     path = tmp_path_factory.mktemp("n") / "numbers.u32"
     sizes = np.array(sizes, np.uint32)
     numbers = np.arange(int(sizes.sum()), dtype=np.uint32)
     numbers.tofile(path)
-    parts = list(_numbered_blocks(str(path), sizes, tokens, window))
+    parts = list(numbered_blocks(str(path), sizes, tokens, window))
     assert [p.start for p, _ in parts] == [0] + [p.stop for p, _ in parts[:-1]] and parts[-1][0].stop >= len(sizes)
     assert np.array_equal(np.concatenate([n for _, n in parts]), numbers)
     for part, n in parts:
         assert len(n) == sizes[part].sum() and len(n) < tokens + sizes[part].max()  # (cut after reaching it)
+
+
+def both_conll(tmp_path, paths, **options):
+    save_dataset(str(tmp_path / "a.npz"), tokenize(paths, fmt="conll", **options))
+    with stream.stream_tokenize(paths, str(tmp_path / "b.npz"), **options, level="word", fmt="conll"):
+        pass
+    return written(tmp_path)
+
+
+tagged = st.lists(st.one_of(
+    st.lists(st.tuples(st.sampled_from(["EU", "rejects", "German", "call", "é", "Köln", "don't", "x" * 20, "-", "."]),
+                       st.sampled_from(["O", "B-ORG", "I-ORG", "B-LOC", "I-PER", "S-MISC"])), min_size=1, max_size=7),
+    st.sampled_from(["-DOCSTART-", ""])), min_size=1, max_size=30)
+
+
+@settings(max_examples=60, deadline=None)
+@given(tagged, st.sampled_from([0.0, 0.1, 0.3, 0.5]), st.booleans(), st.sampled_from([1, 5, 64, 1 << 20]),
+       st.integers(0, 3), st.sampled_from(["\t", " "]), st.booleans())
+def test_any_tagged_sentences_stream_to_the_same_data_set(tmp_path_factory, rows, frac, lower, chunk, seed, sep,
+                                                          crlf):
+    d = tmp_path_factory.mktemp("c")
+    lines = []
+    for r in rows:
+        if isinstance(r, str):
+            lines += [r + (sep + "O" if r else ""), ""] if r else [""]
+        else:
+            lines += [f"{w}{sep}{t}" for w, t in r] + [""]
+    if not any(isinstance(r, list) for r in rows):
+        return
+    (d / "c.conll").write_bytes(("\r\n" if crlf else "\n").join(lines).encode("utf-8"))
+    stream.CHUNK = chunk
+    try:
+        assert_same(*both_conll(d, [str(d / "c.conll")], valid_frac=frac, lower=lower, seed=seed, max_size=9))
+    finally:
+        stream.CHUNK = 1 << 20
+
+
+def test_the_sample_tags_stream_alike(tmp_path):
+    tags = os.path.join(SAMPLES, "ner.conll")
+    assert stream.streams([tags], None, None, None, None) == "conll"
+    assert_same(*both_conll(tmp_path, [tags]))
+    assert_same(*both_conll(tmp_path, [tags, tags], valid_frac=0.2, min_freq=2, lower=True))
+
+
+@pytest.mark.parametrize(("data", "message"), [
+    (b"EU\tB-ORG\nrejects\n", "c.conll:2: expected 'token<TAB>tag', found 1 column"),
+    (b"EU\tB-ORG\tx\nrejects\tO\n", "c.conll:2: expected 3 columns like the first line, found 2"),
+    (b"EU\tB-ORG\nrejects\t \n", "c.conll:2: empty tag"),
+    (b"EU\tORG\n\nrejects\tO\nx\n", "c.conll:4: expected 'token<TAB>tag', found 1 column"),  # before the tag
+    (b"EU\tB-ORG\n\nrejects\tO\nit\tPER\n", "c.conll:4: tag 'PER' is not a BIO/IOB tag"),
+    (b"-DOCSTART-\tO\n\n", "c.conll: no sentences (empty file?)"),
+    (b"EU\tO\n" + b"x" * (1 << 20) + b"\tO\nit\t?\n", "c.conll:2: line of"),
+])
+def test_bad_tagged_sentences_are_refused_as_the_full_reading_refuses_them(tmp_path, data, message):
+    (tmp_path / "c.conll").write_bytes(data)
+    with pytest.raises(RnncliError) as full:
+        tokenize([str(tmp_path / "c.conll")], fmt="conll")
+    with pytest.raises(RnncliError) as streamed:
+        with stream.stream_tokenize([str(tmp_path / "c.conll")], str(tmp_path / "b.npz"), level="word", fmt="conll"):
+            pass
+    assert str(streamed.value) == str(full.value) and message in str(full.value)

@@ -219,3 +219,17 @@ def test_every_meta_field_tokenize_writes_is_declared(name, options):
     ds = tokenize([os.path.join(SAMPLES, name)], **options)
     assert set(ds.meta) <= set(DataMeta.__annotations__), set(ds.meta) - set(DataMeta.__annotations__)
     assert {"format", "level", "vocab", "validation"} <= set(ds.meta)
+
+
+@pytest.mark.parametrize("S", [2, 3, 17, 1000, 65_537])
+@pytest.mark.parametrize("seed", [0, 1, 7])
+def test_the_held_out_examples_are_those_of_earlier_versions(S, seed):
+    """held_out_examples shuffles 4-byte numbers in place; the examples it picks are still the first
+    round(S * frac) of rng.permutation(S), as every earlier version picked them."""
+    from rnncli.text.split import held_out_examples
+
+    held, _ = held_out_examples(S, 0.1, seed)
+    k = min(max(1, round(S * 0.1)), S - 1)
+    expected = np.zeros(S, bool)
+    expected[np.random.default_rng(seed).permutation(S)[:k]] = True
+    assert np.array_equal(held, expected)

@@ -1,0 +1,246 @@
+"""Tagged sentences (CoNLL: token<TAB>tag per line, a blank line between sentences) tokenized
+without the corpus in memory: text/stream.py's passes, for a tagger's data.
+
+In memory (readers.conll_records, encode.py) every sentence is its tokens and tags, checked line by
+line and then tag by tag (encode._check_bio); a random share of the sentences is held out
+(split.held_out_examples); the word vocabulary is counted over the training sentences (lower-cased
+with --lower), the characters over their words as written, the tag set and its scheme over all.
+Here, a piece of whole lines at a time:
+
+    1. sentences: each one's number of tokens (4 bytes a sentence); every word as written and
+       every tag numbered (ascii_words.Interner) and the numbers written to two files (4 bytes a
+       token each), the words counted (stream_words.WordCounts) and the tags too; the lines checked
+       as the full reading checks them, the first problem of each file reported in its order;
+    2. the validation part: held_out_examples on the sentence count alone;
+    3. the vocabularies: the held-out sentences' words, read back from the numbers, taken away from
+       the counts, which are then folded to lower case (--lower) and spelt out into characters, a
+       different word at a time; when the counts had to drop rare words (more than a million
+       different ones), the training sentences are counted afresh from the text instead;
+    4. the ids: the numbers read back again and looked up (or the text read again, as in 3): each
+       word's id, its tag's and its characters', to its part's files.
+"""
+
+import os
+from array import array
+from collections import Counter
+from itertools import repeat
+
+import numpy as np
+
+from rnncli.errors import RnncliError, where
+from rnncli.text.readers import MAX_LINE
+from rnncli.text.split import held_out_examples
+from rnncli.text.store import id_dtype
+from rnncli.text.stream_examples import as_numbers, line_blocks, numbered_blocks, widened
+from rnncli.text.stream_words import WordCounts
+from rnncli.text.vocab import UNK, Vocab
+
+FIELDS = ("ids", "offsets", "tags", "chars", "char_offsets")
+
+
+def _bio_problem(tags, path, line):
+    """encode._check_bio's complaint about a sentence's tags, or None."""
+    for k, tag in enumerate(tags):
+        if tag != "O" and not (len(tag) > 2 and tag[0] in "BIES" and tag[1] in "-_"):
+            return f"{where(path, line + k)}: tag {tag!r} is not a BIO/IOB tag (O, B-TYPE or I-TYPE)"
+    return None
+
+
+def _is_iob2(tags, prev="O"):
+    for tag in tags:
+        if tag.startswith("I-") and prev[2:] != tag[2:]:
+            return False
+        prev = tag
+    return True
+
+
+def sentences(pieces):
+    """Every sentence of the files, in order -> (its words, its tags), checked as the full reading
+    checks them; the problems are raised once every file has been read, in the full reading's
+    order: a file's over-long line before its other problems, then its first problem reading the
+    lines, then its first tag that is not BIO; the files in order."""
+    problems = []
+    for path, chunks in pieces:
+        too_long = problem = bio = None
+        words, tags, start, columns, count = [], [], None, None, 0
+        for n0, lines in line_blocks(chunks):
+            for n, line in enumerate(lines, start=n0):
+                if len(line) > MAX_LINE:
+                    too_long = too_long or f"{where(path, n)}: line of {len(line):,} characters (limit {MAX_LINE:,})"
+                if problem or too_long:
+                    continue
+                if not line.strip():
+                    if words:
+                        bio = bio or _bio_problem(tags, path, start)
+                        yield words, tags
+                        words, tags, count = [], [], count + 1
+                    continue
+                parts = line.split("\t") if "\t" in line else line.split()
+                if parts[0] == "-DOCSTART-":
+                    continue
+                if len(parts) < 2:
+                    problem = f"{where(path, n)}: expected 'token<TAB>tag', found 1 column"
+                    continue
+                if columns is None:
+                    columns = len(parts)
+                elif len(parts) != columns:
+                    problem = f"{where(path, n)}: expected {columns} columns like the first line, found {len(parts)}"
+                    continue
+                tag = parts[-1].strip()
+                if not tag:
+                    problem = f"{where(path, n)}: empty tag"
+                    continue
+                if not words:
+                    start = n
+                words.append(parts[0])
+                tags.append(tag)
+        if words and not (problem or too_long):
+            bio = bio or _bio_problem(tags, path, start)
+            yield words, tags
+            count += 1
+        problems.append(too_long or problem or (None if count else f"{where(path)}: no sentences (empty file?)")
+                        or bio)
+    for p in problems:
+        if p:
+            raise RnncliError(p)
+
+
+def _write(f, numbers):
+    f.write(np.asarray(numbers, np.uint32).tobytes())
+
+
+class _Parts:
+    """The training and validation parts' five files, written a block of sentences at a time."""
+
+    def __init__(self, folder, dtypes):
+        self.files = {part: {field: os.path.join(folder, f"{part}.{field}") for field in FIELDS}
+                      for part in ("train", "valid")}
+        self.outs = {part: {field: open(path, "wb") for field, path in files.items()}
+                     for part, files in self.files.items()}
+        self.dtypes, self.ends = dtypes, {"train": [0, 0], "valid": [0, 0]}  # (tokens, characters) so far
+        for outs in self.outs.values():
+            outs["offsets"].write(np.zeros(1, np.int64).tobytes())
+            outs["char_offsets"].write(np.zeros(1, np.int64).tobytes())
+
+    def write(self, part, sizes, ids, tags, chars, char_sizes):
+        """Sentences of `sizes` tokens: ids, tags (tokens,), chars (characters,) and each token's
+        number of characters."""
+        outs, ends = self.outs[part], self.ends[part]
+        for field, values in (("ids", ids), ("tags", tags), ("chars", chars)):
+            outs[field].write(values.astype(self.dtypes[field]).tobytes())
+        outs["offsets"].write((np.cumsum(sizes, dtype=np.int64) + ends[0]).tobytes())
+        outs["char_offsets"].write((np.cumsum(char_sizes, dtype=np.int64) + ends[1]).tobytes())
+        ends[0] += int(np.sum(sizes, dtype=np.int64))
+        ends[1] += int(np.sum(char_sizes, dtype=np.int64))
+
+    def close(self):
+        for outs in self.outs.values():
+            for f in outs.values():
+                f.close()
+
+    def described(self, held):
+        offsets = np.dtype(np.int64)
+        return {part: (None if part == "valid" and held is None else
+                       {field: (path, offsets if field.endswith("offsets") else self.dtypes[field])
+                        for field, path in self.files[part].items()})
+                for part in ("train", "valid")}
+
+
+def _spelt(words, chars):
+    """Words -> their characters' ids, back to back, and each word's number of characters."""
+    index = chars.index
+    flat = [index.get(ch, UNK) for w in words for ch in w]
+    return np.array(flat, np.int64), np.array([len(w) for w in words], np.int64)
+
+
+def conll_passes(paths, pieces, options, folder):
+    """The four passes -> as stream_words.word_passes, with "tags", "chars" and "tag_scheme"
+    beside the vocabulary, and each part's tags and characters."""
+    counts, tag_numbers = WordCounts(), {}
+    files = {name: os.path.join(folder, f"{name}.u32") for name in ("words", "tags")}
+    sizes, iob2 = array("H"), True  # (2 bytes a sentence, widened for a longer one)
+    with open(files["words"], "wb") as words_out, open(files["tags"], "wb") as tags_out:
+        for words, tags in sentences(pieces("sentences")):
+            numbers = counts.interner.of_tokens(words)
+            counts.add(numbers)
+            if not counts.undercount:
+                _write(words_out, numbers)
+            _write(tags_out, [tag_numbers.setdefault(t, len(tag_numbers)) for t in tags])
+            sizes = widened(sizes, len(words))
+            sizes.append(len(words))
+            iob2 = iob2 and _is_iob2(tags)
+    sizes = as_numbers(sizes)
+    numbered, interner = not counts.undercount, counts.interner  # (numbers change when rare words go)
+    held, how = held_out_examples(len(sizes), options.valid_frac, options.seed)
+    train = ~held if held is not None else np.ones(len(sizes), bool)
+    tag_seen = np.zeros(len(tag_numbers), bool)
+    for part, numbers in numbered_blocks(files["tags"], sizes):
+        tag_seen[numbers[np.repeat(train[part], sizes[part])]] = True
+    if numbered:
+        if held is not None:
+            for part, numbers in numbered_blocks(files["words"], sizes):
+                counts.tally -= np.bincount(numbers[np.repeat(held[part], sizes[part])], minlength=len(counts.tally))
+        by_word = counts.counts
+    else:  # counted approximately: the training sentences afresh, from the text
+        counts = WordCounts()
+        for (words, _), in_train in zip(sentences(pieces("counting")), train, strict=True):
+            if in_train:
+                counts.update(words)
+        by_word = counts.counts
+    words_ = Counter()
+    chars = Counter()
+    for w, c in by_word.items():
+        words_[w.lower() if options.lower else w] += c
+        for ch in w:
+            chars[ch] += c
+    warnings = [w for w in (counts.warning("words"),) if w]
+    names = sorted(tag_numbers)
+    warnings += [f"tag {n!r} has no training example" for n in names if not tag_seen[tag_numbers[n]]]
+    vocab = Vocab.build(words_, options.max_size, options.min_freq)
+    char_vocab = Vocab.build(chars, None, 1)
+    tag_id = np.zeros(len(tag_numbers), np.int64)
+    tag_id[[tag_numbers[n] for n in names]] = np.arange(len(names))
+    dtypes = {"ids": id_dtype(len(vocab)), "tags": id_dtype(len(names)), "chars": id_dtype(len(char_vocab))}
+    out = _Parts(folder, dtypes)
+    try:
+        if numbered:
+            _encode_numbers(out, files, sizes, train, interner, vocab, char_vocab, tag_id, options.lower)
+        else:
+            _encode_text(out, sentences(pieces("encoding")), train, vocab, char_vocab, tag_numbers, tag_id,
+                         options.lower)
+    finally:
+        out.close()
+    for path in files.values():
+        os.remove(path)
+    meta = {"vocab": vocab.tokens, "tags": names, "chars": char_vocab.tokens,
+            "tag_scheme": "iob2" if iob2 else "other"}
+    return meta, how, warnings, out.described(held)
+
+
+def _encode_numbers(out, files, sizes, train, interner, vocab, char_vocab, tag_id, lower):
+    """Pass 4 from pass 1's numbers: every word's id and characters, looked up once per different
+    word and gathered for all its occurrences."""
+    words = interner.tokens
+    id_of = np.fromiter(map(vocab.index.get, (w.lower() for w in words) if lower else words, repeat(UNK)),
+                        np.int64, len(words))
+    spelt, lengths = _spelt(words, char_vocab)  # every different word's characters, back to back
+    starts = np.cumsum(lengths) - lengths
+    blocks = zip(numbered_blocks(files["words"], sizes), numbered_blocks(files["tags"], sizes), strict=True)
+    for (part, numbers), (_, tag_numbers) in blocks:
+        in_train = np.repeat(train[part], sizes[part])
+        for name, mask, keep in (("train", in_train, train[part]), ("valid", ~in_train, ~train[part])):
+            n = numbers[mask]
+            char_sizes = lengths[n]
+            # each occurrence's characters: its word's run of `spelt`, gathered for all at once
+            before = np.cumsum(char_sizes) - char_sizes
+            at = np.arange(int(char_sizes.sum())) - np.repeat(before - starts[n], char_sizes)
+            out.write(name, sizes[part][keep], id_of[n], tag_id[tag_numbers[mask]], spelt[at], char_sizes)
+
+
+def _encode_text(out, sentences_, train, vocab, char_vocab, tag_numbers, tag_id, lower):
+    """Pass 4 from the text (when the counts were approximate), a sentence at a time."""
+    for (words, tags), in_train in zip(sentences_, train, strict=True):
+        ids = np.array([vocab.index.get(w.lower() if lower else w, UNK) for w in words], np.int64)
+        spelt, lengths = _spelt(words, char_vocab)
+        out.write("train" if in_train else "valid", np.array([len(words)]), ids,
+                  tag_id[[tag_numbers[t] for t in tags]], spelt, lengths)
