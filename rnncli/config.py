@@ -128,7 +128,7 @@ class TrainConfig:
     eval_tokens: int | None = option(None, "Validations during training read a fixed, seeded sample of about this "
                                      "many tokens of the validation split (0: all of it); by default what takes "
                                      "about a tenth of the time between two validations (30 % of the tokens "
-                                     "trained between them, 5 % for a language model, which reads its stream "
+                                     "trained between them, 3.5 % for a language model, which reads its stream "
                                      "token by token). A smaller split is read whole; eval reads everything.",
                                      at_least=0)
     patience: int | None = option(None, "Early stop after N x eval-every steps without gain.", at_least=1)

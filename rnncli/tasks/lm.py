@@ -120,8 +120,9 @@ class LanguageModelTask(Task):
         return model.loss_and_grads(ids, targets, states, mask, rng=rng)[:2]
 
     # a validation reads the stream one token after another (batch 1: bench/scale.py measured a token
-    # 0.7 to 2.5 times a training token's cost), so 5 % of the tokens trained keeps it near a tenth
-    evaluation_share = 0.05
+    # 0.7 to 2.8 times a training token's cost, the most for a small model of characters), so 3.5 %
+    # of the tokens trained keeps it under a tenth
+    evaluation_share = 0.035
 
     def sequence_tokens(self, cfg, train):
         return cfg.seq_len  # a step reads B streams of seq_len tokens

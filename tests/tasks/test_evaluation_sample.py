@@ -71,7 +71,7 @@ def test_the_default_budget_follows_the_training_between_validations():
     cfg = TrainConfig(eval_every=50, batch_size=8)
     assert task_named("tag").evaluation_budget(cfg, split) == int(0.3 * 50 * 8 * mean)
     assert task_named("lm").evaluation_budget(TrainConfig(eval_every=50, batch_size=8, seq_len=20), split) == \
-        int(0.05 * 50 * 8 * 20)
+        int(0.035 * 50 * 8 * 20)
 
 
 def test_a_language_models_sample_is_one_stretch_and_its_logged_loss_is_of_that_stretch(tmp_path):
