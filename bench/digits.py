@@ -24,7 +24,7 @@ import numpy as np
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, ".."))
 
-from rnncli.frames.audio import log_mel, read_audio  # noqa: E402
+from rnncli.frames.audio import DEFAULTS, log_mel, read_audio  # noqa: E402
 
 DATA = os.path.join(HERE, "..", "..", "shared", "data", "fsdd")
 
@@ -88,7 +88,7 @@ def torch_peer(minutes, threads, seed):
 
     def load(name):
         paths, labels = manifest(name)
-        return [log_mel(*read_audio(p)) for p in paths], np.array(labels)
+        return [log_mel(*read_audio(p), top_db=DEFAULTS["top_db"]) for p in paths], np.array(labels)  # as tokenize
 
     xs, y = load("train.jsonl")
     vxs, vy = load("valid.jsonl")

@@ -114,6 +114,7 @@ def check_meta(path, meta):
                 c.number(f"data.audio.{key}", audio.get(key), optional=False, low=1e-3)
             if not isinstance(audio.get("deltas"), bool):
                 c.fail("data.audio.deltas", "should be true or false")
+            c.number("data.audio.top_db", audio.get("top_db"), optional=True, low=1e-3)
     counts = data.get("label_counts")
     if counts is not None and (not isinstance(counts, dict) or not all(is_number(v) for v in counts.values())):
         c.fail("data.label_counts", "should map labels to counts")

@@ -126,6 +126,9 @@ def tokenize(
     deltas: Annotated[bool | None, typer.Option("--deltas/--no-deltas",
                                                 help="audio: add each band's slope over ±2 frames. [default: off]")
                       ] = None,
+    top_db: Annotated[float | None, typer.Option(
+        help="audio: floor the log-mel this many dB under the recording's loudest value. [default: 60]",
+        callback=_finite)] = None,
     force: Annotated[bool, typer.Option("--force", help="Overwrite --out if it exists.")] = False,
     json_out: Annotated[bool, typer.Option("--json", help="Print the report as JSON on stdout.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
@@ -145,7 +148,7 @@ def tokenize(
 
     set_quiet(quiet)
     with render.TokenizeProgress(inputs) as progress:
-        audio = dict(window_ms=window_ms, hop_ms=hop_ms, bands=mel_bands, deltas=deltas)
+        audio = dict(window_ms=window_ms, hop_ms=hop_ms, bands=mel_bands, deltas=deltas, top_db=top_db)
         stats = tokenize_files(inputs, out, fmt=_v(format), level=_v(level), target_level=_v(target_level),
                                max_target_ratio=max_target_ratio, lower=lower, max_size=max_size, min_freq=min_freq,
                                valid_frac=valid_frac, valid=valid, vocab=vocab, vocab_out=vocab_out, seed=seed,

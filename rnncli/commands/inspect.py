@@ -24,7 +24,8 @@ def inspect_model(model_path):
                          if "score_names" in data else {}),
                       **({"frames": [f"D = {data['frame_dim']}, normalised per dimension (training mean and sd)"]
                           + ([f"log-mel of {a['sample_rate']:,} Hz audio: {a['bands']} bands, {a['window_ms']:g} ms "
-                              f"windows every {a['hop_ms']:g} ms{', deltas' if a['deltas'] else ''}"]
+                              f"windows every {a['hop_ms']:g} ms{', deltas' if a['deltas'] else ''}"
+                              f"{f', floored {t:g} dB under the loudest' if (t := a.get('top_db')) else ''}"]
                              if (a := data.get("audio")) else [])}
                          if data.get("input") == "frames" else {})},
             "target": None if "target_vocab" not in data else {"level": data["target_level"],

@@ -4,7 +4,15 @@ the speech literature feeds recurrent networks.
     read_wav(path)           -> (samples (N,) float64 in [-1, 1], sample rate); channels averaged
     log_mel(samples, rate)   -> (T, bands) float32: 25 ms Hann windows every 10 ms, |FFT|², 40
                                 triangular mel bands (HTK's mel scale, Slaney's area normalisation),
-                                log(energy + 1e-10); optional deltas (T, 2·bands)
+                                log(energy + 1e-10), floored top_db decibels under the recording's
+                                loudest band; optional deltas (T, 2·bands)
+
+The floor is librosa's power_to_db(..., top_db=60) in natural-log units. Without it, the exact
+zeros a generator writes into pauses read as log(1e-10) = -23, a value no microphone produces
+(every real recording has a noise floor): a model trained on them learns digital silence, and a
+recording with a faint floor, 70 dB under its peak, reads as something it never saw. With it, both
+read as the floor (bench/RESULTS.md, "A floor under the log-mel"). Data sets made before it have no
+top_db in their audio settings and keep their front end.
 
 WAV holds PCM integers of 8 (unsigned), 16, 24 or 32 bits, or IEEE floats of 32 or 64 bits
 (format 3, or WAVE_FORMAT_EXTENSIBLE naming either). Other containers (FLAC, OGG) are read
@@ -21,7 +29,7 @@ from rnncli.errors import RnncliError
 
 PCM, FLOAT, EXTENSIBLE = 1, 3, 0xFFFE
 MAX_SECONDS = 3600  # one recording; longer is not an utterance
-DEFAULTS = {"window_ms": 25.0, "hop_ms": 10.0, "bands": 40, "deltas": False}
+DEFAULTS = {"window_ms": 25.0, "hop_ms": 10.0, "bands": 40, "deltas": False, "top_db": 60.0}
 
 
 def read_audio(path):
@@ -134,10 +142,11 @@ def deltas(feats, width=2):
     return num / (2 * sum(k * k for k in range(1, width + 1)))
 
 
-def log_mel(samples, rate, window_ms=25.0, hop_ms=10.0, bands=40, deltas_too=False):
+def log_mel(samples, rate, window_ms=25.0, hop_ms=10.0, bands=40, deltas_too=False, top_db=None):
     """(T, bands) float32 log-mel energies (T, 2·bands with deltas): frames of window_ms every hop_ms
     (the signal zero-padded at the end to fill the last frame), a periodic Hann window, the power
-    spectrum of an FFT of the next power of two, the mel filters, log(energy + 1e-10)."""
+    spectrum of an FFT of the next power of two, the mel filters, log(energy + 1e-10); with top_db,
+    nothing under the loudest value less top_db decibels (top_db · ln(10) / 10 in these units)."""
     win, hop = int(round(rate * window_ms / 1000.0)), int(round(rate * hop_ms / 1000.0))
     if win < 2 or hop < 1:
         raise RnncliError(f"a {window_ms:g} ms window every {hop_ms:g} ms is too short at {rate} Hz")
@@ -152,6 +161,8 @@ def log_mel(samples, rate, window_ms=25.0, hop_ms=10.0, bands=40, deltas_too=Fal
     window = 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(win) / win)
     power = np.abs(np.fft.rfft(padded[index] * window, n=n_fft)) ** 2
     feats = np.log(power @ mel_filters(rate, n_fft, bands).T + 1e-10)
+    if top_db is not None:  # a floor tied to the recording, not to the number 1e-10
+        feats = np.maximum(feats, feats.max() - top_db * np.log(10.0) / 10.0)
     if deltas_too:
         feats = np.concatenate([feats, deltas(feats)], axis=1)
     return feats.astype(np.float32)

@@ -131,8 +131,9 @@ def audio_features(file, at, audio_meta):
                           f"{audio_meta['sample_rate']:,} Hz; resample it first (e.g. sox in.wav -r "
                           f"{audio_meta['sample_rate']} out.wav)")
     try:
+        # (top_db: absent from the settings of data sets made before it, which keep no floor)
         return log_mel(samples, rate, audio_meta["window_ms"], audio_meta["hop_ms"], audio_meta["bands"],
-                       audio_meta["deltas"]).astype(np.float64)
+                       audio_meta["deltas"], audio_meta.get("top_db")).astype(np.float64)
     except RnncliError as e:
         raise RnncliError(f"{at}: {file}: {e}") from None
 
@@ -155,7 +156,8 @@ def frame_stats(meta, lengths):
 
 
 def check_audio_options(audio):
-    """tokenize's log-mel options: a window of 1 to 1,000 ms, a hop no longer than it, 1 to 512 bands."""
+    """tokenize's log-mel options: a window of 1 to 1,000 ms, a hop no longer than it, 1 to 512 bands,
+    a floor 10 to 200 dB under the loudest value."""
     from rnncli.errors import UsageError
 
     window, hop = audio.get("window_ms", 25.0), audio.get("hop_ms", 10.0)
@@ -165,3 +167,5 @@ def check_audio_options(audio):
         raise UsageError(f"--hop-ms must be 0.1 to --window-ms ({window:g}), not {hop:g}")
     if not 1 <= audio.get("bands", 40) <= 512:
         raise UsageError(f"--mel-bands must be 1 to 512, not {audio['bands']}")
+    if audio.get("top_db") is not None and not 10 <= audio["top_db"] <= 200:
+        raise UsageError(f"--top-db must be 10 to 200, not {audio['top_db']:g}")

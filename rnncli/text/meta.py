@@ -16,6 +16,7 @@ class AudioMeta(TypedDict, total=False):
     bands: int
     deltas: bool
     sample_rate: int
+    top_db: float  # the floor under the loudest value; absent in data sets made before it (no floor)
 
 
 class DataMeta(TypedDict, total=False):

@@ -370,6 +370,8 @@ CASES = [
     (["tokenize", "tones/train.jsonl", "-o", "e.npz", "--hop-ms", "50"], 2, "--hop-ms must be 0.1 to --window-ms"),
     (["tokenize", "tones/train.jsonl", "-o", "e.npz", "--mel-bands", "0"], 2, "--mel-bands must be 1 to 512, not 0"),
     (["tokenize", "tones/train.jsonl", "-o", "e.npz", "--window-ms", "nan"], 2, "'--window-ms': must be a finite"),
+    (["tokenize", "tones/train.jsonl", "-o", "e.npz", "--top-db", "5"], 2, "--top-db must be 10 to 200, not 5"),
+    (["tokenize", "tones/train.jsonl", "-o", "e.npz", "--top-db", "inf"], 2, "'--top-db': must be a finite"),
     (["tokenize", "tones/train.jsonl", "--vocab", "tone_model.npz", "-o", "e.npz", "--deltas"], 2,
      "are the model's (set when its data was tokenized)"),
     # speech: recordings in, text out (issue 33)
