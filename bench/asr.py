@@ -1,7 +1,8 @@
 """Speech recognition on connected spoken digits: rnncli with configs/asr.yaml against a PyTorch model
 of the same architecture, trained for the same wall time on the same features, then both decoded.
 
-    python bench/asr.py [--minutes 20] [--threads 2] [--seed 0] [--skip-torch] [--keep DIR]
+    python bench/asr.py [--minutes 20] [--threads 2] [--seed 0] [--skip-torch] [--keep DIR] [--conditions]
+        [--augment "--noise-db -30 --gain-db 10 --time-masks 2 --freq-masks 2"]
 
 Data: sample_data/make_connected_digits.py over ../shared/data/fsdd with its defaults (3,000
 training utterances from the training recordings; 300 valid utterances from the valid recordings;
@@ -21,6 +22,11 @@ with rnncli's decode.py (greedy, beam 5), so the decoders differ only in who com
 Reported: WER, CER and sentence accuracy on valid and test for greedy and beam 5; steps; and the
 real-time factor of decoding (seconds of computation per second of audio, one batch of 64 valid
 utterances, median of 3) for both.
+
+--augment: training options of rnncli's frames/augment.py added to the config's; the twin's batches
+are augmented by the same code, so both train on the same augmented frames. --conditions: the same
+300 valid utterances (the same words, speakers, takes and pause draws) made again under each
+condition of CONDITIONS by the generator, and both models' WER with beam 5 on each.
 """
 
 import argparse
@@ -44,6 +50,17 @@ from rnncli.text.vocab import PAD, join_tokens  # noqa: E402
 
 FSDD = os.path.join(HERE, "..", "..", "shared", "data", "fsdd")
 CONFIG = os.path.join(HERE, "..", "configs", "asr.yaml")
+GENERATOR = os.path.join(HERE, "..", "sample_data", "make_connected_digits.py")
+QUIET, LEVEL = ["--noise-db", "-70", "--gain-db", "0", "0"], ["--gain-db", "0", "0"]
+CONDITIONS = {  # name -> the generator's options for the valid utterances
+    "digital silence": ["--clean"],
+    **{f"floor {db} dBFS": ["--noise-db", str(db), *LEVEL] for db in (-70, -60, -50, -40, -30)},
+    **{f"gain {g:+d} dB": ["--noise-db", "-70", "--gain-db", str(g), str(g)] for g in (-12, 0, 12)},
+    "pauses 20-80 ms": ["--pause-ms", "20", "80", *QUIET],
+    "pauses 300-800 ms": ["--pause-ms", "300", "800", *QUIET],
+    "0.5 s of silence at both ends": ["--clean", "--ends-ms", "500", "500"],
+    "0.5 s of noise at both ends (-50 dBFS)": ["--noise-db", "-50", *LEVEL, "--ends-ms", "500", "500"],
+}
 
 
 def run(args, cwd, env, capture=False):
@@ -52,10 +69,10 @@ def run(args, cwd, env, capture=False):
     return out.stdout
 
 
-def ours(minutes, seed, tmp, env):
+def ours(minutes, seed, tmp, env, augment=()):
     start = time.perf_counter()
     run(["train", "-d", "asr.npz", "-o", "asr_model.npz", "--config", CONFIG, "--max-time", f"{minutes}m",
-         "--seed", str(seed), "-q"], tmp, env)
+         "--seed", str(seed), *augment, "-q"], tmp, env)
     seconds = time.perf_counter() - start
     scores = {}
     for split in ("valid", "test"):
@@ -189,11 +206,16 @@ def torch_batch(batch):
 def train_twin(ds, cfg, minutes, seed, eval_every):
     import torch
 
+    from rnncli.config import TrainConfig
+    from rnncli.frames.augment import Augmentation, FrameAugmenter
+
     torch.manual_seed(seed)
     twin = torch_twin(ds.meta["frame_dim"], ds.meta["target_vocab"], cfg)
     opt = torch.optim.Adam(twin.parameters(), lr=cfg["lr"])
     loss_fn = torch.nn.CrossEntropyLoss(ignore_index=PAD)
-    batches = SequenceBatches(ds.train, cfg["batch_size"], seed, paired_batch)
+    augmentation = Augmentation.of(TrainConfig(**cfg))  # rnncli's own, drawn alike
+    batches = SequenceBatches(ds.train, cfg["batch_size"], seed, paired_batch,
+                              augment=augmentation and FrameAugmenter(augmentation, ds.meta, seed))
     best, best_state, steps, epoch = math.inf, None, 0, 0
     start = time.perf_counter()
 
@@ -258,6 +280,9 @@ def main():
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--skip-torch", action="store_true")
     p.add_argument("--keep", help="write the data and the model here instead of a temporary folder")
+    p.add_argument("--augment", default="", help="rnncli training options that augment the frames (both models)")
+    p.add_argument("--conditions", action="store_true", help="score both models on the valid utterances remade "
+                   "under each condition")
     args = p.parse_args()
     env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "OPENBLAS_NUM_THREADS": str(args.threads)}
     tmp = args.keep or tempfile.mkdtemp(prefix="asr_bench_")
@@ -267,7 +292,7 @@ def main():
     run(["tokenize", "seq/train.jsonl", "--valid", "seq/valid.jsonl", "-o", "asr.npz", "-q"], tmp, env)
     print(f"connected digits from {os.path.abspath(FSDD)}; {args.minutes:g} min of training each on "
           f"{args.threads} threads, seed {args.seed}; data and models in {tmp}", flush=True)
-    scores, seconds, info = ours(args.minutes, args.seed, tmp, env)
+    scores, seconds, info = ours(args.minutes, args.seed, tmp, env, args.augment.split())
     rows = []
     for split in ("valid", "test"):
         for beam in (0, 5):
@@ -285,6 +310,16 @@ def main():
     test = tokenize([os.path.join(tmp, "seq", "test.jsonl")], valid_frac=0, reuse=ds.meta).train
     splits = {"valid": ds.valid, "test": test}
     rtf = {("rnncli", beam): real_time_factor(model, ds.valid, beam) for beam in (0, 5)}
+    matrix = {}
+    if args.conditions:
+        for k, (name, options) in enumerate(CONDITIONS.items()):
+            folder = f"cond{k}"
+            subprocess.run([sys.executable, GENERATOR, FSDD, "-o", os.path.join(tmp, folder), "--train", "0",
+                            "--valid", "300", "--test", "0", *options], check=True, capture_output=True)
+            m = json.loads(run(["eval", "-m", "asr_model.npz", f"{folder}/valid.jsonl", "--beam", "5", "--json",
+                                "-q"], tmp, env, capture=True))
+            matrix[name] = {"rnncli": m["wer"], "folder": folder}
+            print(f"  {name}: rnncli WER {100 * m['wer']:.2f} %", flush=True)
     if not args.skip_torch:
         import torch
 
@@ -304,10 +339,21 @@ def main():
                              float(np.mean([h == r for h, r in zip(hyps, refs, strict=True)]))))
         for beam in (0, 5):
             rtf["PyTorch", beam] = real_time_factor(decoder, ds.valid, beam)
+        for row in matrix.values():
+            split = tokenize([os.path.join(tmp, row["folder"], "valid.jsonl")], valid_frac=0, reuse=ds.meta).train
+            refs = [join_tokens([ds.meta["target_vocab"][i] for i in split.targets[a:b]], "word")
+                    for a, b in zip(split.target_offsets[:-1], split.target_offsets[1:], strict=True)]
+            hyps = [join_tokens([ds.meta["target_vocab"][i] for i in h], "word") for h in decode_all(decoder, split, 5)]
+            row["PyTorch"] = error_rates(hyps, refs)["wer"]
     print("\n| model | split | decoding | WER % | CER % | sentences right % |\n|---|---|---|---|---|---|")
     for who, split, beam, wer, cer, acc in rows:
         print(f"| {who} | {split} | {'beam 5' if beam else 'greedy'} | {100 * wer:.2f} | {100 * cer:.2f} | "
               f"{100 * acc:.2f} |")
+    if matrix:
+        print("\n| valid utterances (300), remade with | rnncli WER % | PyTorch WER % |\n|---|---|---|")
+        for name, row in matrix.items():
+            theirs = f"{100 * row['PyTorch']:.2f}" if "PyTorch" in row else "-"
+            print(f"| {name} | {100 * row['rnncli']:.2f} | {theirs} |")
     print("\nreal-time factor (s of computation per s of audio, 64 valid utterances in one batch, median of 3):")
     for beam in (0, 5):
         line = f"  {'beam 5' if beam else 'greedy'}: rnncli {rtf['rnncli', beam]:.4f}"

@@ -132,6 +132,16 @@ class TrainConfig:
                                      "token by token). A smaller split is read whole; eval reads everything.",
                                      at_least=0)
     patience: int | None = option(None, "Early stop after N x eval-every steps without gain.", at_least=1)
+    # frames, training only (frames/augment.py): off, so that older configs train as before;
+    # configs/asr.yaml and configs/digits.yaml turn noise, gain and masks on
+    noise_db: float | None = option(None, "Audio, training only: add white noise to each recording at a level drawn "
+                                    "between -80 dB under full scale and this (e.g. -30).", low=-80.0, high=0.0)
+    gain_db: float = option(0.0, "Audio, training only: make each recording louder or softer by up to this many dB.",
+                            low=0.0, high=40.0)
+    time_masks: int = option(0, "Frames, training only: SpecAugment time masks per sequence.", at_least=0)
+    time_mask: int = option(10, "Frames: the widest time mask, in frames.", at_least=1)
+    freq_masks: int = option(0, "Frames, training only: SpecAugment frequency masks per sequence.", at_least=0)
+    freq_mask: int = option(8, "Frames: the widest frequency mask, in bands (dimensions).", at_least=1)
     seed: int = option(0, "Seed of initialisation, dropout and batch order.", at_least=0)
     # the global batch stays batch_size at any number of workers, so a config means one model
     workers: int = option(1, "Processes training together over MPI (docs/scaling.md).", at_least=1)

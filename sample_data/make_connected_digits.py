@@ -1,9 +1,16 @@
 """Writes connected spoken digits for speech recognition: each utterance is one speaker saying 1 to 7
-random digits, made by joining that speaker's recordings of single digits with short random pauses
-(and, if asked, low background noise). Standard library and NumPy only.
+random digits, made by joining that speaker's recordings of single digits with short random pauses,
+at a random gain, over a faint noise floor at a random level, as a microphone would record them.
+Standard library and NumPy only.
 
     python sample_data/make_connected_digits.py FSDD_DIR -o OUT [--train 3000] [--valid 300] [--test 300]
-        [--min-digits 1] [--max-digits 7] [--pause-ms 50 300] [--noise-db -50] [--seed 0]
+        [--min-digits 1] [--max-digits 7] [--pause-ms 50 300] [--ends-ms 0 0] [--gain-db -10 6]
+        [--noise-db -75 -45 | --noise-db -50] [--noise-kind white|pauses] [--clean] [--seed 0]
+
+Every utterance is scaled by a gain drawn from --gain-db and gets white noise (RMS, dB under full
+scale) drawn from --noise-db (two numbers: a range; one: that level); --clean writes digital silence
+in the pauses and no gain, as versions before did. --ends-ms adds that much pause (or noise) before
+the first digit and after the last.
 
 FSDD_DIR is laid out as ../shared/data/fsdd (or sample_data/make_tones.py's output): manifests
 train.jsonl and valid.jsonl, one {"audio": "recordings/7_theo_12.wav", "label": "7"} a line (a
@@ -72,8 +79,14 @@ def read_manifest(folder, name):
     return recordings
 
 
-def utterance(rng, recordings, min_digits, max_digits, pause_ms, noise_db):
-    """-> (samples, rate, digits, speaker): one speaker's digits joined by pauses."""
+def utterance(rng, recordings, min_digits, max_digits, pause_ms, noise_db, gain_db=None, ends_ms=(0.0, 0.0),
+              sound=None):
+    """-> (samples, rate, digits, speaker): one speaker's digits joined by pauses; scaled by a gain
+    drawn from gain_db (dB, a (low, high) range, None for none); white noise at noise_db dB under full
+    scale (a number, a (low, high) range to draw from, or None for digital silence). rng draws what is
+    said (speaker, digits, takes, pauses), `sound` (rng when None) the gain and the noise: with a
+    generator of its own, the same utterances are said whatever the sound asked."""
+    sound = sound or rng
     speaker = sorted(recordings)[rng.integers(len(recordings))]
     mine = recordings[speaker]
     digits = [sorted(mine)[rng.integers(len(mine))] for _ in range(rng.integers(min_digits, max_digits + 1))]
@@ -84,22 +97,29 @@ def utterance(rng, recordings, min_digits, max_digits, pause_ms, noise_db):
     def silence(lo, hi):
         return np.zeros(int(rate * rng.uniform(lo, hi) / 1000.0))
 
-    parts = [silence(0, low)]
+    parts = [np.zeros(int(rate * ends_ms[0] / 1000.0)), silence(0, low)]
     for k, (x, r) in enumerate(takes):
         if r != rate:
             sys.exit(f"the recordings have different sample rates ({rate} and {r} Hz)")
         parts += [x, silence(low, high) if k + 1 < len(takes) else silence(0, low)]
+    parts.append(np.zeros(int(rate * ends_ms[1] / 1000.0)))
     x = np.concatenate(parts)
+    if gain_db is not None:
+        x = x * 10 ** (sound.uniform(*gain_db) / 20.0)
     if noise_db is not None:  # white noise at noise_db dB below full scale (RMS)
-        x = x + rng.normal(0.0, 10 ** (noise_db / 20.0), len(x))
+        level = sound.uniform(*noise_db) if isinstance(noise_db, tuple) else noise_db
+        x = x + sound.normal(0.0, 10 ** (level / 20.0), len(x))
     return x, rate, digits, speaker
 
 
-def write_split(out, split, count, recordings, rng, args):
+def write_split(out, split, count, recordings, rng, args, seed=()):
+    """count utterances of a split; rng draws what they say, and each one's sound its own generator
+    from (seed, k): the same words and takes whatever --noise-db, --gain-db or --clean ask."""
     records = []
     for k in range(count):
         x, rate, digits, speaker = utterance(rng, recordings, args.min_digits, args.max_digits, args.pause_ms,
-                                             args.noise_db)
+                                             args.noise, args.gain, args.ends_ms,
+                                             np.random.default_rng([*seed, k, 1]))
         name = f"wav/{split}_{k:05d}.wav"
         write_wav(os.path.join(out, name), x, rate)
         records.append({"audio": name, "text": " ".join(WORDS[d] for d in digits), "speaker": speaker})
@@ -118,9 +138,21 @@ def main(argv=None):
     p.add_argument("--max-digits", type=int, default=7)
     p.add_argument("--pause-ms", type=float, nargs=2, default=(50.0, 300.0), metavar=("MIN", "MAX"),
                    help="pause between digits (before and after: up to MIN)")
-    p.add_argument("--noise-db", type=float, default=None, help="add white noise this many dB below full scale")
+    p.add_argument("--ends-ms", type=float, nargs=2, default=(0.0, 0.0), metavar=("BEFORE", "AFTER"),
+                   help="pause (or noise) added before the first digit and after the last")
+    p.add_argument("--gain-db", type=float, nargs=2, default=(-10.0, 6.0), metavar=("LOW", "HIGH"),
+                   help="each utterance's gain, drawn from this range (dB)")
+    p.add_argument("--noise-db", type=float, nargs="+", default=[-75.0, -45.0], metavar="DB",
+                   help="white noise under full scale (RMS, dB): one level, or a range to draw each utterance's from")
+    p.add_argument("--clean", action="store_true", help="digital silence in the pauses and no gain (as before)")
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
+    if len(args.noise_db) > 2 or any(not -200 < v < 0 for v in args.noise_db) or sorted(args.noise_db) != args.noise_db:
+        p.error("--noise-db takes one level or a range LOW HIGH of levels under 0 dB")
+    if args.gain_db[0] > args.gain_db[1] or min(args.ends_ms) < 0:
+        p.error("need LOW <= HIGH for --gain-db and --ends-ms of 0 or more")
+    args.noise = None if args.clean else tuple(args.noise_db) if len(args.noise_db) == 2 else args.noise_db[0]
+    args.gain = None if args.clean else tuple(args.gain_db)
     if not 1 <= args.min_digits <= args.max_digits:
         p.error("need 1 <= --min-digits <= --max-digits")
     if not 0 <= args.pause_ms[0] <= args.pause_ms[1]:
@@ -137,7 +169,8 @@ def main(argv=None):
             if sources[split] not in read:
                 read[sources[split]] = read_manifest(args.fsdd, sources[split])
             # each split its own random stream: more training utterances leave valid and test as they were
-            write_split(args.out, split, count, read[sources[split]], np.random.default_rng([args.seed, k]), args)
+            write_split(args.out, split, count, read[sources[split]], np.random.default_rng([args.seed, k]), args,
+                        (args.seed, k))
     print(f"wrote {args.train} + {args.valid} + {args.test} utterances under {args.out}", file=sys.stderr)
 
 

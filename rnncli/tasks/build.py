@@ -32,6 +32,13 @@ def task_of(cfg, data_meta):
                          "holds frames")
     if not frames and cfg.input_projection is not None:
         raise UsageError("--input-projection is for frame input (audio, features); this data holds tokens")
+    augmenting = [name for name, on in (("--noise-db", cfg.noise_db is not None), ("--gain-db", cfg.gain_db),
+                                        ("--time-masks", cfg.time_masks), ("--freq-masks", cfg.freq_masks)) if on]
+    if augmenting and not frames:
+        raise UsageError(f"{augmenting[0]} augments frames (audio, features); this data holds tokens")
+    if augmenting and augmenting[0] in ("--noise-db", "--gain-db") and not data_meta.get("audio"):
+        raise UsageError(f"{augmenting[0]} changes a recording's sound; these frames are not log-mel audio "
+                         "(masks apply: --time-masks, --freq-masks)")
     speech = frames and fmt == "pairs"
     if not speech and (cfg.stack_frames != 1 or cfg.pyramid):
         raise UsageError(f"--{'stack-frames' if cfg.stack_frames != 1 else 'pyramid'} shortens recordings for speech "

@@ -127,11 +127,15 @@ class Task(GradcheckBatches):
         return -score if self.maximizes else score
 
     def training_batches(self, cfg, ds, split, model, world):
-        """The training batches: bucketed whole sequences, this worker's share of each."""
+        """The training batches: bucketed whole sequences, this worker's share of each; frames
+        augmented when the configuration asks (frames/augment.py)."""
+        from rnncli.frames.augment import Augmentation, FrameAugmenter
         from rnncli.text.batching import SequenceBatches
 
+        augmentation = Augmentation.of(cfg) if ds.meta.get("input") == "frames" else None
         return SequenceBatches(split, cfg.batch_size, cfg.seed,
-                               lambda s, index: self.make_batch(s, index, cfg.char_features), world.deal)
+                               lambda s, index: self.make_batch(s, index, cfg.char_features), world.deal,
+                               augment=augmentation and FrameAugmenter(augmentation, ds.meta, cfg.seed))
 
     def make_batch(self, split, index, char_features=False):
         """The sequences `index` of a split as its model's loss takes them (text/batching.py)."""

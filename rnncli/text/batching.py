@@ -70,10 +70,12 @@ class StreamBatches:
 class SequenceBatches:
     """Bucketed batches of whole sequences; the order of epoch e comes from seed and e alone."""
 
-    def __init__(self, split, batch_size, seed, make, share=None):
-        """make(split, index) -> a batch in its model's layout (labelled_batch, paired_batch, ...)."""
+    def __init__(self, split, batch_size, seed, make, share=None, augment=None):
+        """make(split, index) -> a batch in its model's layout (labelled_batch, paired_batch, ...),
+        its inputs and mask first; augment(inputs, mask, index, epoch) -> the inputs as training
+        reads them (frames/augment.py), or None."""
         self.split, self.batch_size, self.seed = split, batch_size, seed
-        self.make, self.share = make, share
+        self.make, self.share, self.augment = make, share, augment
         # (2 bytes a sequence where they fit: a classifier's corpus can hold tens of millions)
         self.lengths = split.lengths(np.uint16 if split.longest() < 1 << 16 else np.uint32)
         self.per_epoch = math.ceil(split.num_sequences / batch_size)
@@ -91,7 +93,10 @@ class SequenceBatches:
         for k in range(start, len(order)):
             # this worker's sequences of the batch, padded to their own longest (None: no share)
             mine = order[k] if self.share is None else order[k][self.share(len(order[k]))]
-            yield k, self.make(self.split, mine) if len(mine) else None
+            batch = self.make(self.split, mine) if len(mine) else None
+            if batch is not None and self.augment is not None:
+                batch = (self.augment(batch[0], batch[1], mine, epoch), *batch[1:])
+            yield k, batch
 
 
 class TextChunks:

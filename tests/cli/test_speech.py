@@ -302,7 +302,7 @@ def test_connected_digits_come_from_their_own_splits_recordings_and_repeat(tmp_p
                 lines.append(json.dumps({"audio": name, "label": str(digit)}))
         (src / f"{split}.jsonl").write_text("\n".join(lines) + "\n")
     args = [sys.executable, f"{SAMPLES}/make_connected_digits.py", str(src), "--train", "20", "--valid", "10",
-            "--test", "5", "--max-digits", "3"]
+            "--test", "5", "--max-digits", "3", "--clean"]
     for out in ("a", "b"):
         subprocess.run([*args, "-o", str(tmp_path / out)], check=True, capture_output=True)
     for split, sign in (("train", 1), ("valid", -1), ("test", -1)):
@@ -317,6 +317,45 @@ def test_connected_digits_come_from_their_own_splits_recordings_and_repeat(tmp_p
             digits = ["zero one two three four five six seven eight nine".split().index(w) for w in words]
             assert np.count_nonzero(x) == sum(800 + 80 * d for d in digits)
             assert (tmp_path / "b" / r["audio"]).read_bytes() == (tmp_path / "a" / r["audio"]).read_bytes()
+
+
+def test_the_generator_records_as_a_microphone_would_by_default(tmp_path):
+    """By default every utterance has a gain and a noise floor of its own, drawn from --gain-db and
+    --noise-db: no exact zeros anywhere; --noise-db with one level fixes it."""
+    src = tmp_path / "src"
+    (src / "rec").mkdir(parents=True)
+    for split in ("train", "valid"):
+        lines = []
+        for digit in range(10):
+            name = f"rec/{digit}_ann_{split}.wav"
+            _write(src / name, np.full(800, 0.5))
+            lines.append(json.dumps({"audio": name, "label": str(digit)}))
+        (src / f"{split}.jsonl").write_text("\n".join(lines) + "\n")
+    base = [sys.executable, f"{SAMPLES}/make_connected_digits.py", str(src), "--train", "30", "--valid", "0",
+            "--test", "0", "--max-digits", "2", "--pause-ms", "100", "200", "--ends-ms", "100", "100"]
+    subprocess.run([*base, "-o", str(tmp_path / "a")], check=True, capture_output=True)
+    subprocess.run([*base, "--noise-db", "-60", "--gain-db", "0", "0", "-o", str(tmp_path / "b")], check=True,
+                   capture_output=True)
+    subprocess.run([*base, "--clean", "-o", str(tmp_path / "c")], check=True, capture_output=True)
+    # the sound has generators of its own: the same utterances are said whatever it is
+    said = [(tmp_path / f / "train.jsonl").read_text() for f in ("a", "b", "c")]
+    assert said[0] == said[1] == said[2]
+    floors, gains = [], []
+    for line in (tmp_path / "a" / "train.jsonl").read_text().splitlines():
+        x = _read(tmp_path / "a" / json.loads(line)["audio"]) / 32768.0
+        zero = np.r_[0, (x == 0).astype(np.int8), 0]  # (a 16-bit sample of faint noise can round to 0)
+        runs = np.flatnonzero(np.diff(zero) == -1) - np.flatnonzero(np.diff(zero) == 1)
+        assert runs.max(initial=0) < 20  # no stretch of digital silence
+        loud = np.abs(x) > 0.05
+        floors.append(20 * np.log10(np.std(x[~loud])))
+        gains.append(20 * np.log10(np.median(np.abs(x[loud])) / 0.5))
+    assert -77 < min(floors) and max(floors) < -44 and np.ptp(floors) > 10
+    assert -10.5 < min(gains) and max(gains) < 6.5 and np.ptp(gains) > 5
+    for line in (tmp_path / "b" / "train.jsonl").read_text().splitlines():
+        x = _read(tmp_path / "b" / json.loads(line)["audio"]) / 32768.0
+        loud = np.abs(x) > 0.05
+        assert 20 * np.log10(np.std(x[~loud])) == pytest.approx(-60, abs=1.0)
+        assert np.median(np.abs(x[loud])) == pytest.approx(0.5, abs=0.01)
 
 
 # ---------------------------------------------------------------- the commands, on tones

@@ -67,6 +67,9 @@ def data(tmp_path_factory):
             "tag": ("tokenize", f"{SAMPLES}/ner.conll", "-o", "tag.npz"),
             "seq2seq": ("tokenize", f"{SAMPLES}/dates.tsv", "--valid", f"{SAMPLES}/dates_valid.tsv", "--level",
                         "char", "-o", "seq2seq.npz")}
+    subprocess.run([sys.executable, f"{SAMPLES}/make_tones.py", str(d / "tones"), "--per-digit", "3"], check=True,
+                   capture_output=True)
+    made["tones"] = ("tokenize", "tones/train.jsonl", "-o", "tones.npz")
     for args in made.values():
         r = cli(*args, "-q", cwd=d)
         assert r.returncode == 0, r.stderr
@@ -88,6 +91,9 @@ TASKS = {  # the data set is f"{task}.npz" up to the first "+"
     "classify+vectors": ["--embeddings", "vec.txt", "--freeze-embeddings"],  # rows travel as rows
     # a table of 57 x 1,200 numbers: its update's blocks gather into the table itself (parallel/)
     "classify+wide": ["--embed", "1200", "--average", "0.9"],
+    # recordings augmented: each sequence's draws are its own, whichever worker reads it
+    "tones+augmented": ["--pool", "mean", "--noise-db", "-30", "--gain-db", "6", "--time-masks", "2",
+                        "--freq-masks", "1"],
 }
 
 
