@@ -181,14 +181,21 @@ def _check_known_targets(meta, units, origin):
             f"{token!r} at {where(path, line)})"]
 
 
-def _check_bio(tags, path, line):
-    """Tags must be O or B-/I-/E-/S- followed by a type (BIO, IOB1, IOBES)."""
+def bio_problem(tags, path, line):
+    """Tags must be O or B-/I-/E-/S- followed by a type (BIO, IOB1, IOBES) -> the complaint about the
+    first that is not, naming its line, or None."""
     for k, tag in enumerate(tags):
         if tag != "O" and not (len(tag) > 2 and tag[0] in "BIES" and tag[1] in "-_"):
-            raise RnncliError(f"{where(path, line + k)}: tag {tag!r} is not a BIO/IOB tag (O, B-TYPE or I-TYPE)")
+            return f"{where(path, line + k)}: tag {tag!r} is not a BIO/IOB tag (O, B-TYPE or I-TYPE)"
+    return None
 
 
-def _is_iob2(tags):
+def _check_bio(tags, path, line):
+    if problem := bio_problem(tags, path, line):
+        raise RnncliError(problem)
+
+
+def is_iob2(tags):
     """Every I-X follows B-X or I-X (IOB2); IOB1 and looser files say otherwise."""
     prev = "O"
     for tag in tags:
@@ -239,7 +246,7 @@ def build_vocabularies(meta, fmt, level, train_units, all_units, max_size, min_f
         seen = {t for _, tags in train_units for t in tags}
         warnings += [f"tag {n!r} has no training example" for n in meta["tags"] if n not in seen]
         meta["chars"] = Vocab.build(chars, None, 1).tokens
-        meta["tag_scheme"] = "iob2" if all(_is_iob2(tags) for _, tags in all_units) else "other"
+        meta["tag_scheme"] = "iob2" if all(is_iob2(tags) for _, tags in all_units) else "other"
     meta["vocab"] = Vocab.build(counts, max_size, min_freq).tokens
     if fmt == "pairs":  # did --min-freq/--max-size cut any training source token? Then <unk> was trained on.
         kept = set(meta["vocab"])

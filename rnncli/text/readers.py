@@ -123,6 +123,23 @@ def parse_tsv(text, path):
     return [r[1] for r in records], [r[2] for r in records]
 
 
+def conll_line(line, columns):
+    """A CoNLL line that is not blank, and the number of columns of its file's first (None before
+    it) -> ("token", token, tag, columns), ("skip", ...) for -DOCSTART-, or ("problem", what is wrong,
+    None, columns)."""
+    parts = line.split("\t") if "\t" in line else line.split()
+    if parts[0] == "-DOCSTART-":
+        return "skip", None, None, columns
+    if len(parts) < 2:
+        return "problem", "expected 'token<TAB>tag', found 1 column", None, columns
+    if columns is not None and len(parts) != columns:
+        return "problem", f"expected {columns} columns like the first line, found {len(parts)}", None, columns
+    tag = parts[-1].strip()
+    if not tag:
+        return "problem", "empty tag", None, columns or len(parts)
+    return "token", parts[0], tag, columns or len(parts)
+
+
 def conll_records(text, path):
     """-> list of (line number of the first token, tokens, tags), one per sentence."""
     records, words, ws, start, columns = [], [], [], None, None
@@ -132,22 +149,14 @@ def conll_records(text, path):
                 records.append((start, words, ws))
                 words, ws = [], []
             continue
-        parts = line.split("\t") if "\t" in line else line.split()
-        if parts[0] == "-DOCSTART-":
+        kind, word, tag, columns = conll_line(line, columns)
+        if kind == "problem":
+            raise RnncliError(f"{where(path, n)}: {word}")
+        if kind == "skip":
             continue
-        if len(parts) < 2:
-            raise RnncliError(f"{where(path, n)}: expected 'token<TAB>tag', found 1 column")
-        if columns is None:
-            columns = len(parts)
-        elif len(parts) != columns:
-            raise RnncliError(f"{where(path, n)}: expected {columns} columns like the first line, "
-                              f"found {len(parts)}")
-        tag = parts[-1].strip()
-        if not tag:
-            raise RnncliError(f"{where(path, n)}: empty tag")
         if not words:
             start = n
-        words.append(parts[0])
+        words.append(word)
         ws.append(tag)
     if words:
         records.append((start, words, ws))

@@ -28,7 +28,8 @@ from itertools import repeat
 import numpy as np
 
 from rnncli.errors import RnncliError, where
-from rnncli.text.readers import MAX_LINE
+from rnncli.text.encode import bio_problem, is_iob2
+from rnncli.text.readers import MAX_LINE, conll_line
 from rnncli.text.split import held_out_examples
 from rnncli.text.store import id_dtype
 from rnncli.text.stream_examples import as_numbers, line_blocks, numbered_blocks, widened
@@ -36,22 +37,6 @@ from rnncli.text.stream_words import WordCounts
 from rnncli.text.vocab import UNK, Vocab
 
 FIELDS = ("ids", "offsets", "tags", "chars", "char_offsets")
-
-
-def _bio_problem(tags, path, line):
-    """encode._check_bio's complaint about a sentence's tags, or None."""
-    for k, tag in enumerate(tags):
-        if tag != "O" and not (len(tag) > 2 and tag[0] in "BIES" and tag[1] in "-_"):
-            return f"{where(path, line + k)}: tag {tag!r} is not a BIO/IOB tag (O, B-TYPE or I-TYPE)"
-    return None
-
-
-def _is_iob2(tags, prev="O"):
-    for tag in tags:
-        if tag.startswith("I-") and prev[2:] != tag[2:]:
-            return False
-        prev = tag
-    return True
 
 
 def sentences(pieces):
@@ -71,31 +56,22 @@ def sentences(pieces):
                     continue
                 if not line.strip():
                     if words:
-                        bio = bio or _bio_problem(tags, path, start)
+                        bio = bio or bio_problem(tags, path, start)
                         yield words, tags
                         words, tags, count = [], [], count + 1
                     continue
-                parts = line.split("\t") if "\t" in line else line.split()
-                if parts[0] == "-DOCSTART-":
+                kind, word, tag, columns = conll_line(line, columns)
+                if kind == "problem":
+                    problem = f"{where(path, n)}: {word}"
                     continue
-                if len(parts) < 2:
-                    problem = f"{where(path, n)}: expected 'token<TAB>tag', found 1 column"
-                    continue
-                if columns is None:
-                    columns = len(parts)
-                elif len(parts) != columns:
-                    problem = f"{where(path, n)}: expected {columns} columns like the first line, found {len(parts)}"
-                    continue
-                tag = parts[-1].strip()
-                if not tag:
-                    problem = f"{where(path, n)}: empty tag"
+                if kind == "skip":
                     continue
                 if not words:
                     start = n
-                words.append(parts[0])
+                words.append(word)
                 tags.append(tag)
         if words and not (problem or too_long):
-            bio = bio or _bio_problem(tags, path, start)
+            bio = bio or bio_problem(tags, path, start)
             yield words, tags
             count += 1
         problems.append(too_long or problem or (None if count else f"{where(path)}: no sentences (empty file?)")
@@ -168,7 +144,7 @@ def conll_passes(paths, pieces, options, folder):
             _write(tags_out, [tag_numbers.setdefault(t, len(tag_numbers)) for t in tags])
             sizes = widened(sizes, len(words))
             sizes.append(len(words))
-            iob2 = iob2 and _is_iob2(tags)
+            iob2 = iob2 and is_iob2(tags)
     sizes = as_numbers(sizes)
     numbered, interner = not counts.undercount, counts.interner  # (numbers change when rare words go)
     held, how = held_out_examples(len(sizes), options.valid_frac, options.seed)
