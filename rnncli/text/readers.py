@@ -140,26 +140,44 @@ def conll_line(line, columns):
     return "token", parts[0], tag, columns or len(parts)
 
 
-def conll_records(text, path):
-    """-> list of (line number of the first token, tokens, tags), one per sentence."""
-    records, words, ws, start, columns = [], [], [], None, None
-    for n, line in enumerate(_lines(text, path), start=1):
+class LineProblem(Exception):
+    """A line of a file that is not what its format says: its number and what is wrong (the reader
+    adds the file's name)."""
+
+    def __init__(self, line, what):
+        super().__init__(what)
+        self.line, self.what = line, what
+
+
+def conll_sentences(numbered):
+    """(line number, line) pairs of a CoNLL file -> (line number of the first token, tokens, tags)
+    for each sentence; a line that is wrong raises LineProblem."""
+    words, tags, start, columns = [], [], None, None
+    for n, line in numbered:
         if not line.strip():
             if words:
-                records.append((start, words, ws))
-                words, ws = [], []
+                yield start, words, tags
+                words, tags = [], []
             continue
         kind, word, tag, columns = conll_line(line, columns)
         if kind == "problem":
-            raise RnncliError(f"{where(path, n)}: {word}")
+            raise LineProblem(n, word)
         if kind == "skip":
             continue
         if not words:
             start = n
         words.append(word)
-        ws.append(tag)
+        tags.append(tag)
     if words:
-        records.append((start, words, ws))
+        yield start, words, tags
+
+
+def conll_records(text, path):
+    """-> list of (line number of the first token, tokens, tags), one per sentence."""
+    try:
+        records = list(conll_sentences(enumerate(_lines(text, path), start=1)))
+    except LineProblem as e:
+        raise RnncliError(f"{where(path, e.line)}: {e.what}") from None
     if not records:
         raise RnncliError(f"{where(path)}: no sentences (empty file?)")
     return records

@@ -24,12 +24,13 @@ import os
 from array import array
 from collections import Counter
 from itertools import repeat
+from typing import NamedTuple
 
 import numpy as np
 
 from rnncli.errors import RnncliError, where
 from rnncli.text.encode import bio_problem, is_iob2
-from rnncli.text.readers import MAX_LINE, conll_line
+from rnncli.text.readers import MAX_LINE, LineProblem, conll_sentences
 from rnncli.text.split import held_out_examples
 from rnncli.text.store import id_dtype
 from rnncli.text.stream_examples import as_numbers, line_blocks, numbered_blocks, widened
@@ -39,43 +40,36 @@ from rnncli.text.vocab import UNK, Vocab
 FIELDS = ("ids", "offsets", "tags", "chars", "char_offsets")
 
 
+def _numbered(chunks, path, seen):
+    """A file's lines, numbered from 1; the first that is over-long noted in seen["too_long"]."""
+    for n0, lines in line_blocks(chunks):
+        for n, line in enumerate(lines, start=n0):
+            if len(line) > MAX_LINE and "too_long" not in seen:
+                seen["too_long"] = f"{where(path, n)}: line of {len(line):,} characters (limit {MAX_LINE:,})"
+            yield n, line
+
+
 def sentences(pieces):
-    """Every sentence of the files, in order -> (its words, its tags), checked as the full reading
-    checks them; the problems are raised once every file has been read, in the full reading's
-    order: a file's over-long line before its other problems, then its first problem reading the
-    lines, then its first tag that is not BIO; the files in order."""
+    """Every sentence of the files, in order -> (its words, its tags), read as the full reading
+    reads them (readers.conll_sentences); the problems are raised once every file has been read, in
+    the full reading's order: a file's over-long line before its other problems, then its first
+    problem reading the lines, then its first tag that is not BIO; the files in order."""
     problems = []
     for path, chunks in pieces:
-        too_long = problem = bio = None
-        words, tags, start, columns, count = [], [], None, None, 0
-        for n0, lines in line_blocks(chunks):
-            for n, line in enumerate(lines, start=n0):
-                if len(line) > MAX_LINE:
-                    too_long = too_long or f"{where(path, n)}: line of {len(line):,} characters (limit {MAX_LINE:,})"
-                if problem or too_long:
-                    continue
-                if not line.strip():
-                    if words:
-                        bio = bio or bio_problem(tags, path, start)
-                        yield words, tags
-                        words, tags, count = [], [], count + 1
-                    continue
-                kind, word, tag, columns = conll_line(line, columns)
-                if kind == "problem":
-                    problem = f"{where(path, n)}: {word}"
-                    continue
-                if kind == "skip":
-                    continue
-                if not words:
-                    start = n
-                words.append(word)
-                tags.append(tag)
-        if words and not (problem or too_long):
-            bio = bio or bio_problem(tags, path, start)
-            yield words, tags
-            count += 1
-        problems.append(too_long or problem or (None if count else f"{where(path)}: no sentences (empty file?)")
-                        or bio)
+        seen, problem, bio, count = {}, None, None, 0
+        lines = _numbered(chunks, path, seen)
+        try:
+            for start, words, tags in conll_sentences(lines):
+                if "too_long" not in seen:
+                    bio = bio or bio_problem(tags, path, start)
+                    yield words, tags
+                    count += 1
+        except LineProblem as e:
+            problem = f"{where(path, e.line)}: {e.what}"
+            for _ in lines:  # the rest is read for an over-long line, which the full reading names first
+                pass
+        problems.append(seen.get("too_long") or problem
+                        or (None if count else f"{where(path)}: no sentences (empty file?)") or bio)
     for p in problems:
         if p:
             raise RnncliError(p)
@@ -129,14 +123,23 @@ def _spelt(words, chars):
     return np.array(flat, np.int64), np.array([len(w) for w in words], np.int64)
 
 
-def conll_passes(paths, pieces, options, folder):
-    """The four passes -> as stream_words.word_passes, with "tags", "chars" and "tag_scheme"
-    beside the vocabulary, and each part's tags and characters."""
+class _Numbered(NamedTuple):
+    """What pass 1 keeps of the sentences: their sizes (S,), the word counts (over an Interner whose
+    numbers are in files["words"] when the counts stayed exact), each tag's number (the tags'
+    numbers are in files["tags"]), and whether every sentence's tags are IOB2."""
+
+    sizes: np.ndarray
+    counts: WordCounts
+    tag_numbers: dict
+    iob2: bool
+
+
+def _number(sentences_, files):
+    """Pass 1: every word and tag numbered, written to files["words"] and files["tags"]."""
     counts, tag_numbers = WordCounts(), {}
-    files = {name: os.path.join(folder, f"{name}.u32") for name in ("words", "tags")}
     sizes, iob2 = array("H"), True  # (2 bytes a sentence, widened for a longer one)
     with open(files["words"], "wb") as words_out, open(files["tags"], "wb") as tags_out:
-        for words, tags in sentences(pieces("sentences")):
+        for words, tags in sentences_:
             numbers = counts.interner.of_tokens(words)
             counts.add(numbers)
             if not counts.undercount:
@@ -145,42 +148,61 @@ def conll_passes(paths, pieces, options, folder):
             sizes = widened(sizes, len(words))
             sizes.append(len(words))
             iob2 = iob2 and is_iob2(tags)
-    sizes = as_numbers(sizes)
-    numbered, interner = not counts.undercount, counts.interner  # (numbers change when rare words go)
+    return _Numbered(as_numbers(sizes), counts, tag_numbers, iob2)
+
+
+def _training_counts(pass1, files, held, train, counting):
+    """Pass 3: the training sentences' word counts, a Counter (the held-out ones read back and taken
+    away; or, when the counts dropped rare words, counted afresh from counting(), the sentences'
+    text) -> (that Counter, the WordCounts it came from)."""
+    counts, sizes = pass1.counts, pass1.sizes
+    if counts.undercount:
+        counts = WordCounts()
+        for (words, _), in_train in zip(counting(), train, strict=True):
+            if in_train:
+                counts.update(words)
+    elif held is not None:
+        for part, numbers in numbered_blocks(files["words"], sizes):
+            counts.tally -= np.bincount(numbers[np.repeat(held[part], sizes[part])], minlength=len(counts.tally))
+    return counts.counts, counts
+
+
+def _vocabularies(by_word, options):
+    """The word vocabulary (folded to lower case with --lower) and the characters' (as written), from
+    the training counts of each word as written."""
+    words, chars = Counter(), Counter()
+    for w, c in by_word.items():
+        words[w.lower() if options.lower else w] += c
+        for ch in w:
+            chars[ch] += c
+    return Vocab.build(words, options.max_size, options.min_freq), Vocab.build(chars, None, 1)
+
+
+def conll_passes(paths, pieces, options, folder):
+    """The four passes -> as stream_words.word_passes, with "tags", "chars" and "tag_scheme"
+    beside the vocabulary, and each part's tags and characters."""
+    files = {name: os.path.join(folder, f"{name}.u32") for name in ("words", "tags")}
+    pass1 = _number(sentences(pieces("sentences")), files)
+    sizes, tag_numbers = pass1.sizes, pass1.tag_numbers
+    numbered = not pass1.counts.undercount  # (numbers change when rare words go)
     held, how = held_out_examples(len(sizes), options.valid_frac, options.seed)
     train = ~held if held is not None else np.ones(len(sizes), bool)
     tag_seen = np.zeros(len(tag_numbers), bool)
     for part, numbers in numbered_blocks(files["tags"], sizes):
         tag_seen[numbers[np.repeat(train[part], sizes[part])]] = True
-    if numbered:
-        if held is not None:
-            for part, numbers in numbered_blocks(files["words"], sizes):
-                counts.tally -= np.bincount(numbers[np.repeat(held[part], sizes[part])], minlength=len(counts.tally))
-        by_word = counts.counts
-    else:  # counted approximately: the training sentences afresh, from the text
-        counts = WordCounts()
-        for (words, _), in_train in zip(sentences(pieces("counting")), train, strict=True):
-            if in_train:
-                counts.update(words)
-        by_word = counts.counts
-    words_ = Counter()
-    chars = Counter()
-    for w, c in by_word.items():
-        words_[w.lower() if options.lower else w] += c
-        for ch in w:
-            chars[ch] += c
-    warnings = [w for w in (counts.warning("words"),) if w]
+    by_word, counts = _training_counts(pass1, files, held, train, lambda: sentences(pieces("counting")))
+    vocab, char_vocab = _vocabularies(by_word, options)
     names = sorted(tag_numbers)
+    warnings = [w for w in (counts.warning("words"),) if w]
     warnings += [f"tag {n!r} has no training example" for n in names if not tag_seen[tag_numbers[n]]]
-    vocab = Vocab.build(words_, options.max_size, options.min_freq)
-    char_vocab = Vocab.build(chars, None, 1)
     tag_id = np.zeros(len(tag_numbers), np.int64)
     tag_id[[tag_numbers[n] for n in names]] = np.arange(len(names))
-    dtypes = {"ids": id_dtype(len(vocab)), "tags": id_dtype(len(names)), "chars": id_dtype(len(char_vocab))}
-    out = _Parts(folder, dtypes)
+    out = _Parts(folder, {"ids": id_dtype(len(vocab)), "tags": id_dtype(len(names)),
+                          "chars": id_dtype(len(char_vocab))})
     try:
         if numbered:
-            _encode_numbers(out, files, sizes, train, interner, vocab, char_vocab, tag_id, options.lower)
+            _encode_numbers(out, files, sizes, train, pass1.counts.interner, vocab, char_vocab, tag_id,
+                            options.lower)
         else:
             _encode_text(out, sentences(pieces("encoding")), train, vocab, char_vocab, tag_numbers, tag_id,
                          options.lower)
@@ -189,7 +211,7 @@ def conll_passes(paths, pieces, options, folder):
     for path in files.values():
         os.remove(path)
     meta = {"vocab": vocab.tokens, "tags": names, "chars": char_vocab.tokens,
-            "tag_scheme": "iob2" if iob2 else "other"}
+            "tag_scheme": "iob2" if pass1.iob2 else "other"}
     return meta, how, warnings, out.described(held)
 
 

@@ -431,3 +431,19 @@ def test_bad_tagged_sentences_are_refused_as_the_full_reading_refuses_them(tmp_p
         with stream.stream_tokenize([str(tmp_path / "c.conll")], str(tmp_path / "b.npz"), level="word", fmt="conll"):
             pass
     assert str(streamed.value) == str(full.value) and message in str(full.value)
+
+
+def test_tagged_sentences_of_more_words_than_are_counted_exactly_are_encoded_from_the_text(tmp_path, monkeypatch):
+    import rnncli.text.stream_words as stream_words
+
+    monkeypatch.setattr(stream_words, "DISTINCT", 50)
+    text = "".join(f"The\tO\ncat\tB-ANI\nRare{i}\tO\n\n" for i in range(400))
+    (tmp_path / "c.conll").write_text(text, encoding="utf-8")
+    with stream.stream_tokenize([str(tmp_path / "c.conll")], str(tmp_path / "b.npz"), level="word", fmt="conll",
+                                valid_frac=0.1, lower=True) as ds:
+        assert any("more than 50 different words" in w for w in ds.warnings)
+        vocab, chars, split = ds.meta["vocab"], ds.meta["chars"], ds.train
+        assert vocab[4:6] == ["cat", "the"]
+        assert [vocab[i] for i in split.ids[:3]] == ["the", "cat", "<unk>"]
+        assert "".join(chars[c] for c in split.chars[: split.char_offsets[2]]) == "Thecat"  # as written
+        assert len(split.ids) == 3 * split.num_sequences
