@@ -603,6 +603,45 @@ def predict(
         sys.stdout.flush()
 
 
+@app.command()
+def serve(
+    model: Annotated[list[str], typer.Option(
+        "--model", "-m", help="A checkpoint to serve, named by its file's stem, or name=path (repeatable).")],
+    host: Annotated[str, typer.Option(help="Address to listen on; other than loopback, set --token.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port (0: a free one, printed at start).")] = 8000,
+    token: Annotated[str | None, typer.Option(
+        envvar="RNNCLI_TOKEN", help="Require Authorization: Bearer TOKEN on /v1/ (or set RNNCLI_TOKEN).")] = None,
+    max_batch: Annotated[int, typer.Option(help="Inputs answered in one batch.")] = 64,
+    max_wait_ms: Annotated[float, typer.Option(
+        help="How long a request waits for others to share its batch.", callback=_finite)] = 2.0,
+    max_body: Annotated[int, typer.Option(help="Largest request body, in bytes.")] = 4 * 1024 * 1024,
+    max_inputs: Annotated[int, typer.Option(help="Inputs in one predict request.")] = 256,
+    max_input_tokens: Annotated[int, typer.Option(help="Tokens (or frames) of one input.")] = 2000,
+    max_seconds: Annotated[float, typer.Option(help="Seconds of one audio input.", callback=_finite)] = 60.0,
+    max_tokens: Annotated[int, typer.Option(help="Tokens one generated sample may have.")] = 2000,
+    max_n: Annotated[int, typer.Option(help="Samples in one generate request.")] = 16,
+    max_beam: Annotated[int, typer.Option(help="Widest beam a request may ask for.")] = 16,
+    header_timeout: Annotated[float, typer.Option(
+        help="Seconds a client has to send a request's headers.", callback=_finite)] = 10.0,
+    body_timeout: Annotated[float, typer.Option(
+        help="Seconds a client has to send a request's body.", callback=_finite)] = 30.0,
+):
+    """Answer HTTP requests with the models, loaded once: a page at /, the API at /docs.
+
+    \b
+      rnncli serve -m sentiment.npz -m shakespeare=lm.npz
+      curl -s localhost:8000/v1/predict -d '{"model": "sentiment", "inputs": ["a warm film"]}'
+    """
+    from rnncli.commands.serve import serve as run_server
+    from rnncli.serve.limits import Limits
+
+    limits = Limits(max_body=max_body, max_inputs=max_inputs, max_input_tokens=max_input_tokens,
+                    max_seconds=max_seconds, max_tokens=max_tokens, max_n=max_n, max_beam=max_beam,
+                    header_timeout=header_timeout, body_timeout=body_timeout, max_batch=max_batch,
+                    max_wait=max_wait_ms / 1000)
+    run_server(model, host, port, token, limits)
+
+
 def _say(message):
     """One plain line on stderr: never wrapped, never styled, whatever the terminal; a password
     in a URL the message quotes (tune --storage) is masked."""

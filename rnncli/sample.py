@@ -89,6 +89,16 @@ def generate(model, vocab, level, prime="", temperature=1.0, top_k=None, top_p=N
     lower: the model was trained on lower-cased text, so the prime is read lower-cased.
     label: a conditional model's label id, whose state the text starts from (tasks/conditional_lm.py);
     guidance: how strongly to follow it (_stepper)."""
+    for text, _ in generated_steps(model, vocab, level, prime, temperature, top_k, top_p, max_len, rng, lower, label,
+                                   guidance):
+        yield text
+
+
+def generated_steps(model, vocab, level, prime="", temperature=1.0, top_k=None, top_p=None, max_len=1000,
+                    rng=None, lower=False, label=None, guidance=1.0):
+    """generate(), each token with the probability the model gave it: (text, p) where p is the
+    softmax of the model's scores at temperature 1 (before top-k, top-p), what a reader would ask
+    of a step ("how sure was it?"). The draws are generate()'s own, so a seed gives the same text."""
     rng = rng or np.random.default_rng()
     states, step = _stepper(model, 1, None if label is None else [label], guidance)
     ids = [EOS, *encode_prime(prime, vocab, level, lower).tolist()]
@@ -101,7 +111,8 @@ def generate(model, vocab, level, prime="", temperature=1.0, top_k=None, top_p=N
         if i == EOS:
             return
         token = vocab.tokens[i] if i != UNK else "<unk>"
-        yield token if (level == "char" or (n == 0 and not prime)) else sep + token
+        p = float(softmax(logits[0].astype(np.float64))[i])
+        yield (token if (level == "char" or (n == 0 and not prime)) else sep + token), p
         logits, states = step(np.array([i]), states)
 
 

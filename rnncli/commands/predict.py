@@ -68,16 +68,13 @@ def translations(model, meta, source, beam=0, length_penalty=0.0, n_best=1, temp
     import numpy as np
 
     from rnncli import console
-    from rnncli.evaluate import translate_split
-    from rnncli.text.encode import encode_pairs
     from rnncli.text.targets import source_limit, too_long
-    from rnncli.text.vocab import join_tokens
 
     data, rng = meta["data"], np.random.default_rng(seed)
+    decoding = dict(beam=beam, length_penalty=length_penalty, n_best=n_best, temperature=temperature, top_k=top_k,
+                    top_p=top_p, rng=rng)
     if data.get("input") == "frames":
-        yield from transcriptions(model, meta, source, jsonl, max_source, cut,
-                                  dict(beam=beam, length_penalty=length_penalty, n_best=n_best, temperature=temperature,
-                                       top_k=top_k, top_p=top_p, rng=rng))
+        yield from transcriptions(model, meta, source, jsonl, max_source, cut, decoding)
         return
     known, warned = set(data["vocab"]), False
     limit = source_limit(data, max_source)
@@ -96,16 +93,26 @@ def translations(model, meta, source, beam=0, length_penalty=0.0, n_best=1, temp
                 console.log(f"[yellow]warning:[/yellow] character {unknown!r} is not in the model's vocabulary; "
                             "read as <unk>, which the model never learnt (said once)")
                 warned = True
-        records = [{"source": line, "hypotheses": []} for _, line in group]
-        kept = [k for k, tokens in enumerate(sources) if tokens]
-        if kept:
-            split = encode_pairs(data, [sources[k] for k in kept])
-            decoded = translate_split(model, split, beam=beam, length_penalty=length_penalty, n_best=n_best,
-                                      temperature=temperature, top_k=top_k, top_p=top_p, rng=rng)
-            for k, hyps in zip(kept, decoded, strict=True):
-                records[k]["hypotheses"] = [(join_tokens(t, data["target_level"]), float(score), float(logp))
-                                            for t, score, logp in hyps]
-        yield records
+        yield decoded_records(model, data, [line for _, line in group], sources, decoding)
+
+
+def decoded_records(model, data, sources, inputs, decoding):
+    """One group of an encoder-decoder's inputs, decoded in batches -> one record per input,
+    {"source": sources[k], "hypotheses": [(text, normalised score, log-probability), ...] best first};
+    inputs: each source's tokens, or (speech) its frames (T, D); an empty or None input gets no
+    hypotheses. decoding: translate_split's options (beam, n_best, temperature, rng, ...)."""
+    from rnncli.evaluate import translate_split
+    from rnncli.text.encode import encode_pairs
+    from rnncli.text.vocab import join_tokens
+
+    records = [{"source": source, "hypotheses": []} for source in sources]
+    kept = [k for k, x in enumerate(inputs) if x is not None and len(x)]
+    if kept:
+        decoded = translate_split(model, encode_pairs(data, [inputs[k] for k in kept]), **decoding)
+        for k, hyps in zip(kept, decoded, strict=True):
+            records[k]["hypotheses"] = [(join_tokens(t, data["target_level"]), float(score), float(logp))
+                                        for t, score, logp in hyps]
+    return records
 
 
 def too_short(model, length):
@@ -126,16 +133,13 @@ def transcriptions(model, meta, source, jsonl, max_source, cut, decoding):
     import numpy as np
 
     from rnncli import console
-    from rnncli.evaluate import translate_split
-    from rnncli.text.encode import encode_pairs
     from rnncli.text.targets import source_limit, too_long
-    from rnncli.text.vocab import join_tokens
 
     data = meta["data"]
     limit = source_limit(data, max_source)
     for group in frame_items(source, jsonl, data):
-        records, kept, arrays = [], [], []
-        for k, (at, x) in enumerate(group):
+        arrays = []
+        for at, x in group:
             if isinstance(x, np.ndarray) and len(x) > limit and cut:
                 console.log(f"[yellow]warning:[/yellow] {at}: {too_long(len(x), limit, True)}; read its first "
                             f"{limit:,}")
@@ -146,16 +150,9 @@ def transcriptions(model, meta, source, jsonl, max_source, cut, decoding):
             if isinstance(x, str):
                 console.log(f"[yellow]skipped:[/yellow] {x}")
                 x = None
-            records.append({"source": at, "hypotheses": [], "key": "transcript"})
-            if x is not None:
-                kept.append(k)
-                arrays.append(x)
-        if kept:
-            decoded = translate_split(model, encode_pairs(data, arrays), **decoding)
-            for k, hyps in zip(kept, decoded, strict=True):
-                records[k]["hypotheses"] = [(join_tokens(t, data["target_level"]), float(score), float(logp))
-                                            for t, score, logp in hyps]
-        yield records
+            arrays.append(x)
+        records = decoded_records(model, data, [at for at, _ in group], arrays, decoding)
+        yield [dict(r, key="transcript") for r in records]
 
 
 def predictions(model, meta, source, conll=False, proba=False, jsonl=False):
@@ -166,17 +163,23 @@ def predictions(model, meta, source, conll=False, proba=False, jsonl=False):
     a record with no tokens, so output stays aligned with input. jsonl: lines are JSON objects,
     whose "text" (classify) or "tokens" (tag: a list of words, or a string) is read."""
     task, data = task_named(meta["task"]), meta["data"]
-    char_features = meta["config"].get("char_features")
     for group in read_groups(source, conll=conll, field=task.input_field if jsonl else None):
-        sentences = [task.input_tokens(item, data) for _, item in group]
-        records = [{"tokens": ws} for ws in sentences]
-        kept = [k for k, ws in enumerate(sentences) if ws]
-        if kept:
-            split = encode_words(data, [sentences[k] for k in kept])
-            pred, probs = task.predict(model, split, char_features=char_features, proba=proba)
-            for j, k in enumerate(kept):
-                records[k].update(task.answer(pred[j]), probabilities=None if probs is None else probs[j])
-        yield records
+        yield labelled_records(model, meta, [task.input_tokens(item, data) for _, item in group], proba)
+
+
+def labelled_records(model, meta, sentences, proba=False):
+    """One group of a labelling model's inputs (each a list of words), predicted in batches -> one
+    record per input (predictions() says what each holds); an empty input gets a record with no
+    tokens."""
+    task, data = task_named(meta["task"]), meta["data"]
+    records = [{"tokens": ws} for ws in sentences]
+    kept = [k for k, ws in enumerate(sentences) if ws]
+    if kept:
+        split = encode_words(data, [sentences[k] for k in kept])
+        pred, probs = task.predict(model, split, char_features=meta["config"].get("char_features"), proba=proba)
+        for j, k in enumerate(kept):
+            records[k].update(task.answer(pred[j]), probabilities=None if probs is None else probs[j])
+    return records
 
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif")
@@ -238,21 +241,26 @@ def frame_predictions(model, meta, source, proba=False, jsonl=False):
     sample rate, another D), is reported on stderr and answered with an empty line, so a pipeline
     keeps one answer per input line."""
     from rnncli import console
-    from rnncli.text.encode import encode_frames
 
-    task, data = task_named(meta["task"]), meta["data"]
-    for group in frame_items(source, jsonl, data):
-        records, kept, arrays = [], [], []
-        for k, (_, x) in enumerate(group):
+    for group in frame_items(source, jsonl, meta["data"]):
+        arrays = []
+        for _, x in group:
             if isinstance(x, str):
                 console.log(f"[yellow]skipped:[/yellow] {x}")
-                x = None
-            records.append({"tokens": [] if x is None else [str(t) for t in range(len(x))]})  # frame numbers
-            if x is not None:
-                kept.append(k)
-                arrays.append(x)
-        if kept:
-            pred, probs = task.predict(model, encode_frames(data, arrays), proba=proba)
-            for j, k in enumerate(kept):
-                records[k].update(task.answer(pred[j]), probabilities=None if probs is None else probs[j])
-        yield records
+            arrays.append(None if isinstance(x, str) else x)
+        yield framed_records(model, meta, arrays, proba)
+
+
+def framed_records(model, meta, arrays, proba=False):
+    """labelled_records() for a model that reads frames: arrays (T, D), None where an input could
+    not be read (a record with no tokens)."""
+    from rnncli.text.encode import encode_frames
+
+    task = task_named(meta["task"])
+    records = [{"tokens": [] if x is None else [str(t) for t in range(len(x))]} for x in arrays]  # frame numbers
+    kept = [k for k, x in enumerate(arrays) if x is not None]
+    if kept:
+        pred, probs = task.predict(model, encode_frames(meta["data"], [arrays[k] for k in kept]), proba=proba)
+        for j, k in enumerate(kept):
+            records[k].update(task.answer(pred[j]), probabilities=None if probs is None else probs[j])
+    return records

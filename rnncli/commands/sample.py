@@ -6,7 +6,7 @@ import numpy as np
 
 from rnncli.errors import UsageError
 from rnncli.models import load_model
-from rnncli.sample import check_sampling_options, generate
+from rnncli.sample import check_sampling_options
 from rnncli.tasks.options import check_options
 from rnncli.tasks.registry import task_named
 from rnncli.text.vocab import Vocab
@@ -69,20 +69,24 @@ def resolve_labels(model_path, meta, labels, n, rng):
     return ids()
 
 
-def sample_pieces(model, meta, prime, label, temperature, top_k, top_p, max_len, rng, one_line=False, guidance=1.0):
+def sample_pieces(model, meta, prime, label, temperature, top_k, top_p, max_len, rng, one_line=False, guidance=1.0,
+                  with_probability=False):
     """Yield the pieces of one sample: the prime, then each generated token (no final newline).
-    one_line: newlines inside the sample become spaces."""
+    one_line: newlines inside the sample become spaces. with_probability: each piece as (text, the
+    probability the model gave that token; None for the prime), as `serve` streams them."""
+    from rnncli.sample import generated_steps
+
     data = meta["data"]
     vocab, level, lower = Vocab(data["vocab"]), data["level"], bool(data.get("lower"))
     flat = (lambda s: s.replace("\n", " ")) if one_line else (lambda s: s)
     if prime:
-        yield flat(prime)
-    for token in generate(model, vocab, level, prime, temperature, top_k, top_p, max_len, rng, lower=lower,
-                          label=label, guidance=guidance):
-        yield flat(token)
+        yield (flat(prime), None) if with_probability else flat(prime)
+    for token, p in generated_steps(model, vocab, level, prime, temperature, top_k, top_p, max_len, rng, lower=lower,
+                                    label=label, guidance=guidance):
+        yield (flat(token), p) if with_probability else flat(token)
 
 
-def samples(model, meta, model_path, primes, labels, n, seed, one_line, **decoding):
+def samples(model, meta, model_path, primes, labels, n, seed, one_line, with_probability=False, **decoding):
     """Every sample asked for: n per label (or labels drawn; one per line of primes with one_line),
     for each prime -> yields (label name, prime, the sample's pieces as they are generated)."""
     rng = np.random.default_rng(seed)
@@ -93,7 +97,7 @@ def samples(model, meta, model_path, primes, labels, n, seed, one_line, **decodi
         for label in chosen:
             d = decoding
             pieces = sample_pieces(model, meta, prime, label, d["temperature"], d["top_k"], d["top_p"], d["max_len"],
-                                   rng, one_line, d["guidance"])
+                                   rng, one_line, d["guidance"], with_probability)
             yield label_name(meta, label), prime, pieces
 
 

@@ -32,19 +32,28 @@ def run_show(text, model_path, unit=None, gate=None, top=False, curves=False, ou
     task (tasks/options.py). The model's Task names its pictures (Task.text_picture, Task.frames_picture:
     functions below)."""
     from rnncli.tasks.options import check_options
-    from rnncli.tasks.registry import task_named
 
     if curves:
         return _curves(model_path, out)
     from rnncli.models import load_model
 
     model, meta, _ = load_model(model_path)
+    check_options("show", meta["task"], given)
+    return picture_of(model, meta, str(model_path), text, out is not None,
+                      dict(unit=unit, gate=gate, top=top, label=label))
+
+
+def picture_of(model, meta, name, text, paged=True, options=None):
+    """The Picture of a text (or a recording's path) read by a loaded model (its Task's picture);
+    name: what the page calls the model; paged: make the page too (`serve` shows it)."""
+    from rnncli.tasks.registry import task_named
+
     task = task_named(meta["task"])
-    check_options("show", task.name, given)
-    shown = Shown(model, meta, str(model_path), out is not None, [])
+    shown = Shown(model, meta, name, paged, [])
     if meta["data"].get("input") == "frames":
         return _frames(shown, text, globals()[task.frames_picture])
-    return globals()[task.text_picture](shown, _text(text), dict(unit=unit, gate=gate, top=top, label=label))
+    options = options or dict(unit=None, gate=None, top=False, label=None)
+    return globals()[task.text_picture](shown, _text(text), options)
 
 
 class Shown(typing.NamedTuple):
