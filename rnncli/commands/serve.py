@@ -48,7 +48,9 @@ def serve(specs, host="127.0.0.1", port=8000, token=None, limits=None):
 
 def _check_limits(limits):
     for name, value in limits._asdict().items():
-        if not value > 0 and name != "max_wait" or value < 0:
+        if name == "max_wait" and value < 0:
+            raise UsageError(f"--max-wait-ms must be 0 or more, not {value * 1000:g}")
+        if name != "max_wait" and not value > 0:
             raise UsageError(f"--{name.replace('_', '-')} must be positive, not {value}")
 
 

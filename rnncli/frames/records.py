@@ -65,7 +65,11 @@ def record_frames(obj, path, n, audio_meta):
         raise RnncliError(f"{at}: {x.shape[0]:,} frames; at most {MAX_FRAMES:,} in one record")
     if not np.all(np.isfinite(x)):
         raise RnncliError(f"{at}: the frames hold NaN or infinite values")
-    return x.astype(np.float32)
+    with np.errstate(over="ignore"):
+        x = x.astype(np.float32)  # what the model reads
+    if not np.all(np.isfinite(x)):
+        raise RnncliError(f"{at}: the frames hold numbers beyond float32's range (about 3.4e38)")
+    return x
 
 
 def _not_a_number(rows):

@@ -225,7 +225,7 @@ def prepare_generate(s, body, limits):
     try:
         resolve_labels(s.name, s.meta, labels, n, np.random.default_rng(0))  # checks them; draws nothing yet
     except RnncliError as e:
-        raise Problem("label", str(e).split(": ", 1)[-1].replace("--label", "label")) from None
+        raise Problem("label", str(e).replace("--label", "label")) from None
     return dict(prime=prime, labels=labels, n=n, seed=body.get("seed"), temperature=temperature,
                 top_k=body.get("top_k"), top_p=body.get("top_p"), max_len=max_tokens, guidance=guidance)
 
