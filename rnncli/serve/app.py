@@ -134,8 +134,8 @@ def build_app(served, limits=Limits(), token=None):
 
     @app.get("/health")
     def health():
-        return {"status": "ok", "models": list(served), "streams": state.streams, "batches": state.batcher.batches,
-                "tokens": state.tokens}
+        return {"status": "ok", "models": len(served), "token": state.token is not None, "streams": state.streams,
+                "batches": state.batcher.batches, "tokens": state.tokens}
 
     @app.get("/v1/models", dependencies=guarded)
     def models():
