@@ -132,6 +132,9 @@ def main():
                 for k in range(args.requests)]
         results, seconds = asyncio.run(serve_load.drive(url, None, many, args.clients))
         rows[f"serve, {args.clients} clients, classify"] = serve_load.summary(results, seconds)
+        failed = [r for r in results if r.status != 200]
+        if failed:
+            print(f"{len(failed)} errors under {args.clients} clients; the first: {failed[0]}")
         seeds = list(range(20))
         mixed = serve_load.mixed_requests(args.requests, texts, "cls", "lm", seeds, max_tokens=40)
         before = rss_mb(process.pid)
@@ -165,6 +168,9 @@ def main():
           f"({after - before:+.1f}); server exit code {code}")
     if wrong:
         print("first difference:", wrong[0])
+    failed = [r for r in results if r.status != 200]
+    if failed:
+        print(f"{len(failed)} errors in the mixed run; the first: {failed[0]}")
 
 
 if __name__ == "__main__":

@@ -66,7 +66,9 @@ def _loopback(host):
 def _listen(host, port):
     if not 0 <= port <= 65535:
         raise UsageError(f"--port must be 0 (a free one) to 65535, not {port}")
-    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    # IPPROTO_TCP named: asyncio sets TCP_NODELAY on the accepted connections only then (else every answer
+    # of a kept-alive connection waits ~40 ms for the client's delayed ACK)
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((host, port))
