@@ -144,8 +144,12 @@ def build_app(served, limits=Limits(), token=None):
     @app.post("/v1/predict", dependencies=guarded)
     async def predict(body: PredictBody):
         s = answers.model_named(served, body.model, "predict")
-        job = await state.run(answers.prepare_predict, s, body.model_dump(), limits)
-        return {"model": s.name, "answers": await state.batcher.submit(job)}
+        if s.reads_frames:  # reading a recording takes milliseconds: off the event loop
+            job = await state.run(answers.prepare_predict, s, body.model_dump(), limits)
+        else:  # splitting text into words takes microseconds: a thread's hop would cost more
+            job = answers.prepare_predict(s, body.model_dump(), limits)
+        # a JSONResponse of our own: the answers are plain JSON already (FastAPI would walk them again)
+        return JSONResponse({"model": s.name, "answers": await state.batcher.submit(job)})
 
     @app.post("/v1/generate", dependencies=guarded)
     async def generate(body: GenerateBody):

@@ -2,10 +2,11 @@
 answered in one batch, because a recurrent network reads 32 sentences in little more time than one
 (the matrix products grow wider, the number of time steps does not).
 
-A request's job waits at most `max_wait` seconds for others to join it, and a batch holds at most
+A request's job waits `max_wait` seconds for others to join it, and a batch holds at most
 `max_batch` inputs. The NumPy work runs in one worker thread, off the event loop, so the server
-keeps accepting and streaming while a batch is computed; the requests that arrive meanwhile make
-the next batch. If a shared batch fails, each job in it is answered alone, so one bad request
+keeps accepting and streaming while a batch is computed; the requests that arrive meanwhile wait
+for it to end and make the next batch (so under load the batches fill up by themselves, and a lone
+request waits no longer than max_wait). If a shared batch fails, each job in it is answered alone, so one bad request
 never costs the others their answers.
 """
 
@@ -19,7 +20,8 @@ class MicroBatcher:
     def __init__(self, answer, max_batch=64, max_wait=0.002):
         self.answer, self.max_batch, self.max_wait = answer, max_batch, max_wait
         self.pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="rnncli-batch")
-        self.waiting = {}  # key -> [(job, future)] not yet started
+        self.waiting = {}  # key -> [(job, future)] not yet started, the keys in the order they began waiting
+        self.busy = False  # a batch is being computed: what arrives meanwhile waits to make the next one
         self.batches = 0  # batches computed (GET /health shows it)
 
     async def submit(self, job):
@@ -39,17 +41,22 @@ class MicroBatcher:
         if not now:
             await asyncio.sleep(self.max_wait)
         queue = self.waiting.get(key)
-        if not queue:
-            return  # taken by a batch that filled up first
+        if self.busy or not queue:
+            return  # the batch being computed starts the next when it ends; or a full batch took these
         taken, count = [], 0
         while queue and (not taken or count + len(queue[0][0].inputs) <= self.max_batch):
             taken.append(queue.pop(0))
             count += len(taken[-1][0].inputs)
-        if queue:  # what did not fit starts the next batch
-            asyncio.get_running_loop().create_task(self._run(key, now=True))
-        else:
+        if not queue:
             del self.waiting[key]
-        await self._answer(taken)
+        self.busy = True
+        try:
+            await self._answer(taken)
+        finally:
+            self.busy = False
+            waiting = next(iter(self.waiting), None)  # the longest waiting model goes next
+            if waiting is not None:
+                asyncio.get_running_loop().create_task(self._run(waiting, now=True))
 
     async def _answer(self, taken):
         loop = asyncio.get_running_loop()

@@ -313,12 +313,26 @@ def encode_units(meta, fmt, level, units, origin):
 _lookup = [None, None]  # (pretrained words, their WordLookup): predict encodes group after group
 
 
+_vocabs = {}  # id of a model's token list -> (that list, its Vocab): predict and serve encode group after group
+
+
+def vocab_of(tokens):
+    """Vocab(tokens), made once per list of tokens (a model's meta holds its lists for its lifetime;
+    the list is kept here too, so its id is never another list's)."""
+    cached = _vocabs.get(id(tokens))
+    if cached is None or cached[0] is not tokens:
+        if len(_vocabs) >= 16:
+            _vocabs.clear()
+        cached = _vocabs[id(tokens)] = (tokens, Vocab(tokens))
+    return cached[1]
+
+
 def word_encoder(meta):
     """The training vocabulary, or for a model with pretrained rows (text/vectors.py) the lookup
     that reaches them too."""
     extra = meta.get("pretrained_vocab")
     if not extra:
-        return Vocab(meta["vocab"])
+        return vocab_of(meta["vocab"])
     if _lookup[0] is not extra:
         _lookup[:] = extra, WordLookup(meta["vocab"], extra)
     return _lookup[1]
@@ -331,7 +345,7 @@ def encode_words(meta, sentences):
     offsets = np.r_[0, np.cumsum([len(ws) for ws in sentences])].astype(np.int64)
     split = Split(word_encoder(meta).encode([w.lower() for w in flat] if meta["lower"] else flat), offsets)
     if "chars" in meta:
-        split.chars = encode_chars(Vocab(meta["chars"]), "".join(flat))
+        split.chars = encode_chars(vocab_of(meta["chars"]), "".join(flat))
         split.char_offsets = np.r_[0, np.cumsum([len(w) for w in flat])].astype(np.int64)
     return split
 
@@ -347,7 +361,7 @@ def encode_pairs(meta, sources, targets=None):
                       np.r_[0, np.cumsum([len(ts) for ts in sources])].astype(np.int64))
     if targets is not None:
         flat = [t for ts in targets for t in ts]
-        split.targets = Vocab(meta["target_vocab"]).encode(flat)
+        split.targets = vocab_of(meta["target_vocab"]).encode(flat)
         split.target_offsets = np.r_[0, np.cumsum([len(ts) for ts in targets])].astype(np.int64)
     return split
 
