@@ -52,12 +52,13 @@ def models(folder):
     valid_tsv = os.path.join(sst, "valid.tsv") if os.path.isdir(sst) else os.path.join(SAMPLES, "reviews.tsv")
     shakespeare = os.path.join(SHARED, "tinyshakespeare", "input.txt")
     corpus = shakespeare if os.path.exists(shakespeare) else os.path.join(SAMPLES, "corpus.txt")
-    rnncli("tokenize", train_tsv, "-o", "cls_data.npz", "--quiet", "--force", cwd=folder)
-    rnncli("train", "-d", "cls_data.npz", "-o", "cls.npz", "--config", os.path.join(HERE, "..", "configs",
-           "sentiment.yaml"), "--max-steps", "60", "--quiet", "--force", cwd=folder)
-    rnncli("tokenize", corpus, "-o", "lm_data.npz", "--quiet", "--force", cwd=folder)
-    rnncli("train", "-d", "lm_data.npz", "-o", "lm.npz", "--config", os.path.join(HERE, "..", "configs",
-           "char-lm.yaml"), "--max-steps", "60", "--quiet", "--force", cwd=folder)
+    if not (os.path.exists(os.path.join(folder, "cls.npz")) and os.path.exists(os.path.join(folder, "lm.npz"))):
+        rnncli("tokenize", train_tsv, "-o", "cls_data.npz", "--quiet", "--force", cwd=folder)
+        rnncli("train", "-d", "cls_data.npz", "-o", "cls.npz", "--config", os.path.join(HERE, "..", "configs",
+               "sentiment.yaml"), "--max-steps", "60", "--quiet", "--force", cwd=folder)
+        rnncli("tokenize", corpus, "-o", "lm_data.npz", "--quiet", "--force", cwd=folder)
+        rnncli("train", "-d", "lm_data.npz", "-o", "lm.npz", "--config", os.path.join(HERE, "..", "configs",
+               "char-lm.yaml"), "--max-steps", "60", "--quiet", "--force", cwd=folder)
     texts = [line.split("\t", 1)[1] for line in open(valid_tsv, encoding="utf-8").read().splitlines()
              if "\t" in line and line.split("\t", 1)[1].strip()]
     return os.path.join(folder, "cls.npz"), os.path.join(folder, "lm.npz"), texts
@@ -117,30 +118,39 @@ def main():
     ap.add_argument("--sequential", type=int, default=300, help="requests of the one-at-a-time phases")
     ap.add_argument("--processes", type=int, default=20, help="requests answered by a process each")
     ap.add_argument("--keep", help="a folder for the models (reused when they are there)")
+    ap.add_argument("--rounds", type=int, default=1, help="repeat the server's phases; medians are printed")
     args = ap.parse_args()
     folder = args.keep or tempfile.mkdtemp(prefix="rnncli-serve-bench-")
     os.makedirs(folder, exist_ok=True)
     cls, lm, texts = models(folder)
     process, url = start_server(folder, cls, lm)
-    rows = {}
+    rounds = {}  # phase -> [summary of each round]
+
+    def note(name, summary):
+        rounds.setdefault(name, []).append(summary)
+
+    one = [{"kind": "predict", "body": {"model": "cls", "inputs": [t]}} for t in texts[:args.sequential]]
+    many = [{"kind": "predict", "body": {"model": "cls", "inputs": [texts[k % len(texts)]]}}
+            for k in range(args.requests)]
+    seeds = list(range(20))
+    mixed = serve_load.mixed_requests(args.requests, texts, "cls", "lm", seeds, max_tokens=40)
     try:
-        one = [{"kind": "predict", "body": {"model": "cls", "inputs": [t]}} for t in texts[:args.sequential]]
         asyncio.run(serve_load.drive(url, None, one[:50], 1))  # warm up
-        results, seconds = asyncio.run(serve_load.drive(url, None, one, 1))
-        rows["serve, 1 client, classify"] = serve_load.summary(results, seconds)
-        many = [{"kind": "predict", "body": {"model": "cls", "inputs": [texts[k % len(texts)]]}}
-                for k in range(args.requests)]
-        results, seconds = asyncio.run(serve_load.drive(url, None, many, args.clients))
-        rows[f"serve, {args.clients} clients, classify"] = serve_load.summary(results, seconds)
-        failed = [r for r in results if r.status != 200]
-        if failed:
-            print(f"{len(failed)} errors under {args.clients} clients; the first: {failed[0]}")
-        seeds = list(range(20))
-        mixed = serve_load.mixed_requests(args.requests, texts, "cls", "lm", seeds, max_tokens=40)
+        for r in range(args.rounds):
+            results, seconds = asyncio.run(serve_load.drive(url, None, one, 1))
+            note("serve, 1 client, classify", serve_load.summary(results, seconds))
+            results, seconds = asyncio.run(serve_load.drive(url, None, many, args.clients))
+            note(f"serve, {args.clients} clients, classify", serve_load.summary(results, seconds))
+            failed = [x for x in results if x.status != 200]
+            if failed:
+                print(f"{len(failed)} errors under {args.clients} clients; the first: {failed[0]}")
+            note("one rnncli predict - kept open (a pipe)", one_pipe(folder, cls, texts[:args.sequential]))
+            print(f"round {r + 1}: " + ", ".join(f"{name}: {v[-1]['rps']:.0f} req/s" for name, v in rounds.items()),
+                  flush=True)
         before = rss_mb(process.pid)
         results, seconds = asyncio.run(serve_load.drive(url, None, mixed, args.clients))
         after = rss_mb(process.pid)
-        rows[f"serve, {args.clients} clients, mixed (20 % streamed generate)"] = serve_load.summary(results, seconds)
+        note(f"serve, {args.clients} clients, mixed (20 % streamed generate)", serve_load.summary(results, seconds))
     finally:
         process.terminate()
         code = process.wait(60)
@@ -149,17 +159,21 @@ def main():
     sampled = {s: serve_load.cli_sample(lm, {"seed": s, "max_tokens": 40, "temperature": 0.8}, folder)
                for s in seeds}
     wrong = serve_load.mismatches(mixed, results, predicted, sampled)
-    rows["one rnncli predict process per request"] = one_process_per_request(folder, cls,
-                                                                           texts[:args.processes])
-    rows["one rnncli predict - kept open (a pipe)"] = one_pipe(folder, cls, texts[:args.sequential])
+    note("one rnncli predict process per request", one_process_per_request(folder, cls, texts[:args.processes]))
+    rows = {name: {k: (statistics.median(x[k] for x in v) if k != "errors" else sum(x[k] for x in v))
+                   for k in v[0]} for name, v in rounds.items()}
+    ratios = [a["rps"] / b["rps"] for a, b in zip(rounds[f"serve, {args.clients} clients, classify"],
+                                                   rounds["serve, 1 client, classify"], strict=True)]
 
-    print(f"\n{'':52} {'requests':>8} {'errors':>6} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8}")
+    print(f"\nmedians of {args.rounds} rounds (the mixed run and the processes: once)")
+    print(f"{'':52} {'requests':>8} {'errors':>6} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8}")
     for name, r in rows.items():
         print(f"{name:52} {r['requests']:>8} {r['errors']:>6} {r['rps']:>8.1f} {r['p50_ms']:>8.2f} "
               f"{r['p99_ms']:>8.2f}")
     alone = rows["serve, 1 client, classify"]["rps"]
     crowd = rows[f"serve, {args.clients} clients, classify"]["rps"]
-    print(f"\n{args.clients} clients / 1 client (classify req/s): {crowd / alone:.2f}x (target >= 5x)")
+    print(f"\n{args.clients} clients / 1 client (classify req/s), each round: "
+          f"{', '.join(f'{x:.2f}x' for x in ratios)}; median {statistics.median(ratios):.2f}x (target >= 5x)")
     per_process = rows["one rnncli predict process per request"]["rps"]
     pipe = rows["one rnncli predict - kept open (a pipe)"]["rps"]
     print(f"serve, 1 client / a process per request: {alone / per_process:.1f}x; / a pipe: {alone / pipe:.2f}x; "

@@ -31,9 +31,9 @@ def serve(specs, host="127.0.0.1", port=8000, token=None, limits=None):
         raise UsageError("--token must be at least 8 characters")
     served = load_served(specs)
     sock = _listen(host, port)
-    if not _loopback(host) and token is None:
-        console.log(f"[yellow]warning:[/yellow] serving on {host}, which other machines can reach, with no --token: "
-                    "anyone who can reach it can use these models")
+    warning = exposure_warning(host, token)
+    if warning:
+        console.log(f"[yellow]warning:[/yellow] {warning}")
     app = build_app(served, limits, token)
     config = uvicorn.Config(app, log_level="warning", http=_protocol(limits.header_timeout), lifespan="on",
                             timeout_graceful_shutdown=SHUTDOWN_SECONDS, timeout_keep_alive=5, server_header=False)
@@ -52,6 +52,14 @@ def _check_limits(limits):
             raise UsageError(f"--max-wait-ms must be 0 or more, not {value * 1000:g}")
         if name != "max_wait" and not value > 0:
             raise UsageError(f"--{name.replace('_', '-')} must be positive, not {value}")
+
+
+def exposure_warning(host, token):
+    """What to say when other machines may reach the models with no token, else None."""
+    if _loopback(host) or token is not None:
+        return None
+    return (f"serving on {host}, which other machines can reach, with no --token: anyone who can reach it "
+            "can use these models")
 
 
 def _loopback(host):

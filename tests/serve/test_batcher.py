@@ -63,3 +63,13 @@ def test_a_job_without_a_key_is_never_batched():
     jobs = [Job(None, ["a"]), Job(None, ["b"])]
     got, calls = run(jobs, lambda xs: xs)
     assert got == [["a"], ["b"]] and calls == [["a"], ["b"]]
+
+
+def test_an_address_other_machines_reach_without_a_token_is_warned_of():
+    from rnncli.commands.serve import exposure_warning
+
+    assert exposure_warning("0.0.0.0", None) and exposure_warning("192.168.1.5", None)
+    assert "no --token" in exposure_warning("::", None)
+    for host in ("127.0.0.1", "127.0.0.2", "::1", "localhost"):
+        assert exposure_warning(host, None) is None
+    assert exposure_warning("0.0.0.0", "a-long-token") is None
