@@ -43,8 +43,9 @@ class Classifier:
         self.params.update(prefixed("rnn", self.rnn.params))
         self.params.update(prefixed("head", self.head.params))
 
-    def _pool(self, h, finals, mask):
-        """h (T, B, F), mask (T, B) -> (B, F) and what backward needs."""
+    def _pool(self, h, finals, mask, for_backward=True):
+        """h (T, B, F), mask (T, B) -> (B, F) and what backward needs (for_backward=False: nothing,
+        and max pooling skips the positions of the maxima, a slower reduction than the maxima)."""
         if self.pool == "last":
             top = finals[-self.rnn.directions :]
             return np.concatenate([s[0] for s in top], axis=-1), None
@@ -54,6 +55,8 @@ class Classifier:
             lengths = np.maximum(m.sum(axis=0), 1)  # (B, 1)
             return (h * m).sum(axis=0) / lengths, lengths
         masked = np.where(m > 0, h, -np.inf)
+        if not for_backward:  # the same numbers as below: the maxima themselves
+            return masked.max(axis=0).astype(h.dtype, copy=False), None
         arg = masked.argmax(axis=0)  # (B, F)
         return np.take_along_axis(h, arg[None], axis=0)[0], arg
 
@@ -72,13 +75,14 @@ class Classifier:
         np.put_along_axis(d_h, aux[None], d_pooled[None], axis=0)
         return d_h, None
 
-    def forward(self, ids, mask, train=False, rng=None):
-        """ids (T, B), mask (T, B) -> logits (B,) for two classes, else (B, K); and a cache."""
+    def forward(self, ids, mask, train=False, rng=None, for_backward=True):
+        """ids (T, B), mask (T, B) -> logits (B,) for two classes, else (B, K); and a cache
+        (for_backward=False: predictions only, whose cache cannot serve backward)."""
         if train and not self.frames:
             ids = word_dropout(rng, ids, self.word_dropout)
         x = self.embedding.forward(ids)
         h, finals, rnn_cache = self.rnn.forward(x, None, mask, train=train, rng=rng)
-        pooled, aux = self._pool(h, finals, mask)
+        pooled, aux = self._pool(h, finals, mask, for_backward)
         drop = dropout_mask(rng, pooled.shape, self.dropout, self.dtype) if train else None
         feats = pooled * drop if drop is not None else pooled
         logits = self.head.forward(feats)
@@ -119,7 +123,7 @@ class Classifier:
         """(B, K) class probabilities."""
         from rnncli.nn.functional import sigmoid, softmax
 
-        logits, _ = self.forward(ids, mask)
+        logits, _ = self.forward(ids, mask, for_backward=False)
         if self.num_classes == 2:
             p1 = sigmoid(logits.astype(np.float64))
             return np.stack([1 - p1, p1], axis=1)

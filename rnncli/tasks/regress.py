@@ -36,7 +36,7 @@ class Regressor(Classifier):
 
     def predict(self, ids, mask):
         """(B, K) scores in their own units (float64)."""
-        z_hat, _ = self.forward(ids, mask)
+        z_hat, _ = self.forward(ids, mask, for_backward=False)
         return z_hat.astype(np.float64) * self.score_std + self.score_mean
 
 

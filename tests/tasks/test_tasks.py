@@ -117,6 +117,19 @@ def test_classifier_padding_invariance(pool):
         np.testing.assert_allclose(p[b], alone[0], atol=1e-12)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_predictions_pool_the_same_numbers_as_training_does(dtype):
+    """predict_proba's max pooling takes the maxima (no positions, which only backward needs): the
+    same numbers, bit for bit, as the pooling that training differentiates, padded or not."""
+    rng = np.random.default_rng(5)
+    model = Classifier(9, 3, rng, embed=3, hidden=4, cell="gru", bidirectional=True, pool="max", dtype=dtype)
+    ids, mask = batch(rng)
+    trained_path, _ = model.forward(ids, mask)
+    predicted_path, _ = model.forward(ids, mask, for_backward=False)
+    assert predicted_path.dtype == trained_path.dtype
+    np.testing.assert_array_equal(predicted_path, trained_path)
+
+
 def test_constrained_decode_finds_the_best_valid_sequence_by_brute_force():
     import itertools
 
