@@ -67,11 +67,13 @@ def models(folder):
 def start_server(folder, cls, lm):
     process = subprocess.Popen([sys.executable, "-m", "rnncli", "serve", "-m", f"cls={cls}", "-m", f"lm={lm}",
                                 "--port", "0"], cwd=folder, stderr=subprocess.PIPE, text=True)
+    said = []
     for line in process.stderr:
+        said.append(line)
         found = re.search(r"on http://127\.0\.0\.1:(\d+)", line)
         if found:
             return process, f"http://127.0.0.1:{found.group(1)}"
-    sys.exit("the server did not start")
+    sys.exit("the server did not start: " + "".join(said)[-2000:])
 
 
 def rss_mb(pid):

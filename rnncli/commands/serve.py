@@ -40,9 +40,9 @@ def serve(specs, host="127.0.0.1", port=8000, token=None, limits=None):
     shown_host, shown_port = sock.getsockname()[:2]
     shown_host = f"[{shown_host}]" if ":" in shown_host else shown_host
     names = ", ".join(f"{s.name} ({s.meta['task']})" for s in served.values())
-    console.log(f"rnncli serve: {names} on http://{shown_host}:{shown_port} (the page: /, the API: /docs); "
-                "Ctrl-C stops")
-    _Server(config).run(sockets=[sock])
+    ready = (f"rnncli serve: {names} on http://{shown_host}:{shown_port} (the page: /, the API: /docs); "
+             "Ctrl-C stops")
+    _Server(config, ready).run(sockets=[sock])
     console.log("rnncli serve: stopped")
 
 
@@ -142,7 +142,14 @@ def _uvicorn_server():
 
     class Server(uvicorn.Server):
         """uvicorn's server, whose signals end the run with exit 0: SIGTERM and Ctrl-C stop it
-        gracefully (a second Ctrl-C forces it), and nothing re-raises them afterwards."""
+        gracefully (a second Ctrl-C forces it), and nothing re-raises them afterwards. It says it is
+        ready once it is: listening, with those signals in its hands."""
+
+        ready = ""
+
+        async def startup(self, sockets=None):
+            await super().startup(sockets)
+            console.log(self.ready)
 
         @contextlib.contextmanager
         def capture_signals(self):
@@ -156,5 +163,7 @@ def _uvicorn_server():
     return Server
 
 
-def _Server(config):  # noqa: N802 - a class made on demand (uvicorn is optional)
-    return _uvicorn_server()(config)
+def _Server(config, ready):  # noqa: N802 - a class made on demand (uvicorn is optional)
+    server = _uvicorn_server()(config)
+    server.ready = ready
+    return server
