@@ -192,7 +192,7 @@ def check_shapes(path, cfg, meta, params):
                    f"says {said:,} but the stored {what} has {stored:,}")
 
     task = task_named(task)
-    for prefix in task.stacks:  # (character stacks are checked apart)
+    for prefix in task.stacks_of(cfg):  # (character stacks are checked apart)
         _check_stack(c, path, cfg, params, prefix, task, agree)
     # the stored layer counts now bound the model: draw it on a blueprint and compare every parameter
     try:

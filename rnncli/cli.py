@@ -39,6 +39,7 @@ class GradTask(enum.StrEnum):
     classify = "classify"
     tag = "tag"
     seq2seq = "seq2seq"
+    caption = "caption"
 
 
 class TooLong(enum.StrEnum):

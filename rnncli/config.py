@@ -26,8 +26,9 @@ def option(default, help, choices=None, at_least=None, low=None, high=None, low_
 @dataclass
 class TrainConfig:
     # lm, classify or tag; None = from the data set's format
-    task: str | None = option(None, "What to train: a language model, a classifier, a tagger, an encoder-decoder "
-                              "or a regression.", choices=("lm", "classify", "tag", "seq2seq", "regress"))
+    task: str | None = option(None, "What to train: a language model, a classifier, a tagger, an encoder-decoder, "
+                              "a regression or an image captioner.",
+                              choices=("lm", "classify", "tag", "seq2seq", "regress", "caption"))
     # the gated cells learn long dependencies that a vanilla RNN forgets
     cell: str = option("lstm", "Recurrent cell.", choices=("rnn", "gru", "lstm"))
     # two layers beat one at equal parameters on character text (char-rnn's finding)

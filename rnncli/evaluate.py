@@ -108,13 +108,15 @@ def translate_split(model, split, batch_size=64, beam=0, length_penalty=0.0, n_b
     return world.fill(out)
 
 
-def evaluate_seq2seq(model, split, references=None, beam=0, length_penalty=0.0, world=None, decode_sample=None):
+def evaluate_seq2seq(model, split, references=None, beam=0, length_penalty=0.0, world=None, decode_sample=None,
+                     keep_outputs=False):
     """Token loss and perplexity (teacher forced), and the decoded outputs scored against
     `references`: the raw target lines where the split was read from a file, else its target ids
     written out as text (<unk> where the vocabulary lacks a word). Translation: BLEU, chrF and
     exact match; speech (frames in): word and character error rates and sentence accuracy.
     decode_sample: indices of the sequences to decode and score (training validates on a fixed
-    sample, evaluation.py's callers on all); the loss is always the whole split's."""
+    sample, evaluation.py's callers on all); the loss is always the whole split's. keep_outputs:
+    also "outputs": (hypotheses, references) as they were compared."""
     world = world or Solo()
     total = count = 0.0
     for index in world.mine(bucketed_batches(split.lengths(), 64)):
@@ -141,6 +143,8 @@ def evaluate_seq2seq(model, split, references=None, beam=0, length_penalty=0.0, 
         out.update(error_rates(hyps, references), sentence_accuracy=right)
     else:
         out.update(bleu=corpus_bleu(hyps, references)["bleu"], chrf=corpus_chrf(hyps, references), exact_match=right)
+    if keep_outputs:
+        out["outputs"] = (hyps, references)
     return out
 
 

@@ -206,3 +206,33 @@ def error_rates(hypotheses, references):
         out[unit] = {"rate": rate, "substitutions": s, "deletions": d, "insertions": i, "reference": n}
     return {"wer": out["word"]["rate"], "cer": out["char"]["rate"], "word_errors": out["word"],
             "char_errors": out["char"]}
+
+
+def scene_accuracy(hypotheses, references):
+    """Per-object accuracy of captions that place objects: a caption is phrases joined by " and ",
+    each "<object> <row> <column>" ("seven top left"). Each phrase of a reference is right when the
+    hypothesis names the same object at that place. -> right / reference phrases, or None when a
+    reference is not in that form (the figure would mean nothing)."""
+    right = total = 0
+    for hyp, ref in zip(hypotheses, references, strict=True):
+        wanted = _places(ref)
+        if wanted is None:
+            return None
+        said = _places(hyp, lenient=True)
+        total += len(wanted)
+        right += sum(said.get(place) == thing for place, thing in wanted.items())
+    return right / total if total else None
+
+
+def _places(caption, lenient=False):
+    """{"top left": "seven", ...} of a caption; None where a phrase has fewer than three words (a
+    hypothesis, lenient: such phrases are left out)."""
+    out = {}
+    for phrase in caption.split(" and "):
+        words = phrase.split()
+        if len(words) < 3:
+            if lenient:
+                continue
+            return None
+        out.setdefault(" ".join(words[-2:]), " ".join(words[:-2]))  # a place said twice: its first object
+    return out

@@ -115,6 +115,28 @@ def spectrogram(x, strips=(), audio=None):
                    font_family="sans-serif")
 
 
+def image(pixels, strips=()):
+    """An image (H, W, C) of values in [0, 1] as an SVG picture, drawn as it is (top row at the top,
+    grey or colour), each pixel a square of at least 12 pixels; under it one strip of W cells per
+    (name, values in [0, 1]) pair: a word's attention over the image's columns."""
+    from rnncli.charts import SVG
+
+    H, W, C = pixels.shape
+    cell = max(12, -(-320 // max(H, W)))
+    rgb = np.round(255 * np.clip(pixels if C == 3 else np.repeat(pixels, 3, axis=2), 0, 1)).astype(int)
+    parts = [element("rect", x=LEFT + c * cell, y=TOP + r * cell, width=cell, height=cell,
+                     fill="rgb({},{},{})".format(*rgb[r, c])) for r in range(H) for c in range(W)]
+    strip_top = TOP + H * cell + 14
+    for k, (name, values) in enumerate(strips):
+        y = strip_top + k * 16
+        parts += [element("rect", x=LEFT + c * cell, y=y, width=cell, height=12,
+                          fill="rgb({},{},{})".format(*sequential(values[c]))) for c in range(W)]
+        parts.append(element("text", name, x=LEFT + W * cell + 6, y=y + 10, font_size=11))
+    width = LEFT + W * cell + (170 if strips else 20)
+    return element("svg", *parts, xmlns=SVG, width=width, height=strip_top + 16 * len(strips) + 4,
+                   font_family="sans-serif")
+
+
 def _frequency_axis(D, ch, audio):
     """Five ticks up the left side: each band's centre frequency (deltas, stacked above the bands,
     marked Δ), or the frame's dimension."""

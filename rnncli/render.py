@@ -290,6 +290,22 @@ def seq2seq_report(m):
         ("loss (nats per token)", f"{m['loss']:.4f}"), ("perplexity", f"{m['perplexity']:.2f}")]))
 
 
+def caption_report(m):
+    """A captioner's exact match, per-object accuracy and BLEU."""
+    rows = [("exact match", f"{pct(m['exact_match'])} %")]
+    if "object_accuracy" in m:
+        rows.append(("objects right (each caption's \"<object> <place>\" phrases)", f"{pct(m['object_accuracy'])} %"))
+    rows += [("BLEU (sacreBLEU 13a)", f"{m['bleu']:.2f}"), ("word error rate", f"{pct(m['wer'])} %"),
+             ("target tokens", f"{m['tokens']:,}"), ("loss (nats per token)", f"{m['loss']:.4f}")]
+    console.log(f"{m['data']}: exact match [bold]{pct(m['exact_match'])} %[/bold] ({m['decoding']})")
+    if m.get("unseen_words"):
+        unseen = m["unseen_words"]
+        shown = ", ".join(repr(w) for w in unseen[:5]) + (", ..." if len(unseen) > 5 else "")
+        console.log(f"[yellow]warning:[/yellow] {len(unseen)} caption word{'s' if len(unseen) > 1 else ''} the model "
+                    f"never saw ({shown}): a caption that holds one can never match")
+    console.show(console.table(f"{m['data']}: image captioning ({m['decoding']})", ["", "value:"], rows))
+
+
 def regress_report(m):
     rows = [(name, f"{x['rmse']:.4g}", f"{x['mae']:.4g}", f"{x['r2']:.4f}", f"{x['pearson']:.4f}",
              f"{x['spearman']:.4f}", f"{x['count']:,}") for name, x in m["scores"].items()]

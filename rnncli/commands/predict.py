@@ -152,7 +152,8 @@ def transcriptions(model, meta, source, jsonl, max_source, cut, decoding):
                 x = None
             arrays.append(x)
         records = decoded_records(model, data, [at for at, _ in group], arrays, decoding)
-        yield [dict(r, key="transcript") for r in records]
+        key = task_named(meta["task"]).output_name(data)
+        yield [dict(r, key=key) for r in records]
 
 
 def predictions(model, meta, source, conll=False, proba=False, jsonl=False):
@@ -183,6 +184,7 @@ def labelled_records(model, meta, sentences, proba=False):
 
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif")
+IMAGE_SUFFIXES = (".png", ".pgm", ".ppm", ".pnm")
 
 
 def frame_items(source, jsonl, data):
@@ -196,6 +198,8 @@ def frame_items(source, jsonl, data):
     from rnncli.text.readers import json_object
 
     audio_meta = dict(data.get("audio") or {})
+    if "image" in data:  # images: of the model's size
+        audio_meta["image"] = list(data["image"])
 
     def one(obj, at):
         try:
@@ -206,7 +210,7 @@ def frame_items(source, jsonl, data):
             return f"{at}: frames of {x.shape[1]} numbers; the model reads {data['frame_dim']}"
         return x
 
-    if str(source).lower().endswith((*AUDIO_SUFFIXES, ".npy")):
+    if str(source).lower().endswith((*AUDIO_SUFFIXES, *IMAGE_SUFFIXES, ".npy")):
         yield [(where(source, 1), one(_path_record(source), where(source, 1)))]
         return
     for group in read_groups(source):
@@ -229,10 +233,13 @@ def frame_items(source, jsonl, data):
 
 
 def _path_record(path):
-    """A path given to predict or show as the record it stands for: .npy features, else a recording."""
+    """A path given to predict or show as the record it stands for: .npy features, an image, else a
+    recording."""
     import os
 
-    return {"features" if path.lower().endswith(".npy") else "audio": os.path.abspath(path)}
+    lower = path.lower()
+    kind = "features" if lower.endswith(".npy") else "image" if lower.endswith(IMAGE_SUFFIXES) else "audio"
+    return {kind: os.path.abspath(path)}
 
 
 def frame_predictions(model, meta, source, proba=False, jsonl=False):

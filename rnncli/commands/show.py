@@ -229,9 +229,18 @@ def _frames(shown, path, picture):
                                                                    f"{frames.shape[1]} numbers; {caption}")])
     if not shown.paged:
         return Picture(shown.terminal, result)
+    if "image" in data:  # the picture as it was, not its normalised columns
+        drawing = pictures.image(image_pixels(x, data["image"]), strips)
+    else:
+        drawing = pictures.spectrogram(frames, strips, data.get("audio"))
     return Picture(shown.terminal, result, page(f"{shown.path}: {what}", element("p", f"{path}: {caption}"),
-                                                element("div", pictures.spectrogram(frames, strips, data.get("audio")),
-                                                        class_="wide")))
+                                                element("div", drawing, class_="wide")))
+
+
+def image_pixels(columns, shape):
+    """An image's frames (W, H * C) as read (not normalised) -> its pixels (H, W, C)."""
+    H, W, C = shape
+    return np.asarray(columns, np.float64).reshape(W, H, C).transpose(1, 0, 2)
 
 
 def _one_sequence(frames):
@@ -278,6 +287,14 @@ def tag_frames(model, meta, frames):
              "probabilities": {n: marginals[:, 0, k].round(6).tolist() for k, n in enumerate(names)}}
     return [(f"p({n})", marginals[:, 0, k]) for k, n in enumerate(names)], found, \
         "each tag's probability, frame by frame (darker: likelier)", "tag of frames", []
+
+
+def caption_frames(model, meta, frames):
+    """An image's caption, and for a model that attends, each word's attention over the columns."""
+    strips, found, caption, _, tables = speech_frames(model, meta, frames)
+    found["caption"] = found.pop("transcript")
+    caption = caption.replace("over the frames", "over the image's columns")
+    return strips, found, caption, "image captioning", tables
 
 
 def speech_frames(model, meta, frames):

@@ -377,6 +377,29 @@ def seq2seq_graph(g, model, params, cfg, data):
     return inputs, outputs
 
 
+def caption_graph(g, model, params, cfg, data):
+    """An image captioner: with attention, seq2seq_graph over the image's columns; else frames
+    (S, B, D), normalised, flattened to v (B, S*D), each decoder layer started at tanh(W v + b) (an
+    LSTM's c at W' v + b'), teacher-forced target inputs (T, B) -> logits (T, B, Vt). The inputs are
+    seq2seq_graph's (source_lengths is read by the attending model only)."""
+    from onnx import TensorProto, helper
+
+    if cfg.get("attention") not in (None, "none"):
+        return seq2seq_graph(g, model, params, cfg, data)
+    L, n_states, D = cfg["layers"], 2 if cfg["cell"] == "lstm" else 1, data["frame_dim"]
+    mean, sd = (np.asarray(data[k], np.float32) for k in ("frame_mean", "frame_std"))
+    x = g.op("Div", [g.op("Sub", ["frames", g.const("frame_mean", mean)]), g.const("frame_std", sd)])
+    v = g.op("Reshape", [g.op("Transpose", [x], perm=[1, 0, 2]), g.ints("shape", [0, -1])])  # [x<1>; ...; x<S>]
+    initial = tuple(_initial_states(g, params, "bridge", L, n_states, [[v] * n_states] * L))
+    y = g.op("Gather", [g.const("target_E", params["target_embedding.E"]), "target_in"])
+    h, _, _ = recurrent_stack(g, y, params, "decoder", cfg, L, False, initial=initial)
+    g.matmul_add(h, params["head.W"], params["head.b"], "head", out="logits")
+    inputs = [helper.make_tensor_value_info("frames", g.elem, ["S", "B", D]),
+              helper.make_tensor_value_info("source_lengths", TensorProto.INT32, ["B"]),
+              helper.make_tensor_value_info("target_in", TensorProto.INT64, ["T", "B"])]
+    return inputs, [helper.make_tensor_value_info("logits", g.elem, ["T", "B", len(data["target_vocab"])])]
+
+
 def _input_fed_decoder(g, params, cfg, y, initial, memory, lengths, layers):
     """nn/input_feeding.py as an ONNX Scan over the target steps: the body reads y<t> (B, E) and carries
     each layer's states and h~<t-1>; every layer is a one-step RNN/GRU/LSTM operator, then attention

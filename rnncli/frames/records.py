@@ -6,6 +6,8 @@ knows (`label`, `tags` with one tag per frame, `target`):
     "frames":   [[0.1, 0.2, ...], ...]   T lists of D numbers
     "features": "clip.npy"               a (T, D) array, loaded without pickle
     "audio":    "clip.wav"               a recording, turned into log-mel frames (audio.py)
+    "image":    "scene.png"              a PNG, PGM or PPM image, read as its columns (images.py)
+    "pixels":   [[0, 255, ...], ...]     an image's rows of pixels 0-255, read alike
 
 Paths are relative to the manifest's folder. Every recording of a data set must have one sample
 rate (the model's; a file at another rate is refused, never silently resampled), every frame D
@@ -21,7 +23,7 @@ import numpy as np
 
 from rnncli.errors import RnncliError, where
 
-FIELDS = ("frames", "features", "audio")
+FIELDS = ("frames", "features", "audio", "image", "pixels")
 MAX_FRAMES = 100_000  # time steps in one record (1,000 s of audio at 100 frames a second)
 MAX_DIM = 10_000
 
@@ -40,7 +42,9 @@ def record_frames(obj, path, n, audio_meta):
     if len(given) > 1:  # which one was meant is not ours to guess
         raise RnncliError(f"{at}: the record gives its input twice ({' and '.join(map(repr, given))}); keep one")
     value = obj[key]
-    if key == "frames":
+    if key in ("image", "pixels"):
+        x = _image(key, value, path, at, audio_meta)
+    elif key == "frames":
         if not isinstance(value, list) or not value or not all(isinstance(row, list) for row in value):
             raise RnncliError(f"{at}: field 'frames' must be a non-empty list of lists of numbers")
         D = len(value[0])
@@ -70,6 +74,30 @@ def record_frames(obj, path, n, audio_meta):
     if not np.all(np.isfinite(x)):
         raise RnncliError(f"{at}: the frames hold numbers beyond float32's range (about 3.4e38)")
     return x
+
+
+def _image(key, value, path, at, settings):
+    """An image record's frames (W, H * C); every image of a data set (and of a model's input) has
+    the first one's size and channels, kept in settings["image"] as [H, W, C]."""
+    from rnncli.frames.images import describe, image_frames, pixel_rows, read_image
+
+    if key == "pixels":
+        pixels = pixel_rows(value, at)
+    else:
+        if not isinstance(value, str) or not value.strip():
+            raise RnncliError(f"{at}: field 'image' must be a file path")
+        file = value if os.path.isabs(value) else os.path.join(os.path.dirname(os.path.abspath(str(path))), value)
+        try:
+            pixels = read_image(file)
+        except RnncliError as e:
+            raise RnncliError(f"{at}: {e}") from None
+    shape = list(pixels.shape)
+    if "image" not in settings:
+        settings["image"] = shape
+    elif settings["image"] != shape:
+        raise RnncliError(f"{at}: an image of {describe(shape)} pixels; this data's (and model's) images are "
+                          f"{describe(settings['image'])}")
+    return image_frames(pixels)
 
 
 def _not_a_number(rows):

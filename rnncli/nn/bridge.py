@@ -19,10 +19,12 @@ class Bridge:
     states pass as they are."""
 
     def __init__(self, encoder_layers, decoder_layers, directions, hidden, decoder_hidden, n_states, rng,
-                 dtype=np.float32):
+                 dtype=np.float32, projected=None):
+        """projected: always learn the map (True), or only where the widths or directions call for it (None)."""
         self.below, self.directions, self.hidden = encoder_layers - decoder_layers, directions, hidden
         self.encoder_layers = encoder_layers
-        projected = directions == 2 or decoder_hidden != hidden
+        if projected is None:
+            projected = directions == 2 or decoder_hidden != hidden
         self.layers = [InitialState(directions * hidden, decoder_hidden, n_states, rng, dtype, init="fan_in")
                        for _ in range(decoder_layers)] if projected else []
         self.params = {}

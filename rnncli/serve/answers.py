@@ -95,37 +95,49 @@ def _tokens(s, x, field, limits):
     return tokens
 
 
+def input_fields(data):
+    """The fields an input of a model of frames may give: what its data was made of."""
+    if "image" in data:
+        return ("image", "pixels")
+    return ("audio", "frames") if data.get("audio") else ("frames",)
+
+
+FIELD_FORMS = {"audio": '{"audio": base64 WAV}', "frames": '{"frames": [[...]]}',
+               "image": '{"image": base64 PNG, PGM or PPM}', "pixels": '{"pixels": [[0-255, ...], ...]}'}
+
+
 def _frames(s, x, field, limits):
-    """One input of a model that reads frames: {"frames": [[...], ...]} or {"audio": base64 WAV}
-    -> frames (T, D), read as predict reads a JSON lines record."""
+    """One input of a model that reads frames: {"frames": [[...], ...]}, {"audio": base64 WAV},
+    {"image": base64 PNG} or {"pixels": rows}, as its data was -> frames (T, D), read as predict
+    reads a JSON lines record."""
     from rnncli.frames.records import record_frames
 
-    if not isinstance(x, dict) or len([k for k in ("frames", "audio") if k in x]) != 1 or len(x) != 1:
-        raise Problem(field, 'this model reads audio or frames: give {"audio": base64 WAV} or {"frames": [[...]]}')
     data = s.meta["data"]
+    allowed = input_fields(data)
+    if not isinstance(x, dict) or len(x) != 1 or next(iter(x)) not in allowed:
+        given = f" (not {next(iter(x))!r})" if isinstance(x, dict) and len(x) == 1 else ""
+        raise Problem(field, f"this model reads {' or '.join(allowed)}{given}: give "
+                      + " or ".join(FIELD_FORMS[k] for k in allowed))
+    kind = next(iter(x))
+    settings = dict(data.get("audio") or {})
+    if "image" in data:
+        settings["image"] = list(data["image"])
     with tempfile.TemporaryDirectory(prefix="rnncli-serve-") as folder:
         record = x
-        if "audio" in x:
-            if not data.get("audio"):
-                raise Problem(field, "this model reads frames, not audio: give {\"frames\": [[...]]}")
-            if not isinstance(x["audio"], str):
-                raise Problem(field + ".audio", "must be a base64 string of a WAV file")
-            try:
-                raw = base64.b64decode(x["audio"], validate=True)
-            except (binascii.Error, ValueError):
-                raise Problem(field + ".audio", "is not base64") from None
-            if raw[:4] != b"RIFF" or raw[8:12] != b"WAVE":
-                raise Problem(field + ".audio", "is not a WAV file (no RIFF/WAVE header)")
-            record = {"audio": os.path.join(folder, "upload.wav")}
-            with open(record["audio"], "wb") as f:
+        if kind in ("audio", "image"):
+            raw = _upload(x[kind], f"{field}.{kind}")
+            if kind == "audio" and (raw[:4] != b"RIFF" or raw[8:12] != b"WAVE"):
+                raise Problem(f"{field}.audio", "is not a WAV file (no RIFF/WAVE header)")
+            record = {kind: os.path.join(folder, "upload.wav" if kind == "audio" else "upload.image")}
+            with open(record[kind], "wb") as f:
                 f.write(raw)
         try:
-            frames = record_frames(record, field, None, dict(data.get("audio") or {}))
+            frames = record_frames(record, field, None, settings)
         except RnncliError as e:
             raise Problem(None, str(e).replace(folder + os.sep, "")) from None
     if frames.shape[1] != data["frame_dim"]:
         raise Problem(field, f"frames of {frames.shape[1]} numbers; the model reads {data['frame_dim']}")
-    if "audio" in x:
+    if kind == "audio":
         seconds = len(frames) * data["audio"]["hop_ms"] / 1000
         if seconds > limits.max_seconds:
             raise Problem(field + ".audio", f"{seconds:,.1f} s of audio; at most {limits.max_seconds:g} s "
@@ -133,6 +145,16 @@ def _frames(s, x, field, limits):
     elif len(frames) > limits.max_input_tokens:
         raise Problem(field, f"{len(frames):,} frames; at most {limits.max_input_tokens:,} (--max-input-tokens)")
     return frames
+
+
+def _upload(value, field):
+    """A file sent as base64 text -> its bytes."""
+    if not isinstance(value, str):
+        raise Problem(field, "must be a base64 string of the file")
+    try:
+        return base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        raise Problem(field, "is not base64") from None
 
 
 DECODING = ("beam", "length_penalty", "n_best", "temperature", "top_k", "top_p", "seed")
@@ -183,7 +205,7 @@ def answer(job, inputs=None, sources=None):
         records = predict.decoded_records(s.model, s.meta["data"], job.sources if sources is None else sources,
                                           inputs, decoding)
         if s.reads_frames:
-            records = [dict(r, key="transcript") for r in records]
+            records = [dict(r, key=s.task.output_name(s.meta["data"])) for r in records]
     elif s.reads_frames:
         records = predict.framed_records(s.model, s.meta, inputs, proba=True)
     else:

@@ -31,7 +31,8 @@ Input = str | list[str] | dict
 
 class PredictBody(BaseModel):
     """POST /v1/predict: the inputs (text, a tagger's list of tokens, or for a model of frames
-    {"audio": base64 WAV} / {"frames": [[...]]}) and an encoder-decoder's decoding options."""
+    {"audio": base64 WAV}, {"image": base64 PNG}, {"frames": [[...]]} or {"pixels": [[...]]}) and an
+    encoder-decoder's decoding options."""
 
     model_config = ConfigDict(extra="forbid")
     model: str
@@ -238,17 +239,22 @@ async def _events(state, s, o):
 
 
 def _picture(s, given, limits):
-    """The show page of one input: text, or for a model of frames a recording (base64 WAV)."""
+    """The show page of one input: text, or for a model of frames a recording or an image (base64)."""
     from rnncli.commands.show import picture_of
 
     if s.reads_frames:
-        if not isinstance(given, dict) or not isinstance(given.get("audio"), str) or len(given) != 1:
-            raise Problem("input", 'give the recording as {"audio": base64 WAV}')
+        kind = "image" if "image" in s.meta["data"] else "audio"
+        if not isinstance(given, dict) or not isinstance(given.get(kind), str) or len(given) != 1:
+            raise Problem("input", f"give the {'image' if kind == 'image' else 'recording'} as "
+                          f"{answers.FIELD_FORMS[kind]}")
         answers.prepare_predict(s, {"inputs": [given], **dict.fromkeys(answers.DECODING)}, limits)  # its limits
+        raw = base64.b64decode(given[kind])
+        suffix = ".wav" if kind == "audio" else ".png" if raw.startswith(b"\x89PNG") else (
+            ".ppm" if raw[:2] in (b"P3", b"P6") else ".pgm")
         with tempfile.TemporaryDirectory(prefix="rnncli-serve-") as folder:
-            path = os.path.join(folder, "recording.wav")
+            path = os.path.join(folder, kind + suffix)
             with open(path, "wb") as f:
-                f.write(base64.b64decode(given["audio"]))
+                f.write(raw)
             picture = picture_of(s.model, s.meta, s.name, path)
     else:
         if not isinstance(given, str) or not given.strip():

@@ -69,7 +69,7 @@ def describe(s):
     """One model as GET /v1/models shows it: its task, what it reads, its names and decoding defaults."""
     data, cfg, task = s.meta["data"], s.meta["config"], s.task
     out = {"name": s.name, "task": s.meta["task"], "kind": "generate" if task.generates else "predict",
-           "input": "audio or frames" if s.reads_frames else "text", "level": data.get("level")}
+           "input": _input_kind(data), "level": data.get("level")}
     names = task.answer_names(s.model) if not task.generates else None
     if names is not None:
         out["tags" if s.meta["task"] == "tag" else "labels" if s.meta["task"] == "classify" else "scores"] = list(names)
@@ -80,8 +80,17 @@ def describe(s):
 
         beam, length_penalty = decoding(cfg)
         out["decoding"] = {"beam": beam, "length_penalty": length_penalty}
-        if s.reads_frames:
-            out["audio"] = dict(data.get("audio") or {})
+        if data.get("audio"):
+            out["audio"] = dict(data["audio"])
+    if "image" in data:
+        out["image"] = dict(zip(("height", "width", "channels"), data["image"], strict=True))
     if task.generates:
         out["decoding"] = {"temperature": 1.0, "guidance": s.guidance}
     return out
+
+
+def _input_kind(data):
+    """What a model reads, as /v1/models and the page name it."""
+    if data.get("input") != "frames":
+        return "text"
+    return "image" if "image" in data else "audio or frames" if data.get("audio") else "frames"

@@ -10,12 +10,13 @@ from rnncli.tasks.registry import task_named
 
 # the tasks each data format can train, the detected one first: the words of labelled or
 # tagged sentences also make a word-level language model
-TASKS_OF_FORMAT = {"text": ("lm",), "tsv": ("classify", "lm"), "conll": ("tag", "lm"), "pairs": ("seq2seq",),
+TASKS_OF_FORMAT = {"text": ("lm",), "tsv": ("classify", "lm"), "conll": ("tag", "lm"), "pairs": ("seq2seq", "caption"),
                    "scores": ("regress", "lm")}
 NEEDS = {"classify": "one label per example (label<TAB>text lines)",
          "regress": 'a number per example (JSON lines {"text": ..., "target": 1.5})',
          "tag": "a tag per token (CoNLL token<TAB>tag lines)",
-         "lm": "text", "seq2seq": "source<TAB>target pairs (tokenize --format pairs)"}
+         "lm": "text", "seq2seq": "source<TAB>target pairs (tokenize --format pairs)",
+         "caption": 'images and their captions (JSON lines {"image": "a.png", "text": ...})'}
 
 
 def task_of(cfg, data_meta):
@@ -23,7 +24,9 @@ def task_of(cfg, data_meta):
     options the task cannot build are refused here too, before anything is shown. `--task lm` on
     label+text data is the conditional language model, "clm" inside (unless --condition none)."""
     fmt = data_meta["format"]
-    task = cfg.task or TASKS_OF_FORMAT[fmt][0]
+    task = cfg.task or ("caption" if "image" in data_meta else TASKS_OF_FORMAT[fmt][0])
+    if task == "caption" and "image" not in data_meta:
+        raise UsageError(f"--task caption needs {NEEDS['caption']}; this data set holds no images")
     frames = data_meta.get("input") == "frames"
     if frames and task == "lm":
         raise UsageError("frames (audio, features) cannot train a language model: it predicts tokens")

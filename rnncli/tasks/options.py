@@ -12,7 +12,8 @@ counts as given when it differs from its default (config.py).
 from rnncli.errors import UsageError
 from rnncli.tasks.registry import TASKS
 
-LM, CLM, CLASSIFY, TAG, REGRESS, SEQ2SEQ = "lm", "clm", "classify", "tag", "regress", "seq2seq"
+LM, CLM, CLASSIFY, TAG, REGRESS, SEQ2SEQ, CAPTION = "lm", "clm", "classify", "tag", "regress", "seq2seq", "caption"
+DECODER = (SEQ2SEQ, CAPTION)  # the tasks that decode their output (decode.py)
 NAMES = {name: task.title for name, task in TASKS.items()}  # what messages call a model of each
 
 DECODING = ("--beam", "--length-penalty", "--n-best", "--greedy", "--temp", "--top-k", "--top-p", "--seed",
@@ -24,13 +25,12 @@ APPLIES = {
         "--crf": (TAG,),
         "--word-dropout": (CLASSIFY, TAG, REGRESS),
         "--pool": (CLASSIFY, REGRESS),
-        "--attention": (SEQ2SEQ,), "--beam": (SEQ2SEQ,), "--length-penalty": (SEQ2SEQ,),
-        "--decode-valid": (SEQ2SEQ,),
+        "--attention": DECODER, "--beam": DECODER, "--length-penalty": DECODER, "--decode-valid": DECODER,
         "--label-dropout": (CLM,),
         "--seq-len": (LM, CLM),
     },
-    "predict": {"--proba": (CLASSIFY, TAG), **{option: (SEQ2SEQ,) for option in DECODING}},
-    "eval": {"--beam": (SEQ2SEQ,), "--length-penalty": (SEQ2SEQ,), "--max-source-len": (SEQ2SEQ,)},
+    "predict": {"--proba": (CLASSIFY, TAG), **{option: DECODER for option in DECODING}},
+    "eval": {"--beam": DECODER, "--length-penalty": DECODER, "--max-source-len": DECODER},
     "sample": {"--label": (CLM,), "--guidance": (CLM,)},
     "show": {"--unit": (LM, CLM), "--gate": (LM, CLM), "--top": (LM, CLM), "--label": (CLM,)},
 }

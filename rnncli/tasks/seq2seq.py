@@ -204,6 +204,11 @@ class EncoderDecoderTask(Task):
                         frame_dim=data_meta.get("frame_dim"), input_projection=cfg.input_projection,
                         stack_frames=cfg.stack_frames, pyramid=cfg.pyramid, decoder_layers=cfg.decoder_layers,
                         input_feeding=cfg.input_feeding, decoder_hidden=cfg.decoder_hidden)
+        return self._decoding_attributes(model, data_meta)
+
+    @staticmethod
+    def _decoding_attributes(model, data_meta):
+        """What decoding and scoring read of a built model: its target tokens, level and length limit."""
         model.target_tokens, model.target_level = data_meta["target_vocab"], data_meta["target_level"]
         model.lower = data_meta["lower"]
         model.max_target_ratio = data_meta.get("max_target_ratio", DEFAULT_TARGET_RATIO)
@@ -252,6 +257,10 @@ class EncoderDecoderTask(Task):
                                "n_best": [{key: t, "score": s, "log_prob": lp} for t, s, lp in hyps]},
                               ensure_ascii=False) + "\n"
         return (hyps[0][0] if hyps else "") + "\n"
+
+    def output_name(self, data_meta):
+        """What predict --json calls an output: a speech model's a transcript, else a translation."""
+        return "transcript" if data_meta.get("input") == "frames" else "translation"
 
     def decoding(self, cfg, beam=None, length_penalty=None):
         from rnncli.decode import decoding

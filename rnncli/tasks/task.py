@@ -72,6 +72,10 @@ class Task(GradcheckBatches):
     def check_data(self, check, data):
         """The task's own meta fields, checked before anything is built (check: checkpoint_checks's)."""
 
+    def stacks_of(self, cfg):
+        """The recurrent stacks a model of this configuration stores (checkpoint_checks)."""
+        return self.stacks
+
     def build(self, cfg, data_meta, rng, V, dtype):
         """The model a config and a data set describe, V input rows (tasks/build.py has checked and
         sized them): its parameters drawn from rng, in dtype."""

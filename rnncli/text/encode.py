@@ -394,6 +394,8 @@ def tokenize(paths, fmt=None, level=None, lower=False, max_size=None, min_freq=1
     """
     valid_frac = check_options(valid_frac, max_size, min_freq, audio, reuse)
     audio_meta = dict(reuse.get("audio") or {}) if reuse is not None else dict(audio or {})
+    if reuse is not None and "image" in reuse:  # a model's images: new ones must be of its size
+        audio_meta["image"] = list(reuse["image"])
     fmt, texts, jsonl = _read(paths, fmt, known=reuse["format"] if reuse is not None else None, audio_meta=audio_meta)
     level, lower, target_level, max_target_ratio = _reading(paths, fmt, texts, jsonl, level, lower, target_level,
                                                             max_target_ratio, reuse)
@@ -416,8 +418,11 @@ def tokenize(paths, fmt=None, level=None, lower=False, max_size=None, min_freq=1
             arrays = [_sequence(fmt, u) for u in t_units]
             meta["frame_dim"] = int(arrays[0].shape[1])
             meta["frame_mean"], meta["frame_std"] = normaliser(arrays)
-            if audio_meta:
-                meta["audio"] = audio_meta
+            reader = dict(audio_meta)  # what the first record fixed: an image's size, or the recordings' settings
+            if "image" in reader:
+                meta["image"] = reader.pop("image")
+            if reader:
+                meta["audio"] = reader
     else:
         warnings += _reuse_vocabularies(meta, reuse, t_units, t_origin)
     if fmt == "pairs":

@@ -341,7 +341,9 @@ def _frames_record(obj, out, path, n, audio_meta, records):
     if out == "pairs":  # speech: the recording's transcript
         text = _jsonl_string(obj, "text", path, n)
         if not text.strip():
-            raise RnncliError(f"{where(path, n)}: field 'text' is empty (a recording needs its transcript)")
+            what = "an image needs its caption" if "image" in obj or "pixels" in obj else \
+                "a recording needs its transcript"
+            raise RnncliError(f"{where(path, n)}: field 'text' is empty ({what})")
         return n, x, text
     if out == "scores":
         scores = jsonl_scores(obj, path, n)

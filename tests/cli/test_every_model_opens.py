@@ -67,7 +67,24 @@ def data(tmp_path_factory):
                                              for k in range(16)))
     (d / "a_text.jsonl").write_text("".join(json.dumps({"audio": f"wav/{k}.wav", "text": ["low", "high"][k % 2]})
                                             + "\n" for k in range(16)))
-    for raw, extra in (("text.txt", []), ("text.txt --level word -o words.npz", []), ("ab.txt", []),
+    # images: 4 x 4 grey PNGs of a bright cell or two, captioned by where they are
+    from PIL import Image
+
+    (d / "img").mkdir()
+    captions = []
+    for k in range(24):
+        pixels = np.zeros((4, 4), np.uint8)
+        words = []
+        for cell, (r, c) in enumerate([(0, 0), (0, 2), (2, 0), (2, 2)]):
+            if (k >> cell) & 1 or (k % 16 == 0 and cell == 0):
+                pixels[r:r + 2, c:c + 2] = 255
+                words.append(f"dot {['top', 'top', 'bottom', 'bottom'][cell]} {['left', 'right'][cell % 2]}")
+        Image.fromarray(pixels).save(d / "img" / f"{k}.png")
+        captions.append(" and ".join(words))
+    (d / "images.jsonl").write_text("".join(json.dumps({"image": f"img/{k}.png", "text": t}) + "\n"
+                                            for k, t in enumerate(captions)))
+    for raw, extra in (("text.txt", []), ("images.jsonl", ["--target-level", "word"]),
+                       ("text.txt --level word -o words.npz", []), ("ab.txt", []),
                        ("two.tsv", []), ("three.tsv", []), ("jigs.jsonl", []), ("one_tag.conll", []),
                        ("scores1.jsonl", []), ("scores2.jsonl", []), ("pairs.tsv", []),
                        ("pairs.tsv --level char -o cpairs.npz", []), ("f_label.jsonl", []), ("f_score.jsonl", []),
@@ -119,6 +136,8 @@ MODELS = [
                                                         "1", "--stack-frames", "2"]),
     ("audio-speech-feeding", "a_text", "a_text.jsonl", ["--attention", "general", "--input-feeding",
                                                         "--decoder-hidden", "6"]),
+    ("caption-whole-image", "images", "images.jsonl", ["--layers", "2"]),
+    ("caption-attending", "images", "images.jsonl", ["--attention", "additive", "--cell", "gru"]),
 ]
 
 
@@ -155,7 +174,7 @@ def _open_with_every_command(d, model, dataset, raw):
         assert answer.strip(), f"predict answered nothing for {model}"
         if frames:  # a recording, or a features file of the record's frames
             record = json.loads(line)
-            shown = record.get("audio") or f"{model}.npy"
+            shown = record.get("audio") or record.get("image") or f"{model}.npy"
             if "frames" in record:
                 np.save(d / shown, np.array(record["frames"]))
         else:
@@ -199,7 +218,7 @@ VALUES = {"--beam": "2", "--length-penalty": "1", "--n-best": "2", "--temp": "0.
           "--word-dropout": "0.1", "--pool": "max", "--attention": "general", "--decode-valid": "5",
           "--label-dropout": "0.1", "--seq-len": "10"}
 ONE_PER_TASK = {"lm": MODELS[0], "clm": MODELS[9], "classify": MODELS[11], "tag": MODELS[14], "regress": MODELS[19],
-                "seq2seq": MODELS[22]}
+                "seq2seq": MODELS[22], "caption": MODELS[-2]}
 
 
 def _refused(d, args):
@@ -241,8 +260,11 @@ def test_every_option_of_the_table_is_refused_for_the_tasks_it_does_not_apply_to
                     args = ["show", "-m", models[task], "the cat", option, *value]
                 message = _refused(data, args)
                 article = "an" if NAMES[task][0] in "aeiou" else "a"
-                assert message.startswith(f"{option} does not apply to {article} {NAMES[task]}: {command} uses it"), \
-                    (args, message)
+                if message.endswith("this data holds frames") and task == "caption":  # refused for the input, first
+                    assert message.startswith(option), (args, message)
+                else:
+                    assert message.startswith(f"{option} does not apply to {article} {NAMES[task]}: "
+                                              f"{command} uses it"), (args, message)
                 checked += 1
     assert not (data / "never.npz").exists()
     assert checked > 100

@@ -316,3 +316,30 @@ def test_frame_models_take_raw_frames(task, projection):
     else:
         logits, _ = model.forward(x, mask)
         np.testing.assert_allclose(out["emissions"][mask > 0], logits[mask > 0], atol=1e-5)
+
+
+@pytest.mark.parametrize("attention", ["none", "general"], ids=["whole-image", "attending"])
+@pytest.mark.parametrize("cell", CELLS, ids=IDS)
+def test_image_captioner_logits_from_raw_pixels(cell, attention):
+    """A captioner exports with the frames' normalisation inside: onnxruntime reads an image's columns as
+    tokenize makes them and gives rnncli's logits (and, attending, its attention)."""
+    H, W = 3, 4
+    cfg = make_config(None, {"task": "caption", "hidden": 5, "embed": 4, "layers": 2, "attention": attention,
+                             **cell})
+    data = {"vocab": ["<pad>", "<unk>", "<bos>", "<eos>"], "level": "frame", "lower": False, "input": "frames",
+            "format": "pairs", "frame_dim": H, "image": [H, W, 1], "frame_mean": [0.2, 0.5, 0.1],
+            "frame_std": [0.3, 0.4, 0.2], "target_vocab": ["<pad>", "<unk>", "<bos>", "<eos>", "one", "two", "top"],
+            "target_level": "word"}
+    model = build_model(cfg, data, np.random.default_rng(0))
+    rng = np.random.default_rng(1)
+    for p in model.params.values():
+        p[...] = rng.normal(size=p.shape) * 0.5
+    raw = rng.random((W, B, H)).astype(np.float32)  # columns of pixels in [0, 1]
+    x = (raw - np.array(data["frame_mean"], np.float32)) / np.array(data["frame_std"], np.float32)
+    mask = np.ones((W, B), np.float32)
+    target_in = rng.integers(0, 7, (4, B))
+    meta = {"task": "caption", "config": dataclasses.asdict(cfg), "data": data}
+    out, _ = run_onnx(model, meta, {"frames": raw, "source_lengths": np.full(B, W, np.int32), "target_in": target_in})
+    logits, _ = model.forward(x, mask, target_in, np.ones(target_in.shape, np.float32))
+    assert np.abs(logits).max() > 0.5
+    np.testing.assert_allclose(out["logits"], logits, rtol=0, atol=2e-5)

@@ -442,7 +442,7 @@ CASES = [
     (["predict", "-m", "cls.npz", "--beam", "3"], 2, "--beam does not apply to a classifier: predict uses it for"),
     (["predict", "-m", "tone_model.npz", "--temp", "0.5"], 2, "--temp does not apply to a classifier"),
     (["eval", "-m", "cls.npz", f"{SAMPLES}/reviews.tsv", "--beam", "2"], 2,
-     "--beam does not apply to a classifier: eval uses it for encoder-decoders only"),
+     "--beam does not apply to a classifier: eval uses it for encoder-decoders and image captioners only"),
     (["show", "-m", "cls.npz", "a fine film", "--unit", "1"], 2,
      "--unit does not apply to a classifier: show uses it for language models and conditional language models"),
     (["show", "-m", "model.npz", "a fine film", "--label", "x"], 2, "--label does not apply to a language model"),

@@ -46,7 +46,7 @@ REQUESTS = [
     ("too many seconds", "/v1/predict", {"model": "speech", "inputs": [{"audio": LONG_WAV}]}, TOKEN, 422,
      "inputs[0].audio: 3.0 s of audio; at most 2 s"),
     ("audio to a frames model", "/v1/predict", {"model": "frames", "inputs": [{"audio": WAV}]}, TOKEN, 422,
-     "this model reads frames, not audio"),
+     "inputs[0]: this model reads frames (not 'audio'): give {\"frames\": [[...]]}"),
     ("frames of another size", "/v1/predict", {"model": "frames", "inputs": [{"frames": [[1, 2]]}]}, TOKEN, 422,
      "inputs[0]: frames of 2 numbers; the model reads 3"),
     ("NaN frames", "/v1/predict", b'{"model": "frames", "inputs": [{"frames": [[1, NaN, 2]]}]}', TOKEN, 422,

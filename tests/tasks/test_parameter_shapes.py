@@ -24,6 +24,7 @@ VARIANTS = [
     ("seq2seq", dict(cell="lstm", attention="general")), ("seq2seq", dict(cell="gru", attention="none")),
     ("seq2seq", dict(cell="lstm", attention="additive", input_feeding=True, decoder_layers=1, decoder_hidden=8)),
     ("clm", dict(cell="lstm", condition="state")), ("clm", dict(cell="gru", condition="both", label_dropout=0.1)),
+    ("caption", dict(cell="lstm")), ("caption", dict(cell="gru", attention="general")),
 ]
 
 
