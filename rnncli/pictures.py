@@ -105,11 +105,7 @@ def spectrogram(x, strips=(), audio=None):
     parts += _frequency_axis(D, ch, audio) + _time_axis(T, cw, TOP + D * ch, audio)
     parts += _colour_scale(LEFT + T * cw + 12, D * ch)
     strip_top = TOP + D * ch + 42  # under the time axis
-    for k, (name, values) in enumerate(strips):
-        y = strip_top + k * 16
-        parts += [element("rect", x=LEFT + t * cw, y=y, width=cw, height=12,
-                          fill="rgb({},{},{})".format(*sequential(values[t]))) for t in range(T)]
-        parts.append(element("text", name, x=LEFT + T * cw + 6, y=y + 10, font_size=11))
+    parts += _strips(strips, strip_top, T, cw)
     width = LEFT + T * cw + (170 if strips else 60)
     return element("svg", *parts, xmlns=SVG, width=width, height=strip_top + 16 * len(strips) + 4,
                    font_family="sans-serif")
@@ -127,14 +123,22 @@ def image(pixels, strips=()):
     parts = [element("rect", x=LEFT + c * cell, y=TOP + r * cell, width=cell, height=cell,
                      fill="rgb({},{},{})".format(*rgb[r, c])) for r in range(H) for c in range(W)]
     strip_top = TOP + H * cell + 14
-    for k, (name, values) in enumerate(strips):
-        y = strip_top + k * 16
-        parts += [element("rect", x=LEFT + c * cell, y=y, width=cell, height=12,
-                          fill="rgb({},{},{})".format(*sequential(values[c]))) for c in range(W)]
-        parts.append(element("text", name, x=LEFT + W * cell + 6, y=y + 10, font_size=11))
+    parts += _strips(strips, strip_top, W, cell)
     width = LEFT + W * cell + (170 if strips else 20)
     return element("svg", *parts, xmlns=SVG, width=width, height=strip_top + 16 * len(strips) + 4,
                    font_family="sans-serif")
+
+
+def _strips(strips, top, steps, width):
+    """One row of `steps` cells `width` wide per (name, values in [0, 1]) pair, from `top` down, each
+    named on its right: a token's probability or attention at every step."""
+    parts = []
+    for k, (name, values) in enumerate(strips):
+        y = top + k * 16
+        parts += [element("rect", x=LEFT + t * width, y=y, width=width, height=12,
+                          fill="rgb({},{},{})".format(*sequential(values[t]))) for t in range(steps)]
+        parts.append(element("text", name, x=LEFT + steps * width + 6, y=y + 10, font_size=11))
+    return parts
 
 
 def _frequency_axis(D, ch, audio):
