@@ -42,7 +42,7 @@ def serve(specs, host="127.0.0.1", port=8000, token=None, limits=None):
     names = ", ".join(f"{s.name} ({s.meta['task']})" for s in served.values())
     ready = (f"rnncli serve: {names} on http://{shown_host}:{shown_port} (the page: /, the API: /docs); "
              "Ctrl-C stops")
-    _Server(config, ready).run(sockets=[sock])
+    _server(config, ready).run(sockets=[sock])
     console.log("rnncli serve: stopped")
 
 
@@ -137,20 +137,13 @@ def _protocol(header_timeout):
     return HeaderClock
 
 
-def _uvicorn_server():
+def _server(config, ready):
+    """uvicorn's server, whose signals end the run with exit 0: SIGTERM and Ctrl-C stop it gracefully
+    (a second Ctrl-C forces it), and nothing re-raises them afterwards. It says `ready` once it is:
+    listening, with those signals in its hands."""
     import uvicorn
 
     class Server(uvicorn.Server):
-        """uvicorn's server, whose signals end the run with exit 0: SIGTERM and Ctrl-C stop it
-        gracefully (a second Ctrl-C forces it), and nothing re-raises them afterwards. It says it is
-        ready once it is: listening, with those signals in its hands."""
-
-        ready = ""
-
-        async def startup(self, sockets=None):
-            await super().startup(sockets)
-            console.log(self.ready)
-
         @contextlib.contextmanager
         def capture_signals(self):
             before = {sig: signal.signal(sig, self.handle_exit) for sig in (signal.SIGINT, signal.SIGTERM)}
@@ -160,10 +153,8 @@ def _uvicorn_server():
                 for sig, handler in before.items():
                     signal.signal(sig, handler)
 
-    return Server
+        async def startup(self, sockets=None):
+            await super().startup(sockets)
+            console.log(ready)
 
-
-def _Server(config, ready):  # noqa: N802 - a class made on demand (uvicorn is optional)
-    server = _uvicorn_server()(config)
-    server.ready = ready
-    return server
+    return Server(config)

@@ -34,6 +34,20 @@ def wav_bytes(samples, rate=8000):
     return buffer.getvalue()
 
 
+def write_png(path, pixels):
+    """An 8-bit grey PNG of (H, W) uint8 pixels (rows unfiltered)."""
+    import struct
+    import zlib
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    raw = b"".join(b"\x00" + row.tobytes() for row in pixels)
+    head = struct.pack(">IIBBBBB", pixels.shape[1], pixels.shape[0], 8, 0, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", head) + chunk(b"IDAT", zlib.compress(raw))
+                     + chunk(b"IEND", b""))
+
+
 def tone(k, seconds=0.25):
     t = np.arange(int(8000 * seconds)) / 8000
     return 0.5 * np.sin(2 * np.pi * (400 if k % 2 else 900) * t)
@@ -65,12 +79,23 @@ def zoo(tmp_path_factory):
     (d / "tunes.jsonl").write_text("".join(json.dumps({"label": "ab"[k % 2], "text": line.split("\t")[1]}) + "\n"
                                            for k, line in enumerate(reviews[:200])))
     (d / "dates.tsv").write_text("".join(open(f"{SAMPLES}/dates.tsv", encoding="utf-8").readlines()[:400]))
+    (d / "img").mkdir()
+    for k in range(24):  # 4 x 4 grey images of a bright corner or two, captioned by where
+        pixels = np.zeros((4, 4), np.uint8)
+        pixels[:2, :2] = 255 * (k % 2)
+        pixels[2:, 2:] = 255 * (k % 3 == 0)
+        write_png(d / "img" / f"{k}.png", pixels)
+    (d / "images.jsonl").write_text("".join(json.dumps(
+        {"image": f"img/{k}.png", "text": " and ".join(w for w, on in (("dot top left", k % 2), ("dot bottom right",
+                                                                      k % 3 == 0)) if on) or "nothing here"}) + "\n"
+        for k in range(24)))
     made = {}
     for name, raw, extra in (("cls", f"{SAMPLES}/reviews.tsv", []), ("ner", f"{SAMPLES}/ner.conll", []),
                              ("reg", f"{SAMPLES}/scores.jsonl", ["--level", "char"]), ("mt", "dates.tsv", []),
                              ("lm", f"{SAMPLES}/corpus.txt", []), ("clm", "tunes.jsonl", []),
                              ("speech", "speech.jsonl", ["--target-level", "char"]), ("sounds", "sounds.jsonl", []),
-                             ("frames", "frames.jsonl", []), ("hostile", "hostile.tsv", [])):
+                             ("frames", "frames.jsonl", []), ("hostile", "hostile.tsv", []),
+                             ("captioner", "images.jsonl", ["--target-level", "word"])):
         run("tokenize", raw, "-o", f"{name}_data.npz", *extra, "--quiet", cwd=d)
         task = ["--task", "lm"] if name == "clm" else ["--attention", "general"] if name in ("mt", "speech") else []
         steps = "40" if name in ("cls", "lm", "clm") else "6"
@@ -124,7 +149,7 @@ class Server:
             return next(int(line.split()[1]) for line in f if line.startswith("VmRSS")) / 1024
 
 
-SERVED = ("cls", "ner", "reg", "mt", "lm", "clm", "speech", "sounds", "frames", "hostile")
+SERVED = ("cls", "ner", "reg", "mt", "lm", "clm", "speech", "sounds", "frames", "hostile", "captioner")
 
 
 @pytest.fixture(scope="session")

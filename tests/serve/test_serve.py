@@ -69,6 +69,17 @@ def test_recordings_answer_as_predict_json(zoo, server, name):
     assert got == expected
 
 
+def test_images_answer_as_predict_json(zoo, server):
+    pngs = [zoo["folder"] / "img" / f"{k}.png" for k in (0, 1, 3)]
+    expected = cli_json(zoo, "predict", "-m", zoo["captioner"], "--json", stdin="".join(f"{p}\n" for p in pngs))
+    pixels = [[[0, 0, 0, 0], [0, 0, 0, 0], [0, 0, 255, 255], [0, 0, 255, 255]]]  # image 3, as rows
+    got = answers_of(server, {"model": "captioner", "inputs": [{"image": b64(p.read_bytes())} for p in pngs]
+                              + [{"pixels": pixels[0]}]})
+    for g, e in zip(got, [*expected, expected[2]], strict=True):
+        g.pop("source", None), e.pop("source", None)
+        assert g == e
+
+
 def test_frames_answer_as_predict_json(zoo, server):
     records = [json.loads(line) for line in (zoo["folder"] / "frames.jsonl").read_text().splitlines()[:5]]
     stdin = "".join(json.dumps({"frames": r["frames"]}) + "\n" for r in records)
@@ -153,6 +164,8 @@ def test_models_health_docs_and_page(server):
     assert models["lm"]["kind"] == "generate" and models["clm"]["labels"] == ["a", "b"]
     assert models["speech"]["input"] == "audio or frames" and models["speech"]["audio"]["sample_rate"] == 8000
     assert models["mt"]["decoding"] == {"beam": 0, "length_penalty": 0.0}
+    assert models["captioner"]["input"] == "image" and models["captioner"]["image"] == {"height": 4, "width": 4,
+                                                                                       "channels": 1}
 
 
 def test_show_gives_the_page_of_show_minus_o(zoo, server):
