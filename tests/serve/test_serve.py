@@ -72,7 +72,7 @@ def test_recordings_answer_as_predict_json(zoo, server, name):
 def test_images_answer_as_predict_json(zoo, server):
     pngs = [zoo["folder"] / "img" / f"{k}.png" for k in (0, 1, 3)]
     expected = cli_json(zoo, "predict", "-m", zoo["captioner"], "--json", stdin="".join(f"{p}\n" for p in pngs))
-    pixels = [[[0, 0, 0, 0], [0, 0, 0, 0], [0, 0, 255, 255], [0, 0, 255, 255]]]  # image 3, as rows
+    pixels = [[[255, 255, 0, 0], [255, 255, 0, 0], [0, 0, 255, 255], [0, 0, 255, 255]]]  # image 3, as rows
     got = answers_of(server, {"model": "captioner", "inputs": [{"image": b64(p.read_bytes())} for p in pngs]
                               + [{"pixels": pixels[0]}]})
     for g, e in zip(got, [*expected, expected[2]], strict=True):
