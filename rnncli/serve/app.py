@@ -87,56 +87,76 @@ class State:
 
 
 def build_app(served, limits=Limits(), token=None):
-    """The ASGI app for {name: Served} models (serve/models.py)."""
+    """The ASGI app for {name: Served} models (serve/models.py): its error answers, its routes, and the
+    guards around it (the body's size and time, JSON whatever the Content-Type says)."""
     state = State(served, limits, token)
     app = FastAPI(title="rnncli serve", description="Recurrent networks from NumPy, behind HTTP.",
                   version=_version())
     app.state.rnncli = state
+    for kind, handler in ERROR_ANSWERS.items():
+        app.add_exception_handler(kind, handler)
+    _pages(app, state)
+    _api(app, state)
+    app.router.add_event_handler("shutdown", lambda: (state.batcher.close(), state.steps.shutdown(wait=False)))
+    return body_guard(_json_by_default(app), limits)
+
+
+async def _problem(request, e):
+    return JSONResponse({"error": str(e), "field": e.field}, e.status,
+                        headers={"WWW-Authenticate": "Bearer"} if e.status == 401 else None)
+
+
+async def _invalid(request, e):
+    """FastAPI's validation errors as ours: 400 for a body that is not JSON, else 422 naming the field."""
+    errors = e.errors()
+    bad_json = next((x for x in errors if x.get("type") == "json_invalid"), None)
+    if bad_json is not None:
+        reason = (bad_json.get("ctx") or {}).get("error", "not JSON")
+        return JSONResponse({"error": f"the body is not valid JSON: {reason}", "field": None}, 400)
+    first = errors[0]
+    field = ".".join(str(p) for p in first.get("loc", ())[1:]) or "body"
+    return JSONResponse({"error": f"{field}: {first.get('msg', 'invalid')}", "field": field}, 422)
+
+
+async def _refused(request, e):
+    return JSONResponse({"error": str(e), "field": None}, 422)
+
+
+async def _failed(request, e):  # the server stays up; the request gets one line
+    return JSONResponse({"error": f"internal error: {type(e).__name__}: {e}"}, 500)
+
+
+ERROR_ANSWERS = {Problem: _problem, RequestValidationError: _invalid, RnncliError: _refused, Exception: _failed}
+PAGE_POLICY = ("default-src 'self'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; img-src data:; "
+               "frame-src 'self'")
+
+
+def _pages(app, state):
+    """What needs no token: the playground and the health check."""
+
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    def page():
+        return HTMLResponse(resources.files("rnncli.serve").joinpath("page.html").read_text(encoding="utf-8"),
+                            headers={"Content-Security-Policy": PAGE_POLICY})
+
+    @app.get("/health")
+    def health():
+        return {"status": "ok", "models": len(state.served), "token": state.token is not None,
+                "streams": state.streams, "batches": state.batcher.batches, "tokens": state.tokens}
+
+
+def _api(app, state):
+    """The /v1/ routes, each behind the token when the server has one."""
+    served, limits = state.served, state.limits
 
     def authorised(request: Request):
         if state.token is None:
             return
         given = request.headers.get("authorization", "")
-        expected = f"Bearer {state.token}"
-        if not hmac.compare_digest(given.encode(), expected.encode()):
+        if not hmac.compare_digest(given.encode(), f"Bearer {state.token}".encode()):
             raise Problem(None, "a valid token is needed: Authorization: Bearer <token>", 401)
 
     guarded = [Depends(authorised)]
-
-    @app.exception_handler(Problem)
-    async def problem(request, e):
-        return JSONResponse({"error": str(e), "field": e.field}, e.status,
-                            headers={"WWW-Authenticate": "Bearer"} if e.status == 401 else None)
-
-    @app.exception_handler(RequestValidationError)
-    async def invalid(request, e):
-        errors = e.errors()
-        bad_json = next((x for x in errors if x.get("type") == "json_invalid"), None)
-        if bad_json is not None:
-            reason = (bad_json.get("ctx") or {}).get("error", "not JSON")
-            return JSONResponse({"error": f"the body is not valid JSON: {reason}", "field": None}, 400)
-        first = errors[0]
-        field = ".".join(str(p) for p in first.get("loc", ())[1:]) or "body"
-        return JSONResponse({"error": f"{field}: {first.get('msg', 'invalid')}", "field": field}, 422)
-
-    @app.exception_handler(RnncliError)
-    async def refused(request, e):
-        return JSONResponse({"error": str(e), "field": None}, 422)
-
-    @app.exception_handler(Exception)
-    async def failed(request, e):  # the server stays up; the request gets one line
-        return JSONResponse({"error": f"internal error: {type(e).__name__}: {e}"}, 500)
-
-    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
-    def page():
-        return HTMLResponse(resources.files("rnncli.serve").joinpath("page.html").read_text(encoding="utf-8"),
-                            headers={"Content-Security-Policy": "default-src 'self'; script-src 'unsafe-inline'; "
-                                     "style-src 'unsafe-inline'; img-src data:; frame-src 'self'"})
-
-    @app.get("/health")
-    def health():
-        return {"status": "ok", "models": len(served), "token": state.token is not None, "streams": state.streams,
-                "batches": state.batcher.batches, "tokens": state.tokens}
 
     @app.get("/v1/models", dependencies=guarded)
     def models():
@@ -165,9 +185,6 @@ def build_app(served, limits=Limits(), token=None):
     async def show(body: ShowBody):
         s = answers.model_named(served, body.model, "any")
         return await state.run(_picture, s, body.input, limits)
-
-    app.router.add_event_handler("shutdown", lambda: (state.batcher.close(), state.steps.shutdown(wait=False)))
-    return body_guard(_json_by_default(app), limits)
 
 
 def _json_by_default(app):
@@ -262,20 +279,5 @@ def _picture(s, given, limits):
         if len(given.split()) > limits.max_input_tokens or len(given) > 16 * limits.max_input_tokens:
             raise Problem("input", f"at most {limits.max_input_tokens:,} tokens")
         picture = picture_of(s.model, s.meta, s.name, given)
-    return {"model": s.name, "numbers": _plain(picture.numbers), "page": picture.page}
-
-
-def _plain(x):
-    """Numbers of a picture as JSON has them."""
-    import numpy as np
-
-    if isinstance(x, dict):
-        return {str(k): _plain(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_plain(v) for v in x]
-    if isinstance(x, np.ndarray):
-        return _plain(x.tolist())
-    if isinstance(x, np.generic):
-        return x.item()
-    return x
+    return {"model": s.name, "numbers": picture.numbers, "page": picture.page}  # numbers: show --json's
 

@@ -49,6 +49,8 @@ def workdir(tmp_path_factory, request):
             z.writestr(name, data)
     (d / "bad_utf8.txt").write_bytes(b"ok\n\xc3\x28 broken\n")
     (d / "binary.bin").write_bytes(bytes(range(256)) * 4)
+    (d / "bad_image.jsonl").write_text('{"image": "binary.bin", "text": "a caption"}\n')
+    (d / "nan_pixels.jsonl").write_text('{"pixels": [[0, NaN]], "text": "a caption"}\n')
     (d / "huge.tsv").write_text("positive\t" + "x" * (3 << 20) + "\n")
     (d / "notab.tsv").write_text("positive\tfine\nno tab\n")
     (d / "cols.conll").write_text("a\tO\nb\tc\tO\n")
@@ -212,6 +214,10 @@ CASES = [
     (["eval", "-m", "cls.npz", "neutral.tsv"], 1, "label 'neutral' is not one the model"),
     (["eval", "-m", "cls.npz", "other.npz"], 1, "tokenized with another vocabulary than the model's"),
     (["eval", "-m", "cls.npz", "notab.tsv"], 1, "notab.tsv:2: expected 'label<TAB>text'"),
+    (["tokenize", "bad_image.jsonl", "-o", "e.npz"], 1, "binary.bin: not a PNG, PGM or PPM image"),
+    (["tokenize", "nan_pixels.jsonl", "-o", "e.npz"], 1, "nan_pixels.jsonl:1: field 'pixels' holds NaN"),
+    (["train", "-d", "rev.npz", "-o", "x.npz", "--task", "caption"], 2,
+     "--task caption needs images and their captions"),
     (["serve", "-m", "missing.npz"], 1, "missing.npz: no such model"),
     (["serve", "-m", "binary.bin"], 1, "binary.bin: not a valid rnncli model"),
     (["serve", "-m", "a=cls.npz", "-m", "a=model.npz"], 2, "two models are named 'a'"),
